@@ -1,0 +1,116 @@
+//! `stagecraft context`: the files a build would send, after `.dockerignore`.
+
+use super::{CommandError, CommandResult};
+use serde::Serialize;
+use stagecraft_dockerignore::{PatternMatcher, find_ignore_file, parse_ignore_file, walk_context};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `stagecraft context`.
+#[derive(clap::Args)]
+pub struct ContextArgs {
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// The Dockerfile (default: DIR/Dockerfile); `NAME.dockerignore` beside it wins over
+    /// DIR/.dockerignore, as in BuildKit.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Print a JSON array of `{"path", "size"}` instead of one path per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    path: &'a str,
+    size: u64,
+}
+
+/// Runs `stagecraft context`.
+pub fn run(args: &ContextArgs) -> CommandResult {
+    if !args.dir.is_dir() {
+        return Err(CommandError(format!(
+            "error: build context {} is not a directory",
+            args.dir.display()
+        )));
+    }
+    let dockerfile = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.dir.join("Dockerfile"));
+    let patterns = match find_ignore_file(&args.dir, Some(&dockerfile)) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CommandError(format!("error: cannot read {}: {e}", path.display())))?;
+            parse_ignore_file(&text)
+                .map_err(|e| CommandError(format!("error: {}: {e}", path.display())))?
+        }
+        None => Vec::new(),
+    };
+    let matcher = PatternMatcher::new(patterns)?;
+    let entries = walk_context(&args.dir, &matcher)?;
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.json {
+        let json: Vec<JsonEntry<'_>> = entries
+            .iter()
+            .map(|e| JsonEntry {
+                path: &e.path,
+                size: e.size,
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &json)?;
+        writeln!(out)?;
+    } else {
+        for entry in &entries {
+            writeln!(out, "{}", entry.path)?;
+        }
+    }
+    out.flush()?;
+    let bytes: u64 = entries.iter().map(|e| e.size).sum();
+    eprintln!(
+        "{} files, {} ({bytes} bytes)",
+        entries.len(),
+        human_bytes(bytes)
+    );
+    Ok(())
+}
+
+/// Sizes the way docker prints them (`units.HumanSize`): decimal units, four significant digits.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let decimals = match value {
+        v if v >= 100.0 => 1,
+        v if v >= 10.0 => 2,
+        _ => 3,
+    };
+    let digits = format!("{value:.decimals$}");
+    let digits = if digits.contains('.') {
+        digits.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &digits
+    };
+    format!("{digits}{}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_bytes_uses_decimal_units() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(999), "999B");
+        assert_eq!(human_bytes(1_500), "1.5kB");
+        assert_eq!(human_bytes(12_345_678), "12.35MB");
+        assert_eq!(human_bytes(123_456_789), "123.5MB");
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything stagecraft's build, tests and demos need on a fresh machine of the
+# project's kind (Debian, root, Rust toolchain present). Idempotent and quick when all is there.
+set -euo pipefail
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+if ! need_cmd cargo; then
+    echo "setup: cargo is missing; this project needs the machine's Rust toolchain" >&2
+    exit 1
+fi
+
+# Debian packages the test suite and demos use. Empty for now: the frontend needs none.
+apt_packages=()
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! need_cmd cargo-nextest; then
+    echo "setup: installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest
+fi
