@@ -97,7 +97,10 @@ fn directive_errors() {
     );
     assert_eq!((err.position().line, err.position().column), (1, 10));
     let err = error("# syntax=a\n# SYNTAX=b\nFROM a\n");
-    assert_eq!(err.message(), "only one syntax parser directive can be used");
+    assert_eq!(
+        err.message(),
+        "only one syntax parser directive can be used"
+    );
     assert_eq!(err.position().line, 2);
 }
 

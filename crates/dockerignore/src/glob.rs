@@ -57,11 +57,8 @@ pub(crate) fn check_syntax(pattern: &str) -> Result<(), &'static str> {
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if chars.next().is_none() {
-                    return Err(TRAILING_BACKSLASH);
-                }
-            }
+            // The guard consumes the escaped character.
+            '\\' if chars.next().is_none() => return Err(TRAILING_BACKSLASH),
             '[' => check_class(&mut chars)?,
             _ => {}
         }

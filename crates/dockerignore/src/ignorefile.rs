@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, PatternSource};
 use crate::glob;
 use crate::matcher::PatternMatcher;
 
@@ -22,13 +22,15 @@ use crate::matcher::PatternMatcher;
 /// The returned strings keep their `!` and are ready for
 /// [`PatternMatcher::new`]. Errors point at the 1-based line.
 pub fn parse_ignore_file(content: &str) -> Result<Vec<String>, Error> {
+    let patterns = read_patterns(content);
     // Compiling is the only complete validation: docker's checks include
     // building each pattern's regular expression.
-    PatternMatcher::from_ignore_file(content)?;
-    Ok(read_patterns(content)
-        .into_iter()
-        .map(|(_, pattern)| pattern)
-        .collect())
+    PatternMatcher::compile(
+        patterns
+            .iter()
+            .map(|(line, pattern)| (pattern, PatternSource::Line(*line))),
+    )?;
+    Ok(patterns.into_iter().map(|(_, pattern)| pattern).collect())
 }
 
 /// `ReadAll` proper: the patterns with their 1-based line numbers.
@@ -99,7 +101,6 @@ pub fn find_ignore_file(context_dir: &Path, dockerfile: Option<&Path>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::PatternSource;
 
     fn parse(content: &str) -> Vec<String> {
         parse_ignore_file(content).unwrap_or_else(|e| panic!("{content:?}: {e}"))

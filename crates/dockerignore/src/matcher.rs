@@ -18,10 +18,11 @@ use crate::{goregex, ignorefile};
 pub struct PatternMatcher {
     patterns: Vec<Pattern>,
     exclusions: bool,
-    /// fsutil's `onlyPrefixExcludeExceptions`: every `!` pattern, minus a
-    /// trailing `/**` or `/*`, is free of wildcard characters. Only then does
-    /// BuildKit dare to skip an excluded directory (see [`Self::may_reinclude_below`]).
-    literal_exclusions: bool,
+    /// The negation of fsutil's `onlyPrefixExcludeExceptions`: some `!`
+    /// pattern, minus a trailing `/**` or `/*`, contains a wildcard
+    /// character. BuildKit then never skips an excluded directory (see
+    /// [`Self::may_reinclude_below`]).
+    wildcard_exclusions: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ impl PatternMatcher {
     /// leading `!` makes it an exclusion. Note that, as in docker, cleaning
     /// happens *before* the `!` is looked at, so pass the output of
     /// [`parse_ignore_file`](crate::parse_ignore_file) rather than raw lines
-    /// (`"!./a"` here means the literal directory `./a`).
+    /// (here `"!./a"` re-includes the literal path `./a`, which never occurs).
     ///
     /// Errors name the offending pattern by its index. Unlike docker, which
     /// compiles each regexp lazily the first time it is needed, every
@@ -75,7 +76,8 @@ impl PatternMatcher {
         )
     }
 
-    /// Parses an ignore file and compiles it; errors carry line numbers.
+    /// [`parse_ignore_file`](crate::parse_ignore_file) followed by
+    /// [`Self::new`], with errors that carry line numbers.
     pub fn from_ignore_file(content: &str) -> Result<Self, Error> {
         Self::compile(
             ignorefile::read_patterns(content)
@@ -89,10 +91,7 @@ impl PatternMatcher {
         I: IntoIterator<Item = (S, PatternSource)>,
         S: AsRef<str>,
     {
-        let mut matcher = Self {
-            literal_exclusions: true,
-            ..Self::default()
-        };
+        let mut matcher = Self::default();
         for (raw, at) in patterns {
             let raw = raw.as_ref().trim();
             if raw.is_empty() {
@@ -107,9 +106,8 @@ impl PatternMatcher {
             let pattern = Pattern::new(text, exclusion, at)?;
             if exclusion {
                 matcher.exclusions = true;
-                if without_trailing_glob(&pattern.text).contains(WILDCARD_CHARS) {
-                    matcher.literal_exclusions = false;
-                }
+                matcher.wildcard_exclusions |=
+                    without_trailing_glob(&pattern.text).contains(WILDCARD_CHARS);
             }
             matcher.patterns.push(pattern);
         }
@@ -215,7 +213,7 @@ impl PatternMatcher {
         if !self.exclusions {
             return false;
         }
-        if !self.literal_exclusions {
+        if self.wildcard_exclusions {
             return true;
         }
         let dir_slash = format!("{dir}/");
@@ -279,12 +277,15 @@ impl Pattern {
         match &self.how {
             How::Exact => path == self.text,
             // Prefix patterns end in `**`, which is dropped.
-            How::Prefix => path.starts_with(&self.text[..self.text.len() - 2]),
+            How::Prefix => self
+                .text
+                .strip_suffix("**")
+                .is_some_and(|prefix| path.starts_with(prefix)),
             How::Suffix => {
-                // Compared as bytes: the leading `**` may follow a byte-order
-                // mark that Go's scanner skipped, so byte 2 need not start a
-                // character.
-                let suffix = &self.text.as_bytes()[2..];
+                // Dropping the leading `**` is done on bytes, as in Go: the
+                // `**` may follow a byte-order mark that Go's scanner skipped,
+                // so byte 2 need not start a character.
+                let suffix = self.text.as_bytes().get(2..).unwrap_or_default();
                 let path = path.as_bytes();
                 // `**/foo` also matches `foo` itself.
                 path.ends_with(suffix) || suffix.strip_prefix(b"/") == Some(path)

@@ -115,7 +115,12 @@ fn wildcard_exclusions_reach_into_excluded_directories() {
     let dir = tempfile::tempdir().unwrap();
     tree(
         dir.path(),
-        &["docs/a/keep.md", "docs/a/drop.txt", "docs/keep.md", "keep.md"],
+        &[
+            "docs/a/keep.md",
+            "docs/a/drop.txt",
+            "docs/keep.md",
+            "keep.md",
+        ],
     );
     assert_eq!(
         paths(&walk(dir.path(), "docs\n!**/keep.md")),
@@ -128,7 +133,13 @@ fn everything_excluded_then_selectively_reincluded() {
     let dir = tempfile::tempdir().unwrap();
     tree(
         dir.path(),
-        &["Dockerfile", "src/a.go", "src/b_test.go", "vendor/x.go", "go.mod"],
+        &[
+            "Dockerfile",
+            "src/a.go",
+            "src/b_test.go",
+            "vendor/x.go",
+            "go.mod",
+        ],
     );
     assert_eq!(
         paths(&walk(dir.path(), "*\n!src\n!go.mod\nsrc/*_test.go")),
@@ -158,9 +169,16 @@ fn excluded_directory_is_skipped_like_buildkit_does() {
     let (_, info_a) = matcher
         .matches_using_parent_results("a", &Default::default())
         .unwrap();
-    let (excluded, info_ax) = matcher.matches_using_parent_results("a/x", &info_a).unwrap();
+    let (excluded, info_ax) = matcher
+        .matches_using_parent_results("a/x", &info_a)
+        .unwrap();
     assert!(excluded);
-    assert!(!matcher.matches_using_parent_results("a/x/y", &info_ax).unwrap().0);
+    assert!(
+        !matcher
+            .matches_using_parent_results("a/x/y", &info_ax)
+            .unwrap()
+            .0
+    );
     // ...but fsutil's skip heuristic (literal `a` after dropping `/*/**` is
     // not below `a/x`) never enters `a/x`, so BuildKit leaves it out.
     assert_eq!(paths(&walk_context(dir.path(), &matcher).unwrap()), ["a/z"]);
@@ -182,7 +200,12 @@ fn dockerfile_specific_ignore_file_takes_precedence() {
     // Neither the Dockerfile nor the ignore files are dropped implicitly.
     assert_eq!(
         paths(&walk_context(root, &matcher).unwrap()),
-        [".dockerignore", "Dockerfile", "Dockerfile.dockerignore", "a.txt"]
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "Dockerfile.dockerignore",
+            "a.txt"
+        ]
     );
 }
 
@@ -201,7 +224,10 @@ fn non_utf8_names_fail_only_when_included() {
     assert_eq!(paths(&walk(dir.path(), "bad?.bin")), ["ok.txt"]);
 
     let err = walk_context(dir.path(), &PatternMatcher::default()).unwrap_err();
-    assert!(matches!(&err, Error::NonUtf8Path { path } if *path == bad), "{err:?}");
+    assert!(
+        matches!(&err, Error::NonUtf8Path { path } if *path == bad),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("exclude it in .dockerignore"));
 }
 
@@ -218,7 +244,10 @@ fn root_may_be_a_symlink_but_must_be_a_directory() {
 
     let missing = dir.path().join("missing");
     let err = walk_context(&missing, &matcher).unwrap_err();
-    assert!(matches!(&err, Error::Io { path, .. } if *path == missing), "{err:?}");
+    assert!(
+        matches!(&err, Error::Io { path, .. } if *path == missing),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("missing"));
 }
 
@@ -243,5 +272,8 @@ fn unreadable_directories_only_matter_when_included() {
     }
     assert_eq!(paths(&walked), ["pub/file"]);
     let err = included.unwrap_err();
-    assert!(matches!(&err, Error::Io { path, .. } if *path == secret), "{err:?}");
+    assert!(
+        matches!(&err, Error::Io { path, .. } if *path == secret),
+        "{err:?}"
+    );
 }
