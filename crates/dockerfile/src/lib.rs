@@ -13,8 +13,11 @@
 
 mod ast;
 mod dump;
+mod duration;
 mod error;
+mod flags;
 pub mod heredoc;
+mod instructions;
 mod json_array;
 mod line_parsers;
 mod parser;
@@ -27,6 +30,10 @@ pub use ast::{
 };
 pub use dump::JsonDocument;
 pub use error::ParseError;
+pub use instructions::{
+    AddCommand, ArgDeclaration, Command, CommandKind, CommandLine, CopyCommand, Healthcheck,
+    InlineSource, Location, RunCommand, SourcesAndDest, Stage, Stages,
+};
 pub use line_parsers::go_quote;
 pub use parser::{parse, parse_bytes, parse_str};
 pub use source::{Position, SourceFile, Span};

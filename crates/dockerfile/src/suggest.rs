@@ -4,19 +4,42 @@
 /// edits, spelled in `value`'s case style. An exact match yields nothing: then the value was
 /// not the problem.
 pub fn closest(value: &str, options: &[String]) -> Option<String> {
-    let lower = value.to_lowercase();
+    search(value, options, false)
+}
+
+/// Like [`closest`], but case-sensitive (BuildKit compares flag names that way).
+pub fn closest_case_sensitive(value: &str, options: &[String]) -> Option<String> {
+    search(value, options, true)
+}
+
+/// BuildKit's `suggest.Search`: the first option at the smallest distance below 3.
+fn search(value: &str, options: &[String], case_sensitive: bool) -> Option<String> {
+    let normalize = |s: &str| {
+        if case_sensitive {
+            s.to_owned()
+        } else {
+            s.to_lowercase()
+        }
+    };
+    let value_normalized = normalize(value);
     let mut best: Option<(&String, usize)> = None;
     for option in options {
-        let option_lower = option.to_lowercase();
-        if option_lower == lower {
+        let option_normalized = normalize(option);
+        if option_normalized == value_normalized {
             return None;
         }
-        let distance = levenshtein(&lower, &option_lower);
+        let distance = levenshtein(&value_normalized, &option_normalized);
         if distance < best.map_or(3, |(_, d)| d) {
             best = Some((option, distance));
         }
     }
-    best.map(|(option, _)| match_case(option, value))
+    best.map(|(option, _)| {
+        if case_sensitive {
+            option.clone()
+        } else {
+            match_case(option, value)
+        }
+    })
 }
 
 fn match_case(option: &str, original: &str) -> String {
