@@ -1,0 +1,507 @@
+//! The build plan: what BuildKit's Dockerfile converter decides before it runs anything.
+//!
+//! From a parsed Dockerfile and the build options it resolves the global `ARG`s (with
+//! `--build-arg` overrides and the predefined platform arguments), expands every `FROM`,
+//! links stages to the stages they build on or copy from, rejects cycles, picks the target
+//! stage and keeps only the stages the target needs — in an order where every stage comes after
+//! its dependencies, so independent ones can run in parallel.
+//!
+//! ```
+//! use stagecraft_plan::{Plan, PlanOptions};
+//!
+//! let file = stagecraft_dockerfile::parse_str(
+//!     "Dockerfile",
+//!     "FROM alpine AS build\nRUN make\nFROM alpine AS docs\nFROM scratch\nCOPY --from=build /app /app\n",
+//! )?;
+//! let plan = Plan::new(&file, &PlanOptions::default())?;
+//! assert_eq!(plan.needed_names(), ["build", "stage-2"]);
+//! assert_eq!(plan.skipped_names(), ["docs"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod platform;
+mod scope;
+
+pub use platform::Platform;
+pub use scope::Scope;
+
+use stagecraft_dockerfile::{
+    CommandKind, Dockerfile, ParseError, Span, Stage, Stages, Word, suggest,
+};
+use stagecraft_shell::{Env, Lexer};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--target`: the stage to build (default: the last one).
+    pub target: Option<String>,
+    /// `--build-arg NAME=VALUE` values.
+    pub build_args: BTreeMap<String, String>,
+    /// The platform to build for (default: this machine's).
+    pub platform: Option<Platform>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A problem at a place in the Dockerfile.
+    #[error("{0}")]
+    Dockerfile(#[from] ParseError),
+    /// `--target` names no stage.
+    #[error("target stage {} could not be found{}", stagecraft_dockerfile::go_quote(.target), .suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownTarget {
+        /// What was asked for.
+        target: String,
+        /// The closest stage name, if any.
+        suggestion: Option<String>,
+    },
+}
+
+impl PlanError {
+    /// A multi-line rendering for terminals (source line and caret when there is a location).
+    pub fn render(&self) -> String {
+        match self {
+            PlanError::Dockerfile(e) => e.render(),
+            other => format!("error: {other}"),
+        }
+    }
+}
+
+/// What a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `FROM scratch`: an empty filesystem.
+    Scratch,
+    /// An earlier stage of this Dockerfile.
+    Stage(usize),
+    /// An image reference, variables expanded.
+    Image(String),
+}
+
+/// Why one stage needs another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DependencyKind {
+    /// `FROM <stage>`.
+    Base,
+    /// `COPY --from=<stage>`.
+    CopyFrom,
+    /// `RUN --mount=…,from=<stage>`.
+    MountFrom,
+}
+
+/// An edge of the stage graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The stage depended upon.
+    pub stage: usize,
+    /// How.
+    pub kind: DependencyKind,
+    /// The 1-based line that creates the dependency.
+    pub line: usize,
+}
+
+/// One stage, resolved.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    /// The stage as parsed.
+    pub stage: Stage,
+    /// `name`, or `stage-N` for unnamed stages (as BuildKit shows them).
+    pub display_name: String,
+    /// What it starts from.
+    pub base: Base,
+    /// `--platform`, expanded.
+    pub platform: Option<String>,
+    /// The stages it needs, in instruction order.
+    pub dependencies: Vec<Dependency>,
+    /// Images used by `COPY --from=` or `RUN --mount=…,from=` that are not stages.
+    pub external_images: Vec<String>,
+    /// Whether the target needs it.
+    pub needed: bool,
+}
+
+/// A build plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Every stage, in file order.
+    pub stages: Vec<StagePlan>,
+    /// Index of the stage being built.
+    pub target: usize,
+    /// The needed stages, dependencies first (a stable topological order).
+    pub order: Vec<usize>,
+    /// Global arguments after overrides: predefined ones, then the `ARG`s before `FROM`.
+    pub global_args: Vec<(String, String)>,
+    /// `--build-arg`s that no `ARG` declares (BuildKit warns about them).
+    pub unused_build_args: Vec<String>,
+    /// The escape character, for expanding words later.
+    pub escape: char,
+}
+
+impl Plan {
+    /// Plans the build of `file`.
+    pub fn new(file: &Dockerfile, options: &PlanOptions) -> Result<Plan, PlanError> {
+        let Stages { meta_args, stages } = file.stages()?;
+        if stages.is_empty() {
+            return Err(ParseError::new(
+                &file.source,
+                Span::default(),
+                "dockerfile contains no stages to build",
+            )
+            .into());
+        }
+        let lexer = Lexer::new(file.escape);
+        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        let target_name = options
+            .target
+            .clone()
+            .or_else(|| stages.last().and_then(|s| s.name.clone()))
+            .unwrap_or_else(|| "default".to_owned());
+
+        let mut global = Env::new();
+        let mut global_args: Vec<(String, String)> = Vec::new();
+        for (name, value) in platform.predefined_args(&target_name) {
+            let value = options.build_args.get(name).cloned().unwrap_or(value);
+            set_global(&mut global, &mut global_args, name, value);
+        }
+        let mut declared: BTreeSet<String> = BTreeSet::new();
+        for command in &meta_args {
+            let CommandKind::Arg(declarations) = &command.kind else {
+                continue;
+            };
+            for declaration in declarations {
+                declared.insert(declaration.name.clone());
+                let value = match (
+                    options.build_args.get(&declaration.name),
+                    &declaration.default,
+                ) {
+                    (Some(value), _) => Some(value.clone()),
+                    (None, Some(default)) => Some(
+                        lexer
+                            .process_word(default, &global)
+                            .map_err(|e| located(file, declaration.span, e.to_string()))?,
+                    ),
+                    (None, None) => None,
+                };
+                if let Some(value) = value {
+                    set_global(&mut global, &mut global_args, &declaration.name, value);
+                }
+            }
+        }
+        for stage in &stages {
+            for command in &stage.commands {
+                if let CommandKind::Arg(declarations) = &command.kind {
+                    declared.extend(declarations.iter().map(|d| d.name.clone()));
+                }
+            }
+        }
+
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut planned: Vec<StagePlan> = Vec::with_capacity(stages.len());
+        for stage in &stages {
+            let base_name = lexer
+                .process_word(&stage.base.value, &global)
+                .map_err(|e| located(file, stage.base.span, e.to_string()))?;
+            if base_name.is_empty() {
+                return Err(located(
+                    file,
+                    stage.base.span,
+                    format!("base name ({}) should not be blank", stage.base.value),
+                )
+                .with_hint("give the ARG used in FROM a default, or pass it with --build-arg")
+                .into());
+            }
+            let platform = match &stage.platform {
+                None => None,
+                Some(word) => {
+                    let value = lexer
+                        .process_word(&word.value, &global)
+                        .map_err(|e| located(file, word.span, e.to_string()))?;
+                    if value.is_empty() {
+                        return Err(located(
+                            file,
+                            word.span,
+                            format!("empty platform value from expression {}", word.value),
+                        )
+                        .into());
+                    }
+                    Some(value)
+                }
+            };
+            let (base, dependencies) = if base_name == "scratch" {
+                (Base::Scratch, Vec::new())
+            } else if let Some(&index) = names.get(&base_name) {
+                let line = stage.location.start_line;
+                (
+                    Base::Stage(index),
+                    vec![Dependency {
+                        stage: index,
+                        kind: DependencyKind::Base,
+                        line,
+                    }],
+                )
+            } else {
+                (Base::Image(base_name), Vec::new())
+            };
+            if let Some(name) = &stage.name {
+                names.insert(name.clone(), stage.index);
+            }
+            planned.push(StagePlan {
+                display_name: stage
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("stage-{}", stage.index)),
+                stage: stage.clone(),
+                base,
+                platform,
+                dependencies,
+                external_images: Vec::new(),
+                needed: false,
+            });
+        }
+
+        // `COPY --from` and `RUN --mount from=` may name any stage, even a later one;
+        // cycles are rejected below.
+        for index in 0..planned.len() {
+            let mut extra = Vec::new();
+            let mut images = Vec::new();
+            for command in &planned[index].stage.commands {
+                let line = command.location.start_line;
+                let sources: Vec<(Word, DependencyKind)> = match &command.kind {
+                    CommandKind::Copy(copy) => copy
+                        .from
+                        .iter()
+                        .map(|w| (w.clone(), DependencyKind::CopyFrom))
+                        .collect(),
+                    CommandKind::Run(run) => run
+                        .mounts
+                        .iter()
+                        .filter_map(|m| mount_from(m).map(|w| (w, DependencyKind::MountFrom)))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for (word, kind) in sources {
+                    match resolve_reference(file, &lexer, &word, &names, planned.len())? {
+                        Some(stage) => extra.push(Dependency { stage, kind, line }),
+                        None => images.push(word.value.clone()),
+                    }
+                }
+            }
+            planned[index].dependencies.extend(extra);
+            planned[index].external_images = images;
+        }
+
+        detect_cycles(file, &planned)?;
+
+        let target = match &options.target {
+            None => planned.len() - 1,
+            Some(name) => names.get(&name.to_lowercase()).copied().ok_or_else(|| {
+                let known: Vec<String> = names.keys().cloned().collect();
+                PlanError::UnknownTarget {
+                    target: name.clone(),
+                    suggestion: suggest::closest_case_sensitive(name, &known),
+                }
+            })?,
+        };
+
+        let order = needed_in_order(&planned, target);
+        for &index in &order {
+            planned[index].needed = true;
+        }
+        let unused_build_args = options
+            .build_args
+            .keys()
+            .filter(|k| !declared.contains(*k) && !platform::is_predefined(k))
+            .cloned()
+            .collect();
+        Ok(Plan {
+            stages: planned,
+            target,
+            order,
+            global_args,
+            unused_build_args,
+            escape: file.escape,
+        })
+    }
+
+    /// Display names of the needed stages, in build order.
+    pub fn needed_names(&self) -> Vec<&str> {
+        self.order
+            .iter()
+            .map(|&i| self.stages[i].display_name.as_str())
+            .collect()
+    }
+
+    /// Display names of the stages the target does not need.
+    pub fn skipped_names(&self) -> Vec<&str> {
+        self.stages
+            .iter()
+            .filter(|s| !s.needed)
+            .map(|s| s.display_name.as_str())
+            .collect()
+    }
+
+    /// A human-readable summary: one line per stage with its base, dependencies and fate.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for stage in &self.stages {
+            let base = match &stage.base {
+                Base::Scratch => "scratch".to_owned(),
+                Base::Stage(i) => format!("stage {}", self.stages[*i].display_name),
+                Base::Image(image) => format!("image {image}"),
+            };
+            let mut needs: Vec<String> = stage
+                .dependencies
+                .iter()
+                .filter(|d| d.kind != DependencyKind::Base)
+                .map(|d| format!("{} (line {})", self.stages[d.stage].display_name, d.line))
+                .collect();
+            needs.extend(stage.external_images.iter().map(|i| format!("image {i}")));
+            let fate = if stage.stage.index == self.target {
+                "target"
+            } else if stage.needed {
+                "build"
+            } else {
+                "skip"
+            };
+            out.push_str(&format!(
+                "{fate:<6} {:<16} from {base}{}{}\n",
+                stage.display_name,
+                stage
+                    .platform
+                    .as_ref()
+                    .map(|p| format!(" [{p}]"))
+                    .unwrap_or_default(),
+                if needs.is_empty() {
+                    String::new()
+                } else {
+                    format!(", copies from {}", needs.join(", "))
+                },
+            ));
+        }
+        out
+    }
+}
+
+/// Sets a global argument in both the expansion environment and the ordered list.
+fn set_global(env: &mut Env, args: &mut Vec<(String, String)>, key: &str, value: String) {
+    env.set(key, value.clone());
+    match args.iter_mut().find(|(name, _)| name == key) {
+        Some(slot) => slot.1 = value,
+        None => args.push((key.to_owned(), value)),
+    }
+}
+
+fn located(file: &Dockerfile, span: Span, message: impl Into<String>) -> ParseError {
+    ParseError::new(&file.source, span, message)
+}
+
+/// The `from=` field of a `--mount` value (its CSV fields are `key=value`).
+fn mount_from(mount: &Word) -> Option<Word> {
+    mount.value.split(',').find_map(|field| {
+        let (key, value) = field.split_once('=')?;
+        (key.trim().eq_ignore_ascii_case("from")).then(|| Word {
+            value: value.trim().to_owned(),
+            span: mount.span,
+        })
+    })
+}
+
+/// A `--from` value: a stage index, a stage name, or (`None`) an image.
+fn resolve_reference(
+    file: &Dockerfile,
+    lexer: &Lexer,
+    word: &Word,
+    names: &BTreeMap<String, usize>,
+    stage_count: usize,
+) -> Result<Option<usize>, ParseError> {
+    // BuildKit refuses variables here: the stage graph must be known before expansion.
+    let expanded = lexer.process_word(&word.value, &Env::new()).ok();
+    if expanded.as_deref() != Some(word.value.as_str()) {
+        return Err(located(
+            file,
+            word.span,
+            "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+        ));
+    }
+    if let Ok(index) = word.value.parse::<i64>() {
+        return match usize::try_from(index) {
+            Ok(i) if i < stage_count => Ok(Some(i)),
+            _ => Err(
+                located(file, word.span, format!("invalid stage index {index}"))
+                    .with_hint(format!("stages are numbered 0 to {}", stage_count - 1)),
+            ),
+        };
+    }
+    Ok(names.get(&word.value.to_lowercase()).copied())
+}
+
+fn detect_cycles(file: &Dockerfile, stages: &[StagePlan]) -> Result<(), ParseError> {
+    // Depth-first search with an explicit "on path" set, as BuildKit does.
+    fn visit(
+        stages: &[StagePlan],
+        index: usize,
+        visited: &mut Vec<bool>,
+        on_path: &mut Vec<bool>,
+    ) -> Option<usize> {
+        if visited[index] {
+            return None;
+        }
+        visited[index] = true;
+        on_path[index] = true;
+        for dependency in &stages[index].dependencies {
+            if on_path[dependency.stage] {
+                return Some(dependency.line);
+            }
+            if let Some(line) = visit(stages, dependency.stage, visited, on_path) {
+                return Some(line);
+            }
+        }
+        on_path[index] = false;
+        None
+    }
+    let mut visited = vec![false; stages.len()];
+    for (index, stage) in stages.iter().enumerate() {
+        let mut on_path = vec![false; stages.len()];
+        if let Some(line) = visit(stages, index, &mut visited, &mut on_path) {
+            let span = stage
+                .stage
+                .commands
+                .iter()
+                .find(|c| c.location.start_line == line)
+                .map_or(stage.stage.location.span, |c| c.location.span);
+            return Err(located(
+                file,
+                span,
+                format!(
+                    "circular dependency detected on stage: {}",
+                    stage.display_name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The stages `target` needs, each after its dependencies; ties keep file order.
+fn needed_in_order(stages: &[StagePlan], target: usize) -> Vec<usize> {
+    let mut needed = vec![false; stages.len()];
+    let mut stack = vec![target];
+    while let Some(index) = stack.pop() {
+        if std::mem::replace(&mut needed[index], true) {
+            continue;
+        }
+        stack.extend(stages[index].dependencies.iter().map(|d| d.stage));
+    }
+    let mut order = Vec::new();
+    let mut placed = vec![false; stages.len()];
+    while order.len() < needed.iter().filter(|&&n| n).count() {
+        let next = (0..stages.len())
+            .find(|&i| {
+                needed[i] && !placed[i] && stages[i].dependencies.iter().all(|d| placed[d.stage])
+            })
+            .expect("the graph has no cycles");
+        placed[next] = true;
+        order.push(next);
+    }
+    order
+}
