@@ -1,0 +1,438 @@
+//! A thin layer over `oci-client` with docker's conventions: plain HTTP for `localhost` and
+//! 127.0.0.0/8 (and `--insecure` registries), credentials from `~/.docker/config.json`
+//! (including credential helpers), digests verified on every download, monolithic uploads
+//! (what the reference `registry:2` handles best), cross-repository mounts with fallback.
+//!
+//! Everything is async (tokio); the caller owns the runtime.
+
+use futures_util::TryStreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, Once};
+use tokio::io::AsyncWriteExt;
+
+pub use oci_client::Reference;
+
+/// Media types a manifest request accepts: OCI and Docker, single images and indexes.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// What can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The reference does not parse.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    BadReference {
+        /// The text given.
+        reference: String,
+        /// Why it is not a reference.
+        reason: String,
+    },
+    /// The registry answered with an error or could not be reached.
+    #[error("{operation} {reference}: {source}{}", hint(.source))]
+    Remote {
+        /// What was being done.
+        operation: &'static str,
+        /// Which image.
+        reference: String,
+        /// The client's error.
+        #[source]
+        source: OciDistributionError,
+    },
+    /// Content did not match its digest.
+    #[error(
+        "{what} of {reference} has digest {actual}, expected {expected}: the registry sent corrupt or different content"
+    )]
+    DigestMismatch {
+        /// Manifest or blob.
+        what: &'static str,
+        /// Which image.
+        reference: String,
+        /// The digest asked for.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// Local file trouble while streaming.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn hint(error: &OciDistributionError) -> &'static str {
+    let text = error.to_string();
+    if text.contains("Connection refused") || text.contains("error sending request") {
+        "\n  = help: is the registry running and reachable? Registries other than localhost need HTTPS unless passed with --insecure"
+    } else if text.contains("401") || text.contains("Unauthorized") {
+        "\n  = help: log in with `docker login` (stagecraft reads ~/.docker/config.json)"
+    } else {
+        ""
+    }
+}
+
+/// Client options.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Registries (`host[:port]`) to reach over plain HTTP besides localhost.
+    pub insecure: Vec<String>,
+}
+
+/// A manifest as the registry serves it.
+#[derive(Debug, Clone)]
+pub struct RemoteManifest {
+    /// The exact bytes (their digest is the manifest's identity).
+    pub bytes: Vec<u8>,
+    /// `sha256:…` of `bytes`.
+    pub digest: String,
+    /// The `mediaType` field of the manifest, when present.
+    pub media_type: Option<String>,
+}
+
+/// A connection pool to registries, one client per registry host.
+pub struct Registry {
+    options: RegistryOptions,
+    clients: Mutex<HashMap<String, Arc<Client>>>,
+}
+
+fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Another part of the process may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Parses a reference the way docker does (`busybox` → `docker.io/library/busybox:latest`).
+pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
+    text.parse()
+        .map_err(|e: oci_client::ParseError| RegistryError::BadReference {
+            reference: text.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// Whether docker talks plain HTTP to this registry host by default.
+pub fn is_local_registry(host: &str) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Registry {
+    /// A registry client pool.
+    pub fn new(options: RegistryOptions) -> Registry {
+        install_crypto_provider();
+        Registry {
+            options,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, reference: &Reference) -> Arc<Client> {
+        let host = reference.resolve_registry().to_owned();
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(host.clone())
+            .or_insert_with(|| {
+                let plain = is_local_registry(&host) || self.options.insecure.contains(&host);
+                Arc::new(Client::new(ClientConfig {
+                    protocol: if plain {
+                        ClientProtocol::Http
+                    } else {
+                        ClientProtocol::Https
+                    },
+                    use_monolithic_push: true,
+                    ..ClientConfig::default()
+                }))
+            })
+            .clone()
+    }
+
+    /// Credentials for the reference's registry from docker's config, anonymous otherwise.
+    fn auth(reference: &Reference) -> RegistryAuth {
+        let server = match reference.resolve_registry() {
+            "index.docker.io" | "docker.io" | "registry-1.docker.io" => {
+                "https://index.docker.io/v1/".to_owned()
+            }
+            other => other.to_owned(),
+        };
+        match docker_credential::get_credential(&server) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+                RegistryAuth::Basic(user, password)
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
+                RegistryAuth::Bearer(token)
+            }
+            Err(_) => RegistryAuth::Anonymous,
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        operation: RegistryOperation,
+    ) -> Result<Arc<Client>, RegistryError> {
+        let client = self.client(reference);
+        client
+            .auth(reference, &Self::auth(reference), operation)
+            .await
+            .map_err(|source| RegistryError::Remote {
+                operation: "authenticating for",
+                reference: reference.whole(),
+                source,
+            })?;
+        Ok(client)
+    }
+
+    /// Fetches a manifest (or index) by tag or digest, verifying a digest reference.
+    pub async fn manifest(&self, reference: &Reference) -> Result<RemoteManifest, RegistryError> {
+        let client = self
+            .authenticate(reference, RegistryOperation::Pull)
+            .await?;
+        let (bytes, _) = client
+            .pull_manifest_raw(reference, &Self::auth(reference), &MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(|source| RegistryError::Remote {
+                operation: "fetching manifest of",
+                reference: reference.whole(),
+                source,
+            })?;
+        let digest = sha256_digest(&bytes);
+        if let Some(expected) = reference.digest()
+            && expected != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                what: "manifest",
+                reference: reference.whole(),
+                expected: expected.to_owned(),
+                actual: digest,
+            });
+        }
+        let media_type = media_type_of(&bytes);
+        Ok(RemoteManifest {
+            bytes: bytes.to_vec(),
+            digest,
+            media_type,
+        })
+    }
+
+    /// Downloads a blob into `path`, verifying its digest while streaming.
+    pub async fn blob_to_file(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let client = self
+            .authenticate(reference, RegistryOperation::Pull)
+            .await?;
+        let io_error = |source| RegistryError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(path).await.map_err(io_error)?;
+        let mut stream = client
+            .pull_blob_stream(reference, &digest)
+            .await
+            .map_err(|source| RegistryError::Remote {
+                operation: "fetching blob of",
+                reference: reference.whole(),
+                source,
+            })?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream
+            .stream
+            .try_next()
+            .await
+            .map_err(|e| RegistryError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?
+        {
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io_error)?;
+        }
+        file.flush().await.map_err(io_error)?;
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != digest {
+            return Err(RegistryError::DigestMismatch {
+                what: "blob",
+                reference: reference.whole(),
+                expected: digest.to_owned(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the repository already has a blob (HEAD), so uploads can be skipped.
+    pub async fn has_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+    ) -> Result<bool, RegistryError> {
+        let client = self
+            .authenticate(reference, RegistryOperation::Push)
+            .await?;
+        client
+            .blob_exists(reference, digest)
+            .await
+            .map_err(|source| RegistryError::Remote {
+                operation: "checking blob of",
+                reference: reference.whole(),
+                source,
+            })
+    }
+
+    /// Asks the registry to link a blob from another repository of the same registry.
+    /// Returns false when the registry declines (the caller uploads instead).
+    pub async fn mount_blob(&self, target: &Reference, source: &Reference, digest: &str) -> bool {
+        if target.resolve_registry() != source.resolve_registry() {
+            return false;
+        }
+        let Ok(client) = self.authenticate(target, RegistryOperation::Push).await else {
+            return false;
+        };
+        client.mount_blob(target, source, digest).await.is_ok()
+    }
+
+    /// Uploads a blob from a file in one request.
+    pub async fn push_blob_file(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let client = self
+            .authenticate(reference, RegistryOperation::Push)
+            .await?;
+        let io_error = |source| RegistryError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = tokio::fs::File::open(path).await.map_err(io_error)?;
+        let size = file.metadata().await.map_err(io_error)?.len();
+        let stream = tokio_util::io::ReaderStream::new(file)
+            .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())));
+        client
+            .push_blob_stream(reference, stream, digest, Some(size))
+            .await
+            .map_err(|source| RegistryError::Remote {
+                operation: "uploading blob to",
+                reference: reference.whole(),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Uploads a manifest's exact bytes under the reference's tag (or digest).
+    pub async fn push_manifest(
+        &self,
+        reference: &Reference,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        let client = self
+            .authenticate(reference, RegistryOperation::Push)
+            .await?;
+        let content_type = media_type
+            .parse()
+            .map_err(|_| RegistryError::BadReference {
+                reference: reference.whole(),
+                reason: format!("invalid media type {media_type:?}"),
+            })?;
+        client
+            .push_manifest_raw(reference, bytes.to_vec(), content_type)
+            .await
+            .map_err(|source| RegistryError::Remote {
+                operation: "uploading manifest to",
+                reference: reference.whole(),
+                source,
+            })?;
+        Ok(sha256_digest(bytes))
+    }
+}
+
+/// The `mediaType` field of a manifest document, if it has one.
+fn media_type_of(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct MediaTypeOnly {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(bytes)
+        .ok()
+        .and_then(|m| m.media_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_registries_are_plain_http_like_docker() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
+            assert!(is_local_registry(host), "{host}");
+        }
+        for host in [
+            "docker.io",
+            "example.com:5000",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+        ] {
+            assert!(!is_local_registry(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn references_normalize_like_docker() {
+        let r = parse_reference("busybox").unwrap();
+        assert_eq!(r.whole(), "docker.io/library/busybox:latest");
+        let r = parse_reference("127.0.0.1:5000/team/app:v1").unwrap();
+        assert_eq!(r.resolve_registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository(), "team/app");
+        assert!(parse_reference("Busybox").is_err());
+        assert!(parse_reference("a:b:c").is_err());
+    }
+
+    #[test]
+    fn media_type_is_read_from_the_document() {
+        assert_eq!(
+            media_type_of(
+                br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            )
+            .as_deref(),
+            Some("application/vnd.oci.image.index.v1+json")
+        );
+        assert_eq!(media_type_of(b"{}"), None);
+    }
+}
