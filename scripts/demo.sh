@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --locked --quiet
+cargo build --release --quiet
 bin=target/release/stagecraft
 example=examples/go-static
 
