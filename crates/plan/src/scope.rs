@@ -2,13 +2,14 @@
 
 use stagecraft_shell::EnvGetter;
 
-/// A stage's expansion scope: the image environment (base image `Env` plus `ENV`s so far) and
-/// the `ARG`s declared in the stage so far. `ENV` wins over an `ARG` of the same name, as the
-/// Dockerfile reference says.
+/// A stage's build environment, as BuildKit keeps it in its LLB state: it starts with the base
+/// image's `Env`, and every `ENV` *and* every `ARG` with a value sets a variable in it, the last
+/// definition winning. Words are expanded against it and `RUN` commands see it as their
+/// environment (which is how build arguments reach `RUN`). The image config's `Env` is kept
+/// apart by the caller, since `ARG`s never enter it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
-    env: Vec<(String, String)>,
-    args: Vec<(String, String)>,
+    vars: Vec<(String, String)>,
 }
 
 impl Scope {
@@ -17,44 +18,29 @@ impl Scope {
         let mut scope = Scope::default();
         for entry in env {
             let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
-            scope.set_env(key, value);
+            scope.set(key, value);
         }
         scope
     }
 
-    /// Sets an environment variable (an `ENV`).
-    pub fn set_env(&mut self, key: &str, value: &str) {
-        set(&mut self.env, key, value);
+    /// Sets a variable, replacing an earlier value in place.
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.vars.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_owned(),
+            None => self.vars.push((key.to_owned(), value.to_owned())),
+        }
     }
 
-    /// Brings an argument into scope (an `ARG` with its resolved value).
-    pub fn set_arg(&mut self, key: &str, value: &str) {
-        set(&mut self.args, key, value);
-    }
-
-    /// The environment as `KEY=VALUE` strings, in definition order (for the image config).
+    /// The variables as `KEY=VALUE` strings, in definition order (a `RUN`'s environment).
     pub fn env_list(&self) -> Vec<String> {
-        self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
-
-    /// The arguments in scope, in declaration order.
-    pub fn args(&self) -> &[(String, String)] {
-        &self.args
-    }
-}
-
-fn set(list: &mut Vec<(String, String)>, key: &str, value: &str) {
-    match list.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_owned(),
-        None => list.push((key.to_owned(), value.to_owned())),
+        self.vars.iter().map(|(k, v)| format!("{k}={v}")).collect()
     }
 }
 
 impl EnvGetter for Scope {
     fn get(&self, name: &str) -> Option<&str> {
-        self.env
+        self.vars
             .iter()
-            .chain(&self.args)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
@@ -65,13 +51,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_wins_over_args_and_keeps_order() {
+    fn later_definitions_replace_earlier_ones_in_place() {
         let mut scope = Scope::from_image_env(["PATH=/bin", "HOME=/root"]);
-        scope.set_arg("HOME", "/arg");
-        scope.set_arg("VERSION", "1");
-        scope.set_env("PATH", "/usr/bin:/bin");
-        assert_eq!(scope.get("HOME"), Some("/root"));
+        scope.set("VERSION", "1");
+        scope.set("PATH", "/usr/bin:/bin");
+        scope.set("HOME", "/arg");
+        assert_eq!(scope.get("HOME"), Some("/arg"));
         assert_eq!(scope.get("VERSION"), Some("1"));
-        assert_eq!(scope.env_list(), ["PATH=/usr/bin:/bin", "HOME=/root"]);
+        assert_eq!(scope.get("NOPE"), None);
+        assert_eq!(scope.env_list(), ["PATH=/usr/bin:/bin", "HOME=/arg", "VERSION=1"]);
     }
 }
