@@ -59,6 +59,9 @@ mod tests {
         assert_eq!(scope.get("HOME"), Some("/arg"));
         assert_eq!(scope.get("VERSION"), Some("1"));
         assert_eq!(scope.get("NOPE"), None);
-        assert_eq!(scope.env_list(), ["PATH=/usr/bin:/bin", "HOME=/arg", "VERSION=1"]);
+        assert_eq!(
+            scope.env_list(),
+            ["PATH=/usr/bin:/bin", "HOME=/arg", "VERSION=1"]
+        );
     }
 }

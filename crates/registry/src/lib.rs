@@ -19,6 +19,9 @@ use tokio::io::AsyncWriteExt;
 
 pub use oci_client::Reference;
 
+mod transfer;
+pub use transfer::{TransferError, pull, push};
+
 /// Media types a manifest request accepts: OCI and Docker, single images and indexes.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
     "application/vnd.oci.image.index.v1+json",

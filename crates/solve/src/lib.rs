@@ -1,3 +1,13 @@
 //! The build engine: runs a [`stagecraft_plan::Plan`] stage by stage.
 
+pub mod copy;
+mod engine;
+mod glob;
+pub mod progress;
 pub mod rootfs;
+pub mod users;
+
+pub use engine::{
+    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, LayerRef, RunRequest, Runner,
+    StageOutcome, StageReport,
+};

@@ -112,7 +112,11 @@ impl MergedView {
             if child.metadata.file_type().is_symlink() && (!last || follow_last) {
                 let target = fs::read_link(&child.real_path).ok()?;
                 let base = walked.parent().unwrap_or(Path::new("/")).to_path_buf();
-                let mut resolved = if target.is_absolute() { target } else { base.join(target) };
+                let mut resolved = if target.is_absolute() {
+                    target
+                } else {
+                    base.join(target)
+                };
                 for rest in &parts[i + 1..] {
                     resolved.push(rest);
                 }
@@ -257,7 +261,13 @@ mod tests {
                 .unwrap(),
                 ("o", _) => {
                     fs::create_dir_all(&full).unwrap();
-                    rustix::fs::lsetxattr(&full, "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
+                    rustix::fs::lsetxattr(
+                        &full,
+                        "trusted.overlay.opaque",
+                        b"y",
+                        rustix::fs::XattrFlags::empty(),
+                    )
+                    .unwrap();
                 }
                 other => panic!("unknown kind {other:?}"),
             }
@@ -267,21 +277,42 @@ mod tests {
 
     fn names(view: &MergedView, path: &str) -> Vec<String> {
         let dir = view.lookup_follow(Path::new(path)).unwrap();
-        view.read_dir(&dir).into_iter().map(|n| n.to_string_lossy().into_owned()).collect()
+        view.read_dir(&dir)
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
     fn upper_layers_win_and_whiteouts_and_opaque_dirs_hide_lower_entries() {
         let tmp = tempfile::tempdir().unwrap();
-        let bottom = layer(&tmp.path().join("0"), &[
-            ("etc/passwd", "f:root"), ("etc/group", "f:g"), ("app/old", "f:o"), ("keep/a", "f:a"), ("bin", "d"),
-        ]);
-        let top = layer(&tmp.path().join("1"), &[
-            ("etc/passwd", "f:root-app"), ("etc/group", "w"), ("app", "o"), ("app/new", "f:n"),
-            ("keep/b", "f:b"), ("link", "l:/keep"), ("rel", "l:keep/a"),
-        ]);
+        let bottom = layer(
+            &tmp.path().join("0"),
+            &[
+                ("etc/passwd", "f:root"),
+                ("etc/group", "f:g"),
+                ("app/old", "f:o"),
+                ("keep/a", "f:a"),
+                ("bin", "d"),
+            ],
+        );
+        let top = layer(
+            &tmp.path().join("1"),
+            &[
+                ("etc/passwd", "f:root-app"),
+                ("etc/group", "w"),
+                ("app", "o"),
+                ("app/new", "f:n"),
+                ("keep/b", "f:b"),
+                ("link", "l:/keep"),
+                ("rel", "l:keep/a"),
+            ],
+        );
         let view = MergedView::new(vec![bottom, top]);
-        assert_eq!(view.read_file(Path::new("/etc/passwd")).unwrap(), b"root-app");
+        assert_eq!(
+            view.read_file(Path::new("/etc/passwd")).unwrap(),
+            b"root-app"
+        );
         assert!(view.lookup(Path::new("/etc/group")).is_none());
         assert_eq!(names(&view, "/etc"), ["passwd"]);
         assert_eq!(names(&view, "/app"), ["new"]);
@@ -289,9 +320,22 @@ mod tests {
         assert_eq!(names(&view, "/link"), ["a", "b"]);
         assert_eq!(view.read_file(Path::new("/link/a")).unwrap(), b"a");
         assert_eq!(view.read_file(Path::new("/rel")).unwrap(), b"a");
-        assert!(view.lookup(Path::new("/link")).unwrap().metadata.file_type().is_symlink());
-        assert_eq!(view.read_file(Path::new("/../../etc/passwd")).unwrap(), b"root-app");
-        let walked: Vec<String> = view.walk(Path::new("/keep")).into_iter().map(|(p, _)| p.display().to_string()).collect();
+        assert!(
+            view.lookup(Path::new("/link"))
+                .unwrap()
+                .metadata
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            view.read_file(Path::new("/../../etc/passwd")).unwrap(),
+            b"root-app"
+        );
+        let walked: Vec<String> = view
+            .walk(Path::new("/keep"))
+            .into_iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
         assert_eq!(walked, ["/keep/a", "/keep/b"]);
     }
 }

@@ -1,0 +1,571 @@
+//! Getting images out of the store and into it in the formats other tools speak:
+//!
+//! - an **OCI image layout** (`oci-layout`, `index.json`, `blobs/sha256/…`), as a directory or a
+//!   tar — what `skopeo`, `umoci`, `crane` and BuildKit's `--output type=oci` use;
+//! - a **docker archive** — the same OCI layout plus docker's `manifest.json` and
+//!   `repositories`, which both `docker load` (old and new) and OCI tools accept;
+//! - a **root filesystem** (a tar, or a directory) of an image's layers applied in order;
+//! - **import** of a root filesystem (directory or tar) as a one-layer image.
+//!
+//! Loading auto-detects an OCI layout (directory or tar) or a docker archive and keeps every
+//! manifest byte for byte, so digests survive a save/load round trip.
+
+use stagecraft_image::media_type;
+use stagecraft_image::{Descriptor, Digest, ImageConfig, ImageIndex, Platform};
+use stagecraft_layer::{
+    ApplyOptions, Compression, DiffSource, TarOptions, WhiteoutMode, apply_layer,
+};
+use stagecraft_store::{Image, ManifestFormat, Store};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The annotation that names an image in an OCI layout's `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+/// containerd's annotation with the full image name (docker and BuildKit write it too).
+pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// File trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Store trouble.
+    #[error(transparent)]
+    Store(#[from] stagecraft_store::Error),
+    /// Layer trouble.
+    #[error(transparent)]
+    Layer(#[from] stagecraft_layer::Error),
+    /// The input is not an image archive we understand.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The input.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+    move |source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// An image to export with the names to give it.
+pub struct NamedImage {
+    /// The image.
+    pub image: Image,
+    /// Full references (`docker.io/library/app:1`) to record, possibly none.
+    pub names: Vec<String>,
+}
+
+/// The blobs of an image: manifest (and index if any), config, layers.
+fn image_blobs(image: &Image) -> Vec<Digest> {
+    let mut digests = vec![image.manifest_digest.clone(), image.config_digest.clone()];
+    if let Some(index) = &image.index_digest {
+        digests.push(index.clone());
+    }
+    digests.extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
+    digests
+}
+
+/// The tag part of a reference (`…:1.2` → `1.2`), `latest` when absent.
+fn tag_of(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.split_once(':').map_or("latest", |(_, t)| t).to_owned()
+}
+
+fn index_json(store: &Store, images: &[NamedImage]) -> Result<Vec<u8>, ExportError> {
+    let mut manifests = Vec::new();
+    for named in images {
+        let size = store.blob_size(&named.image.manifest_digest)?;
+        let base = Descriptor::new(
+            &named.image.manifest.media_type,
+            named.image.manifest_digest.clone(),
+            size,
+        );
+        if named.names.is_empty() {
+            manifests.push(base.clone());
+        }
+        for name in &named.names {
+            let mut descriptor = base.clone();
+            descriptor
+                .annotations
+                .insert(IMAGE_NAME_ANNOTATION.to_owned(), name.clone());
+            descriptor
+                .annotations
+                .insert(REF_NAME_ANNOTATION.to_owned(), tag_of(name));
+            manifests.push(descriptor);
+        }
+    }
+    let index = ImageIndex::new(media_type::OCI_INDEX, manifests);
+    index.to_json().map_err(|e| ExportError::Format {
+        path: PathBuf::from("index.json"),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes an archive entry with fixed metadata (so archives are reproducible).
+fn append(
+    builder: &mut tar::Builder<impl Write>,
+    path: &str,
+    size: u64,
+    data: impl Read,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, path, data)
+}
+
+fn append_dir(builder: &mut tar::Builder<impl Write>, path: &str) -> io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(0);
+    header.set_mode(0o755);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Directory);
+    builder.append_data(&mut header, path, io::empty())
+}
+
+/// Docker's `manifest.json` entries (and `repositories`) for the images.
+fn docker_manifest(images: &[NamedImage]) -> (serde_json::Value, serde_json::Value) {
+    let mut entries = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for named in images {
+        let tags: Vec<String> = named.names.iter().map(|n| docker_short_name(n)).collect();
+        let layers: Vec<String> = named
+            .image
+            .manifest
+            .layers
+            .iter()
+            .map(|l| format!("blobs/sha256/{}", l.digest.hex()))
+            .collect();
+        entries.push(serde_json::json!({
+            "Config": format!("blobs/sha256/{}", named.image.config_digest.hex()),
+            "RepoTags": tags,
+            "Layers": layers,
+        }));
+        for tag in &tags {
+            if let Some((repo, version)) = tag.rsplit_once(':') {
+                let top = named
+                    .image
+                    .manifest
+                    .layers
+                    .last()
+                    .map(|l| l.digest.hex().to_owned())
+                    .unwrap_or_default();
+                repositories
+                    .entry(repo.to_owned())
+                    .or_default()
+                    .insert(version.to_owned(), top);
+            }
+        }
+    }
+    (
+        serde_json::Value::Array(entries),
+        serde_json::to_value(repositories).unwrap_or_default(),
+    )
+}
+
+/// `docker.io/library/app:1` → `app:1`, as docker prints names.
+fn docker_short_name(name: &str) -> String {
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    let name = name.strip_prefix("library/").unwrap_or(name);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// Writes images as an OCI layout tar (`docker == false`) or a docker archive (`true`) —
+/// the latter is the OCI layout plus `manifest.json` and `repositories`.
+pub fn write_archive(
+    store: &Store,
+    images: &[NamedImage],
+    docker: bool,
+    out: impl Write,
+) -> Result<(), ExportError> {
+    let mut builder = tar::Builder::new(out);
+    let err = |e: io::Error| ExportError::Io {
+        path: PathBuf::from("<archive>"),
+        source: e,
+    };
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    append(&mut builder, "oci-layout", layout.len() as u64, &layout[..]).map_err(err)?;
+    let index = index_json(store, images)?;
+    append(&mut builder, "index.json", index.len() as u64, &index[..]).map_err(err)?;
+    append_dir(&mut builder, "blobs/").map_err(err)?;
+    append_dir(&mut builder, "blobs/sha256/").map_err(err)?;
+    let mut written: Vec<Digest> = Vec::new();
+    for named in images {
+        for digest in image_blobs(&named.image) {
+            if written.contains(&digest) {
+                continue;
+            }
+            let path = store.blob_path(&digest);
+            let file = fs::File::open(&path).map_err(io_at(&path))?;
+            let size = file.metadata().map_err(io_at(&path))?.len();
+            append(
+                &mut builder,
+                &format!("blobs/sha256/{}", digest.hex()),
+                size,
+                io::BufReader::new(file),
+            )
+            .map_err(err)?;
+            written.push(digest);
+        }
+    }
+    if docker {
+        let (manifest, repositories) = docker_manifest(images);
+        let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+        append(
+            &mut builder,
+            "manifest.json",
+            manifest.len() as u64,
+            &manifest[..],
+        )
+        .map_err(err)?;
+        let repositories = serde_json::to_vec(&repositories).unwrap_or_default();
+        append(
+            &mut builder,
+            "repositories",
+            repositories.len() as u64,
+            &repositories[..],
+        )
+        .map_err(err)?;
+    }
+    builder.into_inner().map_err(err)?.flush().map_err(err)?;
+    Ok(())
+}
+
+/// Writes images as an OCI layout directory.
+pub fn write_layout_dir(
+    store: &Store,
+    images: &[NamedImage],
+    dir: &Path,
+) -> Result<(), ExportError> {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(io_at(&blobs))?;
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_at(dir))?;
+    for named in images {
+        for digest in image_blobs(&named.image) {
+            let target = blobs.join(digest.hex());
+            if !target.exists() {
+                fs::copy(store.blob_path(&digest), &target).map_err(io_at(&target))?;
+            }
+        }
+    }
+    let index = index_json(store, images)?;
+    fs::write(dir.join("index.json"), index).map_err(io_at(dir))?;
+    Ok(())
+}
+
+/// Applies an image's layers, bottom first, into `dir` (which should be empty).
+pub fn unpack_rootfs(store: &Store, image: &Image, dir: &Path) -> Result<(), ExportError> {
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let options = ApplyOptions {
+        whiteouts: WhiteoutMode::Delete,
+        ..ApplyOptions::default()
+    };
+    for layer in &image.manifest.layers {
+        let path = store.blob_path(&layer.digest);
+        let file = fs::File::open(&path).map_err(io_at(&path))?;
+        apply_layer(io::BufReader::new(file), dir, &options)?;
+    }
+    Ok(())
+}
+
+/// Writes an image's flattened filesystem as one tar.
+pub fn write_rootfs_tar(store: &Store, image: &Image, out: impl Write) -> Result<(), ExportError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("rootfs-")
+        .tempdir_in(store.root().join("ingest"))
+        .map_err(io_at(store.root()))?;
+    unpack_rootfs(store, image, scratch.path())?;
+    stagecraft_layer::write_tar(
+        &DiffSource::Rootfs {
+            root: scratch.path(),
+        },
+        &TarOptions::default(),
+        out,
+    )?;
+    Ok(())
+}
+
+/// An image found in an archive or layout, with the names it carried.
+pub struct LoadedImage {
+    /// The stored image.
+    pub image: Image,
+    /// Names recorded in the archive (full references).
+    pub names: Vec<String>,
+}
+
+/// Loads an OCI layout (directory or tar) or a docker archive into the store.
+pub fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, ExportError> {
+    if path.is_dir() {
+        return load_dir(store, path);
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("load-")
+        .tempdir_in(store.root().join("ingest"))
+        .map_err(io_at(store.root()))?;
+    let file = fs::File::open(path).map_err(io_at(path))?;
+    let mut archive = tar::Archive::new(io::BufReader::new(file));
+    for entry in archive.entries().map_err(io_at(path))? {
+        let mut entry = entry.map_err(io_at(path))?;
+        let name = entry.path().map_err(io_at(path))?.into_owned();
+        // Only plain relative names: an archive must not write outside the scratch directory.
+        if name.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        }) {
+            return Err(ExportError::Format {
+                path: path.to_owned(),
+                reason: format!("refusing archive entry {}", name.display()),
+            });
+        }
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(scratch.path().join(&name)).map_err(io_at(&name))?
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let target = scratch.path().join(&name);
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(io_at(parent))?;
+                }
+                let mut out = fs::File::create(&target).map_err(io_at(&target))?;
+                io::copy(&mut entry, &mut out).map_err(io_at(&target))?;
+            }
+            _ => {}
+        }
+    }
+    load_dir(store, scratch.path()).map_err(|e| match e {
+        ExportError::Format { reason, .. } => ExportError::Format {
+            path: path.to_owned(),
+            reason,
+        },
+        other => other,
+    })
+}
+
+fn load_dir(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, ExportError> {
+    if dir.join("index.json").is_file() {
+        load_oci_layout(store, dir)
+    } else if dir.join("manifest.json").is_file() {
+        load_docker_archive(store, dir)
+    } else {
+        Err(ExportError::Format {
+            path: dir.to_owned(),
+            reason: "neither an OCI layout (index.json) nor a docker archive (manifest.json)"
+                .to_owned(),
+        })
+    }
+}
+
+fn store_blob_from(store: &Store, dir: &Path, digest: &Digest) -> Result<(), ExportError> {
+    if store.has_blob(digest) {
+        return Ok(());
+    }
+    let path = dir
+        .join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex());
+    let file = fs::File::open(&path).map_err(io_at(&path))?;
+    store.write_blob_expecting(io::BufReader::new(file), digest)?;
+    Ok(())
+}
+
+fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, ExportError> {
+    let index_path = dir.join("index.json");
+    let bytes = fs::read(&index_path).map_err(io_at(&index_path))?;
+    let index = ImageIndex::from_slice(&bytes).map_err(|e| ExportError::Format {
+        path: index_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut loaded = Vec::new();
+    for descriptor in &index.manifests {
+        store_blob_from(store, dir, &descriptor.digest)?;
+        let mut manifests = vec![descriptor.digest.clone()];
+        if let stagecraft_image::AnyManifest::Index(nested) =
+            store.read_any_manifest(&descriptor.digest)?
+        {
+            manifests = nested.manifests.iter().map(|m| m.digest.clone()).collect();
+            for digest in &manifests {
+                store_blob_from(store, dir, digest)?;
+            }
+        }
+        for digest in &manifests {
+            let manifest = store.read_manifest(digest)?;
+            store_blob_from(store, dir, &manifest.config.digest)?;
+            for layer in &manifest.layers {
+                store_blob_from(store, dir, &layer.digest)?;
+            }
+        }
+        // A bare `ref.name` is only a tag (`latest`), not a name: the caller names such images.
+        let names: Vec<String> = descriptor
+            .annotations
+            .get(IMAGE_NAME_ANNOTATION)
+            .or_else(|| {
+                descriptor
+                    .annotations
+                    .get(REF_NAME_ANNOTATION)
+                    .filter(|n| n.contains(['/', ':']))
+            })
+            .cloned()
+            .into_iter()
+            .collect();
+        for name in &names {
+            store.set_tag(name, &descriptor.digest)?;
+        }
+        let image = image_from_manifest_digest(store, &descriptor.digest)?;
+        loaded.push(LoadedImage { image, names });
+    }
+    Ok(loaded)
+}
+
+/// Reads a stored manifest (or index, picking this platform) back as an [`Image`].
+pub fn image_from_manifest_digest(store: &Store, digest: &Digest) -> Result<Image, ExportError> {
+    let (index_digest, manifest_digest) = match store.read_any_manifest(digest)? {
+        stagecraft_image::AnyManifest::Image(_) => (None, digest.clone()),
+        stagecraft_image::AnyManifest::Index(index) => {
+            let entry = index
+                .find(&Platform::host())
+                .ok_or_else(|| ExportError::Format {
+                    path: PathBuf::from(digest.to_string()),
+                    reason: format!("the index has no manifest for {}", Platform::host()),
+                })?;
+            (Some(digest.clone()), entry.digest.clone())
+        }
+    };
+    let manifest = store.read_manifest(&manifest_digest)?;
+    let config = store.read_config(&manifest.config.digest)?;
+    Ok(Image {
+        config_digest: manifest.config.digest.clone(),
+        manifest,
+        manifest_digest,
+        config,
+        index_digest,
+    })
+}
+
+fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, ExportError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(rename = "Config")]
+        config: String,
+        #[serde(rename = "RepoTags", default)]
+        repo_tags: Option<Vec<String>>,
+        #[serde(rename = "Layers")]
+        layers: Vec<String>,
+    }
+    let manifest_path = dir.join("manifest.json");
+    let bytes = fs::read(&manifest_path).map_err(io_at(&manifest_path))?;
+    let entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|e| ExportError::Format {
+        path: manifest_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut loaded = Vec::new();
+    for entry in entries {
+        let inside = |name: &str| -> Result<PathBuf, ExportError> {
+            let path = Path::new(name);
+            if path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(ExportError::Format {
+                    path: manifest_path.clone(),
+                    reason: format!("refusing path {name}"),
+                });
+            }
+            Ok(dir.join(path))
+        };
+        let config_path = inside(&entry.config)?;
+        let config_bytes = fs::read(&config_path).map_err(io_at(&config_path))?;
+        let config = ImageConfig::from_slice(&config_bytes).map_err(|e| ExportError::Format {
+            path: config_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut layers = Vec::new();
+        for layer in &entry.layers {
+            let path = inside(layer)?;
+            let mut file = fs::File::open(&path).map_err(io_at(&path))?;
+            let mut magic = [0u8; 4];
+            let read = file.read(&mut magic).map_err(io_at(&path))?;
+            let compression = Compression::sniff(&magic[..read]);
+            let file = fs::File::open(&path).map_err(io_at(&path))?;
+            let blob = store.write_blob(io::BufReader::new(file))?;
+            let media = match compression {
+                Compression::None => media_type::DOCKER_LAYER,
+                _ => media_type::DOCKER_LAYER_GZIP,
+            };
+            layers.push(Descriptor::new(media, blob.digest, blob.size));
+        }
+        let image = store.write_image(&config, layers, ManifestFormat::Docker)?;
+        let names: Vec<String> = entry.repo_tags.unwrap_or_default();
+        for name in &names {
+            store.set_tag(name, &image.manifest_digest)?;
+        }
+        loaded.push(LoadedImage { image, names });
+    }
+    Ok(loaded)
+}
+
+/// Imports a root filesystem (a directory or a tar, possibly compressed) as a one-layer image
+/// for this platform, like `docker import`.
+pub fn import(
+    store: &Store,
+    source: &Path,
+    compression: Compression,
+) -> Result<Image, ExportError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("import-")
+        .tempdir_in(store.root().join("ingest"))
+        .map_err(io_at(store.root()))?;
+    let root = if source.is_dir() {
+        source.to_owned()
+    } else {
+        let root = scratch.path().join("rootfs");
+        fs::create_dir(&root).map_err(io_at(&root))?;
+        let file = fs::File::open(source).map_err(io_at(source))?;
+        apply_layer(io::BufReader::new(file), &root, &ApplyOptions::default())?;
+        root
+    };
+    let layer_path = scratch.path().join("layer");
+    let out = fs::File::create(&layer_path).map_err(io_at(&layer_path))?;
+    let (info, _) = stagecraft_layer::write_layer(
+        &DiffSource::Rootfs { root: &root },
+        &TarOptions::default(),
+        compression,
+        io::BufWriter::new(out),
+    )?;
+    let file = fs::File::open(&layer_path).map_err(io_at(&layer_path))?;
+    let blob = store.write_blob(io::BufReader::new(file))?;
+    let mut config = ImageConfig::for_platform(&Platform::host());
+    config.rootfs.diff_ids =
+        vec![
+            Digest::parse(&info.diff_id).map_err(|e| ExportError::Format {
+                path: layer_path.clone(),
+                reason: e.to_string(),
+            })?,
+        ];
+    config.config.env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
+    let layers = vec![Descriptor::new(info.media_type(), blob.digest, blob.size)];
+    Ok(store.write_image(&config, layers, ManifestFormat::Oci)?)
+}

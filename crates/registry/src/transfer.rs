@@ -1,0 +1,118 @@
+//! Moving whole images between a registry and the store: manifests kept byte for byte, blobs
+//! verified, layers transferred in parallel, existing blobs skipped.
+
+use crate::{Reference, Registry, RegistryError};
+use stagecraft_image::{AnyManifest, Digest, Platform};
+use stagecraft_store::{Image, Store};
+
+/// What a transfer can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The registry side.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The store side.
+    #[error(transparent)]
+    Store(#[from] stagecraft_store::Error),
+    /// A document that is not what it should be.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn digest(text: &str) -> Result<Digest, TransferError> {
+    Digest::parse(text).map_err(|e| TransferError::Invalid(format!("bad digest {text:?}: {e}")))
+}
+
+/// Downloads a blob into the store unless it is there already.
+async fn fetch_blob(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    wanted: &Digest,
+) -> Result<(), TransferError> {
+    if store.has_blob(wanted) {
+        return Ok(());
+    }
+    let ingest = store.root().join("ingest");
+    let temp = tempfile::NamedTempFile::new_in(&ingest)
+        .map_err(|e| TransferError::Invalid(format!("{}: {e}", ingest.display())))?;
+    registry
+        .blob_to_file(reference, wanted.as_str(), temp.path())
+        .await?;
+    let file =
+        std::fs::File::open(temp.path()).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    store.write_blob_expecting(std::io::BufReader::new(file), wanted)?;
+    Ok(())
+}
+
+/// Pulls `reference` (for `platform` when it names an index) into the store and tags it.
+pub async fn pull(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<Image, TransferError> {
+    let top = registry.manifest(reference).await?;
+    let top_digest = digest(&top.digest)?;
+    store.write_blob_expecting(&top.bytes[..], &top_digest)?;
+    let manifest_digest = match AnyManifest::from_slice(&top.bytes, top.media_type.as_deref())
+        .map_err(|e| TransferError::Invalid(format!("manifest of {}: {e}", reference.whole())))?
+    {
+        AnyManifest::Image(_) => top_digest.clone(),
+        AnyManifest::Index(index) => {
+            let entry = index.find(platform).ok_or_else(|| {
+                TransferError::Invalid(format!("{} has no image for {platform}", reference.whole()))
+            })?;
+            let by_digest = reference.clone_with_digest(entry.digest.to_string());
+            let child = registry.manifest(&by_digest).await?;
+            store.write_blob_expecting(&child.bytes[..], &entry.digest)?;
+            entry.digest.clone()
+        }
+    };
+    let manifest = store.read_manifest(&manifest_digest)?;
+    fetch_blob(registry, store, reference, &manifest.config.digest).await?;
+    let downloads = manifest
+        .layers
+        .iter()
+        .map(|layer| fetch_blob(registry, store, reference, &layer.digest));
+    for result in futures_util::future::join_all(downloads).await {
+        result?;
+    }
+    let name = reference.whole();
+    store.set_tag(&name, &top_digest)?;
+    Ok(store.image_for_platform(&name, platform)?)
+}
+
+/// Pushes a stored image under `reference`: blobs the registry lacks are uploaded (or
+/// mounted from `mount_from` in the same registry), then the manifest bytes as stored.
+pub async fn push(
+    registry: &Registry,
+    store: &Store,
+    image: &Image,
+    reference: &Reference,
+) -> Result<String, TransferError> {
+    let mut blobs: Vec<Digest> = image
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.digest.clone())
+        .collect();
+    blobs.push(image.config_digest.clone());
+    let uploads = blobs.iter().map(|blob| async move {
+        if registry.has_blob(reference, blob.as_str()).await? {
+            return Ok::<(), TransferError>(());
+        }
+        registry
+            .push_blob_file(reference, blob.as_str(), &store.blob_path(blob))
+            .await?;
+        Ok(())
+    });
+    for result in futures_util::future::join_all(uploads).await {
+        result?;
+    }
+    let bytes = store.read_blob(&image.manifest_digest)?;
+    let pushed = registry
+        .push_manifest(reference, &bytes, &image.manifest.media_type)
+        .await?;
+    Ok(pushed)
+}

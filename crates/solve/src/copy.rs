@@ -1,0 +1,467 @@
+//! `COPY` and `ADD` from the build context or another stage, into a fresh layer directory.
+//!
+//! BuildKit's copy rules: sources are paths (or Go wildcards, matched component by component)
+//! inside the source, a symlink named as a source is followed inside the source's root, a
+//! directory source copies its *contents*, a file goes to `dest/<name>` when `dest` ends in `/`
+//! or is an existing directory, and to `dest` itself otherwise; a wildcard that matches nothing
+//! copies nothing; missing parent directories are created `0755` and owned by the `--chown`
+//! user. Files from the build context belong to root unless `--chown` says otherwise; files
+//! from a stage keep their owners.
+
+use crate::glob;
+use crate::rootfs::{Found, MergedView, clean_components};
+use crate::users::Owner;
+use sha2::{Digest as _, Sha256};
+use stagecraft_dockerignore::PatternMatcher;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where the files come from.
+pub enum CopySource<'a> {
+    /// The build context: a directory filtered by `.dockerignore`.
+    Context {
+        /// The context as a one-layer view (so symlinks resolve inside it).
+        view: MergedView,
+        /// The `.dockerignore` patterns.
+        matcher: &'a PatternMatcher,
+    },
+    /// Another stage's (or image's) filesystem.
+    Stage(MergedView),
+    /// Heredoc contents (`COPY <<EOF /dest`): name and data.
+    Inline(Vec<(String, String)>),
+}
+
+/// What to copy where.
+pub struct CopySpec<'a> {
+    /// Source paths as written, variables expanded.
+    pub sources: &'a [String],
+    /// The absolute destination, with its trailing `/` kept.
+    pub dest: String,
+    /// `--chown`, resolved.
+    pub owner: Option<Owner>,
+    /// `--chmod`, as permission bits.
+    pub chmod: Option<u32>,
+    /// `--exclude` patterns.
+    pub excludes: &'a [String],
+}
+
+/// Why a copy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// A source path that does not exist (or is excluded by `.dockerignore`).
+    #[error("{path:?}: not found{}", if *.excluded { " (it is excluded by .dockerignore)" } else { "" })]
+    NotFound {
+        /// The source as written.
+        path: String,
+        /// Whether it exists but `.dockerignore` excludes it.
+        excluded: bool,
+    },
+    /// File system trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
+    move |source| CopyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One entry to create in the layer.
+#[derive(Debug)]
+enum Item {
+    /// A file or directory or link from a source view.
+    Entry { found: Found, dest: PathBuf },
+    /// Inline content.
+    Data { data: Vec<u8>, dest: PathBuf },
+}
+
+/// The resolved copy: every entry to write, in order (parents before children).
+pub struct CopyPlan {
+    items: Vec<Item>,
+    from_context: bool,
+    owner: Option<Owner>,
+    chmod: Option<u32>,
+    dest_dirs: Vec<PathBuf>,
+}
+
+impl CopyPlan {
+    /// Resolves sources against `source`, and the destination against `dest_view` (the stage
+    /// being built), without touching anything.
+    pub fn resolve(
+        source: &CopySource<'_>,
+        spec: &CopySpec<'_>,
+        dest_view: &MergedView,
+    ) -> Result<CopyPlan, CopyError> {
+        let dest_is_dir_hint = spec.dest.ends_with('/');
+        let dest = PathBuf::from("/").join(
+            clean_components(Path::new(&spec.dest))
+                .iter()
+                .collect::<PathBuf>(),
+        );
+        let dest_exists_as_dir = dest_view
+            .lookup_follow(&dest)
+            .is_some_and(|f| f.metadata.is_dir());
+        let excludes = PatternMatcher::new(spec.excludes).ok();
+        let mut plan = CopyPlan {
+            items: Vec::new(),
+            from_context: matches!(source, CopySource::Context { .. }),
+            owner: spec.owner,
+            chmod: spec.chmod,
+            dest_dirs: Vec::new(),
+        };
+        let file_dest = |name: &str| {
+            if dest_is_dir_hint || dest_exists_as_dir {
+                dest.join(name)
+            } else {
+                dest.clone()
+            }
+        };
+        match source {
+            CopySource::Inline(docs) => {
+                for (name, data) in docs {
+                    plan.items.push(Item::Data {
+                        data: data.clone().into_bytes(),
+                        dest: file_dest(name),
+                    });
+                }
+                return Ok(plan);
+            }
+            CopySource::Context { view, matcher } => {
+                for pattern in spec.sources {
+                    let filter = |rel: &str| !matcher.matches(rel);
+                    plan.add_source(
+                        view,
+                        pattern,
+                        &dest,
+                        &file_dest,
+                        &filter,
+                        excludes.as_ref(),
+                        Some(matcher),
+                    )?;
+                }
+            }
+            CopySource::Stage(view) => {
+                for pattern in spec.sources {
+                    plan.add_source(
+                        view,
+                        pattern,
+                        &dest,
+                        &file_dest,
+                        &|_| true,
+                        excludes.as_ref(),
+                        None,
+                    )?;
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_source(
+        &mut self,
+        view: &MergedView,
+        pattern: &str,
+        dest: &Path,
+        file_dest: &dyn Fn(&str) -> PathBuf,
+        included: &dyn Fn(&str) -> bool,
+        excludes: Option<&PatternMatcher>,
+        ignore: Option<&PatternMatcher>,
+    ) -> Result<(), CopyError> {
+        let parts = clean_components(Path::new(pattern));
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let matches: Vec<String> = if parts.iter().any(|p| glob::has_wildcards(p)) {
+            expand_wildcards(view, &parts)
+                .into_iter()
+                .filter(|rel| included(rel))
+                .collect()
+        } else {
+            let rel = parts.join("/");
+            let exists = view.lookup_follow(&Path::new("/").join(&rel)).is_some();
+            if !exists || (!rel.is_empty() && !included(&rel)) {
+                return Err(CopyError::NotFound {
+                    path: pattern.to_owned(),
+                    excluded: exists && ignore.is_some(),
+                });
+            }
+            vec![rel]
+        };
+        for rel in matches {
+            let Some(found) = view.lookup_follow(&Path::new("/").join(&rel)) else {
+                continue;
+            };
+            if found.metadata.is_dir() {
+                self.dest_dirs.push(dest.to_owned());
+                for (path, entry) in view.walk(&Path::new("/").join(&rel)) {
+                    let full_rel = path
+                        .strip_prefix("/")
+                        .unwrap_or(&path)
+                        .to_string_lossy()
+                        .into_owned();
+                    let inner = Path::new(&path)
+                        .strip_prefix(Path::new("/").join(&rel))
+                        .unwrap_or(&path)
+                        .to_owned();
+                    if !included(&full_rel)
+                        || excludes.is_some_and(|m| m.matches(&inner.to_string_lossy()))
+                    {
+                        continue;
+                    }
+                    self.items.push(Item::Entry {
+                        found: entry,
+                        dest: dest.join(inner),
+                    });
+                }
+            } else {
+                let name = rel.rsplit('/').next().unwrap_or(&rel).to_owned();
+                if excludes.is_some_and(|m| m.matches(&name)) {
+                    continue;
+                }
+                self.items.push(Item::Entry {
+                    found,
+                    dest: file_dest(&name),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A digest of everything that decides the result: destination paths, types, effective
+    /// modes and owners, contents and link targets. Timestamps are left out on purpose, so a
+    /// touched but unchanged file keeps the cache.
+    pub fn content_digest(&self) -> Result<String, CopyError> {
+        let mut hasher = Sha256::new();
+        for dir in &self.dest_dirs {
+            hasher.update(format!("dir {}\n", dir.display()));
+        }
+        for item in &self.items {
+            match item {
+                Item::Data { data, dest } => {
+                    hasher.update(format!(
+                        "data {} {}\n",
+                        dest.display(),
+                        hex::encode(Sha256::digest(data))
+                    ));
+                }
+                Item::Entry { found, dest } => {
+                    let (uid, gid) = self.owner_of(&found.metadata);
+                    let mode = self.mode_of(&found.metadata);
+                    let kind = found.metadata.file_type();
+                    let content = if kind.is_file() {
+                        hash_file(&found.real_path)?
+                    } else if kind.is_symlink() {
+                        fs::read_link(&found.real_path)
+                            .map_err(io_error(&found.real_path))?
+                            .display()
+                            .to_string()
+                    } else {
+                        String::new()
+                    };
+                    hasher.update(format!(
+                        "entry {} {:o} {}:{} {}\n",
+                        dest.display(),
+                        mode,
+                        uid,
+                        gid,
+                        content
+                    ));
+                }
+            }
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    fn owner_of(&self, metadata: &fs::Metadata) -> (u32, u32) {
+        match self.owner {
+            Some(owner) => (owner.uid, owner.gid),
+            None if self.from_context => (0, 0),
+            None => (metadata.uid(), metadata.gid()),
+        }
+    }
+
+    fn mode_of(&self, metadata: &fs::Metadata) -> u32 {
+        let kind_bits = metadata.mode() & 0o170000;
+        match self.chmod {
+            Some(mode) if !metadata.file_type().is_symlink() => kind_bits | mode,
+            _ => metadata.mode(),
+        }
+    }
+
+    /// Writes the entries into `upper` (an empty layer directory). Parent directories that
+    /// exist in `dest_view` are recreated with their attributes; missing ones are made `0755`
+    /// and owned by the `--chown` user (root otherwise).
+    pub fn write(&self, upper: &Path, dest_view: &MergedView) -> Result<(), CopyError> {
+        let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
+        for dir in &self.dest_dirs {
+            ensure_dir(upper, dir, dest_view, parent_owner)?;
+        }
+        for item in &self.items {
+            let dest = match item {
+                Item::Entry { dest, .. } | Item::Data { dest, .. } => dest,
+            };
+            if let Some(parent) = dest.parent() {
+                ensure_dir(upper, parent, dest_view, parent_owner)?;
+            }
+            let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
+            remove_existing(&target)?;
+            match item {
+                Item::Data { data, .. } => {
+                    fs::write(&target, data).map_err(io_error(&target))?;
+                    let mode = self.chmod.unwrap_or(0o644);
+                    fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                        .map_err(io_error(&target))?;
+                    let owner = parent_owner;
+                    std::os::unix::fs::lchown(&target, Some(owner.uid), Some(owner.gid))
+                        .map_err(io_error(&target))?;
+                }
+                Item::Entry { found, .. } => {
+                    let kind = found.metadata.file_type();
+                    if kind.is_dir() {
+                        fs::create_dir(&target).map_err(io_error(&target))?;
+                    } else if kind.is_symlink() {
+                        let link =
+                            fs::read_link(&found.real_path).map_err(io_error(&found.real_path))?;
+                        std::os::unix::fs::symlink(link, &target).map_err(io_error(&target))?;
+                    } else if kind.is_file() {
+                        fs::copy(&found.real_path, &target).map_err(io_error(&target))?;
+                    } else {
+                        // Devices, fifos and sockets are not copied by BuildKit either.
+                        continue;
+                    }
+                    let (uid, gid) = self.owner_of(&found.metadata);
+                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                        .map_err(io_error(&target))?;
+                    if !kind.is_symlink() {
+                        let mode = self.mode_of(&found.metadata) & 0o7777;
+                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                            .map_err(io_error(&target))?;
+                    }
+                    let mtime = rustix::fs::Timestamps {
+                        last_access: rustix::fs::Timespec {
+                            tv_sec: found.metadata.atime(),
+                            tv_nsec: found.metadata.atime_nsec(),
+                        },
+                        last_modification: rustix::fs::Timespec {
+                            tv_sec: found.metadata.mtime(),
+                            tv_nsec: found.metadata.mtime_nsec(),
+                        },
+                    };
+                    let _ = rustix::fs::utimensat(
+                        rustix::fs::CWD,
+                        &target,
+                        &mtime,
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether nothing will be copied.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.dest_dirs.is_empty()
+    }
+}
+
+/// Creates `dir` (an absolute image path) inside `upper`, with its parents: parents that exist
+/// in `dest_view` keep their attributes, missing ones are `0755` and belong to `owner`.
+pub fn ensure_dir(
+    upper: &Path,
+    dir: &Path,
+    dest_view: &MergedView,
+    owner: Owner,
+) -> Result<(), CopyError> {
+    let mut image_path = PathBuf::from("/");
+    for component in clean_components(dir) {
+        image_path.push(&component);
+        let target = upper.join(image_path.strip_prefix("/").unwrap_or(&image_path));
+        if target.is_dir() {
+            continue;
+        }
+        remove_existing(&target)?;
+        fs::create_dir(&target).map_err(io_error(&target))?;
+        let (mode, uid, gid) = match dest_view.lookup_follow(&image_path) {
+            Some(existing) if existing.metadata.is_dir() => (
+                existing.metadata.mode() & 0o7777,
+                existing.metadata.uid(),
+                existing.metadata.gid(),
+            ),
+            _ => (0o755, owner.uid, owner.gid),
+        };
+        std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_error(&target))?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+            .map_err(io_error(&target))?;
+    }
+    Ok(())
+}
+
+fn remove_existing(path: &Path) -> Result<(), CopyError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => fs::remove_file(path).map_err(io_error(path)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Relative paths in `view` matching the pattern components (Go `filepath.Match` per component).
+fn expand_wildcards(view: &MergedView, parts: &[String]) -> Vec<String> {
+    let mut current: Vec<String> = vec![String::new()];
+    for part in parts {
+        let mut next = Vec::new();
+        for base in &current {
+            let base_path = Path::new("/").join(base);
+            if glob::has_wildcards(part) {
+                let Some(dir) = view.lookup_follow(&base_path) else {
+                    continue;
+                };
+                for name in view.read_dir(&dir) {
+                    let name = name.to_string_lossy();
+                    if glob::matches(part, &name) {
+                        next.push(join_rel(base, &name));
+                    }
+                }
+            } else if view.lookup(&base_path.join(part)).is_some() {
+                next.push(join_rel(base, part));
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+fn join_rel(base: &str, name: &str) -> String {
+    if base.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{base}/{name}")
+    }
+}
+
+/// The sha256 of a file's bytes, hex.
+pub fn hash_file(path: &Path) -> Result<String, CopyError> {
+    let mut file = fs::File::open(path).map_err(io_error(path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = io::Read::read(&mut file, &mut buffer).map_err(io_error(path))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

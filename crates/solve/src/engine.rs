@@ -1,0 +1,1468 @@
+//! Runs a build plan: each needed stage on its own thread once the stages it needs are done,
+//! every step looked up in the content-addressed cache first.
+
+use crate::copy::{CopyPlan, CopySource, CopySpec};
+use crate::progress::{Event, ProgressSink, StepStatus, Stream};
+use crate::rootfs::MergedView;
+use crate::users::resolve_owner;
+use sha2::{Digest as _, Sha256};
+use stagecraft_dockerfile::{
+    Command, CommandKind, Dockerfile, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
+};
+use stagecraft_dockerignore::PatternMatcher;
+use stagecraft_image::{
+    Descriptor, Digest, Healthcheck, History, ImageConfig, Platform, Timestamp,
+};
+use stagecraft_layer::{
+    ApplyOptions, Compression, DiffSource, OverlayXattr, TarOptions, WhiteoutMode, apply_layer,
+    write_layer,
+};
+use stagecraft_plan::{Base, Plan, PlanError, PlanOptions, Scope};
+use stagecraft_shell::Lexer;
+use stagecraft_store::{Image, ManifestFormat, Store};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// `created_by` comment BuildKit puts on every history entry.
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+/// The shell used for shell-form commands when the image sets none.
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// Everything a build needs besides the Dockerfile.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Target, build arguments, platform.
+    pub plan: PlanOptions,
+    /// The build context directory.
+    pub context_dir: PathBuf,
+    /// The Dockerfile's path (for its `NAME.dockerignore`).
+    pub dockerfile_path: Option<PathBuf>,
+    /// Ignore the cache for every step.
+    pub no_cache: bool,
+    /// Ignore the cache for these stages.
+    pub no_cache_filter: Vec<String>,
+    /// Clamp timestamps (files and history) to this Unix time.
+    pub source_date_epoch: Option<i64>,
+    /// How layers are compressed.
+    pub compression: Option<Compression>,
+    /// Media types of the result.
+    pub manifest_format: ManifestFormat,
+    /// `--label` values added to the final image.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where base images come from (the store, or a registry when missing).
+pub trait BaseImages: Sync {
+    /// Returns the image for `reference`, fetching it if needed. Its layer blobs must be in the
+    /// store afterwards.
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, String>;
+}
+
+/// What a `RUN` step asks of the executor.
+pub struct RunRequest<'a> {
+    /// Layer snapshots, bottom first.
+    pub lower_dirs: &'a [PathBuf],
+    /// An empty directory that receives the changes.
+    pub upper_dir: &'a Path,
+    /// An empty scratch directory on the same filesystem as `upper_dir`.
+    pub work_dir: &'a Path,
+    /// The command.
+    pub args: &'a [String],
+    /// `KEY=VALUE` environment.
+    pub env: &'a [String],
+    /// Working directory.
+    pub cwd: &'a str,
+    /// `USER` value (empty for root).
+    pub user: &'a str,
+    /// `default`, `none` or `host`.
+    pub network: &'a str,
+}
+
+/// Runs `RUN` commands.
+pub trait Runner: Sync {
+    /// Runs the command, passing output chunks to `output`; returns its exit code.
+    fn run(
+        &self,
+        request: &RunRequest<'_>,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<i32, String>;
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Planning failed.
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    /// A step failed at a place in the Dockerfile.
+    #[error("{0}")]
+    Step(ParseError),
+    /// Anything else (store, layer, base image).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BuildError {
+    /// A multi-line rendering for terminals.
+    pub fn render(&self) -> String {
+        match self {
+            BuildError::Plan(e) => e.render(),
+            BuildError::Step(e) => e.render(),
+            BuildError::Other(message) => format!("error: {message}"),
+        }
+    }
+}
+
+/// One layer of a built stage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRef {
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// Compressed blob: media type, digest, size.
+    pub media_type: String,
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+    /// Uncompressed size, when known.
+    pub uncompressed_size: Option<u64>,
+    /// The instruction that made it (empty for base image layers).
+    pub created_by: String,
+}
+
+impl LayerRef {
+    /// The manifest descriptor of the blob.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(&self.media_type, self.digest.clone(), self.size)
+    }
+}
+
+/// How a stage ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageOutcome {
+    /// At least one step ran.
+    Built,
+    /// Every step came from the cache.
+    Cached,
+    /// The target does not need it.
+    Skipped,
+}
+
+/// What happened to one stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageReport {
+    /// Display name.
+    pub name: String,
+    /// Built, cached or skipped.
+    pub outcome: StageOutcome,
+    /// Its layers, bottom first (base image layers included).
+    pub layers: Vec<LayerRef>,
+    /// How many leading layers came from the base image.
+    pub base_layers: usize,
+}
+
+/// The result of a build.
+pub struct BuildOutcome {
+    /// The final image, stored.
+    pub image: Image,
+    /// Its layers with their snapshot directories, bottom first.
+    pub layers: Vec<LayerRef>,
+    /// Snapshot directories of the layers, bottom first (to export the filesystem).
+    pub snapshots: Vec<PathBuf>,
+    /// Every stage, in file order.
+    pub stages: Vec<StageReport>,
+    /// How many steps ran and how many came from the cache.
+    pub steps_run: usize,
+    /// Steps answered from the cache.
+    pub steps_cached: usize,
+}
+
+/// A stage's state between steps.
+#[derive(Clone)]
+struct StageState {
+    config: ImageConfig,
+    scope: Scope,
+    /// `ARG`s declared in the stage so far, for `RUN`'s history text.
+    args: Vec<(String, Option<String>)>,
+    layers: Vec<LayerRef>,
+    snapshots: Vec<PathBuf>,
+    base_layers: usize,
+    /// The cache key of the filesystem so far.
+    key: String,
+    cmd_set: bool,
+}
+
+impl StageState {
+    fn view(&self) -> MergedView {
+        MergedView::new(self.snapshots.clone())
+    }
+
+    fn history(&mut self, created_by: String, with_layer: bool, created: &Option<String>) {
+        self.config.history.push(History {
+            created: created.clone(),
+            created_by,
+            author: String::new(),
+            comment: HISTORY_COMMENT.to_owned(),
+            empty_layer: !with_layer,
+        });
+    }
+}
+
+/// A stored cache record: the layer a step produced.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheRecord {
+    layer: LayerRef,
+}
+
+/// The build engine.
+pub struct Engine<'a> {
+    /// Where blobs, snapshots and cache records live.
+    pub store: &'a Store,
+    /// Base image resolution.
+    pub base_images: &'a dyn BaseImages,
+    /// The `RUN` executor.
+    pub runner: &'a dyn Runner,
+    /// Progress events.
+    pub progress: &'a dyn ProgressSink,
+}
+
+/// A finished stage: its final state, or `Err` when it failed (the error is reported once).
+type StageResult = Result<Arc<StageState>, ()>;
+
+/// Shared by the stage threads of one build.
+struct BuildRun<'a> {
+    engine: &'a Engine<'a>,
+    file: &'a Dockerfile,
+    options: &'a BuildOptions,
+    plan: Plan,
+    lexer: Lexer,
+    matcher: PatternMatcher,
+    platform: Platform,
+    created: Option<String>,
+    compression: Compression,
+    step_ids: AtomicUsize,
+    steps_run: AtomicUsize,
+    steps_cached: AtomicUsize,
+    results: Mutex<Vec<Option<StageResult>>>,
+    finished: Condvar,
+    outcomes: Mutex<Vec<StageOutcome>>,
+}
+
+impl Engine<'_> {
+    /// Builds the plan's target and stores the image (untagged; tag it with the store).
+    pub fn build(
+        &self,
+        file: &Dockerfile,
+        options: &BuildOptions,
+    ) -> Result<BuildOutcome, BuildError> {
+        let plan = Plan::new(file, &options.plan)?;
+        let matcher = load_ignore(&options.context_dir, options.dockerfile_path.as_deref())?;
+        let created = options
+            .source_date_epoch
+            .and_then(|s| Timestamp::from_unix(s, 0))
+            .or_else(Timestamp::now)
+            .map(|t| t.to_string());
+        let stage_count = plan.stages.len();
+        let run = BuildRun {
+            engine: self,
+            file,
+            options,
+            lexer: Lexer::new(plan.escape),
+            plan,
+            matcher,
+            platform: Platform::host(),
+            created,
+            compression: options.compression.unwrap_or_default(),
+            step_ids: AtomicUsize::new(0),
+            steps_run: AtomicUsize::new(0),
+            steps_cached: AtomicUsize::new(0),
+            results: Mutex::new(vec![None; stage_count]),
+            finished: Condvar::new(),
+            outcomes: Mutex::new(vec![StageOutcome::Skipped; stage_count]),
+        };
+        for stage in run.plan.stages.iter().filter(|s| !s.needed) {
+            self.progress.event(Event::StageSkipped {
+                stage: stage.display_name.clone(),
+            });
+        }
+        let errors: Mutex<Vec<BuildError>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for &index in &run.plan.order {
+                let run = &run;
+                let errors = &errors;
+                scope.spawn(move || {
+                    let result = run.run_stage(index);
+                    let mut results = run.results.lock().unwrap_or_else(|e| e.into_inner());
+                    results[index] = Some(match result {
+                        Ok(state) => Ok(Arc::new(state)),
+                        Err(error) => {
+                            errors.lock().unwrap_or_else(|e| e.into_inner()).push(error);
+                            Err(())
+                        }
+                    });
+                    run.finished.notify_all();
+                });
+            }
+        });
+        if let Some(error) = errors
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .next()
+        {
+            return Err(error);
+        }
+        let results = run.results.into_inner().unwrap_or_else(|e| e.into_inner());
+        let Some(Some(Ok(target))) = results.get(run.plan.target).cloned() else {
+            return Err(BuildError::Other(
+                "the target stage produced no result".into(),
+            ));
+        };
+        let mut config = target.config.clone();
+        config.created = run.created.clone();
+        config.rootfs.diff_ids = target.layers.iter().map(|l| l.diff_id.clone()).collect();
+        for (key, value) in &options.labels {
+            config.config.labels.insert(key.clone(), value.clone());
+        }
+        let descriptors = target.layers.iter().map(LayerRef::descriptor).collect();
+        let image = self
+            .store
+            .write_image(&config, descriptors, options.manifest_format)
+            .map_err(|e| BuildError::Other(format!("storing the image: {e}")))?;
+        let outcomes = run.outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+        let stages = run
+            .plan
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| {
+                let state = results.get(i).cloned().flatten().and_then(Result::ok);
+                StageReport {
+                    name: stage.display_name.clone(),
+                    outcome: outcomes[i],
+                    layers: state.as_ref().map(|s| s.layers.clone()).unwrap_or_default(),
+                    base_layers: state.as_ref().map_or(0, |s| s.base_layers),
+                }
+            })
+            .collect();
+        Ok(BuildOutcome {
+            image,
+            layers: target.layers.clone(),
+            snapshots: target.snapshots.clone(),
+            stages,
+            steps_run: run.steps_run.load(Ordering::Relaxed),
+            steps_cached: run.steps_cached.load(Ordering::Relaxed),
+        })
+    }
+}
+
+fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, BuildError> {
+    let Some(path) = stagecraft_dockerignore::find_ignore_file(context, dockerfile) else {
+        return Ok(PatternMatcher::default());
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| BuildError::Other(format!("reading {}: {e}", path.display())))?;
+    PatternMatcher::from_ignore_file(&text)
+        .map_err(|e| BuildError::Other(format!("{}: {e}", path.display())))
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+impl BuildRun<'_> {
+    fn located(&self, command: &Command, message: impl Into<String>) -> BuildError {
+        BuildError::Step(ParseError::new(
+            &self.file.source,
+            command.location.span,
+            message,
+        ))
+    }
+
+    fn expand(
+        &self,
+        command: &Command,
+        word: &str,
+        state: &StageState,
+    ) -> Result<String, BuildError> {
+        self.lexer
+            .process_word(word, &state.scope)
+            .map_err(|e| self.located(command, e.to_string()))
+    }
+
+    /// Waits for a stage this one needs.
+    fn wait_for(&self, index: usize) -> Result<Arc<StageState>, BuildError> {
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &results[index] {
+                Some(Ok(state)) => return Ok(state.clone()),
+                Some(Err(())) => {
+                    return Err(BuildError::Other(format!(
+                        "stage {} failed",
+                        self.plan.stages[index].display_name
+                    )));
+                }
+                None => {
+                    results = self
+                        .finished
+                        .wait(results)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+            }
+        }
+    }
+
+    fn base_state(&self, index: usize) -> Result<StageState, BuildError> {
+        let stage = &self.plan.stages[index];
+        match &stage.base {
+            Base::Scratch => Ok(StageState {
+                config: ImageConfig::for_platform(&self.platform),
+                scope: Scope::default(),
+                args: Vec::new(),
+                layers: Vec::new(),
+                snapshots: Vec::new(),
+                base_layers: 0,
+                key: sha256_hex(&["scratch", &self.platform.to_string()]),
+                cmd_set: false,
+            }),
+            Base::Stage(base) => {
+                let mut state = (*self.wait_for(*base)?).clone();
+                state.config.config.on_build.clear();
+                state.cmd_set = false;
+                Ok(state)
+            }
+            Base::Image(reference) => {
+                let (image, layers, snapshots) = self.image_layers(reference)?;
+                let config = image.config.clone();
+                let scope = Scope::from_image_env(config.config.env.iter().map(String::as_str));
+                let base_layers = layers.len();
+                Ok(StageState {
+                    config,
+                    scope,
+                    args: Vec::new(),
+                    layers,
+                    snapshots,
+                    base_layers,
+                    key: sha256_hex(&["image", image.manifest_digest.as_str()]),
+                    cmd_set: false,
+                })
+            }
+        }
+    }
+
+    /// Resolves an image and makes sure every layer has a snapshot.
+    fn image_layers(
+        &self,
+        reference: &str,
+    ) -> Result<(Image, Vec<LayerRef>, Vec<PathBuf>), BuildError> {
+        let store = self.engine.store;
+        let image = self
+            .engine
+            .base_images
+            .resolve(reference, &self.platform)
+            .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
+        let mut layers = Vec::new();
+        let mut snapshots = Vec::new();
+        for (descriptor, diff_id) in image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.config.rootfs.diff_ids)
+        {
+            let snapshot = match store.snapshot_path(diff_id) {
+                Some(path) => path,
+                None => {
+                    let blob = store.blob_path(&descriptor.digest);
+                    store
+                        .create_snapshot(diff_id, |dir: &Path| -> Result<(), String> {
+                            let file = std::fs::File::open(&blob)
+                                .map_err(|e| format!("{}: {e}", blob.display()))?;
+                            let options = ApplyOptions {
+                                whiteouts: WhiteoutMode::Overlay(OverlayXattr::Trusted),
+                                ..ApplyOptions::default()
+                            };
+                            apply_layer(std::io::BufReader::new(file), dir, &options)
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        })
+                        .map_err(|e| {
+                            BuildError::Other(format!("unpacking a layer of {reference}: {e}"))
+                        })?
+                }
+            };
+            layers.push(LayerRef {
+                diff_id: diff_id.clone(),
+                media_type: descriptor.media_type.clone(),
+                digest: descriptor.digest.clone(),
+                size: descriptor.size,
+                uncompressed_size: None,
+                created_by: String::new(),
+            });
+            snapshots.push(snapshot);
+        }
+        Ok((image, layers, snapshots))
+    }
+
+    fn run_stage(&self, index: usize) -> Result<StageState, BuildError> {
+        let mut state = self.base_state(index)?;
+        let stage = &self.plan.stages[index];
+        let no_cache = self.options.no_cache
+            || self
+                .options
+                .no_cache_filter
+                .iter()
+                .any(|name| stage.stage.name.as_deref() == Some(name.to_lowercase().as_str()));
+        let total = stage.stage.commands.len();
+        let mut ran_any = false;
+        for (position, command) in stage.stage.commands.iter().enumerate() {
+            let ran = self.dispatch(index, position + 1, total, command, &mut state, no_cache)?;
+            ran_any |= ran;
+        }
+        self.outcomes.lock().unwrap_or_else(|e| e.into_inner())[index] = if ran_any {
+            StageOutcome::Built
+        } else {
+            StageOutcome::Cached
+        };
+        Ok(state)
+    }
+
+    /// Applies one instruction. Returns whether something ran (a cache miss).
+    fn dispatch(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        command: &Command,
+        state: &mut StageState,
+        no_cache: bool,
+    ) -> Result<bool, BuildError> {
+        let created = &self.created;
+        match &command.kind {
+            CommandKind::Env(pairs) => {
+                let mut message = String::from("ENV");
+                for (key, value) in self.expand_pairs(command, pairs, state)? {
+                    state.scope.set(&key, &value);
+                    add_env(&mut state.config.config.env, &key, &value);
+                    message.push_str(&format!(" {key}={value}"));
+                }
+                state.history(message, false, created);
+            }
+            CommandKind::Label(pairs) => {
+                let mut message = String::from("LABEL");
+                for (key, value) in self.expand_pairs(command, pairs, state)? {
+                    message.push_str(&format!(" {key}={value}"));
+                    state.config.config.labels.insert(key, value);
+                }
+                state.history(message, false, created);
+            }
+            CommandKind::Maintainer(word) => {
+                state.config.author = word.value.clone();
+                state.history(format!("MAINTAINER {}", word.value), false, created);
+            }
+            CommandKind::Arg(declarations) => {
+                let mut parts = Vec::new();
+                for declaration in declarations {
+                    let from_cli = self.options.plan.build_args.get(&declaration.name).cloned();
+                    let value = match (&from_cli, &declaration.default) {
+                        (Some(value), _) => Some(value.clone()),
+                        (None, Some(default)) => Some(self.expand(command, default, state)?),
+                        (None, None) => self
+                            .plan
+                            .global_args
+                            .iter()
+                            .find(|(k, _)| *k == declaration.name)
+                            .map(|(_, v)| v.clone()),
+                    };
+                    if let Some(value) = &value {
+                        state.scope.set(&declaration.name, value);
+                    }
+                    parts.push(match &value {
+                        Some(v) => format!("{}={v}", declaration.name),
+                        None => declaration.name.clone(),
+                    });
+                    state.args.push((declaration.name.clone(), value));
+                }
+                state.history(format!("ARG {}", parts.join(" ")), false, created);
+            }
+            CommandKind::User(word) => {
+                let user = self.expand(command, &word.value, state)?;
+                state.history(format!("USER {user}"), false, created);
+                state.config.config.user = user;
+            }
+            CommandKind::Volume(words) => {
+                let mut volumes = Vec::new();
+                for word in words {
+                    let volume = self.expand(command, &word.value, state)?;
+                    state.config.config.volumes.insert(volume.clone());
+                    volumes.push(volume);
+                }
+                state.history(format!("VOLUME [{}]", volumes.join(" ")), false, created);
+            }
+            CommandKind::StopSignal(word) => {
+                let signal = self.expand(command, &word.value, state)?;
+                state.history(format!("STOPSIGNAL {signal}"), false, created);
+                state.config.config.stop_signal = signal;
+            }
+            CommandKind::Expose(words) => {
+                let mut ports = Vec::new();
+                for word in words {
+                    let expanded = self
+                        .lexer
+                        .process_words(&word.value, &state.scope)
+                        .map_err(|e| self.located(command, e.to_string()))?;
+                    for port in expanded {
+                        ports.extend(parse_port(&port).map_err(|e| self.located(command, e))?);
+                    }
+                }
+                for port in &ports {
+                    state.config.config.exposed_ports.insert(port.clone());
+                }
+                state.history(format!("EXPOSE [{}]", ports.join(" ")), false, created);
+            }
+            CommandKind::Cmd(line) => {
+                let args = self.with_shell(state, &line.args, line.prepend_shell);
+                state.history(format!("CMD {}", go_quote_list(&args)), false, created);
+                state.config.config.cmd = Some(args);
+                state.config.config.args_escaped = true;
+                state.cmd_set = true;
+            }
+            CommandKind::Entrypoint(line) => {
+                let args = self.with_shell(state, &line.args, line.prepend_shell);
+                state.history(
+                    format!("ENTRYPOINT {}", go_quote_list(&args)),
+                    false,
+                    created,
+                );
+                state.config.config.entrypoint = if args.is_empty() { None } else { Some(args) };
+                if !state.cmd_set {
+                    state.config.config.cmd = None;
+                }
+            }
+            CommandKind::Shell(shell) => {
+                state.config.config.shell = shell.clone();
+                state.history(format!("SHELL [{}]", shell.join(" ")), false, created);
+            }
+            CommandKind::Onbuild(expression) => {
+                state.config.config.on_build.push(expression.clone());
+            }
+            CommandKind::Healthcheck(health) => {
+                let healthcheck = match health {
+                    ParsedHealthcheck::None => Healthcheck {
+                        test: vec!["NONE".to_owned()],
+                        ..Healthcheck::default()
+                    },
+                    ParsedHealthcheck::Check {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => Healthcheck {
+                        test: test.clone(),
+                        interval: interval.as_nanos() as i64,
+                        timeout: timeout.as_nanos() as i64,
+                        start_period: start_period.as_nanos() as i64,
+                        start_interval: start_interval.as_nanos() as i64,
+                        retries: i64::from(*retries),
+                    },
+                };
+                state.history(
+                    format!("HEALTHCHECK {:?}", healthcheck.test),
+                    false,
+                    created,
+                );
+                state.config.config.healthcheck = Some(healthcheck);
+            }
+            CommandKind::Workdir(word) => {
+                let path = self.expand(command, &word.value, state)?;
+                let workdir = normalize_workdir(&state.config.config.working_dir, &path);
+                state.config.config.working_dir = workdir.clone();
+                if workdir == "/" {
+                    state.history(format!("WORKDIR {workdir}"), false, created);
+                    return Ok(false);
+                }
+                let name = format!("WORKDIR {workdir}");
+                let owner = if state.config.config.user.is_empty() {
+                    None
+                } else {
+                    Some(
+                        resolve_owner(&state.config.config.user, &state.view())
+                            .map_err(|e| self.located(command, e.to_string()))?,
+                    )
+                };
+                let key = sha256_hex(&[&state.key, "WORKDIR", &workdir, &format!("{owner:?}")]);
+                let view = state.view();
+                let ran = self.layer_step(
+                    stage_index,
+                    position,
+                    total,
+                    &name,
+                    &key,
+                    no_cache,
+                    state,
+                    |upper| {
+                        if view
+                            .lookup_follow(Path::new(&workdir))
+                            .is_some_and(|f| f.metadata.is_dir())
+                        {
+                            return Ok(());
+                        }
+                        let owner = owner.unwrap_or(crate::users::Owner { uid: 0, gid: 0 });
+                        crate::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
+                            .map_err(|e| e.to_string())
+                    },
+                )?;
+                state.history(name, true, created);
+                return Ok(ran);
+            }
+            CommandKind::Run(run) => {
+                return self.run_step(stage_index, position, total, command, run, state, no_cache);
+            }
+            CommandKind::Copy(copy) => {
+                return self.copy_step(
+                    stage_index,
+                    position,
+                    total,
+                    command,
+                    state,
+                    no_cache,
+                    CopyArgs {
+                        is_add: false,
+                        paths: &copy.paths,
+                        from: copy.from.as_ref().map(|w| w.value.as_str()),
+                        chown: copy.chown.as_ref().map(|w| w.value.as_str()),
+                        chmod: copy.chmod.as_ref().map(|w| w.value.as_str()),
+                        excludes: &copy.excludes,
+                        link: copy.link,
+                    },
+                );
+            }
+            CommandKind::Add(add) => {
+                return self.copy_step(
+                    stage_index,
+                    position,
+                    total,
+                    command,
+                    state,
+                    no_cache,
+                    CopyArgs {
+                        is_add: true,
+                        paths: &add.paths,
+                        from: None,
+                        chown: add.chown.as_ref().map(|w| w.value.as_str()),
+                        chmod: add.chmod.as_ref().map(|w| w.value.as_str()),
+                        excludes: &add.excludes,
+                        link: add.link,
+                    },
+                );
+            }
+        }
+        Ok(false)
+    }
+
+    fn expand_pairs(
+        &self,
+        command: &Command,
+        pairs: &[KeyValue],
+        state: &StageState,
+    ) -> Result<Vec<(String, String)>, BuildError> {
+        pairs
+            .iter()
+            .map(|pair| {
+                Ok((
+                    self.expand(command, &pair.key.value, state)?,
+                    self.expand(command, &pair.value.value, state)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn with_shell(&self, state: &StageState, args: &[String], prepend_shell: bool) -> Vec<String> {
+        if !prepend_shell {
+            return args.to_vec();
+        }
+        let mut full: Vec<String> = if state.config.config.shell.is_empty() {
+            DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect()
+        } else {
+            state.config.config.shell.clone()
+        };
+        full.push(args.join(" "));
+        full
+    }
+
+    fn start_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        name: &str,
+    ) -> (usize, Instant) {
+        let id = self.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        self.engine.progress.event(Event::StepStarted {
+            id,
+            stage: self.plan.stages[stage_index].display_name.clone(),
+            index: position,
+            total,
+            name: name.to_owned(),
+        });
+        (id, Instant::now())
+    }
+
+    /// Runs (or takes from the cache) a step that produces one layer. `fill` writes the
+    /// layer's content into an empty directory: either as overlay "upper" output (with
+    /// whiteouts) or as plain files.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        name: &str,
+        key: &str,
+        no_cache: bool,
+        state: &mut StageState,
+        fill: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<bool, BuildError> {
+        self.layer_step_with(
+            stage_index,
+            position,
+            total,
+            name,
+            key,
+            no_cache,
+            state,
+            |upper, _work, _id| fill(upper),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer_step_with(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        name: &str,
+        key: &str,
+        no_cache: bool,
+        state: &mut StageState,
+        fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
+    ) -> Result<bool, BuildError> {
+        let store = self.engine.store;
+        let (id, started) = self.start_step(stage_index, position, total, name);
+        if !no_cache && let Some(layer) = self.cached_layer(key) {
+            self.steps_cached.fetch_add(1, Ordering::Relaxed);
+            self.engine.progress.event(Event::StepFinished {
+                id,
+                status: StepStatus::Cached,
+                duration: started.elapsed(),
+                miss_reason: None,
+            });
+            let snapshot = store
+                .snapshot_path(&layer.diff_id)
+                .ok_or_else(|| BuildError::Other("cached layer lost its snapshot".into()))?;
+            state.layers.push(layer);
+            state.snapshots.push(snapshot);
+            state.key = key.to_owned();
+            return Ok(false);
+        }
+        let finish = |status| {
+            self.engine.progress.event(Event::StepFinished {
+                id,
+                status,
+                duration: started.elapsed(),
+                miss_reason: if no_cache {
+                    Some("--no-cache".to_owned())
+                } else {
+                    Some("no cache record for this step's inputs".to_owned())
+                },
+            });
+        };
+        let ingest = store.root().join("ingest");
+        let scratch = tempfile::Builder::new()
+            .prefix("step-")
+            .tempdir_in(&ingest)
+            .map_err(|e| {
+                BuildError::Other(format!(
+                    "creating a step directory in {}: {e}",
+                    ingest.display()
+                ))
+            })?;
+        let upper = scratch.path().join("upper");
+        let work = scratch.path().join("work");
+        for dir in [&upper, &work] {
+            std::fs::create_dir(dir)
+                .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+        }
+        if let Err(message) = fill(&upper, &work, id) {
+            finish(StepStatus::Failed);
+            return Err(BuildError::Other(message));
+        }
+        let layer = self
+            .commit_layer(&upper, &state.snapshots, name)
+            .inspect_err(|_| finish(StepStatus::Failed))?;
+        let snapshot = store
+            .create_snapshot(&layer.diff_id, |content: &Path| {
+                std::fs::rename(&upper, content)
+            })
+            .map_err(|e| BuildError::Other(format!("saving the layer snapshot: {e}")))?;
+        store
+            .put_cache_json(
+                key,
+                &CacheRecord {
+                    layer: layer.clone(),
+                },
+            )
+            .map_err(|e| BuildError::Other(format!("writing a cache record: {e}")))?;
+        self.steps_run.fetch_add(1, Ordering::Relaxed);
+        finish(StepStatus::Done);
+        state.layers.push(layer);
+        state.snapshots.push(snapshot);
+        state.key = key.to_owned();
+        Ok(true)
+    }
+
+    /// A cache record whose blob and snapshot still exist.
+    fn cached_layer(&self, key: &str) -> Option<LayerRef> {
+        let store = self.engine.store;
+        let record: CacheRecord = store.get_cache_json(key).ok()??;
+        (store.has_blob(&record.layer.digest)
+            && store.snapshot_path(&record.layer.diff_id).is_some())
+        .then_some(record.layer)
+    }
+
+    /// Turns a step's upper directory into a compressed layer blob in the store.
+    fn commit_layer(
+        &self,
+        upper: &Path,
+        lowers: &[PathBuf],
+        name: &str,
+    ) -> Result<LayerRef, BuildError> {
+        let store = self.engine.store;
+        let ingest = store.root().join("ingest");
+        let mut temp = tempfile::NamedTempFile::new_in(&ingest).map_err(|e| {
+            BuildError::Other(format!(
+                "creating a layer file in {}: {e}",
+                ingest.display()
+            ))
+        })?;
+        let lower_dirs: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+        let source = DiffSource::OverlayUpper {
+            upper,
+            lower_dirs: &lower_dirs,
+            xattr: OverlayXattr::Trusted,
+        };
+        let options = TarOptions {
+            source_date_epoch: self.options.source_date_epoch,
+        };
+        let (info, _) = write_layer(
+            &source,
+            &options,
+            self.compression,
+            std::io::BufWriter::new(temp.as_file_mut()),
+        )
+        .map_err(|e| BuildError::Other(format!("writing the layer of {name}: {e}")))?;
+        let file =
+            std::fs::File::open(temp.path()).map_err(|e| BuildError::Other(e.to_string()))?;
+        let blob = store
+            .write_blob(std::io::BufReader::new(file))
+            .map_err(|e| BuildError::Other(format!("storing the layer of {name}: {e}")))?;
+        let diff_id = Digest::parse(&info.diff_id).map_err(|e| BuildError::Other(e.to_string()))?;
+        Ok(LayerRef {
+            diff_id,
+            media_type: info.media_type().to_owned(),
+            digest: blob.digest,
+            size: blob.size,
+            uncompressed_size: Some(info.uncompressed_size),
+            created_by: name.to_owned(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+        state: &mut StageState,
+        no_cache: bool,
+    ) -> Result<bool, BuildError> {
+        let mut args = run.command.args.clone();
+        if let Some(first) = run.command.heredocs.first() {
+            args = heredoc_command(&args, &run.command.heredocs, first);
+        }
+        let args = self.with_shell(state, &args, run.command.prepend_shell);
+        let env = state.scope.env_list();
+        let cwd = if state.config.config.working_dir.is_empty() {
+            "/".to_owned()
+        } else {
+            state.config.config.working_dir.clone()
+        };
+        let user = state.config.config.user.clone();
+        let args_json = serde_json::to_string(&args).unwrap_or_default();
+        let env_json = serde_json::to_string(&env).unwrap_or_default();
+        let key = sha256_hex(&[
+            &state.key,
+            "RUN",
+            &args_json,
+            &env_json,
+            &cwd,
+            &user,
+            &run.network,
+        ]);
+        let name = format!(
+            "RUN {}",
+            args.last().map(String::as_str).unwrap_or_default()
+        );
+        let history = format!(
+            "RUN {} # buildkit",
+            run_command_string(&args, &state.args, &state.scope)
+        );
+        let lowers = state.snapshots.clone();
+        let progress = self.engine.progress;
+        let runner = self.engine.runner;
+        let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+        let ran = self.layer_step_with(
+            stage_index,
+            position,
+            total,
+            &name,
+            &key,
+            no_cache,
+            state,
+            |upper, work, id| {
+                let request = RunRequest {
+                    lower_dirs: &lowers,
+                    upper_dir: upper,
+                    work_dir: work,
+                    args: &args,
+                    env: &env,
+                    cwd: &cwd,
+                    user: &user,
+                    network: &run.network,
+                };
+                let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+                let mut emit = |stream: Stream, bytes: &[u8]| {
+                    let buffer = &mut pending[usize::from(stream == Stream::Stderr)];
+                    buffer.extend_from_slice(bytes);
+                    while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = buffer.drain(..=newline).collect();
+                        let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                        tail.push_back(line.clone());
+                        if tail.len() > 20 {
+                            tail.pop_front();
+                        }
+                        progress.event(Event::Log { id, stream, line });
+                    }
+                };
+                let code = runner.run(&request, &mut emit)?;
+                for (i, rest) in pending.iter().enumerate() {
+                    if !rest.is_empty() {
+                        let line = String::from_utf8_lossy(rest).into_owned();
+                        tail.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push_back(line.clone());
+                        progress.event(Event::Log {
+                            id,
+                            stream: if i == 0 {
+                                Stream::Stdout
+                            } else {
+                                Stream::Stderr
+                            },
+                            line,
+                        });
+                    }
+                }
+                if code != 0 {
+                    return Err(format!("exit code: {code}"));
+                }
+                Ok(())
+            },
+        );
+        let ran = ran.map_err(|error| match error {
+            BuildError::Other(message) => {
+                let tail: Vec<String> = tail
+                    .into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .into_iter()
+                    .collect();
+                let mut text = format!(
+                    "process {} did not complete successfully: {message}",
+                    go_quote_list(&args)
+                );
+                if !tail.is_empty() {
+                    text.push_str("\n  output (last lines):\n");
+                    for line in tail {
+                        text.push_str(&format!("    {line}\n"));
+                    }
+                }
+                self.located(command, text)
+            }
+            other => other,
+        })?;
+        state.history(history, true, &self.created);
+        Ok(ran)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        command: &Command,
+        state: &mut StageState,
+        no_cache: bool,
+        args: CopyArgs<'_>,
+    ) -> Result<bool, BuildError> {
+        let keyword = if args.is_add { "ADD" } else { "COPY" };
+        let mut sources = Vec::new();
+        for source in &args.paths.sources {
+            let value = self.expand(command, &source.value, state)?;
+            if value.starts_with("http://") || value.starts_with("https://") {
+                return Err(self.located(
+                    command,
+                    format!("{keyword} from a URL is not supported yet: {value}"),
+                ));
+            }
+            sources.push(value);
+        }
+        let dest_raw = self.expand(command, &args.paths.dest.value, state)?;
+        let dest = destination(&state.config.config.working_dir, &dest_raw);
+        let view = state.view();
+        let owner = match args.chown {
+            Some(chown) => {
+                let chown = self.expand(command, chown, state)?;
+                Some(
+                    resolve_owner(&chown, &view)
+                        .map_err(|e| self.located(command, e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let chmod = match args.chmod {
+            Some(chmod) => {
+                let chmod = self.expand(command, chmod, state)?;
+                Some(u32::from_str_radix(&chmod, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
+                    self.located(command, format!("invalid chmod parameter: '{chmod}'. it should be octal string and between 0 and 07777"))
+                })?)
+            }
+            None => None,
+        };
+        let excludes: Vec<String> = args
+            .excludes
+            .iter()
+            .map(|w| self.expand(command, &w.value, state))
+            .collect::<Result<_, _>>()?;
+        let (source, source_key) = match args.from {
+            None if !args.paths.inline.is_empty() && sources.is_empty() => {
+                let docs = args
+                    .paths
+                    .inline
+                    .iter()
+                    .map(|doc| {
+                        let data = if doc.expand {
+                            self.expand(command, &doc.data, state)?
+                        } else {
+                            doc.data.clone()
+                        };
+                        Ok((doc.path.clone(), data))
+                    })
+                    .collect::<Result<Vec<_>, BuildError>>()?;
+                (CopySource::Inline(docs), "inline".to_owned())
+            }
+            None => (
+                CopySource::Context {
+                    view: MergedView::new(vec![self.options.context_dir.clone()]),
+                    matcher: &self.matcher,
+                },
+                "context".to_owned(),
+            ),
+            Some(from) => {
+                let from_stage = self.plan.stages[stage_index]
+                    .dependencies
+                    .iter()
+                    .find(|d| d.line == command.location.start_line)
+                    .map(|d| d.stage);
+                match from_stage {
+                    Some(index) => {
+                        let source_state = self.wait_for(index)?;
+                        (
+                            CopySource::Stage(source_state.view()),
+                            format!("stage {}", source_state.key),
+                        )
+                    }
+                    None => {
+                        let (image, _, snapshots) = self.image_layers(from)?;
+                        (
+                            CopySource::Stage(MergedView::new(snapshots)),
+                            format!("image {}", image.manifest_digest),
+                        )
+                    }
+                }
+            }
+        };
+        let spec = CopySpec {
+            sources: &sources,
+            dest: dest.clone(),
+            owner,
+            chmod,
+            excludes: &excludes,
+        };
+        let plan = CopyPlan::resolve(&source, &spec, &view)
+            .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
+        let digest = plan
+            .content_digest()
+            .map_err(|e| self.located(command, e.to_string()))?;
+        let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
+        let key = sha256_hex(&[
+            &state.key,
+            keyword,
+            &dest,
+            &format!("{owner:?}"),
+            &format!("{chmod:?}"),
+            &source_kind,
+            &digest,
+            &args.link.to_string(),
+        ]);
+        let mut message = keyword.to_owned();
+        if let Some(chown) = args.chown {
+            message.push_str(&format!(" --chown={chown}"));
+        }
+        if let Some(chmod) = args.chmod {
+            message.push_str(&format!(" --chmod={chmod}"));
+        }
+        for source in &sources {
+            message.push_str(&format!(" {source}"));
+        }
+        for doc in &args.paths.inline {
+            message.push_str(&format!(" <<{}", doc.path));
+        }
+        message.push_str(&format!(" {}", args.paths.dest.value));
+        let name = match args.from {
+            Some(from) => format!("{keyword} --from={from} {} {dest_raw}", sources.join(" ")),
+            None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
+        };
+        let ran = self.layer_step(
+            stage_index,
+            position,
+            total,
+            &name,
+            &key,
+            no_cache,
+            state,
+            |upper| plan.write(upper, &view).map_err(|e| e.to_string()),
+        )?;
+        state.history(format!("{message} # buildkit"), true, &self.created);
+        Ok(ran)
+    }
+}
+
+/// The parts of `COPY` and `ADD` the copy step needs.
+struct CopyArgs<'a> {
+    is_add: bool,
+    paths: &'a stagecraft_dockerfile::SourcesAndDest,
+    from: Option<&'a str>,
+    chown: Option<&'a str>,
+    chmod: Option<&'a str>,
+    excludes: &'a [stagecraft_dockerfile::Word],
+    link: bool,
+}
+
+/// BuildKit's heredoc handling for `RUN`: a lone heredoc becomes the script itself; otherwise
+/// the heredocs are appended to the command for the shell to read.
+fn heredoc_command(
+    args: &[String],
+    heredocs: &[stagecraft_dockerfile::Heredoc],
+    first: &stagecraft_dockerfile::Heredoc,
+) -> Vec<String> {
+    let Some(command) = args.first() else {
+        return args.to_vec();
+    };
+    if heredocs.len() == 1
+        && stagecraft_dockerfile::heredoc::parse_marker(command)
+            .ok()
+            .flatten()
+            .is_some()
+    {
+        let data = if first.chomp {
+            first.chomped_content()
+        } else {
+            first.content.clone()
+        };
+        return vec![data];
+    }
+    let mut script = command.clone();
+    for heredoc in heredocs {
+        script.push('\n');
+        script.push_str(&heredoc.content);
+        script.push_str(&heredoc.name);
+    }
+    vec![script]
+}
+
+/// BuildKit's `runCommandString`: `|N ARG=value … cmd`.
+fn run_command_string(
+    args: &[String],
+    declared: &[(String, Option<String>)],
+    scope: &Scope,
+) -> String {
+    use stagecraft_shell::EnvGetter;
+    let mut env: Vec<String> = Vec::new();
+    for (name, value) in declared {
+        let value = scope
+            .get(name)
+            .map(str::to_owned)
+            .or_else(|| value.clone())
+            .unwrap_or_default();
+        let entry = format!("{name}={value}");
+        match env
+            .iter()
+            .position(|e| e.split_once('=').map(|(k, _)| k) == Some(name.as_str()))
+        {
+            Some(i) => env[i] = entry,
+            None => env.push(entry),
+        }
+    }
+    let mut parts = Vec::new();
+    if !env.is_empty() {
+        parts.push(format!("|{}", env.len()));
+        parts.extend(env);
+    }
+    parts.extend(args.iter().cloned());
+    parts.join(" ")
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_quote_list(args: &[String]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| stagecraft_dockerfile::go_quote(a))
+        .collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// BuildKit's `addEnv`: replace in place or append.
+fn add_env(env: &mut Vec<String>, key: &str, value: &str) {
+    let entry = format!("{key}={value}");
+    match env
+        .iter()
+        .position(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+    {
+        Some(i) => env[i] = entry,
+        None => env.push(entry),
+    }
+}
+
+/// `WORKDIR`: relative paths join the current directory; the result is clean and absolute.
+fn normalize_workdir(current: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{}/{path}", if current.is_empty() { "/" } else { current })
+    };
+    let clean: PathBuf = crate::rootfs::clean_components(Path::new(&joined))
+        .iter()
+        .collect();
+    format!("/{}", clean.display())
+}
+
+/// `COPY` destination: relative to the working directory, trailing `/` kept.
+fn destination(workdir: &str, dest: &str) -> String {
+    let trailing = dest.ends_with('/') || dest == "." || dest.is_empty() || dest.ends_with("/.");
+    let mut normalized = normalize_workdir(workdir, dest);
+    if trailing && !normalized.ends_with('/') {
+        normalized.push('/');
+    }
+    normalized
+}
+
+/// `EXPOSE` port specs → `port/proto` entries (ranges expanded), as BuildKit parses them.
+fn parse_port(raw: &str) -> Result<Vec<String>, String> {
+    let (port_part, proto) = match raw.split_once('/') {
+        Some((port, proto)) => (port, proto.to_lowercase()),
+        None => (raw, "tcp".to_owned()),
+    };
+    if proto.is_empty() {
+        return Err(format!("invalid port: {raw:?}: no protocol"));
+    }
+    // `[ip:][hostPort:]containerPort`: only the container port counts.
+    let container = port_part.rsplit(':').next().unwrap_or(port_part);
+    let number = |s: &str| -> Result<u32, String> {
+        s.parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 65535)
+            .ok_or_else(|| format!("invalid containerPort: {container}"))
+    };
+    let (start, end) = match container.split_once('-') {
+        Some((a, b)) if a != b => (number(a)?, number(b)?),
+        Some((a, _)) => (number(a)?, number(a)?),
+        None => (number(container)?, number(container)?),
+    };
+    if end < start {
+        return Err(format!("invalid port range: {container}"));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workdir_and_destination_paths() {
+        assert_eq!(normalize_workdir("", "app"), "/app");
+        assert_eq!(normalize_workdir("/src", "../lib/./x"), "/lib/x");
+        assert_eq!(normalize_workdir("/src", "/abs/"), "/abs");
+        assert_eq!(destination("/app", "."), "/app/");
+        assert_eq!(destination("/app", "bin/"), "/app/bin/");
+        assert_eq!(destination("", "/out/file"), "/out/file");
+    }
+
+    #[test]
+    fn ports_like_buildkit() {
+        assert_eq!(parse_port("80").unwrap(), ["80/tcp"]);
+        assert_eq!(parse_port("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            parse_port("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert_eq!(parse_port("127.0.0.1:8080:80").unwrap(), ["80/tcp"]);
+        assert!(parse_port("http").is_err());
+        assert!(parse_port("70000").is_err());
+    }
+
+    #[test]
+    fn run_history_lists_build_args() {
+        let mut scope = Scope::default();
+        scope.set("V", "2");
+        let declared = vec![
+            ("V".to_owned(), Some("1".to_owned())),
+            ("W".to_owned(), None),
+        ];
+        assert_eq!(
+            run_command_string(
+                &["/bin/sh".into(), "-c".into(), "make".into()],
+                &declared,
+                &scope
+            ),
+            "|2 V=2 W= /bin/sh -c make"
+        );
+        assert_eq!(
+            go_quote_list(&["a b".into(), "c\"".into()]),
+            r#"["a b" "c\""]"#
+        );
+    }
+}
