@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# The main job, end to end on a fresh machine: build stagecraft, then read the multi-stage Go
-# example the way a build will: its syntax tree and the files its context would send.
+# The main job, end to end on a fresh machine: build stagecraft, make a busybox base image offline,
+# build the multi-stage example into an image, and print the stage/layer size report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --quiet
-bin=target/release/stagecraft
-example=examples/go-static
+bin=$PWD/target/release/stagecraft
+example=examples/busybox-multistage
+export STAGECRAFT_ROOT=${STAGECRAFT_ROOT:-$PWD/target/demo-store}
+shared=${STAGECRAFT_SHARED_DIR:-$PWD/../shared}
 
-echo "== stagecraft parse -f $example/Dockerfile"
-"$bin" parse -f "$example/Dockerfile"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$shared/fixtures/make-busybox-image" "$work/busybox" >/dev/null
+"$bin" load --tag busybox:latest -i "$work/busybox"
+
+echo "== stagecraft build --dry-run $example"
+"$bin" build --dry-run "$example"
 echo
-echo "== stagecraft context $example"
-"$bin" context "$example"
+echo "== stagecraft build --target tester $example"
+"$bin" build --progress=plain --target tester "$example"
+echo
+echo "== stagecraft build -t demo/site:latest --report $example"
+"$bin" build --progress=plain -t demo/site:latest --report \
+    --output "type=oci,dest=$work/site.oci.tar" "$example"
+echo
+echo "== rebuild (fully cached)"
+"$bin" build --progress=plain -t demo/site:latest "$example" 2>&1 | tail -1

@@ -10,8 +10,8 @@ if ! need_cmd cargo; then
     exit 1
 fi
 
-# Debian packages the test suite and demos use. Empty for now: the frontend needs none.
-apt_packages=()
+# Debian packages the test suite and demos use: a static busybox for the offline base image.
+apt_packages=(busybox-static)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

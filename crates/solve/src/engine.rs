@@ -513,18 +513,44 @@ impl BuildRun<'_> {
     }
 
     fn run_stage(&self, index: usize) -> Result<StageState, BuildError> {
-        let mut state = self.base_state(index)?;
         let stage = &self.plan.stages[index];
+        // Steps are numbered as BuildKit numbers them: the base image, then every instruction
+        // that changes the filesystem.
+        let fs_steps = stage
+            .stage
+            .commands
+            .iter()
+            .filter(|c| changes_filesystem(&c.kind))
+            .count();
+        let from_image = matches!(stage.base, Base::Image(_));
+        let total = fs_steps + usize::from(from_image);
+        let mut position = 0;
+        let mut state = if let Base::Image(reference) = &stage.base {
+            position = 1;
+            let (id, started) = self.start_step(index, 1, total, &format!("FROM {reference}"));
+            let state = self.base_state(index);
+            self.engine.progress.event(Event::StepFinished {
+                id,
+                status: if state.is_ok() { StepStatus::Done } else { StepStatus::Failed },
+                duration: started.elapsed(),
+                miss_reason: None,
+            });
+            state?
+        } else {
+            self.base_state(index)?
+        };
         let no_cache = self.options.no_cache
             || self
                 .options
                 .no_cache_filter
                 .iter()
                 .any(|name| stage.stage.name.as_deref() == Some(name.to_lowercase().as_str()));
-        let total = stage.stage.commands.len();
         let mut ran_any = false;
-        for (position, command) in stage.stage.commands.iter().enumerate() {
-            let ran = self.dispatch(index, position + 1, total, command, &mut state, no_cache)?;
+        for command in &stage.stage.commands {
+            if changes_filesystem(&command.kind) {
+                position += 1;
+            }
+            let ran = self.dispatch(index, position, total, command, &mut state, no_cache)?;
             ran_any |= ran;
         }
         self.outcomes.lock().unwrap_or_else(|e| e.into_inner())[index] = if ran_any {
@@ -1279,6 +1305,11 @@ struct CopyArgs<'a> {
     chmod: Option<&'a str>,
     excludes: &'a [stagecraft_dockerfile::Word],
     link: bool,
+}
+
+/// Instructions that produce a layer (and a numbered step in the progress view).
+fn changes_filesystem(kind: &CommandKind) -> bool {
+    matches!(kind, CommandKind::Run(_) | CommandKind::Copy(_) | CommandKind::Add(_) | CommandKind::Workdir(_))
 }
 
 /// BuildKit's heredoc handling for `RUN`: a lone heredoc becomes the script itself; otherwise

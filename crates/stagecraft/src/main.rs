@@ -16,17 +16,62 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build a Dockerfile into an image (docker buildx flags).
+    Build(commands::build::BuildArgs),
     /// Parse a Dockerfile and print its syntax tree, as BuildKit's parser sees it.
     Parse(commands::parse::ParseArgs),
     /// List the files that enter the build context after .dockerignore.
     Context(commands::context::ContextArgs),
+    /// List the images in the store.
+    Images(commands::images::ImagesArgs),
+    /// Give an image another name.
+    Tag(commands::images::TagArgs),
+    /// Show an image's config and layers as JSON.
+    Inspect(commands::images::InspectArgs),
+    /// Remove image names (their blobs go with `prune`).
+    Rmi(commands::images::RmiArgs),
+    /// Load an OCI layout (directory or tar) or a docker archive.
+    Load(commands::images::LoadArgs),
+    /// Save images as an OCI layout tar, a docker archive or an unpacked root filesystem.
+    Save(commands::images::SaveArgs),
+    /// Import a root filesystem (directory or tar) as an image.
+    Import(commands::images::ImportArgs),
+    /// Pull an image from a registry.
+    Pull(commands::images::TransferArgs),
+    /// Push an image to a registry.
+    Push(commands::images::TransferArgs),
+    /// Remove unreferenced blobs, snapshots and build cache.
+    Prune(commands::images::PruneArgs),
+    /// Re-hash every blob and snapshot; remove corrupt ones.
+    Verify,
 }
 
 fn main() -> ExitCode {
+    // RUN steps re-execute this binary as the namespace helper; it must take over before any
+    // thread starts (a multi-threaded process cannot enter new namespaces safely).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == stagecraft_exec::HELPER_ARG)
+    {
+        stagecraft_exec::helper_main(&args[2..]);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Build(args) => commands::build::run(&args),
         Command::Parse(args) => commands::parse::run(&args),
         Command::Context(args) => commands::context::run(&args),
+        Command::Images(args) => commands::images::images(&args),
+        Command::Tag(args) => commands::images::tag(&args),
+        Command::Inspect(args) => commands::images::inspect(&args),
+        Command::Rmi(args) => commands::images::rmi(&args),
+        Command::Load(args) => commands::images::load(&args),
+        Command::Save(args) => commands::images::save(&args),
+        Command::Import(args) => commands::images::import(&args),
+        Command::Pull(args) => commands::images::pull(&args),
+        Command::Push(args) => commands::images::push(&args),
+        Command::Prune(args) => commands::images::prune(&args),
+        Command::Verify => commands::images::verify(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `stagecraft context`: the files a build would send, after `.dockerignore`.
 
-use super::{CommandError, CommandResult};
+use super::{CommandError, CommandResult, human_bytes};
 use serde::Serialize;
 use stagecraft_dockerignore::{PatternMatcher, find_ignore_file, parse_ignore_file, walk_context};
 use std::io::Write;
@@ -78,32 +78,9 @@ pub fn run(args: &ContextArgs) -> CommandResult {
     Ok(())
 }
 
-/// Sizes the way docker prints them (`units.HumanSize`): decimal units, four significant digits.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let decimals = match value {
-        v if v >= 100.0 => 1,
-        v if v >= 10.0 => 2,
-        _ => 3,
-    };
-    let digits = format!("{value:.decimals$}");
-    let digits = if digits.contains('.') {
-        digits.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &digits
-    };
-    format!("{digits}{}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use crate::commands::human_bytes;
 
     #[test]
     fn human_bytes_uses_decimal_units() {

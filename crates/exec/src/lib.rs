@@ -1,0 +1,246 @@
+//! Runs one Dockerfile `RUN` step the way BuildKit's runc executor does, with no daemon and no runc.
+//!
+//! The caller hands over an [`ExecSpec`]: the rootfs (an overlay of image layers with a fresh upper
+//! directory, or a plain directory), the argv, environment, working directory, `USER`, hostname,
+//! network mode and extra mounts. [`Executor::run`] runs the command as PID 1 of fresh mount, PID,
+//! UTS and IPC namespaces (plus a network namespace for [`Network::None`] and a user namespace when
+//! not root), streams its output line by line, and returns its [`ExitStatus`]. Everything the
+//! command wrote ends up in the overlay's upper directory, and *only* that: mount points the
+//! executor had to create (`/etc/hosts`, `/etc/resolv.conf`, `/proc`, `/dev`, `/sys`, targets of
+//! extra mounts) are removed again afterwards, as BuildKit's `MountStubsCleaner` does.
+//!
+//! # Process layout
+//!
+//! ```text
+//! caller (any process, may be multi-threaded)
+//!   └─ spawn (std::process::Command: fork+exec, thread-safe) ─▶ helper: the caller's binary re-exec'd,
+//!      single-threaded. unshare(mnt, pid, uts, ipc[, net][, user]) → make / private → mount the
+//!      rootfs → resolve USER → create the cwd → note which mount points are missing → fork
+//!        └─ init: PID 1 of the new PID namespace. Own (nested) mount namespace → /proc, /dev, /sys,
+//!           /etc/resolv.conf, /etc/hosts, extra mounts → pivot_root → hostname, capabilities,
+//!           groups/gid/uid → chdir → execve(command)
+//!      helper: forwards signals, waits, unmounts the rootfs, removes the mount stubs, reports
+//! ```
+//!
+//! All mounts live in namespaces private to the helper, so they vanish when it exits: the caller's
+//! `/proc/self/mountinfo` never changes, even if the helper is killed.
+//!
+//! # Wiring the helper into a binary
+//!
+//! The helper is the caller's own executable started again with [`HELPER_ARG`] as its first
+//! argument. Every binary that uses an [`Executor`] must dispatch to [`helper_main`] **first thing in
+//! `main`**, before it starts any thread (no tokio runtime yet): a process with several threads cannot
+//! create a user namespace and must not fork.
+//!
+//! ```no_run
+//! fn main() {
+//!     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+//!     if args.get(1).is_some_and(|a| a == stagecraft_exec::HELPER_ARG) {
+//!         stagecraft_exec::helper_main(&args[2..]);
+//!     }
+//!     // ... the normal program, which may later call Executor::new(HelperCommand::current_exe())
+//! }
+//! ```
+//!
+//! # What is not done (yet)
+//!
+//! No seccomp profile, AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
+//! `/sys/fs/cgroup` mount), rlimits (inherited from the caller, as BuildKit does when no ulimit is
+//! given), TTY allocation, or multi-range user-namespace maps (rootless runs support only `USER`
+//! root, because the single-id map `0 → caller` is all an unprivileged process can set up itself).
+
+mod env;
+mod error;
+mod etc_files;
+mod executor;
+mod helper;
+mod protocol;
+mod user;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::ExecError;
+pub use executor::{Canceller, Execution, Executor, HelperCommand};
+pub use helper::helper_main;
+
+/// The first argument that makes a binary act as the exec helper (see the crate docs for wiring).
+pub const HELPER_ARG: &str = "__stagecraft-exec";
+
+/// BuildKit's hostname for build containers (`executor/oci/hosts.go`), used when
+/// [`ExecSpec::hostname`] is empty.
+pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
+
+/// The `PATH` added when the step's environment has none, as BuildKit's exec op does
+/// (`solver/llbsolver/ops/exec.go`, `addDefaultEnvvar`).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The filesystem the command runs in.
+///
+/// Paths must be absolute and valid UTF-8 (they cross to the helper as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rootfs {
+    /// An overlay of read-only image layers with a writable upper directory that receives every
+    /// change the command makes: the layer diff.
+    Overlay {
+        /// The read-only layers, **topmost first** (the order of overlayfs' `lowerdir=`). May be
+        /// empty (a `FROM scratch` base): an empty directory is used then.
+        lower_dirs: Vec<PathBuf>,
+        /// Receives the changes. Should start empty (a fresh snapshot per step, as BuildKit does);
+        /// whiteouts already in it are preserved.
+        upper_dir: PathBuf,
+        /// overlayfs' scratch directory: empty, on the same filesystem as `upper_dir`.
+        work_dir: PathBuf,
+    },
+    /// A plain directory used directly as the root and modified in place (no diff possible).
+    Dir(PathBuf),
+}
+
+/// The network the command sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// The host's network namespace (`RUN --network=host`). The default here because this project
+    /// has no bridge networking; BuildKit's resolv.conf handling for host networking applies.
+    #[default]
+    Host,
+    /// A fresh network namespace with only the loopback interface, up (`RUN --network=none`).
+    None,
+}
+
+/// An extra mount for the command (the future `RUN --mount`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Where the mount appears inside the container. Relative paths are taken from `/`. Missing
+    /// mount points are created and removed again after the run.
+    pub target: String,
+    /// What is mounted.
+    pub kind: MountKind,
+}
+
+/// The kinds of [`Mount`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// A recursive bind mount of a host file or directory (BuildKit's `rbind`).
+    Bind {
+        /// The host path (absolute, UTF-8).
+        source: PathBuf,
+        /// Mount it read-only.
+        readonly: bool,
+    },
+    /// A fresh tmpfs (`nosuid`, as BuildKit mounts `RUN --mount=type=tmpfs`).
+    Tmpfs {
+        /// Size limit in bytes; `None` leaves the kernel default (half of RAM).
+        size: Option<u64>,
+    },
+}
+
+/// One `--add-host` entry: a line `IP<TAB>HOST` appended to the generated `/etc/hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEntry {
+    /// The host name.
+    pub host: String,
+    /// Its address.
+    pub ip: IpAddr,
+}
+
+/// Everything about one `RUN` step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// The filesystem to run in.
+    pub rootfs: Rootfs,
+    /// The argv. The shell form is already `["/bin/sh", "-c", …]` (the caller's job). `args[0]` is
+    /// looked up in the step's `PATH` unless it contains a `/`.
+    pub args: Vec<String>,
+    /// The environment as `KEY=VALUE`. Later duplicates win. [`DEFAULT_PATH`] is added when there is
+    /// no `PATH`, and `HOME` from the user's passwd entry (else `/`) when there is no `HOME`, as
+    /// BuildKit and runc do.
+    pub env: Vec<String>,
+    /// The working directory. Created when missing (owned by the resolved user, mode 0755, as
+    /// BuildKit does); that directory is a genuine change and stays in the layer.
+    pub cwd: String,
+    /// The `USER`: `""` (root), `name`, `uid`, `uid:gid`, `name:group`, … resolved against the
+    /// rootfs' `/etc/passwd` and `/etc/group` exactly as BuildKit does, supplementary groups
+    /// included. Numeric ids need no entries; unknown names are an [`ExecError::User`].
+    pub user: String,
+    /// The hostname; empty means [`DEFAULT_HOSTNAME`].
+    pub hostname: String,
+    /// The network mode.
+    pub network: Network,
+    /// Extra mounts, applied after the standard ones. They are applied in order of path depth so a
+    /// mount never hides one nested in it.
+    pub mounts: Vec<Mount>,
+    /// Extra `/etc/hosts` entries.
+    pub extra_hosts: Vec<HostEntry>,
+    /// `true` (the default, like BuildKit's `RUN`) gives the command `/dev/null` as stdin; `false`
+    /// lets it inherit the caller's stdin.
+    pub stdin_null: bool,
+}
+
+impl ExecSpec {
+    /// A spec with BuildKit's defaults: empty environment (so [`DEFAULT_PATH`]), cwd `/`, user root,
+    /// hostname [`DEFAULT_HOSTNAME`], host network, no extra mounts or hosts, stdin `/dev/null`.
+    pub fn new(rootfs: Rootfs, args: Vec<String>) -> Self {
+        Self {
+            rootfs,
+            args,
+            env: Vec::new(),
+            cwd: "/".to_owned(),
+            user: String::new(),
+            hostname: DEFAULT_HOSTNAME.to_owned(),
+            network: Network::Host,
+            mounts: Vec::new(),
+            extra_hosts: Vec::new(),
+            stdin_null: true,
+        }
+    }
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Stream {
+    /// The command's standard output.
+    Stdout,
+    /// The command's standard error.
+    Stderr,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// `true` for exit code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+
+    /// The exit code as runc reports it to BuildKit: the code itself, or `128 + signal` for a
+    /// command killed by a signal (so `SIGKILL` gives 137).
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(code) => code,
+            ExitStatus::Signal(signal) => 128 + signal,
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    /// BuildKit's wording: `exit code: 2`; a signal is reported as its runc exit code, with the
+    /// signal number added.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exit code: {code}"),
+            ExitStatus::Signal(signal) => {
+                write!(f, "exit code: {} (killed by signal {signal})", self.code())
+            }
+        }
+    }
+}

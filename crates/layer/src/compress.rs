@@ -1,0 +1,305 @@
+//! Compression, digests and media types: the one-pass pipeline that turns an
+//! uncompressed tar stream into a registry blob, and its inverse (sniffing).
+
+use std::io::{self, Read, Write};
+
+use sha2::{Digest as _, Sha256};
+
+/// OCI media type of an uncompressed layer.
+pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// OCI media type of a gzip-compressed layer.
+pub const MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// OCI media type of a zstd-compressed layer.
+pub const MEDIA_TYPE_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Docker schema 2 media type of a gzip-compressed layer (read-only interop).
+pub const DOCKER_MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker schema 2 media type of an uncompressed layer (read-only interop).
+pub const DOCKER_MEDIA_TYPE_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// Default gzip level, the one docker, BuildKit and `gzip` use.
+pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// Default zstd level, the one BuildKit uses.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// How a layer blob is compressed.
+///
+/// The level is part of the identity of the output: the same tar compressed
+/// at another level (or by another backend) has another digest, so callers
+/// caching compressed blobs must key them by the whole value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// A plain tar; the blob digest equals the diff-id.
+    None,
+    /// gzip through flate2's zlib-rs backend, with an empty gzip header (no
+    /// file name, mtime 0) so the output depends only on the input and level.
+    Gzip {
+        /// 0 (store) to 9 (best); values above 9 are treated as 9.
+        level: u32,
+    },
+    /// zstd through libzstd, always in multithreaded mode (see [`LayerWriter`]).
+    Zstd {
+        /// 1 to 22 (negative levels are libzstd's fast modes).
+        level: i32,
+    },
+}
+
+impl Default for Compression {
+    /// gzip at level 6: what every registry and runtime accepts.
+    fn default() -> Self {
+        Self::gzip()
+    }
+}
+
+impl Compression {
+    /// gzip at [`DEFAULT_GZIP_LEVEL`].
+    pub const fn gzip() -> Self {
+        Self::Gzip {
+            level: DEFAULT_GZIP_LEVEL,
+        }
+    }
+
+    /// zstd at [`DEFAULT_ZSTD_LEVEL`].
+    pub const fn zstd() -> Self {
+        Self::Zstd {
+            level: DEFAULT_ZSTD_LEVEL,
+        }
+    }
+
+    /// The OCI media type of a layer compressed this way.
+    pub const fn media_type(self) -> &'static str {
+        match self {
+            Self::None => MEDIA_TYPE_TAR,
+            Self::Gzip { .. } => MEDIA_TYPE_TAR_GZIP,
+            Self::Zstd { .. } => MEDIA_TYPE_TAR_ZSTD,
+        }
+    }
+
+    /// The compression a layer media type announces (OCI or Docker schema 2),
+    /// with the default level; `None` for media types that are not layers.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        match media_type {
+            MEDIA_TYPE_TAR | DOCKER_MEDIA_TYPE_TAR => Some(Self::None),
+            MEDIA_TYPE_TAR_GZIP | DOCKER_MEDIA_TYPE_TAR_GZIP => Some(Self::gzip()),
+            MEDIA_TYPE_TAR_ZSTD => Some(Self::zstd()),
+            _ => None,
+        }
+    }
+
+    /// Recognises a stream's compression from its first bytes (gzip `1f 8b`,
+    /// zstd frame `28 b5 2f fd`); anything else is taken as a plain tar.
+    pub fn sniff(prefix: &[u8]) -> Self {
+        if prefix.starts_with(&[0x1f, 0x8b]) {
+            Self::gzip()
+        } else if prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Self::zstd()
+        } else {
+            Self::None
+        }
+    }
+}
+
+/// Digests and sizes of a written layer: what goes into the image config
+/// (`diff_id`) and into the manifest descriptor (`digest`, `size`, media type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The compression of the blob.
+    pub compression: Compression,
+    /// `sha256:<hex>` of the uncompressed tar.
+    pub diff_id: String,
+    /// `sha256:<hex>` of the blob as written (compressed).
+    pub digest: String,
+    /// Size of the blob as written, in bytes.
+    pub size: u64,
+    /// Size of the uncompressed tar, in bytes.
+    pub uncompressed_size: u64,
+}
+
+impl LayerInfo {
+    /// The OCI media type of the blob.
+    pub fn media_type(&self) -> &'static str {
+        self.compression.media_type()
+    }
+}
+
+/// Formats a finished SHA-256 as an OCI digest string.
+pub(crate) fn digest_string(hasher: Sha256) -> String {
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// A writer that hashes and counts what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Encoder<W: Write> {
+    Plain(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+/// The one-pass layer pipeline: accepts the uncompressed tar stream through
+/// [`Write`], hashes it (diff-id), compresses it, hashes and counts the
+/// compressed bytes (digest, size) and writes them to the destination.
+///
+/// It is `Send` when `W` is, so callers can compress several layers on a
+/// rayon pool. zstd always runs libzstd's multithreaded mode with at least one
+/// worker, because its output differs between 0 workers and ≥ 1 workers but is
+/// identical for any count ≥ 1; the worker count is thus only a speed knob.
+pub struct LayerWriter<W: Write> {
+    compression: Compression,
+    hasher: Sha256,
+    uncompressed_size: u64,
+    encoder: Encoder<HashingWriter<W>>,
+}
+
+impl<W: Write> LayerWriter<W> {
+    /// A pipeline writing to `dest`, using one zstd worker per available CPU.
+    pub fn new(dest: W, compression: Compression) -> io::Result<Self> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_zstd_workers(dest, compression, u32::try_from(workers).unwrap_or(1))
+    }
+
+    /// A pipeline writing to `dest` with an explicit zstd worker count
+    /// (clamped to at least 1; it does not change the output bytes).
+    pub fn with_zstd_workers(dest: W, compression: Compression, workers: u32) -> io::Result<Self> {
+        let sink = HashingWriter {
+            inner: dest,
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let encoder = match compression {
+            Compression::None => Encoder::Plain(sink),
+            Compression::Gzip { level } => Encoder::Gzip(
+                // GzBuilder's defaults are what determinism needs: mtime 0, no
+                // file name, no comment, OS byte 255 (unknown).
+                flate2::GzBuilder::new().write(sink, flate2::Compression::new(level.min(9))),
+            ),
+            Compression::Zstd { level } => {
+                let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
+                encoder.multithread(workers.max(1))?;
+                encoder.include_checksum(true)?;
+                Encoder::Zstd(encoder)
+            }
+        };
+        Ok(Self {
+            compression,
+            hasher: Sha256::new(),
+            uncompressed_size: 0,
+            encoder,
+        })
+    }
+
+    /// Flushes the compressor and returns the digests and the destination.
+    pub fn finish(self) -> io::Result<(LayerInfo, W)> {
+        let mut sink = match self.encoder {
+            Encoder::Plain(sink) => sink,
+            Encoder::Gzip(encoder) => encoder.finish()?,
+            Encoder::Zstd(encoder) => encoder.finish()?,
+        };
+        sink.flush()?;
+        let info = LayerInfo {
+            compression: self.compression,
+            diff_id: digest_string(self.hasher),
+            digest: digest_string(sink.hasher),
+            size: sink.count,
+            uncompressed_size: self.uncompressed_size,
+        };
+        Ok((info, sink.inner))
+    }
+}
+
+impl<W: Write> Write for LayerWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.encoder {
+            Encoder::Plain(w) => w.write(buf)?,
+            Encoder::Gzip(w) => w.write(buf)?,
+            Encoder::Zstd(w) => w.write(buf)?,
+        };
+        self.hasher.update(&buf[..n]);
+        self.uncompressed_size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.encoder {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Gzip(w) => w.flush(),
+            Encoder::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// Reads the rest of the stream (so the digest covers all of it) and
+    /// returns the digest and the byte count.
+    pub(crate) fn drain_and_finish(mut self) -> io::Result<(String, u64)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((digest_string(self.hasher), self.count))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads up to four bytes to recognise the compression, then returns a
+/// decompressing reader over the whole stream (the peeked bytes included).
+pub(crate) fn decompressing_reader<'r, R: Read + 'r>(
+    mut reader: R,
+) -> io::Result<(Compression, Box<dyn Read + 'r>)> {
+    let mut prefix = [0u8; 4];
+    let mut filled = 0;
+    // A pipe may hand out fewer bytes per read than asked; loop until EOF.
+    while filled < prefix.len() {
+        match reader.read(&mut prefix[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let compression = Compression::sniff(&prefix[..filled]);
+    let whole = io::Cursor::new(prefix).take(filled as u64).chain(reader);
+    let decoded: Box<dyn Read + 'r> = match compression {
+        Compression::None => Box::new(whole),
+        // Multi-member gzip (as pigz-style writers produce) is still one blob.
+        Compression::Gzip { .. } => Box::new(flate2::read::MultiGzDecoder::new(whole)),
+        Compression::Zstd { .. } => Box::new(zstd::stream::read::Decoder::new(whole)?),
+    };
+    Ok((compression, decoded))
+}

@@ -1,0 +1,570 @@
+//! BuildKit's checks made while it dispatches each stage: they need the state a stage has
+//! reached (its environment, declared ARGs, SHELL and WORKDIR), inherited by stages built
+//! `FROM` it. Variables are expanded here exactly where BuildKit expands them.
+
+use crate::image::ImageRef;
+use crate::model::{At, Ctx, Sink, StageView, Step};
+use crate::rules;
+use regex::Regex;
+use stagecraft_dockerfile::{CommandKind, Instruction, KeyValue, Word, go_quote, suggest};
+use stagecraft_plan::Base;
+use stagecraft_shell::Lexer;
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+/// BuildKit's default `PATH`, which every Linux stage has even on `scratch`.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// ARGs BuildKit keeps out of the environment (so never "undefined").
+const NON_ENV_ARGS: [&str; 2] = ["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
+
+/// BuildKit's secret-name test: a token such as `password` as a whole `_`-separated part of
+/// the name, unless a part such as `file` says it is not the secret itself.
+static SECRET_NAME: LazyLock<(Regex, Regex)> = LazyLock::new(|| {
+    let words = |list: &[&str]| {
+        Regex::new(&format!("(?i)(?:_|^)(?:{})(?:_|$)", list.join("|")))
+            .expect("a valid regular expression")
+    };
+    (
+        words(&[
+            "apikey",
+            "auth",
+            "credential",
+            "credentials",
+            "key",
+            "password",
+            "pword",
+            "passwd",
+            "secret",
+            "token",
+        ]),
+        words(&["public", "file", "version"]),
+    )
+});
+
+/// What a stage has reached at some instruction.
+#[derive(Debug, Clone, Default)]
+struct StageState {
+    /// `ENV` values and ARG values, in order (later entries win).
+    env: Vec<(String, String)>,
+    /// Every ARG declared, with or without a value.
+    args: BTreeSet<String>,
+    /// Whether the base image's environment is known completely (`scratch`, plain OS images):
+    /// then a variable not set here is certainly undefined.
+    env_complete: bool,
+    shell_set: bool,
+    workdir_set: bool,
+}
+
+pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let globals: BTreeSet<&str> = ctx
+        .plan
+        .global_args
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .chain(
+            ctx.model
+                .meta_args
+                .iter()
+                .flat_map(|step| match &step.command.kind {
+                    CommandKind::Arg(declarations) => {
+                        declarations.iter().map(|d| d.name.as_str()).collect()
+                    }
+                    _ => Vec::new(),
+                }),
+        )
+        .collect();
+    let mut finished: Vec<Option<StageState>> = vec![None; ctx.model.stages.len()];
+    for view in ctx.linted() {
+        let index = view.stage.index;
+        let state = match ctx.plan.stages.get(index).map(|s| &s.base) {
+            Some(Base::Stage(parent)) => {
+                finished.get(*parent).cloned().flatten().unwrap_or_default()
+            }
+            Some(Base::Image(reference)) => fresh_state(
+                ImageRef::parse(reference).is_some_and(|image| image.has_bare_environment()),
+            ),
+            Some(Base::Scratch) | None => fresh_state(true),
+        };
+        let mut dispatcher = Dispatcher {
+            ctx,
+            sink,
+            lexer: Lexer::new(ctx.model.file.escape),
+            globals: &globals,
+            state,
+            cmd: None,
+            entrypoint: None,
+            healthcheck: None,
+        };
+        dispatcher.stage(view);
+        if let Some(slot) = finished.get_mut(index) {
+            *slot = Some(dispatcher.state);
+        }
+    }
+}
+
+fn fresh_state(env_complete: bool) -> StageState {
+    StageState {
+        env: vec![("PATH".to_owned(), DEFAULT_PATH.to_owned())],
+        env_complete,
+        ..StageState::default()
+    }
+}
+
+struct Dispatcher<'c, 's, 'f> {
+    ctx: &'c Ctx<'c>,
+    sink: &'s mut Sink<'f>,
+    lexer: Lexer,
+    globals: &'c BTreeSet<&'c str>,
+    state: StageState,
+    // The last CMD, ENTRYPOINT and HEALTHCHECK of this stage (not inherited, as in BuildKit).
+    cmd: Option<&'c Instruction>,
+    entrypoint: Option<&'c Instruction>,
+    healthcheck: Option<&'c Instruction>,
+}
+
+impl<'c> Dispatcher<'c, '_, '_> {
+    fn stage(&mut self, view: &'c StageView<'c>) {
+        for step in &view.steps {
+            self.step(step);
+        }
+    }
+
+    fn step(&mut self, step: &'c Step<'c>) {
+        let instruction = step.instruction;
+        match &step.command.kind {
+            CommandKind::Env(pairs) => {
+                let expanded = self.key_values(pairs, step);
+                for (pair, (key, _)) in pairs.iter().zip(&expanded) {
+                    self.legacy_format(pair, instruction);
+                    self.secret_name("ENV", key, step);
+                }
+                self.state.env.extend(expanded);
+            }
+            CommandKind::Label(pairs) => {
+                self.key_values(pairs, step);
+                for pair in pairs {
+                    self.legacy_format(pair, instruction);
+                }
+            }
+            CommandKind::Copy(copy) => {
+                self.flags([&copy.chown, &copy.chmod], step);
+                let sources = self.paths(&copy.paths, step);
+                if copy.from.is_none() {
+                    self.ignored_sources("Copy", &sources, step);
+                }
+            }
+            CommandKind::Add(add) => {
+                self.flags([&add.chown, &add.chmod, &add.checksum], step);
+                let sources = self.paths(&add.paths, step);
+                let local: Vec<String> = sources.into_iter().filter(|s| !is_remote(s)).collect();
+                self.ignored_sources("Add", &local, step);
+            }
+            CommandKind::Workdir(path) => {
+                let path = self.expand(&path.value, step);
+                if !self.state.workdir_set && !path.starts_with('/') {
+                    self.sink.report(
+                        &rules::WorkdirRelativePath,
+                        step.at(),
+                        format!(
+                            "Relative workdir {} can have unexpected results if the base image changes",
+                            go_quote(&path)
+                        ),
+                        format!("write an absolute path, e.g. `WORKDIR /{}`", path.trim_start_matches("./")),
+                    );
+                }
+                self.state.workdir_set = true;
+            }
+            CommandKind::User(word) | CommandKind::StopSignal(word) => {
+                self.expand(&word.value, step);
+            }
+            CommandKind::Volume(words) => {
+                for word in words {
+                    self.expand(&word.value, step);
+                }
+            }
+            CommandKind::Run(run) => {
+                for mount in &run.mounts {
+                    self.expand(&mount.value, step);
+                }
+            }
+            CommandKind::Arg(declarations) => {
+                for declaration in declarations {
+                    self.secret_name("ARG", &declaration.name, step);
+                    let value = match (
+                        self.ctx.model.options.build_args.get(&declaration.name),
+                        &declaration.default,
+                    ) {
+                        (Some(value), _) => Some(value.clone()),
+                        (None, Some(default)) => Some(self.expand(default, step)),
+                        (None, None) => self
+                            .ctx
+                            .plan
+                            .global_args
+                            .iter()
+                            .find(|(name, _)| *name == declaration.name)
+                            .map(|(_, value)| value.clone()),
+                    };
+                    if let Some(value) = value
+                        && !NON_ENV_ARGS.contains(&declaration.name.as_str())
+                    {
+                        self.state.env.push((declaration.name.clone(), value));
+                    }
+                    self.state.args.insert(declaration.name.clone());
+                }
+            }
+            CommandKind::Expose(ports) => {
+                for port in ports {
+                    let words = self
+                        .lexer
+                        .process_words(&port.value, &self.state.env)
+                        .unwrap_or_else(|_| vec![port.value.clone()]);
+                    for raw in words {
+                        self.port(&raw, step);
+                    }
+                }
+            }
+            CommandKind::Cmd(line) | CommandKind::Entrypoint(line) => {
+                let tracker = if matches!(step.command.kind, CommandKind::Cmd(_)) {
+                    &mut self.cmd
+                } else {
+                    &mut self.entrypoint
+                };
+                let previous = tracker.replace(instruction);
+                self.used_once(previous, instruction);
+                if line.prepend_shell && !self.state.shell_set {
+                    let name = &instruction.keyword_text.value;
+                    self.sink.report(
+                        &rules::JSONArgsRecommended,
+                        step.at(),
+                        format!(
+                            "JSON arguments recommended for {name} to prevent unintended behavior related to OS signals"
+                        ),
+                        exec_form_hint(name, line.args.first().map_or("", String::as_str)),
+                    );
+                }
+            }
+            CommandKind::Healthcheck(_) => {
+                let previous = self.healthcheck.replace(instruction);
+                self.used_once(previous, instruction);
+            }
+            CommandKind::Shell(_) => self.state.shell_set = true,
+            CommandKind::Maintainer(_) | CommandKind::Onbuild(_) => {}
+        }
+    }
+
+    /// Expands a word in the stage's scope, reporting the variables it uses that nothing
+    /// defines. Returns the expansion (the word itself when it does not expand).
+    fn expand(&mut self, word: &str, step: &Step<'_>) -> String {
+        self.expand_with(self.lexer, word, step)
+    }
+
+    fn expand_with(&mut self, lexer: Lexer, word: &str, step: &Step<'_>) -> String {
+        match lexer.process_word_with_matches(word, &self.state.env) {
+            Ok(expansion) => {
+                for name in &expansion.unmatched {
+                    self.undefined(name, step);
+                }
+                expansion.result
+            }
+            Err(_) => word.to_owned(),
+        }
+    }
+
+    fn undefined(&mut self, name: &str, step: &Step<'_>) {
+        if self.state.args.contains(name) || NON_ENV_ARGS.contains(&name) {
+            return;
+        }
+        let mut keys: Vec<String> = self.state.env.iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let suggestion = suggest::closest_case_sensitive(name, &keys);
+        // The environment of an image stagecraft does not know may define the variable; only
+        // a one-letter slip from a defined name is worth reporting then (`$GOPATH` is two
+        // edits from `$PATH`, and golang images define it).
+        let typo = suggestion
+            .as_ref()
+            .is_some_and(|s| suggest::levenshtein(name, s) == 1);
+        if !self.state.env_complete && !typo {
+            return;
+        }
+        let hint = match &suggestion {
+            Some(s) => format!("did you mean `${s}`? Otherwise define `{name}` before this line"),
+            None if self.globals.contains(name) => format!(
+                "`{name}` is only in the global scope (FROM lines): re-declare it in this stage \
+                 with `ARG {name}`"
+            ),
+            None => format!("define it first with `ARG {name}` or `ENV {name}=…`"),
+        };
+        self.sink.report(
+            &rules::UndefinedVar,
+            step.at(),
+            format!(
+                "Usage of undefined variable '${name}'{}",
+                suggestion
+                    .map(|s| format!(" (did you mean ${s}?)"))
+                    .unwrap_or_default()
+            ),
+            hint,
+        );
+    }
+
+    fn key_values(&mut self, pairs: &[KeyValue], step: &Step<'_>) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|pair| {
+                (
+                    self.expand(&pair.key.value, step),
+                    self.expand(&pair.value.value, step),
+                )
+            })
+            .collect()
+    }
+
+    fn flags<const N: usize>(&mut self, flags: [&Option<Word>; N], step: &Step<'_>) {
+        for word in flags.into_iter().flatten() {
+            self.expand(&word.value, step);
+        }
+    }
+
+    /// Expands the sources, destination and heredoc contents of COPY/ADD; returns the sources.
+    fn paths(
+        &mut self,
+        paths: &stagecraft_dockerfile::SourcesAndDest,
+        step: &Step<'_>,
+    ) -> Vec<String> {
+        let sources: Vec<String> = paths
+            .sources
+            .iter()
+            .map(|source| self.expand(&source.value, step))
+            .collect();
+        self.expand(&paths.dest.value, step);
+        // Heredoc contents expand with `\` and without quote processing, whatever the escape.
+        let raw = Lexer::new('\\').with_skip_process_quotes(true);
+        for inline in paths.inline.iter().filter(|inline| inline.expand) {
+            self.expand_with(raw, &inline.data, step);
+        }
+        sources
+    }
+
+    fn legacy_format(&mut self, pair: &KeyValue, instruction: &Instruction) {
+        if !pair.legacy {
+            return;
+        }
+        let name = &instruction.keyword_text.value;
+        self.sink.report(
+            &rules::LegacyKeyValueFormat,
+            At::instruction(instruction),
+            format!(
+                "\"{name} key=value\" should be used instead of legacy \"{name} key value\" format"
+            ),
+            format!(
+                "write `{name} {}={}`",
+                pair.key.value,
+                quote_if_spaced(&pair.value.value)
+            ),
+        );
+    }
+
+    fn secret_name(&mut self, instruction: &str, key: &str, step: &Step<'_>) {
+        let (deny, allow) = &*SECRET_NAME;
+        if deny.is_match(key) && !allow.is_match(key) {
+            self.sink.report(
+                &rules::SecretsUsedInArgOrEnv,
+                step.at(),
+                format!(
+                    "Do not use ARG or ENV instructions for sensitive data ({instruction} {})",
+                    go_quote(key)
+                ),
+                "ARG and ENV values stay in the image history; pass secrets with `RUN \
+                 --mount=type=secret,id=…` (`docker build --secret`) instead",
+            );
+        }
+    }
+
+    /// MultipleInstructionsDisallowed, reported at the earlier instruction (the one ignored),
+    /// under the check configuration of the later one, as BuildKit does.
+    fn used_once(&mut self, previous: Option<&Instruction>, current: &Instruction) {
+        let Some(previous) = previous else {
+            return;
+        };
+        let name = &current.keyword_text.value;
+        self.sink.report(
+            &rules::MultipleInstructionsDisallowed,
+            At::Offset(previous.span.start, &current.comments),
+            format!(
+                "Multiple {name} instructions should not be used in the same stage because only the last one will be used"
+            ),
+            format!("delete this {name}: the one on line {} replaces it", current.start_line),
+        );
+    }
+
+    /// ExposeProtoCasing and ExposeInvalidFormat for one port after expansion.
+    fn port(&mut self, raw: &str, step: &Step<'_>) {
+        let parts: Vec<&str> = raw.split(':').collect();
+        let (ip_and_host, container) = match parts.split_last() {
+            Some((container, rest)) => (rest, *container),
+            None => return,
+        };
+        let (port, protocol) = container.split_once('/').unwrap_or((container, ""));
+        // An invalid port or protocol fails the build before the checks run.
+        if port.is_empty()
+            || !matches!(
+                protocol.to_lowercase().as_str(),
+                "" | "tcp" | "udp" | "sctp"
+            )
+        {
+            return;
+        }
+        if protocol != protocol.to_lowercase() {
+            self.sink.report(
+                &rules::ExposeProtoCasing,
+                step.at(),
+                format!("Defined protocol '{raw}' in EXPOSE instruction should be lowercase"),
+                format!("write `EXPOSE {port}/{}`", protocol.to_lowercase()),
+            );
+        }
+        if ip_and_host.iter().any(|part| !part.is_empty()) {
+            self.sink.report(
+                &rules::ExposeInvalidFormat,
+                step.at(),
+                format!(
+                    "EXPOSE instruction should not define an IP address or host-port mapping, found '{raw}'"
+                ),
+                format!(
+                    "write `EXPOSE {container}`: which host address and port to publish on is \
+                     decided at run time (`docker run -p`)"
+                ),
+            );
+        }
+    }
+
+    /// CopyIgnoredFile: sources the `.dockerignore` excludes are not in the context.
+    fn ignored_sources(&mut self, verb: &str, sources: &[String], step: &Step<'_>) {
+        let Some(ignore) = &self.ctx.model.ignore else {
+            return;
+        };
+        // With `!` patterns a file inside an excluded directory may be re-included, which BuildKit
+        // does not try to decide statically.
+        if ignore.matcher.is_empty() || ignore.matcher.exclusions() {
+            return;
+        }
+        let ignores_root = ignore
+            .patterns
+            .iter()
+            .any(|p| matches!(p.as_str(), "*" | "**" | "**/*"));
+        for source in sources {
+            let source = clean_path(source);
+            if (source == "." || source == "/") && !ignores_root {
+                continue;
+            }
+            if ignore.matcher.matches(&source) {
+                self.sink.report(
+                    &rules::CopyIgnoredFile,
+                    step.at(),
+                    format!(
+                        "Attempting to {verb} file {} that is excluded by .dockerignore",
+                        go_quote(&source)
+                    ),
+                    "the file is not in the build context, so the build fails or copies nothing: \
+                     remove the pattern from .dockerignore (or add a `!` exception), or stop \
+                     copying it",
+                );
+            }
+        }
+    }
+}
+
+/// A URL or git source of ADD (never in the build context).
+pub(crate) fn is_remote(source: &str) -> bool {
+    ["http://", "https://", "git@", "git://", "ssh://"]
+        .iter()
+        .any(|prefix| source.starts_with(prefix))
+}
+
+/// Go's `path.Clean`: no `.` or empty elements, `..` resolved where possible.
+pub(crate) fn clean_path(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&last) if last != ".." => {
+                    parts.pop();
+                }
+                _ if rooted => {}
+                _ => parts.push(".."),
+            },
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+fn quote_if_spaced(value: &str) -> String {
+    if value.contains(char::is_whitespace) && !value.starts_with(['"', '\'']) {
+        go_quote(value)
+    } else {
+        value.to_owned()
+    }
+}
+
+/// How to write a shell-form CMD/ENTRYPOINT in exec form: spelled out when the command uses no
+/// shell syntax.
+fn exec_form_hint(name: &str, command: &str) -> String {
+    let shell_syntax = command.contains([
+        '$', '|', '&', ';', '<', '>', '*', '?', '(', ')', '{', '}', '\'', '"', '`', '\\', '~',
+    ]);
+    if shell_syntax || command.trim().is_empty() {
+        return format!(
+            "write `{name} [\"executable\", \"arg\"]`; if the command needs a shell, wrap it in a \
+             script, or declare the shell with SHELL [\"/bin/sh\", \"-c\"]"
+        );
+    }
+    let words: Vec<String> = command.split_whitespace().map(go_quote).collect();
+    format!("write `{name} [{}]`", words.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_like_go() {
+        for (input, want) in [
+            ("./app/", "app"),
+            ("/", "/"),
+            (".", "."),
+            ("a/../../b", "../b"),
+            ("/../a//b/./c", "/a/b/c"),
+            ("", "."),
+        ] {
+            assert_eq!(clean_path(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn secret_names() {
+        let (deny, allow) = &*SECRET_NAME;
+        let secret = |k: &str| deny.is_match(k) && !allow.is_match(k);
+        assert!(secret("AWS_SECRET_ACCESS_KEY") && secret("api_key") && secret("GITHUB_TOKEN"));
+        assert!(secret("password") && secret("AUTH"));
+        assert!(!secret("PUBLIC_KEY") && !secret("KEY_FILE") && !secret("TOKEN_VERSION"));
+        assert!(!secret("KEYBOARD") && !secret("MONKEY") && !secret("AUTHOR"));
+    }
+
+    #[test]
+    fn exec_form_hints() {
+        assert_eq!(
+            exec_form_hint("CMD", "node server.js"),
+            "write `CMD [\"node\", \"server.js\"]`"
+        );
+        assert!(exec_form_hint("CMD", "echo $HOME").contains("script"));
+    }
+}

@@ -1,0 +1,150 @@
+//! The rules, grouped by what they need to see, and the small helpers several of them share.
+
+pub(crate) mod context;
+mod dispatch;
+mod file;
+mod multistage;
+mod practices;
+
+use crate::model::{Ctx, Model, Sink, Step};
+use crate::script::SimpleCommand;
+use stagecraft_dockerfile::CommandKind;
+
+pub(crate) use dispatch::clean_path;
+
+/// The checks that need only the file grouped into stages. They run even when the build plan
+/// cannot be made (BuildKit too reports them before it fails).
+pub(crate) fn run_without_plan(model: &Model<'_>, sink: &mut Sink<'_>) {
+    file::check(model, sink);
+    practices::copy_from(model, sink);
+}
+
+/// The checks that need the stage graph: which stage is built from which, what the target
+/// needs.
+pub(crate) fn run_with_plan(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    dispatch::check(ctx, sink);
+    practices::check(ctx, sink);
+    multistage::check(ctx, sink);
+    context::check(ctx, sink);
+}
+
+/// The value an `ENV` or an `ARG` default of this step gives `name`, quotes removed.
+fn assigned_value(step: &Step<'_>, name: &str) -> Option<String> {
+    let raw = match &step.command.kind {
+        CommandKind::Env(pairs) => pairs
+            .iter()
+            .rev()
+            .find(|pair| pair.key.value == name)
+            .map(|pair| pair.value.value.clone()),
+        CommandKind::Arg(declarations) => declarations
+            .iter()
+            .rev()
+            .find(|d| d.name == name)
+            .and_then(|d| d.default.clone()),
+        _ => None,
+    }?;
+    Some(raw.trim_matches(['"', '\'']).to_owned())
+}
+
+/// How a command is shown in messages: its program and first argument (`npm ci`).
+fn display(command: &SimpleCommand) -> String {
+    command
+        .words
+        .iter()
+        .take(2)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The sources a COPY or ADD takes from the build context, cleaned (`./src/` → `src`): none
+/// for `COPY --from`, URLs, git repositories or sources with variables.
+fn context_sources(step: &Step<'_>) -> Vec<String> {
+    let paths = match &step.command.kind {
+        CommandKind::Copy(copy) if copy.from.is_none() => &copy.paths,
+        CommandKind::Add(add) => &add.paths,
+        _ => return Vec::new(),
+    };
+    paths
+        .sources
+        .iter()
+        .map(|source| source.value.as_str())
+        .filter(|source| !source.contains('$') && !dispatch::is_remote(source))
+        .map(clean_path)
+        .collect()
+}
+
+/// Whether a context source copies the whole context: `.`, `/` or `*`.
+fn is_whole_context(source: &str) -> bool {
+    matches!(source, "." | "/" | "*")
+}
+
+/// Shell-style matching of one path component: `*` and `?`, everything else literal.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    // Classic two-pointer matcher with backtracking to the last `*`.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// Whether copying `source` (cleaned) brings `path` (relative to the context root) along: the
+/// whole context, the path itself, a directory above it, or a glob matching it or a directory
+/// above it.
+fn source_covers(source: &str, path: &str) -> bool {
+    if source == "." || source == "/" {
+        return true;
+    }
+    let source = source.trim_start_matches('/');
+    let source_parts: Vec<&str> = source.split('/').collect();
+    let path_parts: Vec<&str> = path.split('/').collect();
+    source_parts.len() <= path_parts.len()
+        && source_parts
+            .iter()
+            .zip(&path_parts)
+            .all(|(pattern, part)| glob_match(pattern, part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("package*.json", "package-lock.json"));
+        assert!(glob_match("*.pem", "server.pem"));
+        assert!(glob_match("?ar", "bar"));
+        assert!(!glob_match("*.pem", "server.pem.bak"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn coverage() {
+        assert!(source_covers(".", "node_modules"));
+        assert!(source_covers("src", "src/app/.env"));
+        assert!(source_covers("*", ".env"));
+        assert!(!source_covers("src", "srcs/.env"));
+        assert!(!source_covers("src/app", "src"));
+    }
+}

@@ -1,0 +1,520 @@
+//! stagecraft's own rules: they follow files and tools across stages — what the final image
+//! inherits, what a scratch stage receives, which stages the target needs — and how the layer
+//! cache behaves.
+
+use super::{assigned_value, clean_path, context_sources, display, glob_match, is_whole_context};
+use crate::model::{Ctx, Sink, StageView, Step};
+use crate::rules;
+use crate::script::SimpleCommand;
+use crate::tools::{self, Ecosystem, Npm};
+use stagecraft_dockerfile::CommandKind;
+use std::collections::BTreeSet;
+
+pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    for view in ctx.linted() {
+        sources_before_install(ctx, view, sink);
+        npm_install_instead_of_ci(ctx, view, sink);
+        chown_after_copy(ctx, view, sink);
+        for step in &view.steps {
+            missing_cache_mount(step, sink);
+        }
+    }
+    go_on_scratch(ctx, sink);
+    final_stage(ctx, sink);
+    unreachable_stages(ctx, sink);
+}
+
+/// SourcesBeforeDependencyInstall: a dependency install after the whole context was copied
+/// re-runs on every source edit, unless the same ecosystem's dependencies were installed
+/// before that copy (then this run is incremental) or a cache mount keeps the downloads.
+fn sources_before_install(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
+    let mut installed: Vec<Ecosystem> = Vec::new();
+    let mut whole_copy: Option<&Step<'_>> = None;
+    for (step, own) in ctx.steps_through(view.stage.index) {
+        if whole_copy.is_none() && context_sources(step).iter().any(|s| is_whole_context(s)) {
+            whole_copy = Some(step);
+        }
+        let Some(script) = &step.script else {
+            continue;
+        };
+        let cached = step.has_cache_mount();
+        for command in script.commands() {
+            let Some(ecosystem) = tools::dependency_install(command) else {
+                continue;
+            };
+            if installed.contains(&ecosystem) {
+                continue;
+            }
+            installed.push(ecosystem);
+            if let Some(copy) = whole_copy
+                && own
+                && !cached
+            {
+                sink.report(
+                    &rules::SourcesBeforeDependencyInstall,
+                    step.at(),
+                    format!(
+                        "`{}` runs after `{}` (line {}): any source change re-runs the whole dependency install",
+                        display(command),
+                        copy.instruction.original.trim(),
+                        copy.instruction.start_line
+                    ),
+                    format!(
+                        "copy {} first, install, and only then copy the rest of the sources \
+                         (or keep the downloads in a `RUN --mount=type=cache`)",
+                        ecosystem.manifests()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Where each tool keeps what a cache mount should preserve, for hints.
+fn cache_directory(tool: &str) -> &'static str {
+    match tool {
+        "apt" => "/var/cache/apt and /var/lib/apt (with sharing=locked)",
+        "npm" => "/root/.npm",
+        "yarn" => "/usr/local/share/.cache/yarn",
+        "pnpm" => "/root/.local/share/pnpm/store",
+        "pip" => "/root/.cache/pip",
+        "go" => {
+            "/root/.cache/go-build and the module cache (`go env GOMODCACHE`, /go/pkg/mod in the golang image)"
+        }
+        _ => "/usr/local/cargo/registry and the target directory",
+    }
+}
+
+/// PackageManagerWithoutCacheMount.
+fn missing_cache_mount(step: &Step<'_>, sink: &mut Sink<'_>) {
+    let Some(script) = &step.script else {
+        return;
+    };
+    if step.has_cache_mount() {
+        return;
+    }
+    let tools: BTreeSet<&str> = script
+        .commands()
+        .iter()
+        .filter_map(tools::cacheable_tool)
+        .collect();
+    if tools.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = tools.iter().copied().collect();
+    let targets: Vec<String> = tools
+        .iter()
+        .map(|tool| format!("{tool}: {}", cache_directory(tool)))
+        .collect();
+    sink.report(
+        &rules::PackageManagerWithoutCacheMount,
+        step.at(),
+        format!(
+            "RUN uses {} without a cache mount: each rebuild of this step downloads (and compiles) everything again",
+            names.join(", ")
+        ),
+        format!(
+            "add `--mount=type=cache,target=…` to the RUN ({})",
+            targets.join("; ")
+        ),
+    );
+}
+
+/// Whether a COPY source names an npm lockfile, directly or by glob (`package*.json`).
+fn names_npm_lockfile(source: &str) -> bool {
+    let name = source.rsplit('/').next().unwrap_or(source);
+    ["package-lock.json", "npm-shrinkwrap.json"]
+        .iter()
+        .any(|lockfile| glob_match(name, lockfile))
+}
+
+/// NpmInstallInsteadOfCi: once the lockfile is in the image, `npm install` may rewrite it.
+fn npm_install_instead_of_ci(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
+    let lockfile_in_context = ctx.model.options.context_dir.as_ref().is_some_and(|dir| {
+        dir.join("package-lock.json").is_file() || dir.join("npm-shrinkwrap.json").is_file()
+    });
+    let mut lockfile_line: Option<usize> = None;
+    for (step, own) in ctx.steps_through(view.stage.index) {
+        let copied = match &step.command.kind {
+            CommandKind::Copy(copy) => Some(&copy.paths),
+            CommandKind::Add(add) => Some(&add.paths),
+            _ => None,
+        };
+        if let Some(paths) = copied {
+            let names_lockfile = paths.sources.iter().any(|s| names_npm_lockfile(&s.value));
+            let whole =
+                lockfile_in_context && context_sources(step).iter().any(|s| is_whole_context(s));
+            if names_lockfile || whole {
+                lockfile_line = Some(step.instruction.start_line);
+            }
+        }
+        let Some(script) = &step.script else {
+            continue;
+        };
+        let mounted = step
+            .mounts()
+            .iter()
+            .any(|m| m.source.as_deref().is_some_and(names_npm_lockfile));
+        let line = if mounted {
+            Some(step.instruction.start_line)
+        } else {
+            lockfile_line
+        };
+        let (Some(line), true) = (line, own) else {
+            continue;
+        };
+        if script
+            .commands()
+            .iter()
+            .any(|c| tools::npm(c) == Some(Npm::InstallAll))
+        {
+            sink.report(
+                &rules::NpmInstallInsteadOfCi,
+                step.at(),
+                format!(
+                    "`npm install` runs with the lockfile from line {line}: it may update the lockfile and install other versions than it pins"
+                ),
+                "use `npm ci`: it installs exactly what the lockfile says and fails if package.json disagrees",
+            );
+        }
+    }
+}
+
+/// GoScratchWithoutCgoDisabled: a cgo-linked Go binary copied into an image without libc.
+fn go_on_scratch(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let mut reported = BTreeSet::new();
+    for view in ctx.linted() {
+        let index = view.stage.index;
+        let without_libc =
+            ctx.is_on_scratch(index) || ctx.root_image(index).is_some_and(|i| i.lacks_libc());
+        if !without_libc {
+            continue;
+        }
+        for step in &view.steps {
+            let CommandKind::Copy(copy) = &step.command.kind else {
+                continue;
+            };
+            let Some(builder) = copy
+                .from
+                .as_ref()
+                .and_then(|f| ctx.model.stage_named(&f.value))
+            else {
+                continue;
+            };
+            for build in cgo_builds(ctx, builder) {
+                if !reported.insert(build.instruction.span.start) {
+                    continue;
+                }
+                sink.report(
+                    &rules::GoScratchWithoutCgoDisabled,
+                    build.at(),
+                    format!(
+                        "`go build` runs with cgo enabled, and line {} copies its output into a stage without libc",
+                        step.instruction.start_line
+                    ),
+                    "build with `CGO_ENABLED=0 go build …` (or `ENV CGO_ENABLED=0`): a cgo binary \
+                     needs the C library and fails to start with \"no such file or directory\"",
+                );
+            }
+        }
+    }
+}
+
+/// The RUNs of a stage (and its bases) that link a Go binary with cgo possibly enabled.
+fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
+    let installs_compiler = |step: &Step<'_>| {
+        step.script.as_ref().is_some_and(|script| {
+            script
+                .commands()
+                .iter()
+                .filter_map(tools::system_install)
+                .flatten()
+                .any(tools::is_compiler_package)
+        })
+    };
+    // golang:*-alpine has no C compiler, and without one Go turns cgo off by itself.
+    let alpine_golang = ctx.root_image(index).is_some_and(|image| {
+        image.short_name() == "golang" && image.tag.as_deref().is_some_and(|t| t.contains("alpine"))
+    });
+    if alpine_golang && !ctx.chain_steps(index).any(installs_compiler) {
+        return Vec::new();
+    }
+    let mut disabled = false;
+    let mut builds = Vec::new();
+    for step in ctx.chain_steps(index) {
+        if let Some(value) = assigned_value(step, "CGO_ENABLED") {
+            disabled = value == "0";
+        }
+        let Some(script) = &step.script else {
+            continue;
+        };
+        let mut exported = disabled;
+        for command in script.commands() {
+            if let Some(value) = cgo_setting(command) {
+                exported = value;
+                if command.program() == "go" {
+                    disabled = value;
+                }
+            }
+            let cgo_off = command
+                .assignment("CGO_ENABLED")
+                .map_or(exported, |v| v == "0");
+            if tools::go_build(command) && !cgo_off && !tools::go_build_is_static(command) {
+                builds.push(step);
+                break;
+            }
+        }
+    }
+    builds
+}
+
+/// `export CGO_ENABLED=…` or `go env -w CGO_ENABLED=…`: whether it turns cgo off.
+fn cgo_setting(command: &SimpleCommand) -> Option<bool> {
+    let args = command.args();
+    let assignment = match command.program() {
+        "export" => args.iter().find_map(|a| a.strip_prefix("CGO_ENABLED=")),
+        "go" if args.first().is_some_and(|a| a == "env") && args.iter().any(|a| a == "-w") => {
+            args.iter().find_map(|a| a.strip_prefix("CGO_ENABLED="))
+        }
+        _ => None,
+    }?;
+    Some(assignment == "0")
+}
+
+/// SdkImageInFinalStage, CompilerInRuntime and NpmDevDependenciesInRuntime: what the final
+/// image carries that only a build needs.
+fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let target = ctx.target();
+    npm_dev_dependencies(ctx, target, sink);
+    if !ctx.target_copies_from_stages() {
+        return;
+    }
+    if let (Some(view), Some(image)) = (ctx.model.stages.get(target), ctx.root_image(target))
+        && let Some((contents, instead)) = image.sdk_contents()
+    {
+        let tag = image
+            .tag
+            .as_deref()
+            .map(|t| format!(":{t}"))
+            .unwrap_or_default();
+        sink.report(
+            &rules::SdkImageInFinalStage,
+            view.at_from(),
+            format!(
+                "The final stage runs on {}{tag}, which carries {contents}, although an earlier stage already builds the artifact",
+                image.short_name()
+            ),
+            format!("copy the build output into {instead}"),
+        );
+    }
+    for step in ctx.chain_steps(target) {
+        let Some(script) = &step.script else {
+            continue;
+        };
+        let removed: Vec<&str> = script
+            .commands()
+            .iter()
+            .filter_map(tools::system_remove)
+            .flatten()
+            .collect();
+        // `apt-get purge -y $buildDeps`: whatever the variable holds is removed again.
+        if removed.iter().any(|p| p.contains('$')) {
+            continue;
+        }
+        let mut kept: Vec<&str> = Vec::new();
+        for command in script.commands() {
+            let Some(packages) = tools::system_install(command) else {
+                continue;
+            };
+            if tools::apk_virtual(command).is_some_and(|group| removed.contains(&group)) {
+                continue;
+            }
+            kept.extend(
+                packages
+                    .into_iter()
+                    .filter(|p| tools::is_compiler_package(p) && !removed.contains(p)),
+            );
+        }
+        if !kept.is_empty() {
+            sink.report(
+                &rules::CompilerInRuntime,
+                step.at(),
+                format!(
+                    "The final stage installs {} although an earlier stage does the building: the toolchain ships in the image",
+                    kept.join(", ")
+                ),
+                "install build tools in the build stage and copy only its output; if something \
+                 must compile here, remove the tools in the same RUN (`apk add --virtual \
+                 .build-deps … && … && apk del .build-deps`)",
+            );
+        }
+    }
+}
+
+/// NpmDevDependenciesInRuntime: devDependencies installed into the final image and never
+/// pruned.
+fn npm_dev_dependencies(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
+    let mut production = false;
+    let mut installs: Vec<(&Step<'_>, String)> = Vec::new();
+    for step in ctx.chain_steps(target) {
+        if let Some(value) = assigned_value(step, "NODE_ENV") {
+            production = value == "production";
+        }
+        if assigned_value(step, "NPM_CONFIG_OMIT").is_some_and(|v| v == "dev")
+            || assigned_value(step, "NPM_CONFIG_PRODUCTION").is_some_and(|v| v == "true")
+        {
+            production = true;
+        }
+        let Some(script) = &step.script else {
+            continue;
+        };
+        for command in script.commands() {
+            let omits = production || tools::npm_omits_dev(command);
+            match tools::npm(command) {
+                Some(Npm::Ci | Npm::InstallAll) if !omits => {
+                    installs.push((step, display(command)))
+                }
+                Some(Npm::Prune) if omits => installs.clear(),
+                _ => {}
+            }
+        }
+    }
+    for (step, command) in installs {
+        sink.report(
+            &rules::NpmDevDependenciesInRuntime,
+            step.at(),
+            format!("`{command}` in the final image also installs devDependencies, and nothing prunes them"),
+            "use `npm ci --omit=dev` (or `ENV NODE_ENV=production`); if the build needs \
+             devDependencies, build in an earlier stage, or `npm prune --omit=dev` after building",
+        );
+    }
+}
+
+/// UnreachableStage.
+fn unreachable_stages(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let target_name = ctx
+        .plan
+        .stages
+        .get(ctx.target())
+        .map_or("", |s| s.display_name.as_str());
+    for (view, planned) in ctx.model.stages.iter().zip(&ctx.plan.stages) {
+        if planned.needed {
+            continue;
+        }
+        let name = &planned.display_name;
+        sink.report(
+            &rules::UnreachableStage,
+            view.at_from(),
+            format!("Stage '{name}' is not needed to build '{target_name}', so it is skipped"),
+            match &view.stage.name {
+                Some(stage) => {
+                    format!("build it with `--target {stage}`, or delete it if nothing uses it")
+                }
+                None => "name it (`AS …`) to build it with --target, or delete it".to_owned(),
+            },
+        );
+    }
+}
+
+/// ChownRecursiveAfterCopy: a recursive chown/chmod over files an earlier COPY or ADD put in
+/// place rewrites them all into a new layer.
+fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
+    let mut workdir = Some("/".to_owned());
+    let mut copied: Vec<(String, usize)> = Vec::new();
+    for (step, own) in ctx.steps_through(view.stage.index) {
+        match &step.command.kind {
+            CommandKind::Workdir(path) => workdir = resolve(workdir.as_deref(), &path.value),
+            CommandKind::Copy(copy) => {
+                if let Some(dest) = resolve(workdir.as_deref(), &copy.paths.dest.value) {
+                    copied.push((dest, step.instruction.start_line));
+                }
+            }
+            CommandKind::Add(add) => {
+                if let Some(dest) = resolve(workdir.as_deref(), &add.paths.dest.value) {
+                    copied.push((dest, step.instruction.start_line));
+                }
+            }
+            _ => {}
+        }
+        let (Some(script), true) = (&step.script, own) else {
+            continue;
+        };
+        let mut cwd = workdir.clone();
+        for command in script.commands() {
+            if command.program() == "cd" {
+                cwd = command
+                    .args()
+                    .first()
+                    .and_then(|dir| resolve(cwd.as_deref(), dir));
+                continue;
+            }
+            let Some(paths) = recursive_ownership_paths(command) else {
+                continue;
+            };
+            // Only a path that holds everything a COPY wrote is sure to rewrite copied files:
+            // a subdirectory of the destination may well be new (a build output).
+            let overlap = paths.iter().find_map(|path| {
+                let path = resolve(cwd.as_deref(), path)?;
+                copied
+                    .iter()
+                    .find(|(dest, _)| is_within(dest, &path))
+                    .map(|(_, line)| (path, *line))
+            });
+            if let Some((path, line)) = overlap {
+                sink.report(
+                    &rules::ChownRecursiveAfterCopy,
+                    step.at(),
+                    format!(
+                        "`{}` rewrites {path}, which the COPY on line {line} just added: every file is stored twice, once per layer",
+                        display(command)
+                    ),
+                    "copy with the owner and mode you want (`COPY --chown=user:group`, \
+                     `COPY --chmod=…`) and drop the recursive change",
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// The paths of `chown -R owner paths…` / `chmod -R mode paths…`.
+fn recursive_ownership_paths(command: &SimpleCommand) -> Option<Vec<&str>> {
+    if !matches!(command.program(), "chown" | "chmod" | "chgrp") {
+        return None;
+    }
+    let args = command.args();
+    let recursive = args.iter().any(|a| {
+        a == "--recursive" || (a.starts_with('-') && !a.starts_with("--") && a.contains('R'))
+    });
+    if !recursive {
+        return None;
+    }
+    let by_reference = args.iter().any(|a| a.starts_with("--reference"));
+    let operands = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str);
+    Some(operands.skip(usize::from(!by_reference)).collect())
+}
+
+/// An absolute, clean path for `path` seen from `dir`; `None` when a variable (or an unknown
+/// directory) makes it unknowable.
+fn resolve(dir: Option<&str>, path: &str) -> Option<String> {
+    if path.contains('$') {
+        return None;
+    }
+    let path = path.trim_end_matches("/*").trim_end_matches("/.");
+    if path.starts_with('/') {
+        return Some(clean_path(path));
+    }
+    Some(clean_path(&format!("{}/{path}", dir?)))
+}
+
+/// Whether `inner` is `outer` or inside it.
+fn is_within(inner: &str, outer: &str) -> bool {
+    outer == "/"
+        || inner == outer
+        || inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+}

@@ -1,0 +1,314 @@
+//! Widely taught Dockerfile practices (the ground hadolint covers), made multi-stage aware:
+//! rules about image size only look at the stages that end up in the image.
+
+use super::assigned_value;
+use crate::image::ImageRef;
+use crate::model::{At, Ctx, Model, Sink, Step};
+use crate::rules;
+use crate::script::Script;
+use crate::tools;
+use stagecraft_dockerfile::{CommandKind, suggest};
+use stagecraft_plan::Base;
+use std::collections::BTreeSet;
+
+pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let shipped: BTreeSet<usize> = ctx
+        .chain(ctx.target())
+        .iter()
+        .map(|view| view.stage.index)
+        .collect();
+    for view in ctx.linted() {
+        let index = view.stage.index;
+        base_image_tag(ctx, index, sink);
+        let mut shell_set = ctx
+            .chain(index)
+            .iter()
+            .rev()
+            .skip(1)
+            .flat_map(|v| &v.steps)
+            .any(|s| matches!(s.command.kind, CommandKind::Shell(_)));
+        for step in &view.steps {
+            match &step.command.kind {
+                CommandKind::Shell(_) => shell_set = true,
+                CommandKind::Add(_) => add_for_local_file(step, sink),
+                CommandKind::Run(run) => {
+                    let Some(script) = &step.script else { continue };
+                    if shipped.contains(&index) {
+                        image_bloat(ctx, index, step, script, sink);
+                    }
+                    cd_instead_of_workdir(step, script, sink);
+                    if run.command.prepend_shell && !shell_set && script.pipe_before_pipefail() {
+                        sink.report(
+                            &rules::PipefailMissing,
+                            step.at(),
+                            "RUN uses a pipe without `set -o pipefail`: when a command before the \
+                             last `|` fails, the step still succeeds",
+                            "start the command with `set -o pipefail &&` (BusyBox/Alpine sh \
+                             supports it); Debian's /bin/sh (dash) does not, so there declare \
+                             SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] first",
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    last_user_root(ctx, sink);
+}
+
+/// UntaggedBaseImage and LatestTag.
+fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
+    let (Some(view), Some(Base::Image(reference))) = (
+        ctx.model.stages.get(index),
+        ctx.plan.stages.get(index).map(|s| &s.base),
+    ) else {
+        return;
+    };
+    let Some(image) = ImageRef::parse(reference) else {
+        return;
+    };
+    let at = At::span(view.from, view.stage.base.span);
+    let name = image.short_name();
+    if image.is_untagged() {
+        sink.report(
+            &rules::UntaggedBaseImage,
+            at,
+            format!("Base image '{reference}' has no tag, so every build pulls whatever 'latest' is that day"),
+            format!("pin a version, e.g. `FROM {name}:<version>` (add `@sha256:…` to pin exactly)"),
+        );
+    } else if image.tag.as_deref() == Some("latest") && image.digest.is_none() {
+        sink.report(
+            &rules::LatestTag,
+            at,
+            format!(
+                "Base image '{reference}' uses the 'latest' tag, which moves with every release"
+            ),
+            format!("pin a version, e.g. `FROM {name}:<version>` (add `@sha256:…` to pin exactly)"),
+        );
+    }
+}
+
+/// AptGetNoInstallRecommends, AptListsNotCleaned, PipNoCacheDir and ApkAddNoCache: caches and
+/// extras left in the layers of a stage that is shipped.
+fn image_bloat(ctx: &Ctx<'_>, index: usize, step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    let mounts = step.mounts();
+    let cache_at = |prefix: &str| {
+        mounts.iter().any(|m| {
+            m.kind == "cache" && m.target.as_deref().is_some_and(|t| t.starts_with(prefix))
+        })
+    };
+    let mentions = |prefix: &str| script.any_word(|w| w.starts_with(prefix));
+    let commands = script.commands();
+
+    let lacks_no_recommends = commands.iter().any(|c| {
+        tools::apt_install(c).is_some_and(|packages| !packages.is_empty())
+            && !c.has_option(&["--no-install-recommends"])
+            && !c.args().iter().any(|a| a.contains("Install-Recommends="))
+    });
+    // An earlier `APT::Install-Recommends "false";` in apt.conf.d applies to every install.
+    if lacks_no_recommends
+        && !ctx
+            .chain_steps(index)
+            .take_while(|s| !std::ptr::eq(*s, step))
+            .any(|s| {
+                s.script
+                    .as_ref()
+                    .is_some_and(|sc| sc.any_word(|w| w.contains("Install-Recommends")))
+            })
+    {
+        sink.report(
+            &rules::AptGetNoInstallRecommends,
+            step.at(),
+            "apt-get install without --no-install-recommends also installs every recommended package",
+            "add --no-install-recommends and name the packages you need",
+        );
+    }
+    if commands.iter().any(tools::apt_update)
+        && !mentions("/var/lib/apt/lists")
+        && !cache_at("/var/lib/apt")
+    {
+        sink.report(
+            &rules::AptListsNotCleaned,
+            step.at(),
+            "apt-get update downloads package lists that stay in this layer",
+            "end the same RUN with `&& rm -rf /var/lib/apt/lists/*` (a later RUN cannot shrink \
+             this layer), or mount a cache at /var/lib/apt",
+        );
+    }
+    let disabled_by_env = ctx
+        .chain_steps(index)
+        .take_while(|s| !std::ptr::eq(*s, step))
+        .any(|s| assigned_value(s, "PIP_NO_CACHE_DIR").is_some());
+    if !disabled_by_env
+        && !step.has_cache_mount()
+        && commands.iter().any(|c| {
+            tools::pip_install(c)
+                .is_some_and(|args| !crate::script::has_option(args, &["--no-cache-dir"]))
+                && c.assignment("PIP_NO_CACHE_DIR").is_none()
+        })
+    {
+        sink.report(
+            &rules::PipNoCacheDir,
+            step.at(),
+            "pip install keeps its download cache (often hundreds of MB) in the image",
+            "add --no-cache-dir (or ENV PIP_NO_CACHE_DIR=1), or use \
+             `RUN --mount=type=cache,target=/root/.cache/pip` to keep the cache out of the layer",
+        );
+    }
+    if commands
+        .iter()
+        .any(|c| tools::apk_add(c).is_some() && !c.has_option(&["--no-cache"]))
+        && !mentions("/var/cache/apk")
+        && !cache_at("/var/cache/apk")
+        && !cache_at("/etc/apk/cache")
+    {
+        sink.report(
+            &rules::ApkAddNoCache,
+            step.at(),
+            "apk add keeps the package index in /var/cache/apk in this layer",
+            "use `apk add --no-cache …` (no `apk update` needed then)",
+        );
+    }
+}
+
+/// CdInsteadOfWorkdir: a RUN that begins by changing directory wants a WORKDIR.
+fn cd_instead_of_workdir(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    let Some(first) = script.commands().first() else {
+        return;
+    };
+    if first.program() != "cd" {
+        return;
+    }
+    let Some(dir) = first.args().first() else {
+        return;
+    };
+    // Temporary directories are a scratch area for this RUN only, which WORKDIR is not for.
+    let temporary = ["/tmp", "/var/tmp", "$TMPDIR", "${TMPDIR", "$(mktemp", "-"]
+        .iter()
+        .any(|prefix| dir.starts_with(prefix));
+    if temporary {
+        return;
+    }
+    sink.report(
+        &rules::CdInsteadOfWorkdir,
+        step.at(),
+        format!("RUN starts with `cd {dir}`: the directory change ends with this RUN"),
+        format!("put `WORKDIR {dir}` before the RUN: it applies to every later instruction and creates the directory"),
+    );
+}
+
+/// Archives ADD unpacks: the one thing ADD does with a local file that COPY does not.
+const ARCHIVE_SUFFIXES: [&str; 14] = [
+    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz", ".tar.zst", ".tzst",
+    ".gz", ".bz2", ".xz", ".zst",
+];
+
+/// AddForLocalFile.
+fn add_for_local_file(step: &Step<'_>, sink: &mut Sink<'_>) {
+    let CommandKind::Add(add) = &step.command.kind else {
+        return;
+    };
+    let local = add
+        .paths
+        .sources
+        .iter()
+        .map(|s| s.value.as_str())
+        .find(|source| {
+            !super::dispatch::is_remote(source)
+                && !source.contains('$')
+                && !ARCHIVE_SUFFIXES
+                    .iter()
+                    .any(|suffix| source.to_lowercase().ends_with(suffix))
+        });
+    let local = local.or_else(|| add.paths.inline.first().map(|inline| inline.path.as_str()));
+    if let Some(source) = local {
+        sink.report(
+            &rules::AddForLocalFile,
+            step.at(),
+            format!("ADD used for the local file '{source}': ADD also fetches URLs and unpacks archives, COPY only copies"),
+            "use COPY (keep ADD for URLs, git repositories and archives to unpack)",
+        );
+    }
+}
+
+/// CopyFromUndefinedStage and CopyFromOwnStage: `COPY --from` names an earlier stage, or an
+/// image reference.
+pub(crate) fn copy_from(model: &Model<'_>, sink: &mut Sink<'_>) {
+    let names: Vec<String> = model
+        .stages
+        .iter()
+        .filter_map(|v| v.stage.name.clone())
+        .collect();
+    for view in &model.stages {
+        for step in &view.steps {
+            let CommandKind::Copy(copy) = &step.command.kind else {
+                continue;
+            };
+            let Some(from) = &copy.from else {
+                continue;
+            };
+            let value = from.value.as_str();
+            let at = At::span(step.instruction, from.span);
+            match model.stage_named(value) {
+                Some(index) if index == view.stage.index => sink.report(
+                    &rules::CopyFromOwnStage,
+                    at,
+                    format!("COPY --from={value} names the stage it is in"),
+                    "a stage cannot copy from itself: copy from the stage that produced the files, \
+                     or use a plain `RUN cp`",
+                ),
+                Some(index) if index > view.stage.index => sink.report(
+                    &rules::CopyFromUndefinedStage,
+                    at,
+                    format!("COPY --from={value} names a stage defined later in the file"),
+                    "move that stage above this one: BuildKit refuses to copy from a stage defined after the current one",
+                ),
+                Some(_) => {}
+                // Digits are a stage index, and an index out of range is a build error; `:`,
+                // `@` and `/` only appear in image references; variables are a build error.
+                None if value.contains([':', '@', '/', '$']) || value.parse::<usize>().is_ok() => {}
+                None => {
+                    let suggestion = suggest::closest(value, &names);
+                    sink.report(
+                        &rules::CopyFromUndefinedStage,
+                        at,
+                        format!(
+                            "COPY --from={value} names no stage{}, so it pulls an image called '{value}'",
+                            suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default()
+                        ),
+                        match suggestion {
+                            Some(s) => format!("write `--from={s}`"),
+                            None => format!(
+                                "name a stage defined above (`FROM … AS {value}`), or pin the image: `--from={value}:<version>`"
+                            ),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// LastUserRoot: the last USER of the final image's stages switches to root.
+fn last_user_root(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let last_user = ctx
+        .chain_steps(ctx.target())
+        .filter_map(|step| match &step.command.kind {
+            CommandKind::User(user) => Some((step, user)),
+            _ => None,
+        })
+        .last();
+    let Some((step, user)) = last_user else {
+        return;
+    };
+    let name = user.value.split(':').next().unwrap_or("");
+    if name == "root" || name == "0" {
+        sink.report(
+            &rules::LastUserRoot,
+            step.at(),
+            format!("The image runs as root: its last USER is '{}'", user.value),
+            "switch back to an unprivileged user after the steps that need root, e.g. `USER \
+             65532:65532` or a user the image creates",
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! `stagecraft lint`: checks a Dockerfile against BuildKit's build checks (same names, messages
+//! and semantics, `# check=` directive included), widely taught Dockerfile practices, and rules
+//! about multi-stage builds and the build context that no other tool has.
+//!
+//! ```
+//! use stagecraft_lint::{lint, render_text, LintOptions, Severity};
+//!
+//! let file = stagecraft_dockerfile::parse_str(
+//!     "Dockerfile",
+//!     "FROM alpine:3.20 AS Build\nRUN apk add curl\nCMD echo hi\n",
+//! )?;
+//! let findings = lint(&file, &LintOptions::default());
+//! let ids: Vec<&str> = findings.iter().map(|f| f.rule).collect();
+//! assert_eq!(ids, ["StageNameCasing", "ApkAddNoCache", "JSONArgsRecommended"]);
+//! assert_eq!(findings[0].severity, Severity::Warning);
+//! assert!(render_text(&findings).starts_with(
+//!     "Dockerfile:1:1: warning[StageNameCasing]: Stage name 'Build' should be lowercase\n"
+//! ));
+//! # Ok::<(), stagecraft_dockerfile::ParseError>(())
+//! ```
+//!
+//! Every rule has a page in `docs/rules/<id>.md` saying why it matters, with a bad and a good
+//! example; [`Finding::url`] points there.
+
+mod checks;
+mod config;
+mod image;
+mod model;
+mod render;
+mod rules;
+mod script;
+mod tools;
+
+pub use render::{Format, render, render_json, render_sarif, render_text};
+pub use rules::{Origin, RULES, Rule, Severity, find_rule};
+
+use config::CheckConfig;
+use model::{Ctx, Model, Sink};
+use serde::Serialize;
+use stagecraft_dockerfile::{Dockerfile, ParseError, Position, SourceFile};
+use stagecraft_plan::{Plan, PlanError, PlanOptions};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The build argument BuildKit reads as a `# check=` configuration that overrides the file's.
+const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
+
+/// What the build would be run with.
+#[derive(Debug, Clone, Default)]
+pub struct LintOptions {
+    /// The build context directory. Without it, the rules that look at files
+    /// (`CopyIgnoredFile`, `MissingDockerignore`, `SecretFileInContext`) stay silent.
+    pub context_dir: Option<PathBuf>,
+    /// `--target`: then only the stages it needs are linted, as BuildKit does.
+    pub target: Option<String>,
+    /// `--build-arg NAME=VALUE` values (`BUILDKIT_DOCKERFILE_CHECK` replaces `# check=`).
+    pub build_args: BTreeMap<String, String>,
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule's id (`UndefinedVar`).
+    pub rule: &'static str,
+    /// How serious it is (`# check=error=true` turns warnings into errors).
+    pub severity: Severity,
+    /// The Dockerfile's name as given to the parser.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What is wrong (BuildKit's exact words for BuildKit's rules).
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// The rule's documentation page, relative to the repository root.
+    pub url: &'static str,
+}
+
+/// Which findings make `stagecraft lint` fail (`--error-on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorOn {
+    /// Warnings and errors fail.
+    Warning,
+    /// Only errors fail (the default).
+    #[default]
+    Error,
+}
+
+impl FromStr for ErrorOn {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "warning" => Ok(ErrorOn::Warning),
+            "error" => Ok(ErrorOn::Error),
+            other => Err(format!("unknown level {other:?}: use `warning` or `error`")),
+        }
+    }
+}
+
+/// The process exit status for these findings: 1 when any finding is at or above the
+/// `--error-on` level, else 0. Info findings never fail a run.
+pub fn exit_code(findings: &[Finding], error_on: ErrorOn) -> u8 {
+    let threshold = match error_on {
+        ErrorOn::Warning => Severity::Warning,
+        ErrorOn::Error => Severity::Error,
+    };
+    u8::from(findings.iter().any(|f| f.severity >= threshold))
+}
+
+/// Reads and lints a Dockerfile: the entry point for `stagecraft lint`. A file that does not
+/// parse yields one `BuildError` finding at the error's position.
+pub fn lint_source(source: SourceFile, options: &LintOptions) -> Vec<Finding> {
+    let name = source.name().to_owned();
+    match stagecraft_dockerfile::parse(source) {
+        Ok(file) => lint(&file, options),
+        Err(error) => vec![parse_error_finding(&name, &error)],
+    }
+}
+
+/// Lints a parsed Dockerfile. Findings come in file order.
+pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
+    let name = file.source.name();
+    let (config, config_error) = check_config(file, options);
+    let mut sink = Sink::new(file, config);
+    if let Some(error) = config_error {
+        sink.push(error);
+    }
+    let stages = match file.stages() {
+        Ok(stages) => stages,
+        Err(error) => {
+            sink.push(parse_error_finding(name, &error));
+            return sink.finish();
+        }
+    };
+    let ignore = match checks::context::load_ignore_file(file, options) {
+        Ok(ignore) => ignore,
+        Err(message) => {
+            sink.push(build_error(
+                name,
+                Position { line: 1, column: 1 },
+                message,
+                "fix the ignore file: docker refuses the whole build context otherwise",
+            ));
+            None
+        }
+    };
+    let model = Model::new(file, &stages, options, ignore);
+    checks::run_without_plan(&model, &mut sink);
+    let plan_options = PlanOptions {
+        target: options.target.clone(),
+        build_args: options.build_args.clone(),
+        platform: None,
+    };
+    match Plan::new(file, &plan_options) {
+        Ok(plan) => checks::run_with_plan(
+            &Ctx {
+                model: &model,
+                plan: &plan,
+            },
+            &mut sink,
+        ),
+        Err(PlanError::Dockerfile(error)) => sink.push(parse_error_finding(name, &error)),
+        Err(error) => sink.push(build_error(
+            name,
+            Position { line: 1, column: 1 },
+            error.to_string(),
+            "pass an existing stage name to --target",
+        )),
+    }
+    sink.finish()
+}
+
+/// The `# check=` configuration in force (the `BUILDKIT_DOCKERFILE_CHECK` build argument
+/// replaces the directive), and a `BuildError` when it cannot be read — BuildKit refuses to
+/// build then.
+fn check_config(file: &Dockerfile, options: &LintOptions) -> (CheckConfig, Option<Finding>) {
+    let (text, position) = match (
+        options.build_args.get(CHECK_BUILD_ARG),
+        &file.directives.check,
+    ) {
+        (Some(value), _) => (value.as_str(), Position { line: 1, column: 1 }),
+        (None, Some(directive)) => (
+            directive.value.as_str(),
+            file.source.position(directive.span.start),
+        ),
+        (None, None) => return (CheckConfig::default(), None),
+    };
+    match CheckConfig::parse(text) {
+        Ok(config) => (config, None),
+        Err(message) => (
+            CheckConfig::default(),
+            Some(build_error(
+                file.source.name(),
+                position,
+                format!("failed to parse check options: {message}"),
+                "write `# check=skip=Rule1,Rule2;error=true` (keys: skip, error, experimental)",
+            )),
+        ),
+    }
+}
+
+fn parse_error_finding(file: &str, error: &ParseError) -> Finding {
+    build_error(
+        file,
+        error.position(),
+        error.message().to_owned(),
+        error
+            .hint()
+            .unwrap_or("fix this first: the build stops here, so nothing after it was checked"),
+    )
+}
+
+/// A `BuildError` finding: never skipped, always an error.
+fn build_error(file: &str, position: Position, message: String, hint: &str) -> Finding {
+    Finding {
+        rule: rules::BuildError.id,
+        severity: Severity::Error,
+        file: file.to_owned(),
+        line: position.line,
+        column: position.column,
+        message,
+        hint: hint.to_owned(),
+        url: rules::BuildError.url,
+    }
+}

@@ -1,0 +1,363 @@
+//! What package managers and build tools a command runs, and how.
+
+use crate::script::{SimpleCommand, has_option};
+
+/// A language ecosystem whose dependencies are installed from a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ecosystem {
+    Node,
+    Python,
+    Go,
+    Rust,
+    Ruby,
+    Php,
+}
+
+impl Ecosystem {
+    /// The manifest files to copy before installing, for messages.
+    pub fn manifests(self) -> &'static str {
+        match self {
+            Ecosystem::Node => "package.json and the lockfile",
+            Ecosystem::Python => "requirements.txt (or pyproject.toml and poetry.lock)",
+            Ecosystem::Go => "go.mod and go.sum",
+            Ecosystem::Rust => "Cargo.toml and Cargo.lock",
+            Ecosystem::Ruby => "Gemfile and Gemfile.lock",
+            Ecosystem::Php => "composer.json and composer.lock",
+        }
+    }
+}
+
+/// A subcommand and the operands after it, skipping options (and the values of
+/// `value_options`): `apt-get -y -o X=1 install curl` → `("install", ["curl"])`.
+fn verb<'a>(args: &'a [String], value_options: &[&str]) -> Option<(&'a str, Vec<&'a str>)> {
+    let mut positional = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if arg.starts_with('-') {
+            skip_value = value_options.contains(&arg.as_str());
+            continue;
+        }
+        positional.push(arg.as_str());
+    }
+    let (first, rest) = positional.split_first()?;
+    Some((first, rest.to_vec()))
+}
+
+/// Options of apt-get that take a separate value.
+const APT_VALUE_OPTIONS: [&str; 3] = ["-o", "-c", "-t"];
+/// Options of apk that take a separate value.
+const APK_VALUE_OPTIONS: [&str; 8] = [
+    "-X",
+    "--repository",
+    "-t",
+    "--virtual",
+    "-p",
+    "--root",
+    "--arch",
+    "--cache-dir",
+];
+
+/// `apt-get install …` / `apt install …`: the packages named.
+pub(crate) fn apt_install(command: &SimpleCommand) -> Option<Vec<&str>> {
+    if !matches!(command.program(), "apt-get" | "apt") {
+        return None;
+    }
+    let (verb, packages) = verb(command.args(), &APT_VALUE_OPTIONS)?;
+    (verb == "install").then_some(packages)
+}
+
+/// `apt-get update` / `apt update`: downloads the package lists.
+pub(crate) fn apt_update(command: &SimpleCommand) -> bool {
+    matches!(command.program(), "apt-get" | "apt")
+        && verb(command.args(), &APT_VALUE_OPTIONS).is_some_and(|(verb, _)| verb == "update")
+}
+
+/// `apk add …`: the packages named.
+pub(crate) fn apk_add(command: &SimpleCommand) -> Option<Vec<&str>> {
+    if command.program() != "apk" {
+        return None;
+    }
+    let (verb, packages) = verb(command.args(), &APK_VALUE_OPTIONS)?;
+    (verb == "add").then_some(packages)
+}
+
+/// Any distribution package install (apt, apk, dnf, yum, microdnf, zypper): the packages.
+pub(crate) fn system_install(command: &SimpleCommand) -> Option<Vec<&str>> {
+    if let Some(packages) = apt_install(command).or_else(|| apk_add(command)) {
+        return Some(packages);
+    }
+    if !matches!(command.program(), "dnf" | "yum" | "microdnf" | "zypper") {
+        return None;
+    }
+    let (verb, packages) = verb(command.args(), &["--setopt", "--repo", "--enablerepo"])?;
+    matches!(verb, "install" | "in").then_some(packages)
+}
+
+/// `apk del …`, `apt-get purge|remove …`, `dnf remove …`: the packages (or apk virtual
+/// package names) removed again.
+pub(crate) fn system_remove(command: &SimpleCommand) -> Option<Vec<&str>> {
+    let (verb, packages) = match command.program() {
+        "apk" => verb(command.args(), &APK_VALUE_OPTIONS)?,
+        "apt-get" | "apt" => verb(command.args(), &APT_VALUE_OPTIONS)?,
+        "dnf" | "yum" | "microdnf" | "zypper" => verb(command.args(), &[])?,
+        _ => return None,
+    };
+    matches!(verb, "del" | "purge" | "remove" | "erase" | "rm").then_some(packages)
+}
+
+/// The apk `--virtual NAME` / `-t NAME` group of an `apk add`.
+pub(crate) fn apk_virtual(command: &SimpleCommand) -> Option<&str> {
+    let args = command.args();
+    args.iter()
+        .position(|a| a == "--virtual" || a == "-t")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+/// The arguments after `pip` in `pip install`, `pip3 install`, `python3 -m pip install`.
+fn pip_args(command: &SimpleCommand) -> Option<&[String]> {
+    let program = command.program();
+    let versioned = |prefix: &str| {
+        program
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    };
+    if versioned("pip") {
+        return Some(command.args());
+    }
+    if versioned("python") {
+        let args = command.args();
+        let module = args.iter().position(|a| a == "-m")?;
+        return (args.get(module + 1)? == "pip").then(|| &args[module + 2..]);
+    }
+    None
+}
+
+/// Options of pip that take a separate value.
+const PIP_VALUE_OPTIONS: [&str; 12] = [
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+    "--cache-dir",
+];
+
+/// `pip install …`: its arguments after `pip`.
+pub(crate) fn pip_install(command: &SimpleCommand) -> Option<&[String]> {
+    let args = pip_args(command)?;
+    let (verb, _) = verb(args, &PIP_VALUE_OPTIONS)?;
+    (verb == "install").then_some(args)
+}
+
+/// What an `npm` command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Npm {
+    /// `npm ci`.
+    Ci,
+    /// `npm install` with no package names: install what `package.json` lists.
+    InstallAll,
+    /// `npm install some-package`.
+    InstallPackages,
+    /// `npm prune`.
+    Prune,
+}
+
+/// Classifies an `npm` command.
+pub(crate) fn npm(command: &SimpleCommand) -> Option<Npm> {
+    if command.program() != "npm" {
+        return None;
+    }
+    let (verb, operands) = verb(
+        command.args(),
+        &["--prefix", "-w", "--workspace", "--cache", "--registry"],
+    )?;
+    match verb {
+        "ci" | "clean-install" | "install-clean" | "isntall-clean" => Some(Npm::Ci),
+        "install" | "i" | "in" | "ins" | "inst" | "insta" | "instal" | "isnt" | "isnta"
+        | "isntal" | "isntall" | "add" => Some(if operands.is_empty() {
+            Npm::InstallAll
+        } else {
+            Npm::InstallPackages
+        }),
+        "prune" => Some(Npm::Prune),
+        _ => None,
+    }
+}
+
+/// Whether an npm install or prune leaves development dependencies out.
+pub(crate) fn npm_omits_dev(command: &SimpleCommand) -> bool {
+    let args = command.args();
+    has_option(args, &["--production", "--prod"])
+        || args.iter().any(|a| {
+            matches!(
+                a.as_str(),
+                "--omit=dev" | "--only=prod" | "--only=production"
+            )
+        })
+        || args.windows(2).any(|w| w[0] == "--omit" && w[1] == "dev")
+        || command.assignment("NODE_ENV") == Some("production")
+}
+
+/// The ecosystem whose dependencies this command installs from a manifest, if it is one of
+/// the commands that should run before the sources are copied.
+pub(crate) fn dependency_install(command: &SimpleCommand) -> Option<Ecosystem> {
+    if matches!(npm(command), Some(Npm::Ci | Npm::InstallAll)) {
+        return Some(Ecosystem::Node);
+    }
+    if let Some(args) = pip_install(command) {
+        let from_file = args.iter().any(|a| {
+            a == "--requirement" || a.starts_with("--requirement=") || a.starts_with("-r")
+        });
+        return from_file.then_some(Ecosystem::Python);
+    }
+    let (verb, operands) = verb(command.args(), &["--cwd", "--dir", "-C"]).unwrap_or_default();
+    let first = operands.first().copied();
+    match (command.program(), verb) {
+        ("yarn", "" | "install") | ("pnpm", "install" | "i") if operands.is_empty() => {
+            Some(Ecosystem::Node)
+        }
+        ("poetry", "install") | ("pipenv", "install" | "sync") | ("uv", "sync") => {
+            Some(Ecosystem::Python)
+        }
+        ("go", "mod") if first == Some("download") => Some(Ecosystem::Go),
+        ("cargo", "build" | "fetch") => Some(Ecosystem::Rust),
+        ("cargo", "chef") if first == Some("cook") => Some(Ecosystem::Rust),
+        ("bundle" | "bundler", "install") => Some(Ecosystem::Ruby),
+        ("composer", "install") => Some(Ecosystem::Php),
+        _ => None,
+    }
+}
+
+/// The tool, when this command downloads or compiles things a cache mount would keep between
+/// builds (apt, npm/yarn/pnpm, pip, go, cargo).
+pub(crate) fn cacheable_tool(command: &SimpleCommand) -> Option<&'static str> {
+    if apt_install(command).is_some() {
+        return Some("apt");
+    }
+    if let Some(args) = pip_install(command) {
+        // `--no-cache-dir` is a deliberate choice of no cache; do not argue with it.
+        let no_cache = has_option(args, &["--no-cache-dir"])
+            || command.assignment("PIP_NO_CACHE_DIR").is_some();
+        return (!no_cache).then_some("pip");
+    }
+    if matches!(
+        npm(command),
+        Some(Npm::Ci | Npm::InstallAll | Npm::InstallPackages)
+    ) {
+        return Some("npm");
+    }
+    let (verb, operands) = verb(command.args(), &["--cwd", "-C"]).unwrap_or_default();
+    match (command.program(), verb) {
+        ("yarn", "" | "install" | "add") => Some("yarn"),
+        ("pnpm", "install" | "i" | "add") => Some("pnpm"),
+        ("go", "build" | "install" | "get" | "test") => Some("go"),
+        ("go", "mod") if operands.first() == Some(&"download") => Some("go"),
+        ("cargo", "build" | "fetch" | "install" | "test") => Some("cargo"),
+        ("cargo", "chef") if operands.first() == Some(&"cook") => Some("cargo"),
+        _ => None,
+    }
+}
+
+/// `go build` or `go install`: a command that links a Go binary.
+pub(crate) fn go_build(command: &SimpleCommand) -> bool {
+    command.program() == "go"
+        && matches!(
+            verb(
+                command.args(),
+                &["-o", "-C", "-ldflags", "-tags", "-gcflags"]
+            ),
+            Some(("build" | "install", _))
+        )
+}
+
+/// Whether a `go build` produces a static binary whatever `CGO_ENABLED` says: external
+/// static linking, or the pure-Go `netgo` build tag.
+pub(crate) fn go_build_is_static(command: &SimpleCommand) -> bool {
+    command
+        .args()
+        .iter()
+        .any(|a| a.contains("-static") || a.contains("netgo"))
+}
+
+/// Compiler toolchains that only a build stage should need.
+pub(crate) fn is_compiler_package(package: &str) -> bool {
+    // `gcc=4:12.2.0-3` (apt pin), `gcc~=12` / `gcc>12` (apk constraints).
+    let name = package
+        .split(['=', '~', '>', '<'])
+        .next()
+        .unwrap_or(package);
+    matches!(
+        name,
+        "gcc"
+            | "g++"
+            | "gcc-c++"
+            | "clang"
+            | "build-essential"
+            | "build-base"
+            | "make"
+            | "cmake"
+            | "autoconf"
+            | "automake"
+            | "libtool"
+            | "gfortran"
+            | "golang"
+            | "golang-go"
+            | "go"
+            | "rustc"
+            | "cargo"
+    ) || ["gcc-", "g++-", "clang-"].iter().any(|prefix| {
+        name.strip_prefix(prefix)
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::Script;
+
+    fn first(text: &str) -> SimpleCommand {
+        Script::parse(text).commands()[0].clone()
+    }
+
+    #[test]
+    fn recognises_installs() {
+        assert_eq!(
+            apt_install(&first(
+                "apt-get -y -o Dpkg::Options::=--force-confold install curl"
+            )),
+            Some(vec!["curl"])
+        );
+        assert_eq!(
+            apk_add(&first("apk add --no-cache --virtual .deps gcc")),
+            Some(vec!["gcc"])
+        );
+        assert!(pip_install(&first("python3 -m pip install -r requirements.txt")).is_some());
+        assert_eq!(npm(&first("npm i")), Some(Npm::InstallAll));
+        assert_eq!(
+            npm(&first("npm install -g pm2")),
+            Some(Npm::InstallPackages)
+        );
+        assert_eq!(dependency_install(&first("yarn")), Some(Ecosystem::Node));
+        assert_eq!(dependency_install(&first("yarn add left-pad")), None);
+        assert_eq!(
+            dependency_install(&first("go mod download")),
+            Some(Ecosystem::Go)
+        );
+        assert_eq!(dependency_install(&first("pip install .")), None);
+        assert!(go_build(&first("go build -o /out/app ./cmd/app")));
+        assert!(!go_build(&first("go test ./...")));
+        assert!(is_compiler_package("gcc-12") && is_compiler_package("g++=4:12"));
+        assert!(!is_compiler_package("gcc-doc") && !is_compiler_package("makedev"));
+    }
+}

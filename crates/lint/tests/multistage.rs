@@ -1,0 +1,255 @@
+//! stagecraft's multi-stage rules: layer-cache order, cache mounts, what the final image
+//! carries, scratch images and unreachable stages.
+
+#[macro_use]
+mod common;
+
+use common::{fires, lint_text, lint_with, of};
+use stagecraft_lint::LintOptions;
+
+/// The textbook Node.js build: dependencies first, production dependencies only in the
+/// runtime image, a slim base.
+const GOOD_NODE: &str = r#"# syntax=docker/dockerfile:1
+FROM node:20 AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci
+COPY . .
+RUN npm run build
+
+FROM node:20 AS prod-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev
+
+FROM node:20-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+USER node
+CMD ["node", "dist/server.js"]
+"#;
+
+/// A Rust build with cargo-chef: dependencies are cooked before the sources arrive.
+const GOOD_RUST: &str = r#"FROM rust:1.79 AS chef
+RUN cargo install cargo-chef
+WORKDIR /app
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /app/recipe.json recipe.json
+RUN cargo chef cook --release --recipe-path recipe.json
+COPY . .
+RUN cargo build --release --bin app
+
+FROM debian:bookworm-slim AS runtime
+COPY --from=builder /app/target/release/app /usr/local/bin/app
+USER 65532
+ENTRYPOINT ["/usr/local/bin/app"]
+"#;
+
+/// A Python service: requirements before sources, slim runtime with a virtualenv.
+const GOOD_PYTHON: &str = r#"FROM python:3.12 AS build
+WORKDIR /app
+RUN python -m venv /venv
+ENV PATH=/venv/bin:$PATH
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN pip install --no-cache-dir .
+
+FROM python:3.12-slim
+COPY --from=build /venv /venv
+ENV PATH=/venv/bin:$PATH
+USER 1000
+CMD ["python", "-m", "app"]
+"#;
+
+/// A static Go binary on scratch.
+const GOOD_GO: &str = r#"FROM golang:1.22 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -o /out/app ./cmd/app
+
+FROM scratch
+COPY --from=build /out/app /app
+USER 65532:65532
+ENTRYPOINT ["/app"]
+"#;
+
+rule_cases! {
+    sources_before_dependency_install: "SourcesBeforeDependencyInstall" {
+        fires: [
+            "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nRUN npm ci\nCMD [\"node\", \"server.js\"]\n",
+            "FROM python:3.12-slim\nWORKDIR /app\nCOPY . .\nRUN pip install --no-cache-dir -r requirements.txt\n",
+            "FROM rust:1.79 AS build\nWORKDIR /app\nCOPY . .\nRUN cargo build --release\n",
+            "FROM ruby:3.3\nCOPY . /app\nRUN bundle install\n",
+            // The whole-context copy happened in the base stage.
+            "FROM node:20 AS src\nWORKDIR /app\nCOPY . .\nFROM src AS build\nRUN yarn install --frozen-lockfile\n",
+        ],
+        quiet: [
+            GOOD_NODE,
+            GOOD_RUST,
+            GOOD_PYTHON,
+            GOOD_GO,
+            "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nRUN --mount=type=cache,target=/root/.npm npm ci\n",
+            "FROM composer:2 AS vendor\nCOPY composer.json composer.lock ./\nRUN composer install --no-dev\nCOPY . .\nRUN composer install --no-dev --optimize-autoloader\n",
+        ],
+    }
+    package_manager_without_cache_mount: "PackageManagerWithoutCacheMount" {
+        fires: [
+            "FROM node:20-slim\nCOPY package*.json ./\nRUN npm ci\n",
+            "FROM golang:1.22\nRUN go mod download\n",
+            "FROM python:3.12-slim\nRUN pip install flask\n",
+        ],
+        quiet: [
+            GOOD_GO,
+            "FROM node:20-slim\nCOPY package*.json ./\nRUN --mount=type=cache,target=/root/.npm npm ci\n",
+            // --no-cache-dir is a deliberate choice of no cache at all.
+            "FROM python:3.12-slim\nRUN pip install --no-cache-dir flask\n",
+            "FROM alpine:3.20\nRUN apk add --no-cache curl\n",
+        ],
+    }
+    npm_install_instead_of_ci: "NpmInstallInsteadOfCi" {
+        fires: [
+            "FROM node:20-slim\nCOPY package.json package-lock.json ./\nRUN npm install\n",
+            "FROM node:20-slim\nCOPY package*.json ./\nRUN npm i --omit=dev\n",
+            "FROM node:20-slim\nRUN --mount=type=bind,source=package-lock.json,target=package-lock.json \\\n    --mount=type=bind,source=package.json,target=package.json npm install\n",
+        ],
+        quiet: [
+            GOOD_NODE,
+            // No lockfile in the image: `npm install` is all there is.
+            "FROM node:20-slim\nCOPY package.json ./\nRUN npm install\n",
+            // Installing a named tool is not installing the lockfile.
+            "FROM node:20-slim\nCOPY package*.json ./\nRUN npm ci && npm install -g pm2\n",
+        ],
+    }
+    npm_dev_dependencies_in_runtime: "NpmDevDependenciesInRuntime" {
+        fires: [
+            "FROM node:20-slim\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+            "FROM node:20 AS deps\nCOPY package*.json ./\nRUN npm ci\nFROM deps\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+        ],
+        quiet: [
+            GOOD_NODE,
+            "FROM node:20-slim\nENV NODE_ENV=production\nCOPY package*.json ./\nRUN npm ci\n",
+            "FROM node:20-slim\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nRUN npm run build && npm prune --omit=dev\n",
+            // devDependencies in a build stage are fine.
+            "FROM node:20 AS build\nCOPY . .\nRUN npm ci && npm run build\nFROM nginx:1.27-alpine\nCOPY --from=build /dist /usr/share/nginx/html\n",
+        ],
+    }
+    sdk_image_in_final_stage: "SdkImageInFinalStage" {
+        fires: [
+            "FROM golang:1.22 AS build\nRUN CGO_ENABLED=0 go build -o /app .\nFROM golang:1.22\nCOPY --from=build /app /app\n",
+            "FROM maven:3.9-eclipse-temurin-21 AS build\nRUN mvn package\nFROM eclipse-temurin:21-jdk\nCOPY --from=build /target/app.jar /app.jar\n",
+            "FROM node:20 AS build\nRUN npm ci && npm run build\nFROM node:20\nCOPY --from=build /app/dist /app\n",
+            "FROM python:3.12 AS build\nRUN pip wheel -w /wheels .\nFROM python:3.12\nCOPY --from=build /wheels /wheels\n",
+        ],
+        quiet: [
+            GOOD_NODE,
+            GOOD_RUST,
+            GOOD_PYTHON,
+            GOOD_GO,
+            "FROM maven:3.9-eclipse-temurin-21 AS build\nRUN mvn package\nFROM eclipse-temurin:21-jre\nCOPY --from=build /target/app.jar /app.jar\n",
+            // Single-stage: there is no build stage to move the toolchain into.
+            "FROM golang:1.22\nCOPY . .\nRUN go build -o /app .\n",
+        ],
+    }
+    compiler_in_runtime: "CompilerInRuntime" {
+        fires: [
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nCOPY --from=build /app /app\n",
+            "FROM rust:1.79 AS build\nRUN cargo build --release\nFROM alpine:3.20\nRUN apk add --no-cache gcc musl-dev\nCOPY --from=build /target/release/app /app\n",
+        ],
+        quiet: [
+            GOOD_RUST,
+            "FROM node:20 AS build\nRUN npm ci\nFROM node:20-alpine\nCOPY --from=build /app /app\n\
+             RUN apk add --no-cache --virtual .build-deps python3 make g++ \\\n    && npm rebuild bcrypt \\\n    && apk del .build-deps\n",
+            "FROM python:3.12-slim\nRUN apt-get update && apt-get install -y --no-install-recommends gcc \\\n\
+             && pip install --no-cache-dir uwsgi && apt-get purge -y gcc && rm -rf /var/lib/apt/lists/*\n",
+        ],
+    }
+    go_scratch_without_cgo_disabled: "GoScratchWithoutCgoDisabled" {
+        fires: [
+            "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN go build -o /out/app .\nFROM scratch\nCOPY --from=build /out/app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/static-debian12\nCOPY --from=build /app /app\n",
+        ],
+        quiet: [
+            GOOD_GO,
+            "FROM golang:1.22 AS build\nENV CGO_ENABLED=0\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22-alpine AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nRUN go build -ldflags '-linkmode external -extldflags \"-static\"' -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+            // A runtime with libc runs cgo binaries fine.
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/base-debian12\nCOPY --from=build /app /app\n",
+        ],
+    }
+    unreachable_stage: "UnreachableStage" {
+        fires: ["FROM alpine:3.20 AS debug\nRUN apk add --no-cache strace\nFROM alpine:3.20\nCMD [\"true\"]\n"],
+        quiet: [GOOD_NODE, GOOD_RUST, GOOD_GO],
+    }
+    chown_recursive_after_copy: "ChownRecursiveAfterCopy" {
+        fires: [
+            "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nRUN chown -R node:node /app\n",
+            "FROM nginx:1.27\nCOPY site/ /usr/share/nginx/html/\nRUN chmod -R 755 /usr/share/nginx\n",
+            "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nRUN npm ci && chown -R node .\n",
+        ],
+        quiet: [
+            "FROM node:20-slim\nWORKDIR /app\nCOPY --chown=node:node . .\n",
+            "FROM postgres:16\nRUN mkdir -p /data && chown -R postgres:postgres /data\nCOPY init.sql /docker-entrypoint-initdb.d/\n",
+        ],
+    }
+}
+
+#[test]
+fn unreachable_stages_follow_the_target() {
+    let text = "FROM alpine:3.20 AS app\nCMD [\"true\"]\nFROM app AS debug\nRUN apk add --no-cache strace\n";
+    assert!(of(&lint_text(text), "UnreachableStage").is_empty());
+    let options = LintOptions {
+        target: Some("app".into()),
+        ..LintOptions::default()
+    };
+    let findings = lint_with(text, &options);
+    let unreachable = of(&findings, "UnreachableStage");
+    assert_eq!(unreachable.len(), 1);
+    assert_eq!(
+        unreachable[0].message,
+        "Stage 'debug' is not needed to build 'app', so it is skipped"
+    );
+}
+
+#[test]
+fn messages_name_the_lines_involved() {
+    let findings = fires(
+        "SourcesBeforeDependencyInstall",
+        "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nRUN npm ci\n",
+    );
+    assert_eq!(
+        findings[0].message,
+        "`npm ci` runs after `COPY . .` (line 3): any source change re-runs the whole dependency install"
+    );
+    assert!(findings[0].hint.contains("package.json and the lockfile"));
+    let findings = fires(
+        "GoScratchWithoutCgoDisabled",
+        "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+    );
+    assert_eq!(findings[0].line, 2);
+    assert!(findings[0].message.contains("line 4"));
+}
+
+/// The textbook Dockerfiles above follow every practice: no rule at all warns about them.
+#[test]
+fn textbook_builds_have_no_warnings() {
+    for text in [GOOD_NODE, GOOD_RUST, GOOD_PYTHON, GOOD_GO] {
+        let findings = lint_text(text);
+        let serious: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity > stagecraft_lint::Severity::Info)
+            .collect();
+        assert!(serious.is_empty(), "{text}\n{serious:#?}");
+    }
+}

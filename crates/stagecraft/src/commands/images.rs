@@ -1,0 +1,319 @@
+//! Store management: images, tag, inspect, rmi, load, save, import, pull, push, prune, verify.
+
+use super::runtime::{block_on, open_store, registry};
+use super::{CommandError, CommandResult, human_bytes};
+use stagecraft_export::NamedImage;
+use stagecraft_image::Platform;
+use stagecraft_layer::Compression;
+use std::path::PathBuf;
+
+/// `stagecraft images`.
+#[derive(clap::Args)]
+pub struct ImagesArgs {
+    /// `table` or `json`.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+}
+
+/// `stagecraft tag SRC DST`.
+#[derive(clap::Args)]
+pub struct TagArgs {
+    /// An image in the store.
+    source: String,
+    /// The new name.
+    target: String,
+}
+
+/// `stagecraft inspect IMAGE`.
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// An image in the store.
+    image: String,
+}
+
+/// `stagecraft rmi IMAGE…`.
+#[derive(clap::Args)]
+pub struct RmiArgs {
+    /// Names to remove (blobs go with `stagecraft prune`).
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// `stagecraft load -i FILE|DIR`.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// An OCI layout (directory or tar) or a docker archive.
+    #[arg(short = 'i', long = "input")]
+    input: PathBuf,
+    /// Name the loaded image(s) (needed when the archive carries only a tag, like
+    /// `oci:DIR:latest` layouts).
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+}
+
+/// `stagecraft save IMAGE… -o FILE`.
+#[derive(clap::Args)]
+pub struct SaveArgs {
+    /// Images to save.
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Where to write.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// `oci` (layout tar), `docker` (loads with `docker load`), `dir` (unpacked rootfs of the
+    /// first image).
+    #[arg(long, default_value = "oci", value_parser = ["oci", "docker", "dir"])]
+    format: String,
+}
+
+/// `stagecraft import ROOTFS NAME:TAG`.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// A root filesystem: a directory or a (compressed) tar.
+    source: PathBuf,
+    /// The name to give the image.
+    name: String,
+}
+
+/// `stagecraft pull|push REF`.
+#[derive(clap::Args)]
+pub struct TransferArgs {
+    /// The image reference.
+    reference: String,
+    /// Registries to reach over plain HTTP (localhost and 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry")]
+    insecure: Vec<String>,
+}
+
+/// `stagecraft prune`.
+#[derive(clap::Args)]
+pub struct PruneArgs {
+    /// Also remove build cache and everything no tag reaches.
+    #[arg(long)]
+    all: bool,
+    /// Keep the build cache (remove only unreferenced blobs and snapshots).
+    #[arg(long)]
+    keep_cache: bool,
+    /// Stop once the store is under this many bytes.
+    #[arg(long)]
+    keep_storage: Option<u64>,
+}
+
+/// Runs `stagecraft images`.
+pub fn images(args: &ImagesArgs) -> CommandResult {
+    let store = open_store()?;
+    let mut rows = Vec::new();
+    for (reference, digest) in store.list_tags()? {
+        let size = store
+            .image(&reference.to_string())
+            .map(|image| {
+                image.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+                    + image.manifest.config.size
+            })
+            .unwrap_or(0);
+        let created = store
+            .image(&reference.to_string())
+            .ok()
+            .and_then(|i| i.config.created.clone())
+            .unwrap_or_default();
+        rows.push((reference.to_string(), digest, size, created));
+    }
+    if args.format == "json" {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, digest, size, created)| serde_json::json!({"name": name, "digest": digest.as_str(), "size": size, "created": created}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    println!("{:<50} {:<20} {:>10}  CREATED", "NAME", "DIGEST", "SIZE");
+    for (name, digest, size, created) in rows {
+        println!(
+            "{name:<50} {:<20} {:>10}  {created}",
+            digest.short(),
+            human_bytes(size)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `stagecraft tag`.
+pub fn tag(args: &TagArgs) -> CommandResult {
+    let store = open_store()?;
+    let digest = store
+        .resolve_tag(&args.source)?
+        .ok_or_else(|| CommandError(format!("error: no image {} in the store", args.source)))?;
+    let reference = store.set_tag(&args.target, &digest)?;
+    println!("{reference}");
+    Ok(())
+}
+
+/// Runs `stagecraft inspect`.
+pub fn inspect(args: &InspectArgs) -> CommandResult {
+    let store = open_store()?;
+    let image = store.image(&args.image)?;
+    let layers: Vec<serde_json::Value> = image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+        .map(|(layer, diff_id)| serde_json::json!({"digest": layer.digest.as_str(), "diff_id": diff_id.as_str(), "size": layer.size, "media_type": layer.media_type}))
+        .collect();
+    let config: serde_json::Value = serde_json::from_slice(&image.config.to_json()?)?;
+    let json = serde_json::json!({
+        "manifest_digest": image.manifest_digest.as_str(),
+        "config_digest": image.config_digest.as_str(),
+        "media_type": image.manifest.media_type,
+        "layers": layers,
+        "config": config,
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
+
+/// Runs `stagecraft rmi`.
+pub fn rmi(args: &RmiArgs) -> CommandResult {
+    let store = open_store()?;
+    for name in &args.images {
+        if !store.remove_tag(name)? {
+            return Err(CommandError(format!("error: no image {name} in the store")));
+        }
+        println!("untagged {name}");
+    }
+    Ok(())
+}
+
+/// Runs `stagecraft load`.
+pub fn load(args: &LoadArgs) -> CommandResult {
+    let store = open_store()?;
+    for loaded in stagecraft_export::load(&store, &args.input)? {
+        let mut names = loaded.names.clone();
+        for tag in &args.tags {
+            names.push(
+                store
+                    .set_tag(tag, &loaded.image.manifest_digest)?
+                    .to_string(),
+            );
+        }
+        let names = if names.is_empty() {
+            "(no name; use --tag)".to_owned()
+        } else {
+            names.join(", ")
+        };
+        println!("loaded {} {names}", loaded.image.manifest_digest);
+    }
+    Ok(())
+}
+
+/// Runs `stagecraft save`.
+pub fn save(args: &SaveArgs) -> CommandResult {
+    let store = open_store()?;
+    let mut named = Vec::new();
+    for name in &args.images {
+        let image = store.image(name)?;
+        let full = stagecraft_image::Reference::parse(name)
+            .map(|r| r.with_default_tag().to_string())
+            .unwrap_or_else(|_| name.clone());
+        named.push(NamedImage {
+            image,
+            names: vec![full],
+        });
+    }
+    if args.format == "dir" {
+        return Ok(stagecraft_export::unpack_rootfs(
+            &store,
+            &named[0].image,
+            &args.output,
+        )?);
+    }
+    let file = std::fs::File::create(&args.output)
+        .map_err(|e| CommandError(format!("error: creating {}: {e}", args.output.display())))?;
+    stagecraft_export::write_archive(
+        &store,
+        &named,
+        args.format == "docker",
+        std::io::BufWriter::new(file),
+    )?;
+    Ok(())
+}
+
+/// Runs `stagecraft import`.
+pub fn import(args: &ImportArgs) -> CommandResult {
+    let store = open_store()?;
+    let image = stagecraft_export::import(&store, &args.source, Compression::gzip())?;
+    let reference = store.set_tag(&args.name, &image.manifest_digest)?;
+    println!("{reference} {}", image.manifest_digest);
+    Ok(())
+}
+
+/// Runs `stagecraft pull`.
+pub fn pull(args: &TransferArgs) -> CommandResult {
+    let store = open_store()?;
+    let registry = registry(&args.insecure);
+    let reference = stagecraft_registry::parse_reference(&args.reference)?;
+    let image = block_on(stagecraft_registry::pull(
+        &registry,
+        &store,
+        &reference,
+        &Platform::host(),
+    ))??;
+    println!(
+        "{} {}",
+        reference.whole(),
+        image.index_digest.unwrap_or(image.manifest_digest)
+    );
+    Ok(())
+}
+
+/// Runs `stagecraft push`.
+pub fn push(args: &TransferArgs) -> CommandResult {
+    let store = open_store()?;
+    let registry = registry(&args.insecure);
+    let image = store.image(&args.reference)?;
+    let reference = stagecraft_registry::parse_reference(&args.reference)?;
+    let digest = block_on(stagecraft_registry::push(
+        &registry, &store, &image, &reference,
+    ))??;
+    println!("{} {digest}", reference.whole());
+    Ok(())
+}
+
+/// Runs `stagecraft prune`.
+pub fn prune(args: &PruneArgs) -> CommandResult {
+    let store = open_store()?;
+    let report = store.prune(&stagecraft_store::PruneOptions {
+        all: args.all,
+        keep_storage: args.keep_storage,
+        keep_cache: args.keep_cache,
+    })?;
+    println!(
+        "removed {} blobs, {} snapshots, {} cache records; freed {}",
+        report.removed_blobs.len(),
+        report.removed_snapshots.len(),
+        report.removed_cache_records.len(),
+        human_bytes(report.bytes_freed)
+    );
+    Ok(())
+}
+
+/// Runs `stagecraft verify`.
+pub fn verify() -> CommandResult {
+    let store = open_store()?;
+    let report = store.verify(&stagecraft_store::VerifyOptions {
+        remove_corrupt: true,
+    })?;
+    println!(
+        "checked {} blobs and {} snapshots: {} corrupt (removed), {} dangling tags",
+        report.blobs_checked,
+        report.snapshots_checked,
+        report.corrupt.len(),
+        report.dangling_tags.len()
+    );
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(CommandError(
+            "error: the store had corrupt entries (now removed)".into(),
+        ))
+    }
+}

@@ -1,0 +1,119 @@
+//! Shared plumbing for commands that touch the store, registries and the executor.
+
+use super::CommandError;
+use stagecraft_image::Platform;
+use stagecraft_registry::{Registry, RegistryOptions};
+use stagecraft_solve::progress::Stream;
+use stagecraft_solve::{BaseImages, RunRequest, Runner};
+use stagecraft_store::{Image, Store};
+
+/// Opens the store at `$STAGECRAFT_ROOT` or the default location.
+pub fn open_store() -> Result<Store, CommandError> {
+    let store = match std::env::var_os("STAGECRAFT_ROOT") {
+        Some(root) => Store::open(std::path::PathBuf::from(root)),
+        None => Store::open_default(),
+    };
+    store.map_err(|e| {
+        CommandError(format!(
+            "error: opening the store: {e}\n  = help: set STAGECRAFT_ROOT to a writable directory"
+        ))
+    })
+}
+
+/// A single-purpose async runtime for registry transfers.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CommandError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError(format!("error: starting the network runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
+/// Base images: from the store when present (no network for a cached build), else pulled.
+pub struct StoreOrRegistry<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The registry client.
+    pub registry: &'a Registry,
+    /// Ask the registry even when the store has the tag (`--pull`).
+    pub always_pull: bool,
+}
+
+impl BaseImages for StoreOrRegistry<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, String> {
+        if !self.always_pull
+            && let Ok(image) = self.store.image_for_platform(reference, platform)
+        {
+            return Ok(image);
+        }
+        let parsed = stagecraft_registry::parse_reference(reference).map_err(|e| e.to_string())?;
+        let result = block_on(stagecraft_registry::pull(
+            self.registry,
+            self.store,
+            &parsed,
+            platform,
+        ))
+        .map_err(|e| e.to_string())?;
+        result.map_err(|e| {
+            format!(
+                "{e}\n  = help: load it first with `stagecraft load` if it is not in a registry"
+            )
+        })
+    }
+}
+
+/// A registry client for the command line.
+pub fn registry(insecure: &[String]) -> Registry {
+    Registry::new(RegistryOptions {
+        insecure: insecure.to_vec(),
+    })
+}
+
+/// Runs `RUN` steps with stagecraft's own namespace executor (this binary re-executed).
+pub struct NamespaceRunner {
+    executor: stagecraft_exec::Executor,
+}
+
+impl NamespaceRunner {
+    /// An executor that re-executes this binary as its helper.
+    pub fn new() -> NamespaceRunner {
+        let helper = stagecraft_exec::HelperCommand::current_exe();
+        NamespaceRunner {
+            executor: stagecraft_exec::Executor::new(helper),
+        }
+    }
+}
+
+impl Runner for NamespaceRunner {
+    fn run(
+        &self,
+        request: &RunRequest<'_>,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<i32, String> {
+        let rootfs = stagecraft_exec::Rootfs::Overlay {
+            // overlayfs wants the topmost layer first.
+            lower_dirs: request.lower_dirs.iter().rev().cloned().collect(),
+            upper_dir: request.upper_dir.to_owned(),
+            work_dir: request.work_dir.to_owned(),
+        };
+        let mut spec = stagecraft_exec::ExecSpec::new(rootfs, request.args.to_vec());
+        spec.env = request.env.to_vec();
+        spec.cwd = request.cwd.to_owned();
+        spec.user = request.user.to_owned();
+        spec.network = match request.network {
+            "none" => stagecraft_exec::Network::None,
+            _ => stagecraft_exec::Network::Host,
+        };
+        let status = self
+            .executor
+            .run(&spec, &mut |stream, bytes: &[u8]| {
+                let stream = match stream {
+                    stagecraft_exec::Stream::Stdout => Stream::Stdout,
+                    stagecraft_exec::Stream::Stderr => Stream::Stderr,
+                };
+                output(stream, bytes)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(status.code())
+    }
+}

@@ -1,0 +1,206 @@
+//! Content-addressed blobs: `blobs/sha256/<hex>`.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use stagecraft_image::{Descriptor, Digest, Digester};
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::{Store, sync_parent};
+
+/// What a blob write produced: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// The sha256 of the content.
+    pub digest: Digest,
+    /// The content's length in bytes.
+    pub size: u64,
+}
+
+impl BlobInfo {
+    /// A descriptor for this blob with the given media type.
+    pub fn descriptor(&self, media_type: &str) -> Descriptor {
+        Descriptor::new(media_type, self.digest.clone(), self.size)
+    }
+}
+
+/// A fully written, fsynced temporary file and what it hashed to.
+struct Staged {
+    temp: NamedTempFile,
+    info: BlobInfo,
+}
+
+const COPY_BUFFER: usize = 1 << 20;
+
+impl Store {
+    /// Stores everything `reader` yields and returns its digest and size.
+    ///
+    /// The bytes go to a temporary file in `ingest/`, which is fsynced and
+    /// then renamed to `blobs/sha256/<hex>`, and the directory is fsynced: a
+    /// crash leaves at worst a stray temporary file, never a blob whose
+    /// content does not match its name. Concurrent writers of the same
+    /// content are harmless (each rename installs identical bytes).
+    pub fn write_blob(&self, reader: impl Read) -> Result<BlobInfo> {
+        let _lease = self.lease()?;
+        let staged = self.stage(reader)?;
+        self.commit(staged)
+    }
+
+    /// Stores `reader`'s content only if it hashes to `expected`; on a
+    /// mismatch nothing is kept and [`Error::DigestMismatch`] says what was
+    /// read instead. If the blob is already present the reader is not read
+    /// at all (callers downloading it can skip the download).
+    pub fn write_blob_expecting(&self, reader: impl Read, expected: &Digest) -> Result<BlobInfo> {
+        if let Some(size) = self.present_size(expected)? {
+            return Ok(BlobInfo {
+                digest: expected.clone(),
+                size,
+            });
+        }
+        let _lease = self.lease()?;
+        let staged = self.stage(reader)?;
+        if staged.info.digest != *expected {
+            // Dropping `staged` deletes the temporary file.
+            return Err(Error::DigestMismatch {
+                expected: expected.clone(),
+                actual: staged.info.digest,
+                size: staged.info.size,
+            });
+        }
+        self.commit(staged)
+    }
+
+    /// Stores `bytes`.
+    pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        self.write_blob(bytes)
+    }
+
+    /// Whether the blob is present (its content is not re-checked; see
+    /// [`Store::verify`]).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Where the blob lives (whether or not it exists). Blobs are read-only
+    /// files; never write to this path.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Opens the blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|source| self.not_found_or(digest, path, "open blob", source))
+    }
+
+    /// The blob's size in bytes.
+    pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        let path = self.blob_path(digest);
+        fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|source| self.not_found_or(digest, path, "inspect blob", source))
+    }
+
+    /// Reads a whole blob into memory and checks it still matches its
+    /// digest. Meant for small documents (manifests, configs); stream layers
+    /// with [`Store::open_blob`] instead.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = fs::read(&path)
+            .map_err(|source| self.not_found_or(digest, path.clone(), "read blob", source))?;
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::CorruptBlob {
+                digest: digest.clone(),
+                path,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn present_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self.blob_size(digest) {
+            Ok(size) => Ok(Some(size)),
+            Err(Error::BlobNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn not_found_or(
+        &self,
+        digest: &Digest,
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    ) -> Error {
+        if source.kind() == io::ErrorKind::NotFound {
+            Error::BlobNotFound {
+                digest: digest.clone(),
+                path,
+            }
+        } else {
+            Error::Io {
+                action,
+                path,
+                source,
+            }
+        }
+    }
+
+    /// Copies `reader` into a temporary file, hashing on the way, and
+    /// fsyncs it.
+    fn stage(&self, mut reader: impl Read) -> Result<Staged> {
+        let ingest = self.ingest_dir();
+        let mut temp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&ingest)
+            .at("create a temporary file in", &ingest)?;
+        let mut digester = Digester::new();
+        let mut buffer = vec![0u8; COPY_BUFFER];
+        loop {
+            let read = match reader.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Source(e)),
+            };
+            let chunk = &buffer[..read];
+            digester.update(chunk);
+            temp.write_all(chunk).at("write", temp.path())?;
+        }
+        let file = temp.as_file();
+        // Read-only, so nothing edits a blob in place by accident.
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .at("make read-only", temp.path())?;
+        file.sync_all().at("flush", temp.path())?;
+        let size = digester.len();
+        Ok(Staged {
+            temp,
+            info: BlobInfo {
+                digest: digester.finish(),
+                size,
+            },
+        })
+    }
+
+    /// Moves a staged file to its content address.
+    fn commit(&self, staged: Staged) -> Result<BlobInfo> {
+        let Staged { temp, info } = staged;
+        let dest = self.blob_path(&info.digest);
+        // Same name and same size: the blob is already here (a wrong-content
+        // file of the right size is verify's business). Skipping the rename
+        // keeps repeated writes cheap.
+        if fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == info.size) {
+            return Ok(info);
+        }
+        temp.persist(&dest)
+            .map_err(|e| e.error)
+            .at("move a new blob into", &dest)?;
+        sync_parent(&dest)?;
+        Ok(info)
+    }
+}

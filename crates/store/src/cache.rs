@@ -1,0 +1,124 @@
+//! Build cache records: small documents under `cache/<key>`.
+//!
+//! A record is opaque bytes (JSON by convention). Any `sha256:<64 hex>`
+//! text inside a record counts as a reference: [`Store::prune`] keeps the
+//! blobs and snapshots so named (and, for manifests and configs, what they
+//! reference) for as long as the record exists.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::{Store, sync_parent};
+
+const MAX_KEY_LEN: usize = 200;
+
+impl Store {
+    /// Stores (or replaces, atomically) the record `key`.
+    pub fn put_cache_record(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.cache_record_path(key)?;
+        let _lease = self.lease()?;
+        self.write_atomically(&path, bytes)
+    }
+
+    /// Stores `value` as the JSON record `key`.
+    pub fn put_cache_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::Serialize {
+            what: "cache record",
+            source,
+        })?;
+        self.put_cache_record(key, &bytes)
+    }
+
+    /// The record `key`, or `None` if there is none.
+    pub fn get_cache_record(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.cache_record_path(key)?;
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io {
+                action: "read cache record",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// The JSON record `key` decoded as `T`, or `None` if there is none.
+    pub fn get_cache_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(bytes) = self.get_cache_record(key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Json {
+                what: "cache record",
+                name: key.to_owned(),
+                source,
+            })
+    }
+
+    /// Removes the record `key`; returns whether it existed.
+    pub fn remove_cache_record(&self, key: &str) -> Result<bool> {
+        let path = self.cache_record_path(key)?;
+        let _lease = self.lease()?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_parent(&path).map(|()| true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(Error::Io {
+                action: "remove cache record",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// The keys of all records, sorted.
+    pub fn list_cache_records(&self) -> Result<Vec<String>> {
+        let dir = self.cache_dir();
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(&dir).at("list", &dir)? {
+            let entry = entry.at("list", &dir)?;
+            if let Some(key) = entry.file_name().to_str()
+                && check_key(key).is_ok()
+            {
+                keys.push(key.to_owned());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    pub(crate) fn cache_record_path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key).map_err(|reason| Error::CacheKey {
+            key: key.to_owned(),
+            reason,
+        })?;
+        Ok(self.cache_dir().join(key))
+    }
+}
+
+/// Keys become file names: a small alphabet keeps them portable and rules
+/// out path traversal.
+fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("it is empty");
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err("it is too long");
+    }
+    if key.starts_with('.') {
+        return Err("it starts with '.'");
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+    {
+        return Err("it contains a character outside the allowed set");
+    }
+    Ok(())
+}

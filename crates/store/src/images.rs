@@ -1,0 +1,182 @@
+//! Images: config + layers + manifest, written and read back.
+
+use stagecraft_image::media_type::{DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
+use stagecraft_image::{
+    AnyManifest, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform, Reference,
+};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Which media types an image's manifest and config get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManifestFormat {
+    /// OCI media types (BuildKit's default for `--output type=oci` and
+    /// pushes with `oci-mediatypes=true`).
+    #[default]
+    Oci,
+    /// Docker schema 2 media types (what `docker build` loads and pushes).
+    Docker,
+}
+
+/// An image read from (or just written to) the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// The digest of the manifest (what a registry calls the image digest).
+    pub manifest_digest: Digest,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The digest of the config blob (docker's image ID).
+    pub config_digest: Digest,
+    /// The config.
+    pub config: ImageConfig,
+    /// The index the manifest was selected from, if the reference pointed
+    /// at one.
+    pub index_digest: Option<Digest>,
+}
+
+impl Store {
+    /// Stores an image made of `config` and `layers` (layer blobs must
+    /// already be in the store, listed bottom first, with their media types
+    /// set) and returns it. The config is written as BuildKit writes it
+    /// (compact Go JSON) and the manifest as BuildKit writes manifests
+    /// (indented Go JSON), so digests match BuildKit's for identical input.
+    /// Tag the result with [`Store::set_tag`].
+    pub fn write_image(
+        &self,
+        config: &ImageConfig,
+        layers: Vec<Descriptor>,
+        format: ManifestFormat,
+    ) -> Result<Image> {
+        if config.rootfs.diff_ids.len() != layers.len() {
+            return Err(Error::LayerCountMismatch {
+                diff_ids: config.rootfs.diff_ids.len(),
+                layers: layers.len(),
+            });
+        }
+        let _lease = self.lease()?;
+        for layer in &layers {
+            if !self.has_blob(&layer.digest) {
+                return Err(Error::BlobNotFound {
+                    digest: layer.digest.clone(),
+                    path: self.blob_path(&layer.digest),
+                });
+            }
+        }
+        let (manifest_type, config_type) = match format {
+            ManifestFormat::Oci => (OCI_MANIFEST, OCI_CONFIG),
+            ManifestFormat::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),
+        };
+        let config_bytes = config.to_json().map_err(|source| Error::Serialize {
+            what: "image config",
+            source,
+        })?;
+        let config_blob = self.write_blob_bytes(&config_bytes)?;
+        let manifest =
+            ImageManifest::new(manifest_type, config_blob.descriptor(config_type), layers);
+        let manifest_bytes = manifest.to_json().map_err(|source| Error::Serialize {
+            what: "image manifest",
+            source,
+        })?;
+        let manifest_blob = self.write_blob_bytes(&manifest_bytes)?;
+        Ok(Image {
+            manifest_digest: manifest_blob.digest,
+            manifest,
+            config_digest: config_blob.digest,
+            config: config.clone(),
+            index_digest: None,
+        })
+    }
+
+    /// Reads a stored manifest or index.
+    pub fn read_any_manifest(&self, digest: &Digest) -> Result<AnyManifest> {
+        let bytes = self.read_blob(digest)?;
+        AnyManifest::from_slice(&bytes, None).map_err(|source| Error::Manifest {
+            digest: digest.clone(),
+            source,
+        })
+    }
+
+    /// Reads a stored single-platform manifest.
+    pub fn read_manifest(&self, digest: &Digest) -> Result<ImageManifest> {
+        match self.read_any_manifest(digest)? {
+            AnyManifest::Image(manifest) => Ok(manifest),
+            AnyManifest::Index(_) => Err(Error::WrongDocumentKind {
+                digest: digest.clone(),
+                expected: "an image manifest",
+                found: "an image index",
+            }),
+        }
+    }
+
+    /// Reads a stored index (manifest list).
+    pub fn read_index(&self, digest: &Digest) -> Result<ImageIndex> {
+        match self.read_any_manifest(digest)? {
+            AnyManifest::Index(index) => Ok(index),
+            AnyManifest::Image(_) => Err(Error::WrongDocumentKind {
+                digest: digest.clone(),
+                expected: "an image index",
+                found: "an image manifest",
+            }),
+        }
+    }
+
+    /// Reads a stored image config.
+    pub fn read_config(&self, digest: &Digest) -> Result<ImageConfig> {
+        let bytes = self.read_blob(digest)?;
+        ImageConfig::from_slice(&bytes).map_err(|source| Error::Json {
+            what: "image config",
+            name: digest.to_string(),
+            source,
+        })
+    }
+
+    /// The image `reference` names, for this machine's platform when the
+    /// reference points at an index.
+    pub fn image(&self, reference: &str) -> Result<Image> {
+        self.image_for_platform(reference, &Platform::host())
+    }
+
+    /// The image `reference` names (a tag, or `name@digest`); when it points
+    /// at an index, the manifest for `platform` is chosen.
+    pub fn image_for_platform(&self, reference: &str, platform: &Platform) -> Result<Image> {
+        let Some(digest) = self.resolve_tag(reference)? else {
+            let normalized = Reference::parse(reference)?.with_default_tag();
+            return Err(Error::TagNotFound {
+                reference: normalized.to_string(),
+            });
+        };
+        let (index_digest, manifest_digest, manifest) = match self.read_any_manifest(&digest)? {
+            AnyManifest::Image(manifest) => (None, digest, manifest),
+            AnyManifest::Index(index) => {
+                let Some(entry) = index.find(platform) else {
+                    let available: Vec<String> = index
+                        .manifests
+                        .iter()
+                        .filter_map(|m| m.platform.as_ref().map(Platform::to_string))
+                        .collect();
+                    return Err(Error::PlatformNotFound {
+                        reference: reference.to_owned(),
+                        platform: platform.to_string(),
+                        available: if available.is_empty() {
+                            "no platform entries".to_owned()
+                        } else {
+                            available.join(", ")
+                        },
+                    });
+                };
+                let manifest = self.read_manifest(&entry.digest)?;
+                (Some(digest), entry.digest.clone(), manifest)
+            }
+        };
+        let config_digest = manifest.config.digest.clone();
+        let config = self.read_config(&config_digest)?;
+        Ok(Image {
+            manifest_digest,
+            manifest,
+            config_digest,
+            config,
+            index_digest,
+        })
+    }
+}

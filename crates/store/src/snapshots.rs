@@ -1,0 +1,129 @@
+//! Snapshots: unpacked layers, `snapshots/<diff-id hex>/{fs/,complete}`.
+
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use stagecraft_image::Digest;
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::{Store, remove_tree, sync_dir, sync_parent};
+
+/// The directory holding a snapshot's files.
+const CONTENT_DIR: &str = "fs";
+/// Present, and containing the diff ID, only in a finished snapshot.
+pub(crate) const COMPLETE_MARKER: &str = "complete";
+
+/// Removes a temporary directory on drop unless defused; for error paths.
+struct TempDirGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: whatever stays behind is in ingest/, which prune
+            // empties.
+            let _ = remove_tree(&self.path);
+        }
+    }
+}
+
+impl Store {
+    /// The directory with the unpacked content of the layer whose
+    /// uncompressed digest is `diff_id`, if that snapshot exists and is
+    /// complete. The directory must be treated as read-only (mount it as
+    /// an overlay lower layer, copy from it).
+    pub fn snapshot_path(&self, diff_id: &Digest) -> Option<PathBuf> {
+        let dir = self.snapshot_dir(diff_id);
+        marker_matches(&dir, diff_id).then(|| dir.join(CONTENT_DIR))
+    }
+
+    /// Returns the snapshot for `diff_id`, creating it first if needed by
+    /// calling `fill` with an empty temporary directory to populate.
+    ///
+    /// The directory is renamed into place only after `fill` succeeded, the
+    /// filesystem was synced and the completion marker written; if `fill`
+    /// fails, nothing is kept. Concurrent creators of the same snapshot may
+    /// both run `fill`; the first rename wins and the other's copy is
+    /// discarded. `fill` is trusted to produce the content of `diff_id`.
+    pub fn create_snapshot<F, E>(&self, diff_id: &Digest, fill: F) -> Result<PathBuf>
+    where
+        F: FnOnce(&Path) -> Result<(), E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let _lease = self.lease()?;
+        if let Some(existing) = self.snapshot_path(diff_id) {
+            return Ok(existing);
+        }
+        let ingest = self.ingest_dir();
+        let temp = tempfile::Builder::new()
+            .prefix("snapshot-")
+            .tempdir_in(&ingest)
+            .at("create a temporary directory in", &ingest)?;
+        let mut guard = TempDirGuard {
+            path: temp.keep(),
+            armed: true,
+        };
+        let content = guard.path.join(CONTENT_DIR);
+        DirBuilder::new()
+            .mode(0o755)
+            .create(&content)
+            .at("create directory", &content)?;
+
+        fill(&content).map_err(|source| Error::SnapshotFill {
+            diff_id: diff_id.clone(),
+            source: source.into(),
+        })?;
+
+        // Make the content durable before the marker claims it is complete:
+        // one syncfs instead of an fsync per unpacked file.
+        let dir = File::open(&guard.path).at("open", &guard.path)?;
+        rustix::fs::syncfs(&dir)
+            .map_err(io::Error::from)
+            .at("sync the filesystem of", &guard.path)?;
+        let marker = guard.path.join(COMPLETE_MARKER);
+        let mut file = File::create(&marker).at("create", &marker)?;
+        file.write_all(diff_id.as_str().as_bytes())
+            .at("write", &marker)?;
+        file.sync_all().at("flush", &marker)?;
+        sync_dir(&guard.path)?;
+
+        let dest = self.snapshot_dir(diff_id);
+        match fs::rename(&guard.path, &dest) {
+            Ok(()) => {
+                guard.armed = false;
+                sync_parent(&dest)?;
+                Ok(dest.join(CONTENT_DIR))
+            }
+            // Renaming a directory onto a non-empty one fails: another
+            // creator won the race. Use theirs; ours is removed by the guard.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
+                ) =>
+            {
+                self.snapshot_path(diff_id).ok_or(Error::Io {
+                    action: "install snapshot at",
+                    path: dest,
+                    source: e,
+                })
+            }
+            Err(source) => Err(Error::Io {
+                action: "install snapshot at",
+                path: dest,
+                source,
+            }),
+        }
+    }
+}
+
+/// Whether `dir` is a finished snapshot of `diff_id`: its marker names it
+/// and its content directory exists.
+pub(crate) fn marker_matches(dir: &Path, diff_id: &Digest) -> bool {
+    fs::read(dir.join(COMPLETE_MARKER)).is_ok_and(|text| text == diff_id.as_str().as_bytes())
+        && dir.join(CONTENT_DIR).is_dir()
+}

@@ -1,0 +1,101 @@
+//! Cache records, store layout and default location.
+
+mod common;
+
+use std::fs;
+
+use common::{entries, store};
+use stagecraft_store::{Error, Store};
+
+#[test]
+fn cache_records_round_trip() {
+    let (_dir, store) = store();
+    assert_eq!(store.get_cache_record("sha256:abc").unwrap(), None);
+    store.put_cache_record("sha256:abc", b"raw bytes").unwrap();
+    assert_eq!(
+        store.get_cache_record("sha256:abc").unwrap().as_deref(),
+        Some(&b"raw bytes"[..])
+    );
+    store.put_cache_record("sha256:abc", b"replaced").unwrap();
+    assert_eq!(
+        store.get_cache_record("sha256:abc").unwrap().as_deref(),
+        Some(&b"replaced"[..])
+    );
+
+    let value = serde_json::json!({"layer": "sha256:00", "n": 3});
+    store.put_cache_json("json-key", &value).unwrap();
+    assert_eq!(
+        store
+            .get_cache_json::<serde_json::Value>("json-key")
+            .unwrap(),
+        Some(value)
+    );
+    let err = store.get_cache_json::<Vec<u8>>("sha256:abc").unwrap_err();
+    assert!(
+        matches!(err, Error::Json { .. }) && err.to_string().contains("sha256:abc"),
+        "{err}"
+    );
+
+    assert_eq!(
+        store.list_cache_records().unwrap(),
+        vec!["json-key", "sha256:abc"]
+    );
+    assert!(store.remove_cache_record("json-key").unwrap());
+    assert!(!store.remove_cache_record("json-key").unwrap());
+    assert!(entries(&store.root().join("ingest")).is_empty());
+}
+
+#[test]
+fn cache_keys_cannot_escape() {
+    let (_dir, store) = store();
+    for key in [
+        "",
+        "../tags.json",
+        "a/b",
+        ".hidden",
+        "sp ace",
+        &"k".repeat(201),
+    ] {
+        let err = store.put_cache_record(key, b"x").unwrap_err();
+        assert!(matches!(err, Error::CacheKey { .. }), "{key:?}: {err:?}");
+        assert!(err.to_string().contains("A-Z a-z 0-9"), "{err}");
+    }
+}
+
+#[test]
+fn layout_is_created_and_checked() {
+    let (_dir, store) = store();
+    let root = store.root().to_owned();
+    assert_eq!(
+        entries(&root),
+        vec![
+            "blobs",
+            "cache",
+            "ingest",
+            "layout.json",
+            "locks",
+            "snapshots"
+        ]
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    // Reopening works; a future layout is refused with guidance.
+    Store::open(&root).unwrap();
+    fs::write(root.join("layout.json"), br#"{"version":99}"#).unwrap();
+    let err = Store::open(&root).unwrap_err();
+    assert!(matches!(err, Error::Layout { .. }), "{err:?}");
+    assert!(err.to_string().contains("STAGECRAFT_ROOT"), "{err}");
+}
+
+#[test]
+fn open_reports_unusable_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, b"").unwrap();
+    let err = Store::open(file.join("store")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("a-file"), "{err}");
+}
