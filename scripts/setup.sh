@@ -10,8 +10,9 @@ if ! need_cmd cargo; then
     exit 1
 fi
 
-# Debian packages the test suite and demos use: a static busybox for the offline base image.
-apt_packages=(busybox-static)
+# Debian packages the tests and demos use: static busybox for the offline base image, a local
+# registry, skopeo and umoci as interoperability peers, and dockerd (BuildKit) as the reference.
+apt_packages=(busybox-static skopeo umoci docker-registry docker.io)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

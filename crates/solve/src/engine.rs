@@ -28,6 +28,8 @@ use std::time::Instant;
 
 /// `created_by` comment BuildKit puts on every history entry.
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+/// The `PATH` BuildKit gives images that have none (`system.DefaultPathEnv`).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The shell used for shell-form commands when the image sets none.
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
@@ -424,20 +426,31 @@ impl BuildRun<'_> {
     fn base_state(&self, index: usize) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[index];
         match &stage.base {
-            Base::Scratch => Ok(StageState {
-                config: ImageConfig::for_platform(&self.platform),
-                scope: Scope::default(),
-                args: Vec::new(),
-                layers: Vec::new(),
-                snapshots: Vec::new(),
-                base_layers: 0,
-                key: sha256_hex(&["scratch", &self.platform.to_string()]),
-                cmd_set: false,
-            }),
+            Base::Scratch => {
+                // BuildKit gives an empty image the default PATH.
+                let mut config = ImageConfig::for_platform(&self.platform);
+                config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
+                Ok(StageState {
+                    scope: Scope::from_image_env(config.config.env.iter().map(String::as_str)),
+                    config,
+                    args: Vec::new(),
+                    layers: Vec::new(),
+                    snapshots: Vec::new(),
+                    base_layers: 0,
+                    key: sha256_hex(&["scratch", &self.platform.to_string()]),
+                    cmd_set: false,
+                })
+            }
             Base::Stage(base) => {
                 let mut state = (*self.wait_for(*base)?).clone();
                 state.config.config.on_build.clear();
                 state.cmd_set = false;
+                // BuildKit re-applies the image's Env at the start of every stage, so an ENV
+                // wins over an ARG of the same name that the base stage set after it.
+                for entry in state.config.config.env.clone() {
+                    let (key, value) = entry.split_once('=').unwrap_or((&entry, ""));
+                    state.scope.set(key, value);
+                }
                 Ok(state)
             }
             Base::Image(reference) => {
@@ -531,7 +544,11 @@ impl BuildRun<'_> {
             let state = self.base_state(index);
             self.engine.progress.event(Event::StepFinished {
                 id,
-                status: if state.is_ok() { StepStatus::Done } else { StepStatus::Failed },
+                status: if state.is_ok() {
+                    StepStatus::Done
+                } else {
+                    StepStatus::Failed
+                },
                 duration: started.elapsed(),
                 miss_reason: None,
             });
@@ -1309,7 +1326,10 @@ struct CopyArgs<'a> {
 
 /// Instructions that produce a layer (and a numbered step in the progress view).
 fn changes_filesystem(kind: &CommandKind) -> bool {
-    matches!(kind, CommandKind::Run(_) | CommandKind::Copy(_) | CommandKind::Add(_) | CommandKind::Workdir(_))
+    matches!(
+        kind,
+        CommandKind::Run(_) | CommandKind::Copy(_) | CommandKind::Add(_) | CommandKind::Workdir(_)
+    )
 }
 
 /// BuildKit's heredoc handling for `RUN`: a lone heredoc becomes the script itself; otherwise
