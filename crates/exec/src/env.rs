@@ -94,7 +94,11 @@ mod tests {
             validate(&v(&["NOEQUALS"])).unwrap_err(),
             "invalid environment variable \"NOEQUALS\": missing '='"
         );
-        assert!(validate(&v(&["=x"])).unwrap_err().contains("name cannot be empty"));
+        assert!(
+            validate(&v(&["=x"]))
+                .unwrap_err()
+                .contains("name cannot be empty")
+        );
         assert!(validate(&v(&["A=\0"])).unwrap_err().contains("nul byte"));
     }
 
@@ -120,9 +124,15 @@ mod tests {
             ),
             v(&["TERM=xterm", "HOME=/home/three", "FOO=bar"])
         );
-        assert_eq!(finalize(&v(&["HOME=", "HOME=/foo"]), home), v(&["HOME=/foo"]));
+        assert_eq!(
+            finalize(&v(&["HOME=", "HOME=/foo"]), home),
+            v(&["HOME=/foo"])
+        );
         assert_eq!(finalize(&v(&["HOME="]), home), v(&["HOME=/root"]));
-        assert_eq!(finalize(&v(&["HOME=/foo", "HOME="]), home), v(&["HOME=/root"]));
+        assert_eq!(
+            finalize(&v(&["HOME=/foo", "HOME="]), home),
+            v(&["HOME=/root"])
+        );
         assert_eq!(finalize(&v(&["A=1"]), home), v(&["A=1", "HOME=/root"]));
     }
 

@@ -88,9 +88,10 @@ pub enum ExecError {
     #[error("unable to start container process: {0}")]
     Start(String),
 
-    /// The command ran, but the mount points created for it could not be removed from the layer,
-    /// which would leave stray files in the diff.
-    #[error("cannot remove the mount stubs from the layer: {0}")]
+    /// The command ran, but cleaning up after it failed: unmounting the rootfs, removing the mount
+    /// points created for it from the layer (which would leave stray files in the diff), or
+    /// clearing the overlay's volatile marker.
+    #[error("cleaning up after the RUN step failed (the layer may hold stray mount points): {0}")]
     Cleanup(String),
 
     /// The step was cancelled through a [`crate::Canceller`] (the command was killed; the layer

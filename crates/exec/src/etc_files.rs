@@ -74,7 +74,9 @@ pub(crate) fn resolv_conf(host: Option<&str>, network: Network) -> String {
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
     }
 }
 
@@ -129,12 +131,13 @@ impl ResolvConf {
                     }
                 }
                 // `domain` is the obsolete name of `search`; the last one wins.
-                Some("domain" | "search") => {
-                    if fields.len() >= 2 {
-                        conf.search = fields[1..].iter().map(|s| s.to_string()).collect();
-                    }
+                Some("domain" | "search") if fields.len() >= 2 => {
+                    conf.search = fields[1..].iter().map(|s| s.to_string()).collect();
                 }
-                Some("options") => conf.options.extend(fields[1..].iter().map(|s| s.to_string())),
+                Some("domain" | "search") => {}
+                Some("options") => conf
+                    .options
+                    .extend(fields[1..].iter().map(|s| s.to_string())),
                 Some(_) => conf.other.push(line.to_owned()),
             }
         }
@@ -211,7 +214,10 @@ mod tests {
              sortlist 10.0.0.0\n"
         );
         assert_eq!(
-            resolv_conf(Some("nameserver ::1\nnameserver ::ffff:127.0.0.1\n"), Network::None),
+            resolv_conf(
+                Some("nameserver ::1\nnameserver ::ffff:127.0.0.1\n"),
+                Network::None
+            ),
             "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\n\
              nameserver 2001:4860:4860::8844\n"
         );

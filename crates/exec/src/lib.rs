@@ -15,7 +15,7 @@
 //! caller (any process, may be multi-threaded)
 //!   └─ spawn (std::process::Command: fork+exec, thread-safe) ─▶ helper: the caller's binary re-exec'd,
 //!      single-threaded. unshare(mnt, pid, uts, ipc[, net][, user]) → make / private → mount the
-//!      rootfs → resolve USER → create the cwd → note which mount points are missing → fork
+//!      rootfs → resolve USER → create the cwd → create the missing mount points, noting them → fork
 //!        └─ init: PID 1 of the new PID namespace. Own (nested) mount namespace → /proc, /dev, /sys,
 //!           /etc/resolv.conf, /etc/hosts, extra mounts → pivot_root → hostname, capabilities,
 //!           groups/gid/uid → chdir → execve(command)
@@ -23,7 +23,8 @@
 //! ```
 //!
 //! All mounts live in namespaces private to the helper, so they vanish when it exits: the caller's
-//! `/proc/self/mountinfo` never changes, even if the helper is killed.
+//! `/proc/self/mountinfo` never changes, even if the helper is killed. The whole round trip for
+//! `/bin/true` costs about 3.5 ms (see `examples/overhead.rs`), against about 50 ms for `runc run`.
 //!
 //! # Wiring the helper into a binary
 //!
@@ -33,14 +34,23 @@
 //! create a user namespace and must not fork.
 //!
 //! ```no_run
-//! fn main() {
-//!     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-//!     if args.get(1).is_some_and(|a| a == stagecraft_exec::HELPER_ARG) {
-//!         stagecraft_exec::helper_main(&args[2..]);
-//!     }
-//!     // ... the normal program, which may later call Executor::new(HelperCommand::current_exe())
+//! // First thing in `main`:
+//! let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+//! if args.get(1).is_some_and(|a| a == stagecraft_exec::HELPER_ARG) {
+//!     stagecraft_exec::helper_main(&args[2..]);
 //! }
+//! // ... then the normal program, which may create
+//! // `Executor::new(HelperCommand::current_exe())` and run steps from any thread.
 //! ```
+//!
+//! # Rootless
+//!
+//! When the caller is not root, the helper creates a user namespace mapping the caller's uid and
+//! gid to root, which needs no `newuidmap` and no `/etc/subuid` entry. It follows that the layers'
+//! files must belong to the caller (unpack them as the building user: files of other owners show up
+//! as `nobody` inside, and root there cannot change them), that only `USER root` works, and that the
+//! overlay keeps its metadata in `user.overlay.*` xattrs (`userxattr`; whiteouts are still 0/0
+//! character devices, opaque directories carry `user.overlay.opaque`).
 //!
 //! # What is not done (yet)
 //!
@@ -85,6 +95,10 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub enum Rootfs {
     /// An overlay of read-only image layers with a writable upper directory that receives every
     /// change the command makes: the layer diff.
+    ///
+    /// It is mounted `volatile`: nothing is synced to disk, not even the command's own `fsync`s,
+    /// so whoever keeps the result syncs it (the store does when it writes the layer blob). The
+    /// upper and work directories can be mounted again after the run.
     Overlay {
         /// The read-only layers, **topmost first** (the order of overlayfs' `lowerdir=`). May be
         /// empty (a `FROM scratch` base): an empty directory is used then.

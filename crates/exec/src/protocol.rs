@@ -87,7 +87,9 @@ pub(crate) fn read_spec(mut pipe: impl Read) -> Result<HelperSpec, String> {
         .map_err(|e| format!("reading the spec length: {e}"))?;
     let len = u64::from_le_bytes(len);
     if len > MAX_SPEC_BYTES {
-        return Err(format!("spec of {len} bytes is larger than {MAX_SPEC_BYTES}"));
+        return Err(format!(
+            "spec of {len} bytes is larger than {MAX_SPEC_BYTES}"
+        ));
     }
     let mut json = Vec::new();
     pipe.take(len)
@@ -148,7 +150,11 @@ mod tests {
         let back = read_spec(&frame[..]).unwrap();
         assert_eq!(back.args, spec.args);
         assert_eq!(back.rootfs, spec.rootfs);
-        assert!(read_spec(&frame[..frame.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(
+            read_spec(&frame[..frame.len() - 1])
+                .unwrap_err()
+                .contains("truncated")
+        );
     }
 
     #[test]

@@ -124,12 +124,15 @@ fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<Re
         sgids: Vec::new(),
     };
 
-    let matched = passwd.into_iter().flat_map(passwd_entries).find(|u| match &user_arg {
-        // No user part (":group"): the entry of the default uid 0.
-        None => u.uid == 0,
-        Some(Arg { id: Some(id), .. }) => u.uid == *id,
-        Some(Arg { name, id: None }) => u.name == *name,
-    });
+    let matched = passwd
+        .into_iter()
+        .flat_map(passwd_entries)
+        .find(|u| match &user_arg {
+            // No user part (":group"): the entry of the default uid 0.
+            None => u.uid == 0,
+            Some(Arg { id: Some(id), .. }) => u.uid == *id,
+            Some(Arg { name, id: None }) => u.name == *name,
+        });
     let matched_name = match matched {
         Some(u) => {
             out.uid = u.uid;
@@ -160,7 +163,7 @@ fn exec_user(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<Re
             .into_iter()
             .flat_map(group_entries)
             .filter(|g| match &group_arg {
-                None => g.members.iter().any(|m| *m == matched_name),
+                None => g.members.contains(&matched_name),
                 Some(Arg { id: Some(id), .. }) => g.gid == *id,
                 Some(Arg { name, id: None }) => g.name == *name,
             })
@@ -290,7 +293,10 @@ mod tests {
     #[test]
     fn numeric_ids_need_no_entries() {
         assert_eq!(r("1234:5678"), Ok(user(1234, 5678, &[5678])));
-        assert_eq!(resolve("1234:5678", None, None), Ok(user(1234, 5678, &[5678])));
+        assert_eq!(
+            resolve("1234:5678", None, None),
+            Ok(user(1234, 5678, &[5678]))
+        );
         // Not the fast path (no group), but numeric: gid defaults to 0.
         assert_eq!(r("4321"), Ok(user(4321, 0, &[0])));
         assert_eq!(r("root:root"), Ok(user(0, 0, &[0])));
@@ -311,7 +317,10 @@ mod tests {
             resolve("app", None, None),
             Err("unable to find user app: no matching entries in passwd file".into())
         );
-        assert_eq!(r("-1"), Err("uids and gids must be in range 0-2147483647".into()));
+        assert_eq!(
+            r("-1"),
+            Err("uids and gids must be in range 0-2147483647".into())
+        );
         assert_eq!(
             r("app:99999999999999999999"),
             Err("uids and gids must be in range 0-2147483647".into())

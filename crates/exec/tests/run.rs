@@ -39,7 +39,8 @@ fn busybox() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = scratch_root().join("busybox-rootfs");
-        if dir.join(".complete").exists() {
+        let complete = scratch_root().join("busybox-rootfs.complete");
+        if complete.exists() {
             return dir;
         }
         let staging = tempfile::tempdir_in(scratch_root()).unwrap();
@@ -48,7 +49,11 @@ fn busybox() -> &'static Path {
         if Path::new(FIXTURE).exists() {
             let layout = staging.path().join("layout");
             run_ok(Command::new(FIXTURE).arg(&layout));
-            let blob = |digest: &str| layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+            let blob = |digest: &str| {
+                layout
+                    .join("blobs/sha256")
+                    .join(digest.trim_start_matches("sha256:"))
+            };
             let index: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
             let manifest: serde_json::Value = serde_json::from_slice(
@@ -56,13 +61,19 @@ fn busybox() -> &'static Path {
             )
             .unwrap();
             let layer = blob(manifest["layers"][0]["digest"].as_str().unwrap());
-            run_ok(Command::new("tar").arg("-xzf").arg(&layer).arg("-C").arg(&rootfs));
+            run_ok(
+                Command::new("tar")
+                    .arg("-xzf")
+                    .arg(&layer)
+                    .arg("-C")
+                    .arg(&rootfs),
+            );
         } else {
             handmade_busybox(&rootfs);
         }
-        std::fs::write(rootfs.join(".complete"), "").unwrap();
         // Another test process may have won the race; either copy is complete.
         let _ = std::fs::rename(&rootfs, &dir);
+        std::fs::write(complete, "").unwrap();
         dir
     })
 }
@@ -83,16 +94,27 @@ fn handmade_busybox(rootfs: &Path) {
          app:x:1000:1000:app:/home/app:/bin/sh\n",
     )
     .unwrap();
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\napp:x:1000:\n").unwrap();
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\napp:x:1000:\n",
+    )
+    .unwrap();
 }
 
 fn run_ok(command: &mut Command) {
     let out = command.output().unwrap();
-    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn executor() -> Executor {
-    Executor::new(HelperCommand::new(env!("CARGO_BIN_EXE_stagecraft-exec-helper"), [HELPER_ARG]))
+    Executor::new(HelperCommand::new(
+        env!("CARGO_BIN_EXE_stagecraft-exec-helper"),
+        [HELPER_ARG],
+    ))
 }
 
 /// A fresh upper and work directory over the busybox layer.
@@ -139,7 +161,12 @@ impl Layer {
 fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        out.push(path.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+        out.push(
+            path.strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
         if path.symlink_metadata().unwrap().is_dir() {
             walk(base, &path, out);
         }
@@ -170,7 +197,12 @@ fn run(spec: &ExecSpec) -> (Result<ExitStatus, ExecError>, Output) {
 /// Runs and expects exit code 0; returns stdout.
 fn stdout_of(spec: &ExecSpec) -> String {
     let (result, out) = run(spec);
-    assert_eq!(result.unwrap(), ExitStatus::Code(0), "stderr: {}", out.stderr);
+    assert_eq!(
+        result.unwrap(),
+        ExitStatus::Code(0),
+        "stderr: {}",
+        out.stderr
+    );
     out.stdout
 }
 
@@ -200,7 +232,10 @@ fn exit_codes_are_propagated() {
 fn the_command_is_pid_1_with_buildkits_hostname() {
     require_root!();
     let layer = Layer::new();
-    assert_eq!(stdout_of(&layer.spec("echo $$; hostname")), "1\nbuildkitsandbox\n");
+    assert_eq!(
+        stdout_of(&layer.spec("echo $$; hostname")),
+        "1\nbuildkitsandbox\n"
+    );
     let mut spec = layer.spec("hostname; grep myhost /etc/hosts");
     spec.hostname = "myhost".into();
     assert_eq!(stdout_of(&spec), "myhost\n127.0.0.1\tlocalhost myhost\n");
@@ -231,7 +266,10 @@ fn users_resolve_like_buildkit() {
     let layer = Layer::new();
     let mut spec = layer.spec("id");
     spec.user = "app".into();
-    assert_eq!(stdout_of(&spec), "uid=1000(app) gid=1000(app) groups=1000(app)\n");
+    assert_eq!(
+        stdout_of(&spec),
+        "uid=1000(app) gid=1000(app) groups=1000(app)\n"
+    );
     spec.user = "1234:5678".into();
     assert_eq!(stdout_of(&spec), "uid=1234 gid=5678 groups=5678\n");
     spec.user = String::new();
@@ -239,12 +277,17 @@ fn users_resolve_like_buildkit() {
     spec.user = "nosuch".into();
     match run(&spec).0 {
         Err(ExecError::User(message)) => {
-            assert_eq!(message, "unable to find user nosuch: no matching entries in passwd file")
+            assert_eq!(
+                message,
+                "unable to find user nosuch: no matching entries in passwd file"
+            )
         }
         other => panic!("expected a user error, got {other:?}"),
     }
     spec.user = "app:nosuch".into();
-    assert!(matches!(run(&spec).0, Err(ExecError::User(m)) if m.contains("unable to find group nosuch")));
+    assert!(
+        matches!(run(&spec).0, Err(ExecError::User(m)) if m.contains("unable to find group nosuch"))
+    );
 }
 
 #[test]
@@ -252,9 +295,15 @@ fn capabilities_are_dockers_default_set() {
     require_root!();
     let layer = Layer::new();
     let mut spec = layer.spec("grep -E '^Cap(Eff|Bnd)' /proc/self/status");
-    assert_eq!(stdout_of(&spec), "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n");
+    assert_eq!(
+        stdout_of(&spec),
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n"
+    );
     spec.user = "app".into();
-    assert_eq!(stdout_of(&spec), "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n");
+    assert_eq!(
+        stdout_of(&spec),
+        "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n"
+    );
 }
 
 #[test]
@@ -262,7 +311,11 @@ fn writes_land_in_the_upper_dir_and_deletes_become_whiteouts() {
     require_root!();
     let lower_before = snapshot(busybox());
     let layer = Layer::new();
-    stdout_of(&layer.spec("mkdir /newdir && echo data > /newdir/file && rm /etc/group && chmod 700 /home/app"));
+    stdout_of(
+        &layer.spec(
+            "mkdir /newdir && echo data > /newdir/file && rm /etc/group && chmod 700 /home/app",
+        ),
+    );
     assert_eq!(
         std::fs::read_to_string(layer.upper().join("newdir/file")).unwrap(),
         "data\n"
@@ -271,13 +324,24 @@ fn writes_land_in_the_upper_dir_and_deletes_become_whiteouts() {
     assert!(whiteout.file_type().is_char_device());
     assert_eq!(whiteout.rdev(), 0);
     assert_eq!(
-        std::fs::metadata(layer.upper().join("home/app")).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(layer.upper().join("home/app"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o700
     );
     // /etc keeps the whiteout; the stubs next to it are gone.
     assert_eq!(
         layer.upper_entries(),
-        ["etc", "etc/group", "home", "home/app", "newdir", "newdir/file"]
+        [
+            "etc",
+            "etc/group",
+            "home",
+            "home/app",
+            "newdir",
+            "newdir/file"
+        ]
     );
     assert_eq!(snapshot(busybox()), lower_before, "the lower layer changed");
 }
@@ -302,7 +366,11 @@ fn mount_points_leave_no_trace_in_the_layer() {
     // A rootfs without /proc, /dev, /sys, /etc/hosts or /etc/resolv.conf, and no /mnt.
     let bare = tempfile::tempdir_in(scratch_root()).unwrap();
     std::fs::create_dir_all(bare.path().join("bin")).unwrap();
-    std::fs::copy(busybox().join("bin/busybox"), bare.path().join("bin/busybox")).unwrap();
+    std::fs::copy(
+        busybox().join("bin/busybox"),
+        bare.path().join("bin/busybox"),
+    )
+    .unwrap();
     for applet in ["sh", "cat", "ls", "touch"] {
         std::os::unix::fs::symlink("busybox", bare.path().join("bin").join(applet)).unwrap();
     }
@@ -320,10 +388,16 @@ fn mount_points_leave_no_trace_in_the_layer() {
     );
     spec.mounts = vec![Mount {
         target: "/mnt/cache/deep".into(),
-        kind: MountKind::Tmpfs { size: Some(1 << 20) },
+        kind: MountKind::Tmpfs {
+            size: Some(1 << 20),
+        },
     }];
     stdout_of(&spec);
-    assert_eq!(layer.upper_entries(), Vec::<String>::new(), "stubs left in the layer");
+    assert_eq!(
+        layer.upper_entries(),
+        Vec::<String>::new(),
+        "stubs left in the layer"
+    );
 
     // A real change next to a stub stays.
     spec.args[2] = "touch /etc/new".into();
@@ -335,7 +409,9 @@ fn mount_points_leave_no_trace_in_the_layer() {
 fn etc_hosts_and_resolv_conf_are_generated_read_only() {
     require_root!();
     let layer = Layer::new();
-    let mut spec = layer.spec("cat /etc/hosts; test -s /etc/resolv.conf && echo resolv; echo x >> /etc/hosts || echo ro");
+    let mut spec = layer.spec(
+        "cat /etc/hosts; test -s /etc/resolv.conf && echo resolv; echo x >> /etc/hosts || echo ro",
+    );
     spec.extra_hosts = vec![HostEntry {
         host: "db".into(),
         ip: "10.1.2.3".parse().unwrap(),
@@ -383,7 +459,10 @@ fn the_callers_mount_table_never_changes() {
         stdout_of(&layer.spec("true"));
         let _ = run(&layer.spec("exit 1"));
     }
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -418,7 +497,10 @@ fn extra_mounts() {
         },
     ];
     assert_eq!(stdout_of(&spec), "from host\nreadonly\ntmpfs\n");
-    assert_eq!(std::fs::read_to_string(cache.path().join("out")).unwrap(), "cached\n");
+    assert_eq!(
+        std::fs::read_to_string(cache.path().join("out")).unwrap(),
+        "cached\n"
+    );
     assert_eq!(layer.upper_entries(), Vec::<String>::new());
 }
 
@@ -439,7 +521,10 @@ fn a_missing_command_fails_like_runc() {
     assert!(matches!(run(&spec).0,
         Err(ExecError::Start(m)) if m == "exec: \"/no/such\": stat /no/such: no such file or directory"));
     // The shell form reports it the shell's way: exit 127.
-    assert_eq!(run(&layer.spec("nosuchcommand")).0.unwrap(), ExitStatus::Code(127));
+    assert_eq!(
+        run(&layer.spec("nosuchcommand")).0.unwrap(),
+        ExitStatus::Code(127)
+    );
     assert_eq!(layer.upper_entries(), Vec::<String>::new());
 }
 
@@ -454,7 +539,9 @@ fn stdin_is_dev_null() {
 fn cancelling_kills_the_command_and_still_cleans_up() {
     require_root!();
     let layer = Layer::new();
-    let execution = executor().spawn(&layer.spec("echo started; sleep 30")).unwrap();
+    let execution = executor()
+        .spawn(&layer.spec("echo started; sleep 30"))
+        .unwrap();
     let canceller = execution.canceller();
     let started = Instant::now();
     let result = execution.wait(&mut |_, data| {
@@ -475,7 +562,9 @@ fn many_and_long_lower_layers_use_the_new_mount_api() {
     // than fsconfig's 255-byte string limit.
     let mut lower_dirs = Vec::new();
     for i in 0..120 {
-        let dir = layers.path().join(format!("layer-{i:03}-{}", "x".repeat(40)));
+        let dir = layers
+            .path()
+            .join(format!("layer-{i:03}-{}", "x".repeat(40)));
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join(format!("f{i}")), format!("{i}\n")).unwrap();
         lower_dirs.push(dir);
@@ -495,11 +584,20 @@ fn many_and_long_lower_layers_use_the_new_mount_api() {
 fn a_plain_directory_rootfs_is_changed_in_place() {
     require_root!();
     let dir = tempfile::tempdir_in(scratch_root()).unwrap();
-    run_ok(Command::new("cp").arg("-a").arg(format!("{}/.", busybox().display())).arg(dir.path()));
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", busybox().display()))
+            .arg(dir.path()),
+    );
     let before = snapshot(dir.path());
     let spec = ExecSpec::new(
         Rootfs::Dir(dir.path().to_owned()),
-        vec!["/bin/sh".into(), "-c".into(), "echo hi > /created; cat /etc/hosts >/dev/null".into()],
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo hi > /created; cat /etc/hosts >/dev/null".into(),
+        ],
     );
     stdout_of(&spec);
     let mut after = snapshot(dir.path());
@@ -524,8 +622,17 @@ fn rootless_runs_as_an_unprivileged_user() {
     for d in ["upper", "work", "state"] {
         std::fs::create_dir(base.path().join(d)).unwrap();
     }
-    run_ok(Command::new("cp").arg("-a").arg(busybox()).arg(base.path().join("lower")));
-    run_ok(Command::new("chown").args(["-R", "65534:65534"]).arg(base.path()));
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(busybox())
+            .arg(base.path().join("lower")),
+    );
+    run_ok(
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(base.path()),
+    );
     let mut spec = ExecSpec::new(
         Rootfs::Overlay {
             lower_dirs: vec![base.path().join("lower")],
@@ -558,7 +665,10 @@ fn rootless_runs_as_an_unprivileged_user() {
         return;
     }
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert_eq!(stdout, "0\n1\n127.0.0.1\tlocalhost buildkitsandbox\n/dev/null\nsys\n");
+    assert_eq!(
+        stdout,
+        "0\n1\n127.0.0.1\tlocalhost buildkitsandbox\n/dev/null\nsys\n"
+    );
     let upper = base.path().join("upper");
     assert_eq!(std::fs::read_to_string(upper.join("made")).unwrap(), "x\n");
     // Deleting a lower directory works rootless (userxattr) and leaves a whiteout.
@@ -569,5 +679,130 @@ fn rootless_runs_as_an_unprivileged_user() {
     entries.sort();
     assert_eq!(entries, ["home", "home/app", "made"]);
     // The state directory is cleaned up.
-    assert_eq!(std::fs::read_dir(base.path().join("state")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(base.path().join("state"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_stub_over_an_upper_whiteout_puts_the_whiteout_back() {
+    require_root!();
+    // A layer with /etc/hosts, deleted (whited out) in the upper dir by an earlier command.
+    let extra = tempfile::tempdir_in(scratch_root()).unwrap();
+    std::fs::create_dir(extra.path().join("etc")).unwrap();
+    std::fs::write(extra.path().join("etc/hosts"), "image hosts\n").unwrap();
+    let layer = Layer::new();
+    let mut spec = layer.spec("cat /etc/hosts");
+    spec.rootfs = layer.rootfs(vec![extra.path().to_owned(), busybox().to_owned()]);
+    // A whiteout as overlayfs writes one (a 0/0 character device), made directly: mounting an
+    // overlay here would change this process's mount table under a concurrent test.
+    std::fs::create_dir(layer.upper().join("etc")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        layer.upper().join("etc/hosts").as_path(),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        rustix::fs::makedev(0, 0),
+    )
+    .unwrap();
+    let is_whiteout = |p: &Path| {
+        std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+    };
+    assert!(is_whiteout(&layer.upper().join("etc/hosts")));
+
+    // The stub replaces the whiteout while the generated file is mounted on it.
+    assert!(stdout_of(&spec).contains("buildkitsandbox"));
+    assert!(
+        is_whiteout(&layer.upper().join("etc/hosts")),
+        "the whiteout was lost"
+    );
+}
+
+#[test]
+fn signals_sent_to_the_helper_reach_the_command() {
+    require_root!();
+    let layer = Layer::new();
+    let spec =
+        layer.spec("trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    let spec_file = layer.dir.path().join("spec.json");
+    std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).unwrap();
+    // The driver is the caller; its only child is the helper.
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_stagecraft-exec-helper"))
+        .arg("--drive")
+        .arg(&spec_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(driver.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let children_file = format!("/proc/{0}/task/{0}/children", driver.id());
+    let helper: i32 = std::fs::read_to_string(children_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let helper = rustix::process::Pid::from_raw(helper).unwrap();
+    rustix::process::kill_process(helper, rustix::process::Signal::TERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(driver.wait().unwrap().code(), Some(7));
+    assert_eq!(layer.upper_entries(), Vec::<String>::new());
+}
+
+#[test]
+fn scratch_with_a_bind_mounted_binary() {
+    require_root!();
+    // FROM scratch: no layers at all; the shell comes in as a single-file bind mount.
+    let layer = Layer::new();
+    let mut spec = ExecSpec::new(
+        layer.rootfs(vec![]),
+        vec![
+            "/busybox".into(),
+            "sh".into(),
+            "-c".into(),
+            "echo hi > /out; /busybox id -u".into(),
+        ],
+    );
+    spec.mounts = vec![Mount {
+        target: "/busybox".into(),
+        kind: MountKind::Bind {
+            source: busybox().join("bin/busybox"),
+            readonly: true,
+        },
+    }];
+    assert_eq!(stdout_of(&spec), "0\n");
+    assert_eq!(layer.upper_entries(), ["out"]);
+}
+
+#[test]
+fn symlinks_in_the_image_cannot_reach_the_host() {
+    require_root!();
+    // The image's /etc points at a directory that exists on the host but not in the image.
+    let host_dir = tempfile::tempdir_in("/tmp").unwrap();
+    let evil = tempfile::tempdir_in(scratch_root()).unwrap();
+    std::os::unix::fs::symlink(host_dir.path(), evil.path().join("etc")).unwrap();
+    let layer = Layer::new();
+    let mut spec = layer.spec("true");
+    spec.rootfs = layer.rootfs(vec![evil.path().to_owned(), busybox().to_owned()]);
+    match run(&spec).0 {
+        Err(ExecError::Setup(message)) => {
+            assert!(message.contains("dangling symlink"), "{message}")
+        }
+        other => panic!("expected a set-up error, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(host_dir.path()).unwrap().count(), 0);
+    assert_eq!(layer.upper_entries(), Vec::<String>::new());
+
+    // /etc -> / resolves to the image's own root: the mount points land there, and go again.
+    std::fs::remove_file(evil.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink("/", evil.path().join("etc")).unwrap();
+    spec.args[2] = "cat /etc/hosts | head -1".into();
+    assert_eq!(stdout_of(&spec), "127.0.0.1\tlocalhost buildkitsandbox\n");
+    assert_eq!(layer.upper_entries(), Vec::<String>::new());
 }

@@ -44,7 +44,7 @@ use crate::serde_go::{
 ///
 /// Fields are declared in the order BuildKit writes them (sorted, see the
 /// module docs); [`ImageConfig::to_json`] gives the exact bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ImageConfig {
     /// CPU architecture (`amd64`); always written, even empty, like Go.
@@ -99,23 +99,6 @@ pub struct ImageConfig {
         skip_serializing_if = "String::is_empty"
     )]
     pub variant: String,
-}
-
-impl Default for ImageConfig {
-    fn default() -> Self {
-        ImageConfig {
-            architecture: String::new(),
-            author: String::new(),
-            config: RuntimeConfig::default(),
-            created: None,
-            history: Vec::new(),
-            os: String::new(),
-            os_features: Vec::new(),
-            os_version: String::new(),
-            rootfs: RootFs::default(),
-            variant: String::new(),
-        }
-    }
 }
 
 impl ImageConfig {

@@ -281,6 +281,10 @@ impl ImageIndex {
 /// A manifest or an index, told apart by media type or, failing that, by
 /// shape (`manifests` versus `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "values are parsed once per document and consumed right away; boxing would only add an allocation and make matching clumsier"
+)]
 pub enum AnyManifest {
     /// A single-platform image manifest.
     Image(ImageManifest),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use stagecraft_image::media_type::{
-    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
 };
 use stagecraft_image::{
     Descriptor, Digest, Healthcheck, History, ImageConfig, ImageIndex, ImageManifest, Platform,
@@ -181,9 +181,9 @@ fn manifest_and_index_snapshot() {
         vec![layer],
     );
     let manifest_bytes = manifest.to_json().unwrap();
-    let mut entry = Descriptor::of_bytes(OCI_MANIFEST, &manifest_bytes);
+    let mut entry = Descriptor::of_bytes(DOCKER_MANIFEST, &manifest_bytes);
     entry.platform = Some(Platform::parse("linux/amd64").unwrap());
-    let mut index = ImageIndex::new(OCI_INDEX, vec![entry]);
+    let mut index = ImageIndex::new(DOCKER_MANIFEST_LIST, vec![entry]);
     index.annotations.insert(
         "org.opencontainers.image.created".into(),
         "2024-05-01T00:00:00Z".into(),

@@ -26,6 +26,10 @@ fn main() {
             writer.write_all(&buffer[..read]).expect("write");
         }
         let (info, _) = writer.finish().expect("finish");
-        println!("{name} {:.3} {}", started.elapsed().as_secs_f64(), info.size);
+        println!(
+            "{name} {:.3} {}",
+            started.elapsed().as_secs_f64(),
+            info.size
+        );
     }
 }

@@ -14,7 +14,7 @@
 //! assert_eq!(ids, ["StageNameCasing", "ApkAddNoCache", "JSONArgsRecommended"]);
 //! assert_eq!(findings[0].severity, Severity::Warning);
 //! assert!(render_text(&findings).starts_with(
-//!     "Dockerfile:1:1: warning[StageNameCasing]: Stage name 'Build' should be lowercase\n"
+//!     "Dockerfile:1:21: warning[StageNameCasing]: Stage name 'Build' should be lowercase\n"
 //! ));
 //! # Ok::<(), stagecraft_dockerfile::ParseError>(())
 //! ```

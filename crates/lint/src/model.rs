@@ -135,6 +135,7 @@ impl<'a> StageView<'a> {
 pub(crate) struct IgnoreFile {
     /// Its patterns, as docker reads them.
     pub patterns: Vec<String>,
+    /// The patterns compiled.
     pub matcher: PatternMatcher,
 }
 
@@ -190,8 +191,8 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// The stage a `--from` value or `FROM` base names: an index or a (case-insensitive) name
-    /// of a stage defined anywhere in the file.
+    /// The stage a `--from` value names: an index, or the (case-insensitive) name of a stage
+    /// defined anywhere in the file.
     pub fn stage_named(&self, name: &str) -> Option<usize> {
         if let Ok(index) = name.parse::<usize>() {
             return (index < self.stages.len()).then_some(index);

@@ -51,13 +51,29 @@ impl Script {
 
     fn parse_nested(text: &str, depth: usize) -> Script {
         let mut commands = Vec::new();
-        let mut words = Vec::new();
+        let mut words: Vec<String> = Vec::new();
+        // `case x in a | b) …;; esac`: the `|` between patterns is not a pipe, and the patterns
+        // are not commands.
+        let mut open_cases = 0usize;
+        let mut in_patterns = false;
         for token in Tokenizer::new(text).run() {
             match token {
+                Token::Word(word) if word == "esac" && (in_patterns || words.is_empty()) => {
+                    open_cases = open_cases.saturating_sub(1);
+                    in_patterns = false;
+                }
+                Token::Word(_) | Token::Pipe | Token::Break if in_patterns => {}
+                Token::Close if in_patterns => in_patterns = false,
+                Token::Word(word) if word == "in" && words.first().is_some_and(|w| w == "case") => {
+                    words.clear();
+                    open_cases += 1;
+                    in_patterns = true;
+                }
                 Token::Word(word) => words.push(word),
                 Token::Pipe => push_command(std::mem::take(&mut words), true, depth, &mut commands),
-                Token::Break => {
+                Token::Break | Token::Close | Token::CaseItemEnd => {
                     push_command(std::mem::take(&mut words), false, depth, &mut commands);
+                    in_patterns = token == Token::CaseItemEnd && open_cases > 0;
                 }
             }
         }
@@ -272,6 +288,10 @@ enum Token {
     Word(String),
     /// `|` or `|&`.
     Pipe,
+    /// `)`: ends a subshell, or the patterns of a `case` item.
+    Close,
+    /// `;;`, `;&` or `;;&`: ends a `case` item.
+    CaseItemEnd,
     /// Any other command boundary.
     Break,
 }
@@ -353,7 +373,13 @@ impl Tokenizer {
                         self.pos += 1;
                     }
                 }
-                ';' | '(' | ')' => self.operator(Token::Break, 1),
+                ';' => match (self.peek(1), self.peek(2)) {
+                    (Some(';'), Some('&')) => self.operator(Token::CaseItemEnd, 3),
+                    (Some(';' | '&'), _) => self.operator(Token::CaseItemEnd, 2),
+                    _ => self.operator(Token::Break, 1),
+                },
+                '(' => self.operator(Token::Break, 1),
+                ')' => self.operator(Token::Close, 1),
                 '&' if self.peek(1) == Some('>') => self.redirection(),
                 '&' => {
                     let len = if self.peek(1) == Some('&') { 2 } else { 1 };
@@ -579,6 +605,15 @@ mod tests {
             words(&Script::parse("if [ -f x ]; then make; fi")),
             ["[ -f x ]", "make"]
         );
+    }
+
+    #[test]
+    fn case_patterns_are_not_pipes_or_commands() {
+        let script = Script::parse(
+            "case \"$arch\" in amd64 | arm64) echo native ;; (*) apt-get install x ;; esac; make",
+        );
+        assert_eq!(words(&script), ["echo native", "apt-get install x", "make"]);
+        assert!(!script.pipe_before_pipefail());
     }
 
     #[test]

@@ -60,19 +60,38 @@ const APK_VALUE_OPTIONS: [&str; 8] = [
     "--cache-dir",
 ];
 
-/// `apt-get install …` / `apt install …`: the packages named.
-pub(crate) fn apt_install(command: &SimpleCommand) -> Option<Vec<&str>> {
+/// The subcommand and operands of `apt-get …` / `apt …`.
+fn apt(command: &SimpleCommand) -> Option<(&str, Vec<&str>)> {
     if !matches!(command.program(), "apt-get" | "apt") {
         return None;
     }
-    let (verb, packages) = verb(command.args(), &APT_VALUE_OPTIONS)?;
-    (verb == "install").then_some(packages)
+    verb(command.args(), &APT_VALUE_OPTIONS)
+}
+
+/// `apt-get install …` / `apt install …`: the packages named (a simulated install, `-s`,
+/// installs nothing).
+pub(crate) fn apt_install(command: &SimpleCommand) -> Option<Vec<&str>> {
+    let simulated = command.has_option(&[
+        "-s",
+        "--simulate",
+        "--dry-run",
+        "--just-print",
+        "--no-act",
+        "--recon",
+    ]);
+    apt(command)
+        .filter(|(verb, _)| *verb == "install" && !simulated)
+        .map(|(_, packages)| packages)
 }
 
 /// `apt-get update` / `apt update`: downloads the package lists.
 pub(crate) fn apt_update(command: &SimpleCommand) -> bool {
-    matches!(command.program(), "apt-get" | "apt")
-        && verb(command.args(), &APT_VALUE_OPTIONS).is_some_and(|(verb, _)| verb == "update")
+    apt(command).is_some_and(|(verb, _)| verb == "update")
+}
+
+/// `apt-get dist-clean`: removes the package lists too (apt 2.7 and later).
+pub(crate) fn apt_dist_clean(command: &SimpleCommand) -> bool {
+    apt(command).is_some_and(|(verb, _)| verb == "dist-clean")
 }
 
 /// `apk add …`: the packages named.
@@ -101,7 +120,7 @@ pub(crate) fn system_install(command: &SimpleCommand) -> Option<Vec<&str>> {
 pub(crate) fn system_remove(command: &SimpleCommand) -> Option<Vec<&str>> {
     let (verb, packages) = match command.program() {
         "apk" => verb(command.args(), &APK_VALUE_OPTIONS)?,
-        "apt-get" | "apt" => verb(command.args(), &APT_VALUE_OPTIONS)?,
+        "apt-get" | "apt" => apt(command)?,
         "dnf" | "yum" | "microdnf" | "zypper" => verb(command.args(), &[])?,
         _ => return None,
     };

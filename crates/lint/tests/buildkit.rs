@@ -64,6 +64,7 @@ rule_cases! {
             "FROM node:20-slim\nWORKDIR /app\nWORKDIR src\n",
             "FROM node:20-slim AS base\nWORKDIR /app\nFROM base\nWORKDIR web\n",
             "FROM node:20-slim\nARG APP=/srv/app\nWORKDIR $APP\n",
+            "# escape=`\nFROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nWORKDIR C:\\app\n",
         ],
     }
     undefined_var: "UndefinedVar" {

@@ -140,16 +140,18 @@ rule_cases! {
             GOOD_NODE,
             "FROM node:20-slim\nENV NODE_ENV=production\nCOPY package*.json ./\nRUN npm ci\n",
             "FROM node:20-slim\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nRUN npm run build && npm prune --omit=dev\n",
+            "FROM node:20-slim AS development\nCOPY package*.json ./\nRUN npm ci\nCMD [\"npm\", \"run\", \"dev\"]\n",
+            "FROM node:20-slim\nARG NODE_ENV=production\nENV NODE_ENV $NODE_ENV\nCOPY package*.json ./\nRUN npm ci\nCMD [\"node\", \"server.js\"]\n",
             // devDependencies in a build stage are fine.
             "FROM node:20 AS build\nCOPY . .\nRUN npm ci && npm run build\nFROM nginx:1.27-alpine\nCOPY --from=build /dist /usr/share/nginx/html\n",
         ],
     }
     sdk_image_in_final_stage: "SdkImageInFinalStage" {
         fires: [
-            "FROM golang:1.22 AS build\nRUN CGO_ENABLED=0 go build -o /app .\nFROM golang:1.22\nCOPY --from=build /app /app\n",
-            "FROM maven:3.9-eclipse-temurin-21 AS build\nRUN mvn package\nFROM eclipse-temurin:21-jdk\nCOPY --from=build /target/app.jar /app.jar\n",
-            "FROM node:20 AS build\nRUN npm ci && npm run build\nFROM node:20\nCOPY --from=build /app/dist /app\n",
-            "FROM python:3.12 AS build\nRUN pip wheel -w /wheels .\nFROM python:3.12\nCOPY --from=build /wheels /wheels\n",
+            "FROM golang:1.22 AS build\nRUN CGO_ENABLED=0 go build -o /app .\nFROM golang:1.22\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM maven:3.9-eclipse-temurin-21 AS build\nRUN mvn package\nFROM eclipse-temurin:21-jdk\nCOPY --from=build /target/app.jar /app.jar\nCMD [\"java\", \"-jar\", \"/app.jar\"]\n",
+            "FROM node:20 AS build\nRUN npm ci && npm run build\nFROM node:20\nCOPY --from=build /app/dist /app\nCMD [\"node\", \"/app/server.js\"]\n",
+            "FROM python:3.12 AS build\nRUN pip wheel -w /wheels .\nFROM python:3.12\nCOPY --from=build /wheels /wheels\nCMD [\"python\", \"-m\", \"app\"]\n",
         ],
         quiet: [
             GOOD_NODE,
@@ -158,13 +160,17 @@ rule_cases! {
             GOOD_GO,
             "FROM maven:3.9-eclipse-temurin-21 AS build\nRUN mvn package\nFROM eclipse-temurin:21-jre\nCOPY --from=build /target/app.jar /app.jar\n",
             // Single-stage: there is no build stage to move the toolchain into.
-            "FROM golang:1.22\nCOPY . .\nRUN go build -o /app .\n",
+            "FROM golang:1.22\nCOPY . .\nRUN go build -o /app .\nCMD [\"/app\"]\n",
+            // A development target, and an image for others to build on (no CMD), are not
+            // runtime images.
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM golang:1.22 AS dev\nCOPY --from=build /app /app\nCMD [\"/app\"]\n",
+            "FROM golang:1.22 AS build\nRUN make toolchain\nFROM golang:1.22\nCOPY --from=build /usr/local/go /usr/local/go\n",
         ],
     }
     compiler_in_runtime: "CompilerInRuntime" {
         fires: [
-            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nCOPY --from=build /app /app\n",
-            "FROM rust:1.79 AS build\nRUN cargo build --release\nFROM alpine:3.20\nRUN apk add --no-cache gcc musl-dev\nCOPY --from=build /target/release/app /app\n",
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends build-essential && rm -rf /var/lib/apt/lists/*\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM rust:1.79 AS build\nRUN cargo build --release\nFROM alpine:3.20\nRUN apk add --no-cache gcc musl-dev\nCOPY --from=build /target/release/app /app\nCMD [\"/app\"]\n",
         ],
         quiet: [
             GOOD_RUST,

@@ -34,9 +34,11 @@ ENTRYPOINT ["/app"]
 
 rule_cases! {
     untagged_base_image: "UntaggedBaseImage" {
-        fires: ["FROM ubuntu\nRUN true\n", "ARG BASE=node\nFROM ${BASE}\n"],
+        fires: ["FROM ubuntu\nRUN true\n", "FROM node AS build\nFROM build\n"],
         quiet: [
             "FROM ubuntu:24.04\n",
+            // The builder picks the image with --build-arg.
+            "ARG BASE=node\nFROM ${BASE}\n",
             "FROM alpine@sha256:0a4eaa0eecf5f8c050e5bba433f58c052be7587ee8af3e8b3910ef9ab5fbe9f5\n",
             "FROM golang:1.22 AS build\nFROM build AS test\nFROM scratch\nCOPY --from=build /a /a\n",
         ],
@@ -44,6 +46,7 @@ rule_cases! {
     latest_tag: "LatestTag" {
         fires: ["FROM node:latest\n"],
         quiet: [
+            "ARG BASE=busybox:latest\nFROM ${BASE}\n",
             "FROM node:20-slim\n",
             "FROM node:latest@sha256:0a4eaa0eecf5f8c050e5bba433f58c052be7587ee8af3e8b3910ef9ab5fbe9f5\n",
         ],
@@ -62,6 +65,7 @@ rule_cases! {
         quiet: [
             GOOD_DEBIAN,
             MESSY_BUILDER,
+            "FROM debian:trixie-slim\nRUN set -eux; apt-get update; apt-get install -y --no-install-recommends tzdata; apt-get dist-clean\n",
             "FROM debian:bookworm-slim\nRUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\\n\
              --mount=type=cache,target=/var/lib/apt,sharing=locked \\\n\
              apt-get update && apt-get install -y --no-install-recommends curl\n",
@@ -84,6 +88,7 @@ rule_cases! {
         quiet: [
             "FROM alpine:3.20\nRUN apk add --no-cache curl ca-certificates\n",
             "FROM alpine:3.20\nRUN apk add curl && rm -rf /var/cache/apk/*\n",
+            "FROM alpine:3.20\nRUN apk add --no-network --virtual .run-deps /tmp/pkgs/*.apk\n",
             MESSY_BUILDER,
         ],
     }

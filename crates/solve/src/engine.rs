@@ -2,6 +2,7 @@
 //! every step looked up in the content-addressed cache first.
 
 use crate::copy::{CopyPlan, CopySource, CopySpec};
+use crate::mounts::{MountType, parse_mount};
 use crate::progress::{Event, ProgressSink, StepStatus, Stream};
 use crate::rootfs::MergedView;
 use crate::users::resolve_owner;
@@ -54,6 +55,9 @@ pub struct BuildOptions {
     pub manifest_format: ManifestFormat,
     /// `--label` values added to the final image.
     pub labels: BTreeMap<String, String>,
+    /// `--secret` values by id. They reach `RUN --mount=type=secret` only: never a layer, the
+    /// config, the history, a cache key or the progress output.
+    pub secrets: BTreeMap<String, Vec<u8>>,
 }
 
 /// Where base images come from (the store, or a registry when missing).
@@ -81,6 +85,34 @@ pub struct RunRequest<'a> {
     pub user: &'a str,
     /// `default`, `none` or `host`.
     pub network: &'a str,
+    /// `RUN --mount`s, resolved to host paths.
+    pub mounts: &'a [RunMount],
+}
+
+/// A `RUN --mount` as the executor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    /// Absolute path inside the container.
+    pub target: String,
+    /// What is mounted there.
+    pub kind: RunMountKind,
+}
+
+/// The executor-level kinds of mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMountKind {
+    /// A host file or directory.
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// Mounted read-only.
+        readonly: bool,
+    },
+    /// An empty tmpfs.
+    Tmpfs {
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
 }
 
 /// Runs `RUN` commands.
@@ -262,6 +294,11 @@ impl Engine<'_> {
         options: &BuildOptions,
     ) -> Result<BuildOutcome, BuildError> {
         let plan = Plan::new(file, &options.plan)?;
+        // A lease keeps `prune` from collecting blobs and snapshots this build relies on.
+        let _lease = self
+            .store
+            .lease()
+            .map_err(|e| BuildError::Other(format!("locking the store: {e}")))?;
         let matcher = load_ignore(&options.context_dir, options.dockerfile_path.as_deref())?;
         let created = options
             .source_date_epoch
@@ -523,6 +560,31 @@ impl BuildRun<'_> {
             snapshots.push(snapshot);
         }
         Ok((image, layers, snapshots))
+    }
+
+    /// The filesystem `from` names: a stage (by name or index) or an image.
+    fn source_view(&self, from: &str) -> Result<(MergedView, String), BuildError> {
+        let stage = match from.parse::<usize>() {
+            Ok(index) if index < self.plan.stages.len() => Some(index),
+            _ => self
+                .plan
+                .stages
+                .iter()
+                .position(|s| s.stage.name.as_deref() == Some(from.to_lowercase().as_str())),
+        };
+        match stage {
+            Some(index) => {
+                let state = self.wait_for(index)?;
+                Ok((state.view(), format!("stage {}", state.key)))
+            }
+            None => {
+                let (image, _, snapshots) = self.image_layers(from)?;
+                Ok((
+                    MergedView::new(snapshots),
+                    format!("image {}", image.manifest_digest),
+                ))
+            }
+        }
     }
 
     fn run_stage(&self, index: usize) -> Result<StageState, BuildError> {
@@ -1030,6 +1092,173 @@ impl BuildRun<'_> {
         })
     }
 
+    fn prepare_mounts(
+        &self,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+        state: &StageState,
+        cwd: &str,
+    ) -> Result<PreparedMounts, BuildError> {
+        let store = self.engine.store;
+        let mut prepared = PreparedMounts {
+            mounts: Vec::new(),
+            key: String::new(),
+            secret_env: Vec::new(),
+            _scratch: Vec::new(),
+            _locks: Vec::new(),
+        };
+        let scratch_dir = || {
+            tempfile::Builder::new()
+                .prefix("mount-")
+                .tempdir_in(store.root().join("ingest"))
+                .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
+        };
+        for word in &run.mounts {
+            let expanded = self.expand(command, &word.value, state)?;
+            let spec = parse_mount(&expanded)
+                .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
+            let target = |default: String| {
+                let raw = spec.target.clone().unwrap_or(default);
+                normalize_workdir(cwd, &raw)
+            };
+            match spec.kind {
+                MountType::Cache => {
+                    let id = spec.cache_id();
+                    let dir = store.root().join("cache-mounts").join(sha256_hex(&[&id]));
+                    if !dir.is_dir() {
+                        std::fs::create_dir_all(&dir)
+                            .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        let _ = std::fs::set_permissions(
+                            &dir,
+                            std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o755)),
+                        );
+                        let _ = std::os::unix::fs::chown(
+                            &dir,
+                            Some(spec.uid.unwrap_or(0)),
+                            Some(spec.gid.unwrap_or(0)),
+                        );
+                    }
+                    if spec.sharing == "locked" || spec.sharing == "private" {
+                        // One RUN at a time uses a locked cache, across stages and processes.
+                        let lock_path = dir.with_extension("lock");
+                        let lock = std::fs::File::create(&lock_path).map_err(|e| {
+                            BuildError::Other(format!("{}: {e}", lock_path.display()))
+                        })?;
+                        lock.lock().map_err(|e| {
+                            BuildError::Other(format!("{}: {e}", lock_path.display()))
+                        })?;
+                        prepared._locks.push(lock);
+                    }
+                    prepared.mounts.push(RunMount {
+                        target: target(String::new()),
+                        kind: RunMountKind::Bind {
+                            source: dir,
+                            readonly: spec.readonly,
+                        },
+                    });
+                }
+                MountType::Tmpfs => prepared.mounts.push(RunMount {
+                    target: target(String::new()),
+                    kind: RunMountKind::Tmpfs { size: spec.size },
+                }),
+                MountType::Bind => {
+                    let source = spec.source.clone().unwrap_or_else(|| "/".to_owned());
+                    let (view, origin): (MergedView, String) = match &spec.from {
+                        Some(from) => self.source_view(from)?,
+                        None => (
+                            MergedView::new(vec![self.options.context_dir.clone()]),
+                            "context".to_owned(),
+                        ),
+                    };
+                    let copy_source = match &spec.from {
+                        Some(_) => CopySource::Stage(view),
+                        None => CopySource::Context {
+                            view,
+                            matcher: &self.matcher,
+                        },
+                    };
+                    let sources = [source.clone()];
+                    let copy_spec = CopySpec {
+                        sources: &sources,
+                        dest: "/".to_owned(),
+                        owner: None,
+                        chmod: None,
+                        excludes: &[],
+                    };
+                    let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
+                        .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
+                    let digest = plan
+                        .content_digest()
+                        .map_err(|e| self.located(command, e.to_string()))?;
+                    prepared.key.push_str(&format!(
+                        "bind {} {} {origin} {digest}\n",
+                        target(String::new()),
+                        spec.readonly
+                    ));
+                    // A private copy: `rw` changes are thrown away and the context stays untouched.
+                    let copy = scratch_dir()?;
+                    plan.write(copy.path(), &MergedView::default())
+                        .map_err(|e| BuildError::Other(e.to_string()))?;
+                    let single_file = plan_single_file(copy.path());
+                    prepared.mounts.push(RunMount {
+                        target: target(String::new()),
+                        kind: RunMountKind::Bind {
+                            source: single_file.unwrap_or_else(|| copy.path().to_owned()),
+                            readonly: spec.readonly,
+                        },
+                    });
+                    prepared._scratch.push(copy);
+                }
+                MountType::Secret => {
+                    let id = spec.secret_id();
+                    let Some(value) = self.options.secrets.get(&id) else {
+                        if spec.required {
+                            return Err(self.located(command, format!("secret {id} is required but was not provided (pass it with --secret id={id},src=FILE)")));
+                        }
+                        continue;
+                    };
+                    if let Some(name) = &spec.env {
+                        prepared
+                            .secret_env
+                            .push(format!("{name}={}", String::from_utf8_lossy(value)));
+                        if spec.target.is_none() {
+                            continue;
+                        }
+                    }
+                    let dir = scratch_dir()?;
+                    let file = dir.path().join("secret");
+                    std::fs::write(&file, value)
+                        .map_err(|e| BuildError::Other(format!("writing a secret file: {e}")))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(
+                        &file,
+                        std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o400)),
+                    )
+                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    std::os::unix::fs::chown(
+                        &file,
+                        Some(spec.uid.unwrap_or(0)),
+                        Some(spec.gid.unwrap_or(0)),
+                    )
+                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    prepared.mounts.push(RunMount {
+                        target: target(format!("/run/secrets/{id}")),
+                        kind: RunMountKind::Bind {
+                            source: file,
+                            readonly: true,
+                        },
+                    });
+                    prepared._scratch.push(dir);
+                }
+                MountType::Ssh => {
+                    return Err(self.located(command, "RUN --mount=type=ssh is not supported yet"));
+                }
+            }
+        }
+        Ok(prepared)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_step(
         &self,
@@ -1055,6 +1284,7 @@ impl BuildRun<'_> {
         let user = state.config.config.user.clone();
         let args_json = serde_json::to_string(&args).unwrap_or_default();
         let env_json = serde_json::to_string(&env).unwrap_or_default();
+        let prepared = self.prepare_mounts(command, run, state, &cwd)?;
         let key = sha256_hex(&[
             &state.key,
             "RUN",
@@ -1063,7 +1293,10 @@ impl BuildRun<'_> {
             &cwd,
             &user,
             &run.network,
+            &prepared.key,
         ]);
+        let mut run_env = env.clone();
+        run_env.extend(prepared.secret_env.iter().cloned());
         let name = format!(
             "RUN {}",
             args.last().map(String::as_str).unwrap_or_default()
@@ -1090,10 +1323,11 @@ impl BuildRun<'_> {
                     upper_dir: upper,
                     work_dir: work,
                     args: &args,
-                    env: &env,
+                    env: &run_env,
                     cwd: &cwd,
                     user: &user,
                     network: &run.network,
+                    mounts: &prepared.mounts,
                 };
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
                 let mut emit = |stream: Stream, bytes: &[u8]| {
@@ -1234,27 +1468,8 @@ impl BuildRun<'_> {
                 "context".to_owned(),
             ),
             Some(from) => {
-                let from_stage = self.plan.stages[stage_index]
-                    .dependencies
-                    .iter()
-                    .find(|d| d.line == command.location.start_line)
-                    .map(|d| d.stage);
-                match from_stage {
-                    Some(index) => {
-                        let source_state = self.wait_for(index)?;
-                        (
-                            CopySource::Stage(source_state.view()),
-                            format!("stage {}", source_state.key),
-                        )
-                    }
-                    None => {
-                        let (image, _, snapshots) = self.image_layers(from)?;
-                        (
-                            CopySource::Stage(MergedView::new(snapshots)),
-                            format!("image {}", image.manifest_digest),
-                        )
-                    }
-                }
+                let (view, key) = self.source_view(from)?;
+                (CopySource::Stage(view), key)
             }
         };
         let spec = CopySpec {
@@ -1322,6 +1537,27 @@ struct CopyArgs<'a> {
     chmod: Option<&'a str>,
     excludes: &'a [stagecraft_dockerfile::Word],
     link: bool,
+}
+
+/// Mounts prepared for one `RUN`, with what must stay alive while it runs.
+struct PreparedMounts {
+    mounts: Vec<RunMount>,
+    /// What the mounts contribute to the cache key (bind mount contents only: caches, tmpfs
+    /// and secrets never change the key).
+    key: String,
+    /// `KEY=VALUE` secrets exposed as environment variables.
+    secret_env: Vec<String>,
+    /// Temporary directories holding copies and secret files, removed after the run.
+    _scratch: Vec<tempfile::TempDir>,
+    /// Locks of `sharing=locked` (and `private`) caches, released after the run.
+    _locks: Vec<std::fs::File>,
+}
+
+/// A bind mount of a single file: the copy holds exactly one regular file, mount that file.
+fn plan_single_file(dir: &Path) -> Option<PathBuf> {
+    let mut entries = std::fs::read_dir(dir).ok()?;
+    let first = entries.next()?.ok()?;
+    (entries.next().is_none() && first.file_type().ok()?.is_file()).then(|| first.path())
 }
 
 /// Instructions that produce a layer (and a numbered step in the progress view).

@@ -3,11 +3,12 @@
 pub mod copy;
 mod engine;
 mod glob;
+pub mod mounts;
 pub mod progress;
 pub mod rootfs;
 pub mod users;
 
 pub use engine::{
-    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, LayerRef, RunRequest, Runner,
-    StageOutcome, StageReport,
+    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, LayerRef, RunMount, RunMountKind,
+    RunRequest, Runner, StageOutcome, StageReport,
 };

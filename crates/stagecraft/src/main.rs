@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Build a Dockerfile into an image (docker buildx flags).
     Build(commands::build::BuildArgs),
+    /// Check a Dockerfile: BuildKit's build checks and multi-stage best practices.
+    Lint(commands::lint::LintArgs),
     /// Parse a Dockerfile and print its syntax tree, as BuildKit's parser sees it.
     Parse(commands::parse::ParseArgs),
     /// List the files that enter the build context after .dockerignore.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args),
+        Command::Lint(args) => commands::lint::run_command(&args),
         Command::Parse(args) => commands::parse::run(&args),
         Command::Context(args) => commands::context::run(&args),
         Command::Images(args) => commands::images::images(&args),
@@ -76,7 +79,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("{error}");
+            if !error.0.is_empty() {
+                eprintln!("{error}");
+            }
             ExitCode::FAILURE
         }
     }

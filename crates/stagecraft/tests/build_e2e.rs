@@ -202,3 +202,91 @@ fn missing_copy_source_is_a_located_error() {
         .stderr(predicates::str::contains("\"nope.txt\": not found"))
         .stderr(predicates::str::contains(":2:1"));
 }
+
+#[test]
+fn cache_mounts_survive_a_layer_cache_miss_and_secrets_never_land_in_blobs() {
+    let fixture = Fixture::new();
+    let dockerfile = "FROM busybox:latest\n\
+        COPY src.txt /src.txt\n\
+        RUN --mount=type=cache,target=/cache \\\n    \
+            if [ -f /cache/downloaded ]; then echo reused; else echo fetched > /cache/downloaded; echo download; fi; \\\n    \
+            echo $(cat /cache/downloaded) > /result\n\
+        RUN --mount=type=secret,id=token,target=/run/secrets/token \\\n    \
+            --mount=type=secret,id=token,env=TOKEN \\\n    \
+            test \"$(wc -c < /run/secrets/token)\" -eq 12 && test ${#TOKEN} -eq 12 && echo token-ok > /checked\n\
+        RUN --mount=type=bind,source=src.txt,target=/mnt/src.txt cp /mnt/src.txt /bound.txt\n";
+    let context = fixture.context(&[
+        ("Dockerfile", dockerfile),
+        ("src.txt", "one\n"),
+        ("token.txt", "S3CR3T-VALUE"),
+    ]);
+    let secret = format!("id=token,src={}", context.join("token.txt").display());
+    let (_, first) = fixture.build(&context, &["--secret", &secret, "-t", "mounts:1"]);
+    assert!(first.contains("download"), "{first}");
+    assert!(
+        !first.contains("S3CR3T-VALUE"),
+        "the secret reached the progress output:\n{first}"
+    );
+
+    // A changed source misses the layer cache, but the cache mount still holds the download.
+    fs::write(context.join("src.txt"), "two\n").unwrap();
+    let (_, second) = fixture.build(&context, &["--secret", &secret, "-t", "mounts:2"]);
+    assert!(second.contains("reused"), "{second}");
+
+    let rootfs = fixture.dir.path().join("mounts.tar");
+    fixture
+        .stagecraft()
+        .args(["save", "--format", "dir", "mounts:2", "-o"])
+        .arg(&rootfs)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(rootfs.join("bound.txt")).unwrap(),
+        "two\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("checked")).unwrap(),
+        "token-ok\n"
+    );
+    assert!(!rootfs.join("run/secrets/token").exists());
+
+    // No blob of the store (layers, configs, manifests, cache records) contains the secret.
+    let store = fixture.dir.path().join("store");
+    for entry in walkdir(&store) {
+        if let Ok(bytes) = fs::read(&entry) {
+            let decompressed = gunzip(&bytes).unwrap_or_default();
+            for haystack in [&bytes, &decompressed] {
+                assert!(
+                    !haystack.windows(12).any(|w| w == b"S3CR3T-VALUE"),
+                    "secret found in {}",
+                    entry.display()
+                );
+            }
+        }
+    }
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn gunzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).ok()?;
+    Some(out)
+}

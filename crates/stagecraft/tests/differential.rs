@@ -20,7 +20,11 @@ fn every_case_matches_buildkit() {
         .filter(|p| p.join("Dockerfile").is_file())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 7, "differential cases missing in {}", cases_dir.display());
+    assert!(
+        cases.len() >= 7,
+        "differential cases missing in {}",
+        cases_dir.display()
+    );
     let script = shared_dir().join("fixtures/diff-vs-buildkit");
     let mut failures = Vec::new();
     // One case at a time: each run starts its own dockerd and registry on a fixed port.
@@ -52,5 +56,9 @@ fn every_case_matches_buildkit() {
             ));
         }
     }
-    assert!(failures.is_empty(), "differences from BuildKit:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "differences from BuildKit:\n{}",
+        failures.join("\n\n")
+    );
 }

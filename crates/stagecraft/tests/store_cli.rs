@@ -38,7 +38,11 @@ impl Env {
 
     fn run(&self, store: &str, args: &[&str]) -> String {
         let output = self.stagecraft(store).args(args).output().unwrap();
-        assert!(output.status.success(), "stagecraft {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "stagecraft {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 
@@ -48,8 +52,15 @@ impl Env {
 }
 
 fn tool(program: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(program).args(args).output().unwrap();
-    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -66,41 +77,77 @@ impl RegistryProcess {
             .arg(data)
             .output()
             .unwrap();
-        assert!(output.status.success(), "start-registry: {}", String::from_utf8_lossy(&output.stderr));
-        let pid = std::fs::read_to_string(data.join("registry.pid")).unwrap().trim().parse().unwrap();
+        assert!(
+            output.status.success(),
+            "start-registry: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pid = std::fs::read_to_string(data.join("registry.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         RegistryProcess { pid, port }
     }
 }
 
 impl Drop for RegistryProcess {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg(self.pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(self.pid.to_string())
+            .status();
     }
 }
 
 #[test]
 fn oci_layouts_we_write_are_read_by_skopeo_and_umoci() {
     let env = Env::new();
-    let loaded = env.run("s", &["load", "--tag", "busybox:latest", "-i", &env.layout.display().to_string()]);
+    let loaded = env.run(
+        "s",
+        &[
+            "load",
+            "--tag",
+            "busybox:latest",
+            "-i",
+            &env.layout.display().to_string(),
+        ],
+    );
     let digest = loaded.split_whitespace().nth(1).unwrap().to_owned();
     let archive = env.path("saved.tar");
     env.run("s", &["save", "busybox:latest", "-o", &archive]);
-    let inspect = tool("skopeo", &["inspect", "--raw", &format!("oci-archive:{archive}")]);
+    let inspect = tool(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci-archive:{archive}")],
+    );
     let manifest: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
     // The manifest bytes are the loaded ones: same digest after a load/save round trip.
     let layout = env.path("unpacked-layout");
     std::fs::create_dir(&layout).unwrap();
     tool("tar", &["-xf", &archive, "-C", &layout]);
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(format!("{layout}/index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{layout}/index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], digest.as_str());
     let bundle = env.path("bundle");
-    tool("umoci", &["unpack", "--image", &format!("{layout}:latest"), &bundle]);
+    tool(
+        "umoci",
+        &["unpack", "--image", &format!("{layout}:latest"), &bundle],
+    );
     assert!(Path::new(&bundle).join("rootfs/bin/busybox").is_file());
 
     // A docker archive carries docker's manifest.json next to the OCI layout.
     let docker = env.path("docker.tar");
-    env.run("s", &["save", "--format", "docker", "busybox:latest", "-o", &docker]);
+    env.run(
+        "s",
+        &[
+            "save",
+            "--format",
+            "docker",
+            "busybox:latest",
+            "-o",
+            &docker,
+        ],
+    );
     let listing = tool("tar", &["-tf", &docker]);
     assert!(listing.lines().any(|l| l == "manifest.json"), "{listing}");
     // And it loads back into a fresh store.
@@ -114,14 +161,48 @@ fn push_and_pull_keep_digests_with_a_real_registry() {
     let registry = RegistryProcess::start(&env.dir.path().join("registry"), 5392);
     let host = format!("127.0.0.1:{}", registry.port);
     // skopeo pushes, we pull: the manifest digest is the registry's.
-    tool("skopeo", &["copy", "-q", "--dest-tls-verify=false", &format!("oci:{}:latest", env.layout.display()), &format!("docker://{host}/base/busybox:1")]);
-    let remote = tool("skopeo", &["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &format!("docker://{host}/base/busybox:1")]);
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:latest", env.layout.display()),
+            &format!("docker://{host}/base/busybox:1"),
+        ],
+    );
+    let remote = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{host}/base/busybox:1"),
+        ],
+    );
     let pulled = env.run("a", &["pull", &format!("{host}/base/busybox:1")]);
     assert_eq!(pulled.split_whitespace().nth(1), Some(remote.trim()));
     // We push under a new name; skopeo sees the same digest.
-    env.run("a", &["tag", &format!("{host}/base/busybox:1"), &format!("{host}/copy/busybox:2")]);
+    env.run(
+        "a",
+        &[
+            "tag",
+            &format!("{host}/base/busybox:1"),
+            &format!("{host}/copy/busybox:2"),
+        ],
+    );
     let pushed = env.run("a", &["push", &format!("{host}/copy/busybox:2")]);
-    let remote_copy = tool("skopeo", &["inspect", "--tls-verify=false", "--format", "{{.Digest}}", &format!("docker://{host}/copy/busybox:2")]);
+    let remote_copy = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{host}/copy/busybox:2"),
+        ],
+    );
     assert_eq!(pushed.split_whitespace().nth(1), Some(remote_copy.trim()));
     assert_eq!(remote_copy.trim(), remote.trim());
     // A second machine (another store) pulls it back.
@@ -140,10 +221,14 @@ fn import_tag_inspect_rmi_prune_verify() {
     let images = env.run("s", &["images", "--format", "json"]);
     let images: serde_json::Value = serde_json::from_str(&images).unwrap();
     assert_eq!(images.as_array().unwrap().len(), 2);
-    let inspect: serde_json::Value = serde_json::from_str(&env.run("s", &["inspect", "mine:2"])).unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.run("s", &["inspect", "mine:2"])).unwrap();
     assert_eq!(inspect["layers"].as_array().unwrap().len(), 1);
     env.run("s", &["rmi", "mine:1", "mine:2"]);
-    env.stagecraft("s").args(["inspect", "mine:1"]).assert().failure();
+    env.stagecraft("s")
+        .args(["inspect", "mine:1"])
+        .assert()
+        .failure();
     let pruned = env.run("s", &["prune", "--all"]);
     assert!(pruned.starts_with("removed 3 blobs"), "{pruned}");
     env.run("s", &["verify"]);

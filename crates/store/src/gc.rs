@@ -92,9 +92,9 @@ pub struct Corruption {
 /// What [`Store::verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Blobs re-hashed.
+    /// Entries examined under `blobs/sha256/` (each blob is re-hashed).
     pub blobs_checked: usize,
-    /// Snapshots whose markers were checked.
+    /// Entries examined under `snapshots/` (marker and content checked).
     pub snapshots_checked: usize,
     /// Problems found.
     pub corrupt: Vec<Corruption>,
@@ -408,7 +408,9 @@ fn reachable(
     seen
 }
 
-#[derive(Clone)]
+/// Something prune may remove. A digest can name both a blob and a
+/// snapshot (an uncompressed layer and its unpacked form), hence the kinds.
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Candidate {
     Blob(Digest),
     Snapshot(Digest),
@@ -462,16 +464,18 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
         );
     }
     candidates.sort_by_key(|(modified, _)| *modified);
-    let mut removed: HashSet<Digest> = HashSet::new();
+    let mut removed: HashSet<Candidate> = HashSet::new();
     for (_, candidate) in candidates {
         if !over_limit(usage) {
             break;
         }
-        let freed = remove_candidate(store, &inventory, &candidate, &mut report)?;
-        if let Candidate::Blob(d) | Candidate::Snapshot(d) = candidate {
-            removed.insert(d);
-        }
-        usage = usage.saturating_sub(freed);
+        usage = usage.saturating_sub(remove_candidate(
+            store,
+            &inventory,
+            &candidate,
+            &mut report,
+        )?);
+        removed.insert(candidate);
     }
 
     // Still over the limit with only referenced content left: evict cache
@@ -493,11 +497,13 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
                 if !over_limit(usage) {
                     break;
                 }
-                let freed = remove_candidate(store, &inventory, &candidate, &mut report)?;
-                if let Candidate::Blob(d) | Candidate::Snapshot(d) = candidate {
-                    removed.insert(d);
-                }
-                usage = usage.saturating_sub(freed);
+                usage = usage.saturating_sub(remove_candidate(
+                    store,
+                    &inventory,
+                    &candidate,
+                    &mut report,
+                )?);
+                removed.insert(candidate);
             }
         }
     }
@@ -509,20 +515,22 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
 fn unreachable_content(
     inventory: &Inventory,
     live: &HashSet<Digest>,
-    removed: &HashSet<Digest>,
+    removed: &HashSet<Candidate>,
 ) -> Vec<(SystemTime, Candidate)> {
-    let dead = |d: &Digest| !live.contains(d) && !removed.contains(d);
     let blobs = inventory
         .blobs
         .iter()
-        .filter(|(d, _)| dead(d))
+        .filter(|(d, _)| !live.contains(*d))
         .map(|(d, b)| (b.modified, Candidate::Blob(d.clone())));
     let snapshots = inventory
         .snapshots
         .iter()
-        .filter(|(d, _)| dead(d))
+        .filter(|(d, _)| !live.contains(*d))
         .map(|(d, s)| (s.modified, Candidate::Snapshot(d.clone())));
-    blobs.chain(snapshots).collect()
+    blobs
+        .chain(snapshots)
+        .filter(|(_, candidate)| !removed.contains(candidate))
+        .collect()
 }
 
 /// Removes one candidate, records it in the report, returns bytes freed.

@@ -55,10 +55,10 @@ impl Store {
         ] {
             builder.create(&dir).at("create directory", &dir)?;
         }
-        store.check_layout()?;
         for lock in [store.store_lock_path(), store.tags_lock_path()] {
             open_lock_file(&lock)?;
         }
+        store.check_layout()?;
         Ok(store)
     }
 
@@ -175,6 +175,9 @@ impl Store {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Under a lease like every writer, so a concurrent prune
+                // cannot take the temporary file away.
+                let _lease = self.lease()?;
                 let bytes = serde_json::to_vec(&Layout {
                     version: LAYOUT_VERSION,
                 })

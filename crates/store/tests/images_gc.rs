@@ -269,6 +269,28 @@ fn keep_storage_stops_early_and_evicts_old_cache_records() {
 }
 
 #[test]
+fn eviction_takes_a_blob_and_the_snapshot_sharing_its_digest() {
+    let (_dir, store) = store();
+    // An uncompressed layer: its blob digest is also its diff ID.
+    let layer = store.write_blob_bytes(b"uncompressed layer").unwrap();
+    let diff_id = snapshot_of(&store, b"uncompressed layer");
+    assert_eq!(layer.digest, diff_id);
+    store
+        .put_cache_record("step", diff_id.as_str().as_bytes())
+        .unwrap();
+    let report = store
+        .prune(&PruneOptions {
+            keep_storage: Some(0),
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert_eq!(report.removed_cache_records, vec!["step".to_owned()]);
+    assert_eq!(report.removed_blobs, vec![layer.digest]);
+    assert_eq!(report.removed_snapshots, vec![diff_id]);
+    assert_eq!(store.disk_usage().unwrap().total(), 0);
+}
+
+#[test]
 fn disk_usage_counts_each_area() {
     let (_dir, store) = store();
     store.write_blob_bytes(&[1u8; 1000]).unwrap();

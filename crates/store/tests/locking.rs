@@ -5,7 +5,6 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 
 use common::store;
@@ -13,6 +12,10 @@ use stagecraft_store::{PruneOptions, Store};
 
 /// Set in the child process: the store root whose exclusive lock to hold.
 const HOLDER_ENV: &str = "STAGECRAFT_TEST_LOCK_HOLDER_ROOT";
+/// What the child prints once it holds the lock. The test harness may
+/// print other text on the same line (`test name ... `), so it is searched
+/// for, not compared.
+const LOCKED_TOKEN: &str = "STAGECRAFT-LOCK-HELD";
 
 #[test]
 fn leases_are_shared_and_exclude_maintenance_across_handles() {
@@ -28,19 +31,13 @@ fn leases_are_shared_and_exclude_maintenance_across_handles() {
     );
 
     // A prune in another thread waits for both leases to go.
-    let (done_tx, done_rx) = mpsc::channel();
     let pruner = {
         let other = other.clone();
-        thread::spawn(move || {
-            let report = other.prune(&PruneOptions::default());
-            done_tx.send(()).unwrap();
-            report
-        })
+        thread::spawn(move || other.prune(&PruneOptions::default()))
     };
     drop(first);
     drop(second);
     pruner.join().unwrap().unwrap();
-    done_rx.recv().unwrap();
 
     let maintenance = store.lock_exclusive().unwrap();
     assert!(
@@ -64,7 +61,7 @@ fn lock_holder_child_process() {
     let store = Store::open(PathBuf::from(root)).unwrap();
     let guard = store.lock_exclusive().unwrap();
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "LOCKED").unwrap();
+    writeln!(stdout, "{LOCKED_TOKEN}").unwrap();
     stdout.flush().unwrap();
     let mut rest = Vec::new();
     std::io::stdin().read_to_end(&mut rest).unwrap();
@@ -91,7 +88,7 @@ fn exclusive_lock_held_by_another_process() {
     let mut lines = BufReader::new(stdout).lines();
     loop {
         let line = lines.next().expect("child exited before locking").unwrap();
-        if line.trim() == "LOCKED" {
+        if line.contains(LOCKED_TOKEN) {
             break;
         }
     }

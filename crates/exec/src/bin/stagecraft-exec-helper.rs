@@ -3,7 +3,8 @@
 //! The integration tests and the benchmark start it as their helper. With `--drive SPEC.json` it
 //! also runs one step itself, as a whole (parent and helper), which lets a test run the executor
 //! as an unprivileged user: `setpriv --reuid=nobody … stagecraft-exec-helper --drive spec.json`
-//! prints the step's output and exits with its exit code (or 125 and the error on stderr).
+//! prints the step's output and exits with its exit code (or 125 and the error on stderr). The
+//! per-run state goes to `$TMPDIR` when that is set.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -36,7 +37,10 @@ fn drive(spec_path: &std::path::Path) -> i32 {
             return 2;
         }
     };
-    let executor = Executor::new(HelperCommand::current_exe());
+    let mut executor = Executor::new(HelperCommand::current_exe());
+    if std::env::var_os("TMPDIR").is_some() {
+        executor = executor.with_state_dir(std::env::temp_dir());
+    }
     let result = executor.run(&spec, &mut |stream, data| {
         let _ = match stream {
             Stream::Stdout => std::io::stdout().write_all(data),

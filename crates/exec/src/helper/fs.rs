@@ -145,8 +145,18 @@ pub(crate) fn ensure(
             Err(e) => return Err(format!("/{prefix}: {}", crate::error::errno_text(e))),
         }
         // Missing: create it inside its (resolved) parent.
-        let parent = open_in_root(root, &join(&components[..i]), OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(|e| format!("/{}: {}", join(&components[..i]), crate::error::errno_text(e)))?;
+        let parent = open_in_root(
+            root,
+            &join(&components[..i]),
+            OFlags::PATH | OFlags::DIRECTORY,
+        )
+        .map_err(|e| {
+            format!(
+                "/{}: {}",
+                join(&components[..i]),
+                crate::error::errno_text(e)
+            )
+        })?;
         let name = components[i];
         let last = i + 1 == components.len();
         let created = if last && kind == Kind::File {
@@ -168,7 +178,12 @@ pub(crate) fn ensure(
                     "/{prefix} is a dangling symlink; create its target in an earlier step"
                 ));
             }
-            Err(e) => return Err(format!("creating /{prefix}: {}", crate::error::errno_text(e))),
+            Err(e) => {
+                return Err(format!(
+                    "creating /{prefix}: {}",
+                    crate::error::errno_text(e)
+                ));
+            }
         }
         if let Some((uid, gid)) = owner {
             rustix::fs::chownat(
@@ -181,7 +196,8 @@ pub(crate) fn ensure(
             .map_err(|e| format!("chown /{prefix}: {}", crate::error::errno_text(e)))?;
         }
     }
-    open_in_root(root, &full, OFlags::PATH).map_err(|e| format!("/{full}: {}", crate::error::errno_text(e)))
+    open_in_root(root, &full, OFlags::PATH)
+        .map_err(|e| format!("/{full}: {}", crate::error::errno_text(e)))
 }
 
 /// Whether the directory `dir` has no entries.
@@ -196,8 +212,11 @@ pub(crate) fn dir_is_empty(dir: &OwnedFd) -> Result<bool, Errno> {
     Ok(true)
 }
 
-/// The extended attributes of `fd` as sorted `(name, value)` pairs.
-pub(crate) fn xattrs(fd: &OwnedFd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Errno> {
+/// Extended attributes as sorted `(name, value)` pairs.
+pub(crate) type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The extended attributes of `fd`.
+pub(crate) fn xattrs(fd: &OwnedFd) -> Result<Xattrs, Errno> {
     let size = rustix::fs::flistxattr_query(fd)?;
     let mut names = vec![0u8; size];
     let len = rustix::fs::flistxattr(fd, &mut names[..])?;
@@ -234,8 +253,8 @@ mod tests {
         std::fs::create_dir(dir.path().join("etc")).unwrap();
         // A symlink that would escape the root if followed on the host.
         std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
-        let root = rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
-            .unwrap();
+        let root =
+            rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
         ensure(&root, &["etc", "hosts"], Kind::File, None).unwrap();
         assert!(dir.path().join("etc/hosts").is_file());
         ensure(&root, &["escape", "inside", "deep"], Kind::Dir, None).unwrap();
@@ -248,12 +267,20 @@ mod tests {
     #[test]
     fn dir_is_empty_ignores_dot_entries() {
         let dir = tempfile::tempdir().unwrap();
-        let fd = rustix::fs::open(dir.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
-            .unwrap();
+        let fd = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
         assert!(dir_is_empty(&fd).unwrap());
         std::fs::write(dir.path().join("f"), "").unwrap();
-        let fd = rustix::fs::open(dir.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
-            .unwrap();
+        let fd = rustix::fs::open(
+            dir.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
         assert!(!dir_is_empty(&fd).unwrap());
     }
 }

@@ -22,7 +22,7 @@
 //! 6. Hostname, loopback interface (`--network=none`): also privileged, so before the drop.
 //! 7. Capabilities down to Docker's default set, then groups, gid, uid (in that order: changing
 //!    the uid first would lose the right to change groups).
-//! 8. `chdir` to the cwd, tried before the uid change too like runc (a cwd readable only by root
+//! 8. `chdir` to the cwd (tried before the uid change too, like runc: a cwd only root may enter
 //!    still works for root), close stray descriptors, restore signal state and umask, look the
 //!    command up in `PATH` like runc (Go's `exec.LookPath`), `execve`.
 
@@ -104,11 +104,10 @@ const DEV_SYMLINKS: [(&str, &str); 5] = [
     ("pts/ptmx", "ptmx"),
 ];
 
-/// Exit codes of the init when it fails before the command runs. They only matter if the report
-/// could not be sent; they follow Docker's convention.
+/// The init's exit code when it fails before the command runs (Docker's "container could not
+/// start" code). The report on the status pipe is what the parent goes by; the code only shows if
+/// that pipe is gone.
 const EXIT_SETUP_FAILED: i32 = 125;
-const EXIT_CANNOT_EXEC: i32 = 126;
-const EXIT_NOT_FOUND: i32 = 127;
 
 /// What the init needs from the helper.
 pub(crate) struct Init<'a> {
@@ -130,16 +129,11 @@ pub(crate) fn run(init: Init<'_>) -> ! {
         Err(failure) => failure,
         Ok(never) => match never {},
     };
-    let code = match &failure {
-        Failure::Start(message) if message.contains("not found") => EXIT_NOT_FOUND,
-        Failure::Start(_) => EXIT_CANNOT_EXEC,
-        _ => EXIT_SETUP_FAILED,
-    };
     // If the parent is gone there is nobody to tell; the exit code is all that is left.
     let _ = send(init.status, &Report::Failed(failure));
     // `_exit`: this is a forked copy of the helper; its exit handlers and buffers are the helper's.
     // SAFETY: _exit(2) ends the process without touching any state of ours.
-    unsafe { nix::libc::_exit(code) }
+    unsafe { nix::libc::_exit(EXIT_SETUP_FAILED) }
 }
 
 fn setup(message: impl std::fmt::Display) -> Failure {
@@ -153,7 +147,10 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
     // lifeline pipe (whose write end only the helper held) already reports a hang-up.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| setup(format!("prctl(PR_SET_PDEATHSIG): {}", errno_text(e))))?;
-    let mut lifeline = [rustix::event::PollFd::new(&init.lifeline, rustix::event::PollFlags::IN)];
+    let mut lifeline = [rustix::event::PollFd::new(
+        &init.lifeline,
+        rustix::event::PollFlags::IN,
+    )];
     let zero = rustix::event::Timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -206,24 +203,19 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
         loopback_up()?;
     }
 
-    // 8 (first try). A cwd only root can enter still works for root.
-    let chdir_early = rustix::process::chdir(cwd.as_str());
-
-    // 7. Capabilities, then identity.
+    // 7. Identity. The cwd is tried while still root, as runc does: a cwd only root may enter
+    // still works for a root command.
+    let chdir_as_root = rustix::process::chdir(cwd.as_str());
     drop_capabilities()?;
     set_identity(init.user, init.userns)?;
     // Changing the uid/gid cleared the parent-death signal.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| setup(format!("prctl(PR_SET_PDEATHSIG): {}", errno_text(e))))?;
 
-    // 8. cwd (now with the user's permissions), descriptors, signals, umask, exec.
-    if chdir_early.is_err() {
-        rustix::process::chdir(cwd.as_str()).map_err(|e| {
-            setup(format!(
-                "chdir to cwd ({cwd:?}) set in config.json failed: {}",
-                errno_text(e)
-            ))
-        })?;
+    // 8. cwd with the user's permissions, descriptors, signals, umask, exec.
+    if chdir_as_root.is_err() {
+        rustix::process::chdir(cwd.as_str())
+            .map_err(|e| setup(format!("chdir to the cwd {cwd:?}: {}", errno_text(e))))?;
     }
     close_stray_descriptors()?;
     restore_signals()?;
@@ -266,7 +258,14 @@ fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, userns: bool) -> Result<()
         nosuid_noexec_nodev,
         Some("mode=1777,size=65536k"),
     )?;
-    mount_new(root, "/dev/mqueue", "mqueue", "mqueue", nosuid_noexec_nodev, None)?;
+    mount_new(
+        root,
+        "/dev/mqueue",
+        "mqueue",
+        "mqueue",
+        nosuid_noexec_nodev,
+        None,
+    )?;
     sysfs(root)?;
     bind(
         root,
@@ -288,7 +287,11 @@ fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, userns: bool) -> Result<()
 fn extra_mount(root: &OwnedFd, mount: &crate::Mount) -> Result<(), Failure> {
     match &mount.kind {
         MountKind::Bind { source, readonly } => {
-            let kind = if source.is_dir() { Kind::Dir } else { Kind::File };
+            let kind = if source.is_dir() {
+                Kind::Dir
+            } else {
+                Kind::File
+            };
             bind(
                 root,
                 source,
@@ -320,32 +323,59 @@ fn mount_new(
     flags: MountFlags,
     options: Option<&str>,
 ) -> Result<(), Failure> {
-    let what = fstype.to_owned();
-    let fail = |message: String| Failure::Mount {
-        what: what.clone(),
-        target: target.to_owned(),
-        message,
-    };
-    let point = ensure(root, &components(target), Kind::Dir, None).map_err(&fail)?;
+    try_mount_new(root, target, source, fstype, flags, options)?
+        .map_err(|e| mount_failure(fstype, target, errno_text(e)))
+}
+
+/// [`mount_new`], with the `mount` syscall's own error kept apart (the inner result) for callers
+/// that have a fallback.
+fn try_mount_new(
+    root: &OwnedFd,
+    target: &str,
+    source: &str,
+    fstype: &str,
+    flags: MountFlags,
+    options: Option<&str>,
+) -> Result<Result<(), Errno>, Failure> {
+    let point = ensure(root, &components(target), Kind::Dir, None)
+        .map_err(|message| mount_failure(fstype, target, message))?;
     let data = options
         .map(CString::new)
         .transpose()
-        .map_err(|_| fail("mount options contain NUL".into()))?;
-    rustix::mount::mount(source, fd_path(&point).as_str(), fstype, flags, data.as_deref())
-        .map_err(|e| fail(errno_text(e)))
+        .map_err(|_| mount_failure(fstype, target, "mount options contain NUL".into()))?;
+    Ok(rustix::mount::mount(
+        source,
+        fd_path(&point).as_str(),
+        fstype,
+        flags,
+        data.as_deref(),
+    ))
+}
+
+fn mount_failure(what: &str, target: &str, message: String) -> Failure {
+    Failure::Mount {
+        what: what.to_owned(),
+        target: target.to_owned(),
+        message,
+    }
 }
 
 /// `/sys` read-only. A new sysfs is only allowed to the owner of the network namespace, so in a
 /// user namespace on the host network it is refused: bind the host's `/sys` then, as runc's
 /// rootless conversion does.
 fn sysfs(root: &OwnedFd) -> Result<(), Failure> {
-    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-    match mount_new(root, "/sys", "sysfs", "sysfs", flags, None) {
-        Err(Failure::Mount { message, .. }) if message == errno_text(Errno::PERM) => {
-            let extra = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-            bind(root, Path::new("/sys"), "/sys", Kind::Dir, Some(extra))
-        }
-        other => other,
+    let flags = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
+    match try_mount_new(
+        root,
+        "/sys",
+        "sysfs",
+        "sysfs",
+        flags | MountFlags::RDONLY,
+        None,
+    )? {
+        Ok(()) => Ok(()),
+        Err(Errno::PERM) => bind(root, Path::new("/sys"), "/sys", Kind::Dir, Some(flags)),
+        Err(e) => Err(mount_failure("sysfs", "/sys", errno_text(e))),
     }
 }
 
@@ -372,7 +402,8 @@ fn bind(
         // under it, so resolve the path again.
         let mounted = open_in_root(root, &components.join("/"), OFlags::PATH)
             .map_err(|e| fail(errno_text(e)))?;
-        remount_readonly(&fd_path(&mounted), extra).map_err(|e| fail(format!("remount read-only: {}", errno_text(e))))?;
+        remount_readonly(&fd_path(&mounted), extra)
+            .map_err(|e| fail(format!("remount read-only: {}", errno_text(e))))?;
     }
     Ok(())
 }
@@ -434,7 +465,14 @@ fn devices(root: &OwnedFd) -> Result<(), Failure> {
         }
     }
     let mut links: Vec<(&str, &str)> = DEV_SYMLINKS.to_vec();
-    if rustix::fs::accessat(root, "proc/kcore", rustix::fs::Access::EXISTS, AtFlags::empty()).is_ok() {
+    if rustix::fs::accessat(
+        root,
+        "proc/kcore",
+        rustix::fs::Access::EXISTS,
+        AtFlags::empty(),
+    )
+    .is_ok()
+    {
         links.push(("/proc/kcore", "core"));
     }
     for (target, name) in links {
@@ -451,14 +489,17 @@ fn pivot_root(root: &OwnedFd) -> Result<(), Failure> {
     rustix::process::fchdir(root).map_err(|e| fail("entering the rootfs", e))?;
     rustix::process::pivot_root(".", ".").map_err(|e| fail("pivot_root", e))?;
     // The mount namespace is private (the helper made it so), so this unmount cannot propagate.
-    rustix::mount::unmount(".", UnmountFlags::DETACH).map_err(|e| fail("detaching the old root", e))?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)
+        .map_err(|e| fail("detaching the old root", e))?;
     rustix::process::chdir("/").map_err(|e| fail("chdir /", e))
 }
 
 /// runc's `maskPath`.
 fn mask_path(path: &str) -> Result<(), Failure> {
     let result = match rustix::mount::mount_bind("/dev/null", path) {
-        Err(Errno::NOTDIR) => rustix::mount::mount("tmpfs", path, "tmpfs", MountFlags::RDONLY, None),
+        Err(Errno::NOTDIR) => {
+            rustix::mount::mount("tmpfs", path, "tmpfs", MountFlags::RDONLY, None)
+        }
         other => other,
     };
     match result {
@@ -494,7 +535,10 @@ fn mkdir_all(path: &str) -> Result<(), Failure> {
         match rustix::fs::mkdir(prefix.as_str(), Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => {
-                return Err(setup(format!("creating the cwd {prefix}: {}", errno_text(e))));
+                return Err(setup(format!(
+                    "creating the cwd {prefix}: {}",
+                    errno_text(e)
+                )));
             }
         }
     }
@@ -505,7 +549,13 @@ fn mkdir_all(path: &str) -> Result<(), Failure> {
 fn loopback_up() -> Result<(), Failure> {
     let fail = |what: &str, e: std::io::Error| setup(format!("bringing lo up: {what}: {e}"));
     // SAFETY: plain socket(2); the result is checked and owned right away.
-    let fd = unsafe { nix::libc::socket(nix::libc::AF_INET, nix::libc::SOCK_DGRAM | nix::libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe {
+        nix::libc::socket(
+            nix::libc::AF_INET,
+            nix::libc::SOCK_DGRAM | nix::libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(fail("socket", std::io::Error::last_os_error()));
     }
@@ -523,7 +573,8 @@ fn loopback_up() -> Result<(), Failure> {
         if nix::libc::ioctl(raw, nix::libc::SIOCGIFFLAGS, &mut req) < 0 {
             return Err(fail("SIOCGIFFLAGS", std::io::Error::last_os_error()));
         }
-        req.ifr_ifru.ifru_flags |= (nix::libc::IFF_UP | nix::libc::IFF_RUNNING) as nix::libc::c_short;
+        req.ifr_ifru.ifru_flags |=
+            (nix::libc::IFF_UP | nix::libc::IFF_RUNNING) as nix::libc::c_short;
         if nix::libc::ioctl(raw, nix::libc::SIOCSIFFLAGS, &req) < 0 {
             return Err(fail("SIOCSIFFLAGS", std::io::Error::last_os_error()));
         }
@@ -537,7 +588,8 @@ fn loopback_up() -> Result<(), Failure> {
 /// other user runs with none, as with runc (`execve` by a non-root user keeps only ambient
 /// capabilities).
 fn drop_capabilities() -> Result<(), Failure> {
-    let fail = |what: &str, e: Errno| setup(format!("dropping capabilities: {what}: {}", errno_text(e)));
+    let fail =
+        |what: &str, e: Errno| setup(format!("dropping capabilities: {what}: {}", errno_text(e)));
     for bit in 0..64 {
         let cap = CapabilitySet::from_bits_retain(1 << bit);
         if DEFAULT_CAPABILITIES.contains(cap) {
@@ -572,7 +624,11 @@ fn set_identity(user: &ExecUser, userns: bool) -> Result<(), Failure> {
     // With the single-id map of a rootless run, setgroups is denied (the kernel requires it for an
     // unprivileged gid map) and only root exists anyway.
     if !userns {
-        let groups: Vec<rustix::fs::Gid> = user.groups.iter().map(|g| rustix::fs::Gid::from_raw(*g)).collect();
+        let groups: Vec<rustix::fs::Gid> = user
+            .groups
+            .iter()
+            .map(|g| rustix::fs::Gid::from_raw(*g))
+            .collect();
         rustix::thread::set_thread_groups(&groups).map_err(|e| fail("setgroups", e))?;
     }
     let gid = rustix::fs::Gid::from_raw(user.gid);
@@ -593,7 +649,7 @@ fn close_stray_descriptors() -> Result<(), Failure> {
             nix::libc::SYS_close_range,
             3u32,
             u32::MAX,
-            nix::libc::CLOSE_RANGE_CLOEXEC as u32,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
         )
     };
     if rc < 0 {
@@ -623,11 +679,17 @@ fn restore_signals() -> Result<(), Failure> {
 
 /// runc's final step: `exec.LookPath(args[0])` with the command's `PATH`, then `execve`.
 fn exec(args: &[String], env: &[String]) -> Result<Infallible, Failure> {
-    let file = &args[0];
+    let file = args
+        .first()
+        .ok_or_else(|| Failure::InvalidSpec("no command: args is empty".into()))?;
     let path = look_path(file, crate::env::path_var(env)).map_err(Failure::Start)?;
-    let to_c = |s: &str| CString::new(s).map_err(|_| Failure::InvalidSpec(format!("{s:?} contains NUL")));
+    let to_c =
+        |s: &str| CString::new(s).map_err(|_| Failure::InvalidSpec(format!("{s:?} contains NUL")));
     let c_path = to_c(&path)?;
-    let c_args = args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>, _>>()?;
+    let c_args = args
+        .iter()
+        .map(|a| to_c(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let c_env = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>, _>>()?;
     let errno = match nix::unistd::execve(&c_path, &c_args, &c_env) {
         Err(errno) => errno,
@@ -663,7 +725,9 @@ fn look_path(file: &str, path_var: Option<&str>) -> Result<String, String> {
             return Ok(candidate);
         }
     }
-    Err(format!("exec: {file:?}: executable file not found in $PATH"))
+    Err(format!(
+        "exec: {file:?}: executable file not found in $PATH"
+    ))
 }
 
 /// Go's `findExecutable`: exists, is not a directory, and is executable for the effective ids.
@@ -672,6 +736,54 @@ fn find_executable(path: &str) -> Result<(), String> {
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         return Err(errno_text(Errno::ISDIR));
     }
-    rustix::fs::accessat(rustix::fs::CWD, path, rustix::fs::Access::EXEC_OK, AtFlags::EACCESS)
-        .map_err(errno_text)
+    rustix::fs::accessat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(errno_text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn look_path_follows_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(bin.join("subdir")).unwrap();
+        for (name, mode) in [("tool", 0o755), ("data", 0o644)] {
+            std::fs::write(bin.join(name), "").unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let bin = bin.to_str().unwrap();
+        let path = format!("/nonexistent::{bin}");
+        assert_eq!(look_path("tool", Some(&path)), Ok(format!("{bin}/tool")));
+        assert_eq!(
+            look_path("data", Some(&path)),
+            Err("exec: \"data\": executable file not found in $PATH".into())
+        );
+        assert_eq!(
+            look_path("tool", Some("")),
+            Err("exec: \"tool\": executable file not found in $PATH".into())
+        );
+        assert_eq!(
+            look_path("/no/such", None),
+            Err("exec: \"/no/such\": stat /no/such: no such file or directory".into())
+        );
+        let data = format!("{bin}/data");
+        assert_eq!(
+            look_path(&data, None),
+            Err(format!("exec: {data:?}: permission denied"))
+        );
+        let subdir = format!("{bin}/subdir");
+        assert_eq!(
+            look_path(&subdir, None),
+            Err(format!("exec: {subdir:?}: is a directory"))
+        );
+    }
 }

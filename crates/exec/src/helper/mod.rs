@@ -39,7 +39,7 @@ use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use rustix::thread::UnshareFlags;
 
 use crate::error::{Failure, errno_text};
-use crate::protocol::{self, HelperSpec, Report, STATUS_FD_ARG, SPEC_FD_ARG};
+use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
 use crate::{ExitStatus, MountKind, Network, Rootfs};
 
 /// Signals the helper passes on to the command, so that signalling the helper (the process the
@@ -106,7 +106,9 @@ fn take_pipes(args: &[OsString]) -> Result<(OwnedFd, OwnedFd), String> {
                 "unexpected argument {arg:?}; the helper is started by stagecraft_exec::Executor"
             ));
         };
-        let fd: i32 = value.parse().map_err(|_| format!("bad descriptor in {arg:?}"))?;
+        let fd: i32 = value
+            .parse()
+            .map_err(|_| format!("bad descriptor in {arg:?}"))?;
         *slot = Some(fd);
     }
     let (Some(spec), Some(status)) = (spec, status) else {
@@ -119,7 +121,8 @@ fn take_pipes(args: &[OsString]) -> Result<(OwnedFd, OwnedFd), String> {
     for fd in [spec, status] {
         // SAFETY: F_GETFD only inspects the descriptor number; it does not claim ownership.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        rustix::io::fcntl_getfd(borrowed).map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
+        rustix::io::fcntl_getfd(borrowed)
+            .map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
         // They had to survive this process's execve; the command must not inherit them.
         rustix::io::fcntl_setfd(borrowed, FdFlags::CLOEXEC)
             .map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
@@ -133,17 +136,55 @@ fn take_pipes(args: &[OsString]) -> Result<(OwnedFd, OwnedFd), String> {
 }
 
 /// Steps 2–8 of the module docs.
-fn supervise(spec: &HelperSpec, control: BorrowedFd<'_>, status: BorrowedFd<'_>) -> Result<(), Failure> {
+fn supervise(
+    spec: &HelperSpec,
+    control: BorrowedFd<'_>,
+    status: BorrowedFd<'_>,
+) -> Result<(), Failure> {
     check_single_threaded()?;
     // With umask 0 the modes passed to mkdir/mknod are the modes created: 0755 for the cwd, as
     // BuildKit's MkdirAll under buildkitd's usual 022. The init sets 022 for the command.
     rustix::process::umask(Mode::empty());
     let userns = !rustix::process::geteuid().is_root();
     enter_namespaces(spec.network, userns)?;
-    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-        .map_err(|e| Failure::Namespaces(format!("making / private: {}", errno_text(e))))?;
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(|e| Failure::Namespaces(format!("making / private: {}", errno_text(e))))?;
 
     rootfs::mount(&spec.rootfs, &spec.mount_point, userns)?;
+    // From here on, every way out goes through the cleanup: the stubs created so far must go, and
+    // a volatile overlay must be unmounted and unmarked or its work dir cannot be mounted again.
+    let mut plan = stubs::Plan::default();
+    let mut upper = None;
+    let outcome = prepare_and_run(spec, userns, &mut plan, &mut upper, status, control);
+    if let Err(message) = unmount_and_clean(spec, plan, upper) {
+        let _ = protocol::send(status, &Report::CleanupFailed(message));
+    }
+    let (exit, cancelled) = outcome?;
+    let _ = protocol::send(
+        status,
+        &Report::Exited {
+            status: exit,
+            cancelled,
+        },
+    );
+    Ok(())
+}
+
+/// Steps 5–7, with the rootfs mounted: user, cwd, mount stubs (recorded in `plan`, with the upper
+/// directory they live in put in `upper`), then the container itself.
+fn prepare_and_run(
+    spec: &HelperSpec,
+    userns: bool,
+    plan: &mut stubs::Plan,
+    upper: &mut Option<OwnedFd>,
+    status: BorrowedFd<'_>,
+    control: BorrowedFd<'_>,
+) -> Result<(ExitStatus, bool), Failure> {
+    // Dropped before the container runs: an open descriptor would keep the rootfs busy and make
+    // the unmount fail.
     let root = rustix::fs::open(
         &spec.mount_point,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -170,29 +211,38 @@ fn supervise(spec: &HelperSpec, control: BorrowedFd<'_>, status: BorrowedFd<'_>)
     }
     let env = crate::env::finalize(&spec.env, || crate::user::home(user.uid, passwd.as_deref()));
 
-    fs::ensure(&root, &fs::components(&spec.cwd), fs::Kind::Dir, Some((user.uid, user.gid)))
-        .map_err(|m| Failure::Setup(format!("failed to create working directory {}: {m}", spec.cwd)))?;
+    fs::ensure(
+        &root,
+        &fs::components(&spec.cwd),
+        fs::Kind::Dir,
+        Some((user.uid, user.gid)),
+    )
+    .map_err(|m| {
+        Failure::Setup(format!(
+            "failed to create working directory {}: {m}",
+            spec.cwd
+        ))
+    })?;
 
-    let upper = match &spec.rootfs {
-        Rootfs::Overlay { upper_dir, .. } => Some(
-            rustix::fs::open(upper_dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| Failure::Setup(format!("opening {}: {}", upper_dir.display(), errno_text(e))))?,
-        ),
-        Rootfs::Dir(_) => None,
-    };
-    let plan = stubs::create(&root, upper.as_ref(), &stub_targets(spec)).map_err(Failure::Setup)?;
-    // An open descriptor would keep the rootfs busy and make the unmount below fail.
-    drop(root);
-
-    let outcome = run_container(spec, &user, env, userns, status, control);
-    // Clean up whatever happened: the init may have created stubs before failing.
-    let cleanup = unmount_and_clean(spec, plan, upper);
-    if let Err(message) = cleanup {
-        let _ = protocol::send(status, &Report::CleanupFailed(message));
+    if let Rootfs::Overlay { upper_dir, .. } = &spec.rootfs {
+        let fd = rustix::fs::open(
+            upper_dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            Failure::Setup(format!(
+                "opening {}: {}",
+                upper_dir.display(),
+                errno_text(e)
+            ))
+        })?;
+        *upper = Some(fd);
     }
-    let (exit, cancelled) = outcome?;
-    let _ = protocol::send(status, &Report::Exited { status: exit, cancelled });
-    Ok(())
+    plan.create(&root, upper.as_ref(), &stub_targets(spec))
+        .map_err(Failure::Setup)?;
+    drop(root);
+    run_container(spec, &user, env, userns, status, control)
 }
 
 /// The mount points in the rootfs itself, with what each must be. Targets under `/proc`, `/dev`
@@ -206,7 +256,10 @@ fn stub_targets(spec: &HelperSpec) -> Vec<(&str, fs::Kind)> {
         ("/etc/hosts", fs::Kind::File),
     ];
     for mount in &spec.mounts {
-        if matches!(fs::components(&mount.target).first(), Some(&("proc" | "dev" | "sys"))) {
+        if matches!(
+            fs::components(&mount.target).first(),
+            Some(&("proc" | "dev" | "sys"))
+        ) {
             continue;
         }
         let kind = match &mount.kind {
@@ -234,7 +287,8 @@ fn check_single_threaded() -> Result<(), Failure> {
 
 fn enter_namespaces(network: Network, userns: bool) -> Result<(), Failure> {
     let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
-    let mut flags = UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
+    let mut flags =
+        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
     if network == Network::None {
         flags |= UnshareFlags::NEWNET;
     }
@@ -270,7 +324,11 @@ fn enter_namespaces(network: Network, userns: bool) -> Result<(), Failure> {
 /// The contents of a rootfs file for user lookup, `None` when missing or not a regular file (as
 /// BuildKit's `openUserFile`; the non-blocking open keeps a FIFO from hanging the build).
 fn read_user_file(root: &OwnedFd, rel: &str) -> Result<Option<String>, Failure> {
-    let Ok(fd) = fs::open_in_root(root, rel, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY) else {
+    let Ok(fd) = fs::open_in_root(
+        root,
+        rel,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+    ) else {
         return Ok(None);
     };
     match fs::stat_fd(&fd) {
@@ -283,7 +341,9 @@ fn read_user_file(root: &OwnedFd, rel: &str) -> Result<Option<String>, Failure> 
         .read_to_end(&mut data)
         .map_err(|e| Failure::User(format!("reading /{rel}: {e}")))?;
     if data.len() as u64 > MAX_USER_FILE_BYTES {
-        return Err(Failure::User(format!("\"/{rel}\" exceeds {MAX_USER_FILE_BYTES} bytes")));
+        return Err(Failure::User(format!(
+            "\"/{rel}\" exceeds {MAX_USER_FILE_BYTES} bytes"
+        )));
     }
     Ok(Some(String::from_utf8_lossy(&data).into_owned()))
 }
@@ -343,7 +403,11 @@ fn run_container(
 
 /// Waits for the init to exit, forwarding signals and turning a readable control pipe (cancel, or
 /// the parent died) into `SIGKILL`.
-fn monitor(child: i32, signals: &SignalFd, control: BorrowedFd<'_>) -> Result<(ExitStatus, bool), Failure> {
+fn monitor(
+    child: i32,
+    signals: &SignalFd,
+    control: BorrowedFd<'_>,
+) -> Result<(ExitStatus, bool), Failure> {
     let pid = Pid::from_raw(child).ok_or_else(|| Failure::Setup("fork returned pid 0".into()))?;
     let pidfd = rustix::process::pidfd_open(pid, PidfdFlags::empty())
         .map_err(|e| Failure::Setup(format!("pidfd_open: {}", errno_text(e))))?;
@@ -355,7 +419,10 @@ fn monitor(child: i32, signals: &SignalFd, control: BorrowedFd<'_>) -> Result<(E
             rustix::event::PollFd::new(signals, rustix::event::PollFlags::IN),
         ];
         if !cancelled {
-            fds.push(rustix::event::PollFd::new(&control, rustix::event::PollFlags::IN));
+            fds.push(rustix::event::PollFd::new(
+                &control,
+                rustix::event::PollFlags::IN,
+            ));
         }
         if let Err(e) = rustix::event::poll(&mut fds, None)
             && e != Errno::INTR
@@ -371,7 +438,8 @@ fn monitor(child: i32, signals: &SignalFd, control: BorrowedFd<'_>) -> Result<(E
         drop(fds);
         if signalled {
             while let Ok(Some(info)) = signals.read_signal() {
-                if let Some(signal) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32) {
+                if let Some(signal) = rustix::process::Signal::from_named_raw(info.ssi_signo as i32)
+                {
                     let _ = kill(signal);
                 }
             }
@@ -406,15 +474,24 @@ fn reap(pid: Pid) -> Result<ExitStatus, Failure> {
 
 /// Step 8. The init's mount namespace is gone with its last process, so the rootfs is mounted
 /// only in this namespace and unmounts cleanly; the stubs are then removed from the layer itself.
-fn unmount_and_clean(spec: &HelperSpec, plan: stubs::Plan, upper: Option<OwnedFd>) -> Result<(), String> {
+fn unmount_and_clean(
+    spec: &HelperSpec,
+    plan: stubs::Plan,
+    upper: Option<OwnedFd>,
+) -> Result<(), String> {
     rustix::mount::unmount(&spec.mount_point, UnmountFlags::empty())
         .map_err(|e| format!("unmounting the rootfs: {}", errno_text(e)))?;
+    let marker = rootfs::clear_volatile_marker(&spec.rootfs);
     let base = match (upper, &spec.rootfs) {
         (Some(upper), _) => upper,
         (None, Rootfs::Dir(dir)) | (None, Rootfs::Overlay { upper_dir: dir, .. }) => {
-            rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| format!("opening {}: {}", dir.display(), errno_text(e)))?
+            rustix::fs::open(
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| format!("opening {}: {}", dir.display(), errno_text(e)))?
         }
     };
-    plan.clean(&base)
+    plan.clean(&base).and(marker)
 }

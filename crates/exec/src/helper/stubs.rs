@@ -24,7 +24,9 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Statx, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use super::fs::{self, Kind, file_type, is_whiteout, open_in_root, open_no_symlinks, stat_at, stat_fd};
+use super::fs::{
+    self, Kind, file_type, is_whiteout, open_in_root, open_no_symlinks, stat_at, stat_fd,
+};
 use crate::error::errno_text;
 
 /// A mount point created for the run.
@@ -56,7 +58,7 @@ struct CopiedUp {
     mode: u16,
     uid: u32,
     gid: u32,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    xattrs: fs::Xattrs,
 }
 
 /// What to undo after the run.
@@ -67,43 +69,50 @@ pub(crate) struct Plan {
     copied_up: Vec<CopiedUp>,
 }
 
-/// Creates the missing parts of each target path in the rootfs mounted at `root` (the merged
-/// view), as directories except a [`Kind::File`] target's last component, and records what to
-/// undo. `upper` is the overlay's upper directory, for whiteouts and copy-ups.
-pub(crate) fn create(
-    root: &OwnedFd,
-    upper: Option<&OwnedFd>,
-    targets: &[(&str, Kind)],
-) -> Result<Plan, String> {
-    let root_path =
-        fs::host_path(root).map_err(|e| format!("locating the rootfs: {}", errno_text(e)))?;
-    let mut plan = Plan::default();
-    for (target, kind) in targets {
-        let components = fs::components(target);
-        // The deepest existing prefix, resolved, and the index of the first missing component.
-        let mut resolved = String::new();
-        let mut missing_from = None;
-        for i in 0..components.len() {
-            match open_in_root(root, &fs::join(&components[..=i]), OFlags::PATH) {
-                Ok(fd) => resolved = relative(&root_path, &fd)?,
-                Err(Errno::NOENT) => {
-                    missing_from = Some(i);
-                    break;
-                }
-                // Not a directory on the way, etc.: the mount itself will fail and say why.
-                Err(_) => break,
-            }
-        }
-        let Some(first_missing) = missing_from else {
-            continue;
-        };
-        plan.create_below(root, upper, &resolved, &components[first_missing..], *kind)
-            .map_err(|e| format!("creating the mount point {target}: {}", errno_text(e)))?;
-    }
-    Ok(plan)
-}
-
 impl Plan {
+    /// Creates the missing parts of each target path in the rootfs mounted at `root` (the merged
+    /// view), as directories except a [`Kind::File`] target's last component, and records what to
+    /// undo, also when it fails part-way. `upper` is the overlay's upper directory, for whiteouts
+    /// and copy-ups.
+    pub(crate) fn create(
+        &mut self,
+        root: &OwnedFd,
+        upper: Option<&OwnedFd>,
+        targets: &[(&str, Kind)],
+    ) -> Result<(), String> {
+        let root_path =
+            fs::host_path(root).map_err(|e| format!("locating the rootfs: {}", errno_text(e)))?;
+        for (target, kind) in targets {
+            let components = fs::components(target);
+            // The deepest existing prefix, resolved, and the index of the first missing component.
+            let mut resolved = String::new();
+            let mut missing_from = None;
+            for i in 0..components.len() {
+                match open_in_root(root, &fs::join(&components[..=i]), OFlags::PATH) {
+                    Ok(fd) => resolved = relative(&root_path, &fd)?,
+                    Err(Errno::NOENT) => {
+                        missing_from = Some(i);
+                        break;
+                    }
+                    // Not a directory on the way, etc.: the mount itself will fail and say why.
+                    Err(_) => break,
+                }
+            }
+            let Some(first_missing) = missing_from else {
+                continue;
+            };
+            self.create_below(root, upper, &resolved, &components[first_missing..], *kind)
+                .map_err(|e| match e {
+                    // It did not resolve, yet it exists: a symlink to nowhere in the image.
+                    Errno::EXIST => format!(
+                        "creating the mount point {target}: a component is a dangling symlink"
+                    ),
+                    e => format!("creating the mount point {target}: {}", errno_text(e)),
+                })?;
+        }
+        Ok(())
+    }
+
     /// Creates `missing` below the existing directory `existing`.
     fn create_below(
         &mut self,
@@ -143,7 +152,11 @@ impl Plan {
                 rustix::fs::openat(
                     &dir,
                     *name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o644),
                 )?;
             } else {
@@ -165,7 +178,12 @@ impl Plan {
 
     /// Snapshots the directories on the way to `existing` (an existing directory of the merged
     /// view in which something is about to be created) that only the lower layers have.
-    fn note_copy_ups(&mut self, root: &OwnedFd, upper: &OwnedFd, existing: &str) -> Result<(), Errno> {
+    fn note_copy_ups(
+        &mut self,
+        root: &OwnedFd,
+        upper: &OwnedFd,
+        existing: &str,
+    ) -> Result<(), Errno> {
         let components = fs::components(existing);
         for i in 0..components.len() {
             let path = fs::join(&components[..=i]);
@@ -214,10 +232,14 @@ impl Plan {
 
 /// The path of `fd` relative to the root at `root_path`.
 fn relative(root_path: &str, fd: &OwnedFd) -> Result<String, String> {
-    let path = fs::host_path(fd).map_err(|e| format!("locating a mount point: {}", errno_text(e)))?;
+    let path =
+        fs::host_path(fd).map_err(|e| format!("locating a mount point: {}", errno_text(e)))?;
     match path.strip_prefix(root_path) {
-        Some(rest) => Ok(rest.trim_start_matches('/').to_owned()),
-        None => Err(format!("mount point {path} resolved outside the rootfs {root_path}")),
+        Some("") => Ok(String::new()),
+        Some(rest) if rest.starts_with('/') => Ok(rest.trim_start_matches('/').to_owned()),
+        _ => Err(format!(
+            "mount point {path} resolved outside the rootfs {root_path}"
+        )),
     }
 }
 
@@ -334,7 +356,7 @@ fn prune_copy_up(base: &OwnedFd, before: &CopiedUp) -> Result<(), Errno> {
 /// file handle of the lower directory) and `overlay.impure` (bookkeeping for copied-up children)
 /// to the upper copy, and hides all `overlay.*` xattrs in the merged view; anything else, an
 /// opaque marker in particular, is a real difference.
-fn comparable_xattrs(dir: &OwnedFd) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Errno> {
+fn comparable_xattrs(dir: &OwnedFd) -> Result<fs::Xattrs, Errno> {
     const BOOKKEEPING: [&[u8]; 4] = [
         b"trusted.overlay.origin",
         b"trusted.overlay.impure",

@@ -162,7 +162,7 @@ impl<'c> Dispatcher<'c, '_, '_> {
             }
             CommandKind::Workdir(path) => {
                 let path = self.expand(&path.value, step);
-                if !self.state.workdir_set && !path.starts_with('/') {
+                if !self.state.workdir_set && !is_absolute(&path) {
                     self.sink.report(
                         &rules::WorkdirRelativePath,
                         step.at(),
@@ -473,6 +473,14 @@ impl<'c> Dispatcher<'c, '_, '_> {
             }
         }
     }
+}
+
+/// An absolute path: `/app`, or on Windows images `C:\app` or `\app` (an offline linter
+/// cannot ask the base image for its OS; nobody writes those on Linux).
+fn is_absolute(path: &str) -> bool {
+    let mut chars = path.chars();
+    path.starts_with(['/', '\\'])
+        || (chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.next() == Some(':'))
 }
 
 /// A URL or git source of ADD (never in the build context).

@@ -9,6 +9,7 @@ mod practices;
 use crate::model::{Ctx, Model, Sink, Step};
 use crate::script::SimpleCommand;
 use stagecraft_dockerfile::CommandKind;
+use stagecraft_shell::Lexer;
 
 pub(crate) use dispatch::clean_path;
 
@@ -28,22 +29,59 @@ pub(crate) fn run_with_plan(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     context::check(ctx, sink);
 }
 
-/// The value an `ENV` or an `ARG` default of this step gives `name`, quotes removed.
-fn assigned_value(step: &Step<'_>, name: &str) -> Option<String> {
-    let raw = match &step.command.kind {
-        CommandKind::Env(pairs) => pairs
+/// The values `ENV`s and `ARG` defaults give variables along a stage chain, expanded as the
+/// build expands them (`ARG MODE=production` then `ENV NODE_ENV=$MODE`), for rules that ask
+/// whether, say, `CGO_ENABLED=0` is in force at some step.
+struct Variables {
+    values: Vec<(String, String)>,
+    lexer: Lexer,
+}
+
+impl Variables {
+    fn new(escape: char) -> Self {
+        Variables {
+            values: Vec::new(),
+            lexer: Lexer::new(escape),
+        }
+    }
+
+    /// Takes in what an `ENV` or `ARG` step sets.
+    fn observe(&mut self, step: &Step<'_>) {
+        match &step.command.kind {
+            CommandKind::Env(pairs) => {
+                // All pairs of one ENV expand in the scope before it, as in BuildKit.
+                let set: Vec<(String, String)> = pairs
+                    .iter()
+                    .map(|pair| (pair.key.value.clone(), self.expand(&pair.value.value)))
+                    .collect();
+                self.values.extend(set);
+            }
+            CommandKind::Arg(declarations) => {
+                for declaration in declarations {
+                    if let Some(default) = &declaration.default {
+                        let value = self.expand(default);
+                        self.values.push((declaration.name.clone(), value));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn expand(&self, word: &str) -> String {
+        self.lexer
+            .process_word(word, &self.values)
+            .unwrap_or_else(|_| word.to_owned())
+    }
+
+    /// The current value of `name`, if something set it.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
             .iter()
             .rev()
-            .find(|pair| pair.key.value == name)
-            .map(|pair| pair.value.value.clone()),
-        CommandKind::Arg(declarations) => declarations
-            .iter()
-            .rev()
-            .find(|d| d.name == name)
-            .and_then(|d| d.default.clone()),
-        _ => None,
-    }?;
-    Some(raw.trim_matches(['"', '\'']).to_owned())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// How a command is shown in messages: its program and first argument (`npm ci`).

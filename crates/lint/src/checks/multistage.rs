@@ -2,7 +2,7 @@
 //! inherits, what a scratch stage receives, which stages the target needs — and how the layer
 //! cache behaves.
 
-use super::{assigned_value, clean_path, context_sources, display, glob_match, is_whole_context};
+use super::{Variables, clean_path, context_sources, display, glob_match, is_whole_context};
 use crate::model::{Ctx, Sink, StageView, Step};
 use crate::rules;
 use crate::script::SimpleCommand;
@@ -239,26 +239,30 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
     if alpine_golang && !ctx.chain_steps(index).any(installs_compiler) {
         return Vec::new();
     }
-    let mut disabled = false;
+    let mut variables = Variables::new(ctx.model.file.escape);
+    // `go env -w CGO_ENABLED=…` persists for later RUNs; the environment variable wins over it.
+    let mut go_env: Option<bool> = None;
     let mut builds = Vec::new();
     for step in ctx.chain_steps(index) {
-        if let Some(value) = assigned_value(step, "CGO_ENABLED") {
-            disabled = value == "0";
-        }
+        variables.observe(step);
         let Some(script) = &step.script else {
             continue;
         };
-        let mut exported = disabled;
+        let mut disabled = variables
+            .get("CGO_ENABLED")
+            .map(|v| v == "0")
+            .or(go_env)
+            .unwrap_or(false);
         for command in script.commands() {
-            if let Some(value) = cgo_setting(command) {
-                exported = value;
+            if let Some(off) = cgo_setting(command) {
                 if command.program() == "go" {
-                    disabled = value;
+                    go_env = Some(off);
                 }
+                disabled = off;
             }
             let cgo_off = command
                 .assignment("CGO_ENABLED")
-                .map_or(exported, |v| v == "0");
+                .map_or(disabled, |v| v == "0");
             if tools::go_build(command) && !cgo_off && !tools::go_build_is_static(command) {
                 builds.push(step);
                 break;
@@ -285,6 +289,9 @@ fn cgo_setting(command: &SimpleCommand) -> Option<bool> {
 /// image carries that only a build needs.
 fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     let target = ctx.target();
+    if !is_runtime_image(ctx, target) {
+        return;
+    }
     npm_dev_dependencies(ctx, target, sink);
     if !ctx.target_copies_from_stages() {
         return;
@@ -351,23 +358,58 @@ fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     }
 }
 
+/// Stage-name words that mark an image for development or testing.
+const DEVELOPMENT_WORDS: [&str; 10] = [
+    "dev",
+    "devel",
+    "development",
+    "devcontainer",
+    "test",
+    "tests",
+    "testing",
+    "ci",
+    "debug",
+    "local",
+];
+
+/// Whether the target is an image that runs an application in production. A final stage
+/// without CMD or ENTRYPOINT is a base for other images (SDK images are built exactly like
+/// that), and one named `dev`, `test`, `debug`, … is a development image: for those, toolchains
+/// and devDependencies are the point.
+fn is_runtime_image(ctx: &Ctx<'_>, target: usize) -> bool {
+    let development = ctx
+        .model
+        .stages
+        .get(target)
+        .and_then(|view| view.stage.name.as_deref())
+        .is_some_and(|name| {
+            name.split(['-', '_', '.'])
+                .any(|word| DEVELOPMENT_WORDS.contains(&word))
+        });
+    !development
+        && ctx.chain_steps(target).any(|step| {
+            matches!(
+                step.command.kind,
+                CommandKind::Cmd(_) | CommandKind::Entrypoint(_)
+            )
+        })
+}
+
 /// NpmDevDependenciesInRuntime: devDependencies installed into the final image and never
 /// pruned.
 fn npm_dev_dependencies(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
-    let mut production = false;
+    let mut variables = Variables::new(ctx.model.file.escape);
     let mut installs: Vec<(&Step<'_>, String)> = Vec::new();
     for step in ctx.chain_steps(target) {
-        if let Some(value) = assigned_value(step, "NODE_ENV") {
-            production = value == "production";
-        }
-        if assigned_value(step, "NPM_CONFIG_OMIT").is_some_and(|v| v == "dev")
-            || assigned_value(step, "NPM_CONFIG_PRODUCTION").is_some_and(|v| v == "true")
-        {
-            production = true;
-        }
+        variables.observe(step);
         let Some(script) = &step.script else {
             continue;
         };
+        // npm reads its configuration from the environment, too.
+        let production = variables.get("NODE_ENV") == Some("production")
+            || variables.get("NPM_CONFIG_OMIT") == Some("dev")
+            || variables.get("npm_config_omit") == Some("dev")
+            || variables.get("NPM_CONFIG_PRODUCTION") == Some("true");
         for command in script.commands() {
             let omits = production || tools::npm_omits_dev(command);
             match tools::npm(command) {

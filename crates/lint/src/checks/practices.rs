@@ -1,11 +1,11 @@
 //! Widely taught Dockerfile practices (the ground hadolint covers), made multi-stage aware:
 //! rules about image size only look at the stages that end up in the image.
 
-use super::assigned_value;
+use super::Variables;
 use crate::image::ImageRef;
 use crate::model::{At, Ctx, Model, Sink, Step};
 use crate::rules;
-use crate::script::Script;
+use crate::script::{Script, has_option};
 use crate::tools;
 use stagecraft_dockerfile::{CommandKind, suggest};
 use stagecraft_plan::Base;
@@ -20,40 +20,70 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     for view in ctx.linted() {
         let index = view.stage.index;
         base_image_tag(ctx, index, sink);
-        let mut shell_set = ctx
-            .chain(index)
-            .iter()
-            .rev()
-            .skip(1)
-            .flat_map(|v| &v.steps)
-            .any(|s| matches!(s.command.kind, CommandKind::Shell(_)));
-        for step in &view.steps {
-            match &step.command.kind {
-                CommandKind::Shell(_) => shell_set = true,
-                CommandKind::Add(_) => add_for_local_file(step, sink),
-                CommandKind::Run(run) => {
-                    let Some(script) = &step.script else { continue };
-                    if shipped.contains(&index) {
-                        image_bloat(ctx, index, step, script, sink);
-                    }
-                    cd_instead_of_workdir(step, script, sink);
-                    if run.command.prepend_shell && !shell_set && script.pipe_before_pipefail() {
-                        sink.report(
-                            &rules::PipefailMissing,
-                            step.at(),
-                            "RUN uses a pipe without `set -o pipefail`: when a command before the \
-                             last `|` fails, the step still succeeds",
-                            "start the command with `set -o pipefail &&` (BusyBox/Alpine sh \
-                             supports it); Debian's /bin/sh (dash) does not, so there declare \
-                             SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] first",
-                        );
-                    }
-                }
-                _ => {}
+        let mut facts = StageFacts::new(ctx.model.file.escape);
+        for (step, own) in ctx.steps_through(index) {
+            if own {
+                check_step(step, &facts, shipped.contains(&index), sink);
             }
+            facts.observe(step);
         }
     }
     last_user_root(ctx, sink);
+}
+
+/// What the steps so far (in the stage and the stages it is built on) have set up.
+struct StageFacts {
+    variables: Variables,
+    /// A SHELL instruction chose the shell.
+    shell_set: bool,
+    /// Something wrote `APT::Install-Recommends` configuration.
+    recommends_configured: bool,
+}
+
+impl StageFacts {
+    fn new(escape: char) -> Self {
+        StageFacts {
+            variables: Variables::new(escape),
+            shell_set: false,
+            recommends_configured: false,
+        }
+    }
+
+    fn observe(&mut self, step: &Step<'_>) {
+        self.variables.observe(step);
+        self.shell_set |= matches!(step.command.kind, CommandKind::Shell(_));
+        self.recommends_configured |= step
+            .script
+            .as_ref()
+            .is_some_and(|script| script.any_word(|w| w.contains("Install-Recommends")));
+    }
+}
+
+fn check_step(step: &Step<'_>, facts: &StageFacts, shipped: bool, sink: &mut Sink<'_>) {
+    match &step.command.kind {
+        CommandKind::Add(_) => add_for_local_file(step, sink),
+        CommandKind::Run(run) => {
+            let Some(script) = &step.script else {
+                return;
+            };
+            if shipped {
+                image_bloat(step, script, facts, sink);
+            }
+            cd_instead_of_workdir(step, script, sink);
+            if run.command.prepend_shell && !facts.shell_set && script.pipe_before_pipefail() {
+                sink.report(
+                    &rules::PipefailMissing,
+                    step.at(),
+                    "RUN uses a pipe without `set -o pipefail`: when a command before the last \
+                     `|` fails, the step still succeeds",
+                    "start the command with `set -o pipefail &&` (BusyBox/Alpine sh supports \
+                     it); Debian's /bin/sh (dash) does not, so there declare SHELL \
+                     [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] first",
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 /// UntaggedBaseImage and LatestTag.
@@ -64,6 +94,11 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
     ) else {
         return;
     };
+    // An image named through a variable is chosen by whoever builds (`--build-arg`); as in
+    // hadolint, only images written out in the FROM line are judged.
+    if view.stage.base.value.contains('$') {
+        return;
+    }
     let Some(image) = ImageRef::parse(reference) else {
         return;
     };
@@ -90,7 +125,7 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
 
 /// AptGetNoInstallRecommends, AptListsNotCleaned, PipNoCacheDir and ApkAddNoCache: caches and
 /// extras left in the layers of a stage that is shipped.
-fn image_bloat(ctx: &Ctx<'_>, index: usize, step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+fn image_bloat(step: &Step<'_>, script: &Script, facts: &StageFacts, sink: &mut Sink<'_>) {
     let mounts = step.mounts();
     let cache_at = |prefix: &str| {
         mounts.iter().any(|m| {
@@ -105,17 +140,7 @@ fn image_bloat(ctx: &Ctx<'_>, index: usize, step: &Step<'_>, script: &Script, si
             && !c.has_option(&["--no-install-recommends"])
             && !c.args().iter().any(|a| a.contains("Install-Recommends="))
     });
-    // An earlier `APT::Install-Recommends "false";` in apt.conf.d applies to every install.
-    if lacks_no_recommends
-        && !ctx
-            .chain_steps(index)
-            .take_while(|s| !std::ptr::eq(*s, step))
-            .any(|s| {
-                s.script
-                    .as_ref()
-                    .is_some_and(|sc| sc.any_word(|w| w.contains("Install-Recommends")))
-            })
-    {
+    if lacks_no_recommends && !facts.recommends_configured {
         sink.report(
             &rules::AptGetNoInstallRecommends,
             step.at(),
@@ -124,6 +149,7 @@ fn image_bloat(ctx: &Ctx<'_>, index: usize, step: &Step<'_>, script: &Script, si
         );
     }
     if commands.iter().any(tools::apt_update)
+        && !commands.iter().any(tools::apt_dist_clean)
         && !mentions("/var/lib/apt/lists")
         && !cache_at("/var/lib/apt")
     {
@@ -135,18 +161,11 @@ fn image_bloat(ctx: &Ctx<'_>, index: usize, step: &Step<'_>, script: &Script, si
              this layer), or mount a cache at /var/lib/apt",
         );
     }
-    let disabled_by_env = ctx
-        .chain_steps(index)
-        .take_while(|s| !std::ptr::eq(*s, step))
-        .any(|s| assigned_value(s, "PIP_NO_CACHE_DIR").is_some());
-    if !disabled_by_env
-        && !step.has_cache_mount()
-        && commands.iter().any(|c| {
-            tools::pip_install(c)
-                .is_some_and(|args| !crate::script::has_option(args, &["--no-cache-dir"]))
-                && c.assignment("PIP_NO_CACHE_DIR").is_none()
-        })
-    {
+    let pip_caches = commands.iter().any(|c| {
+        tools::pip_install(c).is_some_and(|args| !has_option(args, &["--no-cache-dir"]))
+            && c.assignment("PIP_NO_CACHE_DIR").is_none()
+    });
+    if pip_caches && facts.variables.get("PIP_NO_CACHE_DIR").is_none() && !step.has_cache_mount() {
         sink.report(
             &rules::PipNoCacheDir,
             step.at(),
@@ -155,9 +174,11 @@ fn image_bloat(ctx: &Ctx<'_>, index: usize, step: &Step<'_>, script: &Script, si
              `RUN --mount=type=cache,target=/root/.cache/pip` to keep the cache out of the layer",
         );
     }
-    if commands
+    // `--no-network` installs from local files only: no index is downloaded.
+    let apk_caches = commands
         .iter()
-        .any(|c| tools::apk_add(c).is_some() && !c.has_option(&["--no-cache"]))
+        .any(|c| tools::apk_add(c).is_some() && !c.has_option(&["--no-cache", "--no-network"]));
+    if apk_caches
         && !mentions("/var/cache/apk")
         && !cache_at("/var/cache/apk")
         && !cache_at("/etc/apk/cache")

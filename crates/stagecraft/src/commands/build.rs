@@ -62,6 +62,59 @@ pub struct BuildArgs {
     /// Print a size report of the stages and the final image's layers.
     #[arg(long)]
     report: bool,
+    /// A secret for `RUN --mount=type=secret`: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+}
+
+/// Reads `--secret` values: never logged, never stored.
+fn read_secrets(values: &[String]) -> Result<BTreeMap<String, Vec<u8>>, CommandError> {
+    let mut secrets = BTreeMap::new();
+    for value in values {
+        let mut id = None;
+        let mut source = None;
+        let mut env = None;
+        for field in value.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_owned()),
+                Some(("src" | "source", v)) => source = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_owned()),
+                Some(("type", "file" | "env")) => {}
+                _ => {
+                    return Err(CommandError(format!(
+                        "error: invalid --secret field {field:?}\n  = help: use id=NAME,src=FILE or id=NAME,env=VAR"
+                    )));
+                }
+            }
+        }
+        let id = id
+            .or_else(|| env.clone())
+            .ok_or_else(|| CommandError("error: --secret needs id=NAME".into()))?;
+        let bytes = match (source, env) {
+            (Some(path), _) => std::fs::read(&path).map_err(|e| {
+                CommandError(format!(
+                    "error: reading secret {id} from {}: {e}",
+                    path.display()
+                ))
+            })?,
+            (None, Some(var)) => std::env::var(&var)
+                .map_err(|_| {
+                    CommandError(format!(
+                        "error: secret {id}: environment variable {var} is not set"
+                    ))
+                })?
+                .into_bytes(),
+            (None, None) => std::env::var(&id)
+                .map_err(|_| {
+                    CommandError(format!(
+                        "error: secret {id} has no src= and no variable {id} is set"
+                    ))
+                })?
+                .into_bytes(),
+        };
+        secrets.insert(id, bytes);
+    }
+    Ok(secrets)
 }
 
 /// One `--output`.
@@ -155,6 +208,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         store: &store,
         registry: &registry,
         always_pull: args.pull,
+        pulled: Default::default(),
     };
     let runner = NamespaceRunner::new();
     let renderer = Renderer::new(args.progress);
@@ -180,6 +234,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         }),
         manifest_format: ManifestFormat::Oci,
         labels: build_arg_map(&args.labels),
+        secrets: read_secrets(&args.secrets)?,
     };
     let started = std::time::Instant::now();
     let outcome = engine

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod context;
 pub mod images;
+pub mod lint;
 pub mod parse;
 pub mod progress;
 pub mod report;

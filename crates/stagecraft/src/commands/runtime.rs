@@ -4,7 +4,7 @@ use super::CommandError;
 use stagecraft_image::Platform;
 use stagecraft_registry::{Registry, RegistryOptions};
 use stagecraft_solve::progress::Stream;
-use stagecraft_solve::{BaseImages, RunRequest, Runner};
+use stagecraft_solve::{BaseImages, RunMountKind, RunRequest, Runner};
 use stagecraft_store::{Image, Store};
 
 /// Opens the store at `$STAGECRAFT_ROOT` or the default location.
@@ -20,13 +20,25 @@ pub fn open_store() -> Result<Store, CommandError> {
     })
 }
 
-/// A single-purpose async runtime for registry transfers.
+/// Runs a registry transfer on the process's one network runtime. One runtime for the whole
+/// process matters: HTTP connections are pooled per registry and belong to the runtime that
+/// opened them, so a second runtime would find them dead.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CommandError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError(format!("error: starting the network runtime: {e}")))?;
-    Ok(runtime.block_on(future))
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match runtime {
+        Ok(runtime) => Ok(runtime.block_on(future)),
+        Err(e) => Err(CommandError(format!(
+            "error: starting the network runtime: {e}"
+        ))),
+    }
 }
 
 /// Base images: from the store when present (no network for a cached build), else pulled.
@@ -37,15 +49,20 @@ pub struct StoreOrRegistry<'a> {
     pub registry: &'a Registry,
     /// Ask the registry even when the store has the tag (`--pull`).
     pub always_pull: bool,
+    /// References already pulled in this build, so stages sharing a base pull it once.
+    pub pulled: std::sync::Mutex<Vec<String>>,
 }
 
 impl BaseImages for StoreOrRegistry<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, String> {
-        if !self.always_pull
-            && let Ok(image) = self.store.image_for_platform(reference, platform)
-        {
+        // Stages resolve their bases in parallel; one at a time here keeps a shared base from
+        // being fetched twice.
+        let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh_enough = !self.always_pull || pulled.iter().any(|r| r == reference);
+        if fresh_enough && let Ok(image) = self.store.image_for_platform(reference, platform) {
             return Ok(image);
         }
+        pulled.push(reference.to_owned());
         let parsed = stagecraft_registry::parse_reference(reference).map_err(|e| e.to_string())?;
         let result = block_on(stagecraft_registry::pull(
             self.registry,
@@ -100,6 +117,22 @@ impl Runner for NamespaceRunner {
         spec.env = request.env.to_vec();
         spec.cwd = request.cwd.to_owned();
         spec.user = request.user.to_owned();
+        spec.mounts = request
+            .mounts
+            .iter()
+            .map(|mount| stagecraft_exec::Mount {
+                target: mount.target.clone(),
+                kind: match &mount.kind {
+                    RunMountKind::Bind { source, readonly } => stagecraft_exec::MountKind::Bind {
+                        source: source.clone(),
+                        readonly: *readonly,
+                    },
+                    RunMountKind::Tmpfs { size } => {
+                        stagecraft_exec::MountKind::Tmpfs { size: *size }
+                    }
+                },
+            })
+            .collect();
         spec.network = match request.network {
             "none" => stagecraft_exec::Network::None,
             _ => stagecraft_exec::Network::Host,

@@ -1,0 +1,58 @@
+//! `stagecraft lint`: BuildKit's build checks and the multi-stage best practices.
+
+use super::{CommandError, CommandResult, read_dockerfile};
+use stagecraft_lint::{ErrorOn, Format, LintOptions};
+use std::path::PathBuf;
+
+/// Arguments of `stagecraft lint`.
+#[derive(clap::Args)]
+pub struct LintArgs {
+    /// The Dockerfile to check (`-` for standard input).
+    #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
+    file: PathBuf,
+    /// The build context, for the rules that look at files (default: the Dockerfile's directory).
+    #[arg(long)]
+    context: Option<PathBuf>,
+    /// The stage that will be built (default: the last).
+    #[arg(long)]
+    target: Option<String>,
+    /// `text`, `json` or `sarif`.
+    #[arg(long, default_value = "text")]
+    format: Format,
+    /// Exit with status 1 when a finding reaches this severity: `warning` or `error`.
+    #[arg(long = "error-on", default_value = "error")]
+    error_on: ErrorOn,
+}
+
+/// Runs `stagecraft lint`; returns the exit status.
+pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
+    let (name, bytes) = read_dockerfile(&args.file)?;
+    let context = args.context.clone().or_else(|| {
+        if args.file.as_os_str() == "-" {
+            return None;
+        }
+        let parent = args.file.parent()?;
+        Some(if parent.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent.to_owned()
+        })
+    });
+    let options = LintOptions {
+        context_dir: context,
+        target: args.target.clone(),
+        ..LintOptions::default()
+    };
+    let source = stagecraft_dockerfile::SourceFile::from_bytes(name, &bytes);
+    let findings = stagecraft_lint::lint_source(source, &options);
+    print!("{}", stagecraft_lint::render(args.format, &findings));
+    Ok(stagecraft_lint::exit_code(&findings, args.error_on))
+}
+
+/// Adapts the exit status to the other commands' result type.
+pub fn run_command(args: &LintArgs) -> CommandResult {
+    match run(args)? {
+        0 => Ok(()),
+        _ => Err(CommandError(String::new())),
+    }
+}
