@@ -573,47 +573,7 @@ fn parse_sub_command(rest: &Rest<'_>) -> Result<Arguments, ParseError> {
     Ok(Arguments::Trigger(Box::new(inner)))
 }
 
-/// Go's `strconv.Quote`: double quotes, Go escapes, printable Unicode kept as is.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols
-/// and the ASCII space.
-fn is_go_printable(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    let code = c as u32;
-    // Format characters, surrogates and private use are not printable in Go.
-    !matches!(code,
-        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
-        | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb
-        | 0xe000..=0xf8ff | 0xf0000..=0x10ffff)
-}
+pub use stagecraft_shell::go_quote;
 
 #[cfg(test)]
 mod tests {
@@ -644,14 +604,5 @@ mod tests {
         let (rest, flags) = extract_builder_flags("-x y", '\\');
         assert!(flags.is_empty());
         assert_eq!(rest, 0);
-    }
-
-    #[test]
-    fn go_quote_matches_strconv_quote() {
-        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(go_quote("tab\there\n"), r#""tab\there\n""#);
-        assert_eq!(go_quote("é 한국어"), "\"é 한국어\"");
-        assert_eq!(go_quote("\u{1}\u{7f}"), r#""\x01\x7f""#);
-        assert_eq!(go_quote("\u{200b}"), r#""\u200b""#);
     }
 }

@@ -22,8 +22,9 @@
 mod platform;
 mod scope;
 
-pub use platform::Platform;
+pub use platform::predefined_args;
 pub use scope::Scope;
+pub use stagecraft_image::Platform;
 
 use stagecraft_dockerfile::{
     CommandKind, Dockerfile, ParseError, Span, Stage, Stages, Word, suggest,
@@ -159,7 +160,7 @@ impl Plan {
 
         let mut global = Env::new();
         let mut global_args: Vec<(String, String)> = Vec::new();
-        for (name, value) in platform.predefined_args(&target_name) {
+        for (name, value) in predefined_args(&platform, &target_name) {
             let value = options.build_args.get(name).cloned().unwrap_or(value);
             set_global(&mut global, &mut global_args, name, value);
         }

@@ -85,7 +85,7 @@ pub enum ExpandErrorKind {
 /// Go escapes every character that is not "printable" by its Unicode tables;
 /// this covers control, whitespace, format and private-use characters, which
 /// are the ones a Dockerfile can plausibly contain.
-fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -58,5 +58,5 @@ mod pattern;
 mod unicode_tables;
 
 pub use env::{Env, EnvGetter};
-pub use error::{ExpandError, ExpandErrorKind};
+pub use error::{ExpandError, ExpandErrorKind, go_quote};
 pub use lex::{Expansion, Lexer};

@@ -238,16 +238,16 @@ fn global_scope(
         .or_else(|| model.stages.last().and_then(|v| v.stage.name.clone()))
         .unwrap_or_else(|| "default".to_owned());
     let overrides = &model.options.build_args;
-    let mut scope: Vec<(String, String)> = Platform::host()
-        .predefined_args(&target)
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_owned(),
-                overrides.get(name).cloned().unwrap_or(value),
-            )
-        })
-        .collect();
+    let mut scope: Vec<(String, String)> =
+        stagecraft_plan::predefined_args(&Platform::host(), &target)
+            .into_iter()
+            .map(|(name, value)| {
+                (
+                    name.to_owned(),
+                    overrides.get(name).cloned().unwrap_or(value),
+                )
+            })
+            .collect();
     for declaration in meta_declarations(&model.meta_args) {
         let value = match (
             build_args.and_then(|a| a.get(&declaration.0)),
