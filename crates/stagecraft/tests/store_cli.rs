@@ -72,9 +72,14 @@ struct RegistryProcess {
 
 impl RegistryProcess {
     fn start(data: &Path, port: u16) -> RegistryProcess {
+        Self::start_with(data, port, &[])
+    }
+
+    fn start_with(data: &Path, port: u16, extra: &[&str]) -> RegistryProcess {
         let output = std::process::Command::new(shared_dir().join("fixtures/start-registry"))
             .arg(port.to_string())
             .arg(data)
+            .args(extra)
             .output()
             .unwrap();
         assert!(
@@ -232,4 +237,72 @@ fn import_tag_inspect_rmi_prune_verify() {
     let pruned = env.run("s", &["prune", "--all"]);
     assert!(pruned.starts_with("removed 3 blobs"), "{pruned}");
     env.run("s", &["verify"]);
+}
+
+#[test]
+fn basic_auth_from_docker_config_and_cross_repository_mounts() {
+    let env = Env::new();
+    let registry = RegistryProcess::start_with(
+        &env.dir.path().join("registry"),
+        5393,
+        &["--htpasswd", "builder:s3cret"],
+    );
+    let host = format!("127.0.0.1:{}", registry.port);
+    env.run(
+        "s",
+        &[
+            "load",
+            "--tag",
+            &format!("{host}/team/base:1"),
+            "-i",
+            &env.layout.display().to_string(),
+        ],
+    );
+
+    // Without credentials the registry refuses, and the error says how to log in.
+    let config_dir = env.dir.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    env.stagecraft("s")
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["push", &format!("{host}/team/base:1")])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("docker login"));
+
+    // With docker's config.json (base64 of "builder:s3cret"), pushes go through.
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"YnVpbGRlcjpzM2NyZXQ="}}}}}}"#),
+    )
+    .unwrap();
+    let push = |name: &str| {
+        env.stagecraft("s")
+            .env("DOCKER_CONFIG", &config_dir)
+            .args(["push", name])
+            .assert()
+            .success();
+    };
+    push(&format!("{host}/team/base:1"));
+    // A second repository of the same registry gets the layer by mount (no re-upload needed).
+    env.run(
+        "s",
+        &[
+            "tag",
+            &format!("{host}/team/base:1"),
+            &format!("{host}/team/app:1"),
+        ],
+    );
+    push(&format!("{host}/team/app:1"));
+    let inspect = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "builder:s3cret",
+            &format!("docker://{host}/team/app:1"),
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(json["Layers"].as_array().unwrap().len(), 1);
 }
