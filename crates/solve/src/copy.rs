@@ -45,6 +45,8 @@ pub struct CopySpec<'a> {
     pub chmod: Option<u32>,
     /// `--exclude` patterns.
     pub excludes: &'a [String],
+    /// `ADD`: unpack local tar archives (plain, gzip or zstd) instead of copying them.
+    pub unpack_archives: bool,
 }
 
 /// Why a copy failed.
@@ -83,6 +85,8 @@ enum Item {
     Entry { found: Found, dest: PathBuf },
     /// Inline content.
     Data { data: Vec<u8>, dest: PathBuf },
+    /// A local archive `ADD` unpacks into the destination directory.
+    Archive { found: Found, dest: PathBuf },
 }
 
 /// The resolved copy: every entry to write, in order (parents before children).
@@ -92,6 +96,7 @@ pub struct CopyPlan {
     owner: Option<Owner>,
     chmod: Option<u32>,
     dest_dirs: Vec<PathBuf>,
+    unpack_archives: bool,
 }
 
 impl CopyPlan {
@@ -118,6 +123,7 @@ impl CopyPlan {
             owner: spec.owner,
             chmod: spec.chmod,
             dest_dirs: Vec::new(),
+            unpack_archives: spec.unpack_archives && matches!(source, CopySource::Context { .. }),
         };
         let file_dest = |name: &str| {
             if dest_is_dir_hint || dest_exists_as_dir {
@@ -230,6 +236,14 @@ impl CopyPlan {
                 if excludes.is_some_and(|m| m.matches(&name)) {
                     continue;
                 }
+                if self.unpack_archives && found.metadata.is_file() && is_archive(&found.real_path)
+                {
+                    self.items.push(Item::Archive {
+                        found,
+                        dest: dest.to_owned(),
+                    });
+                    continue;
+                }
                 self.items.push(Item::Entry {
                     found,
                     dest: file_dest(&name),
@@ -249,6 +263,13 @@ impl CopyPlan {
         }
         for item in &self.items {
             match item {
+                Item::Archive { found, dest } => {
+                    hasher.update(format!(
+                        "archive {} {}\n",
+                        dest.display(),
+                        hash_file(&found.real_path)?
+                    ));
+                }
                 Item::Data { data, dest } => {
                     hasher.update(format!(
                         "data {} {}\n",
@@ -309,8 +330,40 @@ impl CopyPlan {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
         }
         for item in &self.items {
+            if let Item::Archive { found, dest } = item {
+                ensure_dir(upper, dest, dest_view, parent_owner)?;
+                let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
+                let file = fs::File::open(&found.real_path).map_err(io_error(&found.real_path))?;
+                stagecraft_layer::apply_layer(
+                    io::BufReader::new(file),
+                    &target,
+                    &stagecraft_layer::ApplyOptions::default(),
+                )
+                .map_err(|e| CopyError::Io {
+                    path: found.real_path.clone(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                continue;
+            }
+            if let Item::Archive { found, dest } = item {
+                ensure_dir(upper, dest, dest_view, parent_owner)?;
+                let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
+                let file = fs::File::open(&found.real_path).map_err(io_error(&found.real_path))?;
+                stagecraft_layer::apply_layer(
+                    io::BufReader::new(file),
+                    &target,
+                    &stagecraft_layer::ApplyOptions::default(),
+                )
+                .map_err(|e| CopyError::Io {
+                    path: found.real_path.clone(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                continue;
+            }
             let dest = match item {
-                Item::Entry { dest, .. } | Item::Data { dest, .. } => dest,
+                Item::Entry { dest, .. } | Item::Data { dest, .. } | Item::Archive { dest, .. } => {
+                    dest
+                }
             };
             if let Some(parent) = dest.parent() {
                 ensure_dir(upper, parent, dest_view, parent_owner)?;
@@ -318,6 +371,7 @@ impl CopyPlan {
             let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
             remove_existing(&target)?;
             match item {
+                Item::Archive { .. } => {}
                 Item::Data { data, .. } => {
                     fs::write(&target, data).map_err(io_error(&target))?;
                     let mode = self.chmod.unwrap_or(0o644);
@@ -415,6 +469,20 @@ fn remove_existing(path: &Path) -> Result<(), CopyError> {
         Ok(_) => fs::remove_file(path).map_err(io_error(path)),
         Err(_) => Ok(()),
     }
+}
+
+/// Whether a file is a tar archive `ADD` unpacks: gzip or zstd compressed (their payload is
+/// checked when unpacking), or a plain tar (the `ustar` magic at offset 257).
+fn is_archive(path: &Path) -> bool {
+    let mut header = [0u8; 263];
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    let read = io::Read::read(&mut file, &mut header).unwrap_or(0);
+    let header = &header[..read];
+    header.starts_with(&[0x1f, 0x8b])
+        || header.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || header.get(257..262) == Some(b"ustar")
 }
 
 /// Relative paths in `view` matching the pattern components (Go `filepath.Match` per component).

@@ -849,6 +849,7 @@ impl BuildRun<'_> {
                         chmod: copy.chmod.as_ref().map(|w| w.value.as_str()),
                         excludes: &copy.excludes,
                         link: copy.link,
+                        unpack: Some(false),
                     },
                 );
             }
@@ -868,6 +869,7 @@ impl BuildRun<'_> {
                         chmod: add.chmod.as_ref().map(|w| w.value.as_str()),
                         excludes: &add.excludes,
                         link: add.link,
+                        unpack: add.unpack,
                     },
                 );
             }
@@ -1185,6 +1187,7 @@ impl BuildRun<'_> {
                         owner: None,
                         chmod: None,
                         excludes: &[],
+                        unpack_archives: false,
                     };
                     let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
                         .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
@@ -1478,6 +1481,7 @@ impl BuildRun<'_> {
             owner,
             chmod,
             excludes: &excludes,
+            unpack_archives: args.is_add && args.unpack.unwrap_or(true),
         };
         let plan = CopyPlan::resolve(&source, &spec, &view)
             .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
@@ -1537,6 +1541,8 @@ struct CopyArgs<'a> {
     chmod: Option<&'a str>,
     excludes: &'a [stagecraft_dockerfile::Word],
     link: bool,
+    /// `ADD --unpack`: `None` means unpack local archives (the default).
+    unpack: Option<bool>,
 }
 
 /// Mounts prepared for one `RUN`, with what must stay alive while it runs.
