@@ -1062,7 +1062,7 @@ impl BuildRun<'_> {
                 ingest.display()
             ))
         })?;
-        let lower_dirs: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+        let lower_dirs: Vec<PathBuf> = distinct_layers(lowers).into_iter().rev().collect();
         let source = DiffSource::OverlayUpper {
             upper,
             lower_dirs: &lower_dirs,
@@ -1308,7 +1308,7 @@ impl BuildRun<'_> {
             "RUN {} # buildkit",
             run_command_string(&args, &state.args, &state.scope)
         );
-        let lowers = state.snapshots.clone();
+        let lowers = distinct_layers(&state.snapshots);
         let progress = self.engine.progress;
         let runner = self.engine.runner;
         let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
@@ -1559,6 +1559,22 @@ struct PreparedMounts {
     _locks: Vec<std::fs::File>,
 }
 
+/// The layer directories to stack, bottom first, with repeats removed: a layer that occurs twice
+/// (two steps that changed nothing give the same empty layer) is kept at its topmost place only.
+/// That is the same filesystem — the upper copy re-applies everything the lower one did — and
+/// overlayfs refuses a lower directory given twice.
+fn distinct_layers(snapshots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut topmost_first: Vec<PathBuf> = snapshots
+        .iter()
+        .rev()
+        .filter(|dir| seen.insert((*dir).clone()))
+        .cloned()
+        .collect();
+    topmost_first.reverse();
+    topmost_first
+}
+
 /// A bind mount of a single file: the copy holds exactly one regular file, mount that file.
 fn plan_single_file(dir: &Path) -> Option<PathBuf> {
     let mut entries = std::fs::read_dir(dir).ok()?;
@@ -1713,6 +1729,16 @@ fn parse_port(raw: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_layers_are_kept_at_their_topmost_place() {
+        let dirs: Vec<PathBuf> = ["a", "x", "a", "y", "x"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let expected: Vec<PathBuf> = ["a", "y", "x"].iter().map(PathBuf::from).collect();
+        assert_eq!(distinct_layers(&dirs), expected);
+    }
 
     #[test]
     fn workdir_and_destination_paths() {

@@ -172,6 +172,15 @@ fn multi_stage_build_caches_by_content_and_exports_the_filesystem() {
 }
 
 #[test]
+fn steps_that_change_nothing_can_repeat() {
+    let fixture = Fixture::new();
+    // Identical empty layers must not be stacked twice (overlayfs refuses a repeated lower dir).
+    let context = fixture.context(&[("Dockerfile", "FROM busybox:latest\nRUN true\nRUN true\nRUN echo ok > /ok\nRUN true\n")]);
+    let (_, stderr) = fixture.build(&context, &["--no-cache"]);
+    assert!(stderr.contains("4 steps run"), "{stderr}");
+}
+
+#[test]
 fn failing_run_reports_the_step_and_its_output() {
     let fixture = Fixture::new();
     let context = fixture.context(&[(
