@@ -8,7 +8,7 @@ seconds=${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(parser expand dockerignore)
+    targets=(parser expand dockerignore layer_apply image_json)
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 if cargo +nightly --version >/dev/null 2>&1; then

@@ -1,0 +1,106 @@
+//! Cache behaviour users rely on: a no-op rebuild needs no network, and a change to image
+//! metadata only (`--label`, `LABEL`, `CMD`, …) re-runs nothing.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("STAGECRAFT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn stagecraft(root: &Path) -> Command {
+    let mut command = Command::cargo_bin("stagecraft").unwrap();
+    command.env("STAGECRAFT_ROOT", root);
+    command
+}
+
+fn build(root: &Path, context: &Path, extra: &[&str]) -> String {
+    let output = stagecraft(root)
+        .args(["build", "--progress=plain"])
+        .args(extra)
+        .arg(context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+fn busybox_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("busybox");
+    let ok = std::process::Command::new(shared_dir().join("fixtures/make-busybox-image"))
+        .arg(&layout)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    layout
+}
+
+#[test]
+fn no_op_rebuild_works_with_the_registry_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(dir.path());
+    let registry_dir = dir.path().join("registry");
+    let port = "5395";
+    let started = std::process::Command::new(shared_dir().join("fixtures/start-registry"))
+        .args([port])
+        .arg(&registry_dir)
+        .output()
+        .unwrap();
+    assert!(started.status.success());
+    let pid = std::fs::read_to_string(registry_dir.join("registry.pid")).unwrap();
+    let image = format!("127.0.0.1:{port}/busybox:latest");
+    let copied = std::process::Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("docker://{image}"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), format!("FROM {image}\nRUN echo hi > /hi\n")).unwrap();
+    let root = dir.path().join("store");
+    build(&root, &context, &[]);
+
+    // Stop the registry: the cached rebuild resolves the base from the store.
+    let stopped = std::process::Command::new("kill").arg(pid.trim()).status().unwrap();
+    assert!(stopped.success());
+    let again = build(&root, &context, &[]);
+    assert!(again.contains("0 steps run"), "{again}");
+    // --pull insists on asking the registry, which is gone.
+    stagecraft(&root).args(["build", "--pull", "--progress=plain"]).arg(&context).assert().failure();
+}
+
+#[test]
+fn metadata_only_changes_rerun_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(dir.path());
+    let root = dir.path().join("store");
+    stagecraft(&root).args(["load", "--tag", "busybox:latest", "-i"]).arg(&layout).assert().success();
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    let write = |label: &str, cmd: &str| {
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!("FROM busybox:latest\nRUN sleep 1 && echo slow > /slow\nLABEL purpose={label}\nEXPOSE 8080\nCMD [\"{cmd}\"]\nSTOPSIGNAL SIGTERM\n"),
+        )
+        .unwrap();
+    };
+    write("first", "sh");
+    build(&root, &context, &[]);
+    write("second", "true");
+    let changed = build(&root, &context, &["--label", "team=core"]);
+    assert!(changed.contains("0 steps run"), "{changed}");
+    let inspect = stagecraft(&root).args(["build", "--progress=quiet", "-t", "meta:1"]).arg(&context).output().unwrap();
+    assert!(inspect.status.success());
+    let json: serde_json::Value =
+        serde_json::from_slice(&stagecraft(&root).args(["inspect", "meta:1"]).output().unwrap().stdout).unwrap();
+    assert_eq!(json["config"]["config"]["Labels"]["purpose"], "second");
+    assert_eq!(json["config"]["config"]["Cmd"], serde_json::json!(["true"]));
+}
