@@ -23,8 +23,8 @@ fn digest(text: &str) -> Result<Digest, TransferError> {
     Digest::parse(text).map_err(|e| TransferError::Invalid(format!("bad digest {text:?}: {e}")))
 }
 
-/// Downloads a blob into the store unless it is there already.
-async fn fetch_blob(
+/// Downloads a blob of `reference`'s repository into the store unless it is there already.
+pub async fn fetch_blob(
     registry: &Registry,
     store: &Store,
     reference: &Reference,
@@ -83,8 +83,8 @@ pub async fn pull(
     Ok(store.image_for_platform(&name, platform)?)
 }
 
-/// Pushes a stored image under `reference`: blobs the registry lacks are uploaded (or
-/// mounted from `mount_from` in the same registry), then the manifest bytes as stored.
+/// Pushes a stored image under `reference`: blobs the registry lacks are uploaded, then the
+/// manifest bytes as stored.
 pub async fn push(
     registry: &Registry,
     store: &Store,
@@ -98,6 +98,28 @@ pub async fn push(
         .map(|l| l.digest.clone())
         .collect();
     blobs.push(image.config_digest.clone());
+    let bytes = store.read_blob(&image.manifest_digest)?;
+    push_manifest_with_blobs(
+        registry,
+        store,
+        reference,
+        &blobs,
+        &bytes,
+        &image.manifest.media_type,
+    )
+    .await
+}
+
+/// Pushes any manifest (an image, a build cache) under `reference`: first the stored `blobs`
+/// it names that the registry lacks, in parallel, then its exact bytes. Returns its digest.
+pub async fn push_manifest_with_blobs(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    blobs: &[Digest],
+    manifest: &[u8],
+    media_type: &str,
+) -> Result<String, TransferError> {
     let uploads = blobs.iter().map(|blob| async move {
         if registry.has_blob(reference, blob.as_str()).await? {
             return Ok::<(), TransferError>(());
@@ -110,9 +132,7 @@ pub async fn push(
     for result in futures_util::future::join_all(uploads).await {
         result?;
     }
-    let bytes = store.read_blob(&image.manifest_digest)?;
-    let pushed = registry
-        .push_manifest(reference, &bytes, &image.manifest.media_type)
-        .await?;
-    Ok(pushed)
+    Ok(registry
+        .push_manifest(reference, manifest, media_type)
+        .await?)
 }

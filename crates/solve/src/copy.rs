@@ -6,7 +6,8 @@
 //! or is an existing directory, and to `dest` itself otherwise; a wildcard that matches nothing
 //! copies nothing; missing parent directories are created `0755` and owned by the `--chown`
 //! user. Files from the build context belong to root unless `--chown` says otherwise; files
-//! from a stage keep their owners.
+//! from a stage keep their owners. With `--parents` a source keeps its path under the
+//! destination, from its `/./` pivot on when it has one (`a/./b/c` → `DEST/b/c`).
 
 use crate::glob;
 use crate::rootfs::{Found, MergedView, clean_components};
@@ -47,6 +48,9 @@ pub struct CopySpec<'a> {
     pub excludes: &'a [String],
     /// `ADD`: unpack local tar archives (plain, gzip or zstd) instead of copying them.
     pub unpack_archives: bool,
+    /// `COPY --parents`: a source keeps its path under the destination (from its `/./`
+    /// pivot on, when it has one).
+    pub parents: bool,
 }
 
 /// Why a copy failed.
@@ -97,6 +101,7 @@ pub struct CopyPlan {
     chmod: Option<u32>,
     dest_dirs: Vec<PathBuf>,
     unpack_archives: bool,
+    parents: bool,
 }
 
 impl CopyPlan {
@@ -124,6 +129,7 @@ impl CopyPlan {
             chmod: spec.chmod,
             dest_dirs: Vec::new(),
             unpack_archives: spec.unpack_archives && matches!(source, CopySource::Context { .. }),
+            parents: spec.parents,
         };
         let file_dest = |name: &str| {
             if dest_is_dir_hint || dest_exists_as_dir {
@@ -184,6 +190,15 @@ impl CopyPlan {
         excludes: Option<&PatternMatcher>,
         ignore: Option<&PatternMatcher>,
     ) -> Result<(), CopyError> {
+        let (pattern, pivot) = if self.parents {
+            split_pivot(pattern)
+        } else {
+            (pattern.to_owned(), 0)
+        };
+        let pattern = pattern.as_str();
+        // With `--parents`, where a match goes: the destination plus the match's path from
+        // the pivot on.
+        let kept = |rel: &str| -> PathBuf { rel.split('/').skip(pivot).collect() };
         let parts = clean_components(Path::new(pattern));
         let parts: Vec<String> = parts
             .iter()
@@ -210,7 +225,12 @@ impl CopyPlan {
                 continue;
             };
             if found.metadata.is_dir() {
-                self.dest_dirs.push(dest.to_owned());
+                let dest = if self.parents {
+                    dest.join(kept(&rel))
+                } else {
+                    dest.to_owned()
+                };
+                self.dest_dirs.push(dest.clone());
                 for (path, entry) in view.walk(&Path::new("/").join(&rel)) {
                     let full_rel = path
                         .strip_prefix("/")
@@ -244,10 +264,12 @@ impl CopyPlan {
                     });
                     continue;
                 }
-                self.items.push(Item::Entry {
-                    found,
-                    dest: file_dest(&name),
-                });
+                let dest = if self.parents {
+                    dest.join(kept(&rel))
+                } else {
+                    file_dest(&name)
+                };
+                self.items.push(Item::Entry { found, dest });
             }
         }
         Ok(())
@@ -330,21 +352,6 @@ impl CopyPlan {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
         }
         for item in &self.items {
-            if let Item::Archive { found, dest } = item {
-                ensure_dir(upper, dest, dest_view, parent_owner)?;
-                let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-                let file = fs::File::open(&found.real_path).map_err(io_error(&found.real_path))?;
-                stagecraft_layer::apply_layer(
-                    io::BufReader::new(file),
-                    &target,
-                    &stagecraft_layer::ApplyOptions::default(),
-                )
-                .map_err(|e| CopyError::Io {
-                    path: found.real_path.clone(),
-                    source: io::Error::other(e.to_string()),
-                })?;
-                continue;
-            }
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
                 let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
@@ -511,6 +518,21 @@ fn expand_wildcards(view: &MergedView, parts: &[String]) -> Vec<String> {
     current
 }
 
+/// BuildKit's `--parents` pivot: `a/./b/c` is the source `a/b/c` of which `b/c` is kept.
+/// Returns the path without the pivot and how many leading components are dropped.
+fn split_pivot(pattern: &str) -> (String, usize) {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    match parts.iter().skip(1).position(|p| *p == ".") {
+        Some(i) => {
+            let before = parts[..=i].join("/");
+            let dropped = clean_components(Path::new(&before)).len();
+            let after = parts[i + 2..].join("/");
+            (format!("{before}/{after}"), dropped)
+        }
+        None => (pattern.to_owned(), 0),
+    }
+}
+
 fn join_rel(base: &str, name: &str) -> String {
     if base.is_empty() {
         name.to_owned()
@@ -532,4 +554,89 @@ pub fn hash_file(path: &Path) -> Result<String, CopyError> {
         hasher.update(&buffer[..read]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Copies `sources` from a stage holding `x/a.txt`, `x/sub/f.txt`, `y/b/c.txt` into
+    /// `/dest/`; returns the files of the layer, sorted.
+    fn copied(sources: &[&str], parents: bool) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        for file in ["x/a.txt", "x/sub/f.txt", "y/b/c.txt"] {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, file).unwrap();
+        }
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        let spec = CopySpec {
+            sources: &sources,
+            dest: "/dest/".to_owned(),
+            owner: Some(Owner { uid: 0, gid: 0 }),
+            chmod: None,
+            excludes: &[],
+            unpack_archives: false,
+            parents,
+        };
+        let source = CopySource::Stage(MergedView::new(vec![root]));
+        let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
+        let upper = dir.path().join("upper");
+        fs::create_dir(&upper).unwrap();
+        plan.write(&upper, &MergedView::default()).unwrap();
+        let mut files: Vec<String> = walkdir(&upper)
+            .into_iter()
+            .map(|p| p.strip_prefix(&upper).unwrap().display().to_string())
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn walkdir(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(walkdir(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn parents_keep_the_source_paths() {
+        assert_eq!(
+            copied(&["x/a.txt", "y/b"], true),
+            ["dest/x/a.txt", "dest/y/b/c.txt"]
+        );
+        // Without --parents a file lands in the destination and a directory's contents do.
+        assert_eq!(
+            copied(&["x/a.txt", "y/b"], false),
+            ["dest/a.txt", "dest/c.txt"]
+        );
+    }
+
+    #[test]
+    fn parents_keep_the_path_after_the_pivot() {
+        assert_eq!(copied(&["x/./sub/f.txt"], true), ["dest/sub/f.txt"]);
+        assert_eq!(copied(&["./x/a.txt"], true), ["dest/x/a.txt"]);
+        assert_eq!(
+            copied(&["x/./sub", "y/./b/c.txt"], true),
+            ["dest/b/c.txt", "dest/sub/f.txt"]
+        );
+    }
+
+    #[test]
+    fn parents_with_wildcards_keep_each_match_path() {
+        assert_eq!(
+            copied(&["*/a.txt", "*/*/c.txt"], true),
+            ["dest/x/a.txt", "dest/y/b/c.txt"]
+        );
+        assert_eq!(split_pivot("a/./b/c"), ("a/b/c".to_owned(), 1));
+        assert_eq!(split_pivot("./a/b"), ("./a/b".to_owned(), 0));
+        assert_eq!(split_pivot("a/b"), ("a/b".to_owned(), 0));
+    }
 }

@@ -4,6 +4,7 @@
 use crate::copy::{CopyPlan, CopySource, CopySpec};
 use crate::mounts::{MountType, parse_mount};
 use crate::progress::{Event, ProgressSink, StepStatus, Stream};
+use crate::remote_cache::CacheRecord;
 use crate::rootfs::MergedView;
 use crate::users::resolve_owner;
 use sha2::{Digest as _, Sha256};
@@ -58,6 +59,9 @@ pub struct BuildOptions {
     /// `--secret` values by id. They reach `RUN --mount=type=secret` only: never a layer, the
     /// config, the history, a cache key or the progress output.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// `--ssh` agent sockets by id, for `RUN --mount=type=ssh`. Like secrets, they change
+    /// no cache key.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// Where base images come from (the store, or a registry when missing).
@@ -213,6 +217,11 @@ pub struct BuildOutcome {
     pub steps_run: usize,
     /// Steps answered from the cache.
     pub steps_cached: usize,
+    /// The cache records behind the layers of every stage built (what `--cache-to
+    /// mode=max` exports), by cache key.
+    pub cache_records: BTreeMap<String, LayerRef>,
+    /// The keys of those records that made the final image's layers (`mode=min`).
+    pub target_cache_keys: Vec<String>,
 }
 
 /// A stage's state between steps.
@@ -223,6 +232,9 @@ struct StageState {
     /// `ARG`s declared in the stage so far, for `RUN`'s history text.
     args: Vec<(String, Option<String>)>,
     layers: Vec<LayerRef>,
+    /// The cache key of the step that made each layer (`None` for base image layers),
+    /// parallel to `layers`: what an exported cache records.
+    layer_keys: Vec<Option<String>>,
     snapshots: Vec<PathBuf>,
     base_layers: usize,
     /// The cache key of the filesystem so far.
@@ -233,6 +245,15 @@ struct StageState {
 impl StageState {
     fn view(&self) -> MergedView {
         MergedView::new(self.snapshots.clone())
+    }
+
+    /// Stacks a step's layer: `key` is its cache record, `chain_key` the key of the filesystem
+    /// it completes.
+    fn push_layer(&mut self, layer: LayerRef, snapshot: PathBuf, key: &str, chain_key: String) {
+        self.layers.push(layer);
+        self.layer_keys.push(Some(key.to_owned()));
+        self.snapshots.push(snapshot);
+        self.key = chain_key;
     }
 
     fn history(&mut self, created_by: String, with_layer: bool, created: &Option<String>) {
@@ -246,12 +267,6 @@ impl StageState {
     }
 }
 
-/// A stored cache record: the layer a step produced.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CacheRecord {
-    layer: LayerRef,
-}
-
 /// The build engine.
 pub struct Engine<'a> {
     /// Where blobs, snapshots and cache records live.
@@ -262,6 +277,15 @@ pub struct Engine<'a> {
     pub runner: &'a dyn Runner,
     /// Progress events.
     pub progress: &'a dyn ProgressSink,
+    /// Where the blobs of cache records imported with `--cache-from` come from.
+    pub cache_blobs: Option<&'a dyn CacheBlobs>,
+}
+
+/// The layer blobs of imported cache records (`--cache-from`), fetched lazily: only when a
+/// cache hit needs one the store lacks.
+pub trait CacheBlobs: Sync {
+    /// Puts the blob of `layer` into `store`; `Ok(false)` when no imported cache has it.
+    fn fetch(&self, store: &Store, layer: &LayerRef) -> Result<bool, String>;
 }
 
 /// A finished stage: its final state, or `Err` when it failed (the error is reported once).
@@ -373,6 +397,14 @@ impl Engine<'_> {
             .write_image(&config, descriptors, options.manifest_format)
             .map_err(|e| BuildError::Other(format!("storing the image: {e}")))?;
         let outcomes = run.outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut cache_records = BTreeMap::new();
+        for state in results.iter().flatten().flatten() {
+            for (key, layer) in state.layer_keys.iter().zip(&state.layers) {
+                if let Some(key) = key {
+                    cache_records.insert(key.clone(), layer.clone());
+                }
+            }
+        }
         let stages = run
             .plan
             .stages
@@ -395,6 +427,8 @@ impl Engine<'_> {
             stages,
             steps_run: run.steps_run.load(Ordering::Relaxed),
             steps_cached: run.steps_cached.load(Ordering::Relaxed),
+            cache_records,
+            target_cache_keys: target.layer_keys.iter().flatten().cloned().collect(),
         })
     }
 }
@@ -407,6 +441,28 @@ fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatch
         .map_err(|e| BuildError::Other(format!("reading {}: {e}", path.display())))?;
     PatternMatcher::from_ignore_file(&text)
         .map_err(|e| BuildError::Other(format!("{}: {e}", path.display())))
+}
+
+/// The snapshot of layer `diff_id`, unpacked from its blob `digest` (which must be in the
+/// store) when the store has none yet.
+fn unpacked_snapshot(store: &Store, diff_id: &Digest, digest: &Digest) -> Result<PathBuf, String> {
+    if let Some(path) = store.snapshot_path(diff_id) {
+        return Ok(path);
+    }
+    let blob = store.blob_path(digest);
+    store
+        .create_snapshot(diff_id, |dir: &Path| -> Result<(), String> {
+            let file =
+                std::fs::File::open(&blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+            let options = ApplyOptions {
+                whiteouts: WhiteoutMode::Overlay(OverlayXattr::Trusted),
+                ..ApplyOptions::default()
+            };
+            apply_layer(std::io::BufReader::new(file), dir, &options)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| e.to_string())
 }
 
 fn sha256_hex(parts: &[&str]) -> String {
@@ -472,6 +528,7 @@ impl BuildRun<'_> {
                     config,
                     args: Vec::new(),
                     layers: Vec::new(),
+                    layer_keys: Vec::new(),
                     snapshots: Vec::new(),
                     base_layers: 0,
                     key: sha256_hex(&["scratch", &self.platform.to_string()]),
@@ -499,6 +556,7 @@ impl BuildRun<'_> {
                     config,
                     scope,
                     args: Vec::new(),
+                    layer_keys: vec![None; base_layers],
                     layers,
                     snapshots,
                     base_layers,
@@ -528,27 +586,8 @@ impl BuildRun<'_> {
             .iter()
             .zip(&image.config.rootfs.diff_ids)
         {
-            let snapshot = match store.snapshot_path(diff_id) {
-                Some(path) => path,
-                None => {
-                    let blob = store.blob_path(&descriptor.digest);
-                    store
-                        .create_snapshot(diff_id, |dir: &Path| -> Result<(), String> {
-                            let file = std::fs::File::open(&blob)
-                                .map_err(|e| format!("{}: {e}", blob.display()))?;
-                            let options = ApplyOptions {
-                                whiteouts: WhiteoutMode::Overlay(OverlayXattr::Trusted),
-                                ..ApplyOptions::default()
-                            };
-                            apply_layer(std::io::BufReader::new(file), dir, &options)
-                                .map(|_| ())
-                                .map_err(|e| e.to_string())
-                        })
-                        .map_err(|e| {
-                            BuildError::Other(format!("unpacking a layer of {reference}: {e}"))
-                        })?
-                }
-            };
+            let snapshot = unpacked_snapshot(store, diff_id, &descriptor.digest)
+                .map_err(|e| BuildError::Other(format!("unpacking a layer of {reference}: {e}")))?;
             layers.push(LayerRef {
                 diff_id: diff_id.clone(),
                 media_type: descriptor.media_type.clone(),
@@ -813,6 +852,7 @@ impl BuildRun<'_> {
                     total,
                     &name,
                     &key,
+                    false,
                     no_cache,
                     state,
                     |upper| {
@@ -849,6 +889,7 @@ impl BuildRun<'_> {
                         chmod: copy.chmod.as_ref().map(|w| w.value.as_str()),
                         excludes: &copy.excludes,
                         link: copy.link,
+                        parents: copy.parents,
                         unpack: Some(false),
                     },
                 );
@@ -869,6 +910,7 @@ impl BuildRun<'_> {
                         chmod: add.chmod.as_ref().map(|w| w.value.as_str()),
                         excludes: &add.excludes,
                         link: add.link,
+                        parents: false,
                         unpack: add.unpack,
                     },
                 );
@@ -927,7 +969,8 @@ impl BuildRun<'_> {
 
     /// Runs (or takes from the cache) a step that produces one layer. `fill` writes the
     /// layer's content into an empty directory: either as overlay "upper" output (with
-    /// whiteouts) or as plain files.
+    /// whiteouts) or as plain files. A `link`ed layer (`COPY --link`) does not depend on the
+    /// layers below it: `key` must leave them out, and its diff is taken against nothing.
     #[allow(clippy::too_many_arguments)]
     fn layer_step(
         &self,
@@ -936,6 +979,7 @@ impl BuildRun<'_> {
         total: usize,
         name: &str,
         key: &str,
+        link: bool,
         no_cache: bool,
         state: &mut StageState,
         fill: impl FnOnce(&Path) -> Result<(), String>,
@@ -946,6 +990,7 @@ impl BuildRun<'_> {
             total,
             name,
             key,
+            link,
             no_cache,
             state,
             |upper, _work, _id| fill(upper),
@@ -960,38 +1005,45 @@ impl BuildRun<'_> {
         total: usize,
         name: &str,
         key: &str,
+        link: bool,
         no_cache: bool,
         state: &mut StageState,
         fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
     ) -> Result<bool, BuildError> {
         let store = self.engine.store;
         let (id, started) = self.start_step(stage_index, position, total, name);
-        if !no_cache && let Some(layer) = self.cached_layer(key) {
-            self.steps_cached.fetch_add(1, Ordering::Relaxed);
-            self.engine.progress.event(Event::StepFinished {
-                id,
-                status: StepStatus::Cached,
-                duration: started.elapsed(),
-                miss_reason: None,
-            });
-            let snapshot = store
-                .snapshot_path(&layer.diff_id)
-                .ok_or_else(|| BuildError::Other("cached layer lost its snapshot".into()))?;
-            state.layers.push(layer);
-            state.snapshots.push(snapshot);
-            state.key = key.to_owned();
-            return Ok(false);
-        }
+        // A linked layer is made on scratch, so its own key leaves out what lies below it; the
+        // steps after it still depend on everything below, hence the combined chain key.
+        let chain_key = if link {
+            sha256_hex(&[&state.key, "link", key])
+        } else {
+            key.to_owned()
+        };
+        let lookup = if no_cache {
+            Err("--no-cache".to_owned())
+        } else {
+            self.cached_layer(key)
+        };
+        let miss_reason = match lookup {
+            Ok((layer, snapshot)) => {
+                self.steps_cached.fetch_add(1, Ordering::Relaxed);
+                self.engine.progress.event(Event::StepFinished {
+                    id,
+                    status: StepStatus::Cached,
+                    duration: started.elapsed(),
+                    miss_reason: None,
+                });
+                state.push_layer(layer, snapshot, key, chain_key);
+                return Ok(false);
+            }
+            Err(reason) => reason,
+        };
         let finish = |status| {
             self.engine.progress.event(Event::StepFinished {
                 id,
                 status,
                 duration: started.elapsed(),
-                miss_reason: if no_cache {
-                    Some("--no-cache".to_owned())
-                } else {
-                    Some("no cache record for this step's inputs".to_owned())
-                },
+                miss_reason: Some(miss_reason.clone()),
             });
         };
         let ingest = store.root().join("ingest");
@@ -1014,8 +1066,9 @@ impl BuildRun<'_> {
             finish(StepStatus::Failed);
             return Err(BuildError::Other(message));
         }
+        let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
         let layer = self
-            .commit_layer(&upper, &state.snapshots, name)
+            .commit_layer(&upper, lowers, name)
             .inspect_err(|_| finish(StepStatus::Failed))?;
         let snapshot = store
             .create_snapshot(&layer.diff_id, |content: &Path| {
@@ -1032,19 +1085,46 @@ impl BuildRun<'_> {
             .map_err(|e| BuildError::Other(format!("writing a cache record: {e}")))?;
         self.steps_run.fetch_add(1, Ordering::Relaxed);
         finish(StepStatus::Done);
-        state.layers.push(layer);
-        state.snapshots.push(snapshot);
-        state.key = key.to_owned();
+        state.push_layer(layer, snapshot, key, chain_key);
         Ok(true)
     }
 
-    /// A cache record whose blob and snapshot still exist.
-    fn cached_layer(&self, key: &str) -> Option<LayerRef> {
+    /// The layer the cache record `key` names, with its snapshot. The blob comes from the
+    /// store or, for records imported with `--cache-from`, from where they were imported; the
+    /// snapshot is unpacked from the blob when missing (another machine made the record).
+    /// `Err` is a cache miss, with its reason.
+    fn cached_layer(&self, key: &str) -> Result<(LayerRef, PathBuf), String> {
         let store = self.engine.store;
-        let record: CacheRecord = store.get_cache_json(key).ok()??;
-        (store.has_blob(&record.layer.digest)
-            && store.snapshot_path(&record.layer.diff_id).is_some())
-        .then_some(record.layer)
+        let record: CacheRecord = match store.get_cache_json(key) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err("no cache record for this step's inputs".to_owned()),
+            Err(e) => return Err(format!("unreadable cache record: {e}")),
+        };
+        let layer = record.layer;
+        if !store.has_blob(&layer.digest) {
+            let fetched = match self.engine.cache_blobs {
+                Some(remote) => remote.fetch(store, &layer),
+                None => Ok(false),
+            };
+            match fetched {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "the cached layer {} is neither in the store nor in an imported cache",
+                        layer.digest.short()
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "fetching the cached layer {}: {e}",
+                        layer.digest.short()
+                    ));
+                }
+            }
+        }
+        let snapshot = unpacked_snapshot(store, &layer.diff_id, &layer.digest)
+            .map_err(|e| format!("unpacking the cached layer {}: {e}", layer.digest.short()))?;
+        Ok((layer, snapshot))
     }
 
     /// Turns a step's upper directory into a compressed layer blob in the store.
@@ -1105,7 +1185,7 @@ impl BuildRun<'_> {
         let mut prepared = PreparedMounts {
             mounts: Vec::new(),
             key: String::new(),
-            secret_env: Vec::new(),
+            env: Vec::new(),
             _scratch: Vec::new(),
             _locks: Vec::new(),
         };
@@ -1115,6 +1195,7 @@ impl BuildRun<'_> {
                 .tempdir_in(store.root().join("ingest"))
                 .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
         };
+        let mut ssh_mounts = 0;
         for word in &run.mounts {
             let expanded = self.expand(command, &word.value, state)?;
             let spec = parse_mount(&expanded)
@@ -1188,6 +1269,7 @@ impl BuildRun<'_> {
                         chmod: None,
                         excludes: &[],
                         unpack_archives: false,
+                        parents: false,
                     };
                     let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
                         .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
@@ -1223,7 +1305,7 @@ impl BuildRun<'_> {
                     };
                     if let Some(name) = &spec.env {
                         prepared
-                            .secret_env
+                            .env
                             .push(format!("{name}={}", String::from_utf8_lossy(value)));
                         if spec.target.is_none() {
                             continue;
@@ -1255,7 +1337,27 @@ impl BuildRun<'_> {
                     prepared._scratch.push(dir);
                 }
                 MountType::Ssh => {
-                    return Err(self.located(command, "RUN --mount=type=ssh is not supported yet"));
+                    let id = spec.id.clone().unwrap_or_else(|| "default".to_owned());
+                    let Some(socket) = self.options.ssh.get(&id) else {
+                        if spec.required {
+                            return Err(self.located(command, format!("no SSH agent {id:?} was forwarded (pass it with --ssh {id}=$SSH_AUTH_SOCK)")));
+                        }
+                        continue;
+                    };
+                    // BuildKit numbers the default targets by the mount's place among the
+                    // ssh mounts, and points SSH_AUTH_SOCK at the first one.
+                    let target = target(format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                    ssh_mounts += 1;
+                    if ssh_mounts == 1 {
+                        prepared.env.push(format!("SSH_AUTH_SOCK={target}"));
+                    }
+                    prepared.mounts.push(RunMount {
+                        target,
+                        kind: RunMountKind::Bind {
+                            source: socket.clone(),
+                            readonly: false,
+                        },
+                    });
                 }
             }
         }
@@ -1299,7 +1401,10 @@ impl BuildRun<'_> {
             &prepared.key,
         ]);
         let mut run_env = env.clone();
-        run_env.extend(prepared.secret_env.iter().cloned());
+        for entry in &prepared.env {
+            let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+            add_env(&mut run_env, key, value);
+        }
         let name = format!(
             "RUN {}",
             args.last().map(String::as_str).unwrap_or_default()
@@ -1318,6 +1423,7 @@ impl BuildRun<'_> {
             total,
             &name,
             &key,
+            false,
             no_cache,
             state,
             |upper, work, id| {
@@ -1482,15 +1588,25 @@ impl BuildRun<'_> {
             chmod,
             excludes: &excludes,
             unpack_archives: args.is_add && args.unpack.unwrap_or(true),
+            parents: args.parents,
         };
-        let plan = CopyPlan::resolve(&source, &spec, &view)
+        // `--link` copies onto scratch (BuildKit merges the result on top): the destination
+        // is resolved and written without the stage below, and the key leaves it out, so a
+        // changed base keeps the layer cached.
+        let dest_view = if args.link {
+            MergedView::default()
+        } else {
+            view
+        };
+        let plan = CopyPlan::resolve(&source, &spec, &dest_view)
             .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
         let digest = plan
             .content_digest()
             .map_err(|e| self.located(command, e.to_string()))?;
         let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
+        let parent_key = if args.link { "" } else { state.key.as_str() };
         let key = sha256_hex(&[
-            &state.key,
+            parent_key,
             keyword,
             &dest,
             &format!("{owner:?}"),
@@ -1523,9 +1639,10 @@ impl BuildRun<'_> {
             total,
             &name,
             &key,
+            args.link,
             no_cache,
             state,
-            |upper| plan.write(upper, &view).map_err(|e| e.to_string()),
+            |upper| plan.write(upper, &dest_view).map_err(|e| e.to_string()),
         )?;
         state.history(format!("{message} # buildkit"), true, &self.created);
         Ok(ran)
@@ -1541,6 +1658,8 @@ struct CopyArgs<'a> {
     chmod: Option<&'a str>,
     excludes: &'a [stagecraft_dockerfile::Word],
     link: bool,
+    /// `COPY --parents`.
+    parents: bool,
     /// `ADD --unpack`: `None` means unpack local archives (the default).
     unpack: Option<bool>,
 }
@@ -1551,8 +1670,9 @@ struct PreparedMounts {
     /// What the mounts contribute to the cache key (bind mount contents only: caches, tmpfs
     /// and secrets never change the key).
     key: String,
-    /// `KEY=VALUE` secrets exposed as environment variables.
-    secret_env: Vec<String>,
+    /// `KEY=VALUE` for the command only (never in the key or the image): secrets exposed as
+    /// environment variables, `SSH_AUTH_SOCK`.
+    env: Vec<String>,
     /// Temporary directories holding copies and secret files, removed after the run.
     _scratch: Vec<tempfile::TempDir>,
     /// Locks of `sharing=locked` (and `private`) caches, released after the run.

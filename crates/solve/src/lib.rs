@@ -5,10 +5,11 @@ mod engine;
 mod glob;
 pub mod mounts;
 pub mod progress;
+pub mod remote_cache;
 pub mod rootfs;
 pub mod users;
 
 pub use engine::{
-    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, LayerRef, RunMount, RunMountKind,
-    RunRequest, Runner, StageOutcome, StageReport,
+    BaseImages, BuildError, BuildOptions, BuildOutcome, CacheBlobs, Engine, LayerRef, RunMount,
+    RunMountKind, RunRequest, Runner, StageOutcome, StageReport,
 };

@@ -1,11 +1,15 @@
 //! `stagecraft build`: docker-buildx-shaped flags over the build engine.
 
 use super::progress::{ProgressMode, Renderer};
-use super::runtime::{NamespaceRunner, StoreOrRegistry, block_on, open_store, registry};
+use super::runtime::{
+    CacheLocation, ImportedCaches, NamespaceRunner, StoreOrRegistry, block_on, export_cache,
+    open_store, registry,
+};
 use super::{CommandError, CommandResult, parse_dockerfile};
 use stagecraft_export::NamedImage;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
+use stagecraft_solve::remote_cache::CacheMode;
 use stagecraft_solve::{BuildOptions, Engine, StageOutcome};
 use stagecraft_store::ManifestFormat;
 use std::collections::BTreeMap;
@@ -62,9 +66,91 @@ pub struct BuildArgs {
     /// Print a size report of the stages and the final image's layers.
     #[arg(long)]
     report: bool,
+    /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
+    /// variant of the command enum.
+    #[command(flatten)]
+    session: Box<SessionArgs>,
+}
+
+/// What a build takes from or gives to the world besides the context and the image.
+#[derive(clap::Args)]
+struct SessionArgs {
     /// A secret for `RUN --mount=type=secret`: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (the agent of $SSH_AUTH_SOCK),
+    /// `ID=SOCKET`; repeatable.
+    #[arg(long = "ssh")]
+    ssh: Vec<String>,
+    /// Export the build cache: `type=local,dest=DIR` or `type=registry,ref=REF`, with
+    /// `mode=min` (the final image's layers, default) or `mode=max` (every stage); repeatable.
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
+    /// Import a build cache: `type=local,src=DIR` or `type=registry,ref=REF` (or just `REF`);
+    /// repeatable. Layers are downloaded only when a step hits them.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
+}
+
+/// `key=value,…` fields of a buildx option; `what` names the flag in errors.
+fn option_fields<'a>(
+    text: &'a str,
+    what: &str,
+) -> Result<BTreeMap<&'a str, &'a str>, CommandError> {
+    text.split(',')
+        .map(|field| {
+            field
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| {
+                    CommandError(format!(
+                        "error: invalid {what} field {field:?}: expected key=value"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Parses `--cache-to` (`export`) or `--cache-from` the way buildx does: `type=local` takes
+/// `dest=` to export and `src=` to import, `type=registry` takes `ref=`; a value without `=`
+/// is a registry reference.
+fn parse_cache_option(
+    text: &str,
+    export: bool,
+) -> Result<(CacheLocation, CacheMode), CommandError> {
+    let flag = if export { "--cache-to" } else { "--cache-from" };
+    if !text.contains('=') {
+        return Ok((CacheLocation::Registry(text.to_owned()), CacheMode::Min));
+    }
+    let fields = option_fields(text, flag)?;
+    let mode = match fields.get("mode").copied() {
+        None | Some("min") => CacheMode::Min,
+        Some("max") => CacheMode::Max,
+        Some(other) => {
+            return Err(CommandError(format!(
+                "error: {flag}: invalid mode {other:?}\n  = help: use mode=min or mode=max"
+            )));
+        }
+    };
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .copied()
+            .ok_or_else(|| CommandError(format!("error: {flag} {text:?} needs {name}=…")))
+    };
+    let location = match fields.get("type").copied() {
+        Some("local") => {
+            CacheLocation::Local(PathBuf::from(field(if export { "dest" } else { "src" })?))
+        }
+        Some("registry") => CacheLocation::Registry(field("ref")?.to_owned()),
+        Some(other) => {
+            return Err(CommandError(format!(
+                "error: {flag}: unsupported cache type {other:?}\n  = help: use type=local or type=registry"
+            )));
+        }
+        None => return Err(CommandError(format!("error: {flag} {text:?} needs type=…"))),
+    };
+    Ok((location, mode))
 }
 
 /// Reads `--secret` values: never logged, never stored.
@@ -117,6 +203,35 @@ fn read_secrets(values: &[String]) -> Result<BTreeMap<String, Vec<u8>>, CommandE
     Ok(secrets)
 }
 
+/// Reads `--ssh` values: agent sockets by id (buildx's key files are not supported).
+fn read_ssh(values: &[String]) -> Result<BTreeMap<String, PathBuf>, CommandError> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut agents = BTreeMap::new();
+    for value in values {
+        let (id, path) = match value.split_once('=') {
+            Some((id, path)) => (id, PathBuf::from(path)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(path) => (value.as_str(), PathBuf::from(path)),
+                None => {
+                    return Err(CommandError(format!(
+                        "error: --ssh {value}: SSH_AUTH_SOCK is not set\n  = help: start an agent (`eval $(ssh-agent)`) or pass --ssh {value}=SOCKET"
+                    )));
+                }
+            },
+        };
+        let is_socket = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+        if !is_socket {
+            return Err(CommandError(format!(
+                "error: --ssh {id}: {} is not an SSH agent socket\n  = help: pass the agent's socket ($SSH_AUTH_SOCK); key files are not supported, add them to an agent with ssh-add",
+                path.display()
+            )));
+        }
+        let path = std::path::absolute(&path)?;
+        agents.insert(id.to_owned(), path);
+    }
+    Ok(agents)
+}
+
 /// One `--output`.
 #[derive(Debug, PartialEq, Eq)]
 enum Output {
@@ -131,15 +246,7 @@ fn parse_output(text: &str) -> Result<Output, CommandError> {
     if !text.contains('=') {
         return Ok(Output::Local(PathBuf::from(text)));
     }
-    let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
-    for field in text.split(',') {
-        let (key, value) = field.split_once('=').ok_or_else(|| {
-            CommandError(format!(
-                "error: invalid --output field {field:?}: expected key=value"
-            ))
-        })?;
-        fields.insert(key.trim(), value.trim());
-    }
+    let fields = option_fields(text, "--output")?;
     let dest = || -> Result<PathBuf, CommandError> {
         fields
             .get("dest")
@@ -202,8 +309,21 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<_, _>>()?;
+    let cache_to: Vec<(CacheLocation, CacheMode)> = args
+        .session
+        .cache_to
+        .iter()
+        .map(|c| parse_cache_option(c, true))
+        .collect::<Result<_, _>>()?;
+    let cache_from: Vec<CacheLocation> = args
+        .session
+        .cache_from
+        .iter()
+        .map(|c| parse_cache_option(c, false).map(|(location, _)| location))
+        .collect::<Result<_, _>>()?;
     let store = open_store()?;
     let registry = registry(&args.insecure);
+    let imported = ImportedCaches::import(&store, &registry, &cache_from);
     let base_images = StoreOrRegistry {
         store: &store,
         registry: &registry,
@@ -217,6 +337,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         base_images: &base_images,
         runner: &runner,
         progress: &renderer,
+        cache_blobs: Some(&imported),
     };
     let options = BuildOptions {
         plan: plan_options,
@@ -234,7 +355,8 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         }),
         manifest_format: ManifestFormat::Oci,
         labels: build_arg_map(&args.labels),
-        secrets: read_secrets(&args.secrets)?,
+        secrets: read_secrets(&args.session.secrets)?,
+        ssh: read_ssh(&args.session.ssh)?,
     };
     let started = std::time::Instant::now();
     let outcome = engine
@@ -249,6 +371,10 @@ pub fn run(args: &BuildArgs) -> CommandResult {
     }
     for output in &outputs {
         export(&store, &outcome.image, &names, output, &registry)?;
+    }
+    for (location, mode) in &cache_to {
+        let records = export_cache(&store, &registry, &outcome, location, *mode)?;
+        eprintln!("exported cache to {location}: {records} records");
     }
     if args.push {
         for name in &names {
@@ -355,6 +481,37 @@ mod tests {
         );
         assert!(parse_output("type=oci").is_err());
         assert!(parse_output("type=zip,dest=x").is_err());
+    }
+
+    #[test]
+    fn cache_options_parse_like_buildx() {
+        assert_eq!(
+            parse_cache_option("type=local,dest=/c,mode=max", true).unwrap(),
+            (CacheLocation::Local("/c".into()), CacheMode::Max)
+        );
+        assert_eq!(
+            parse_cache_option("type=local,src=/c", false).unwrap(),
+            (CacheLocation::Local("/c".into()), CacheMode::Min)
+        );
+        assert_eq!(
+            parse_cache_option("type=registry,ref=r:5000/c:main", true).unwrap(),
+            (
+                CacheLocation::Registry("r:5000/c:main".into()),
+                CacheMode::Min
+            )
+        );
+        assert_eq!(
+            parse_cache_option("r:5000/c:main", false).unwrap().0,
+            CacheLocation::Registry("r:5000/c:main".into())
+        );
+        for (bad, help) in [
+            ("type=local,src=/c", "dest="),
+            ("type=gha", "unsupported cache type"),
+            ("type=registry,ref=r/c,mode=all", "mode=min or mode=max"),
+        ] {
+            let error = parse_cache_option(bad, true).unwrap_err().0;
+            assert!(error.contains(help), "{bad}: {error}");
+        }
     }
 
     #[test]

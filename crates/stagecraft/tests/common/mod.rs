@@ -1,0 +1,115 @@
+//! Helpers shared by the end-to-end build tests: machines (a store and a context each), the
+//! busybox base, a registry.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use assert_cmd::Command;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Where the shared fixtures live.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("STAGECRAFT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+/// One machine: its own store (with busybox loaded) and its own copy of the context.
+pub struct Machine {
+    /// `STAGECRAFT_ROOT`.
+    pub root: PathBuf,
+    /// The build context.
+    pub context: PathBuf,
+}
+
+impl Machine {
+    /// A machine at `dir/name` whose context holds `files` (path, content).
+    pub fn new(dir: &Path, name: &str, busybox: &Path, files: &[(&str, &str)]) -> Machine {
+        let machine = Machine {
+            root: dir.join(name).join("store"),
+            context: dir.join(name).join("context"),
+        };
+        for (path, content) in files {
+            let path = machine.context.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+        }
+        machine
+            .stagecraft()
+            .args(["load", "--tag", "busybox:latest", "-i"])
+            .arg(busybox)
+            .assert()
+            .success();
+        machine
+    }
+
+    pub fn stagecraft(&self) -> Command {
+        let mut command = Command::cargo_bin("stagecraft").unwrap();
+        command
+            .env("STAGECRAFT_ROOT", &self.root)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        command
+    }
+
+    /// Builds (`extra` flags before the context); returns (image digest, stderr).
+    pub fn build(&self, extra: &[&str]) -> (String, String) {
+        let output = self
+            .stagecraft()
+            .args(["build", "--progress=plain"])
+            .args(extra)
+            .arg(&self.context)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "build failed:\n{stderr}");
+        (
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            stderr,
+        )
+    }
+}
+
+/// A registry on a loopback port, stopped on drop.
+pub struct RegistryProcess {
+    pid: u32,
+}
+
+impl RegistryProcess {
+    pub fn start(data: &Path, port: u16) -> RegistryProcess {
+        let output = std::process::Command::new(shared_dir().join("fixtures/start-registry"))
+            .arg(port.to_string())
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "start-registry: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pid = fs::read_to_string(data.join("registry.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        RegistryProcess { pid }
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.pid.to_string())
+            .status();
+    }
+}
+
+/// Makes the offline busybox image layout at `dir/busybox` and returns its path.
+pub fn busybox_layout(dir: &Path) -> PathBuf {
+    let layout = dir.join("busybox");
+    let status = std::process::Command::new(shared_dir().join("fixtures/make-busybox-image"))
+        .arg(&layout)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "make-busybox-image failed");
+    layout
+}

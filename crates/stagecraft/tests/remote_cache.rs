@@ -1,0 +1,97 @@
+//! `--cache-to` / `--cache-from` between two "machines": separate stores, and build contexts at
+//! different paths, sharing only a registry (or a directory). As root: builds need namespaces.
+
+mod common;
+
+use common::{Machine, RegistryProcess, busybox_layout};
+
+const DOCKERFILE: &str = r#"
+FROM busybox:latest AS build
+WORKDIR /src
+COPY hello.txt .
+RUN echo ran-build-$((40+2)) && echo built > out.txt && cat hello.txt >> out.txt
+
+FROM busybox:latest
+COPY --from=build /src/out.txt /app/
+RUN echo ran-final-$((40+2)) && echo final > /app/final.txt
+"#;
+
+const FILES: [(&str, &str); 2] = [("Dockerfile", DOCKERFILE), ("hello.txt", "hello\n")];
+
+/// Checks the summary line and which RUN steps printed their output (the commands compute
+/// what they print, so the step names in the progress do not count).
+fn assert_ran(stderr: &str, steps: usize, outputs: &[&str]) {
+    assert!(
+        stderr.contains(&format!(": {steps} steps run,")),
+        "expected {steps} steps to run:\n{stderr}"
+    );
+    for output in ["ran-build-42", "ran-final-42"] {
+        assert_eq!(
+            stderr.contains(output),
+            outputs.contains(&output),
+            "{output}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_cache_exported_on_one_machine_makes_another_build_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let _registry = RegistryProcess::start(&dir.path().join("registry"), 5394);
+    let reference = "127.0.0.1:5394/cache:main";
+    let local_max = dir.path().join("cache-max");
+    let local_min = dir.path().join("cache-min");
+
+    let a = Machine::new(dir.path(), "a", &busybox, &FILES);
+    let (image_a, stderr) = a.build(&[
+        "--cache-to",
+        &format!("type=registry,ref={reference},mode=max"),
+        "--cache-to",
+        &format!("type=local,dest={},mode=max", local_max.display()),
+        "--cache-to",
+        &format!("type=local,dest={}", local_min.display()),
+    ]);
+    assert_ran(&stderr, 5, &["ran-build-42", "ran-final-42"]);
+    assert!(stderr.contains("exported cache to"), "{stderr}");
+
+    // Registry, mode=max: nothing runs, and the image is A's, byte for byte.
+    let b = Machine::new(dir.path(), "b", &busybox, &FILES);
+    let started = std::time::Instant::now();
+    let (image_b, stderr) = b.build(&["--cache-from", &format!("type=registry,ref={reference}")]);
+    eprintln!(
+        "B rebuilt from the registry cache in {:?}",
+        started.elapsed()
+    );
+    assert_ran(&stderr, 0, &[]);
+    assert_eq!(image_b, image_a);
+
+    // Directory, mode=max: the same.
+    let c = Machine::new(dir.path(), "c", &busybox, &FILES);
+    let (image_c, stderr) = c.build(&[
+        "--cache-from",
+        &format!("type=local,src={}", local_max.display()),
+    ]);
+    assert_ran(&stderr, 0, &[]);
+    assert_eq!(image_c, image_a);
+
+    // mode=min holds the final image's layers only: the build stage runs again (its COPY
+    // --from needs the files), the final stage comes from the cache.
+    let d = Machine::new(dir.path(), "d", &busybox, &FILES);
+    let (image_d, stderr) = d.build(&[
+        "--cache-from",
+        &format!("type=local,src={}", local_min.display()),
+    ]);
+    assert_ran(&stderr, 3, &["ran-build-42"]);
+    assert_eq!(image_d, image_a);
+
+    // A missing cache is a warning, not an error (the first build of a branch has none).
+    let (_, stderr) = d.build(&[
+        "--cache-from",
+        "type=registry,ref=127.0.0.1:5394/cache:none",
+    ]);
+    assert!(
+        stderr.contains("warning: skipping --cache-from"),
+        "{stderr}"
+    );
+}
