@@ -11,8 +11,9 @@ if ! need_cmd cargo; then
 fi
 
 # Debian packages the tests and demos use: static busybox for the offline base image, a local
-# registry, skopeo and umoci as interoperability peers, and dockerd (BuildKit) as the reference.
-apt_packages=(busybox-static skopeo umoci docker-registry docker.io)
+# registry, skopeo and umoci as interoperability peers, dockerd (BuildKit) as the reference, and
+# headless Chromium to render the HTML size report.
+apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -279,52 +279,56 @@ impl CopyPlan {
     /// modes and owners, contents and link targets. Timestamps are left out on purpose, so a
     /// touched but unchanged file keeps the cache.
     pub fn content_digest(&self) -> Result<String, CopyError> {
-        let mut hasher = Sha256::new();
-        for dir in &self.dest_dirs {
-            hasher.update(format!("dir {}\n", dir.display()));
-        }
-        for item in &self.items {
-            match item {
-                Item::Archive { found, dest } => {
-                    hasher.update(format!(
-                        "archive {} {}\n",
-                        dest.display(),
-                        hash_file(&found.real_path)?
-                    ));
-                }
-                Item::Data { data, dest } => {
-                    hasher.update(format!(
-                        "data {} {}\n",
-                        dest.display(),
-                        hex::encode(Sha256::digest(data))
-                    ));
-                }
-                Item::Entry { found, dest } => {
-                    let (uid, gid) = self.owner_of(&found.metadata);
-                    let mode = self.mode_of(&found.metadata);
-                    let kind = found.metadata.file_type();
-                    let content = if kind.is_file() {
-                        hash_file(&found.real_path)?
-                    } else if kind.is_symlink() {
-                        fs::read_link(&found.real_path)
-                            .map_err(io_error(&found.real_path))?
-                            .display()
-                            .to_string()
-                    } else {
-                        String::new()
-                    };
-                    hasher.update(format!(
-                        "entry {} {:o} {}:{} {}\n",
-                        dest.display(),
-                        mode,
-                        uid,
-                        gid,
-                        content
-                    ));
-                }
-            }
-        }
-        Ok(hex::encode(hasher.finalize()))
+        Ok(digest_of_entries(&self.entries()?))
+    }
+
+    /// What will be written, one `(destination path, description)` per entry: the kind, the
+    /// effective mode and owner, and the content's sha256 or the link target. File contents are
+    /// hashed in parallel. Cache keys and cache-miss explanations are made from these.
+    pub fn entries(&self) -> Result<Vec<(String, String)>, CopyError> {
+        use rayon::prelude::*;
+        let mut out: Vec<(String, String)> = self
+            .dest_dirs
+            .iter()
+            .map(|dir| (dir.display().to_string(), "dir".to_owned()))
+            .collect();
+        let items: Vec<(String, String)> = self
+            .items
+            .par_iter()
+            .map(|item| -> Result<(String, String), CopyError> {
+                Ok(match item {
+                    Item::Archive { found, dest } => (
+                        dest.display().to_string(),
+                        format!("archive {}", hash_file(&found.real_path)?),
+                    ),
+                    Item::Data { data, dest } => (
+                        dest.display().to_string(),
+                        format!("data {}", hex::encode(Sha256::digest(data))),
+                    ),
+                    Item::Entry { found, dest } => {
+                        let (uid, gid) = self.owner_of(&found.metadata);
+                        let mode = self.mode_of(&found.metadata);
+                        let kind = found.metadata.file_type();
+                        let content = if kind.is_file() {
+                            hash_file(&found.real_path)?
+                        } else if kind.is_symlink() {
+                            fs::read_link(&found.real_path)
+                                .map_err(io_error(&found.real_path))?
+                                .display()
+                                .to_string()
+                        } else {
+                            String::new()
+                        };
+                        (
+                            dest.display().to_string(),
+                            format!("entry {mode:o} {uid}:{gid} {content}"),
+                        )
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        out.extend(items);
+        Ok(out)
     }
 
     fn owner_of(&self, metadata: &fs::Metadata) -> (u32, u32) {
@@ -436,6 +440,15 @@ impl CopyPlan {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty() && self.dest_dirs.is_empty()
     }
+}
+
+/// The digest of [`CopyPlan::entries`] output.
+pub fn digest_of_entries(entries: &[(String, String)]) -> String {
+    let mut hasher = Sha256::new();
+    for (path, description) in entries {
+        hasher.update(format!("{path} {description}\n"));
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// Creates `dir` (an absolute image path) inside `upper`, with its parents: parents that exist

@@ -846,6 +846,10 @@ impl BuildRun<'_> {
                 };
                 let key = sha256_hex(&[&state.key, "WORKDIR", &workdir, &format!("{owner:?}")]);
                 let view = state.view();
+                let inputs = vec![
+                    ("WORKDIR".to_owned(), workdir.clone()),
+                    ("owner".to_owned(), format!("{owner:?}")),
+                ];
                 let ran = self.layer_step(
                     stage_index,
                     position,
@@ -854,6 +858,7 @@ impl BuildRun<'_> {
                     &key,
                     false,
                     no_cache,
+                    inputs,
                     state,
                     |upper| {
                         if view
@@ -981,6 +986,7 @@ impl BuildRun<'_> {
         key: &str,
         link: bool,
         no_cache: bool,
+        inputs: Vec<(String, String)>,
         state: &mut StageState,
         fill: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<bool, BuildError> {
@@ -992,6 +998,7 @@ impl BuildRun<'_> {
             key,
             link,
             no_cache,
+            inputs,
             state,
             |upper, _work, _id| fill(upper),
         )
@@ -1007,6 +1014,7 @@ impl BuildRun<'_> {
         key: &str,
         link: bool,
         no_cache: bool,
+        inputs: Vec<(String, String)>,
         state: &mut StageState,
         fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
     ) -> Result<bool, BuildError> {
@@ -1024,6 +1032,36 @@ impl BuildRun<'_> {
         } else {
             self.cached_layer(key)
         };
+        // Remember this step's inputs at its place in the Dockerfile, and say what changed
+        // since the last build when the cache misses.
+        let place = sha256_hex(&[
+            "step-inputs",
+            &self
+                .options
+                .dockerfile_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            &self.plan.stages[stage_index].display_name,
+            &position.to_string(),
+        ]);
+        let record = StepInputs {
+            parent: state.key.clone(),
+            inputs: inputs.into_iter().collect(),
+        };
+        let previous: Option<StepInputs> = self.engine.store.get_cache_json(&place).ok().flatten();
+        let _ = self.engine.store.put_cache_json(&place, &record);
+        let lookup = lookup.map_err(|reason| {
+            if reason.starts_with("no cache record") {
+                explain_miss(
+                    previous.as_ref(),
+                    &record,
+                    state.layers.len() == state.base_layers,
+                )
+            } else {
+                reason
+            }
+        });
         let miss_reason = match lookup {
             Ok((layer, snapshot)) => {
                 self.steps_cached.fetch_add(1, Ordering::Relaxed);
@@ -1417,6 +1455,17 @@ impl BuildRun<'_> {
         let progress = self.engine.progress;
         let runner = self.engine.runner;
         let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+        let mut inputs = vec![
+            ("command".to_owned(), args.join(" ")),
+            ("working directory".to_owned(), cwd.clone()),
+            ("user".to_owned(), user.clone()),
+            ("network".to_owned(), run.network.clone()),
+            ("mounts".to_owned(), prepared.key.clone()),
+        ];
+        inputs.extend(env.iter().map(|entry| {
+            let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+            (format!("variable {name}"), value.to_owned())
+        }));
         let ran = self.layer_step_with(
             stage_index,
             position,
@@ -1425,6 +1474,7 @@ impl BuildRun<'_> {
             &key,
             false,
             no_cache,
+            inputs,
             state,
             |upper, work, id| {
                 let request = RunRequest {
@@ -1600,9 +1650,10 @@ impl BuildRun<'_> {
         };
         let plan = CopyPlan::resolve(&source, &spec, &dest_view)
             .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
-        let digest = plan
-            .content_digest()
+        let entries = plan
+            .entries()
             .map_err(|e| self.located(command, e.to_string()))?;
+        let digest = crate::copy::digest_of_entries(&entries);
         let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
         let parent_key = if args.link { "" } else { state.key.as_str() };
         let key = sha256_hex(&[
@@ -1633,6 +1684,13 @@ impl BuildRun<'_> {
             Some(from) => format!("{keyword} --from={from} {} {dest_raw}", sources.join(" ")),
             None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
         };
+        let mut inputs = vec![("instruction".to_owned(), name.clone())];
+        inputs.extend(entries.into_iter().map(|(path, description)| {
+            (
+                format!("file {path}"),
+                sha256_hex(&[&description])[..12].to_owned(),
+            )
+        }));
         let ran = self.layer_step(
             stage_index,
             position,
@@ -1641,6 +1699,7 @@ impl BuildRun<'_> {
             &key,
             args.link,
             no_cache,
+            inputs,
             state,
             |upper| plan.write(upper, &dest_view).map_err(|e| e.to_string()),
         )?;
@@ -1693,6 +1752,67 @@ fn distinct_layers(snapshots: &[PathBuf]) -> Vec<PathBuf> {
         .collect();
     topmost_first.reverse();
     topmost_first
+}
+
+/// A step's inputs as last built at one place of the Dockerfile, to explain the next miss.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StepInputs {
+    /// The cache key of the filesystem below the step.
+    parent: String,
+    /// Named inputs: the instruction, variables, files with short content digests.
+    inputs: BTreeMap<String, String>,
+}
+
+/// Says which input changed since the previous build of the same step.
+fn explain_miss(
+    previous: Option<&StepInputs>,
+    current: &StepInputs,
+    first_own_layer: bool,
+) -> String {
+    let Some(previous) = previous else {
+        return "first build of this step".to_owned();
+    };
+    let short = |value: &str| {
+        let value: String = value.chars().take(48).collect();
+        if value.is_empty() {
+            "(empty)".to_owned()
+        } else {
+            value
+        }
+    };
+    let mut changes: Vec<String> = Vec::new();
+    for (name, value) in &current.inputs {
+        match previous.inputs.get(name) {
+            None => changes.push(format!("{name} added ({})", short(value))),
+            Some(old) if old != value => {
+                changes.push(format!("{name}: {} -> {}", short(old), short(value)))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in previous
+        .inputs
+        .keys()
+        .filter(|k| !current.inputs.contains_key(*k))
+    {
+        changes.push(format!("{name} removed"));
+    }
+    if !changes.is_empty() {
+        let more = changes.len().saturating_sub(5);
+        changes.truncate(5);
+        if more > 0 {
+            changes.push(format!("and {more} more"));
+        }
+        return changes.join("; ");
+    }
+    if previous.parent != current.parent {
+        return if first_own_layer {
+            "the base image changed".to_owned()
+        } else {
+            "an earlier step changed".to_owned()
+        };
+    }
+    "same inputs as last time, but the cache record is gone (pruned?)".to_owned()
 }
 
 /// A bind mount of a single file: the copy holds exactly one regular file, mount that file.

@@ -46,6 +46,8 @@ enum Command {
     Prune(commands::images::PruneArgs),
     /// Re-hash every blob and snapshot; remove corrupt ones.
     Verify,
+    /// Report what each layer (and stage) of an image weighs and what bloats it.
+    Size(commands::size::SizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Push(args) => commands::images::push(&args),
         Command::Prune(args) => commands::images::prune(&args),
         Command::Verify => commands::images::verify(),
+        Command::Size(args) => commands::size::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -150,6 +150,19 @@ fn multi_stage_build_caches_by_content_and_exports_the_filesystem() {
     fs::write(context.join("hello.txt"), "changed\n").unwrap();
     let (_, fourth) = fixture.build(&context, &[]);
     assert!(!fourth.contains("0 steps run"), "{fourth}");
+    // The miss says which input changed, and the steps after it say an earlier step did.
+    assert!(
+        fourth.contains("cache miss: file /src/hello.txt: "),
+        "{fourth}"
+    );
+    assert!(
+        fourth.contains("cache miss: an earlier step changed"),
+        "{fourth}"
+    );
+    assert!(
+        first.contains("cache miss: first build of this step"),
+        "{first}"
+    );
 
     let inspect = fixture
         .stagecraft()
@@ -175,7 +188,10 @@ fn multi_stage_build_caches_by_content_and_exports_the_filesystem() {
 fn steps_that_change_nothing_can_repeat() {
     let fixture = Fixture::new();
     // Identical empty layers must not be stacked twice (overlayfs refuses a repeated lower dir).
-    let context = fixture.context(&[("Dockerfile", "FROM busybox:latest\nRUN true\nRUN true\nRUN echo ok > /ok\nRUN true\n")]);
+    let context = fixture.context(&[(
+        "Dockerfile",
+        "FROM busybox:latest\nRUN true\nRUN true\nRUN echo ok > /ok\nRUN true\n",
+    )]);
     let (_, stderr) = fixture.build(&context, &["--no-cache"]);
     assert!(stderr.contains("4 steps run"), "{stderr}");
 }

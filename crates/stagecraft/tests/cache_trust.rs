@@ -64,17 +64,28 @@ fn no_op_rebuild_works_with_the_registry_stopped() {
     assert!(copied.success());
     let context = dir.path().join("ctx");
     std::fs::create_dir(&context).unwrap();
-    std::fs::write(context.join("Dockerfile"), format!("FROM {image}\nRUN echo hi > /hi\n")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo hi > /hi\n"),
+    )
+    .unwrap();
     let root = dir.path().join("store");
     build(&root, &context, &[]);
 
     // Stop the registry: the cached rebuild resolves the base from the store.
-    let stopped = std::process::Command::new("kill").arg(pid.trim()).status().unwrap();
+    let stopped = std::process::Command::new("kill")
+        .arg(pid.trim())
+        .status()
+        .unwrap();
     assert!(stopped.success());
     let again = build(&root, &context, &[]);
     assert!(again.contains("0 steps run"), "{again}");
     // --pull insists on asking the registry, which is gone.
-    stagecraft(&root).args(["build", "--pull", "--progress=plain"]).arg(&context).assert().failure();
+    stagecraft(&root)
+        .args(["build", "--pull", "--progress=plain"])
+        .arg(&context)
+        .assert()
+        .failure();
 }
 
 #[test]
@@ -82,7 +93,11 @@ fn metadata_only_changes_rerun_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let layout = busybox_layout(dir.path());
     let root = dir.path().join("store");
-    stagecraft(&root).args(["load", "--tag", "busybox:latest", "-i"]).arg(&layout).assert().success();
+    stagecraft(&root)
+        .args(["load", "--tag", "busybox:latest", "-i"])
+        .arg(&layout)
+        .assert()
+        .success();
     let context = dir.path().join("ctx");
     std::fs::create_dir(&context).unwrap();
     let write = |label: &str, cmd: &str| {
@@ -97,10 +112,20 @@ fn metadata_only_changes_rerun_nothing() {
     write("second", "true");
     let changed = build(&root, &context, &["--label", "team=core"]);
     assert!(changed.contains("0 steps run"), "{changed}");
-    let inspect = stagecraft(&root).args(["build", "--progress=quiet", "-t", "meta:1"]).arg(&context).output().unwrap();
+    let inspect = stagecraft(&root)
+        .args(["build", "--progress=quiet", "-t", "meta:1"])
+        .arg(&context)
+        .output()
+        .unwrap();
     assert!(inspect.status.success());
-    let json: serde_json::Value =
-        serde_json::from_slice(&stagecraft(&root).args(["inspect", "meta:1"]).output().unwrap().stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(
+        &stagecraft(&root)
+            .args(["inspect", "meta:1"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(json["config"]["config"]["Labels"]["purpose"], "second");
     assert_eq!(json["config"]["config"]["Cmd"], serde_json::json!(["true"]));
 }

@@ -65,9 +65,23 @@ fn sigkill_during_an_import_leaves_a_verifiable_store() {
     }
     assert!(kills > 0, "every import finished before it could be killed");
     // The store still works: a full import succeeds and is listed.
-    let status = stagecraft(&root).arg("import").arg(&rootfs).arg("survivor:1").status().unwrap();
+    let status = stagecraft(&root)
+        .arg("import")
+        .arg(&rootfs)
+        .arg("survivor:1")
+        .status()
+        .unwrap();
     assert!(status.success());
-    let images = stagecraft(&root).args(["images", "--format", "json"]).output().unwrap();
+    let images = stagecraft(&root)
+        .args(["images", "--format", "json"])
+        .output()
+        .unwrap();
     let images: serde_json::Value = serde_json::from_slice(&images.stdout).unwrap();
-    assert!(images.as_array().unwrap().iter().any(|i| i["name"] == "docker.io/library/survivor:1"));
+    assert!(
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "docker.io/library/survivor:1")
+    );
 }

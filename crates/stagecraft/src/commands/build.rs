@@ -362,6 +362,12 @@ pub fn run(args: &BuildArgs) -> CommandResult {
     let outcome = engine
         .build(&file, &options)
         .map_err(|e| CommandError(e.render()))?;
+    // What each stage weighs, for `stagecraft size --stage` later.
+    stagecraft_report::save_stage_sizes(
+        &store,
+        &outcome.image.manifest_digest,
+        &super::report::stage_sizes(&outcome.stages),
+    )?;
     let mut names = Vec::new();
     for tag in &args.tags {
         let reference = store

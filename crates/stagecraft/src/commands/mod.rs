@@ -8,6 +8,7 @@ pub mod parse;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod size;
 
 use std::io::Read;
 use std::path::Path;
@@ -61,25 +62,5 @@ pub fn parse_dockerfile(path: &Path) -> Result<stagecraft_dockerfile::Dockerfile
     Ok(dockerfile)
 }
 
-/// Sizes the way docker prints them (`units.HumanSize`): decimal units, four significant digits.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let decimals = match value {
-        v if v >= 100.0 => 1,
-        v if v >= 10.0 => 2,
-        _ => 3,
-    };
-    let digits = format!("{value:.decimals$}");
-    let digits = if digits.contains('.') {
-        digits.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &digits
-    };
-    format!("{digits}{}", UNITS[unit])
-}
+// One formatter for every size the CLI prints, shared with the size reports.
+pub use stagecraft_report::human_bytes;

@@ -1,51 +1,43 @@
-//! Size tables: what each stage weighs next to the final image, like the multi-stage guides'
-//! before/after tables.
+//! The build's stages as size reports see them: the stage table `build --report` prints, and
+//! the stage sizes `build` records in the store so that `size --stage` can show them later.
 
+use stagecraft_report::{StageLayer, StageSizes, StageStatus};
 use stagecraft_solve::{StageOutcome, StageReport};
 
-/// A table of stages: outcome, layers and compressed size (the stage's whole filesystem).
+/// A table of stages (outcome, layers, compressed size of the whole stage and of its own
+/// layers), the final image next to its builder stages, and the final image's layers.
 pub fn stage_table(stages: &[StageReport]) -> String {
-    let mut out = format!(
-        "{:<20} {:<8} {:>7} {:>12} {:>12}\n",
-        "STAGE", "STATUS", "LAYERS", "SIZE", "OWN LAYERS"
-    );
-    for stage in stages {
-        let status = match stage.outcome {
-            StageOutcome::Built => "built",
-            StageOutcome::Cached => "cached",
-            StageOutcome::Skipped => "skipped",
-        };
-        let total: u64 = stage.layers.iter().map(|l| l.size).sum();
-        let own: u64 = stage
-            .layers
-            .iter()
-            .skip(stage.base_layers)
-            .map(|l| l.size)
-            .sum();
-        out.push_str(&format!(
-            "{:<20} {:<8} {:>7} {:>12} {:>12}\n",
-            stage.name,
-            status,
-            stage.layers.len(),
-            super::human_bytes(total),
-            super::human_bytes(own)
-        ));
-    }
-    if let Some(last) = stages.last() {
-        out.push_str("\nLAYERS OF THE FINAL IMAGE\n");
-        for layer in &last.layers {
-            let created_by = if layer.created_by.is_empty() {
-                "(base image)"
-            } else {
-                &layer.created_by
-            };
-            out.push_str(&format!(
-                "{:>12}  {}  {}\n",
-                super::human_bytes(layer.size),
-                layer.digest.short(),
-                created_by
-            ));
-        }
-    }
-    out
+    let comparison = stagecraft_report::compare_stages(&stage_sizes(stages), None);
+    format!(
+        "{}\n{}",
+        stagecraft_report::render_stages(&comparison),
+        stagecraft_report::render_final_layers(&comparison)
+    )
+}
+
+/// The engine's stage reports in the report crate's terms (what
+/// `stagecraft_report::save_stage_sizes` records for `stagecraft size --stage`).
+pub fn stage_sizes(stages: &[StageReport]) -> Vec<StageSizes> {
+    stages
+        .iter()
+        .map(|stage| StageSizes {
+            name: stage.name.clone(),
+            status: match stage.outcome {
+                StageOutcome::Built => StageStatus::Built,
+                StageOutcome::Cached => StageStatus::Cached,
+                StageOutcome::Skipped => StageStatus::Skipped,
+            },
+            layers: stage
+                .layers
+                .iter()
+                .map(|layer| StageLayer {
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    uncompressed_size: layer.uncompressed_size,
+                    created_by: layer.created_by.clone(),
+                })
+                .collect(),
+            base_layers: stage.base_layers,
+        })
+        .collect()
 }
