@@ -60,6 +60,10 @@ pub struct BuildArgs {
     /// Print the plan (stages, dependencies, what is skipped) and stop.
     #[arg(long)]
     dry_run: bool,
+    /// Run the build checks only (BuildKit's `--check`): print the findings, build nothing;
+    /// exit 1 when there are any.
+    #[arg(long)]
+    check: bool,
     /// Layer compression: gzip (compatible) or zstd (faster, smaller).
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"])]
     compression: String,
@@ -297,6 +301,48 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         let plan = Plan::new(&file, &plan_options).map_err(|e| CommandError(e.render()))?;
         print!("{}", plan.describe());
         return Ok(());
+    }
+    // BuildKit's build checks run with every build: findings are warnings, unless the
+    // Dockerfile says `# check=error=true`; `--check` runs them alone.
+    let findings: Vec<stagecraft_lint::Finding> = stagecraft_lint::lint(
+        &file,
+        &stagecraft_lint::LintOptions {
+            context_dir: Some(args.context.clone()),
+            target: args.target.clone(),
+            build_args: plan_options.build_args.clone(),
+        },
+    )
+    .into_iter()
+    .filter(|f| {
+        stagecraft_lint::find_rule(f.rule)
+            .is_some_and(|rule| rule.origin == stagecraft_lint::Origin::BuildKit)
+    })
+    .collect();
+    if !findings.is_empty() {
+        eprint!(
+            "{}",
+            stagecraft_lint::render(stagecraft_lint::Format::Text, &findings)
+        );
+    }
+    if args.check {
+        return if findings.is_empty() {
+            eprintln!("Check complete, no warnings found.");
+            Ok(())
+        } else {
+            Err(CommandError(format!(
+                "error: {} build check finding(s)",
+                findings.len()
+            )))
+        };
+    }
+    if let Some(error) = findings
+        .iter()
+        .find(|f| f.severity == stagecraft_lint::Severity::Error)
+    {
+        return Err(CommandError(format!(
+            "error: build check {} failed (the Dockerfile sets `# check=error=true`): {}",
+            error.rule, error.message
+        )));
     }
     if !args.context.is_dir() {
         return Err(CommandError(format!(
