@@ -25,5 +25,8 @@ echo "== stagecraft build -t demo/site:latest --report $example"
 "$bin" build --progress=plain -t demo/site:latest --report \
     --output "type=oci,dest=$work/site.oci.tar" "$example"
 echo
+echo "== stagecraft size --stage demo/site:latest"
+"$bin" size --stage demo/site:latest
+echo
 echo "== rebuild (fully cached)"
 "$bin" build --progress=plain -t demo/site:latest "$example" 2>&1 | tail -1
