@@ -10,6 +10,7 @@
 //! destination, from its `/./` pivot on when it has one (`a/./b/c` → `DEST/b/c`).
 
 use crate::glob;
+use crate::remote::Download;
 use crate::rootfs::{Found, MergedView, clean_components};
 use crate::users::Owner;
 use sha2::{Digest as _, Sha256};
@@ -51,6 +52,10 @@ pub struct CopySpec<'a> {
     /// `COPY --parents`: a source keeps its path under the destination (from its `/./`
     /// pivot on, when it has one).
     pub parents: bool,
+    /// Files `ADD` downloaded from URLs, copied after the other sources under their own names.
+    pub downloads: &'a [Download],
+    /// `ADD --unpack=true`: unpack downloaded archives too (never done by default).
+    pub unpack_downloads: bool,
 }
 
 /// Why a copy failed.
@@ -146,7 +151,6 @@ impl CopyPlan {
                         dest: file_dest(name),
                     });
                 }
-                return Ok(plan);
             }
             CopySource::Context { view, matcher } => {
                 for pattern in spec.sources {
@@ -175,6 +179,28 @@ impl CopyPlan {
                     )?;
                 }
             }
+        }
+        for download in spec.downloads {
+            // A one-layer view of the download's directory gives the file's `Found`.
+            let dir = download.path.parent().unwrap_or(Path::new("/"));
+            let found = MergedView::new(vec![dir.to_owned()])
+                .lookup(&Path::new("/").join(&download.name))
+                .ok_or_else(|| CopyError::Io {
+                    path: download.path.clone(),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                })?;
+            plan.items
+                .push(if spec.unpack_downloads && is_archive(&download.path) {
+                    Item::Archive {
+                        found,
+                        dest: dest.clone(),
+                    }
+                } else {
+                    Item::Entry {
+                        found,
+                        dest: file_dest(&download.name),
+                    }
+                });
         }
         Ok(plan)
     }
@@ -592,6 +618,8 @@ mod tests {
             excludes: &[],
             unpack_archives: false,
             parents,
+            downloads: &[],
+            unpack_downloads: false,
         };
         let source = CopySource::Stage(MergedView::new(vec![root]));
         let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();

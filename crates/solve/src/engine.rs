@@ -496,6 +496,14 @@ impl BuildRun<'_> {
 
     /// Waits for a stage this one needs.
     fn wait_for(&self, index: usize) -> Result<Arc<StageState>, BuildError> {
+        // The plan schedules the stages the Dockerfile's own instructions need; an ONBUILD
+        // trigger of a base image may name one nothing else needs, and nobody would run it.
+        if !self.plan.stages[index].needed {
+            return Err(BuildError::Other(format!(
+                "stage {} is needed by an ONBUILD trigger, but the target does not depend on it otherwise; reference it from the target (e.g. COPY --from={} of a file) or build it as the target",
+                self.plan.stages[index].display_name, self.plan.stages[index].display_name
+            )));
+        }
         let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &results[index] {
@@ -536,8 +544,9 @@ impl BuildRun<'_> {
                 })
             }
             Base::Stage(base) => {
+                // The base stage's own ONBUILD instructions stay in `on_build`: they are this
+                // stage's triggers (its base image's triggers ran in the base stage already).
                 let mut state = (*self.wait_for(*base)?).clone();
-                state.config.config.on_build.clear();
                 state.cmd_set = false;
                 // BuildKit re-applies the image's Env at the start of every stage, so an ENV
                 // wins over an ARG of the same name that the base stage set after it.
@@ -565,6 +574,49 @@ impl BuildRun<'_> {
                 })
             }
         }
+    }
+
+    /// The ONBUILD triggers the stage inherits, parsed, each with its text: the base image's
+    /// `OnBuild`, or a base stage's ONBUILD instructions. They are removed from the stage's
+    /// config, as BuildKit clears them once they ran. Errors point at the stage's `FROM`, where
+    /// BuildKit puts every trigger.
+    fn onbuild_triggers(
+        &self,
+        index: usize,
+        state: &mut StageState,
+    ) -> Result<Vec<(String, Command)>, BuildError> {
+        let from = &self.plan.stages[index].stage.location;
+        let at_from = |message: String| {
+            BuildError::Step(ParseError::new(&self.file.source, from.span, message))
+        };
+        std::mem::take(&mut state.config.config.on_build)
+            .into_iter()
+            .map(|expression| {
+                // A trigger is one instruction; parsed after a `FROM` so it lands in a stage.
+                let text = format!("FROM scratch\n{expression}\n");
+                let parsed = stagecraft_dockerfile::parse_str("ONBUILD trigger", &text)
+                    .and_then(|file| file.stages())
+                    .map_err(|e| {
+                        at_from(format!(
+                            "the ONBUILD trigger {expression:?} of this stage's base is invalid: {}",
+                            e.message()
+                        ))
+                    })?;
+                let mut commands = parsed
+                    .stages
+                    .into_iter()
+                    .flat_map(|stage| stage.commands)
+                    .collect::<Vec<_>>();
+                if commands.len() != 1 {
+                    return Err(at_from(format!(
+                        "the ONBUILD trigger {expression:?} of this stage's base should be a single expression"
+                    )));
+                }
+                let mut command = commands.remove(0);
+                command.location = from.clone();
+                Ok((expression, command))
+            })
+            .collect()
     }
 
     /// Resolves an image and makes sure every layer has a snapshot.
@@ -637,7 +689,9 @@ impl BuildRun<'_> {
             .filter(|c| changes_filesystem(&c.kind))
             .count();
         let from_image = matches!(stage.base, Base::Image(_));
-        let total = fs_steps + usize::from(from_image);
+        // The `FROM` step is announced before the image, and so its ONBUILD triggers, is
+        // known: its total leaves the triggers out.
+        let mut total = fs_steps + usize::from(from_image);
         let mut position = 0;
         let mut state = if let Base::Image(reference) = &stage.base {
             position = 1;
@@ -657,6 +711,11 @@ impl BuildRun<'_> {
         } else {
             self.base_state(index)?
         };
+        let triggers = self.onbuild_triggers(index, &mut state)?;
+        total += triggers
+            .iter()
+            .filter(|(_, c)| changes_filesystem(&c.kind))
+            .count();
         let no_cache = self.options.no_cache
             || self
                 .options
@@ -664,11 +723,23 @@ impl BuildRun<'_> {
                 .iter()
                 .any(|name| stage.stage.name.as_deref() == Some(name.to_lowercase().as_str()));
         let mut ran_any = false;
-        for command in &stage.stage.commands {
+        let own = stage.stage.commands.iter().map(|command| (None, command));
+        let triggered = triggers
+            .iter()
+            .map(|(expression, command)| (Some(expression.as_str()), command));
+        for (trigger, command) in triggered.chain(own) {
             if changes_filesystem(&command.kind) {
                 position += 1;
             }
-            let ran = self.dispatch(index, position, total, command, &mut state, no_cache)?;
+            let ran = self
+                .dispatch(index, position, total, command, &mut state, no_cache)
+                .map_err(|error| match (trigger, error) {
+                    // The error points at `FROM`; say which trigger it came from.
+                    (Some(expression), BuildError::Step(e)) => BuildError::Step(
+                        e.with_hint(format!("the ONBUILD trigger {expression:?} of this stage's base failed: the base declares it to run in every build FROM it")),
+                    ),
+                    (_, error) => error,
+                })?;
             ran_any |= ran;
         }
         self.outcomes.lock().unwrap_or_else(|e| e.into_inner())[index] = if ran_any {
@@ -896,6 +967,7 @@ impl BuildRun<'_> {
                         link: copy.link,
                         parents: copy.parents,
                         unpack: Some(false),
+                        checksum: None,
                     },
                 );
             }
@@ -917,6 +989,7 @@ impl BuildRun<'_> {
                         link: add.link,
                         parents: false,
                         unpack: add.unpack,
+                        checksum: add.checksum.as_ref().map(|w| w.value.as_str()),
                     },
                 );
             }
@@ -1308,6 +1381,8 @@ impl BuildRun<'_> {
                         excludes: &[],
                         unpack_archives: false,
                         parents: false,
+                        downloads: &[],
+                        unpack_downloads: false,
                     };
                     let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
                         .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
@@ -1552,6 +1627,77 @@ impl BuildRun<'_> {
         Ok(ran)
     }
 
+    /// `ADD --checksum`, checked as BuildKit checks it: one source, and that a URL.
+    fn add_checksum(
+        &self,
+        command: &Command,
+        state: &StageState,
+        args: &CopyArgs<'_>,
+        sources: &[String],
+        urls: &[String],
+    ) -> Result<Option<crate::remote::Checksum>, BuildError> {
+        let Some(raw) = args.checksum else {
+            return Ok(None);
+        };
+        let value = self.expand(command, raw, state)?;
+        if sources.len() > 1 {
+            return Err(self.located(
+                command,
+                "checksum can't be specified for multiple sources: use one ADD per URL",
+            ));
+        }
+        if urls.is_empty() {
+            return Err(self.located(
+                command,
+                "checksum requires HTTP(S) or Git sources: a local file's content is already known",
+            ));
+        }
+        crate::remote::Checksum::parse(&value)
+            .map(Some)
+            .map_err(|e| self.located(command, format!("--checksum: {e}")))
+    }
+
+    /// Downloads `ADD`'s URL sources into a fresh directory of the store's ingest area (none
+    /// for no URLs). BuildKit fetches them on every build too, since only the content tells
+    /// whether the cached layer still holds.
+    fn download_sources(
+        &self,
+        command: &Command,
+        keyword: &str,
+        urls: &[String],
+        checksum: Option<&crate::remote::Checksum>,
+    ) -> Result<(Option<tempfile::TempDir>, Vec<crate::remote::Download>), BuildError> {
+        if urls.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let root = tempfile::Builder::new()
+            .prefix("download-")
+            .tempdir_in(self.engine.store.root().join("ingest"))
+            .map_err(|e| BuildError::Other(format!("creating a download directory: {e}")))?;
+        let mut downloads = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            // One directory per URL: two URLs may end in the same file name.
+            let dir = root.path().join(i.to_string());
+            std::fs::create_dir(&dir)
+                .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+            let download = crate::remote::download(url, &dir, checksum).map_err(|e| {
+                let pinned = matches!(e, crate::remote::DownloadError::Checksum { .. });
+                let error = ParseError::new(
+                    &self.file.source,
+                    command.location.span,
+                    format!("{keyword} failed: {e}"),
+                );
+                BuildError::Step(if pinned {
+                    error.with_hint("the server now sends other content than --checksum pins; if that is expected, put the new digest in --checksum")
+                } else {
+                    error
+                })
+            })?;
+            downloads.push(download);
+        }
+        Ok((Some(root), downloads))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
@@ -1566,15 +1712,28 @@ impl BuildRun<'_> {
         let keyword = if args.is_add { "ADD" } else { "COPY" };
         let mut sources = Vec::new();
         for source in &args.paths.sources {
-            let value = self.expand(command, &source.value, state)?;
-            if value.starts_with("http://") || value.starts_with("https://") {
-                return Err(self.located(
-                    command,
-                    format!("{keyword} from a URL is not supported yet: {value}"),
-                ));
-            }
-            sources.push(value);
+            sources.push(self.expand(command, &source.value, state)?);
         }
+        let (urls, locals): (Vec<String>, Vec<String>) = sources
+            .iter()
+            .cloned()
+            .partition(|s| crate::remote::is_url(s));
+        if !urls.is_empty() && !args.is_add {
+            return Err(self.located(
+                command,
+                format!(
+                    "source can't be a URL for COPY: {} (use ADD to download it)",
+                    urls[0]
+                ),
+            ));
+        }
+        if let Some(url) = urls.iter().find(|u| crate::remote::looks_like_git(u)) {
+            return Err(self.located(
+                command,
+                format!("ADD from a git repository is not supported yet: {url}"),
+            ));
+        }
+        let checksum = self.add_checksum(command, state, &args, &sources, &urls)?;
         let dest_raw = self.expand(command, &args.paths.dest.value, state)?;
         let dest = destination(&state.config.config.working_dir, &dest_raw);
         let view = state.view();
@@ -1602,8 +1761,11 @@ impl BuildRun<'_> {
             .iter()
             .map(|w| self.expand(command, &w.value, state))
             .collect::<Result<_, _>>()?;
+        // The directory must outlive the layer's writing, which copies from it.
+        let (_download_dir, downloads) =
+            self.download_sources(command, keyword, &urls, checksum.as_ref())?;
         let (source, source_key) = match args.from {
-            None if !args.paths.inline.is_empty() && sources.is_empty() => {
+            None if !args.paths.inline.is_empty() && locals.is_empty() => {
                 let docs = args
                     .paths
                     .inline
@@ -1632,13 +1794,18 @@ impl BuildRun<'_> {
             }
         };
         let spec = CopySpec {
-            sources: &sources,
+            sources: &locals,
             dest: dest.clone(),
             owner,
             chmod,
             excludes: &excludes,
             unpack_archives: args.is_add && args.unpack.unwrap_or(true),
             parents: args.parents,
+            // `--chmod` applies to downloads too, as in BuildKit since dockerfile 1.3 (the
+            // frontend in docker 20.10 left them 0600: moby/buildkit#2114).
+            downloads: &downloads,
+            // BuildKit never unpacks a remote archive unless `--unpack` says so.
+            unpack_downloads: args.unpack == Some(true),
         };
         // `--link` copies onto scratch (BuildKit merges the result on top): the destination
         // is resolved and written without the stage below, and the key leaves it out, so a
@@ -1665,6 +1832,13 @@ impl BuildRun<'_> {
             &source_kind,
             &digest,
             &args.link.to_string(),
+            // The mtime of a download comes from `Last-Modified`, which the content digest
+            // leaves out; BuildKit keys on it as well.
+            &downloads
+                .iter()
+                .map(|d| d.last_modified.as_deref().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n"),
         ]);
         let mut message = keyword.to_owned();
         if let Some(chown) = args.chown {
@@ -1719,8 +1893,10 @@ struct CopyArgs<'a> {
     link: bool,
     /// `COPY --parents`.
     parents: bool,
-    /// `ADD --unpack`: `None` means unpack local archives (the default).
+    /// `ADD --unpack`: `None` means unpack local archives (the default) and never remote ones.
     unpack: Option<bool>,
+    /// `ADD --checksum`, unexpanded.
+    checksum: Option<&'a str>,
 }
 
 /// Mounts prepared for one `RUN`, with what must stay alive while it runs.

@@ -5,6 +5,7 @@ mod engine;
 mod glob;
 pub mod mounts;
 pub mod progress;
+pub mod remote;
 pub mod remote_cache;
 pub mod rootfs;
 pub mod users;
