@@ -88,3 +88,46 @@ fn locked_cache_mounts_serialise_parallel_stages() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+#[test]
+fn tmpfs_mounts_network_none_and_copy_exclude() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let dockerfile = "FROM busybox:latest\n\
+        RUN --mount=type=tmpfs,target=/scratch,size=1m \\\n    \
+            echo temp > /scratch/file && grep -q tmpfs /proc/mounts && echo used-tmpfs > /tmpfs.txt\n\
+        RUN --network=none ls /sys/class/net > /interfaces.txt\n\
+        COPY --exclude=*.log --exclude=secret/ . /ctx/\n";
+    let machine = Machine::new(
+        dir.path(),
+        "m",
+        &busybox,
+        &[
+            ("Dockerfile", dockerfile),
+            ("keep.txt", "k"),
+            ("debug.log", "l"),
+            ("secret/key", "s"),
+        ],
+    );
+    machine.build(&["-t", "mounts:net"]);
+    let rootfs = dir.path().join("rootfs");
+    machine
+        .stagecraft()
+        .args(["save", "--format", "dir", "mounts:net", "-o"])
+        .arg(&rootfs)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("tmpfs.txt")).unwrap(),
+        "used-tmpfs\n"
+    );
+    // The tmpfs contents never reach the layer.
+    assert!(!rootfs.join("scratch/file").exists());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("interfaces.txt")).unwrap(),
+        "lo\n"
+    );
+    assert!(rootfs.join("ctx/keep.txt").is_file());
+    assert!(!rootfs.join("ctx/debug.log").exists());
+    assert!(!rootfs.join("ctx/secret").exists());
+}
