@@ -3,7 +3,7 @@
 use super::progress::{ProgressMode, Renderer};
 use super::runtime::{
     CacheLocation, ImportedCaches, NamespaceRunner, StoreOrRegistry, block_on, export_cache,
-    open_store, registry,
+    open_store_leased, registry,
 };
 use super::{CommandError, CommandResult, parse_dockerfile};
 use stagecraft_export::NamedImage;
@@ -367,7 +367,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .iter()
         .map(|c| parse_cache_option(c, false).map(|(location, _)| location))
         .collect::<Result<_, _>>()?;
-    let store = open_store()?;
+    let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.insecure);
     let imported = ImportedCaches::import(&store, &registry, &cache_from);
     let base_images = StoreOrRegistry {

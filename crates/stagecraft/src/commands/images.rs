@@ -1,6 +1,6 @@
 //! Store management: images, tag, inspect, rmi, load, save, import, pull, push, prune, verify.
 
-use super::runtime::{block_on, open_store, registry};
+use super::runtime::{block_on, open_store, open_store_leased, registry};
 use super::{CommandError, CommandResult, human_bytes};
 use stagecraft_export::NamedImage;
 use stagecraft_image::Platform;
@@ -139,7 +139,7 @@ pub fn images(args: &ImagesArgs) -> CommandResult {
 
 /// Runs `stagecraft tag`.
 pub fn tag(args: &TagArgs) -> CommandResult {
-    let store = open_store()?;
+    let (store, _lease) = open_store_leased()?;
     let digest = store
         .resolve_tag(&args.source)?
         .ok_or_else(|| CommandError(format!("error: no image {} in the store", args.source)))?;
@@ -185,7 +185,7 @@ pub fn rmi(args: &RmiArgs) -> CommandResult {
 
 /// Runs `stagecraft load`.
 pub fn load(args: &LoadArgs) -> CommandResult {
-    let store = open_store()?;
+    let (store, _lease) = open_store_leased()?;
     for loaded in stagecraft_export::load(&store, &args.input)? {
         let mut names = loaded.names.clone();
         for tag in &args.tags {
@@ -239,7 +239,7 @@ pub fn save(args: &SaveArgs) -> CommandResult {
 
 /// Runs `stagecraft import`.
 pub fn import(args: &ImportArgs) -> CommandResult {
-    let store = open_store()?;
+    let (store, _lease) = open_store_leased()?;
     let image = stagecraft_export::import(&store, &args.source, Compression::gzip())?;
     let reference = store.set_tag(&args.name, &image.manifest_digest)?;
     println!("{reference} {}", image.manifest_digest);
@@ -248,7 +248,7 @@ pub fn import(args: &ImportArgs) -> CommandResult {
 
 /// Runs `stagecraft pull`.
 pub fn pull(args: &TransferArgs) -> CommandResult {
-    let store = open_store()?;
+    let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.insecure);
     let reference = stagecraft_registry::parse_reference(&args.reference)?;
     let image = block_on(stagecraft_registry::pull(

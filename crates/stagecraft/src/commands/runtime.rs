@@ -12,6 +12,16 @@ use stagecraft_solve::{
 use stagecraft_store::{Image, Store};
 use std::collections::BTreeSet;
 
+/// Opens the store and takes a lease for the rest of the command: content a command writes
+/// (blobs, then the tag that makes them reachable) must not be pruned in between.
+pub fn open_store_leased() -> Result<(Store, stagecraft_store::Lease), CommandError> {
+    let store = open_store()?;
+    let lease = store
+        .lease()
+        .map_err(|e| CommandError(format!("error: locking the store: {e}")))?;
+    Ok((store, lease))
+}
+
 /// Opens the store at `$STAGECRAFT_ROOT` or the default location.
 pub fn open_store() -> Result<Store, CommandError> {
     let store = match std::env::var_os("STAGECRAFT_ROOT") {
