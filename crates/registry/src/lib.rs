@@ -144,6 +144,19 @@ pub fn is_local_registry(host: &str) -> bool {
     name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Wraps a client error with what was being done to which image.
+fn remote(
+    operation: &'static str,
+    reference: &Reference,
+) -> impl FnOnce(OciDistributionError) -> RegistryError {
+    let reference = reference.whole();
+    move |source| RegistryError::Remote {
+        operation,
+        reference,
+        source,
+    }
+}
+
 impl Registry {
     /// A registry client pool.
     pub fn new(options: RegistryOptions) -> Registry {
@@ -202,11 +215,7 @@ impl Registry {
         client
             .auth(reference, &Self::auth(reference), operation)
             .await
-            .map_err(|source| RegistryError::Remote {
-                operation: "authenticating for",
-                reference: reference.whole(),
-                source,
-            })?;
+            .map_err(remote("authenticating for", reference))?;
         Ok(client)
     }
 
@@ -218,11 +227,7 @@ impl Registry {
         let (bytes, _) = client
             .pull_manifest_raw(reference, &Self::auth(reference), &MANIFEST_MEDIA_TYPES)
             .await
-            .map_err(|source| RegistryError::Remote {
-                operation: "fetching manifest of",
-                reference: reference.whole(),
-                source,
-            })?;
+            .map_err(remote("fetching manifest of", reference))?;
         let digest = sha256_digest(&bytes);
         if let Some(expected) = reference.digest()
             && expected != digest
@@ -260,11 +265,7 @@ impl Registry {
         let mut stream = client
             .pull_blob_stream(reference, &digest)
             .await
-            .map_err(|source| RegistryError::Remote {
-                operation: "fetching blob of",
-                reference: reference.whole(),
-                source,
-            })?;
+            .map_err(remote("fetching blob of", reference))?;
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream
             .stream
@@ -303,11 +304,7 @@ impl Registry {
         client
             .blob_exists(reference, digest)
             .await
-            .map_err(|source| RegistryError::Remote {
-                operation: "checking blob of",
-                reference: reference.whole(),
-                source,
-            })
+            .map_err(remote("checking blob of", reference))
     }
 
     /// Asks the registry to link a blob from another repository of the same registry.
@@ -343,11 +340,7 @@ impl Registry {
         client
             .push_blob_stream(reference, stream, digest, Some(size))
             .await
-            .map_err(|source| RegistryError::Remote {
-                operation: "uploading blob to",
-                reference: reference.whole(),
-                source,
-            })?;
+            .map_err(remote("uploading blob to", reference))?;
         Ok(())
     }
 
@@ -370,11 +363,7 @@ impl Registry {
         client
             .push_manifest_raw(reference, bytes.to_vec(), content_type)
             .await
-            .map_err(|source| RegistryError::Remote {
-                operation: "uploading manifest to",
-                reference: reference.whole(),
-                source,
-            })?;
+            .map_err(remote("uploading manifest to", reference))?;
         Ok(sha256_digest(bytes))
     }
 }

@@ -77,17 +77,3 @@ pub fn run(args: &ContextArgs) -> CommandResult {
     );
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::commands::human_bytes;
-
-    #[test]
-    fn human_bytes_uses_decimal_units() {
-        assert_eq!(human_bytes(0), "0B");
-        assert_eq!(human_bytes(999), "999B");
-        assert_eq!(human_bytes(1_500), "1.5kB");
-        assert_eq!(human_bytes(12_345_678), "12.35MB");
-        assert_eq!(human_bytes(123_456_789), "123.5MB");
-    }
-}
