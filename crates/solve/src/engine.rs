@@ -1159,7 +1159,7 @@ impl BuildRun<'_> {
         };
         let ingest = store.root().join("ingest");
         let scratch = tempfile::Builder::new()
-            .prefix("step-")
+            .prefix(&scratch_prefix("step"))
             .tempdir_in(&ingest)
             .map_err(|e| {
                 BuildError::Other(format!(
@@ -1302,7 +1302,7 @@ impl BuildRun<'_> {
         };
         let scratch_dir = || {
             tempfile::Builder::new()
-                .prefix("mount-")
+                .prefix(&scratch_prefix("mount"))
                 .tempdir_in(store.root().join("ingest"))
                 .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
         };
@@ -1996,6 +1996,28 @@ fn plan_single_file(dir: &Path) -> Option<PathBuf> {
     let mut entries = std::fs::read_dir(dir).ok()?;
     let first = entries.next()?.ok()?;
     (entries.next().is_none() && first.file_type().ok()?.is_file()).then(|| first.path())
+}
+
+/// The name prefix of this process's scratch directories in the store's `ingest/`: it carries
+/// the process id, so an interrupted build can remove exactly its own (see
+/// [`remove_scratch_dirs`]).
+fn scratch_prefix(kind: &str) -> String {
+    format!("{kind}-{}-", std::process::id())
+}
+
+/// Removes the scratch directories this process created under `ingest` (for a build that was
+/// interrupted: the normal path removes them as it goes).
+pub fn remove_scratch_dirs(ingest: &Path) {
+    let own = [scratch_prefix("step"), scratch_prefix("mount")];
+    for entry in std::fs::read_dir(ingest).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        if own
+            .iter()
+            .any(|prefix| name.to_string_lossy().starts_with(prefix.as_str()))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Instructions that produce a layer (and a numbered step in the progress view).

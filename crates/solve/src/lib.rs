@@ -12,5 +12,5 @@ pub mod users;
 
 pub use engine::{
     BaseImages, BuildError, BuildOptions, BuildOutcome, CacheBlobs, Engine, LayerRef, RunMount,
-    RunMountKind, RunRequest, Runner, StageOutcome, StageReport,
+    RunMountKind, RunRequest, Runner, StageOutcome, StageReport, remove_scratch_dirs,
 };

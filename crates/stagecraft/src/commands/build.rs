@@ -285,6 +285,23 @@ fn build_arg_map(values: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// On SIGINT or SIGTERM: remove this build's scratch directories and exit with 130. Running
+/// `RUN` steps stop by themselves: their helpers cancel when this process goes away, and every
+/// mount lives in their private namespaces.
+fn stop_cleanly_on_signals(ingest: PathBuf) -> CommandResult {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| CommandError(format!("error: installing signal handlers: {e}")))?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("interrupted (signal {signal}): cleaning up");
+            stagecraft_solve::remove_scratch_dirs(&ingest);
+            std::process::exit(130);
+        }
+    });
+    Ok(())
+}
+
 /// Runs `stagecraft build`.
 pub fn run(args: &BuildArgs) -> CommandResult {
     let dockerfile_path = args
@@ -368,6 +385,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .map(|c| parse_cache_option(c, false).map(|(location, _)| location))
         .collect::<Result<_, _>>()?;
     let (store, _lease) = open_store_leased()?;
+    stop_cleanly_on_signals(store.root().join("ingest"))?;
     let registry = registry(&args.insecure);
     let imported = ImportedCaches::import(&store, &registry, &cache_from);
     let base_images = StoreOrRegistry {
