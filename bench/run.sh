@@ -1,46 +1,86 @@
 #!/usr/bin/env bash
-# Builds the same workloads with stagecraft and with BuildKit (Debian's dockerd 20.10), alternating
-# tools, and prints medians and the ratio stagecraft / BuildKit measured in this run.
-#   W2 fully cached rebuild of a 3-stage build   W3 one source file changed
-#   W4 50 x RUN true (cold, per-step overhead)    W6 two independent stages that sleep 2 s each
-# usage: bench/run.sh [REPEATS]   (default 5). Needs root. Takes a few minutes.
+# Builds the same workloads with stagecraft, BuildKit (Debian's dockerd 20.10) and Buildah, rotating
+# the tools' order in every repeat, and prints per-tool medians, the ratios stagecraft/BuildKit and
+# stagecraft/Buildah measured in this run, and the project's goals.
+#   W1 cold 6-stage build, 20,000-file ~300 MB context with a .dockerignore
+#   W2 fully cached rebuild of W1        W3 one source file of W1 changed
+#   W4 50 x RUN true, no cache            W5 1 GiB of big files COPY'd, output as a tar (all tools)
+#   W6 two stages that sleep 2 s each     W7 examples/busybox-multistage, cold and cached
+# Also: stagecraft's context hashing against `sha256sum` (W5's files), its peak RSS on W5, and the
+# sizes of W1's image from each tool.
+#
+# usage: bench/run.sh [REPEATS]   (default 3; W5 runs min(REPEATS, $W5_REPEATS=1) times)
+#   Needs root. ~7 minutes with 3 repeats on 2 cores (about 11 under heavy load). Exits non-zero if any build fails.
+#   STAGECRAFT_BIN=PATH skips `cargo build`; BENCH_SCALE=0.1 shrinks file sizes for a quick trial.
+# "Cold" means the tool's whole state is gone (BuildKit: `docker builder prune -af` and
+# `docker image prune -af`; stagecraft: an empty store; Buildah: `rmi -a -f`), so every tool sends
+# or hashes the full context and pulls the 1 MB base from the local registry inside the timing.
+# Before every timed build, `sync` (untimed) writes back what the previous tool left dirty, so no
+# tool pays for another's writeback in its fsyncs (ext4 data=ordered: an fsync waits for it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repeats=${1:-5}
+repeats=${1:-3}
+w5_repeats=$((repeats < ${W5_REPEATS:-1} ? repeats : ${W5_REPEATS:-1}))
+scale=${BENCH_SCALE:-1}
+w5_mib=$(awk -v s="$scale" 'BEGIN { printf "%d", 1024 * s }')
 shared=${STAGECRAFT_SHARED_DIR:-$PWD/../shared}
+repo=$PWD
+
 bash scripts/setup.sh
-cargo build --release --quiet -p stagecraft
-bin=$PWD/target/release/stagecraft
-work=$(mktemp -d)
-port=5490
-cleanup() {
-    kill "$(cat "$work/dd/dockerd.pid" 2>/dev/null)" "$(cat "$work/reg/registry.pid" 2>/dev/null)" 2>/dev/null || true
-    rm -rf "$work"
+command -v buildah >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+[ -x /usr/bin/time ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+[ -n "${STAGECRAFT_BIN:-}" ] || cargo build --release --quiet -p stagecraft
+
+stop_pidfile() {  # PIDFILE: SIGTERM, wait up to 20 s, then SIGKILL
+    local pid i
+    [ -s "$1" ] || return 0
+    pid=$(cat "$1")
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
 }
+cleanup() {
+    local code=$?
+    set +e
+    trap - EXIT INT TERM
+    if [ -n "${bh_root:-}" ] && [ -d "$bh_root" ]; then
+        buildah "${bh_store[@]}" rm -a >/dev/null 2>&1
+        buildah "${bh_store[@]}" rmi -a -f >/dev/null 2>&1
+    fi
+    # dockerd's pid file disappears when it exits: read both pids before stopping either
+    local containerd_pid=$work/containerd.pid
+    cp "$work/dd/exec/containerd/containerd.pid" "$containerd_pid" 2>/dev/null
+    stop_pidfile "$work/dd/dockerd.pid"
+    stop_pidfile "$containerd_pid"
+    stop_pidfile "$work/reg/registry.pid"
+    # whatever is still mounted below $work (Buildah's and dockerd's overlays), deepest first
+    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf "$work"
+    exit "$code"
+}
+work=$(mktemp -d /tmp/stagecraft-bench.XXXXXX)
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$work/tmp" "$work/out"
+# a private copy: a concurrent `cargo build` must not swap the binary in the middle of the run
+bin=$work/stagecraft
+cp "${STAGECRAFT_BIN:-$repo/target/release/stagecraft}" "$bin"
+export TMPDIR=$work/tmp   # Buildah and others write temporaries here, not in /tmp or /var/tmp
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$shared/fixtures/make-busybox-image" "$work/bb" >/dev/null
 "$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
 export DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "127.0.0.1:$port")
 export STAGECRAFT_ROOT=$work/store
+bh_root=$work/bh/root
+bh_store=(--root "$bh_root" --runroot "$work/bh/runroot" --storage-driver overlay)
 base=127.0.0.1:$port/busybox:latest
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# --- workloads ---------------------------------------------------------------------------------
-mkdir -p "$work/w2/src"
-for i in $(seq 1 200); do echo "file $i" > "$work/w2/src/f$i.txt"; done
-cat > "$work/w2/Dockerfile" <<DF
-FROM $base AS deps
-WORKDIR /app
-COPY src/f1.txt ./lock
-RUN cat lock > /deps
-FROM deps AS build
-COPY src/ ./src/
-RUN cat src/*.txt | wc -l > /count
-FROM $base
-COPY --from=build /count /count
-COPY --from=deps /deps /deps
-CMD ["cat", "/count"]
-DF
+# --- workloads (deterministic: bench/gen-context.py) -------------------------------------------
+python3 bench/gen-context.py w1 "$work/w1" "$base" "$scale"
+python3 bench/gen-context.py w5 "$work/w5" "$base" "$w5_mib"
 mkdir -p "$work/w4"
 { echo "FROM $base"; for i in $(seq 1 50); do echo "RUN true # $i"; done; } > "$work/w4/Dockerfile"
 mkdir -p "$work/w6"
@@ -53,48 +93,198 @@ FROM $base
 COPY --from=a /a /a
 COPY --from=b /b /b
 DF
+# The example as is, but without its `# syntax=` line: dockerd would fetch that frontend image
+# from Docker Hub, which this machine cannot reach (all three tools read the same file).
+cp -r examples/busybox-multistage "$work/w7"
+sed -i '/^# syntax=/d' "$work/w7/Dockerfile"
+w1_sent=$("$bin" context "$work/w1" 2>&1 >/dev/null | tail -1)       # "N files, X MB (B bytes)"
+w1_all=$(find "$work/w1" -type f | wc -l)
+w1_all_mb=$(du -sb "$work/w1" | awk '{ printf "%.0f", $1 / 1e6 }')
+w5_bytes=$(cat "$work"/w5/data/* | wc -c)
+
+# --- tools -------------------------------------------------------------------------------------
+tools=(sc bk bh)
+declare -A tool_name=([sc]=stagecraft [bk]=BuildKit [bh]=Buildah)
+rss_log=""
+build_with() {  # TOOL ARGS...   (the same docker-build-style arguments for every tool)
+    local tool=$1; shift
+    case $tool in
+        sc) if [ -n "$rss_log" ]; then
+                /usr/bin/time -v -a -o "$rss_log" "$bin" build --progress=quiet "$@"
+            else
+                "$bin" build --progress=quiet "$@"
+            fi ;;
+        bk) DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host -q "$@" ;;
+        bh) buildah "${bh_store[@]}" bud --layers --runtime runc --network host --jobs 2 \
+                --tls-verify=false -q "$@" ;;
+    esac
+}
+cold() {  # TOOL: forget everything the tool has built or pulled
+    case $1 in
+        sc) rm -rf "$STAGECRAFT_ROOT" ;;
+        bk) /usr/bin/docker builder prune -af >/dev/null && /usr/bin/docker image prune -af >/dev/null ;;
+        bh) buildah "${bh_store[@]}" rm -a >/dev/null && buildah "${bh_store[@]}" rmi -a -f >/dev/null ;;
+    esac
+    rm -rf "$work/out"/*
+}
+noop() { :; }
+edit_count=0
+edit_one() { edit_count=$((edit_count + 1)); python3 "$repo/bench/gen-context.py" touch "$work/w1" "$edit_count"; }
 
 now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR+1)/2; if (NR%2) print a[m]; else print (a[m-0.5]+a[m+0.5])/2}'; }
-time_cmd() {
+median() { sort -n | awk '{ a[NR] = $1 } END { m = (NR + 1) / 2; if (NR % 2) print a[m]; else print (a[m - 0.5] + a[m + 0.5]) / 2 }'; }
+time_cmd() {  # COMMAND...: prints its wall time; on failure prints its output's tail and fails
     local s e out
     s=$(now)
-    if ! out=$("$@" 2>&1); then echo "bench: $* failed:" >&2; echo "$out" | tail -20 >&2; exit 1; fi
+    if ! out=$("$@" 2>&1); then echo "bench: $* failed:" >&2; echo "$out" | tail -20 >&2; return 1; fi
     e=$(now)
     echo "$e - $s" | bc -l
 }
-bk() { DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host -q "$@"; }
-sc() { "$bin" build --progress=quiet "$@"; }
 
 declare -A result
-run() {  # name, prepare-function, stagecraft args, buildkit args
-    local name=$1 prepare=$2 sc_args=$3 bk_args=$4 i
-    local sc_times=() bk_times=()
-    for i in $(seq 1 "$repeats"); do
-        $prepare
-        t=$(time_cmd bk $bk_args) || exit 1
-        bk_times+=("$t")
-        $prepare
-        t=$(time_cmd sc $sc_args) || exit 1
-        sc_times+=("$t")
+bench() {  # NAME REPEATS PREPARE ARGS...: every repeat runs each tool once, starting with a new one
+    local name=$1 n=$2 prepare=$3 i j tool t
+    shift 3
+    declare -A times=()
+    echo "bench: $name ($n x ${#tools[@]} builds)" >&2
+    for i in $(seq 0 $((n - 1))); do
+        for j in $(seq 0 $((${#tools[@]} - 1))); do
+            tool=${tools[$(((i + j) % ${#tools[@]}))]}
+            $prepare "$tool"
+            sync
+            t=$(time_cmd build_with "$tool" "$@") || exit 1
+            times[$tool]+="$t "
+        done
     done
-    result[$name.sc]=$(printf '%s\n' "${sc_times[@]}" | median)
-    result[$name.bk]=$(printf '%s\n' "${bk_times[@]}" | median)
+    for tool in "${tools[@]}"; do
+        # shellcheck disable=SC2086
+        result[$name.$tool]=$(printf '%s\n' ${times[$tool]} | median)
+    done
 }
-noop() { :; }
-touch_one() { echo "changed $RANDOM$RANDOM" > "$work/w2/src/f100.txt"; }
 
-# Warm both caches once.
-bk "$work/w2" >/dev/null; sc "$work/w2" >/dev/null
-run W2 noop "$work/w2" "$work/w2"
-run W3 touch_one "$work/w2" "$work/w2"
-run W4 noop "--no-cache $work/w4" "--no-cache $work/w4"
-run W6 noop "--no-cache $work/w6" "--no-cache $work/w6"
+# --- runs --------------------------------------------------------------------------------------
+t0=$(now)
+bench W1 "$repeats" cold -t bench/w1 "$work/w1"
+bench W2 "$repeats" noop -t bench/w1 "$work/w1"
 
-printf '\n%-34s %12s %12s %10s %s\n' workload stagecraft BuildKit ratio goal
-for w in "W2 fully cached rebuild:0.5" "W3 one source file changed:0.7" "W4 50 x RUN true (no cache):0.5" "W6 2 x sleep 2 in parallel:"; do
-    key=${w%% *}; label=${w%%:*}; goal=${w##*:}
-    s=${result[$key.sc]}; b=${result[$key.bk]}
-    printf '%-34s %11.3fs %11.3fs %9.2fx %s\n' "$label" "$s" "$b" "$(echo "$s / $b" | bc -l)" "${goal:+<= ${goal}x}"
+# W1's image from each tool, exported, before W3 edits the context
+mkdir -p "$work/sizes"
+"$bin" save bench/w1 -o "$work/sizes/sc.tar" --format oci
+/usr/bin/docker save bench/w1 -o "$work/sizes/bk.tar"
+buildah "${bh_store[@]}" push -q bench/w1 "oci-archive:$work/sizes/bh.tar" >/dev/null
+declare -A size
+for tool in "${tools[@]}"; do size[$tool]=$(python3 bench/image-size.py "$work/sizes/$tool.tar"); done
+size_own_sc=$("$bin" images --format json | python3 -c '
+import json, sys
+for i in json.load(sys.stdin):
+    if any("bench/w1" in t for t in (i.get("tags") or i.get("names") or [i.get("name", "")])):
+        print(i.get("size", "?")); break
+else:
+    print("?")' 2>/dev/null || echo "?")
+size_own_bk=$(/usr/bin/docker image inspect -f '{{.Size}}' bench/w1)
+size_own_bh=$(buildah "${bh_store[@]}" images --format '{{.Size}}' localhost/bench/w1:latest)
+rm -rf "$work/sizes"
+
+bench W3 "$repeats" edit_one -t bench/w1 "$work/w1"
+bench W4 "$repeats" noop --no-cache "$work/w4"
+bench W6 "$repeats" noop --no-cache "$work/w6"
+bench W7c "$repeats" cold --build-arg "BASE=$base" -t bench/w7 "$work/w7"
+bench W7w "$repeats" noop --build-arg "BASE=$base" -t bench/w7 "$work/w7"
+
+rss_log=$work/rss.log
+bench W5 "$w5_repeats" cold -o "type=tar,dest=$work/out/w5.tar" "$work/w5"
+rss_log=""
+peak_rss_kb=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { print m + 0 }' "$work/rss.log")
+rm -rf "$work/out"/*
+
+# Hashing: stagecraft's cached rebuild of W5 after every file was touched (new mtime, same bytes:
+# the COPY's key hashes contents, so it is a cache hit, and the time is the walk + sha256 of
+# 1 GiB) against one `sha256sum` process over the same files; alternated, page cache warm.
+echo "bench: W5 hashing ($repeats x 2)" >&2
+time_cmd "$bin" build --progress=quiet -t bench/w5 "$work/w5" >/dev/null
+hash_sc=() hash_ref=()
+for i in $(seq 1 "$repeats"); do
+    touch "$work"/w5/data/*
+    sync
+    t=$(time_cmd "$bin" build --progress=quiet -t bench/w5 "$work/w5") || exit 1
+    hash_sc+=("$t")
+    t=$(time_cmd sha256sum "$work"/w5/data/*) || exit 1
+    hash_ref+=("$t")
 done
-printf '\nW6 against the longest stage (2 s): %.2fx (goal <= 1.15x)\n' "$(echo "${result[W6.sc]} / 2" | bc -l)"
+result[W5h.sc]=$(printf '%s\n' "${hash_sc[@]}" | median)
+result[W5h.ref]=$(printf '%s\n' "${hash_ref[@]}" | median)
+total=$(echo "$(now) - $t0" | bc -l)
+
+# --- report ------------------------------------------------------------------------------------
+missed=()
+ratio() { echo "$1 / $2" | bc -l; }
+check() {  # VALUE GOAL [ge]: "ok" or "MISSED"
+    if [ "${3:-le}" = ge ]; then
+        (( $(echo "$1 >= $2" | bc -l) )) && echo ok || echo MISSED
+    else
+        (( $(echo "$1 <= $2" | bc -l) )) && echo ok || echo MISSED
+    fi
+}
+echo
+echo "stagecraft $("$bin" --version 2>/dev/null | awk '{ print $NF }') vs BuildKit (dockerd $(/usr/bin/docker version -f '{{.Server.Version}}')) vs $(buildah --version | cut -d' ' -f1-3); $(nproc) cores"
+echo "median of $repeats runs per tool (W5: $w5_repeats), tools rotated each repeat; load average $load_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
+echo "W1 context: $w1_all files, $w1_all_mb MB on disk; after .dockerignore: $w1_sent"
+echo
+printf '%-44s %10s %10s %10s %8s %8s  %-14s %s\n' workload stagecraft BuildKit Buildah sc/BK sc/Bh "goal vs BK" "goal vs Buildah"
+rows=(
+    "W1:W1 cold 6-stage build:1.0"
+    "W2:W2 fully cached rebuild of W1:0.5"
+    "W3:W3 one source file changed:0.7"
+    "W4:W4 50 x RUN true (no cache):0.5"
+    "W5:W5 1 GiB COPY, cold, output type=tar:"
+    "W6:W6 2 stages x sleep 2 (no cache):"
+    "W7c:W7 busybox-multistage example, cold:"
+    "W7w:W7 busybox-multistage example, cached:"
+)
+for row in "${rows[@]}"; do
+    IFS=: read -r key label goal <<<"$row"
+    s=${result[$key.sc]} b=${result[$key.bk]} h=${result[$key.bh]}
+    rb=$(ratio "$s" "$b") rh=$(ratio "$s" "$h")
+    gb="" gh="<= 0.5x $(check "$rh" 0.5)"
+    if [ -n "$goal" ]; then gb="<= ${goal}x $(check "$rb" "$goal")"; fi
+    [[ $gb == *MISSED ]] && missed+=("$key vs BuildKit: $(printf '%.2f' "$rb")x > ${goal}x")
+    [[ $gh == *MISSED ]] && missed+=("$key vs Buildah: $(printf '%.2f' "$rh")x > 0.5x")
+    printf '%-44s %9.3fs %9.3fs %9.3fs %7.2fx %7.2fx  %-14s %s\n' "$label" "$s" "$b" "$h" "$rb" "$rh" "$gb" "$gh"
+done
+
+echo
+w6=$(ratio "${result[W6.sc]}" 2)
+printf 'W6 against its longest stage (2 s):      %.2fx  (goal <= 1.15x: %s)\n' "$w6" "$(check "$w6" 1.15)"
+[ "$(check "$w6" 1.15)" = ok ] || missed+=("W6: $(printf '%.2f' "$w6")x the longest stage > 1.15x")
+if (( $(echo "${result[W6.bh]} / 2 < 2" | bc -l) )); then
+    printf '  (W6 <= 0.5x Buildah would need < %.2fs: below the 2 s the stages sleep, not attainable)\n' \
+        "$(echo "${result[W6.bh]} / 2" | bc -l)"
+fi
+mbs() { echo "$w5_bytes / $1 / 1000000" | bc -l; }
+hr=$(ratio "${result[W5h.ref]}" "${result[W5h.sc]}")
+printf 'W5 context hashing, %d MB (16 files):    stagecraft %.0f MB/s (cached rebuild after touch, %.2fs); sha256sum (1 core) %.0f MB/s (%.2fs)\n' \
+    "$((w5_bytes / 1000000))" "$(mbs "${result[W5h.sc]}")" "${result[W5h.sc]}" "$(mbs "${result[W5h.ref]}")" "${result[W5h.ref]}"
+printf '                                         ratio %.2fx  (goal >= 0.7x: %s)\n' "$hr" "$(check "$hr" 0.7 ge)"
+[ "$(check "$hr" 0.7 ge)" = ok ] || missed+=("W5 hashing: $(printf '%.2f' "$hr")x sha256sum < 0.7x")
+rss_mb=$((peak_rss_kb / 1024))
+printf 'W5 stagecraft peak RSS (/usr/bin/time -v): %d MB  (goal < 150 MB: %s)\n' "$rss_mb" "$( ((rss_mb < 150)) && echo ok || echo MISSED)"
+((rss_mb < 150)) || missed+=("W5 peak RSS: $rss_mb MB >= 150 MB")
+
+echo
+echo "W1 image (runtime stage), exported: stagecraft save --format oci, docker save, buildah push oci-archive:"
+printf '%-12s %7s %14s %14s %14s %8s %16s\n' tool layers "file bytes" "layer tar B" "blobs B" config "tool's own size"
+for tool in "${tools[@]}"; do
+    read -r nl fb tb sb cb <<<"${size[$tool]}"
+    own=$(eval echo "\$size_own_$tool")
+    printf '%-12s %7s %14s %14s %14s %8s %16s\n' "${tool_name[$tool]}" "$nl" "$fb" "$tb" "$sb" "$cb" "$own"
+done
+echo "(file bytes: regular-file content; layer tar B: uncompressed layers; blobs B: as stored, gzip for OCI, plain tar for docker save)"
+
+echo
+printf 'whole run: %.0f s of builds and measurements\n' "$total"
+if ((${#missed[@]})); then
+    echo "goals missed (${#missed[@]}):"
+    printf '  - %s\n' "${missed[@]}"
+else
+    echo "all goals met"
+fi

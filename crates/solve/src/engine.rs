@@ -1123,7 +1123,10 @@ impl BuildRun<'_> {
             inputs: inputs.into_iter().collect(),
         };
         let previous: Option<StepInputs> = self.engine.store.get_cache_json(&place).ok().flatten();
-        let _ = self.engine.store.put_cache_json(&place, &record);
+        // Written only when something changed: a cached rebuild should not touch the disk.
+        if previous.as_ref() != Some(&record) {
+            let _ = self.engine.store.put_cache_json(&place, &record);
+        }
         let lookup = lookup.map_err(|reason| {
             if reason.starts_with("no cache record") {
                 explain_miss(
@@ -1931,7 +1934,7 @@ fn distinct_layers(snapshots: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// A step's inputs as last built at one place of the Dockerfile, to explain the next miss.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct StepInputs {
     /// The cache key of the filesystem below the step.
     parent: String,
