@@ -58,6 +58,24 @@ pub struct CopySpec<'a> {
     pub unpack_downloads: bool,
 }
 
+impl<'a> CopySpec<'a> {
+    /// Copies `sources` to `/` as they are: no owner or mode change, no unpacking (for mount
+    /// contents, which are not image layers).
+    pub fn as_is(sources: &'a [String]) -> Self {
+        CopySpec {
+            sources,
+            dest: "/".to_owned(),
+            owner: None,
+            chmod: None,
+            excludes: &[],
+            unpack_archives: false,
+            parents: false,
+            downloads: &[],
+            unpack_downloads: false,
+        }
+    }
+}
+
 /// Why a copy failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {

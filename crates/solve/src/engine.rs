@@ -1335,6 +1335,25 @@ impl BuildRun<'_> {
                             Some(spec.uid.unwrap_or(0)),
                             Some(spec.gid.unwrap_or(0)),
                         );
+                        // `from=` (and `source=`, a path in it) seed a new cache, as BuildKit
+                        // uses them as the cache's initial content.
+                        if let Some(from) = &spec.from {
+                            let (view, _) = self.source_view(from)?;
+                            let sources = [spec.source.clone().unwrap_or_else(|| "/".to_owned())];
+                            let seed = CopySpec::as_is(&sources);
+                            CopyPlan::resolve(
+                                &CopySource::Stage(view),
+                                &seed,
+                                &MergedView::default(),
+                            )
+                            .and_then(|plan| plan.write(&dir, &MergedView::default()))
+                            .map_err(|e| {
+                                self.located(
+                                    command,
+                                    format!("--mount={expanded}: seeding the cache: {e}"),
+                                )
+                            })?;
+                        }
                     }
                     if spec.sharing == "locked" || spec.sharing == "private" {
                         // One RUN at a time uses a locked cache, across stages and processes.
@@ -1376,17 +1395,7 @@ impl BuildRun<'_> {
                         },
                     };
                     let sources = [source.clone()];
-                    let copy_spec = CopySpec {
-                        sources: &sources,
-                        dest: "/".to_owned(),
-                        owner: None,
-                        chmod: None,
-                        excludes: &[],
-                        unpack_archives: false,
-                        parents: false,
-                        downloads: &[],
-                        unpack_downloads: false,
-                    };
+                    let copy_spec = CopySpec::as_is(&sources);
                     let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
                         .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
                     let digest = plan

@@ -131,3 +131,26 @@ fn tmpfs_mounts_network_none_and_copy_exclude() {
     assert!(!rootfs.join("ctx/debug.log").exists());
     assert!(!rootfs.join("ctx/secret").exists());
 }
+
+#[test]
+fn cache_mounts_are_seeded_from_a_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let dockerfile = "FROM busybox:latest AS seed\n\
+        RUN mkdir -p /seed && echo seeded > /seed/file\n\
+        FROM busybox:latest\n\
+        RUN --mount=type=cache,target=/c,id=seeded,from=seed,source=/seed cat /c/file > /out\n";
+    let machine = Machine::new(dir.path(), "m", &busybox, &[("Dockerfile", dockerfile)]);
+    machine.build(&["-t", "seeded:1"]);
+    let rootfs = dir.path().join("rootfs");
+    machine
+        .stagecraft()
+        .args(["save", "--format", "dir", "seeded:1", "-o"])
+        .arg(&rootfs)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("out")).unwrap(),
+        "seeded\n"
+    );
+}
