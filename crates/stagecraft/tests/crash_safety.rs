@@ -1,7 +1,8 @@
 //! A `stagecraft` killed with SIGKILL in the middle of writing leaves a store that `verify`
 //! finds clean and that keeps working.
 
-use std::io::Write;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,19 +19,7 @@ fn sigkill_during_an_import_leaves_a_verifiable_store() {
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
     // Incompressible data, so the import spends its time hashing, compressing and writing.
-    let mut file = std::fs::File::create(rootfs.join("big.bin")).unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..96 {
-        for byte in chunk.iter_mut() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *byte = state as u8;
-        }
-        file.write_all(&chunk).unwrap();
-    }
-    drop(file);
+    common::write_random_file(&rootfs.join("big.bin"), 96, 0x9e37_79b9_7f4a_7c15);
 
     let mut kills = 0;
     for delay_ms in [30u64, 80, 160, 320] {

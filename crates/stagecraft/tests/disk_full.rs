@@ -1,7 +1,8 @@
 //! A store on a full file system: a clear error, nothing half-written, and the store still
 //! verifies and works once there is room.
 
-use std::io::Write;
+mod common;
+
 use std::process::Command;
 
 fn stagecraft(root: &std::path::Path) -> Command {
@@ -35,19 +36,7 @@ fn a_full_disk_gives_a_clear_error_and_leaves_a_verifiable_store() {
     // 24 MB of incompressible data cannot fit in 8 MB.
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir(&rootfs).unwrap();
-    let mut file = std::fs::File::create(rootfs.join("big.bin")).unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..24 {
-        for byte in chunk.iter_mut() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *byte = state as u8;
-        }
-        file.write_all(&chunk).unwrap();
-    }
-    drop(file);
+    common::write_random_file(&rootfs.join("big.bin"), 24, 0x2545_f491_4f6c_dd1d);
 
     let output = stagecraft(&root)
         .arg("import")

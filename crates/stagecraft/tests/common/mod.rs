@@ -113,3 +113,21 @@ pub fn busybox_layout(dir: &Path) -> PathBuf {
     assert!(status.success(), "make-busybox-image failed");
     layout
 }
+
+/// Writes `megabytes` MiB of incompressible (xorshift) bytes to `path`: layers of it cost real
+/// hashing, compression and disk space.
+pub fn write_random_file(path: &Path, megabytes: usize, seed: u64) {
+    use std::io::Write;
+    let mut file = fs::File::create(path).unwrap();
+    let mut state = seed | 1;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..megabytes {
+        for byte in chunk.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state as u8;
+        }
+        file.write_all(&chunk).unwrap();
+    }
+}
