@@ -9,7 +9,7 @@ cargo build --release --quiet -p stagecraft
 bin=$PWD/target/release/stagecraft
 export STAGECRAFT_ROOT=${STAGECRAFT_ROOT:-$PWD/target/demo-store}
 shared=${STAGECRAFT_SHARED_DIR:-$PWD/../shared}
-STAGECRAFT_BIN=$bin bash scripts/make-bases.sh golang python python-slim
+STAGECRAFT_BIN=$bin bash scripts/make-bases.sh golang python python-slim node node-slim
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$shared/fixtures/make-busybox-image" "$work/busybox" >/dev/null
@@ -35,3 +35,10 @@ echo "== python-venv"
 "$bin" build --progress=quiet -t examples/python-venv:latest examples/python-venv >/dev/null
 "$bin" size --stage examples/python-venv:latest | sed -n '/^STAGE/,$p'
 run_image examples/python-venv:latest "python app.py"
+
+echo
+echo "== node-app"
+"$bin" build --progress=plain --target tester examples/node-app 2>&1 | grep -E '^#[0-9]+ (# |ok |✔|# pass)' || true
+"$bin" build --progress=quiet -t examples/node-app:latest examples/node-app >/dev/null
+"$bin" size --stage examples/node-app:latest | sed -n '/^STAGE/,$p'
+run_image examples/node-app:latest "node server.js --once"
