@@ -9,7 +9,7 @@ cargo build --release --quiet -p stagecraft
 bin=$PWD/target/release/stagecraft
 export STAGECRAFT_ROOT=${STAGECRAFT_ROOT:-$PWD/target/demo-store}
 shared=${STAGECRAFT_SHARED_DIR:-$PWD/../shared}
-STAGECRAFT_BIN=$bin bash scripts/make-bases.sh golang python python-slim node node-slim
+STAGECRAFT_BIN=$bin bash scripts/make-bases.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$shared/fixtures/make-busybox-image" "$work/busybox" >/dev/null
@@ -42,3 +42,10 @@ echo "== node-app"
 "$bin" build --progress=quiet -t examples/node-app:latest examples/node-app >/dev/null
 "$bin" size --stage examples/node-app:latest | sed -n '/^STAGE/,$p'
 run_image examples/node-app:latest "node server.js --once"
+
+echo
+echo "== rust-cli"
+"$bin" build --progress=plain --target tester examples/rust-cli 2>&1 | grep -E '^#[0-9]+ test ' || true
+"$bin" build --progress=quiet -t examples/rust-cli:latest examples/rust-cli >/dev/null
+"$bin" size --stage examples/rust-cli:latest | sed -n '/^STAGE/,$p'
+run_image examples/rust-cli:latest /usr/local/bin/rust-cli

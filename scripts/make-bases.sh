@@ -8,7 +8,10 @@
 #   python:3.11-slim  python3
 #   node:18           nodejs, npm
 #   node:18-slim      nodejs
-# usage: scripts/make-bases.sh [golang|python|python-slim|node|node-slim ...]   (default: all)
+#   rust:1.63         cargo, rustc, gcc (Debian's toolchain)
+#   debian:bookworm-slim  nothing beyond minbase
+# usage: scripts/make-bases.sh [golang|python|python-slim|node|node-slim|rust|debian-slim ...]
+#   (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${STAGECRAFT_BIN:-$PWD/target/release/stagecraft}
@@ -16,7 +19,7 @@ bin=${STAGECRAFT_BIN:-$PWD/target/release/stagecraft}
 command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 wanted=("$@")
-((${#wanted[@]})) || wanted=(golang python python-slim node node-slim)
+((${#wanted[@]})) || wanted=(golang python python-slim node node-slim rust debian-slim)
 for base in "${wanted[@]}"; do
     extra=""
     case $base in
@@ -25,7 +28,9 @@ for base in "${wanted[@]}"; do
         python-slim) name=python:3.11-slim; packages=python3 ;;
         node) name=node:18; packages=nodejs,ca-certificates; extra=npm ;;
         node-slim) name=node:18-slim; packages=nodejs ;;
-        *) echo "make-bases: unknown base $base (golang, python, python-slim, node, node-slim)" >&2; exit 2 ;;
+        rust) name=rust:1.63; packages=ca-certificates; extra=cargo ;;
+        debian-slim) name=debian:bookworm-slim; packages=ca-certificates ;;
+        *) echo "make-bases: unknown base $base" >&2; exit 2 ;;
     esac
     if "$bin" inspect "$name" >/dev/null 2>&1; then
         echo "$name: already in the store"
