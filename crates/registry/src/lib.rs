@@ -144,6 +144,14 @@ pub fn is_local_registry(host: &str) -> bool {
     name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Wraps a local file error with the file's path.
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> RegistryError + Copy + '_ {
+    move |source| RegistryError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 /// Wraps a client error with what was being done to which image.
 fn remote(
     operation: &'static str,
@@ -257,25 +265,14 @@ impl Registry {
         let client = self
             .authenticate(reference, RegistryOperation::Pull)
             .await?;
-        let io_error = |source| RegistryError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io_error = io_at(path);
         let mut file = tokio::fs::File::create(path).await.map_err(io_error)?;
         let mut stream = client
             .pull_blob_stream(reference, &digest)
             .await
             .map_err(remote("fetching blob of", reference))?;
         let mut hasher = Sha256::new();
-        while let Some(chunk) = stream
-            .stream
-            .try_next()
-            .await
-            .map_err(|e| RegistryError::Io {
-                path: path.display().to_string(),
-                source: e,
-            })?
-        {
+        while let Some(chunk) = stream.stream.try_next().await.map_err(io_error)? {
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(io_error)?;
         }
@@ -329,10 +326,7 @@ impl Registry {
         let client = self
             .authenticate(reference, RegistryOperation::Push)
             .await?;
-        let io_error = |source| RegistryError::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io_error = io_at(path);
         let file = tokio::fs::File::open(path).await.map_err(io_error)?;
         let size = file.metadata().await.map_err(io_error)?.len();
         let stream = tokio_util::io::ReaderStream::new(file)
