@@ -546,21 +546,18 @@ pub fn import(
         apply_layer(io::BufReader::new(file), &root, &ApplyOptions::default())?;
         root
     };
-    let layer_path = scratch.path().join("layer");
-    let out = fs::File::create(&layer_path).map_err(io_at(&layer_path))?;
-    let (info, _) = stagecraft_layer::write_layer(
+    let (info, blob) = stagecraft_layer::write_layer(
         &DiffSource::Rootfs { root: &root },
         &TarOptions::default(),
         compression,
-        io::BufWriter::new(out),
+        store.blob_writer()?,
     )?;
-    let file = fs::File::open(&layer_path).map_err(io_at(&layer_path))?;
-    let blob = store.write_blob(io::BufReader::new(file))?;
+    let blob = blob.commit()?;
     let mut config = ImageConfig::for_platform(&Platform::host());
     config.rootfs.diff_ids =
         vec![
             Digest::parse(&info.diff_id).map_err(|e| ExportError::Format {
-                path: layer_path.clone(),
+                path: source.to_owned(),
                 reason: e.to_string(),
             })?,
         ];

@@ -16,8 +16,8 @@ use stagecraft_image::{
     Descriptor, Digest, Healthcheck, History, ImageConfig, Platform, Timestamp,
 };
 use stagecraft_layer::{
-    ApplyOptions, Compression, DiffSource, OverlayXattr, TarOptions, WhiteoutMode, apply_layer,
-    write_layer,
+    ApplyOptions, DiffSource, MEDIA_TYPE_TAR, OverlayXattr, TarOptions, WhiteoutMode, apply_layer,
+    write_tar,
 };
 use stagecraft_plan::{Base, Plan, PlanError, PlanOptions, Scope};
 use stagecraft_shell::Lexer;
@@ -50,8 +50,6 @@ pub struct BuildOptions {
     pub no_cache_filter: Vec<String>,
     /// Clamp timestamps (files and history) to this Unix time.
     pub source_date_epoch: Option<i64>,
-    /// How layers are compressed.
-    pub compression: Option<Compression>,
     /// Media types of the result.
     pub manifest_format: ManifestFormat,
     /// `--label` values added to the final image.
@@ -301,7 +299,6 @@ struct BuildRun<'a> {
     matcher: PatternMatcher,
     platform: Platform,
     created: Option<String>,
-    compression: Compression,
     step_ids: AtomicUsize,
     steps_run: AtomicUsize,
     steps_cached: AtomicUsize,
@@ -339,7 +336,6 @@ impl Engine<'_> {
             matcher,
             platform: Platform::host(),
             created,
-            compression: options.compression.unwrap_or_default(),
             step_ids: AtomicUsize::new(0),
             steps_run: AtomicUsize::new(0),
             steps_cached: AtomicUsize::new(0),
@@ -1241,7 +1237,10 @@ impl BuildRun<'_> {
         Ok((layer, snapshot))
     }
 
-    /// Turns a step's upper directory into a compressed layer blob in the store.
+    /// Turns a step's upper directory into a layer blob in the store: a plain tar, written
+    /// straight into the store and hashed on the way (its digest is the diff ID). Compression
+    /// waits until the layer leaves the store ([`Store::compressed_layer`]): most builds never
+    /// need it, and it is the slowest part of making a layer.
     fn commit_layer(
         &self,
         upper: &Path,
@@ -1249,13 +1248,6 @@ impl BuildRun<'_> {
         name: &str,
     ) -> Result<LayerRef, BuildError> {
         let store = self.engine.store;
-        let ingest = store.root().join("ingest");
-        let mut temp = tempfile::NamedTempFile::new_in(&ingest).map_err(|e| {
-            BuildError::Other(format!(
-                "creating a layer file in {}: {e}",
-                ingest.display()
-            ))
-        })?;
         let lower_dirs: Vec<PathBuf> = distinct_layers(lowers).into_iter().rev().collect();
         let source = DiffSource::OverlayUpper {
             upper,
@@ -1265,25 +1257,20 @@ impl BuildRun<'_> {
         let options = TarOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
-        let (info, _) = write_layer(
-            &source,
-            &options,
-            self.compression,
-            std::io::BufWriter::new(temp.as_file_mut()),
-        )
-        .map_err(|e| BuildError::Other(format!("writing the layer of {name}: {e}")))?;
-        let file =
-            std::fs::File::open(temp.path()).map_err(|e| BuildError::Other(e.to_string()))?;
-        let blob = store
-            .write_blob(std::io::BufReader::new(file))
-            .map_err(|e| BuildError::Other(format!("storing the layer of {name}: {e}")))?;
-        let diff_id = Digest::parse(&info.diff_id).map_err(|e| BuildError::Other(e.to_string()))?;
+        let storing = |e: &dyn std::fmt::Display| {
+            BuildError::Other(format!("storing the layer of {name}: {e}"))
+        };
+        let writer = store.blob_writer().map_err(|e| storing(&e))?;
+        let blob = write_tar(&source, &options, writer)
+            .map_err(|e| BuildError::Other(format!("writing the layer of {name}: {e}")))?
+            .commit()
+            .map_err(|e| storing(&e))?;
         Ok(LayerRef {
-            diff_id,
-            media_type: info.media_type().to_owned(),
+            diff_id: blob.digest.clone(),
+            media_type: MEDIA_TYPE_TAR.to_owned(),
             digest: blob.digest,
             size: blob.size,
-            uncompressed_size: Some(info.uncompressed_size),
+            uncompressed_size: Some(blob.size),
             created_by: name.to_owned(),
         })
     }

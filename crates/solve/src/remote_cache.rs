@@ -26,6 +26,7 @@
 
 use crate::engine::{BuildOutcome, LayerRef};
 use stagecraft_image::{Descriptor, Digest, ImageIndex, ImageManifest, media_type};
+use stagecraft_layer::Compression;
 use stagecraft_store::Store;
 use std::collections::BTreeMap;
 use std::fs;
@@ -128,6 +129,37 @@ impl CacheDocument {
             added += 1;
         }
         Ok(added)
+    }
+
+    /// The same records with their layers compressed for travel ([`Store::compressed_layer`]:
+    /// once per layer, reused by later exports); a layer that is already compressed stays
+    /// as it is. Importers unpack whichever form a record names.
+    pub fn compressed(
+        &self,
+        store: &Store,
+        compression: Compression,
+    ) -> Result<CacheDocument, String> {
+        use rayon::prelude::*;
+        let records = self
+            .records
+            .par_iter()
+            .map(|(key, layer)| {
+                let descriptor = store
+                    .compressed_layer(&layer.descriptor(), compression)
+                    .map_err(|e| format!("compressing the layer {}: {e}", layer.digest.short()))?;
+                let layer = LayerRef {
+                    media_type: descriptor.media_type,
+                    digest: descriptor.digest,
+                    size: descriptor.size,
+                    ..layer.clone()
+                };
+                Ok((key.clone(), layer))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(CacheDocument {
+            version: self.version,
+            records,
+        })
     }
 
     /// Writes the config and manifest into the store as blobs, checking that every layer

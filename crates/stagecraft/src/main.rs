@@ -41,7 +41,7 @@ enum Command {
     /// Pull an image from a registry.
     Pull(commands::images::TransferArgs),
     /// Push an image to a registry.
-    Push(commands::images::TransferArgs),
+    Push(commands::images::PushArgs),
     /// Remove unreferenced blobs, snapshots and build cache.
     Prune(commands::images::PruneArgs),
     /// Re-hash every blob and snapshot; remove corrupt ones.

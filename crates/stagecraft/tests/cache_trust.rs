@@ -129,3 +129,91 @@ fn metadata_only_changes_rerun_nothing() {
     assert_eq!(json["config"]["config"]["Labels"]["purpose"], "second");
     assert_eq!(json["config"]["config"]["Cmd"], serde_json::json!(["true"]));
 }
+
+#[test]
+fn layers_are_stored_plain_and_compressed_once_when_they_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = busybox_layout(dir.path());
+    let root = dir.path().join("store");
+    stagecraft(&root)
+        .args(["load", "--tag", "busybox:latest", "-i"])
+        .arg(&layout)
+        .assert()
+        .success();
+    let context = dir.path().join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:latest\nRUN head -c 300000 /dev/zero > /zeros\n",
+    )
+    .unwrap();
+    build(&root, &context, &["-t", "app:1"]);
+    let inspect = |reference: &str| -> serde_json::Value {
+        let output = stagecraft(&root)
+            .args(["inspect", reference])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    // The build compressed nothing: its layer is a plain tar, its digest the diff ID.
+    let built = inspect("app:1");
+    let layer = &built["layers"][built["layers"].as_array().unwrap().len() - 1];
+    assert_eq!(
+        layer["media_type"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    assert_eq!(layer["digest"], layer["diff_id"]);
+
+    let blob_count = || {
+        std::fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let save = |name: &str| -> Vec<u8> {
+        let path = dir.path().join(name);
+        stagecraft(&root)
+            .args(["save", "app:1", "--format", "oci", "-o"])
+            .arg(&path)
+            .assert()
+            .success();
+        std::fs::read(path).unwrap()
+    };
+    let first = save("first.tar");
+    let blobs = blob_count();
+    let mut archive = tar::Archive::new(&first[..]);
+    let index: serde_json::Value = archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|entry| entry.path().unwrap().to_str() == Some("index.json"))
+        .map(|entry| serde_json::from_reader(entry).unwrap())
+        .unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            root.join("blobs/sha256")
+                .join(manifest_digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let exported = manifest["layers"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        exported["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert!(exported["size"].as_u64().unwrap() < 10_000, "{exported}");
+
+    // The second export reuses the compressed blob without reading the layer again: it works
+    // with the plain tar gone, gives the same bytes and adds nothing to the store.
+    let plain = layer["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    std::fs::remove_file(root.join("blobs/sha256").join(plain)).unwrap();
+    let blobs = blobs - 1;
+    let second = save("second.tar");
+    assert_eq!(blob_count(), blobs);
+    assert!(first == second, "the two OCI exports differ");
+}

@@ -34,6 +34,32 @@ fn assert_ran(stderr: &str, steps: usize, outputs: &[&str]) {
     }
 }
 
+/// The manifest digest in an OCI layout tar's `index.json`.
+fn exported_manifest(layout_tar: &std::path::Path) -> String {
+    let mut archive = tar::Archive::new(std::fs::File::open(layout_tar).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("index.json") {
+            let index: serde_json::Value = serde_json::from_reader(entry).unwrap();
+            return index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+        }
+    }
+    panic!("no index.json in {}", layout_tar.display());
+}
+
+/// Builds on `machine` with `--output type=oci` (plus `extra`); returns the exported manifest
+/// digest — what a registry would receive — and stderr. Locally, a machine's image names its
+/// own layers as plain tars and imported ones as the cache sent them; exported, both are the
+/// same compressed blobs.
+fn build_exported(machine: &Machine, extra: &[&str]) -> (String, String) {
+    let out = machine.context.with_extension("oci.tar");
+    let output = format!("type=oci,dest={}", out.display());
+    let mut args = vec!["--output", &output];
+    args.extend_from_slice(extra);
+    let (_, stderr) = machine.build(&args);
+    (exported_manifest(&out), stderr)
+}
+
 #[test]
 fn a_cache_exported_on_one_machine_makes_another_build_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,21 +70,27 @@ fn a_cache_exported_on_one_machine_makes_another_build_nothing() {
     let local_min = dir.path().join("cache-min");
 
     let a = Machine::new(dir.path(), "a", &busybox, &FILES);
-    let (image_a, stderr) = a.build(&[
-        "--cache-to",
-        &format!("type=registry,ref={reference},mode=max"),
-        "--cache-to",
-        &format!("type=local,dest={},mode=max", local_max.display()),
-        "--cache-to",
-        &format!("type=local,dest={}", local_min.display()),
-    ]);
+    let (image_a, stderr) = build_exported(
+        &a,
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={reference},mode=max"),
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", local_max.display()),
+            "--cache-to",
+            &format!("type=local,dest={}", local_min.display()),
+        ],
+    );
     assert_ran(&stderr, 5, &["ran-build-42", "ran-final-42"]);
     assert!(stderr.contains("exported cache to"), "{stderr}");
 
-    // Registry, mode=max: nothing runs, and the image is A's, byte for byte.
+    // Registry, mode=max: nothing runs, and the exported image is A's, byte for byte.
     let b = Machine::new(dir.path(), "b", &busybox, &FILES);
     let started = std::time::Instant::now();
-    let (image_b, stderr) = b.build(&["--cache-from", &format!("type=registry,ref={reference}")]);
+    let (image_b, stderr) = build_exported(
+        &b,
+        &["--cache-from", &format!("type=registry,ref={reference}")],
+    );
     eprintln!(
         "B rebuilt from the registry cache in {:?}",
         started.elapsed()
@@ -68,20 +100,26 @@ fn a_cache_exported_on_one_machine_makes_another_build_nothing() {
 
     // Directory, mode=max: the same.
     let c = Machine::new(dir.path(), "c", &busybox, &FILES);
-    let (image_c, stderr) = c.build(&[
-        "--cache-from",
-        &format!("type=local,src={}", local_max.display()),
-    ]);
+    let (image_c, stderr) = build_exported(
+        &c,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", local_max.display()),
+        ],
+    );
     assert_ran(&stderr, 0, &[]);
     assert_eq!(image_c, image_a);
 
     // mode=min holds the final image's layers only: the build stage runs again (its COPY
     // --from needs the files), the final stage comes from the cache.
     let d = Machine::new(dir.path(), "d", &busybox, &FILES);
-    let (image_d, stderr) = d.build(&[
-        "--cache-from",
-        &format!("type=local,src={}", local_min.display()),
-    ]);
+    let (image_d, stderr) = build_exported(
+        &d,
+        &[
+            "--cache-from",
+            &format!("type=local,src={}", local_min.display()),
+        ],
+    );
     assert_ran(&stderr, 3, &["ran-build-42"]);
     assert_eq!(image_d, image_a);
 

@@ -1,15 +1,15 @@
 //! Content-addressed blobs: `blobs/sha256/<hex>`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use stagecraft_image::{Descriptor, Digest, Digester};
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Store, sync_parent};
+use crate::store::{Lease, Store, sync_parent};
 
 /// What a blob write produced: its digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +29,68 @@ impl BlobInfo {
 
 /// A fully written, fsynced temporary file and what it hashed to.
 struct Staged {
-    temp: NamedTempFile,
+    temp: TempPath,
     info: BlobInfo,
+}
+
+/// A blob being written through [`Write`], for producers that push bytes (a tar writer, a
+/// compressor) rather than offer a reader. The bytes go to a temporary file in `ingest/` and
+/// are hashed on the way, so nothing is written twice; [`BlobWriter::commit`] fsyncs the file
+/// and moves it to its content address. Dropped without a commit, it deletes its file. It
+/// holds a [`Lease`] while alive, like every write into the store.
+pub struct BlobWriter<'a> {
+    store: &'a Store,
+    file: BufWriter<File>,
+    temp: TempPath,
+    digester: Digester,
+    _lease: Lease,
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.digester.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter<'_> {
+    /// Makes the blob durable and gives it its name; returns its digest and size.
+    pub fn commit(self) -> Result<BlobInfo> {
+        let store = self.store;
+        let staged = self.finish()?;
+        store.commit(staged)
+    }
+
+    /// Flushes and fsyncs the temporary file (read-only from now on).
+    fn finish(self) -> Result<Staged> {
+        let BlobWriter {
+            file,
+            temp,
+            digester,
+            ..
+        } = self;
+        let file = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .at("write", &temp)?;
+        // Read-only, so nothing edits a blob in place by accident.
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .at("make read-only", &temp)?;
+        file.sync_all().at("flush", &temp)?;
+        let size = digester.len();
+        Ok(Staged {
+            temp,
+            info: BlobInfo {
+                digest: digester.finish(),
+                size,
+            },
+        })
+    }
 }
 
 const COPY_BUFFER: usize = 1 << 20;
@@ -71,6 +131,24 @@ impl Store {
             });
         }
         self.commit(staged)
+    }
+
+    /// A writer for a new blob; see [`BlobWriter`].
+    pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
+        let lease = self.lease()?;
+        let ingest = self.ingest_dir();
+        let (file, temp) = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&ingest)
+            .at("create a temporary file in", &ingest)?
+            .into_parts();
+        Ok(BlobWriter {
+            store: self,
+            file: BufWriter::with_capacity(COPY_BUFFER, file),
+            temp,
+            digester: Digester::new(),
+            _lease: lease,
+        })
     }
 
     /// Stores `bytes`.
@@ -154,12 +232,7 @@ impl Store {
     /// Copies `reader` into a temporary file, hashing on the way, and
     /// fsyncs it.
     fn stage(&self, mut reader: impl Read) -> Result<Staged> {
-        let ingest = self.ingest_dir();
-        let mut temp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&ingest)
-            .at("create a temporary file in", &ingest)?;
-        let mut digester = Digester::new();
+        let mut writer = self.blob_writer()?;
         let mut buffer = vec![0u8; COPY_BUFFER];
         loop {
             let read = match reader.read(&mut buffer) {
@@ -168,23 +241,11 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::Source(e)),
             };
-            let chunk = &buffer[..read];
-            digester.update(chunk);
-            temp.write_all(chunk).at("write", temp.path())?;
+            writer
+                .write_all(&buffer[..read])
+                .at("write", &writer.temp)?;
         }
-        let file = temp.as_file();
-        // Read-only, so nothing edits a blob in place by accident.
-        file.set_permissions(fs::Permissions::from_mode(0o444))
-            .at("make read-only", temp.path())?;
-        file.sync_all().at("flush", temp.path())?;
-        let size = digester.len();
-        Ok(Staged {
-            temp,
-            info: BlobInfo {
-                digest: digester.finish(),
-                size,
-            },
-        })
+        writer.finish()
     }
 
     /// Moves a staged file to its content address.

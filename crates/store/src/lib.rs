@@ -22,7 +22,9 @@
 //!     fs/                      the layer's files (an overlay lower directory)
 //!     complete                 marker containing the diff ID; written last
 //!   tags.json                  {"version":1,"tags":{"docker.io/library/busybox:latest":"sha256:…"}}
-//!   cache/<key>                build cache records (opaque bytes, JSON by convention)
+//!   cache/<key>                build cache records (opaque bytes, JSON by convention);
+//!                              layer-variant-<alg>-<level>-<diff-id hex>: a plain layer's
+//!                              compressed blob, made once (see Store::compressed_layer)
 //!   locks/store.lock           the store lock (below)
 //!   locks/tags.lock            serializes tags.json updates
 //! ```
@@ -79,8 +81,9 @@ mod images;
 mod snapshots;
 mod store;
 mod tags;
+mod variants;
 
-pub use blobs::BlobInfo;
+pub use blobs::{BlobInfo, BlobWriter};
 pub use error::{Error, Result};
 pub use gc::{
     Corruption, DiskUsage, EntryKind, Maintenance, PruneOptions, PruneReport, VerifyOptions,

@@ -64,8 +64,10 @@ pub struct BuildArgs {
     /// exit 1 when there are any.
     #[arg(long)]
     check: bool,
-    /// Layer compression: gzip (compatible) or zstd (faster, smaller).
-    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"])]
+    /// Layer compression for outputs that carry compressed layers (`type=oci`, `type=registry`,
+    /// `--push`, `--cache-to`): gzip (compatible), zstd (faster, smaller) or uncompressed.
+    /// Layers are stored uncompressed and compressed once, when first exported.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
     compression: String,
     /// Print a size report of the stages and the final image's layers.
     #[arg(long)]
@@ -239,11 +241,13 @@ fn read_ssh(values: &[String]) -> Result<BTreeMap<String, PathBuf>, CommandError
 /// One `--output`.
 #[derive(Debug, PartialEq, Eq)]
 enum Output {
-    Oci(PathBuf),
+    /// An OCI layout tar; its layers compressed (`compression=` or `--compression`).
+    Oci(PathBuf, Option<Compression>),
     Docker(PathBuf),
     Tar(PathBuf),
     Local(PathBuf),
-    Registry(String),
+    /// A push; its layers compressed like `Oci`'s.
+    Registry(String, Option<Compression>),
 }
 
 fn parse_output(text: &str) -> Result<Output, CommandError> {
@@ -257,14 +261,21 @@ fn parse_output(text: &str) -> Result<Output, CommandError> {
             .map(PathBuf::from)
             .ok_or_else(|| CommandError(format!("error: --output {text:?} needs dest=PATH")))
     };
+    let compression = match fields.get("compression") {
+        Some(name) => Some(super::parse_compression(
+            name,
+            fields.get("compression-level").copied(),
+        )?),
+        None => None,
+    };
     match fields.get("type").copied() {
-        Some("oci") => Ok(Output::Oci(dest()?)),
+        Some("oci") => Ok(Output::Oci(dest()?, compression)),
         Some("docker") => Ok(Output::Docker(dest()?)),
         Some("tar") => Ok(Output::Tar(dest()?)),
         Some("local") => Ok(Output::Local(dest()?)),
         Some("registry" | "image") => fields
             .get("name")
-            .map(|n| Output::Registry((*n).to_owned()))
+            .map(|n| Output::Registry((*n).to_owned(), compression))
             .ok_or_else(|| CommandError(format!("error: --output {text:?} needs name=REFERENCE"))),
         Some(other) => Err(CommandError(format!(
             "error: unknown output type {other:?}\n  = help: use oci, docker, tar, local or registry"
@@ -412,11 +423,6 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
             .ok()
             .and_then(|v| v.parse().ok()),
-        compression: Some(if args.compression == "zstd" {
-            Compression::zstd()
-        } else {
-            Compression::gzip()
-        }),
         manifest_format: ManifestFormat::Oci,
         labels: build_arg_map(&args.labels),
         secrets: read_secrets(&args.session.secrets)?,
@@ -439,11 +445,19 @@ pub fn run(args: &BuildArgs) -> CommandResult {
             .map_err(|e| CommandError(format!("error: tagging {tag}: {e}")))?;
         names.push(reference.to_string());
     }
+    let compression = super::parse_compression(&args.compression, None)?;
     for output in &outputs {
-        export(&store, &outcome.image, &names, output, &registry)?;
+        export(
+            &store,
+            &outcome.image,
+            &names,
+            output,
+            compression,
+            &registry,
+        )?;
     }
     for (location, mode) in &cache_to {
-        let records = export_cache(&store, &registry, &outcome, location, *mode)?;
+        let records = export_cache(&store, &registry, &outcome, location, *mode, compression)?;
         eprintln!("exported cache to {location}: {records} records");
     }
     if args.push {
@@ -452,7 +466,8 @@ pub fn run(args: &BuildArgs) -> CommandResult {
                 &store,
                 &outcome.image,
                 &names,
-                &Output::Registry(name.clone()),
+                &Output::Registry(name.clone(), None),
+                compression,
                 &registry,
             )?;
         }
@@ -494,6 +509,7 @@ fn export(
     image: &stagecraft_store::Image,
     names: &[String],
     output: &Output,
+    compression: Compression,
     registry: &stagecraft_registry::Registry,
 ) -> CommandResult {
     let create = |path: &PathBuf| {
@@ -506,18 +522,25 @@ fn export(
         names: names.to_vec(),
     }];
     match output {
-        Output::Oci(path) => stagecraft_export::write_archive(store, &named, false, create(path)?)?,
+        Output::Oci(path, own) => {
+            let named = [NamedImage {
+                image: store.compressed_image(image, own.unwrap_or(compression))?,
+                names: names.to_vec(),
+            }];
+            stagecraft_export::write_archive(store, &named, false, create(path)?)?
+        }
         Output::Docker(path) => {
             stagecraft_export::write_archive(store, &named, true, create(path)?)?
         }
         Output::Tar(path) => stagecraft_export::write_rootfs_tar(store, image, create(path)?)?,
         Output::Local(path) => stagecraft_export::unpack_rootfs(store, image, path)?,
-        Output::Registry(name) => {
+        Output::Registry(name, own) => {
             let reference = stagecraft_registry::parse_reference(name)?;
-            block_on(stagecraft_registry::push(
-                registry, store, image, &reference,
+            let image = store.compressed_image(image, own.unwrap_or(compression))?;
+            let digest = block_on(stagecraft_registry::push(
+                registry, store, &image, &reference,
             ))??;
-            eprintln!("pushed {}", reference.whole());
+            eprintln!("pushed {}@{digest}", reference.whole());
         }
     }
     Ok(())
@@ -531,8 +554,14 @@ mod tests {
     fn outputs_parse_like_buildx() {
         assert_eq!(
             parse_output("type=oci,dest=out.tar").unwrap(),
-            Output::Oci("out.tar".into())
+            Output::Oci("out.tar".into(), None)
         );
+        assert_eq!(
+            parse_output("type=oci,dest=o.tar,compression=zstd,compression-level=9").unwrap(),
+            Output::Oci("o.tar".into(), Some(Compression::Zstd { level: 9 }))
+        );
+        let error = parse_output("type=oci,dest=o.tar,compression=gzip,compression-level=12");
+        assert!(error.unwrap_err().0.contains("use 0 to 9"));
         assert_eq!(
             parse_output("type=docker,dest=a.tar").unwrap(),
             Output::Docker("a.tar".into())
@@ -547,7 +576,7 @@ mod tests {
         );
         assert_eq!(
             parse_output("type=registry,name=localhost:5000/a:b").unwrap(),
-            Output::Registry("localhost:5000/a:b".into())
+            Output::Registry("localhost:5000/a:b".into(), None)
         );
         assert!(parse_output("type=oci").is_err());
         assert!(parse_output("type=zip,dest=x").is_err());

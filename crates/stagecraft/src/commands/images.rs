@@ -64,6 +64,10 @@ pub struct SaveArgs {
     /// first image).
     #[arg(long, default_value = "oci", value_parser = ["oci", "docker", "dir"])]
     format: String,
+    /// Layer compression in an OCI layout: gzip, zstd or uncompressed (a docker archive keeps
+    /// layers as they are stored, as `docker save` does).
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
+    compression: String,
 }
 
 /// `stagecraft import ROOTFS NAME:TAG`.
@@ -75,7 +79,7 @@ pub struct ImportArgs {
     name: String,
 }
 
-/// `stagecraft pull|push REF`.
+/// `stagecraft pull REF`.
 #[derive(clap::Args)]
 pub struct TransferArgs {
     /// The image reference.
@@ -83,6 +87,17 @@ pub struct TransferArgs {
     /// Registries to reach over plain HTTP (localhost and 127.0.0.0/8 always are).
     #[arg(long = "insecure-registry")]
     insecure: Vec<String>,
+}
+
+/// `stagecraft push REF`.
+#[derive(clap::Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    transfer: TransferArgs,
+    /// Compression of the layers the store holds uncompressed (those a build made): gzip, zstd
+    /// or uncompressed. Each layer is compressed once and reused by later pushes.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
+    compression: String,
 }
 
 /// `stagecraft prune`.
@@ -226,6 +241,12 @@ pub fn save(args: &SaveArgs) -> CommandResult {
             &args.output,
         )?);
     }
+    if args.format == "oci" {
+        let compression = super::parse_compression(&args.compression, None)?;
+        for named in &mut named {
+            named.image = store.compressed_image(&named.image, compression)?;
+        }
+    }
     let file = std::fs::File::create(&args.output)
         .map_err(|e| CommandError(format!("error: creating {}: {e}", args.output.display())))?;
     stagecraft_export::write_archive(
@@ -240,7 +261,7 @@ pub fn save(args: &SaveArgs) -> CommandResult {
 /// Runs `stagecraft import`.
 pub fn import(args: &ImportArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
-    let image = stagecraft_export::import(&store, &args.source, Compression::gzip())?;
+    let image = stagecraft_export::import(&store, &args.source, Compression::None)?;
     let reference = store.set_tag(&args.name, &image.manifest_digest)?;
     println!("{reference} {}", image.manifest_digest);
     Ok(())
@@ -266,11 +287,12 @@ pub fn pull(args: &TransferArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft push`.
-pub fn push(args: &TransferArgs) -> CommandResult {
-    let store = open_store()?;
-    let registry = registry(&args.insecure);
-    let image = store.image(&args.reference)?;
-    let reference = stagecraft_registry::parse_reference(&args.reference)?;
+pub fn push(args: &PushArgs) -> CommandResult {
+    let (store, _lease) = open_store_leased()?;
+    let registry = registry(&args.transfer.insecure);
+    let compression = super::parse_compression(&args.compression, None)?;
+    let image = store.compressed_image(&store.image(&args.transfer.reference)?, compression)?;
+    let reference = stagecraft_registry::parse_reference(&args.transfer.reference)?;
     let digest = block_on(stagecraft_registry::push(
         &registry, &store, &image, &reference,
     ))??;

@@ -64,3 +64,38 @@ pub fn parse_dockerfile(path: &Path) -> Result<stagecraft_dockerfile::Dockerfile
 
 // One formatter for every size the CLI prints, shared with the size reports.
 pub use stagecraft_report::human_bytes;
+
+/// The layer compression `name` (`gzip`, `zstd`, `uncompressed`) at `level` (the algorithm's
+/// default when `None`), as buildx spells them in `--output …,compression=…,compression-level=…`.
+pub fn parse_compression(
+    name: &str,
+    level: Option<&str>,
+) -> Result<stagecraft_layer::Compression, CommandError> {
+    use stagecraft_layer::Compression;
+    let level_error = |range: &str| {
+        CommandError(format!(
+            "error: compression-level={:?} is not a {name} level\n  = help: use {range}",
+            level.unwrap_or_default()
+        ))
+    };
+    match name {
+        "gzip" => match level {
+            None => Ok(Compression::gzip()),
+            Some(text) => match text.parse::<u32>() {
+                Ok(level) if level <= 9 => Ok(Compression::Gzip { level }),
+                _ => Err(level_error("0 to 9")),
+            },
+        },
+        "zstd" => match level {
+            None => Ok(Compression::zstd()),
+            Some(text) => match text.parse::<i32>() {
+                Ok(level) if (1..=22).contains(&level) => Ok(Compression::Zstd { level }),
+                _ => Err(level_error("1 to 22")),
+            },
+        },
+        "uncompressed" => Ok(Compression::None),
+        other => Err(CommandError(format!(
+            "error: unknown compression {other:?}\n  = help: use gzip, zstd or uncompressed"
+        ))),
+    }
+}

@@ -296,9 +296,12 @@ pub fn export_cache(
     outcome: &BuildOutcome,
     location: &CacheLocation,
     mode: CacheMode,
+    compression: stagecraft_layer::Compression,
 ) -> Result<usize, CommandError> {
     let failed = |e: String| CommandError(format!("error: exporting the cache to {location}: {e}"));
-    let document = CacheDocument::from_outcome(outcome, mode);
+    let document = CacheDocument::from_outcome(outcome, mode)
+        .compressed(store, compression)
+        .map_err(failed)?;
     let artifact = document.store_artifact(store).map_err(failed)?;
     match location {
         CacheLocation::Local(dir) => LocalCache::new(dir)
