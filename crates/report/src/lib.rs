@@ -15,7 +15,7 @@
 //! self-contained page with a treemap of the final filesystem) present a report; it also
 //! serializes to JSON.
 //!
-//! The numbers add up: the layers' compressed sizes are the stored blobs' sizes, whose sum is
+//! The numbers add up: the layers' compressed sizes are the blobs a push sends, whose sum is
 //! [`Totals::compressed_bytes`], and `file_bytes − wasted_bytes` is exactly the content of the
 //! final filesystem ([`Totals::final_bytes`]).
 
@@ -135,8 +135,12 @@ pub struct Totals {
 }
 
 /// Reads every layer of `image` from `store` and reports on it; `name` is how the user named
-/// the image. Reads each layer once, decompressing and hashing its files.
+/// the image. Reads each layer once, decompressing and hashing its files. A layer the store
+/// holds as a plain tar (what builds make) is weighed as it would travel: gzip-compressed,
+/// through [`Store::compressed_image`], so the work is done once and a later push or OCI
+/// export reuses it.
 pub fn analyze(store: &Store, image: &Image, name: &str, options: &Options) -> Result<ImageReport> {
+    let travelling = store.compressed_image(image, stagecraft_layer::Compression::gzip())?;
     let mut created_by = image
         .config
         .history
@@ -156,7 +160,7 @@ pub fn analyze(store: &Store, image: &Image, name: &str, options: &Options) -> R
             digest: descriptor.digest.clone(),
             diff_id: image.config.rootfs.diff_ids.get(index).cloned(),
             media_type: descriptor.media_type.clone(),
-            compressed_size: store.blob_size(&descriptor.digest)?,
+            compressed_size: travelling.manifest.layers[index].size,
             uncompressed_size: contents.uncompressed_size,
             created_by: created_by.next().unwrap_or_default(),
             files: contents.files,

@@ -105,11 +105,38 @@ fn deleted_and_chowned_files_are_wasted_space() {
             .stdout,
     )
     .unwrap();
+    // Layers weigh what they weigh on the wire: the sizes an OCI export (or a push) sends,
+    // in the order of the stored image's layers.
+    let layout = machine.context.with_extension("oci.tar");
+    machine
+        .stagecraft()
+        .args(["save", "bloated:1", "--format", "oci", "-o"])
+        .arg(&layout)
+        .assert()
+        .success();
+    let index: serde_json::Value = tar::Archive::new(std::fs::File::open(&layout).unwrap())
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|entry| entry.path().unwrap().to_str() == Some("index.json"))
+        .map(|entry| serde_json::from_reader(entry).unwrap())
+        .unwrap();
+    let manifest_hex = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_owned();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(machine.root.join("blobs/sha256").join(manifest_hex)).unwrap(),
+    )
+    .unwrap();
     let stored: Vec<(&str, u64)> = inspect["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["digest"].as_str().unwrap(), l["size"].as_u64().unwrap()))
+        .zip(manifest["layers"].as_array().unwrap())
+        .map(|(l, sent)| {
+            (
+                l["digest"].as_str().unwrap(),
+                sent["size"].as_u64().unwrap(),
+            )
+        })
         .collect();
     let reported: Vec<(&str, u64)> = layers
         .iter()
