@@ -3,7 +3,7 @@
 
 use crate::copy::{CopyPlan, CopySource, CopySpec};
 use crate::mounts::{MountType, parse_mount};
-use crate::progress::{Event, ProgressSink, StepStatus, Stream};
+use crate::progress::{Event, ProgressSink, SkipReason, StepStatus, Stream};
 use crate::remote_cache::CacheRecord;
 use crate::rootfs::MergedView;
 use crate::users::resolve_owner;
@@ -139,6 +139,9 @@ pub enum BuildError {
     /// Anything else (store, layer, base image).
     #[error("{0}")]
     Other(String),
+    /// The stage stopped because another one failed; that one's error is the build's.
+    #[error("the build stopped after another stage failed")]
+    Cancelled,
 }
 
 impl BuildError {
@@ -148,6 +151,7 @@ impl BuildError {
             BuildError::Plan(e) => e.render(),
             BuildError::Step(e) => e.render(),
             BuildError::Other(message) => format!("error: {message}"),
+            BuildError::Cancelled => format!("error: {self}"),
         }
     }
 }
@@ -305,6 +309,8 @@ struct BuildRun<'a> {
     results: Mutex<Vec<Option<StageResult>>>,
     finished: Condvar,
     outcomes: Mutex<Vec<StageOutcome>>,
+    /// The first stage that failed: the others stop before their next step.
+    failed: Mutex<Option<String>>,
 }
 
 impl Engine<'_> {
@@ -342,10 +348,12 @@ impl Engine<'_> {
             results: Mutex::new(vec![None; stage_count]),
             finished: Condvar::new(),
             outcomes: Mutex::new(vec![StageOutcome::Skipped; stage_count]),
+            failed: Mutex::new(None),
         };
         for stage in run.plan.stages.iter().filter(|s| !s.needed) {
             self.progress.event(Event::StageSkipped {
                 stage: stage.display_name.clone(),
+                reason: SkipReason::NotNeeded,
             });
         }
         let errors: Mutex<Vec<BuildError>> = Mutex::new(Vec::new());
@@ -355,6 +363,22 @@ impl Engine<'_> {
                 let errors = &errors;
                 scope.spawn(move || {
                     let result = run.run_stage(index);
+                    let stage = &run.plan.stages[index].display_name;
+                    match &result {
+                        Err(BuildError::Cancelled) => {
+                            let failed_stage = run.failed_stage().unwrap_or_default();
+                            self.progress.event(Event::StageSkipped {
+                                stage: stage.clone(),
+                                reason: SkipReason::AfterFailure { failed_stage },
+                            });
+                        }
+                        Err(_) => {
+                            // The first failure stops the other stages at their next step.
+                            let mut failed = run.failed.lock().unwrap_or_else(|e| e.into_inner());
+                            failed.get_or_insert_with(|| stage.clone());
+                        }
+                        Ok(_) => {}
+                    }
                     let mut results = run.results.lock().unwrap_or_else(|e| e.into_inner());
                     results[index] = Some(match result {
                         Ok(state) => Ok(Arc::new(state)),
@@ -367,12 +391,10 @@ impl Engine<'_> {
                 });
             }
         });
-        if let Some(error) = errors
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .next()
-        {
+        let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+        // A cancelled stage only says another one failed: report that one.
+        errors.sort_by_key(|error| matches!(error, BuildError::Cancelled));
+        if let Some(error) = errors.into_iter().next() {
             return Err(error);
         }
         let results = run.results.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -504,12 +526,7 @@ impl BuildRun<'_> {
         loop {
             match &results[index] {
                 Some(Ok(state)) => return Ok(state.clone()),
-                Some(Err(())) => {
-                    return Err(BuildError::Other(format!(
-                        "stage {} failed",
-                        self.plan.stages[index].display_name
-                    )));
-                }
+                Some(Err(())) => return Err(BuildError::Cancelled),
                 None => {
                     results = self
                         .finished
@@ -674,6 +691,13 @@ impl BuildRun<'_> {
         }
     }
 
+    fn failed_stage(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn run_stage(&self, index: usize) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[index];
         // Steps are numbered as BuildKit numbers them: the base image, then every instruction
@@ -724,6 +748,9 @@ impl BuildRun<'_> {
             .iter()
             .map(|(expression, command)| (Some(expression.as_str()), command));
         for (trigger, command) in triggered.chain(own) {
+            if self.failed_stage().is_some() {
+                return Err(BuildError::Cancelled);
+            }
             if changes_filesystem(&command.kind) {
                 position += 1;
             }

@@ -15,6 +15,31 @@ pub enum StepStatus {
     Failed,
 }
 
+/// Why a stage is not built. Distinct from a cache hit: a skipped stage's steps neither ran
+/// nor came from the cache, and progress says so instead of showing them as `CACHED`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The target does not depend on it.
+    NotNeeded,
+    /// Another stage failed first; the build stopped this one before its next step.
+    AfterFailure {
+        /// The stage that failed.
+        failed_stage: String,
+    },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::NotNeeded => f.write_str("not needed for the target"),
+            SkipReason::AfterFailure { failed_stage } => {
+                write!(f, "stopped: stage {failed_stage} failed")
+            }
+        }
+    }
+}
+
 /// Which output stream a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,10 +89,12 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         miss_reason: Option<String>,
     },
-    /// A stage is not built because the target does not need it.
+    /// A stage is not built (or not finished): see `reason`.
     StageSkipped {
         /// Stage display name.
         stage: String,
+        /// Why.
+        reason: SkipReason,
     },
     /// Informational message (pulling a base image, exporting, …).
     Info {

@@ -217,3 +217,100 @@ fn layers_are_stored_plain_and_compressed_once_when_they_leave() {
     assert_eq!(blob_count(), blobs);
     assert!(first == second, "the two OCI exports differ");
 }
+
+/// A store with busybox loaded and an empty context directory.
+fn store_and_context(dir: &Path) -> (PathBuf, PathBuf) {
+    let layout = busybox_layout(dir);
+    let root = dir.join("store");
+    stagecraft(&root)
+        .args(["load", "--tag", "busybox:latest", "-i"])
+        .arg(&layout)
+        .assert()
+        .success();
+    let context = dir.join("ctx");
+    std::fs::create_dir(&context).unwrap();
+    (root, context)
+}
+
+#[test]
+fn stages_stopped_by_a_failure_are_skipped_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, context) = store_and_context(dir.path());
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:latest AS broken\nRUN exit 3\n\
+         FROM busybox:latest AS after\nCOPY --from=broken /etc/hostname /x\nRUN echo never\n\
+         FROM busybox:latest AS unused\nRUN echo unused\n\
+         FROM after\n",
+    )
+    .unwrap();
+    let output = stagecraft(&root)
+        .args(["build", "--progress=json"])
+        .arg(&context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let skipped = |stage: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "stage_skipped" && e["stage"] == stage)
+            .map(|e| e["reason"].clone())
+    };
+    assert_eq!(skipped("unused"), Some(serde_json::json!("not_needed")));
+    assert_eq!(
+        skipped("after"),
+        Some(serde_json::json!({"after_failure": {"failed_stage": "broken"}}))
+    );
+    assert!(
+        !events.iter().any(|e| e["status"] == "cached"),
+        "nothing was cached: {stderr}"
+    );
+    // The error is the failing RUN's, not the stopped stage's.
+    assert!(stderr.contains("exit code: 3"), "{stderr}");
+    assert!(!stderr.contains("the build stopped"), "{stderr}");
+}
+
+#[test]
+fn explain_names_the_changed_file_with_both_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, context) = store_and_context(dir.path());
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY a.txt b.txt /app/\nRUN cat /app/a.txt\n",
+    )
+    .unwrap();
+    std::fs::write(context.join("a.txt"), "one\n").unwrap();
+    std::fs::write(context.join("b.txt"), "same\n").unwrap();
+    build(&root, &context, &[]);
+    // The explanation follows the plain progress output.
+    let explain = || {
+        let stderr = build(&root, &context, &["--explain"]);
+        stderr[stderr.rfind("\ncache: ").unwrap()..].to_owned()
+    };
+    let explained = explain();
+    assert!(
+        explained.contains("cache: every step came from the cache"),
+        "{explained}"
+    );
+    std::fs::write(context.join("a.txt"), "two\n").unwrap();
+    let explained = explain();
+    assert!(explained.contains("cache: 2 steps ran"), "{explained}");
+    let line = explained
+        .lines()
+        .find(|line| line.contains("because: file /app/a.txt: "))
+        .unwrap_or_else(|| panic!("no line names a.txt:\n{explained}"));
+    let (old, new) = line
+        .split("because: file /app/a.txt: ")
+        .nth(1)
+        .unwrap()
+        .split_once(" -> ")
+        .unwrap();
+    assert_ne!(old, new);
+    assert!(!explained.contains("/app/b.txt"), "{explained}");
+    assert!(explained.contains("an earlier step changed"), "{explained}");
+}

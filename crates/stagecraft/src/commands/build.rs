@@ -72,6 +72,10 @@ pub struct BuildArgs {
     /// Print a size report of the stages and the final image's layers.
     #[arg(long)]
     report: bool,
+    /// After the build, list every step that ran and the input that made its cache miss
+    /// (which file with its old and new digest, which variable, the instruction, the base).
+    #[arg(long)]
+    explain: bool,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
@@ -429,9 +433,11 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         ssh: read_ssh(&args.session.ssh)?,
     };
     let started = std::time::Instant::now();
-    let outcome = engine
-        .build(&file, &options)
-        .map_err(|e| CommandError(e.render()))?;
+    let outcome = engine.build(&file, &options);
+    if args.explain {
+        eprint!("{}", renderer.explanations());
+    }
+    let outcome = outcome.map_err(|e| CommandError(e.render()))?;
     // What each stage weighs, for `stagecraft size --stage` later.
     stagecraft_report::save_stage_sizes(
         &store,

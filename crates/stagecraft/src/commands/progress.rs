@@ -34,6 +34,8 @@ struct RenderState {
     names: HashMap<usize, String>,
     bars: HashMap<usize, ProgressBar>,
     multi: Option<MultiProgress>,
+    /// Every step that ran, with why the cache missed, in the order they finished.
+    misses: Vec<(String, String)>,
 }
 
 impl Renderer {
@@ -54,7 +56,7 @@ impl Renderer {
         }
     }
 
-    fn plain(&self, state: &mut RenderState, event: &Event) {
+    fn plain(&self, event: &Event) {
         let mut err = std::io::stderr().lock();
         let _ = match event {
             Event::StepStarted {
@@ -64,9 +66,7 @@ impl Renderer {
                 total,
                 name,
             } => {
-                let label = format!("[{stage} {index}/{total}] {name}");
-                state.names.insert(*id, label.clone());
-                writeln!(err, "#{id} {label}")
+                writeln!(err, "#{id} [{stage} {index}/{total}] {name}")
             }
             Event::Log { id, line, .. } => writeln!(err, "#{id} {line}"),
             Event::StepFinished {
@@ -86,8 +86,8 @@ impl Renderer {
                     writeln!(err, "#{id} ERROR after {:.1}s", duration.as_secs_f64())
                 }
             },
-            Event::StageSkipped { stage } => {
-                writeln!(err, "#0 [{stage}] SKIPPED (not needed for the target)")
+            Event::StageSkipped { stage, reason } => {
+                writeln!(err, "#0 [{stage}] SKIPPED ({reason})")
             }
             Event::Info { message } => writeln!(err, "#0 {message}"),
         };
@@ -110,10 +110,8 @@ impl Renderer {
                     ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
-                let label = format!("[{stage} {index}/{total}] {name}");
-                bar.set_message(label.clone());
+                bar.set_message(format!("[{stage} {index}/{total}] {name}"));
                 bar.enable_steady_tick(Duration::from_millis(100));
-                state.names.insert(*id, label);
                 state.bars.insert(*id, bar);
             }
             Event::Log { id, line, .. } => {
@@ -135,15 +133,20 @@ impl Renderer {
                         StepStatus::Done => format!("{:.1}s", duration.as_secs_f64()),
                         StepStatus::Failed => "ERROR".to_owned(),
                     };
+                    let sign = if *status == StepStatus::Failed {
+                        "✘"
+                    } else {
+                        "✔"
+                    };
                     bar.set_style(
                         ProgressStyle::with_template("{msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.finish_with_message(format!("✔ {label}  {mark}"));
+                    bar.finish_with_message(format!("{sign} {label}  {mark}"));
                 }
             }
-            Event::StageSkipped { stage } => {
-                let _ = multi.println(format!("- [{stage}] skipped (not needed for the target)"));
+            Event::StageSkipped { stage, reason } => {
+                let _ = multi.println(format!("- [{stage}] skipped ({reason})"));
             }
             Event::Info { message } => {
                 let _ = multi.println(message);
@@ -160,11 +163,52 @@ fn truncate(line: &str, max: usize) -> String {
     }
 }
 
+impl Renderer {
+    /// `--explain`: every step that ran and the input that made its cache miss, one line each
+    /// (JSON progress carries the same in its events' `miss_reason`).
+    pub fn explanations(&self) -> String {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.misses.is_empty() {
+            return "cache: every step came from the cache\n".to_owned();
+        }
+        let count = state.misses.len();
+        let mut out = format!(
+            "cache: {count} step{} ran\n",
+            if count == 1 { "" } else { "s" }
+        );
+        for (label, reason) in &state.misses {
+            out.push_str(&format!("  {label}\n    because: {reason}\n"));
+        }
+        out
+    }
+}
+
 impl ProgressSink for Renderer {
     fn event(&self, event: Event) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Event::StepStarted {
+            id,
+            stage,
+            index,
+            total,
+            name,
+        } = &event
+        {
+            let label = format!("[{stage} {index}/{total}] {name}");
+            state.names.insert(*id, label);
+        }
+        if let Event::StepFinished {
+            id,
+            status: StepStatus::Done,
+            miss_reason: Some(reason),
+            ..
+        } = &event
+        {
+            let label = state.names.get(id).cloned().unwrap_or_default();
+            state.misses.push((label, reason.clone()));
+        }
         match self.mode {
-            ProgressMode::Plain | ProgressMode::Auto => self.plain(&mut state, &event),
+            ProgressMode::Plain | ProgressMode::Auto => self.plain(&event),
             ProgressMode::Tty => self.tty(&mut state, &event),
             ProgressMode::Json => {
                 if let Ok(line) = serde_json::to_string(&event) {
