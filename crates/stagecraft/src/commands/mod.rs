@@ -34,19 +34,51 @@ pub type CommandResult = Result<(), CommandError>;
 
 /// Reads a Dockerfile, `-` meaning standard input. Returns the name to show and the bytes.
 pub fn read_dockerfile(path: &Path) -> Result<(String, Vec<u8>), CommandError> {
+    let too_big = |name: &str, size: String| {
+        CommandError(format!(
+            "error: the Dockerfile {name} is {size}: stagecraft reads Dockerfiles up to {}\n  = help: is -f pointing at the right file?",
+            human_bytes(MAX_DOCKERFILE_BYTES)
+        ))
+    };
     if path == Path::new("-") {
         let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes)?;
+        std::io::stdin()
+            .take(MAX_DOCKERFILE_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
+            return Err(too_big("<stdin>", "larger than that".to_owned()));
+        }
         return Ok(("<stdin>".to_owned(), bytes));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
+    let cannot_read = |e: std::io::Error| {
         CommandError(format!(
             "error: cannot read Dockerfile {}: {e}\n  = help: pass its path with -f",
             path.display()
         ))
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    // Checked before reading: a multi-gigabyte file (a build output named by mistake, a
+    // hostile input) must not be loaded into memory to be rejected.
+    let size = file.metadata().map_err(cannot_read)?.len();
+    if size > MAX_DOCKERFILE_BYTES {
+        return Err(too_big(&path.display().to_string(), human_bytes(size)));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_DOCKERFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_DOCKERFILE_BYTES {
+        return Err(too_big(
+            &path.display().to_string(),
+            "larger than that".to_owned(),
+        ));
+    }
     Ok((path.display().to_string(), bytes))
 }
+
+/// The largest Dockerfile read. BuildKit refuses lines over 64 KiB; real Dockerfiles are a few
+/// kilobytes, and 16 MiB parse in well under a second.
+const MAX_DOCKERFILE_BYTES: u64 = 16 << 20;
 
 /// Parses a Dockerfile, printing its warnings to standard error.
 pub fn parse_dockerfile(path: &Path) -> Result<stagecraft_dockerfile::Dockerfile, CommandError> {
