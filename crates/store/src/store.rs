@@ -229,13 +229,20 @@ fn choose_root(var: impl Fn(&str) -> Option<OsString>, is_root: bool) -> Result<
 }
 
 fn open_lock_file(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)
-        .at("open lock file", path)
+        .open(path);
+    match opened {
+        // On a read-only store (a read-only mount, an image baked into CI) an existing lock
+        // file still locks when opened for reading, so commands that only read keep working;
+        // writes fail later with the file system's own clear error.
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => File::open(path),
+        other => other,
+    }
+    .at("open lock file", path)
 }
 
 /// fsyncs the directory containing `path`, making a rename or unlink in it
