@@ -22,7 +22,7 @@ use stagecraft_layer::{
 use stagecraft_plan::{Base, Plan, PlanError, PlanOptions, Scope};
 use stagecraft_shell::Lexer;
 use stagecraft_store::{Image, ManifestFormat, Store};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -60,7 +60,15 @@ pub struct BuildOptions {
     /// `--ssh` agent sockets by id, for `RUN --mount=type=ssh`. Like secrets, they change
     /// no cache key.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// Build arguments (in `plan.build_args`) whose values are secret: `RUN` sees them as
+    /// variables, but the history shows `****`, output lines have the value masked, and any
+    /// other instruction that would expand one into the image (ENV, LABEL, WORKDIR, COPY
+    /// paths, …) is an error. Their values change cache keys through a hash only.
+    pub secret_args: BTreeSet<String>,
 }
+
+/// What the history and progress show instead of a secret value.
+const MASK: &str = "****";
 
 /// Where base images come from (the store, or a registry when missing).
 pub trait BaseImages: Sync {
@@ -311,6 +319,9 @@ struct BuildRun<'a> {
     outcomes: Mutex<Vec<StageOutcome>>,
     /// The first stage that failed: the others stop before their next step.
     failed: Mutex<Option<String>>,
+    /// Secret values (secret build arguments, `--secret`s), longest first, masked in every
+    /// output line.
+    secret_values: Vec<String>,
 }
 
 impl Engine<'_> {
@@ -349,6 +360,7 @@ impl Engine<'_> {
             finished: Condvar::new(),
             outcomes: Mutex::new(vec![StageOutcome::Skipped; stage_count]),
             failed: Mutex::new(None),
+            secret_values: secret_values(options),
         };
         for stage in run.plan.stages.iter().filter(|s| !s.needed) {
             self.progress.event(Event::StageSkipped {
@@ -507,9 +519,46 @@ impl BuildRun<'_> {
         word: &str,
         state: &StageState,
     ) -> Result<String, BuildError> {
-        self.lexer
-            .process_word(word, &state.scope)
-            .map_err(|e| self.located(command, e.to_string()))
+        let expansion = self
+            .lexer
+            .process_word_with_matches(word, &state.scope)
+            .map_err(|e| self.located(command, e.to_string()))?;
+        self.refuse_secret_args(command, &expansion.matched, state)?;
+        Ok(expansion.result)
+    }
+
+    /// Secret build arguments reach `RUN` only: anything else the frontend expands ends up
+    /// in the image (config, paths, history).
+    fn refuse_secret_args(
+        &self,
+        command: &Command,
+        used: &BTreeSet<String>,
+        state: &StageState,
+    ) -> Result<(), BuildError> {
+        use stagecraft_shell::EnvGetter;
+        let secret = used.iter().find(|name| {
+            self.options.secret_args.contains(*name)
+                // Still the secret: an ENV of the same name replaces it with a plain value.
+                && state.scope.get(name) == self.options.plan.build_args.get(*name).map(String::as_str)
+        });
+        match secret {
+            Some(name) => Err(BuildError::Step(
+                ParseError::new(
+                    &self.file.source,
+                    command.location.span,
+                    format!("the secret build argument {name} would be written into the image here"),
+                )
+                .with_hint(format!(
+                    "secret build arguments reach RUN only, as the variable ${name}; pass values that belong in the image with --build-arg"
+                )),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `line` with every secret value replaced by [`MASK`].
+    fn mask(&self, line: &str) -> String {
+        mask_secrets(line, &self.secret_values)
     }
 
     /// Waits for a stage this one needs.
@@ -824,6 +873,9 @@ impl BuildRun<'_> {
                         state.scope.set(&declaration.name, value);
                     }
                     parts.push(match &value {
+                        Some(_) if self.options.secret_args.contains(&declaration.name) => {
+                            format!("{}={MASK}", declaration.name)
+                        }
                         Some(v) => format!("{}={v}", declaration.name),
                         None => declaration.name.clone(),
                     });
@@ -853,6 +905,7 @@ impl BuildRun<'_> {
             CommandKind::Expose(words) => {
                 let mut ports = Vec::new();
                 for word in words {
+                    self.expand(command, &word.value, state)?;
                     let expanded = self
                         .lexer
                         .process_words(&word.value, &state.scope)
@@ -1550,7 +1603,7 @@ impl BuildRun<'_> {
         );
         let history = format!(
             "RUN {} # buildkit",
-            run_command_string(&args, &state.args, &state.scope)
+            run_command_string(&args, &state.args, &state.scope, &self.options.secret_args)
         );
         let lowers = distinct_layers(&state.snapshots);
         let progress = self.engine.progress;
@@ -1565,7 +1618,16 @@ impl BuildRun<'_> {
         ];
         inputs.extend(env.iter().map(|entry| {
             let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
-            (format!("variable {name}"), value.to_owned())
+            let shown = if self.options.secret_args.contains(name) {
+                // Enough to say it changed, without keeping the value in the store.
+                format!(
+                    "secret {}",
+                    &sha256_hex(&["secret build argument", value])[..12]
+                )
+            } else {
+                value.to_owned()
+            };
+            (format!("variable {name}"), shown)
         }));
         let ran = self.layer_step_with(
             stage_index,
@@ -1595,7 +1657,7 @@ impl BuildRun<'_> {
                     buffer.extend_from_slice(bytes);
                     while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = buffer.drain(..=newline).collect();
-                        let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                        let line = self.mask(&String::from_utf8_lossy(&line[..line.len() - 1]));
                         let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                         tail.push_back(line.clone());
                         if tail.len() > 20 {
@@ -1607,7 +1669,7 @@ impl BuildRun<'_> {
                 let code = runner.run(&request, &mut emit)?;
                 for (i, rest) in pending.iter().enumerate() {
                     if !rest.is_empty() {
-                        let line = String::from_utf8_lossy(rest).into_owned();
+                        let line = self.mask(&String::from_utf8_lossy(rest));
                         tail.lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .push_back(line.clone());
@@ -2091,15 +2153,20 @@ fn run_command_string(
     args: &[String],
     declared: &[(String, Option<String>)],
     scope: &Scope,
+    secret_args: &BTreeSet<String>,
 ) -> String {
     use stagecraft_shell::EnvGetter;
     let mut env: Vec<String> = Vec::new();
     for (name, value) in declared {
-        let value = scope
-            .get(name)
-            .map(str::to_owned)
-            .or_else(|| value.clone())
-            .unwrap_or_default();
+        let value = if secret_args.contains(name) {
+            MASK.to_owned()
+        } else {
+            scope
+                .get(name)
+                .map(str::to_owned)
+                .or_else(|| value.clone())
+                .unwrap_or_default()
+        };
         let entry = format!("{name}={value}");
         match env
             .iter()
@@ -2116,6 +2183,31 @@ fn run_command_string(
     }
     parts.extend(args.iter().cloned());
     parts.join(" ")
+}
+
+/// The values to mask in output: secret build arguments and `--secret`s (as text, without a
+/// trailing newline), longest first so a value containing another is masked whole.
+fn secret_values(options: &BuildOptions) -> Vec<String> {
+    let args = options
+        .secret_args
+        .iter()
+        .filter_map(|name| options.plan.build_args.get(name).cloned());
+    let secrets = options.secrets.values().filter_map(|bytes| {
+        std::str::from_utf8(bytes)
+            .ok()
+            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
+    });
+    let mut values: Vec<String> = args.chain(secrets).filter(|v| !v.is_empty()).collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    values
+}
+
+/// `line` with every occurrence of each of `values` replaced by [`MASK`].
+fn mask_secrets(line: &str, values: &[String]) -> String {
+    values.iter().fold(line.to_owned(), |line, value| {
+        line.replace(value.as_str(), MASK)
+    })
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
@@ -2239,9 +2331,26 @@ mod tests {
             run_command_string(
                 &["/bin/sh".into(), "-c".into(), "make".into()],
                 &declared,
-                &scope
+                &scope,
+                &BTreeSet::new()
             ),
             "|2 V=2 W= /bin/sh -c make"
+        );
+        assert_eq!(
+            run_command_string(
+                &["/bin/sh".into(), "-c".into(), "make".into()],
+                &declared,
+                &scope,
+                &BTreeSet::from(["V".to_owned()])
+            ),
+            "|2 V=**** W= /bin/sh -c make"
+        );
+        assert_eq!(
+            mask_secrets(
+                "token=abc-secret, again abc-secret; abc",
+                &["abc-secret".into(), "abc".into()]
+            ),
+            "token=****, again ****; ****"
         );
         assert_eq!(
             go_quote_list(&["a b".into(), "c\"".into()]),

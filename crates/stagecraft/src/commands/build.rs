@@ -33,6 +33,11 @@ pub struct BuildArgs {
     /// `NAME=VALUE` for an ARG; `NAME` alone takes the value from the environment.
     #[arg(long = "build-arg")]
     build_args: Vec<String>,
+    /// Like --build-arg, for a secret (a token, a password): RUN sees the variable, but the
+    /// value never reaches the image config, its history, the cache records or the output
+    /// (masked as `****`); expanding it in any other instruction is an error.
+    #[arg(long = "secret-build-arg", value_name = "NAME[=VALUE]")]
+    secret_build_args: Vec<String>,
     /// `KEY=VALUE` label added to the image.
     #[arg(long = "label")]
     labels: Vec<String>,
@@ -324,9 +329,12 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .clone()
         .unwrap_or_else(|| args.context.join("Dockerfile"));
     let file = parse_dockerfile(&dockerfile_path)?;
+    let secret_args = build_arg_map(&args.secret_build_args);
+    let mut build_args = build_arg_map(&args.build_args);
+    build_args.extend(secret_args.clone());
     let plan_options = PlanOptions {
         target: args.target.clone(),
-        build_args: build_arg_map(&args.build_args),
+        build_args,
         platform: Some(Platform::host()),
     };
     if args.dry_run {
@@ -431,6 +439,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         labels: build_arg_map(&args.labels),
         secrets: read_secrets(&args.session.secrets)?,
         ssh: read_ssh(&args.session.ssh)?,
+        secret_args: secret_args.into_keys().collect(),
     };
     let started = std::time::Instant::now();
     let outcome = engine.build(&file, &options);

@@ -76,14 +76,16 @@ impl Renderer {
                 miss_reason,
             } => match status {
                 StepStatus::Cached => writeln!(err, "#{id} CACHED"),
-                StepStatus::Done => {
+                ran => {
                     if let Some(reason) = miss_reason {
                         let _ = writeln!(err, "#{id} cache miss: {reason}");
                     }
-                    writeln!(err, "#{id} DONE {:.1}s", duration.as_secs_f64())
-                }
-                StepStatus::Failed => {
-                    writeln!(err, "#{id} ERROR after {:.1}s", duration.as_secs_f64())
+                    let seconds = duration.as_secs_f64();
+                    if *ran == StepStatus::Failed {
+                        writeln!(err, "#{id} ERROR after {seconds:.1}s")
+                    } else {
+                        writeln!(err, "#{id} DONE {seconds:.1}s")
+                    }
                 }
             },
             Event::StageSkipped { stage, reason } => {
