@@ -105,6 +105,6 @@ pub use gc::{
     Corruption, DiskUsage, EntryKind, Maintenance, PruneOptions, PruneReport, VerifyOptions,
     VerifyReport,
 };
-pub use images::{Image, ManifestFormat};
+pub use images::{Artifact, Image, ManifestFormat};
 pub use stagecraft_image::{Digest, Reference};
 pub use store::{Lease, Store, default_root};
