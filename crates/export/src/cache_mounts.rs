@@ -262,30 +262,28 @@ mod tests {
 
     #[test]
     fn only_cache_mount_exports_are_read() {
-        let image = ImageManifest::new(
+        let refusal = |manifest: &ImageManifest| {
+            let bytes = manifest.to_json().unwrap();
+            CacheMountManifest::parse(&bytes, "r/app:1")
+                .unwrap_err()
+                .to_string()
+        };
+        let mut manifest = ImageManifest::new(
             media_type::OCI_MANIFEST,
             Descriptor::of_bytes(media_type::OCI_CONFIG, b"{}"),
             Vec::new(),
         );
-        let error = CacheMountManifest::parse(&image.to_json().unwrap(), "r/app:1").unwrap_err();
+        let error = refusal(&manifest);
         assert!(
-            error
-                .to_string()
-                .contains("r/app:1 is not a stagecraft cache-mount export: it is an image"),
+            error.contains("r/app:1 is not a stagecraft cache-mount export: it is an image"),
             "{error}"
         );
-        let mut export = image;
-        export.artifact_type = ARTIFACT_TYPE.to_owned();
-        export
+        manifest.artifact_type = ARTIFACT_TYPE.to_owned();
+        manifest
             .layers
             .push(Descriptor::of_bytes(media_type::OCI_LAYER_GZIP, b"layer"));
-        let error = CacheMountManifest::parse(&export.to_json().unwrap(), "f.tar").unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("no vnd.stagecraft.cachemount.id"),
-            "{error}"
-        );
+        let error = refusal(&manifest);
+        assert!(error.contains("no vnd.stagecraft.cachemount.id"), "{error}");
     }
 
     #[test]

@@ -406,10 +406,14 @@ fn unpack_archive(store: &Store, path: &Path) -> Result<tempfile::TempDir, Expor
         .tempdir_in(store.root().join("ingest"))
         .map_err(io_at(store.root()))?;
     let file = fs::File::open(path).map_err(io_at(path))?;
+    let not_a_tar = |e: io::Error| ExportError::Format {
+        path: path.to_owned(),
+        reason: format!("not a tar archive, or a damaged one: {e}"),
+    };
     let mut archive = tar::Archive::new(io::BufReader::new(file));
-    for entry in archive.entries().map_err(io_at(path))? {
-        let mut entry = entry.map_err(io_at(path))?;
-        let name = entry.path().map_err(io_at(path))?.into_owned();
+    for entry in archive.entries().map_err(not_a_tar)? {
+        let mut entry = entry.map_err(not_a_tar)?;
+        let name = entry.path().map_err(not_a_tar)?.into_owned();
         // Only plain relative names: an archive must not write outside the scratch directory.
         if name.components().any(|c| {
             !matches!(
