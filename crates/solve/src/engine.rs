@@ -1310,8 +1310,8 @@ impl BuildRun<'_> {
                 .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
         };
         let mut ssh_mounts = 0;
-        // Each cache mount once, the strongest access the step asks for: two locks on one
-        // mount would exclude each other.
+        // Each cache mount once, with the strongest access the step asks for: two locks on one
+        // mount, one of them exclusive, would wait for each other forever.
         let mut cache_locks: BTreeMap<String, CacheMountAccess> = BTreeMap::new();
         for word in &run.mounts {
             let expanded = self.expand(command, &word.value, state)?;

@@ -288,8 +288,9 @@ impl NewCacheMount {
     fn rename_to(&mut self, dest: &Path, flags: RenameFlags) -> Result<(), Errno> {
         rustix::fs::renameat_with(CWD, &self.dir.path, CWD, dest, flags)?;
         self.dir.armed = false;
-        // The rename is done; failing to make it durable is only a risk
-        // on power loss, which the next build's use survives.
+        // The rename is done and must not be reported as failed. Should the
+        // flush fail, a power loss could undo the rename: the mount would
+        // be as before, which a cache may always be.
         let _ = sync_parent(dest);
         Ok(())
     }
