@@ -5,17 +5,20 @@
 //! - a **docker archive** — the same OCI layout plus docker's `manifest.json` and
 //!   `repositories`, which both `docker load` (old and new) and OCI tools accept;
 //! - a **root filesystem** (a tar, or a directory) of an image's layers applied in order;
-//! - **import** of a root filesystem (directory or tar) as a one-layer image.
+//! - **import** of a root filesystem (directory or tar) as a one-layer image;
+//! - **cache mounts** as an OCI artifact, in a registry or an OCI layout tar ([`cache_mounts`]).
 //!
 //! Loading auto-detects an OCI layout (directory or tar) or a docker archive and keeps every
 //! manifest byte for byte, so digests survive a save/load round trip.
 
+pub mod cache_mounts;
+
 use stagecraft_image::media_type;
 use stagecraft_image::{Descriptor, Digest, ImageConfig, ImageIndex, Platform};
 use stagecraft_layer::{
-    ApplyOptions, Compression, DiffSource, TarOptions, WhiteoutMode, apply_layer,
+    ApplyOptions, Compression, DiffSource, LayerInfo, TarOptions, WhiteoutMode, apply_layer,
 };
-use stagecraft_store::{Image, ManifestFormat, Store};
+use stagecraft_store::{Artifact, BlobInfo, Image, ManifestFormat, Store};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -44,6 +47,42 @@ pub enum ExportError {
     /// Layer trouble.
     #[error(transparent)]
     Layer(#[from] stagecraft_layer::Error),
+    /// No cache mount has the id asked for.
+    #[error(
+        "no cache mount {id:?} in the store; `stagecraft cache ls` lists them (a mount's id is its id=, else its target)"
+    )]
+    NoCacheMount {
+        /// The id asked for.
+        id: String,
+    },
+    /// A manifest that is not a cache-mount export was given to import.
+    #[error(
+        "{origin} is not a stagecraft cache-mount export: {reason} (make one with `stagecraft cache export`)"
+    )]
+    NotCacheMounts {
+        /// The file or reference it came from.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Exporting a cache mount, or swapping an imported one in, failed.
+    #[error("cache mount {id:?}: {source}")]
+    CacheMount {
+        /// The mount's id.
+        id: String,
+        /// What failed.
+        #[source]
+        source: Box<ExportError>,
+    },
+    /// An exported cache mount could not be unpacked; the store's mounts were left as they were.
+    #[error("cannot import cache mount {id:?}, so no cache mount was changed: {source}")]
+    Unpack {
+        /// The mount's id.
+        id: String,
+        /// What failed.
+        #[source]
+        source: Box<ExportError>,
+    },
     /// The input is not an image archive we understand.
     #[error("{path}: {reason}")]
     Format {
@@ -191,6 +230,54 @@ fn docker_short_name(name: &str) -> String {
     }
 }
 
+/// Starts an OCI layout tar: `oci-layout`, `index.json`, then each of `blobs` once. The caller
+/// may append more entries before finishing it.
+fn layout_tar<W: Write>(
+    store: &Store,
+    index: &[u8],
+    blobs: impl IntoIterator<Item = Digest>,
+    out: W,
+) -> Result<tar::Builder<W>, ExportError> {
+    let mut builder = tar::Builder::new(out);
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    append(&mut builder, "oci-layout", layout.len() as u64, &layout[..]).map_err(archive_error)?;
+    append(&mut builder, "index.json", index.len() as u64, index).map_err(archive_error)?;
+    append_dir(&mut builder, "blobs/").map_err(archive_error)?;
+    append_dir(&mut builder, "blobs/sha256/").map_err(archive_error)?;
+    let mut written: Vec<Digest> = Vec::new();
+    for digest in blobs {
+        if written.contains(&digest) {
+            continue;
+        }
+        let path = store.blob_path(&digest);
+        let file = fs::File::open(&path).map_err(io_at(&path))?;
+        let size = file.metadata().map_err(io_at(&path))?.len();
+        append(
+            &mut builder,
+            &format!("blobs/sha256/{}", digest.hex()),
+            size,
+            io::BufReader::new(file),
+        )
+        .map_err(archive_error)?;
+        written.push(digest);
+    }
+    Ok(builder)
+}
+
+fn archive_error(source: io::Error) -> ExportError {
+    ExportError::Io {
+        path: PathBuf::from("<archive>"),
+        source,
+    }
+}
+
+fn finish_archive(builder: tar::Builder<impl Write>) -> Result<(), ExportError> {
+    builder
+        .into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(archive_error)
+}
+
 /// Writes images as an OCI layout tar (`docker == false`) or a docker archive (`true`) —
 /// the latter is the OCI layout plus `manifest.json` and `repositories`.
 pub fn write_archive(
@@ -199,36 +286,9 @@ pub fn write_archive(
     docker: bool,
     out: impl Write,
 ) -> Result<(), ExportError> {
-    let mut builder = tar::Builder::new(out);
-    let err = |e: io::Error| ExportError::Io {
-        path: PathBuf::from("<archive>"),
-        source: e,
-    };
-    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-    append(&mut builder, "oci-layout", layout.len() as u64, &layout[..]).map_err(err)?;
     let index = index_json(store, images)?;
-    append(&mut builder, "index.json", index.len() as u64, &index[..]).map_err(err)?;
-    append_dir(&mut builder, "blobs/").map_err(err)?;
-    append_dir(&mut builder, "blobs/sha256/").map_err(err)?;
-    let mut written: Vec<Digest> = Vec::new();
-    for named in images {
-        for digest in image_blobs(&named.image) {
-            if written.contains(&digest) {
-                continue;
-            }
-            let path = store.blob_path(&digest);
-            let file = fs::File::open(&path).map_err(io_at(&path))?;
-            let size = file.metadata().map_err(io_at(&path))?.len();
-            append(
-                &mut builder,
-                &format!("blobs/sha256/{}", digest.hex()),
-                size,
-                io::BufReader::new(file),
-            )
-            .map_err(err)?;
-            written.push(digest);
-        }
-    }
+    let blobs = images.iter().flat_map(|named| image_blobs(&named.image));
+    let mut builder = layout_tar(store, &index, blobs, out)?;
     if docker {
         let (manifest, repositories) = docker_manifest(images);
         let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
@@ -238,7 +298,7 @@ pub fn write_archive(
             manifest.len() as u64,
             &manifest[..],
         )
-        .map_err(err)?;
+        .map_err(archive_error)?;
         let repositories = serde_json::to_vec(&repositories).unwrap_or_default();
         append(
             &mut builder,
@@ -246,10 +306,25 @@ pub fn write_archive(
             repositories.len() as u64,
             &repositories[..],
         )
-        .map_err(err)?;
+        .map_err(archive_error)?;
     }
-    builder.into_inner().map_err(err)?.flush().map_err(err)?;
-    Ok(())
+    finish_archive(builder)
+}
+
+/// Writes a stored artifact ([`Store::write_artifact`]) as an OCI layout tar whose
+/// `index.json` names its manifest.
+pub fn write_artifact_archive(
+    store: &Store,
+    artifact: &Artifact,
+    out: impl Write,
+) -> Result<(), ExportError> {
+    let index = ImageIndex::new(media_type::OCI_INDEX, vec![artifact.descriptor.clone()]);
+    let index = index.to_json().map_err(|e| ExportError::Format {
+        path: PathBuf::from("index.json"),
+        reason: e.to_string(),
+    })?;
+    let blobs = std::iter::once(artifact.descriptor.digest.clone()).chain(artifact.blobs.clone());
+    finish_archive(layout_tar(store, &index, blobs, out)?)
 }
 
 /// Writes images as an OCI layout directory.
@@ -319,15 +394,26 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, ExportError>
     if path.is_dir() {
         return load_dir(store, path);
     }
+    let scratch = unpack_archive(store, path)?;
+    load_dir(store, scratch.path()).map_err(|e| in_archive(path, e))
+}
+
+/// Unpacks the regular files and directories of a tar into a new directory in the store's
+/// `ingest/` (removed on drop).
+fn unpack_archive(store: &Store, path: &Path) -> Result<tempfile::TempDir, ExportError> {
     let scratch = tempfile::Builder::new()
         .prefix("load-")
         .tempdir_in(store.root().join("ingest"))
         .map_err(io_at(store.root()))?;
     let file = fs::File::open(path).map_err(io_at(path))?;
+    let not_a_tar = |e: io::Error| ExportError::Format {
+        path: path.to_owned(),
+        reason: format!("not a tar archive, or a damaged one: {e}"),
+    };
     let mut archive = tar::Archive::new(io::BufReader::new(file));
-    for entry in archive.entries().map_err(io_at(path))? {
-        let mut entry = entry.map_err(io_at(path))?;
-        let name = entry.path().map_err(io_at(path))?.into_owned();
+    for entry in archive.entries().map_err(not_a_tar)? {
+        let mut entry = entry.map_err(not_a_tar)?;
+        let name = entry.path().map_err(not_a_tar)?.into_owned();
         // Only plain relative names: an archive must not write outside the scratch directory.
         if name.components().any(|c| {
             !matches!(
@@ -355,13 +441,53 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, ExportError>
             _ => {}
         }
     }
-    load_dir(store, scratch.path()).map_err(|e| match e {
+    Ok(scratch)
+}
+
+/// A format error found in an archive's unpacked copy, told of the archive itself.
+fn in_archive(archive: &Path, error: ExportError) -> ExportError {
+    match error {
         ExportError::Format { reason, .. } => ExportError::Format {
-            path: path.to_owned(),
+            path: archive.to_owned(),
             reason,
         },
         other => other,
-    })
+    }
+}
+
+/// Reads an OCI layout tar of one artifact ([`write_artifact_archive`]): its manifest, config
+/// and layers are stored (each checked against its digest); returns the manifest's digest.
+pub fn read_artifact_archive(store: &Store, path: &Path) -> Result<Digest, ExportError> {
+    let scratch = unpack_archive(store, path)?;
+    read_artifact_layout(store, scratch.path()).map_err(|e| in_archive(path, e))
+}
+
+fn read_artifact_layout(store: &Store, dir: &Path) -> Result<Digest, ExportError> {
+    let index_path = dir.join("index.json");
+    let bytes = fs::read(&index_path).map_err(|source| ExportError::Format {
+        path: index_path.clone(),
+        reason: format!("not an OCI layout: {source}"),
+    })?;
+    let index = ImageIndex::from_slice(&bytes).map_err(|e| ExportError::Format {
+        path: index_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let [descriptor] = &index.manifests[..] else {
+        return Err(ExportError::Format {
+            path: index_path,
+            reason: format!(
+                "names {} manifests, an artifact archive has one",
+                index.manifests.len()
+            ),
+        });
+    };
+    store_blob_from(store, dir, &descriptor.digest)?;
+    let manifest = store.read_manifest(&descriptor.digest)?;
+    store_blob_from(store, dir, &manifest.config.digest)?;
+    for layer in &manifest.layers {
+        store_blob_from(store, dir, &layer.digest)?;
+    }
+    Ok(descriptor.digest.clone())
 }
 
 fn load_dir(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, ExportError> {
@@ -546,13 +672,7 @@ pub fn import(
         apply_layer(io::BufReader::new(file), &root, &ApplyOptions::default())?;
         root
     };
-    let (info, blob) = stagecraft_layer::write_layer(
-        &DiffSource::Rootfs { root: &root },
-        &TarOptions::default(),
-        compression,
-        store.blob_writer()?,
-    )?;
-    let blob = blob.commit()?;
+    let (info, blob) = store_tree_layer(store, &root, compression)?;
     let mut config = ImageConfig::for_platform(&Platform::host());
     config.rootfs.diff_ids =
         vec![
@@ -565,4 +685,20 @@ pub fn import(
         vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
     let layers = vec![Descriptor::new(info.media_type(), blob.digest, blob.size)];
     Ok(store.write_image(&config, layers, ManifestFormat::Oci)?)
+}
+
+/// Stores the whole tree under `root` (the root itself not an entry, mtimes kept) as one
+/// layer blob.
+fn store_tree_layer(
+    store: &Store,
+    root: &Path,
+    compression: Compression,
+) -> Result<(LayerInfo, BlobInfo), ExportError> {
+    let (info, blob) = stagecraft_layer::write_layer(
+        &DiffSource::Rootfs { root },
+        &TarOptions::default(),
+        compression,
+        store.blob_writer()?,
+    )?;
+    Ok((info, blob.commit()?))
 }

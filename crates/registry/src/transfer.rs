@@ -45,6 +45,22 @@ pub async fn fetch_blob(
     Ok(())
 }
 
+/// [`fetch_blob`] for many blobs, in parallel.
+pub async fn fetch_blobs(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    wanted: impl IntoIterator<Item = &Digest>,
+) -> Result<(), TransferError> {
+    let downloads = wanted
+        .into_iter()
+        .map(|digest| fetch_blob(registry, store, reference, digest));
+    for result in futures_util::future::join_all(downloads).await {
+        result?;
+    }
+    Ok(())
+}
+
 /// Pulls `reference` (for `platform` when it names an index) into the store and tags it.
 pub async fn pull(
     registry: &Registry,
@@ -71,13 +87,13 @@ pub async fn pull(
     };
     let manifest = store.read_manifest(&manifest_digest)?;
     fetch_blob(registry, store, reference, &manifest.config.digest).await?;
-    let downloads = manifest
-        .layers
-        .iter()
-        .map(|layer| fetch_blob(registry, store, reference, &layer.digest));
-    for result in futures_util::future::join_all(downloads).await {
-        result?;
-    }
+    fetch_blobs(
+        registry,
+        store,
+        reference,
+        manifest.layers.iter().map(|l| &l.digest),
+    )
+    .await?;
     let name = reference.whole();
     store.set_tag(&name, &top_digest)?;
     Ok(store.image_for_platform(&name, platform)?)

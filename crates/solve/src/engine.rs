@@ -2,7 +2,7 @@
 //! every step looked up in the content-addressed cache first.
 
 use crate::copy::{CopyPlan, CopySource, CopySpec};
-use crate::mounts::{MountType, parse_mount};
+use crate::mounts::{MountSpec, MountType, parse_mount};
 use crate::progress::{Event, ProgressSink, SkipReason, StepStatus, Stream};
 use crate::remote_cache::CacheRecord;
 use crate::rootfs::MergedView;
@@ -21,7 +21,7 @@ use stagecraft_layer::{
 };
 use stagecraft_plan::{Base, Plan, PlanError, PlanOptions, Scope};
 use stagecraft_shell::Lexer;
-use stagecraft_store::{Image, ManifestFormat, Store};
+use stagecraft_store::{CacheMountAccess, CacheMountLock, Image, ManifestFormat, Store};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1377,6 +1377,9 @@ impl BuildRun<'_> {
                 .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
         };
         let mut ssh_mounts = 0;
+        // Each cache mount once, with the strongest access the step asks for: two locks on one
+        // mount, one of them exclusive, would wait for each other forever.
+        let mut cache_locks: BTreeMap<String, CacheMountAccess> = BTreeMap::new();
         for word in &run.mounts {
             let expanded = self.expand(command, &word.value, state)?;
             let spec = parse_mount(&expanded)
@@ -1388,51 +1391,14 @@ impl BuildRun<'_> {
             match spec.kind {
                 MountType::Cache => {
                     let id = spec.cache_id();
-                    let dir = store.root().join("cache-mounts").join(sha256_hex(&[&id]));
-                    if !dir.is_dir() {
-                        std::fs::create_dir_all(&dir)
-                            .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
-                        use std::os::unix::fs::PermissionsExt;
-                        let _ = std::fs::set_permissions(
-                            &dir,
-                            std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o755)),
-                        );
-                        let _ = std::os::unix::fs::chown(
-                            &dir,
-                            Some(spec.uid.unwrap_or(0)),
-                            Some(spec.gid.unwrap_or(0)),
-                        );
-                        // `from=` (and `source=`, a path in it) seed a new cache, as BuildKit
-                        // uses them as the cache's initial content.
-                        if let Some(from) = &spec.from {
-                            let (view, _) = self.source_view(from)?;
-                            let sources = [spec.source.clone().unwrap_or_else(|| "/".to_owned())];
-                            let seed = CopySpec::as_is(&sources);
-                            CopyPlan::resolve(
-                                &CopySource::Stage(view),
-                                &seed,
-                                &MergedView::default(),
-                            )
-                            .and_then(|plan| plan.write(&dir, &MergedView::default()))
-                            .map_err(|e| {
-                                self.located(
-                                    command,
-                                    format!("--mount={expanded}: seeding the cache: {e}"),
-                                )
-                            })?;
-                        }
-                    }
-                    if spec.sharing == "locked" || spec.sharing == "private" {
-                        // One RUN at a time uses a locked cache, across stages and processes.
-                        let lock_path = dir.with_extension("lock");
-                        let lock = std::fs::File::create(&lock_path).map_err(|e| {
-                            BuildError::Other(format!("{}: {e}", lock_path.display()))
-                        })?;
-                        lock.lock().map_err(|e| {
-                            BuildError::Other(format!("{}: {e}", lock_path.display()))
-                        })?;
-                        prepared._locks.push(lock);
-                    }
+                    let dir = self.cache_mount_dir(command, &spec, &id, &expanded)?;
+                    let access = if spec.sharing == "locked" || spec.sharing == "private" {
+                        CacheMountAccess::Exclusive
+                    } else {
+                        CacheMountAccess::Shared
+                    };
+                    let held = cache_locks.entry(id).or_insert(access);
+                    *held = access.max(*held);
                     prepared.mounts.push(RunMount {
                         target: target(String::new()),
                         kind: RunMountKind::Bind {
@@ -1553,7 +1519,58 @@ impl BuildRun<'_> {
                 }
             }
         }
+        // In id order, so that steps running in parallel cannot each hold a mount the other
+        // waits for.
+        for (id, access) in cache_locks {
+            let lock = store
+                .lock_cache_mount(&id, access)
+                .map_err(|e| BuildError::Other(format!("locking cache mount {id:?}: {e}")))?;
+            prepared._locks.push(lock);
+        }
         Ok(prepared)
+    }
+
+    /// The directory of cache mount `id`, made on first use: with the mount's `mode`, `uid` and
+    /// `gid`, and seeded from `from=` (and `source=`, a path in it), which BuildKit uses as a
+    /// new cache's initial content.
+    fn cache_mount_dir(
+        &self,
+        command: &Command,
+        spec: &MountSpec,
+        id: &str,
+        expanded: &str,
+    ) -> Result<PathBuf, BuildError> {
+        let store = self.engine.store;
+        let store_error =
+            |e: stagecraft_store::Error| BuildError::Other(format!("cache mount {id:?}: {e}"));
+        if let Some(dir) = store.use_cache_mount(id).map_err(store_error)? {
+            return Ok(dir);
+        }
+        let fresh = store.new_cache_mount(id).map_err(store_error)?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(
+            fresh.path(),
+            std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o755)),
+        );
+        let _ = std::os::unix::fs::chown(
+            fresh.path(),
+            Some(spec.uid.unwrap_or(0)),
+            Some(spec.gid.unwrap_or(0)),
+        );
+        if let Some(from) = &spec.from {
+            let (view, _) = self.source_view(from)?;
+            let sources = [spec.source.clone().unwrap_or_else(|| "/".to_owned())];
+            let seed = CopySpec::as_is(&sources);
+            CopyPlan::resolve(&CopySource::Stage(view), &seed, &MergedView::default())
+                .and_then(|plan| plan.write(fresh.path(), &MergedView::default()))
+                .map_err(|e| {
+                    self.located(
+                        command,
+                        format!("--mount={expanded}: seeding the cache: {e}"),
+                    )
+                })?;
+        }
+        fresh.install().map_err(store_error)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1998,8 +2015,9 @@ struct PreparedMounts {
     env: Vec<String>,
     /// Temporary directories holding copies and secret files, removed after the run.
     _scratch: Vec<tempfile::TempDir>,
-    /// Locks of `sharing=locked` (and `private`) caches, released after the run.
-    _locks: Vec<std::fs::File>,
+    /// Locks of the cache mounts (shared or exclusive, by their `sharing`), released after the
+    /// run.
+    _locks: Vec<CacheMountLock>,
 }
 
 /// The layer directories to stack, bottom first, with repeats removed: a layer that occurs twice

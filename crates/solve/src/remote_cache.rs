@@ -27,7 +27,7 @@
 use crate::engine::{BuildOutcome, LayerRef};
 use stagecraft_image::{Descriptor, Digest, ImageIndex, ImageManifest, media_type};
 use stagecraft_layer::Compression;
-use stagecraft_store::Store;
+use stagecraft_store::{Artifact, Store};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,17 +62,6 @@ pub struct CacheDocument {
     pub version: u32,
     /// Layers by the cache key of the step that made them.
     pub records: BTreeMap<String, LayerRef>,
-}
-
-/// A cache ready to be copied somewhere: its manifest, config and layers are blobs in the store.
-#[derive(Debug, Clone)]
-pub struct CacheArtifact {
-    /// The manifest's bytes.
-    pub manifest: Vec<u8>,
-    /// The manifest's descriptor.
-    pub descriptor: Descriptor,
-    /// Every blob the manifest names (config first), all in the store.
-    pub blobs: Vec<Digest>,
 }
 
 impl CacheDocument {
@@ -164,7 +153,7 @@ impl CacheDocument {
 
     /// Writes the config and manifest into the store as blobs, checking that every layer
     /// blob is there too.
-    pub fn store_artifact(&self, store: &Store) -> Result<CacheArtifact, String> {
+    pub fn store_artifact(&self, store: &Store) -> Result<Artifact, String> {
         let mut layers: BTreeMap<&Digest, Descriptor> = BTreeMap::new();
         for layer in self.records.values() {
             if !store.has_blob(&layer.digest) {
@@ -175,30 +164,16 @@ impl CacheDocument {
             }
             layers.insert(&layer.digest, layer.descriptor());
         }
-        let config_bytes =
+        let config =
             serde_json::to_vec(self).map_err(|e| format!("serializing the cache records: {e}"))?;
-        let config = store
-            .write_blob_bytes(&config_bytes)
-            .map_err(|e| format!("storing the cache config: {e}"))?;
-        let mut manifest = ImageManifest::new(
-            media_type::OCI_MANIFEST,
-            config.descriptor(CONFIG_MEDIA_TYPE),
-            layers.into_values().collect(),
-        );
-        manifest.artifact_type = ARTIFACT_TYPE.to_owned();
-        let bytes = manifest
-            .to_json()
-            .map_err(|e| format!("serializing the cache manifest: {e}"))?;
-        let stored = store
-            .write_blob_bytes(&bytes)
-            .map_err(|e| format!("storing the cache manifest: {e}"))?;
-        let mut blobs = vec![manifest.config.digest.clone()];
-        blobs.extend(manifest.layers.iter().map(|l| l.digest.clone()));
-        Ok(CacheArtifact {
-            descriptor: stored.descriptor(media_type::OCI_MANIFEST),
-            manifest: bytes,
-            blobs,
-        })
+        store
+            .write_artifact(
+                ARTIFACT_TYPE,
+                CONFIG_MEDIA_TYPE,
+                &config,
+                layers.into_values().collect(),
+            )
+            .map_err(|e| format!("storing the cache manifest: {e}"))
     }
 }
 
@@ -236,7 +211,7 @@ impl LocalCache {
     }
 
     /// Copies the artifact's blobs (those not there yet) and points `index.json` at it.
-    pub fn write(&self, store: &Store, artifact: &CacheArtifact) -> Result<(), String> {
+    pub fn write(&self, store: &Store, artifact: &Artifact) -> Result<(), String> {
         let blob_dir = self.dir.join("blobs").join("sha256");
         fs::create_dir_all(&blob_dir).map_err(|e| format!("{}: {e}", blob_dir.display()))?;
         for digest in &artifact.blobs {

@@ -46,6 +46,9 @@ enum Command {
     Prune(commands::images::PruneArgs),
     /// Re-hash every blob and snapshot; remove corrupt ones.
     Verify,
+    /// List the cache mounts (RUN --mount=type=cache) in the store; export them to a tar file or
+    /// a registry, and import them, so that a CI runner starts warm.
+    Cache(commands::cache::CacheArgs),
     /// Report what each layer (and stage) of an image weighs and what bloats it.
     Size(commands::size::SizeArgs),
 }
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Push(args) => commands::images::push(&args),
         Command::Prune(args) => commands::images::prune(&args),
         Command::Verify => commands::images::verify(),
+        Command::Cache(args) => commands::cache::run(&args),
         Command::Size(args) => commands::size::run(&args),
     };
     match result {

@@ -35,7 +35,65 @@ pub struct Image {
     pub index_digest: Option<Digest>,
 }
 
+/// An OCI artifact manifest in the store (an exported build cache, cache
+/// mounts): what pushing it or writing it as an OCI layout needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// The manifest's bytes.
+    pub manifest: Vec<u8>,
+    /// The manifest's descriptor, with its `artifactType`.
+    pub descriptor: Descriptor,
+    /// Every blob the manifest names, config first, all in the store.
+    pub blobs: Vec<Digest>,
+}
+
 impl Store {
+    /// Stores an OCI artifact: a manifest of `artifact_type` whose config is
+    /// `config` (stored here with `config_media_type`) and whose `layers`
+    /// are blobs already in the store.
+    pub fn write_artifact(
+        &self,
+        artifact_type: &str,
+        config_media_type: &str,
+        config: &[u8],
+        layers: Vec<Descriptor>,
+    ) -> Result<Artifact> {
+        let _lease = self.lease()?;
+        self.check_blobs_present(&layers)?;
+        let config_blob = self.write_blob_bytes(config)?;
+        let mut manifest = ImageManifest::new(
+            OCI_MANIFEST,
+            config_blob.descriptor(config_media_type),
+            layers,
+        );
+        manifest.artifact_type = artifact_type.to_owned();
+        let bytes = manifest.to_json().map_err(|source| Error::Serialize {
+            what: "artifact manifest",
+            source,
+        })?;
+        let mut descriptor = self.write_blob_bytes(&bytes)?.descriptor(OCI_MANIFEST);
+        descriptor.artifact_type = artifact_type.to_owned();
+        let mut blobs = vec![config_blob.digest];
+        blobs.extend(manifest.layers.into_iter().map(|layer| layer.digest));
+        Ok(Artifact {
+            manifest: bytes,
+            descriptor,
+            blobs,
+        })
+    }
+
+    fn check_blobs_present(&self, layers: &[Descriptor]) -> Result<()> {
+        for layer in layers {
+            if !self.has_blob(&layer.digest) {
+                return Err(Error::BlobNotFound {
+                    digest: layer.digest.clone(),
+                    path: self.blob_path(&layer.digest),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Stores an image made of `config` and `layers` (layer blobs must
     /// already be in the store, listed bottom first, with their media types
     /// set) and returns it. The config is written as BuildKit writes it
@@ -55,14 +113,7 @@ impl Store {
             });
         }
         let _lease = self.lease()?;
-        for layer in &layers {
-            if !self.has_blob(&layer.digest) {
-                return Err(Error::BlobNotFound {
-                    digest: layer.digest.clone(),
-                    path: self.blob_path(&layer.digest),
-                });
-            }
-        }
+        self.check_blobs_present(&layers)?;
         let (manifest_type, config_type) = match format {
             ManifestFormat::Oci => (OCI_MANIFEST, OCI_CONFIG),
             ManifestFormat::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),

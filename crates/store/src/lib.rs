@@ -1,6 +1,6 @@
 //! stagecraft's content-addressed store: image blobs, tags, unpacked layer
-//! snapshots and build cache records in one directory that any number of
-//! stagecraft processes share without a daemon.
+//! snapshots, build cache records and cache mounts in one directory that any
+//! number of stagecraft processes share without a daemon.
 //!
 //! # Location
 //!
@@ -16,7 +16,7 @@
 //!   layout.json                {"version":1}; a different version is refused
 //!   blobs/sha256/<hex>         content, named by its sha256, read-only (0444)
 //!   ingest/                    writes in progress: blob-*, snapshot-*, write-*,
-//!                              removing-*; anything here with no live writer is
+//!                              cache-mount-*, removing-*; anything here with no live writer is
 //!                              garbage that prune deletes
 //!   snapshots/<diff-id hex>/   one unpacked layer per uncompressed-layer digest
 //!     fs/                      the layer's files (an overlay lower directory)
@@ -25,13 +25,19 @@
 //!   cache/<key>                build cache records (opaque bytes, JSON by convention);
 //!                              layer-variant-<alg>-<level>-<diff-id hex>: a plain layer's
 //!                              compressed blob, made once (see Store::compressed_layer)
+//!   cache-mounts/<key>/        the contents of a `RUN --mount=type=cache`, <key> the
+//!                              hashed mount id (see [`cache_mount_key`])
+//!   cache-mounts/<key>.json    {"id":"…"}: the mount's id; its mtime is the mount's last use
+//!   cache-mounts/<key>.lock    the mount's lock (steps shared or exclusive, export and
+//!                              import exclusive; see [`Store::lock_cache_mount`])
 //!   locks/store.lock           the store lock (below)
 //!   locks/tags.lock            serializes tags.json updates
 //! ```
 //!
 //! # Crash safety
 //!
-//! Nothing is ever written in place. A blob is written to `ingest/`,
+//! Nothing is ever written in place (but the contents of a cache mount,
+//! which the steps using it change as they like). A blob is written to `ingest/`,
 //! fsynced, renamed to its name and the directory fsynced, so a blob file
 //! always matches its name (short of disk corruption, which
 //! [`Store::verify`] detects). `tags.json` and cache records are replaced by
@@ -40,8 +46,11 @@
 //! whole directory renamed into `snapshots/`; [`Store::snapshot_path`] only
 //! returns snapshots with a marker that names them. Deleting a snapshot
 //! starts with a rename back into `ingest/`, so no reader sees one
-//! half-deleted. A `kill -9` at any point leaves at most leftovers in
-//! `ingest/`, removed by the next [`Store::prune`] and ignored by verify.
+//! half-deleted. A new cache mount is filled in `ingest/` and renamed into
+//! place ([`NewCacheMount::install`]), or swapped with the old one in one
+//! `renameat2(RENAME_EXCHANGE)` ([`NewCacheMount::replace`]). A `kill -9`
+//! at any point leaves at most leftovers in `ingest/`, removed by the next
+//! [`Store::prune`] and ignored by verify.
 //!
 //! # Lock protocol
 //!
@@ -65,16 +74,23 @@
 //! deadlock). A thread must not ask for the exclusive store lock while it
 //! holds a lease: it would wait for itself.
 //!
+//! `cache-mounts/<key>.lock` ([`Store::lock_cache_mount`]) is taken while
+//! holding a lease, if at all, never the other way round; a build takes the
+//! locks of a step's mounts in one order (by id) and holds them while the
+//! step runs.
+//!
 //! # Garbage collection
 //!
 //! [`Store::prune`] keeps what is reachable from tags (index → manifests,
 //! manifest → config and layers, config → snapshots of its `diff_ids`) and
 //! from cache records (any `sha256:` digest they mention, followed the same
 //! way), and removes the rest; [`PruneOptions`] controls cache records and a
-//! storage budget.
+//! storage budget. Cache mounts are never pruned, nor counted in
+//! [`Store::disk_usage`]: like BuildKit's, they are the user's to keep.
 
 mod blobs;
 mod cache;
+mod cache_mounts;
 mod error;
 mod gc;
 mod images;
@@ -84,11 +100,14 @@ mod tags;
 mod variants;
 
 pub use blobs::{BlobInfo, BlobWriter};
+pub use cache_mounts::{
+    CacheMount, CacheMountAccess, CacheMountLock, NewCacheMount, cache_mount_key,
+};
 pub use error::{Error, Result};
 pub use gc::{
     Corruption, DiskUsage, EntryKind, Maintenance, PruneOptions, PruneReport, VerifyOptions,
     VerifyReport,
 };
-pub use images::{Image, ManifestFormat};
+pub use images::{Artifact, Image, ManifestFormat};
 pub use stagecraft_image::{Digest, Reference};
 pub use store::{Lease, Store, default_root};

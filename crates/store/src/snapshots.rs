@@ -8,28 +8,12 @@ use std::path::{Path, PathBuf};
 use stagecraft_image::Digest;
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Store, remove_tree, sync_dir, sync_parent};
+use crate::store::{Store, sync_dir, sync_filesystem, sync_parent};
 
 /// The directory holding a snapshot's files.
 const CONTENT_DIR: &str = "fs";
 /// Present, and containing the diff ID, only in a finished snapshot.
 pub(crate) const COMPLETE_MARKER: &str = "complete";
-
-/// Removes a temporary directory on drop unless defused; for error paths.
-struct TempDirGuard {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for TempDirGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            // Best effort: whatever stays behind is in ingest/, which prune
-            // empties.
-            let _ = remove_tree(&self.path);
-        }
-    }
-}
 
 impl Store {
     /// The directory with the unpacked content of the layer whose
@@ -58,15 +42,7 @@ impl Store {
         if let Some(existing) = self.snapshot_path(diff_id) {
             return Ok(existing);
         }
-        let ingest = self.ingest_dir();
-        let temp = tempfile::Builder::new()
-            .prefix("snapshot-")
-            .tempdir_in(&ingest)
-            .at("create a temporary directory in", &ingest)?;
-        let mut guard = TempDirGuard {
-            path: temp.keep(),
-            armed: true,
-        };
+        let mut guard = self.temp_dir("snapshot-")?;
         let content = guard.path.join(CONTENT_DIR);
         DirBuilder::new()
             .mode(0o755)
@@ -78,12 +54,8 @@ impl Store {
             source: source.into(),
         })?;
 
-        // Make the content durable before the marker claims it is complete:
-        // one syncfs instead of an fsync per unpacked file.
-        let dir = File::open(&guard.path).at("open", &guard.path)?;
-        rustix::fs::syncfs(&dir)
-            .map_err(io::Error::from)
-            .at("sync the filesystem of", &guard.path)?;
+        // Make the content durable before the marker claims it is complete.
+        sync_filesystem(&guard.path)?;
         let marker = guard.path.join(COMPLETE_MARKER);
         let mut file = File::create(&marker).at("create", &marker)?;
         file.write_all(diff_id.as_str().as_bytes())

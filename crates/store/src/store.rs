@@ -51,6 +51,7 @@ impl Store {
             store.ingest_dir(),
             store.snapshots_dir(),
             store.cache_dir(),
+            store.cache_mounts_dir(),
             store.locks_dir(),
         ] {
             builder.create(&dir).at("create directory", &dir)?;
@@ -160,6 +161,20 @@ impl Store {
         sync_parent(dest)
     }
 
+    /// A new empty directory in `ingest/` named `<prefix>…`, removed on drop
+    /// unless the guard is defused (after the directory was moved away).
+    pub(crate) fn temp_dir(&self, prefix: &str) -> Result<TempDirGuard> {
+        let ingest = self.ingest_dir();
+        let temp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&ingest)
+            .at("create a temporary directory in", &ingest)?;
+        Ok(TempDirGuard {
+            path: temp.keep(),
+            armed: true,
+        })
+    }
+
     fn check_layout(&self) -> Result<()> {
         let path = self.root.join(LAYOUT_FILE);
         match fs::read(&path) {
@@ -257,6 +272,32 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .at("flush directory", dir)
+}
+
+/// Removes a temporary directory on drop unless defused; for error paths.
+#[derive(Debug)]
+pub(crate) struct TempDirGuard {
+    pub(crate) path: PathBuf,
+    pub(crate) armed: bool,
+}
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: whatever stays behind is in ingest/, which prune
+            // empties.
+            let _ = remove_tree(&self.path);
+        }
+    }
+}
+
+/// Makes everything written under `path` durable: one `syncfs` instead of an
+/// fsync per file.
+pub(crate) fn sync_filesystem(path: &Path) -> Result<()> {
+    let dir = File::open(path).at("open", path)?;
+    rustix::fs::syncfs(&dir)
+        .map_err(io::Error::from)
+        .at("sync the filesystem of", path)
 }
 
 /// Removes a directory tree, first granting ourselves write and search

@@ -71,6 +71,7 @@ fn layout_is_created_and_checked() {
         vec![
             "blobs",
             "cache",
+            "cache-mounts",
             "ingest",
             "layout.json",
             "locks",

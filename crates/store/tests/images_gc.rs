@@ -304,3 +304,29 @@ fn disk_usage_counts_each_area() {
     assert_eq!(usage.temp, 7);
     assert_eq!(usage.total(), 1000 + 371 + 5 + 7);
 }
+
+#[test]
+fn prune_never_touches_cache_mounts() {
+    let (_dir, store) = store();
+    let mount = store.new_cache_mount("/root/.npm").unwrap();
+    fs::write(mount.path().join("package.tgz"), [3u8; 2000]).unwrap();
+    let path = mount.install().unwrap();
+    let budgets = [
+        PruneOptions::default(),
+        PruneOptions {
+            all: true,
+            keep_storage: Some(0),
+            ..PruneOptions::default()
+        },
+    ];
+    for options in budgets {
+        store.prune(&options).unwrap();
+        assert!(path.join("package.tgz").is_file(), "{options:?}");
+    }
+    assert_eq!(
+        store.disk_usage().unwrap().total(),
+        0,
+        "nor counted in its usage"
+    );
+    assert_eq!(store.list_cache_mounts().unwrap()[0].size, 2000);
+}

@@ -1,0 +1,225 @@
+//! `stagecraft cache`: the cache mounts (`RUN --mount=type=cache`) in the store. Listing them,
+//! and moving them between machines, so that a CI runner starts warm (the format is described
+//! in [`stagecraft_export::cache_mounts`]).
+
+use super::runtime::{block_on, open_store, open_store_leased, registry};
+use super::{CommandError, CommandResult, human_bytes};
+use stagecraft_export::cache_mounts::{
+    CacheMountManifest, read_cache_mount_archive, store_cache_mounts,
+};
+use stagecraft_image::Timestamp;
+use stagecraft_layer::Compression;
+use stagecraft_store::CacheMount;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `stagecraft cache …`.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum CacheCommand {
+    /// List the cache mounts in the store: id, size, file count, last use.
+    Ls(LsArgs),
+    /// Write cache mounts to a tar file (-o) or push them to a registry (--ref).
+    Export(ExportArgs),
+    /// Restore cache mounts from a tar file or a registry, replacing the contents of the store's
+    /// mounts of the same ids.
+    Import(ImportArgs),
+}
+
+/// `stagecraft cache ls`.
+#[derive(clap::Args)]
+struct LsArgs {
+    /// `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+/// `stagecraft cache export`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["output", "reference"])))]
+struct ExportArgs {
+    /// A mount to export, by id (its `id=`, else its target, as `cache ls` shows it);
+    /// repeatable. Default: every mount whose id the store knows.
+    #[arg(long = "id", value_name = "ID")]
+    ids: Vec<String>,
+    /// Write an OCI image layout tar holding the mounts.
+    #[arg(short = 'o', long = "output", value_name = "FILE.tar")]
+    output: Option<PathBuf>,
+    /// Push the mounts to a registry as an OCI artifact under this reference.
+    #[arg(long = "ref", value_name = "REGISTRY_REF")]
+    reference: Option<String>,
+    /// Compression of each mount's tar: gzip (compatible) or zstd (faster, smaller).
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"])]
+    compression: String,
+    /// Registries to reach over plain HTTP (localhost and 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry")]
+    insecure: Vec<String>,
+}
+
+/// `stagecraft cache import`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["file", "reference"])))]
+struct ImportArgs {
+    /// A tar written by `stagecraft cache export -o`.
+    #[arg(value_name = "FILE.tar")]
+    file: Option<PathBuf>,
+    /// Pull the mounts from a registry, as pushed by `stagecraft cache export --ref`.
+    #[arg(long = "ref", value_name = "REGISTRY_REF")]
+    reference: Option<String>,
+    /// Registries to reach over plain HTTP (localhost and 127.0.0.0/8 always are).
+    #[arg(long = "insecure-registry")]
+    insecure: Vec<String>,
+}
+
+/// Runs `stagecraft cache`.
+pub fn run(args: &CacheArgs) -> CommandResult {
+    match &args.command {
+        CacheCommand::Ls(args) => ls(args),
+        CacheCommand::Export(args) => export(args),
+        CacheCommand::Import(args) => import(args),
+    }
+}
+
+fn ls(args: &LsArgs) -> CommandResult {
+    let mounts = open_store()?.list_cache_mounts()?;
+    if args.format == "json" {
+        let json: Vec<serde_json::Value> = mounts
+            .iter()
+            .map(|mount| {
+                serde_json::json!({
+                    "id": mount.id,
+                    "key": mount.key,
+                    "path": mount.path,
+                    "size": mount.size,
+                    "files": mount.files,
+                    "last_used": mount.last_used.and_then(timestamp).map(|t| t.to_string()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:>10} {:>8}  {:<20}  ID",
+        "KEY", "SIZE", "FILES", "LAST USED"
+    );
+    for mount in &mounts {
+        let last_used = mount
+            .last_used
+            .and_then(timestamp)
+            .map_or_else(|| "-".to_owned(), |t| t.to_string());
+        println!(
+            "{:<12} {:>10} {:>8}  {last_used:<20}  {}",
+            &mount.key[..12],
+            human_bytes(mount.size),
+            mount.files,
+            mount
+                .id
+                .as_deref()
+                .unwrap_or("(not recorded: a build that uses it records it)")
+        );
+    }
+    Ok(())
+}
+
+/// A modification time to the second, as Go formats it.
+fn timestamp(time: SystemTime) -> Option<Timestamp> {
+    let since = time.duration_since(UNIX_EPOCH).ok()?;
+    Timestamp::from_unix(i64::try_from(since.as_secs()).ok()?, 0)
+}
+
+fn export(args: &ExportArgs) -> CommandResult {
+    let (store, _lease) = open_store_leased()?;
+    let ids = if args.ids.is_empty() {
+        recorded_ids(store.list_cache_mounts()?)
+    } else {
+        args.ids.clone()
+    };
+    if ids.is_empty() {
+        return Err(CommandError(
+            "error: there are no cache mounts to export: builds make them with RUN --mount=type=cache"
+                .to_owned(),
+        ));
+    }
+    let compression = if args.compression == "zstd" {
+        Compression::zstd()
+    } else {
+        Compression::gzip()
+    };
+    let artifact = store_cache_mounts(&store, &ids, compression)?;
+    let destination = match (&args.output, &args.reference) {
+        (Some(path), _) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| CommandError(format!("error: creating {}: {e}", path.display())))?;
+            stagecraft_export::write_artifact_archive(
+                &store,
+                &artifact,
+                std::io::BufWriter::new(file),
+            )?;
+            path.display().to_string()
+        }
+        (None, Some(text)) => {
+            let reference = stagecraft_registry::parse_reference(text)?;
+            let digest = block_on(stagecraft_registry::push_manifest_with_blobs(
+                &registry(&args.insecure),
+                &store,
+                &reference,
+                &artifact.blobs,
+                &artifact.manifest,
+                &artifact.descriptor.media_type,
+            ))??;
+            format!("{} ({digest})", reference.whole())
+        }
+        (None, None) => unreachable!("clap requires -o or --ref"),
+    };
+    println!(
+        "exported {} cache mounts to {destination}: {}",
+        ids.len(),
+        ids.join(", ")
+    );
+    Ok(())
+}
+
+/// The ids of `mounts`; those whose id is unknown are skipped with a warning, since an import
+/// could not tell where they belong.
+fn recorded_ids(mounts: Vec<CacheMount>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for mount in mounts {
+        match mount.id {
+            Some(id) => ids.push(id),
+            None => eprintln!(
+                "warning: skipping cache mount {}: its id is not recorded yet (a build that uses it records it)",
+                mount.key
+            ),
+        }
+    }
+    ids
+}
+
+fn import(args: &ImportArgs) -> CommandResult {
+    let (store, _lease) = open_store_leased()?;
+    let manifest = match (&args.file, &args.reference) {
+        (Some(path), _) => read_cache_mount_archive(&store, path)?,
+        (None, Some(text)) => {
+            let reference = stagecraft_registry::parse_reference(text)?;
+            let registry = registry(&args.insecure);
+            block_on(async {
+                let remote = registry.manifest(&reference).await?;
+                let manifest = CacheMountManifest::parse(&remote.bytes, text)?;
+                stagecraft_registry::fetch_blobs(&registry, &store, &reference, manifest.blobs())
+                    .await?;
+                Ok::<_, CommandError>(manifest)
+            })??
+        }
+        (None, None) => unreachable!("clap requires a file or --ref"),
+    };
+    manifest.restore(&store)?;
+    let ids: Vec<&str> = manifest.ids().collect();
+    println!("imported {} cache mounts: {}", ids.len(), ids.join(", "));
+    Ok(())
+}
