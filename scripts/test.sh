@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/integration/conformance tests, doc tests.
+# The whole test suite: formatting, lints, unit/integration/conformance tests, doc tests, docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,3 +8,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
+# Broken intra-doc links are errors too: every public item is documented, and links must resolve.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

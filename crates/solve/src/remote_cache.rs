@@ -58,7 +58,7 @@ pub enum CacheMode {
 /// The records of an exported cache: step key → layer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheDocument {
-    /// The format version ([`VERSION`]).
+    /// The format version (1; a reader refuses other versions).
     pub version: u32,
     /// Layers by the cache key of the step that made them.
     pub records: BTreeMap<String, LayerRef>,
