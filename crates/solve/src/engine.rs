@@ -1044,6 +1044,7 @@ impl BuildRun<'_> {
                         parents: copy.parents,
                         unpack: Some(false),
                         checksum: None,
+                        keep_git_dir: None,
                     },
                 );
             }
@@ -1066,6 +1067,7 @@ impl BuildRun<'_> {
                         parents: false,
                         unpack: add.unpack,
                         checksum: add.checksum.as_ref().map(|w| w.value.as_str()),
+                        keep_git_dir: add.keep_git_dir,
                     },
                 );
             }
@@ -1762,6 +1764,90 @@ impl BuildRun<'_> {
             .map_err(|e| self.located(command, format!("--checksum: {e}")))
     }
 
+    /// For `ADD <git repository> <dest>`: checks the repository out into a fresh directory of
+    /// the store's ingest area and returns it (keep it alive while copying) with the checkout
+    /// and the path to copy from it. `None` when no source is a repository. Like BuildKit, the
+    /// repository is fetched on every build: only its content tells whether the cache holds.
+    fn checkout_git_source(
+        &self,
+        command: &Command,
+        state: &StageState,
+        args: &CopyArgs<'_>,
+        sources: &[String],
+    ) -> Result<(Option<tempfile::TempDir>, Option<GitCheckout>), BuildError> {
+        let Some((index, parsed)) = sources
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| crate::git::parse(s).map(|parsed| (i, parsed)))
+        else {
+            return Ok((None, None));
+        };
+        let mut git = parsed.map_err(|e| self.located(command, e))?;
+        if !args.is_add {
+            return Err(self.located(
+                command,
+                format!(
+                    "source can't be a git ref for COPY: {} (use ADD)",
+                    sources[index]
+                ),
+            ));
+        }
+        if sources.len() > 1 {
+            return Err(self.located(
+                command,
+                "ADD of a git repository takes that one source: use one ADD per repository",
+            ));
+        }
+        if let Some(raw) = args.checksum {
+            let checksum = self.expand(command, raw, state)?;
+            if git.checksum.as_ref().is_some_and(|c| *c != checksum) {
+                return Err(self.located(
+                    command,
+                    format!(
+                        "checksum mismatch {:?} != {checksum:?}",
+                        git.checksum.unwrap_or_default()
+                    ),
+                ));
+            }
+            git.checksum = Some(checksum);
+        }
+        let keep_git_dir = match (args.keep_git_dir, git.keep_git_dir) {
+            (Some(flag), Some(query)) if flag != query => {
+                return Err(self.located(command, "inconsistent keep-git-dir configuration"));
+            }
+            (flag, query) => flag.or(query).unwrap_or(false),
+        };
+        let ingest = self.engine.store.root().join("ingest");
+        let scratch = tempfile::Builder::new()
+            .prefix(&scratch_prefix("git"))
+            .tempdir_in(&ingest)
+            .map_err(|e| {
+                BuildError::Other(format!("creating a directory in {}: {e}", ingest.display()))
+            })?;
+        let checkout = scratch.path().join("repository");
+        let commit = git
+            .checkout(&checkout, keep_git_dir)
+            .map_err(|e| self.located(command, format!("ADD {}: {e}", sources[index])))?;
+        self.engine.progress.event(Event::Info {
+            message: format!(
+                "git: {} at {} is commit {commit}",
+                git.remote,
+                git.reference.as_deref().unwrap_or("HEAD")
+            ),
+        });
+        let path = match &git.subdir {
+            Some(subdir) => format!("/{subdir}"),
+            None => "/".to_owned(),
+        };
+        let checkout = GitCheckout {
+            dir: checkout,
+            path,
+            commit,
+            keep_git_dir,
+        };
+        Ok((Some(scratch), Some(checkout)))
+    }
+
     /// Downloads `ADD`'s URL sources into a fresh directory of the store's ingest area (none
     /// for no URLs). BuildKit fetches them on every build too, since only the content tells
     /// whether the cached layer still holds.
@@ -1819,10 +1905,16 @@ impl BuildRun<'_> {
         for source in &args.paths.sources {
             sources.push(self.expand(command, &source.value, state)?);
         }
-        let (urls, locals): (Vec<String>, Vec<String>) = sources
-            .iter()
-            .cloned()
-            .partition(|s| crate::remote::is_url(s));
+        // The checkout must outlive the layer's writing, which copies from it.
+        let (_git_dir, git) = self.checkout_git_source(command, state, &args, &sources)?;
+        let (urls, locals): (Vec<String>, Vec<String>) = match &git {
+            // The repository (or its subdirectory) is copied as a directory: its content.
+            Some(checkout) => (Vec::new(), vec![checkout.path.clone()]),
+            None => sources
+                .iter()
+                .cloned()
+                .partition(|s| crate::remote::is_url(s)),
+        };
         if !urls.is_empty() && !args.is_add {
             return Err(self.located(
                 command,
@@ -1832,13 +1924,10 @@ impl BuildRun<'_> {
                 ),
             ));
         }
-        if let Some(url) = urls.iter().find(|u| crate::remote::looks_like_git(u)) {
-            return Err(self.located(
-                command,
-                format!("ADD from a git repository is not supported yet: {url}"),
-            ));
-        }
-        let checksum = self.add_checksum(command, state, &args, &sources, &urls)?;
+        let checksum = match git {
+            Some(_) => None,
+            None => self.add_checksum(command, state, &args, &sources, &urls)?,
+        };
         let dest_raw = self.expand(command, &args.paths.dest.value, state)?;
         let dest = destination(&state.config.config.working_dir, &dest_raw);
         let view = state.view();
@@ -1869,8 +1958,12 @@ impl BuildRun<'_> {
         // The directory must outlive the layer's writing, which copies from it.
         let (_download_dir, downloads) =
             self.download_sources(command, keyword, &urls, checksum.as_ref())?;
-        let (source, source_key) = match args.from {
-            None if !args.paths.inline.is_empty() && locals.is_empty() => {
+        let (source, source_key) = match (args.from, &git) {
+            (_, Some(checkout)) => (
+                CopySource::Stage(MergedView::new(vec![checkout.dir.clone()])),
+                "git".to_owned(),
+            ),
+            (None, None) if !args.paths.inline.is_empty() && locals.is_empty() => {
                 let docs = args
                     .paths
                     .inline
@@ -1886,14 +1979,14 @@ impl BuildRun<'_> {
                     .collect::<Result<Vec<_>, BuildError>>()?;
                 (CopySource::Inline(docs), "inline".to_owned())
             }
-            None => (
+            (None, None) => (
                 CopySource::Context {
                     view: MergedView::new(vec![self.options.context_dir.clone()]),
                     matcher: &self.matcher,
                 },
                 "context".to_owned(),
             ),
-            Some(from) => {
+            (Some(from), None) => {
                 let (view, key) = self.source_view(from)?;
                 (CopySource::Stage(view), key)
             }
@@ -1922,9 +2015,14 @@ impl BuildRun<'_> {
         };
         let plan = CopyPlan::resolve(&source, &spec, &dest_view)
             .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
-        let entries = plan
+        let mut entries = plan
             .entries()
             .map_err(|e| self.located(command, e.to_string()))?;
+        if let Some(checkout) = git.as_ref().filter(|c| c.keep_git_dir) {
+            // A kept `.git` holds checkout times (index, logs): it is keyed by its commit.
+            entries.retain(|(path, _)| !path.contains("/.git/") && !path.ends_with("/.git"));
+            entries.push(("git commit".to_owned(), checkout.commit.clone()));
+        }
         let digest = crate::copy::digest_of_entries(&entries);
         let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
         let parent_key = if args.link { "" } else { state.key.as_str() };
@@ -2002,6 +2100,20 @@ struct CopyArgs<'a> {
     unpack: Option<bool>,
     /// `ADD --checksum`, unexpanded.
     checksum: Option<&'a str>,
+    /// `ADD --keep-git-dir`.
+    keep_git_dir: Option<bool>,
+}
+
+/// A repository `ADD` checked out.
+struct GitCheckout {
+    /// The checkout.
+    dir: PathBuf,
+    /// What to copy from it: `/` or `/<subdir>`.
+    path: String,
+    /// The commit checked out.
+    commit: String,
+    /// Whether `.git` is part of the copy.
+    keep_git_dir: bool,
 }
 
 /// Mounts prepared for one `RUN`, with what must stay alive while it runs.

@@ -2,6 +2,7 @@
 
 pub mod copy;
 mod engine;
+pub mod git;
 mod glob;
 pub mod mounts;
 pub mod progress;

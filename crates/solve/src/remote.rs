@@ -23,13 +23,6 @@ pub fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-/// Whether a URL names a git repository (its path ends in `.git`), which newer BuildKit clones
-/// instead of downloading.
-pub fn looks_like_git(url: &str) -> bool {
-    let before_fragment = url.split(['?', '#']).next().unwrap_or(url);
-    before_fragment.trim_end_matches('/').ends_with(".git")
-}
-
 /// The file name `ADD` gives a download: Go's `path.Base` of the URL's (unescaped) path, or
 /// `__unnamed__` when the path is empty or `/`.
 pub fn file_name(url: &str) -> String {

@@ -3,54 +3,29 @@
 
 mod common;
 
-use common::{Machine, busybox_layout};
+use common::{LoopbackServer, Machine, busybox_layout};
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 /// `python3 -m http.server` serving a directory on a free loopback port, killed on drop.
-struct HttpServer {
-    child: Child,
-    port: u16,
-}
+struct HttpServer(LoopbackServer);
 
 impl HttpServer {
     fn start(dir: &Path) -> HttpServer {
-        // Ask the kernel for a free port, then hand it to the server.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-            .arg(dir)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = HttpServer { child, port };
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the HTTP server did not start on port {port}");
+        HttpServer(LoopbackServer::start(|port| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                .arg(dir)
+                .arg(port.to_string());
+            command
+        }))
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("http://127.0.0.1:{}/{path}", self.0.port)
     }
 }
 

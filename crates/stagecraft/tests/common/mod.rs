@@ -131,3 +131,46 @@ pub fn write_random_file(path: &Path, megabytes: usize, seed: u64) {
         file.write_all(&chunk).unwrap();
     }
 }
+
+/// A server process on a free loopback port, killed on drop.
+pub struct LoopbackServer {
+    child: std::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl LoopbackServer {
+    /// Starts `command(port)` on a port the kernel says is free, and waits until the port
+    /// accepts connections.
+    pub fn start(command: impl FnOnce(u16) -> std::process::Command) -> LoopbackServer {
+        use std::net::{TcpListener, TcpStream};
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = command(port)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = LoopbackServer { child, port };
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("the server on port {port} exited: {status}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the server did not start on port {port}");
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
