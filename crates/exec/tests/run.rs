@@ -453,16 +453,22 @@ fn the_host_filesystem_is_not_visible() {
 #[test]
 fn the_callers_mount_table_never_changes() {
     require_root!();
-    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // A mount namespace of this thread's own, with private propagation: other tests running
+    // at the same time (a tmpfs for a disk-full store, say) must not show up in the table.
+    rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNS).unwrap();
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .unwrap();
+    let table = || std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    let before = table();
     for _ in 0..3 {
         let layer = Layer::new();
         stdout_of(&layer.spec("true"));
         let _ = run(&layer.spec("exit 1"));
     }
-    assert_eq!(
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
-        before
-    );
+    assert_eq!(table(), before);
 }
 
 #[test]

@@ -179,6 +179,10 @@ pub struct LayerRef {
     pub uncompressed_size: Option<u64>,
     /// The instruction that made it (empty for base image layers).
     pub created_by: String,
+    /// When the layer was made (RFC 3339): its history entry's time, as BuildKit keeps a
+    /// cached layer's original time, so a cached rebuild gives the same image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 impl LayerRef {
@@ -266,9 +270,17 @@ impl StageState {
         self.key = chain_key;
     }
 
-    fn history(&mut self, created_by: String, with_layer: bool, created: &Option<String>) {
+    /// Adds a history entry. Its time is `epoch` (SOURCE_DATE_EPOCH) when set; otherwise the
+    /// time its layer was made, or none yet for an entry without a layer
+    /// ([`fill_history_times`] gives it one at the end, as BuildKit's exporter does).
+    fn history(&mut self, created_by: String, with_layer: bool, epoch: &Option<String>) {
+        let created = match epoch {
+            Some(epoch) => Some(epoch.clone()),
+            None if with_layer => self.layers.last().and_then(|layer| layer.created.clone()),
+            None => None,
+        };
         self.config.history.push(History {
-            created: created.clone(),
+            created,
             created_by,
             author: String::new(),
             comment: HISTORY_COMMENT.to_owned(),
@@ -310,6 +322,7 @@ struct BuildRun<'a> {
     lexer: Lexer,
     matcher: PatternMatcher,
     platform: Platform,
+    /// SOURCE_DATE_EPOCH as a timestamp: every history entry's time and the image's, when set.
     created: Option<String>,
     step_ids: AtomicUsize,
     steps_run: AtomicUsize,
@@ -341,7 +354,6 @@ impl Engine<'_> {
         let created = options
             .source_date_epoch
             .and_then(|s| Timestamp::from_unix(s, 0))
-            .or_else(Timestamp::now)
             .map(|t| t.to_string());
         let stage_count = plan.stages.len();
         let run = BuildRun {
@@ -416,7 +428,10 @@ impl Engine<'_> {
             ));
         };
         let mut config = target.config.clone();
-        config.created = run.created.clone();
+        config.created = match &run.created {
+            Some(epoch) => Some(epoch.clone()),
+            None => fill_history_times(&mut config.history),
+        };
         config.rootfs.diff_ids = target.layers.iter().map(|l| l.diff_id.clone()).collect();
         for (key, value) in &options.labels {
             config.config.labels.insert(key.clone(), value.clone());
@@ -709,6 +724,8 @@ impl BuildRun<'_> {
                 size: descriptor.size,
                 uncompressed_size: None,
                 created_by: String::new(),
+                // The base image's history carries its own times.
+                created: None,
             });
             snapshots.push(snapshot);
         }
@@ -1354,6 +1371,7 @@ impl BuildRun<'_> {
             size: blob.size,
             uncompressed_size: Some(blob.size),
             created_by: name.to_owned(),
+            created: Timestamp::now().map(|t| t.to_string()),
         })
     }
 
@@ -2340,6 +2358,38 @@ fn mask_secrets(line: &str, values: &[String]) -> String {
     })
 }
 
+/// Gives history entries without a time one, as BuildKit's image exporter does: an entry before
+/// the first new layer gets that layer's time, a later one the time of the layer before it.
+/// Returns the image's creation time: the last entry's.
+fn fill_history_times(history: &mut [History]) -> Option<String> {
+    // The first time after the first entry without one, else the last time there is.
+    let mut created: Option<String> = None;
+    let mut seen_untimed = false;
+    for entry in history.iter() {
+        match &entry.created {
+            Some(time) => {
+                created = Some(time.clone());
+                if seen_untimed {
+                    break;
+                }
+            }
+            None => seen_untimed = true,
+        }
+    }
+    let mut seen_untimed = false;
+    for entry in history.iter_mut() {
+        match &entry.created {
+            Some(time) if seen_untimed => created = Some(time.clone()),
+            Some(_) => {}
+            None => {
+                seen_untimed = true;
+                entry.created = created.clone();
+            }
+        }
+    }
+    history.last().and_then(|entry| entry.created.clone())
+}
+
 /// Go's `%q` of a string slice: `["a" "b"]`.
 fn go_quote_list(args: &[String]) -> String {
     let quoted: Vec<String> = args
@@ -2447,6 +2497,40 @@ mod tests {
         assert_eq!(parse_port("127.0.0.1:8080:80").unwrap(), ["80/tcp"]);
         assert!(parse_port("http").is_err());
         assert!(parse_port("70000").is_err());
+    }
+
+    #[test]
+    fn history_times_are_filled_like_buildkit() {
+        let entry = |created: Option<&str>| History {
+            created: created.map(str::to_owned),
+            ..History::default()
+        };
+        // base entry, ENV, layer at t2, LABEL, layer at t3, CMD
+        let mut history = vec![
+            entry(Some("t0")),
+            entry(None),
+            entry(Some("t2")),
+            entry(None),
+            entry(Some("t3")),
+            entry(None),
+        ];
+        let created = fill_history_times(&mut history);
+        let times: Vec<_> = history.iter().map(|h| h.created.as_deref()).collect();
+        assert_eq!(
+            times,
+            [
+                Some("t0"),
+                Some("t2"),
+                Some("t2"),
+                Some("t2"),
+                Some("t3"),
+                Some("t3")
+            ]
+        );
+        assert_eq!(created.as_deref(), Some("t3"));
+        // Nothing but metadata on a base: the base's last time.
+        let mut history = vec![entry(Some("t0")), entry(Some("t1")), entry(None)];
+        assert_eq!(fill_history_times(&mut history).as_deref(), Some("t1"));
     }
 
     #[test]

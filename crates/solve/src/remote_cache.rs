@@ -307,6 +307,7 @@ mod tests {
             size: blob.size,
             uncompressed_size: Some(12),
             created_by: "RUN make".to_owned(),
+            created: Some("2026-11-27T05:00:00Z".to_owned()),
         }
     }
 

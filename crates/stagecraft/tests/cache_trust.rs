@@ -314,3 +314,72 @@ fn explain_names_the_changed_file_with_both_digests() {
     assert!(!explained.contains("/app/b.txt"), "{explained}");
     assert!(explained.contains("an earlier step changed"), "{explained}");
 }
+
+/// Every file under the store's blobs/ and cache/ and its tags.json, with its mtime.
+fn store_files(root: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    let mut pending = vec![
+        root.join("blobs"),
+        root.join("cache"),
+        root.join("tags.json"),
+    ];
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::metadata(&path).unwrap();
+        if metadata.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files.push((path, metadata.modified().unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_cached_rebuild_is_the_same_image_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, context) = store_and_context(dir.path());
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:latest\nENV A=1\nRUN echo one > /one\nLABEL x=y\nRUN echo two > /two\nCMD [\"sh\"]\n",
+    )
+    .unwrap();
+    // No SOURCE_DATE_EPOCH: times come from the layers, as in BuildKit.
+    let build = || {
+        let output = stagecraft(&root)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(["build", "--progress=quiet", "-t", "same:1"])
+            .arg(&context)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let first = build();
+    let before = store_files(&root);
+    let second = build();
+    assert_eq!(first, second, "a cached rebuild gave another image");
+    assert_eq!(
+        store_files(&root),
+        before,
+        "a cached rebuild wrote to the store"
+    );
+
+    // Entries without a layer take the time of the layer before them (the first layer's
+    // when none is before), and the image was created when its last layer was.
+    let inspect = stagecraft(&root)
+        .args(["inspect", "same:1"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let history = json["config"]["history"].as_array().unwrap();
+    let own: Vec<&str> = history[history.len() - 5..]
+        .iter()
+        .map(|h| h["created"].as_str().unwrap())
+        .collect();
+    assert_eq!(own[0], own[1], "ENV takes the first new layer's time");
+    assert_eq!(own[2], own[1], "LABEL takes the layer before it");
+    assert_eq!(own[4], own[3], "CMD takes the layer before it");
+    assert!(own[3] >= own[1]);
+    assert_eq!(json["config"]["created"].as_str().unwrap(), own[4]);
+}

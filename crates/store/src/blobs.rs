@@ -151,8 +151,16 @@ impl Store {
         })
     }
 
-    /// Stores `bytes`.
+    /// Stores `bytes`. A blob already present is not written again (manifests and configs
+    /// of a cached rebuild), so the common case costs a hash and a `stat`.
     pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<BlobInfo> {
+        let digest = Digest::of(bytes);
+        if self.present_size(&digest)? == Some(bytes.len() as u64) {
+            return Ok(BlobInfo {
+                digest,
+                size: bytes.len() as u64,
+            });
+        }
         self.write_blob(bytes)
     }
 

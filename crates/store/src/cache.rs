@@ -18,10 +18,13 @@ use crate::store::{Store, sync_parent};
 const MAX_KEY_LEN: usize = 200;
 
 impl Store {
-    /// Stores (or replaces, atomically) the record `key`.
+    /// Stores (or replaces, atomically) the record `key`. The same bytes again write nothing.
     pub fn put_cache_record(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let path = self.cache_record_path(key)?;
         let _lease = self.lease()?;
+        if fs::read(&path).is_ok_and(|existing| existing == bytes) {
+            return Ok(());
+        }
         self.write_atomically(&path, bytes)
     }
 

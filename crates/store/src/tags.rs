@@ -119,7 +119,12 @@ impl Store {
         let lock_path = self.tags_lock_path();
         let _lock = self.lock_file_exclusive(&lock_path)?;
         let mut tags = self.read_tags()?;
+        let before = tags.clone();
         change(&mut tags);
+        // Re-tagging with the same digest (every cached rebuild) writes nothing.
+        if tags == before {
+            return Ok(());
+        }
         let bytes = serde_json::to_vec_pretty(&TagFile {
             version: TAGS_VERSION,
             tags,

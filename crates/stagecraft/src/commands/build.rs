@@ -447,12 +447,15 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         eprint!("{}", renderer.explanations());
     }
     let outcome = outcome.map_err(|e| CommandError(e.render()))?;
-    // What each stage weighs, for `stagecraft size --stage` later.
-    stagecraft_report::save_stage_sizes(
-        &store,
-        &outcome.image.manifest_digest,
-        &super::report::stage_sizes(&outcome.stages),
-    )?;
+    // What each stage weighs, for `stagecraft size --stage` later: recorded by the build that
+    // made the image (a cached rebuild of the same image writes nothing).
+    if stagecraft_report::load_stage_sizes(&store, &outcome.image.manifest_digest)?.is_none() {
+        stagecraft_report::save_stage_sizes(
+            &store,
+            &outcome.image.manifest_digest,
+            &super::report::stage_sizes(&outcome.stages),
+        )?;
+    }
     let mut names = Vec::new();
     for tag in &args.tags {
         let reference = store
