@@ -23,6 +23,11 @@
 //!     complete                 marker containing the diff ID; written last
 //!   tags.json                  {"version":1,"tags":{"docker.io/library/busybox:latest":"sha256:…"}}
 //!   cache/<key>                build cache records (opaque bytes, JSON by convention)
+//!   context-index/<hex>        per build context, named by the sha256 of its
+//!                              canonical path: its files' content hashes by
+//!                              stat (opaque bytes, the builder's format), so a
+//!                              rebuild rereads only changed files; a hint that
+//!                              references nothing, deletable at any time
 //!   locks/store.lock           the store lock (below)
 //!   locks/tags.lock            serializes tags.json updates
 //! ```
@@ -32,8 +37,8 @@
 //! Nothing is ever written in place. A blob is written to `ingest/`,
 //! fsynced, renamed to its name and the directory fsynced, so a blob file
 //! always matches its name (short of disk corruption, which
-//! [`Store::verify`] detects). `tags.json` and cache records are replaced by
-//! the same write-then-rename. A snapshot is filled in `ingest/`, the
+//! [`Store::verify`] detects). `tags.json`, cache records and context
+//! indexes are replaced by the same write-then-rename. A snapshot is filled in `ingest/`, the
 //! filesystem synced (`syncfs`), its `complete` marker written, and the
 //! whole directory renamed into `snapshots/`; [`Store::snapshot_path`] only
 //! returns snapshots with a marker that names them. Deleting a snapshot
@@ -48,9 +53,9 @@
 //! well as between processes:
 //!
 //! * **shared**: every operation that adds content (blob writes, snapshots,
-//!   cache records, tags, [`Store::write_image`]) takes it for its own
-//!   duration; a build takes a [`Lease`] ([`Store::lease`]) for its whole
-//!   run, so nothing it has looked at disappears under it;
+//!   cache records, context indexes, tags, [`Store::write_image`]) takes it
+//!   for its own duration; a build takes a [`Lease`] ([`Store::lease`]) for
+//!   its whole run, so nothing it has looked at disappears under it;
 //! * **exclusive**: [`Store::prune`] and [`Store::verify`] with
 //!   `remove_corrupt` ([`Store::lock_exclusive`] → [`Maintenance`]). They
 //!   wait for every lease to end, and new leases wait for them.
@@ -69,10 +74,12 @@
 //! manifest → config and layers, config → snapshots of its `diff_ids`) and
 //! from cache records (any `sha256:` digest they mention, followed the same
 //! way), and removes the rest; [`PruneOptions`] controls cache records and a
-//! storage budget.
+//! storage budget. Context indexes are left alone: they reference nothing
+//! and hold about a hundred bytes per context file.
 
 mod blobs;
 mod cache;
+mod context_index;
 mod error;
 mod gc;
 mod images;

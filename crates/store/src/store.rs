@@ -51,6 +51,7 @@ impl Store {
             store.ingest_dir(),
             store.snapshots_dir(),
             store.cache_dir(),
+            store.context_index_dir(),
             store.locks_dir(),
         ] {
             builder.create(&dir).at("create directory", &dir)?;
@@ -114,6 +115,10 @@ impl Store {
 
     pub(crate) fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
+    }
+
+    pub(crate) fn context_index_dir(&self) -> PathBuf {
+        self.root.join("context-index")
     }
 
     pub(crate) fn locks_dir(&self) -> PathBuf {
