@@ -7,30 +7,20 @@
 //! index refers to nothing; it is a hint, and losing it costs one rehash.
 
 use std::fs;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use stagecraft_image::Digest;
 
-use crate::error::{Error, IoContext, Result};
-use crate::store::Store;
+use crate::error::{IoContext, Result};
+use crate::store::{Store, read_if_present};
 
 impl Store {
     /// The index saved for the build context `context` (any path that
     /// resolves to the same directory names the same index), or `None` if
     /// there is none.
     pub fn get_context_index(&self, context: &Path) -> Result<Option<Vec<u8>>> {
-        let path = self.context_index_path(context)?;
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io {
-                action: "read context index",
-                path,
-                source,
-            }),
-        }
+        read_if_present(self.context_index_path(context)?, "read context index")
     }
 
     /// Stores (or replaces, atomically) the index of the build context

@@ -243,6 +243,19 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .at("open lock file", path)
 }
 
+/// The content of the file at `path`, or `None` if there is no such file.
+pub(crate) fn read_if_present(path: PathBuf, action: &'static str) -> Result<Option<Vec<u8>>> {
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            action,
+            path,
+            source,
+        }),
+    }
+}
+
 /// fsyncs the directory containing `path`, making a rename or unlink in it
 /// durable.
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
