@@ -89,7 +89,7 @@ impl Renderer {
             Event::StageSkipped { stage } => {
                 writeln!(err, "#0 [{stage}] SKIPPED (not needed for the target)")
             }
-            Event::Info { message } => writeln!(err, "#0 {message}"),
+            Event::Info { message, .. } => writeln!(err, "#0 {message}"),
         };
     }
 
@@ -145,7 +145,12 @@ impl Renderer {
             Event::StageSkipped { stage } => {
                 let _ = multi.println(format!("- [{stage}] skipped (not needed for the target)"));
             }
-            Event::Info { message } => {
+            // The context counts are a debug aid: the live view leaves them out.
+            Event::Info {
+                context_files: Some(_),
+                ..
+            } => {}
+            Event::Info { message, .. } => {
                 let _ = multi.println(message);
             }
         }
