@@ -455,7 +455,8 @@ fn the_callers_mount_table_never_changes() {
     require_root!();
     // A mount namespace of this thread's own, with private propagation: other tests running
     // at the same time (a tmpfs for a disk-full store, say) must not show up in the table.
-    rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNS).unwrap();
+    // SAFETY: only the mount namespace is unshared, and only this test's thread uses it.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }.unwrap();
     rustix::mount::mount_change(
         "/",
         rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,

@@ -9,6 +9,7 @@
 //! from a stage keep their owners. With `--parents` a source keeps its path under the
 //! destination, from its `/./` pivot on when it has one (`a/./b/c` → `DEST/b/c`).
 
+use crate::context_index::ContextHashes;
 use crate::glob;
 use crate::remote::Download;
 use crate::rootfs::{Found, MergedView, clean_components};
@@ -28,6 +29,8 @@ pub enum CopySource<'a> {
         view: MergedView,
         /// The `.dockerignore` patterns.
         matcher: &'a PatternMatcher,
+        /// The build's context index, which knows the hashes of unchanged files.
+        hashes: &'a ContextHashes,
     },
     /// Another stage's (or image's) filesystem.
     Stage(MergedView),
@@ -117,9 +120,11 @@ enum Item {
 }
 
 /// The resolved copy: every entry to write, in order (parents before children).
-pub struct CopyPlan {
+pub struct CopyPlan<'a> {
     items: Vec<Item>,
-    from_context: bool,
+    /// Set when copying from the build context: its files belong to root unless `--chown`
+    /// says otherwise, and their hashes come from the context index.
+    context: Option<&'a ContextHashes>,
     owner: Option<Owner>,
     chmod: Option<u32>,
     dest_dirs: Vec<PathBuf>,
@@ -127,14 +132,14 @@ pub struct CopyPlan {
     parents: bool,
 }
 
-impl CopyPlan {
+impl<'a> CopyPlan<'a> {
     /// Resolves sources against `source`, and the destination against `dest_view` (the stage
     /// being built), without touching anything.
     pub fn resolve(
-        source: &CopySource<'_>,
+        source: &CopySource<'a>,
         spec: &CopySpec<'_>,
         dest_view: &MergedView,
-    ) -> Result<CopyPlan, CopyError> {
+    ) -> Result<CopyPlan<'a>, CopyError> {
         let dest_is_dir_hint = spec.dest.ends_with('/');
         let dest = PathBuf::from("/").join(
             clean_components(Path::new(&spec.dest))
@@ -147,7 +152,10 @@ impl CopyPlan {
         let excludes = PatternMatcher::new(spec.excludes).ok();
         let mut plan = CopyPlan {
             items: Vec::new(),
-            from_context: matches!(source, CopySource::Context { .. }),
+            context: match source {
+                CopySource::Context { hashes, .. } => Some(*hashes),
+                _ => None,
+            },
             owner: spec.owner,
             chmod: spec.chmod,
             dest_dirs: Vec::new(),
@@ -170,7 +178,7 @@ impl CopyPlan {
                     });
                 }
             }
-            CopySource::Context { view, matcher } => {
+            CopySource::Context { view, matcher, .. } => {
                 for pattern in spec.sources {
                     let filter = |rel: &str| !matcher.matches(rel);
                     plan.add_source(
@@ -343,7 +351,7 @@ impl CopyPlan {
                 Ok(match item {
                     Item::Archive { found, dest } => (
                         dest.display().to_string(),
-                        format!("archive {}", hash_file(&found.real_path)?),
+                        format!("archive {}", self.file_sha256(found)?),
                     ),
                     Item::Data { data, dest } => (
                         dest.display().to_string(),
@@ -354,7 +362,7 @@ impl CopyPlan {
                         let mode = self.mode_of(&found.metadata);
                         let kind = found.metadata.file_type();
                         let content = if kind.is_file() {
-                            hash_file(&found.real_path)?
+                            self.file_sha256(found)?
                         } else if kind.is_symlink() {
                             fs::read_link(&found.real_path)
                                 .map_err(io_error(&found.real_path))?
@@ -375,10 +383,19 @@ impl CopyPlan {
         Ok(out)
     }
 
+    /// The sha256 (hex) of a source file, by the context index for context files.
+    fn file_sha256(&self, found: &Found) -> Result<String, CopyError> {
+        let sha256 = match self.context {
+            Some(hashes) => hashes.sha256(found)?,
+            None => hash_file(&found.real_path)?,
+        };
+        Ok(hex::encode(sha256))
+    }
+
     fn owner_of(&self, metadata: &fs::Metadata) -> (u32, u32) {
         match self.owner {
             Some(owner) => (owner.uid, owner.gid),
-            None if self.from_context => (0, 0),
+            None if self.context.is_some() => (0, 0),
             None => (metadata.uid(), metadata.gid()),
         }
     }
@@ -598,8 +615,8 @@ fn join_rel(base: &str, name: &str) -> String {
     }
 }
 
-/// The sha256 of a file's bytes, hex.
-pub fn hash_file(path: &Path) -> Result<String, CopyError> {
+/// The sha256 of a file's bytes.
+pub fn hash_file(path: &Path) -> Result<[u8; 32], CopyError> {
     let mut file = fs::File::open(path).map_err(io_error(path))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
@@ -610,7 +627,7 @@ pub fn hash_file(path: &Path) -> Result<String, CopyError> {
         }
         hasher.update(&buffer[..read]);
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hasher.finalize().into())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Runs a build plan: each needed stage on its own thread once the stages it needs are done,
 //! every step looked up in the content-addressed cache first.
 
+use crate::context_index::ContextHashes;
 use crate::copy::{CopyPlan, CopySource, CopySpec};
 use crate::mounts::{MountSpec, MountType, parse_mount};
 use crate::progress::{Event, ProgressSink, SkipReason, StepStatus, Stream};
@@ -321,6 +322,8 @@ struct BuildRun<'a> {
     plan: Plan,
     lexer: Lexer,
     matcher: PatternMatcher,
+    /// The hashes of the context's files, by the index the previous build left.
+    context_hashes: ContextHashes,
     platform: Platform,
     /// SOURCE_DATE_EPOCH as a timestamp: every history entry's time and the image's, when set.
     created: Option<String>,
@@ -363,6 +366,7 @@ impl Engine<'_> {
             lexer: Lexer::new(plan.escape),
             plan,
             matcher,
+            context_hashes: ContextHashes::load(self.store, &options.context_dir),
             platform: Platform::host(),
             created,
             step_ids: AtomicUsize::new(0),
@@ -415,6 +419,8 @@ impl Engine<'_> {
                 });
             }
         });
+        // Saved whether or not the build succeeded: the hashes hold either way.
+        self.save_context_hashes(run.context_hashes);
         let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
         // A cancelled stage only says another one failed: report that one.
         errors.sort_by_key(|error| matches!(error, BuildError::Cancelled));
@@ -475,6 +481,24 @@ impl Engine<'_> {
             cache_records,
             target_cache_keys: target.layer_keys.iter().flatten().cloned().collect(),
         })
+    }
+
+    /// Says how the build came by its context files' hashes and saves the context index for
+    /// the next build. The index is only a hint: failing to save it costs the next build
+    /// time, not correctness, so it is reported and the build goes on.
+    fn save_context_hashes(&self, hashes: ContextHashes) {
+        let counts = hashes.counts();
+        if counts.hashed + counts.from_index > 0 {
+            self.progress.event(counts.event());
+        }
+        if let Err(error) = hashes.save(self.store) {
+            self.progress.event(Event::Info {
+                message: format!(
+                    "warning: the context index could not be saved, the next build will hash these files again: {error}"
+                ),
+                context_files: None,
+            });
+        }
     }
 }
 
@@ -1445,6 +1469,7 @@ impl BuildRun<'_> {
                         None => CopySource::Context {
                             view,
                             matcher: &self.matcher,
+                            hashes: &self.context_hashes,
                         },
                     };
                     let sources = [source.clone()];
@@ -1852,6 +1877,7 @@ impl BuildRun<'_> {
                 git.remote,
                 git.reference.as_deref().unwrap_or("HEAD")
             ),
+            context_files: None,
         });
         let path = match &git.subdir {
             Some(subdir) => format!("/{subdir}"),
@@ -2001,6 +2027,7 @@ impl BuildRun<'_> {
                 CopySource::Context {
                     view: MergedView::new(vec![self.options.context_dir.clone()]),
                     matcher: &self.matcher,
+                    hashes: &self.context_hashes,
                 },
                 "context".to_owned(),
             ),

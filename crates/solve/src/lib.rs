@@ -1,5 +1,6 @@
 //! The build engine: runs a [`stagecraft_plan::Plan`] stage by stage.
 
+pub mod context_index;
 pub mod copy;
 mod engine;
 pub mod git;

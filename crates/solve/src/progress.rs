@@ -100,7 +100,55 @@ pub enum Event {
     Info {
         /// The message.
         message: String,
+        /// The numbers behind the message that ends a build which read context files.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        context_files: Option<ContextFiles>,
     },
+}
+
+/// How a build came by the content hashes of the context files it copied or mounted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ContextFiles {
+    /// Files read and hashed: new, changed, or changed too recently for the index to vouch for.
+    pub hashed: usize,
+    /// Files whose hash came from the context index: their stat had not changed.
+    pub from_index: usize,
+}
+
+impl ContextFiles {
+    /// The `Info` event that reports these numbers.
+    pub fn event(self) -> Event {
+        Event::Info {
+            message: format!("context: {self}"),
+            context_files: Some(self),
+        }
+    }
+}
+
+/// `1 file hashed, 19,999 from the index`.
+impl std::fmt::Display for ContextFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files = if self.hashed == 1 { "file" } else { "files" };
+        write!(
+            f,
+            "{} {files} hashed, {} from the index",
+            grouped(self.hashed),
+            grouped(self.from_index)
+        )
+    }
+}
+
+/// A count with its thousands separated by commas.
+fn grouped(count: usize) -> String {
+    let digits = count.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -116,5 +164,39 @@ pub trait ProgressSink: Send + Sync {
 impl<F: Fn(Event) + Send + Sync> ProgressSink for F {
     fn event(&self, event: Event) {
         self(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_files_read_as_a_sentence_and_as_json_fields() {
+        let counts = ContextFiles {
+            hashed: 1,
+            from_index: 19_999,
+        };
+        let event = counts.event();
+        let Event::Info { message, .. } = &event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(message, "context: 1 file hashed, 19,999 from the index");
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({
+                "event": "info",
+                "message": "context: 1 file hashed, 19,999 from the index",
+                "context_files": {"hashed": 1, "from_index": 19_999},
+            })
+        );
+        assert_eq!(
+            ContextFiles {
+                hashed: 1_234_567,
+                from_index: 0
+            }
+            .to_string(),
+            "1,234,567 files hashed, 0 from the index"
+        );
     }
 }

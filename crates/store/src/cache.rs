@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Store, sync_parent};
+use crate::store::{Store, read_if_present, sync_parent};
 
 const MAX_KEY_LEN: usize = 200;
 
@@ -39,16 +39,7 @@ impl Store {
 
     /// The record `key`, or `None` if there is none.
     pub fn get_cache_record(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.cache_record_path(key)?;
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io {
-                action: "read cache record",
-                path,
-                source,
-            }),
-        }
+        read_if_present(self.cache_record_path(key)?, "read cache record")
     }
 
     /// The JSON record `key` decoded as `T`, or `None` if there is none.

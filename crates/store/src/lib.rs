@@ -30,6 +30,11 @@
 //!   cache-mounts/<key>.json    {"id":"…"}: the mount's id; its mtime is the mount's last use
 //!   cache-mounts/<key>.lock    the mount's lock (steps shared or exclusive, export and
 //!                              import exclusive; see [`Store::lock_cache_mount`])
+//!   context-index/<hex>        per build context, named by the sha256 of its
+//!                              canonical path: its files' content hashes by
+//!                              stat (opaque bytes, the builder's format), so a
+//!                              rebuild rereads only changed files; a hint that
+//!                              references nothing, deletable at any time
 //!   locks/store.lock           the store lock (below)
 //!   locks/tags.lock            serializes tags.json updates
 //! ```
@@ -40,8 +45,8 @@
 //! which the steps using it change as they like). A blob is written to `ingest/`,
 //! fsynced, renamed to its name and the directory fsynced, so a blob file
 //! always matches its name (short of disk corruption, which
-//! [`Store::verify`] detects). `tags.json` and cache records are replaced by
-//! the same write-then-rename. A snapshot is filled in `ingest/`, the
+//! [`Store::verify`] detects). `tags.json`, cache records and context
+//! indexes are replaced by the same write-then-rename. A snapshot is filled in `ingest/`, the
 //! filesystem synced (`syncfs`), its `complete` marker written, and the
 //! whole directory renamed into `snapshots/`; [`Store::snapshot_path`] only
 //! returns snapshots with a marker that names them. Deleting a snapshot
@@ -59,9 +64,9 @@
 //! well as between processes:
 //!
 //! * **shared**: every operation that adds content (blob writes, snapshots,
-//!   cache records, tags, [`Store::write_image`]) takes it for its own
-//!   duration; a build takes a [`Lease`] ([`Store::lease`]) for its whole
-//!   run, so nothing it has looked at disappears under it;
+//!   cache records, context indexes, tags, [`Store::write_image`]) takes it
+//!   for its own duration; a build takes a [`Lease`] ([`Store::lease`]) for
+//!   its whole run, so nothing it has looked at disappears under it;
 //! * **exclusive**: [`Store::prune`] and [`Store::verify`] with
 //!   `remove_corrupt` ([`Store::lock_exclusive`] → [`Maintenance`]). They
 //!   wait for every lease to end, and new leases wait for them.
@@ -87,10 +92,13 @@
 //! way), and removes the rest; [`PruneOptions`] controls cache records and a
 //! storage budget. Cache mounts are never pruned, nor counted in
 //! [`Store::disk_usage`]: like BuildKit's, they are the user's to keep.
+//! Context indexes are left alone too: they reference nothing and hold
+//! about a hundred bytes per context file.
 
 mod blobs;
 mod cache;
 mod cache_mounts;
+mod context_index;
 mod error;
 mod gc;
 mod images;

@@ -52,6 +52,7 @@ impl Store {
             store.snapshots_dir(),
             store.cache_dir(),
             store.cache_mounts_dir(),
+            store.context_index_dir(),
             store.locks_dir(),
         ] {
             builder.create(&dir).at("create directory", &dir)?;
@@ -115,6 +116,10 @@ impl Store {
 
     pub(crate) fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
+    }
+
+    pub(crate) fn context_index_dir(&self) -> PathBuf {
+        self.root.join("context-index")
     }
 
     pub(crate) fn locks_dir(&self) -> PathBuf {
@@ -258,6 +263,19 @@ fn open_lock_file(path: &Path) -> Result<File> {
         other => other,
     }
     .at("open lock file", path)
+}
+
+/// The content of the file at `path`, or `None` if there is no such file.
+pub(crate) fn read_if_present(path: PathBuf, action: &'static str) -> Result<Option<Vec<u8>>> {
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            action,
+            path,
+            source,
+        }),
+    }
 }
 
 /// fsyncs the directory containing `path`, making a rename or unlink in it

@@ -46,6 +46,37 @@ fn cache_records_round_trip() {
 }
 
 #[test]
+fn context_indexes_are_named_by_the_canonical_context_path() {
+    let (dir, store) = store();
+    let context = dir.path().join("context");
+    fs::create_dir_all(context.join("sub")).unwrap();
+    assert_eq!(store.get_context_index(&context).unwrap(), None);
+    store.put_context_index(&context, b"first").unwrap();
+    // The same directory by another path is the same index.
+    store
+        .put_context_index(&context.join("sub/.."), b"second")
+        .unwrap();
+    std::os::unix::fs::symlink(&context, dir.path().join("link")).unwrap();
+    assert_eq!(
+        store
+            .get_context_index(&dir.path().join("link"))
+            .unwrap()
+            .as_deref(),
+        Some(&b"second"[..])
+    );
+    assert_eq!(entries(&store.root().join("context-index")).len(), 1);
+    assert_eq!(store.get_context_index(&context.join("sub")).unwrap(), None);
+    assert!(entries(&store.root().join("ingest")).is_empty());
+    let err = store
+        .get_context_index(&dir.path().join("missing"))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Io { .. }) && err.to_string().contains("missing"),
+        "{err}"
+    );
+}
+
+#[test]
 fn cache_keys_cannot_escape() {
     let (_dir, store) = store();
     for key in [
@@ -72,6 +103,7 @@ fn layout_is_created_and_checked() {
             "blobs",
             "cache",
             "cache-mounts",
+            "context-index",
             "ingest",
             "layout.json",
             "locks",

@@ -91,7 +91,7 @@ impl Renderer {
             Event::StageSkipped { stage, reason } => {
                 writeln!(err, "#0 [{stage}] SKIPPED ({reason})")
             }
-            Event::Info { message } => writeln!(err, "#0 {message}"),
+            Event::Info { message, .. } => writeln!(err, "#0 {message}"),
         };
     }
 
@@ -150,7 +150,12 @@ impl Renderer {
             Event::StageSkipped { stage, reason } => {
                 let _ = multi.println(format!("- [{stage}] skipped ({reason})"));
             }
-            Event::Info { message } => {
+            // The context counts are a debug aid: the live view leaves them out.
+            Event::Info {
+                context_files: Some(_),
+                ..
+            } => {}
+            Event::Info { message, .. } => {
                 let _ = multi.println(message);
             }
         }
