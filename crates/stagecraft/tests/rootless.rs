@@ -189,19 +189,9 @@ impl Sandbox {
     fn layer_entries(&self, who: As<'_>, diff_id: &str) -> Vec<(String, u64, u64)> {
         let hex = diff_id.strip_prefix("sha256:").unwrap();
         let blob = self.store(who).join("blobs/sha256").join(hex);
-        let mut archive = tar::Archive::new(fs::File::open(&blob).unwrap());
-        archive
-            .entries()
-            .unwrap()
-            .map(|entry| {
-                let entry = entry.unwrap();
-                let header = entry.header();
-                (
-                    entry.path().unwrap().to_string_lossy().into_owned(),
-                    header.uid().unwrap(),
-                    header.gid().unwrap(),
-                )
-            })
+        common::tar_headers(&blob)
+            .into_iter()
+            .map(|(path, header)| (path, header.uid().unwrap(), header.gid().unwrap()))
             .collect()
     }
 }
