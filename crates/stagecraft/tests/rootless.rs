@@ -19,10 +19,12 @@ const SUBID_START: u32 = 2_000_000;
 const SUBID_COUNT: u32 = 65536;
 
 /// Multi-stage: a RUN deleting a base file (a whiteout) and replacing a base directory (an opaque
-/// directory), a COPY --from of both kinds of result, and a RUN as the image's `app` user (1000).
+/// directory), one without network (a network namespace of its own: only `lo` in its sysfs), a
+/// COPY --from of their results, and the same deletions again in the final stage.
 const DOCKERFILE: &str = "\
 FROM busybox:latest AS build
 RUN echo built > /out.txt && rm /bin/vi && rm -rf /home && mkdir -p /home/fresh && echo new > /home/fresh/file
+RUN --network=none ls /sys/class/net > /home/fresh/net
 FROM busybox:latest
 COPY --from=build /out.txt /home /srv/
 RUN rm /bin/vi && rm -rf /usr && mkdir -p /usr/bin && echo replaced > /usr/bin/only
