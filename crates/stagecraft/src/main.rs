@@ -51,12 +51,14 @@ enum Command {
 }
 
 impl Command {
-    /// Whether the command creates, checks or removes files of any owner (snapshots of layers,
-    /// `RUN` steps), which only root can, so a rootless one runs in its own user namespace.
+    /// Whether the command creates, reads or removes files of any owner (snapshots of layers,
+    /// `RUN` steps, a root filesystem's files), which only root can, so a rootless one runs in
+    /// its own user namespace. `save` does not: an unpacked root filesystem it writes belongs to
+    /// the user, who could not remove files of subordinate owners.
     fn writes_as_root(&self) -> bool {
         matches!(
             self,
-            Command::Build(_) | Command::Prune(_) | Command::Verify
+            Command::Build(_) | Command::Import(_) | Command::Prune(_) | Command::Verify
         )
     }
 }
