@@ -6,7 +6,11 @@
 //! 2. `unshare` the mount, PID, UTS and IPC namespaces (network too for `--network=none`), all in
 //!    one call, with a user namespace first when not root: the kernel then makes the user namespace
 //!    the owner of the others, which is what lets an unprivileged process mount in them. A rootless
-//!    helper then maps itself (uid and gid) to root, the one mapping it may write unaided.
+//!    helper then maps itself (uid and gid) to root, the one mapping it may write unaided. (Under
+//!    a rootless stagecraft the helper is root already, of the user namespace the caller entered
+//!    with [`crate::userns::enter_rootless`], and creates none.) Whatever user namespace it ends
+//!    up in decides the rest: outside the host's, the overlay needs `userxattr`, and only the
+//!    ids it maps can be a `USER` (see [`crate::userns`]).
 //! 3. Make `/` private, recursively, **before mounting anything**: the copied mount table shares
 //!    propagation with the host's (systemd mounts `/` shared), and every mount below would
 //!    otherwise appear on the host.
