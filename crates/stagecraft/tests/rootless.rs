@@ -198,14 +198,14 @@ impl Sandbox {
     }
 }
 
-/// The test user with subordinate id ranges. Created when missing, under an exclusive lock; each
-/// test using it holds a shared lock, and the last one to finish removes it again (a leftover from
-/// a crashed run is simply reused).
+/// The test user with subordinate id ranges, for the duration of one test: created (or reused,
+/// when a killed run left it behind) under an exclusive lock, held until the test ends and removes
+/// it. The tests that use it run one at a time, so none sees another's files as its own leaks.
 struct SubidUser {
-    lock: fs::File,
+    _lock: fs::File,
 }
 
-/// Serialises creating and removing [`SUBID_USER`] between test processes.
+/// Serialises the tests that use [`SUBID_USER`] (they run in separate processes).
 const SUBID_LOCK: &str = "/run/lock/stagecraft-rootless-test.lock";
 
 impl SubidUser {
@@ -233,9 +233,9 @@ impl SubidUser {
                 SUBID_USER,
             ]));
         }
+        let line = format!("{SUBID_USER}:{SUBID_START}:{SUBID_COUNT}");
         for file in ["/etc/subuid", "/etc/subgid"] {
             let text = fs::read_to_string(file).unwrap_or_default();
-            let line = format!("{SUBID_USER}:{SUBID_START}:{SUBID_COUNT}");
             if !text.lines().any(|l| l == line) {
                 let separator = if text.is_empty() || text.ends_with('\n') {
                     ""
@@ -245,8 +245,7 @@ impl SubidUser {
                 fs::write(file, format!("{text}{separator}{line}\n")).unwrap();
             }
         }
-        lock.lock_shared().unwrap();
-        SubidUser { lock }
+        SubidUser { _lock: lock }
     }
 
     fn uid(&self) -> u32 {
@@ -260,13 +259,9 @@ impl SubidUser {
 
 impl Drop for SubidUser {
     fn drop(&mut self) {
-        // Whoever still holds a shared lock still uses the user, and removes it when done.
-        if self.lock.try_lock().is_err() {
-            return;
-        }
+        let prefix = format!("{SUBID_USER}:");
         for file in ["/etc/subuid", "/etc/subgid"] {
             if let Ok(text) = fs::read_to_string(file) {
-                let prefix = format!("{SUBID_USER}:");
                 let kept: String = text
                     .lines()
                     .filter(|l| !l.starts_with(&prefix))
