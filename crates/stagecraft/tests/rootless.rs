@@ -210,6 +210,7 @@ const SUBID_LOCK: &str = "/run/lock/stagecraft-rootless-test.lock";
 
 impl SubidUser {
     fn get() -> SubidUser {
+        fs::create_dir_all(Path::new(SUBID_LOCK).parent().unwrap()).unwrap();
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
