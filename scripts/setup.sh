@@ -11,9 +11,10 @@ if ! need_cmd cargo; then
 fi
 
 # Debian packages the tests and demos use: static busybox for the offline base image, a local
-# registry, skopeo and umoci as interoperability peers, dockerd (BuildKit) as the reference, and
-# headless Chromium to render the HTML size report.
-apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium)
+# registry, skopeo and umoci as interoperability peers, dockerd (BuildKit) as the reference,
+# headless Chromium to render the HTML size report, and newuidmap/newgidmap (uidmap) plus
+# useradd (passwd) for rootless builds with subordinate ids and their tests.
+apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium uidmap passwd)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

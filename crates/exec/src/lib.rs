@@ -45,19 +45,29 @@
 //!
 //! # Rootless
 //!
-//! When the caller is not root, the helper creates a user namespace mapping the caller's uid and
-//! gid to root, which needs no `newuidmap` and no `/etc/subuid` entry. It follows that the layers'
-//! files must belong to the caller (unpack them as the building user: files of other owners show up
-//! as `nobody` inside, and root there cannot change them), that only `USER root` works, and that the
-//! overlay keeps its metadata in `user.overlay.*` xattrs (`userxattr`; whiteouts are still 0/0
-//! character devices, opaque directories carry `user.overlay.opaque`).
+//! Root runs steps in the host's user namespace. Anyone else has two ways:
+//!
+//! * **a rootless stagecraft** calls [`userns::enter_rootless`] first, which moves the whole
+//!   process into a user namespace where its user is root, with the user's `/etc/subuid` and
+//!   `/etc/subgid` ranges mapped when it has some (see [`userns`]). The helper then runs as root
+//!   of that namespace and creates the step's namespaces inside it; any `USER` whose ids are
+//!   mapped works;
+//! * **a plain unprivileged caller** of [`Executor`] gets a user namespace from the helper itself,
+//!   mapping the caller's uid and gid to root, which needs no `newuidmap` and no `/etc/subuid`
+//!   entry. It follows that the layers' files must belong to the caller (unpack them as the
+//!   building user: files of other owners show up as `nobody` inside, and root there cannot
+//!   change them), and that only `USER root` works.
+//!
+//! Either way, outside the host's user namespace the overlay keeps its metadata in
+//! `user.overlay.*` xattrs (`userxattr`; whiteouts are still 0/0 character devices, opaque
+//! directories carry `user.overlay.opaque`), and a `USER` whose ids the namespace does not map
+//! is an [`ExecError::User`] that says how to map them.
 //!
 //! # What is not done (yet)
 //!
 //! No seccomp profile, AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
 //! `/sys/fs/cgroup` mount), rlimits (inherited from the caller, as BuildKit does when no ulimit is
-//! given), TTY allocation, or multi-range user-namespace maps (rootless runs support only `USER`
-//! root, because the single-id map `0 → caller` is all an unprivileged process can set up itself).
+//! given), or TTY allocation.
 
 mod env;
 mod error;
@@ -66,6 +76,7 @@ mod executor;
 mod helper;
 mod protocol;
 mod user;
+pub mod userns;
 
 use std::fmt;
 use std::net::IpAddr;

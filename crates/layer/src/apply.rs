@@ -465,7 +465,7 @@ impl Applier {
     fn chown_fd(&self, entry: &[u8], fd: BorrowedFd<'_>, meta: &Meta) -> Result<()> {
         if self.options.chown {
             rustix::fs::fchown(fd, Some(meta.uid), Some(meta.gid))
-                .map_err(|e| Error::apply(entry, "set owner", e))?;
+                .map_err(|e| Error::set_owner(entry, meta.uid, meta.gid, e))?;
         }
         Ok(())
     }
@@ -589,7 +589,7 @@ impl Applier {
                 Some(meta.gid),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .map_err(|e| Error::apply(entry, "set owner", e))?;
+            .map_err(|e| Error::set_owner(entry, meta.uid, meta.gid, e))?;
         }
         self.set_xattrs(entry, XattrTarget::At(parent.as_fd(), name), &meta.xattrs)?;
         rustix::fs::utimensat(parent, name, &meta.times, AtFlags::SYMLINK_NOFOLLOW)
@@ -660,7 +660,7 @@ impl Applier {
                 Some(meta.gid),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .map_err(|e| Error::apply(entry, "set owner", e))?;
+            .map_err(|e| Error::set_owner(entry, meta.uid, meta.gid, e))?;
         }
         // Not a symlink (just created), so following is harmless here.
         rustix::fs::chmodat(

@@ -117,6 +117,18 @@ impl Error {
         }
     }
 
+    /// A failed `chown` of `entry` to `uid`:`gid`, explained when the owner
+    /// is not mapped (see [`crate::owner_error`]).
+    pub(crate) fn set_owner(
+        entry: &[u8],
+        uid: rustix::process::Uid,
+        gid: rustix::process::Gid,
+        source: rustix::io::Errno,
+    ) -> Self {
+        let source = crate::write::owner_error(source.into(), uid.as_raw(), gid.as_raw());
+        Self::apply(entry, "set owner", source)
+    }
+
     pub(crate) fn unsafe_entry(entry: &[u8], reason: impl Into<String>) -> Self {
         Self::UnsafeEntry {
             entry: String::from_utf8_lossy(entry).into_owned(),

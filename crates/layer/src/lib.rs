@@ -76,5 +76,5 @@ pub use error::{Error, Result};
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
 pub use write::{
     DiffSource, OverlayXattr, TarOptions, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
-    write_layer, write_tar,
+    owner_error, write_layer, write_tar,
 };

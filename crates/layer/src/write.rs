@@ -58,6 +58,42 @@ impl OverlayXattr {
             Self::User => "user.overlay.opaque",
         }
     }
+
+    /// The namespace the overlays of this process use: `trusted.*` xattrs
+    /// need `CAP_SYS_ADMIN` in the initial user namespace, so only root of
+    /// the host gets [`OverlayXattr::Trusted`]; everyone else, root of a
+    /// rootless build's user namespace included, mounts with `userxattr` and
+    /// gets [`OverlayXattr::User`].
+    pub fn for_current_process() -> Self {
+        // The initial namespace maps every id to itself; a kernel without
+        // user namespaces has no uid_map at all.
+        let initial_namespace = std::fs::read_to_string("/proc/self/uid_map").map_or(true, |map| {
+            map.split_whitespace().eq(["0", "0", "4294967295"])
+        });
+        if initial_namespace && rustix::process::geteuid().is_root() {
+            Self::Trusted
+        } else {
+            Self::User
+        }
+    }
+}
+
+/// `source` with a hint added when it is the `EINVAL` that `chown` gives for
+/// an owner the current user namespace does not map: what a rootless build
+/// without subordinate id ranges meets for any owner but root.
+pub fn owner_error(source: io::Error, uid: u32, gid: u32) -> io::Error {
+    if source.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error()) {
+        return source;
+    }
+    io::Error::new(
+        source.kind(),
+        format!(
+            "{source}: uid {uid} or gid {gid} is not mapped in this user namespace; a rootless \
+             build maps the ids of its user's /etc/subuid and /etc/subgid ranges, and only root \
+             without them (add a range: usermod --add-subuids 100000-165535 \
+             --add-subgids 100000-165535 USER)"
+        ),
+    )
 }
 
 /// Where the changes of a layer come from.

@@ -108,6 +108,14 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
     }
 }
 
+/// `lchown`, explaining an owner that a rootless build's user namespace does not map.
+fn set_owner(path: &Path, uid: u32, gid: u32) -> Result<(), CopyError> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|source| CopyError::Io {
+        path: path.to_owned(),
+        source: stagecraft_layer::owner_error(source, uid, gid),
+    })
+}
+
 /// One entry to create in the layer.
 #[derive(Debug)]
 enum Item {
@@ -449,9 +457,7 @@ impl<'a> CopyPlan<'a> {
                     let mode = self.chmod.unwrap_or(0o644);
                     fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                         .map_err(io_error(&target))?;
-                    let owner = parent_owner;
-                    std::os::unix::fs::lchown(&target, Some(owner.uid), Some(owner.gid))
-                        .map_err(io_error(&target))?;
+                    set_owner(&target, parent_owner.uid, parent_owner.gid)?;
                 }
                 Item::Entry { found, .. } => {
                     let kind = found.metadata.file_type();
@@ -468,8 +474,7 @@ impl<'a> CopyPlan<'a> {
                         continue;
                     }
                     let (uid, gid) = self.owner_of(&found.metadata);
-                    std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
-                        .map_err(io_error(&target))?;
+                    set_owner(&target, uid, gid)?;
                     if !kind.is_symlink() {
                         let mode = self.mode_of(&found.metadata) & 0o7777;
                         fs::set_permissions(&target, fs::Permissions::from_mode(mode))
@@ -537,7 +542,7 @@ pub fn ensure_dir(
             ),
             _ => (0o755, owner.uid, owner.gid),
         };
-        std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_error(&target))?;
+        set_owner(&target, uid, gid)?;
         fs::set_permissions(&target, fs::Permissions::from_mode(mode))
             .map_err(io_error(&target))?;
     }

@@ -17,8 +17,7 @@ use stagecraft_image::{
     Descriptor, Digest, Healthcheck, History, ImageConfig, Platform, Timestamp,
 };
 use stagecraft_layer::{
-    ApplyOptions, DiffSource, MEDIA_TYPE_TAR, OverlayXattr, TarOptions, WhiteoutMode, apply_layer,
-    write_tar,
+    ApplyOptions, DiffSource, MEDIA_TYPE_TAR, TarOptions, WhiteoutMode, apply_layer, write_tar,
 };
 use stagecraft_plan::{Base, Plan, PlanError, PlanOptions, Scope};
 use stagecraft_shell::Lexer;
@@ -524,7 +523,7 @@ fn unpacked_snapshot(store: &Store, diff_id: &Digest, digest: &Digest) -> Result
             let file =
                 std::fs::File::open(&blob).map_err(|e| format!("{}: {e}", blob.display()))?;
             let options = ApplyOptions {
-                whiteouts: WhiteoutMode::Overlay(OverlayXattr::Trusted),
+                whiteouts: WhiteoutMode::Overlay(store.overlay_xattr()),
                 ..ApplyOptions::default()
             };
             apply_layer(std::io::BufReader::new(file), dir, &options)
@@ -1375,7 +1374,7 @@ impl BuildRun<'_> {
         let source = DiffSource::OverlayUpper {
             upper,
             lower_dirs: &lower_dirs,
-            xattr: OverlayXattr::Trusted,
+            xattr: store.overlay_xattr(),
         };
         let options = TarOptions {
             source_date_epoch: self.options.source_date_epoch,

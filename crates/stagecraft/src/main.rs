@@ -53,6 +53,19 @@ enum Command {
     Size(commands::size::SizeArgs),
 }
 
+impl Command {
+    /// Whether the command creates, reads or removes files of any owner (snapshots of layers,
+    /// `RUN` steps, a root filesystem's files), which only root can, so a rootless one runs in
+    /// its own user namespace. `save` does not: an unpacked root filesystem it writes belongs to
+    /// the user, who could not remove files of subordinate owners.
+    fn writes_as_root(&self) -> bool {
+        matches!(
+            self,
+            Command::Build(_) | Command::Import(_) | Command::Prune(_) | Command::Verify
+        )
+    }
+}
+
 fn main() -> ExitCode {
     // RUN steps re-execute this binary as the namespace helper; it must take over before any
     // thread starts (a multi-threaded process cannot enter new namespaces safely).
@@ -64,6 +77,14 @@ fn main() -> ExitCode {
         stagecraft_exec::helper_main(&args[2..]);
     }
     let cli = Cli::parse();
+    // Still single-threaded: a user who is not root builds as root of a user namespace of its
+    // own (see stagecraft_exec::userns). Commands that only read the store need none.
+    if cli.command.writes_as_root()
+        && let Err(error) = stagecraft_exec::userns::enter_rootless()
+    {
+        eprintln!("error: cannot start a rootless build: {error}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args),
         Command::Lint(args) => commands::lint::run_command(&args),

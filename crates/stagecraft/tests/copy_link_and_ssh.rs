@@ -9,19 +9,9 @@ use std::path::Path;
 
 /// The entries of a tar as (path, uid, mode).
 fn tar_entries(path: &Path) -> Vec<(String, u64, u32)> {
-    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
-    archive
-        .entries()
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let header = entry.header();
-            (
-                entry.path().unwrap().display().to_string(),
-                header.uid().unwrap(),
-                header.mode().unwrap(),
-            )
-        })
+    common::tar_headers(path)
+        .into_iter()
+        .map(|(path, header)| (path, header.uid().unwrap(), header.mode().unwrap()))
         .collect()
 }
 

@@ -185,6 +185,26 @@ pub enum Error {
         /// What we understand.
         expected: u32,
     },
+    /// The store's snapshots were made for the other kind of overlay: a
+    /// rootful store (`trusted.overlay.*` markers) opened rootless, or the
+    /// other way round. Neither can read the other's markers.
+    #[error(
+        "{path} says this store's snapshots are for {store} builds (overlay markers in \
+         {store_prefix}* xattrs), but this stagecraft runs {process}: it could neither read nor \
+         write them. Give each its own store: set STAGECRAFT_ROOT to another directory, or unset \
+         it to use the default (/var/lib/stagecraft for root, $XDG_DATA_HOME/stagecraft for \
+         other users)"
+    )]
+    OverlayXattr {
+        /// The layout file.
+        path: PathBuf,
+        /// `rootful` or `rootless`: what the store's snapshots are for.
+        store: &'static str,
+        /// The xattr prefix of the store's snapshots.
+        store_prefix: &'static str,
+        /// `as root` or `rootless`: how this process runs.
+        process: &'static str,
+    },
     /// No store location could be derived from the environment.
     #[error(
         "cannot choose a store location: set STAGECRAFT_ROOT, or XDG_DATA_HOME or HOME (non-root users store under $XDG_DATA_HOME/stagecraft)"

@@ -7,13 +7,20 @@
 //! [`Store::open_default`] uses [`default_root`]: `$STAGECRAFT_ROOT`, else
 //! `/var/lib/stagecraft` when running as root, else
 //! `$XDG_DATA_HOME/stagecraft` (falling back to
-//! `~/.local/share/stagecraft`).
+//! `~/.local/share/stagecraft`). Rootless builds, root of their own user
+//! namespace, keep the user's location.
+//!
+//! A store is either rootful or rootless, for good: its snapshots mark
+//! opaque directories with `trusted.overlay.*` or `user.overlay.*` xattrs
+//! ([`Store::overlay_xattr`]), and neither kind of process can use the
+//! other's. `layout.json` records which; the other kind is refused.
 //!
 //! # Layout
 //!
 //! ```text
 //! <root>/                      mode 0700: snapshots hold whole root filesystems
-//!   layout.json                {"version":1}; a different version is refused
+//!   layout.json                {"version":1,"overlay_xattr":"trusted"|"user"}; a different
+//!                              version, or the other kind of process, is refused
 //!   blobs/sha256/<hex>         content, named by its sha256, read-only (0444)
 //!   ingest/                    writes in progress: blob-*, snapshot-*, write-*,
 //!                              cache-mount-*, removing-*; anything here with no live writer is

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stagecraft_image::Digest;
+use stagecraft_layer::OverlayXattr;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -22,6 +23,7 @@ const LAYOUT_FILE: &str = "layout.json";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    overlay_xattr: OverlayXattr,
 }
 
 /// The shared store lock: while any `Lease` is alive, no prune or
@@ -36,13 +38,33 @@ pub struct Lease {
 #[derive(Debug, Serialize, Deserialize)]
 struct Layout {
     version: u32,
+    /// The xattr namespace of the snapshots' overlay markers: `trusted` or
+    /// `user` (see [`Store::overlay_xattr`]). Absent in stores made before
+    /// rootless builds existed, whose snapshots (if any) were made by root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    overlay_xattr: Option<String>,
+}
+
+/// How `layout.json` names an [`OverlayXattr`].
+fn xattr_name(xattr: OverlayXattr) -> &'static str {
+    match xattr {
+        OverlayXattr::Trusted => "trusted",
+        OverlayXattr::User => "user",
+    }
 }
 
 impl Store {
     /// Opens the store at `root`, creating its directories (mode 0700: it
     /// holds unpacked root filesystems, setuid binaries included) if needed.
+    ///
+    /// A store belongs either to root of the host or to rootless builds (see
+    /// [`Store::overlay_xattr`]); opening it from the other kind of process
+    /// is an [`Error::OverlayXattr`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
-        let store = Store { root: root.into() };
+        let store = Store {
+            root: root.into(),
+            overlay_xattr: OverlayXattr::for_current_process(),
+        };
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(0o700);
         for dir in [
@@ -72,6 +94,16 @@ impl Store {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The xattr namespace of the overlay markers (opaque directories) in
+    /// this store's snapshots, which every layer diff and overlay mount over
+    /// them must use: [`OverlayXattr::Trusted`] for root of the host,
+    /// [`OverlayXattr::User`] for rootless builds (their overlays mount with
+    /// `userxattr`). It is fixed when the store is created and recorded in
+    /// `layout.json`; the two kinds cannot share a store.
+    pub fn overlay_xattr(&self) -> OverlayXattr {
+        self.overlay_xattr
     }
 
     /// Takes the shared store lock, waiting while a prune or verify holds it
@@ -180,50 +212,86 @@ impl Store {
         })
     }
 
+    /// Checks `layout.json` (version and overlay flavour), writing it for a
+    /// new store and adding the flavour to one that predates it.
     fn check_layout(&self) -> Result<()> {
         let path = self.root.join(LAYOUT_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let layout: Option<Layout> = serde_json::from_slice(&bytes).ok();
-                match layout {
-                    Some(Layout { version }) if version == LAYOUT_VERSION => Ok(()),
-                    _ => Err(Error::Layout {
+        let recorded = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Layout>(&bytes) {
+                Ok(layout) if layout.version == LAYOUT_VERSION => Some(layout.overlay_xattr),
+                _ => {
+                    return Err(Error::Layout {
                         path,
                         found: String::from_utf8_lossy(&bytes).trim().to_owned(),
                         expected: LAYOUT_VERSION,
-                    }),
+                    });
                 }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Under a lease like every writer, so a concurrent prune
-                // cannot take the temporary file away.
-                let _lease = self.lease()?;
-                let bytes = serde_json::to_vec(&Layout {
-                    version: LAYOUT_VERSION,
-                })
-                .map_err(|source| Error::Serialize {
-                    what: "layout file",
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "read",
+                    path,
                     source,
-                })?;
-                self.write_atomically(&path, &bytes)
+                });
             }
-            Err(source) => Err(Error::Io {
-                action: "read",
+        };
+        let own = xattr_name(self.overlay_xattr);
+        let store_xattr = match &recorded {
+            Some(Some(name)) => name.as_str(),
+            // Snapshots from before the flavour was recorded were made by root.
+            Some(None) if self.has_snapshots()? => xattr_name(OverlayXattr::Trusted),
+            Some(None) | None => own,
+        };
+        if store_xattr != own {
+            let (store, store_prefix) = match store_xattr {
+                "user" => ("rootless", OverlayXattr::User.prefix()),
+                _ => ("rootful", OverlayXattr::Trusted.prefix()),
+            };
+            return Err(Error::OverlayXattr {
                 path,
-                source,
-            }),
+                store,
+                store_prefix,
+                process: match self.overlay_xattr {
+                    OverlayXattr::Trusted => "as root",
+                    OverlayXattr::User => "rootless",
+                },
+            });
         }
+        if matches!(recorded, Some(Some(_))) {
+            return Ok(());
+        }
+        // Under a lease like every writer, so a concurrent prune cannot take
+        // the temporary file away.
+        let _lease = self.lease()?;
+        let bytes = serde_json::to_vec(&Layout {
+            version: LAYOUT_VERSION,
+            overlay_xattr: Some(own.to_owned()),
+        })
+        .map_err(|source| Error::Serialize {
+            what: "layout file",
+            source,
+        })?;
+        self.write_atomically(&path, &bytes)
+    }
+
+    /// Whether `snapshots/` has any entry.
+    fn has_snapshots(&self) -> Result<bool> {
+        let dir = self.snapshots_dir();
+        let mut entries = fs::read_dir(&dir).at("list", &dir)?;
+        Ok(entries.next().is_some())
     }
 }
 
 /// Where [`Store::open_default`] puts the store: `$STAGECRAFT_ROOT` if set;
-/// otherwise `/var/lib/stagecraft` for root (effective uid 0); otherwise
-/// `$XDG_DATA_HOME/stagecraft` (when absolute, per the XDG spec) or
-/// `$HOME/.local/share/stagecraft`.
+/// otherwise `/var/lib/stagecraft` for root of the host (effective uid 0 in
+/// the initial user namespace); otherwise, rootless builds included (root of
+/// their own user namespace), `$XDG_DATA_HOME/stagecraft` (when absolute, per
+/// the XDG spec) or `$HOME/.local/share/stagecraft`.
 pub fn default_root() -> Result<PathBuf> {
     choose_root(
         |name| std::env::var_os(name),
-        rustix::process::geteuid().is_root(),
+        OverlayXattr::for_current_process() == OverlayXattr::Trusted,
     )
 }
 

@@ -132,3 +132,41 @@ fn open_reports_unusable_paths() {
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("a-file"), "{err}");
 }
+
+#[test]
+fn a_store_is_rootful_or_rootless_for_good() {
+    use stagecraft_layer::OverlayXattr;
+    let (_dir, store) = store();
+    let root = store.root().to_owned();
+    let own = store.overlay_xattr();
+    assert_eq!(own, OverlayXattr::for_current_process());
+    let (own_name, other_name) = match own {
+        OverlayXattr::Trusted => ("trusted", "user"),
+        OverlayXattr::User => ("user", "trusted"),
+    };
+    let layout = |name: &str| format!(r#"{{"version":1,"overlay_xattr":"{name}"}}"#);
+    assert_eq!(
+        fs::read_to_string(root.join("layout.json")).unwrap(),
+        layout(own_name)
+    );
+    // The other kind of process's store is refused, with the way out.
+    fs::write(root.join("layout.json"), layout(other_name)).unwrap();
+    let err = Store::open(&root).unwrap_err();
+    assert!(matches!(err, Error::OverlayXattr { .. }), "{err:?}");
+    assert!(err.to_string().contains("STAGECRAFT_ROOT"), "{err}");
+    // A store from before the flavour was recorded: with no snapshot yet, it becomes this
+    // process's; with snapshots, they were root's.
+    fs::write(root.join("layout.json"), br#"{"version":1}"#).unwrap();
+    Store::open(&root).unwrap();
+    assert_eq!(
+        fs::read_to_string(root.join("layout.json")).unwrap(),
+        layout(own_name)
+    );
+    fs::write(root.join("layout.json"), br#"{"version":1}"#).unwrap();
+    fs::create_dir(root.join("snapshots/0123")).unwrap();
+    assert_eq!(
+        Store::open(&root).is_ok(),
+        own == OverlayXattr::Trusted,
+        "legacy snapshots are rootful"
+    );
+}

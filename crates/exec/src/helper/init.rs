@@ -41,6 +41,7 @@ use super::fs::{Kind, components, ensure, fd_path, open_in_root};
 use crate::error::{Failure, errno_text};
 use crate::protocol::{HelperSpec, Report, send};
 use crate::user::ExecUser;
+use crate::userns::IdSpace;
 use crate::{MountKind, Network};
 
 /// containerd's default capability set (`oci.defaultUnixCaps`), which BuildKit's containers get,
@@ -115,8 +116,8 @@ pub(crate) struct Init<'a> {
     pub(crate) user: &'a ExecUser,
     /// The final environment (`HOME` added).
     pub(crate) env: Vec<String>,
-    /// Whether the helper created a user namespace (rootless).
-    pub(crate) userns: bool,
+    /// The user namespace the step runs in.
+    pub(crate) ids: &'a IdSpace,
     /// The read end of a pipe whose write end only the helper holds.
     pub(crate) lifeline: OwnedFd,
     /// Where to report a failure.
@@ -173,7 +174,7 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
     .map_err(|e| setup(format!("opening the rootfs: {}", errno_text(e))))?;
 
     // 3. Mounts.
-    standard_mounts(&root, spec, init.userns)?;
+    standard_mounts(&root, spec, init.ids)?;
     for mount in &spec.mounts {
         extra_mount(&root, mount)?;
     }
@@ -207,7 +208,7 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
     // still works for a root command.
     let chdir_as_root = rustix::process::chdir(cwd.as_str());
     drop_capabilities()?;
-    set_identity(init.user, init.userns)?;
+    set_identity(init.user, init.ids)?;
     // Changing the uid/gid cleared the parent-death signal.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| setup(format!("prctl(PR_SET_PDEATHSIG): {}", errno_text(e))))?;
@@ -225,7 +226,7 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
 
 /// The spec's standard mounts: containerd's default set minus `/run` (BuildKit removes it) and
 /// cgroups (not supported yet), plus BuildKit's resolv.conf and hosts binds.
-fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, userns: bool) -> Result<(), Failure> {
+fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, ids: &IdSpace) -> Result<(), Failure> {
     let nosuid_noexec_nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
     mount_new(root, "/proc", "proc", "proc", nosuid_noexec_nodev, None)?;
     mount_new(
@@ -236,11 +237,12 @@ fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, userns: bool) -> Result<()
         MountFlags::NOSUID | MountFlags::STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
-    // In a user namespace gid 5 (tty) is not mapped; runc's rootless conversion drops the option.
-    let devpts = if userns {
-        "newinstance,ptmxmode=0666,mode=0620"
-    } else {
+    // A user namespace without subordinate ids has no gid 5 (tty); runc's rootless conversion
+    // drops the option then.
+    let devpts = if ids.maps_gid(5) {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620"
     };
     mount_new(
         root,
@@ -619,11 +621,11 @@ fn drop_capabilities() -> Result<(), Failure> {
 
 /// `setgroups`, `setresgid`, `setresuid`, as runc's `setupUser`. The raw per-thread syscalls are
 /// right here: this process has a single thread.
-fn set_identity(user: &ExecUser, userns: bool) -> Result<(), Failure> {
+fn set_identity(user: &ExecUser, ids: &IdSpace) -> Result<(), Failure> {
     let fail = |what: &str, e: Errno| setup(format!("setting the user: {what}: {}", errno_text(e)));
     // With the single-id map of a rootless run, setgroups is denied (the kernel requires it for an
     // unprivileged gid map) and only root exists anyway.
-    if !userns {
+    if ids.setgroups {
         let groups: Vec<rustix::fs::Gid> = user
             .groups
             .iter()

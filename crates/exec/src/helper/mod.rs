@@ -6,7 +6,11 @@
 //! 2. `unshare` the mount, PID, UTS and IPC namespaces (network too for `--network=none`), all in
 //!    one call, with a user namespace first when not root: the kernel then makes the user namespace
 //!    the owner of the others, which is what lets an unprivileged process mount in them. A rootless
-//!    helper then maps itself (uid and gid) to root, the one mapping it may write unaided.
+//!    helper then maps itself (uid and gid) to root, the one mapping it may write unaided. (Under
+//!    a rootless stagecraft the helper is root already, of the user namespace the caller entered
+//!    with [`crate::userns::enter_rootless`], and creates none.) Whatever user namespace it ends
+//!    up in decides the rest: outside the host's, the overlay needs `userxattr`, and only the
+//!    ids it maps can be a `USER` (see [`crate::userns`]).
 //! 3. Make `/` private, recursively, **before mounting anything**: the copied mount table shares
 //!    propagation with the host's (systemd mounts `/` shared), and every mount below would
 //!    otherwise appear on the host.
@@ -40,6 +44,7 @@ use rustix::thread::UnshareFlags;
 
 use crate::error::{Failure, errno_text};
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
+use crate::userns::{IdSpace, USERNS_HINT, map_caller_to_root};
 use crate::{ExitStatus, MountKind, Network, Rootfs};
 
 /// Signals the helper passes on to the command, so that signalling the helper (the process the
@@ -141,24 +146,24 @@ fn supervise(
     control: BorrowedFd<'_>,
     status: BorrowedFd<'_>,
 ) -> Result<(), Failure> {
-    check_single_threaded()?;
+    check_single_threaded("helper_main").map_err(Failure::Setup)?;
     // With umask 0 the modes passed to mkdir/mknod are the modes created: 0755 for the cwd, as
     // BuildKit's MkdirAll under buildkitd's usual 022. The init sets 022 for the command.
     rustix::process::umask(Mode::empty());
-    let userns = !rustix::process::geteuid().is_root();
-    enter_namespaces(spec.network, userns)?;
+    enter_namespaces(spec.network, !rustix::process::geteuid().is_root())?;
+    let ids = IdSpace::current().map_err(Failure::Namespaces)?;
     rustix::mount::mount_change(
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .map_err(|e| Failure::Namespaces(format!("making / private: {}", errno_text(e))))?;
 
-    rootfs::mount(&spec.rootfs, &spec.mount_point, userns)?;
+    rootfs::mount(&spec.rootfs, &spec.mount_point, !ids.is_initial())?;
     // From here on, every way out goes through the cleanup: the stubs created so far must go, and
     // a volatile overlay must be unmounted and unmarked or its work dir cannot be mounted again.
     let mut plan = stubs::Plan::default();
     let mut upper = None;
-    let outcome = prepare_and_run(spec, userns, &mut plan, &mut upper, status, control);
+    let outcome = prepare_and_run(spec, &ids, &mut plan, &mut upper, status, control);
     if let Err(message) = unmount_and_clean(spec, plan, upper) {
         let _ = protocol::send(status, &Report::CleanupFailed(message));
     }
@@ -177,7 +182,7 @@ fn supervise(
 /// directory they live in put in `upper`), then the container itself.
 fn prepare_and_run(
     spec: &HelperSpec,
-    userns: bool,
+    ids: &IdSpace,
     plan: &mut stubs::Plan,
     upper: &mut Option<OwnedFd>,
     status: BorrowedFd<'_>,
@@ -202,13 +207,8 @@ fn prepare_and_run(
             spec.user, user.uid, user.gid
         )));
     }
-    if userns && (user.uid != 0 || user.gid != 0) {
-        return Err(Failure::User(format!(
-            "{:?} resolves to uid {} gid {}, but a rootless build maps only root (uid 0) into \
-             its user namespace; run as root, or use USER root for this step",
-            spec.user, user.uid, user.gid
-        )));
-    }
+    ids.check_user(&spec.user, user.uid, user.gid)
+        .map_err(Failure::User)?;
     let env = crate::env::finalize(&spec.env, || crate::user::home(user.uid, passwd.as_deref()));
 
     fs::ensure(
@@ -242,7 +242,7 @@ fn prepare_and_run(
     plan.create(&root, upper.as_ref(), &stub_targets(spec))
         .map_err(Failure::Setup)?;
     drop(root);
-    run_container(spec, &user, env, userns, status, control)
+    run_container(spec, &user, env, ids, status, control)
 }
 
 /// The mount points in the rootfs itself, with what each must be. Targets under `/proc`, `/dev`
@@ -272,15 +272,16 @@ fn stub_targets(spec: &HelperSpec) -> Vec<(&str, fs::Kind)> {
 }
 
 /// `unshare(CLONE_NEWUSER)` fails in a multi-threaded process and `fork` there is unsafe for the
-/// code the child runs; a binary that starts threads before calling [`helper_main`] is miswired.
-fn check_single_threaded() -> Result<(), Failure> {
+/// code the child runs; a binary that starts threads before calling `function` (`helper_main`,
+/// `enter_rootless`) is miswired.
+pub(crate) fn check_single_threaded(function: &str) -> Result<(), String> {
     // A /proc/PID/task directory links "." and ".." plus one entry per thread.
     match std::fs::metadata("/proc/self/task") {
-        Ok(meta) if meta.nlink() > 3 => Err(Failure::Setup(format!(
-            "the exec helper has {} threads; helper_main must run before anything starts a \
-             thread (call it first thing in main)",
+        Ok(meta) if meta.nlink() > 3 => Err(format!(
+            "this process has {} threads; {function} must run before anything starts a thread \
+             (call it first thing in main)",
             meta.nlink() - 2
-        ))),
+        )),
         _ => Ok(()),
     }
 }
@@ -298,25 +299,16 @@ fn enter_namespaces(network: Network, userns: bool) -> Result<(), Failure> {
     // SAFETY: no FILES flag (the hazard of `unshare_unsafe`), and this process has one thread.
     unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(|e| {
         let hint = match (e, userns) {
-            (Errno::PERM, false) => "; root without CAP_SYS_ADMIN (inside an unprivileged container?)",
-            (Errno::PERM | Errno::NOSPC | Errno::INVAL, true) => {
-                "; unprivileged user namespaces may be disabled: check \
-                 /proc/sys/user/max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns"
+            (Errno::PERM, false) => {
+                "; root without CAP_SYS_ADMIN (inside an unprivileged container?)"
             }
+            (Errno::PERM | Errno::NOSPC | Errno::INVAL, true) => USERNS_HINT,
             _ => "",
         };
         Failure::Namespaces(format!("unshare: {}{hint}", errno_text(e)))
     })?;
     if userns {
-        // The kernel only accepts an unprivileged gid map once setgroups is denied.
-        for (file, content) in [
-            ("/proc/self/setgroups", "deny".to_owned()),
-            ("/proc/self/uid_map", format!("0 {} 1", uid.as_raw())),
-            ("/proc/self/gid_map", format!("0 {} 1", gid.as_raw())),
-        ] {
-            std::fs::write(file, content)
-                .map_err(|e| Failure::Namespaces(format!("writing {file}: {e}")))?;
-        }
+        map_caller_to_root(uid.as_raw(), gid.as_raw()).map_err(Failure::Namespaces)?;
     }
     Ok(())
 }
@@ -354,7 +346,7 @@ fn run_container(
     spec: &HelperSpec,
     user: &crate::user::ExecUser,
     env: Vec<String>,
-    userns: bool,
+    ids: &IdSpace,
     status: BorrowedFd<'_>,
     control: BorrowedFd<'_>,
 ) -> Result<(ExitStatus, bool), Failure> {
@@ -375,7 +367,7 @@ fn run_container(
         spec,
         user,
         env,
-        userns,
+        ids,
         lifeline: lifeline_read,
         status,
     };

@@ -417,7 +417,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         always_pull: args.pull,
         pulled: Default::default(),
     };
-    let runner = NamespaceRunner::new();
+    let runner = NamespaceRunner::new(&store);
     let renderer = Renderer::new(args.progress);
     let engine = Engine {
         store: &store,

@@ -3,6 +3,7 @@
 use super::CommandError;
 use stagecraft_image::Digest;
 use stagecraft_image::Platform;
+use stagecraft_layer::OverlayXattr;
 use stagecraft_registry::{Registry, RegistryOptions};
 use stagecraft_solve::progress::Stream;
 use stagecraft_solve::remote_cache::{CacheDocument, CacheMode, LocalCache, cache_config};
@@ -107,11 +108,16 @@ pub struct NamespaceRunner {
 }
 
 impl NamespaceRunner {
-    /// An executor that re-executes this binary as its helper.
-    pub fn new() -> NamespaceRunner {
+    /// An executor that re-executes this binary as its helper. A rootless build keeps the
+    /// per-run state in the store's `ingest/` too: it writes nothing outside its store.
+    pub fn new(store: &Store) -> NamespaceRunner {
         let helper = stagecraft_exec::HelperCommand::current_exe();
+        let executor = stagecraft_exec::Executor::new(helper);
         NamespaceRunner {
-            executor: stagecraft_exec::Executor::new(helper),
+            executor: match store.overlay_xattr() {
+                OverlayXattr::User => executor.with_state_dir(store.root().join("ingest")),
+                OverlayXattr::Trusted => executor,
+            },
         }
     }
 }

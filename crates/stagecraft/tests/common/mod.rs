@@ -102,6 +102,20 @@ impl Drop for RegistryProcess {
     }
 }
 
+/// The entries of a (plain) tar as (path, header).
+pub fn tar_headers(path: &Path) -> Vec<(String, tar::Header)> {
+    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            (path, entry.header().clone())
+        })
+        .collect()
+}
+
 /// Makes the offline busybox image layout at `dir/busybox` and returns its path.
 pub fn busybox_layout(dir: &Path) -> PathBuf {
     let layout = dir.join("busybox");
