@@ -59,6 +59,9 @@ pub struct CopySpec<'a> {
     pub downloads: &'a [Download],
     /// `ADD --unpack=true`: unpack downloaded archives too (never done by default).
     pub unpack_downloads: bool,
+    /// `--cache-normalize-mode`: the cache key sees context files' modes without their group
+    /// and other write bits, which only the umask of whoever checked the files out decides.
+    pub normalize_modes: bool,
 }
 
 impl<'a> CopySpec<'a> {
@@ -75,6 +78,7 @@ impl<'a> CopySpec<'a> {
             parents: false,
             downloads: &[],
             unpack_downloads: false,
+            normalize_modes: false,
         }
     }
 }
@@ -138,6 +142,7 @@ pub struct CopyPlan<'a> {
     dest_dirs: Vec<PathBuf>,
     unpack_archives: bool,
     parents: bool,
+    normalize_modes: bool,
 }
 
 impl<'a> CopyPlan<'a> {
@@ -169,6 +174,7 @@ impl<'a> CopyPlan<'a> {
             dest_dirs: Vec::new(),
             unpack_archives: spec.unpack_archives && matches!(source, CopySource::Context { .. }),
             parents: spec.parents,
+            normalize_modes: spec.normalize_modes,
         };
         let file_dest = |name: &str| {
             if dest_is_dir_hint || dest_exists_as_dir {
@@ -367,7 +373,7 @@ impl<'a> CopyPlan<'a> {
                     ),
                     Item::Entry { found, dest } => {
                         let (uid, gid) = self.owner_of(&found.metadata);
-                        let mode = self.mode_of(&found.metadata);
+                        let mode = self.key_mode(&found.metadata);
                         let kind = found.metadata.file_type();
                         let content = if kind.is_file() {
                             self.file_sha256(found)?
@@ -405,6 +411,17 @@ impl<'a> CopyPlan<'a> {
             Some(owner) => (owner.uid, owner.gid),
             None if self.context.is_some() => (0, 0),
             None => (metadata.uid(), metadata.gid()),
+        }
+    }
+
+    /// The mode the cache key sees: the effective one, with group and other write cleared
+    /// under `normalize_modes` for context files (a `--chmod` is what it says, untouched).
+    fn key_mode(&self, metadata: &fs::Metadata) -> u32 {
+        let mode = self.mode_of(metadata);
+        if self.normalize_modes && self.context.is_some() && self.chmod.is_none() {
+            mode & !0o022
+        } else {
+            mode
         }
     }
 
@@ -651,15 +668,10 @@ mod tests {
         }
         let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
         let spec = CopySpec {
-            sources: &sources,
             dest: "/dest/".to_owned(),
             owner: Some(Owner { uid: 0, gid: 0 }),
-            chmod: None,
-            excludes: &[],
-            unpack_archives: false,
             parents,
-            downloads: &[],
-            unpack_downloads: false,
+            ..CopySpec::as_is(&sources)
         };
         let source = CopySource::Stage(MergedView::new(vec![root]));
         let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();

@@ -65,6 +65,10 @@ pub struct BuildOptions {
     /// other instruction that would expand one into the image (ENV, LABEL, WORKDIR, COPY
     /// paths, …) is an error. Their values change cache keys through a hash only.
     pub secret_args: BTreeSet<String>,
+    /// `--cache-normalize-mode`: COPY/ADD keys see context files' modes without group and
+    /// other write bits, so machines with different umasks share a cache (the layer keeps
+    /// the modes of the machine that made it).
+    pub cache_normalize_mode: bool,
 }
 
 /// What the history and progress show instead of a secret value.
@@ -2048,6 +2052,7 @@ impl BuildRun<'_> {
             downloads: &downloads,
             // BuildKit never unpacks a remote archive unless `--unpack` says so.
             unpack_downloads: args.unpack == Some(true),
+            normalize_modes: self.options.cache_normalize_mode,
         };
         // `--link` copies onto scratch (BuildKit merges the result on top): the destination
         // is resolved and written without the stage below, and the key leaves it out, so a

@@ -383,3 +383,41 @@ fn a_cached_rebuild_is_the_same_image_and_writes_nothing() {
     assert!(own[3] >= own[1]);
     assert_eq!(json["config"]["created"].as_str().unwrap(), own[4]);
 }
+
+#[test]
+fn copy_keys_on_the_metadata_the_layer_gets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (root, context) = store_and_context(dir.path());
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY --chmod=644 fixed.txt /fixed.txt\nCOPY plain.txt /plain.txt\n",
+    )
+    .unwrap();
+    let set_mode = |name: &str, mode: u32| {
+        std::fs::set_permissions(context.join(name), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+    };
+    for name in ["fixed.txt", "plain.txt"] {
+        std::fs::write(context.join(name), name).unwrap();
+        set_mode(name, 0o644);
+    }
+    build(&root, &context, &["--cache-normalize-mode"]);
+
+    // --chmod decides the mode: the source's own does not matter.
+    set_mode("fixed.txt", 0o600);
+    let stderr = build(&root, &context, &[]);
+    assert!(stderr.contains("0 steps run"), "{stderr}");
+
+    // Another umask (g+w): a miss by default, a hit with --cache-normalize-mode.
+    set_mode("plain.txt", 0o664);
+    let stderr = build(&root, &context, &["--cache-normalize-mode"]);
+    assert!(stderr.contains("0 steps run"), "{stderr}");
+    let stderr = build(&root, &context, &[]);
+    assert!(stderr.contains("1 steps run"), "{stderr}");
+    assert!(stderr.contains("file /plain.txt"), "{stderr}");
+    // A real change (executable) is a miss even normalized.
+    set_mode("plain.txt", 0o755);
+    let stderr = build(&root, &context, &["--cache-normalize-mode"]);
+    assert!(stderr.contains("1 steps run"), "{stderr}");
+}

@@ -81,6 +81,11 @@ pub struct BuildArgs {
     /// (which file with its old and new digest, which variable, the instruction, the base).
     #[arg(long)]
     explain: bool,
+    /// Key COPY/ADD steps on context files' modes without group and other write bits, so CI
+    /// machines whose umasks differ (022, 002) share a remote cache. A hit reuses the layer as
+    /// the machine that made it wrote it, modes included.
+    #[arg(long)]
+    cache_normalize_mode: bool,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
@@ -440,6 +445,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         secrets: read_secrets(&args.session.secrets)?,
         ssh: read_ssh(&args.session.ssh)?,
         secret_args: secret_args.into_keys().collect(),
+        cache_normalize_mode: args.cache_normalize_mode,
     };
     let started = std::time::Instant::now();
     let outcome = engine.build(&file, &options);
