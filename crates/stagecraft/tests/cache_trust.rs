@@ -1,15 +1,11 @@
 //! Cache behaviour users rely on: a no-op rebuild needs no network, and a change to image
 //! metadata only (`--label`, `LABEL`, `CMD`, …) re-runs nothing.
 
-use assert_cmd::Command;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+mod common;
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("STAGECRAFT_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+use assert_cmd::Command;
+use common::{busybox_layout, shared_dir};
+use std::path::{Path, PathBuf};
 
 fn stagecraft(root: &Path) -> Command {
     let mut command = Command::cargo_bin("stagecraft").unwrap();
@@ -27,18 +23,6 @@ fn build(root: &Path, context: &Path, extra: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     stderr
-}
-
-fn busybox_layout(dir: &Path) -> PathBuf {
-    let layout = dir.join("busybox");
-    let ok = std::process::Command::new(shared_dir().join("fixtures/make-busybox-image"))
-        .arg(&layout)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    layout
 }
 
 #[test]
@@ -91,15 +75,7 @@ fn no_op_rebuild_works_with_the_registry_stopped() {
 #[test]
 fn metadata_only_changes_rerun_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let layout = busybox_layout(dir.path());
-    let root = dir.path().join("store");
-    stagecraft(&root)
-        .args(["load", "--tag", "busybox:latest", "-i"])
-        .arg(&layout)
-        .assert()
-        .success();
-    let context = dir.path().join("ctx");
-    std::fs::create_dir(&context).unwrap();
+    let (root, context) = store_and_context(dir.path());
     let write = |label: &str, cmd: &str| {
         std::fs::write(
             context.join("Dockerfile"),
@@ -133,15 +109,7 @@ fn metadata_only_changes_rerun_nothing() {
 #[test]
 fn layers_are_stored_plain_and_compressed_once_when_they_leave() {
     let dir = tempfile::tempdir().unwrap();
-    let layout = busybox_layout(dir.path());
-    let root = dir.path().join("store");
-    stagecraft(&root)
-        .args(["load", "--tag", "busybox:latest", "-i"])
-        .arg(&layout)
-        .assert()
-        .success();
-    let context = dir.path().join("ctx");
-    std::fs::create_dir(&context).unwrap();
+    let (root, context) = store_and_context(dir.path());
     std::fs::write(
         context.join("Dockerfile"),
         "FROM busybox:latest\nRUN head -c 300000 /dev/zero > /zeros\n",
@@ -181,23 +149,7 @@ fn layers_are_stored_plain_and_compressed_once_when_they_leave() {
     };
     let first = save("first.tar");
     let blobs = blob_count();
-    let mut archive = tar::Archive::new(&first[..]);
-    let index: serde_json::Value = archive
-        .entries()
-        .unwrap()
-        .map(Result::unwrap)
-        .find(|entry| entry.path().unwrap().to_str() == Some("index.json"))
-        .map(|entry| serde_json::from_reader(entry).unwrap())
-        .unwrap();
-    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(
-            root.join("blobs/sha256")
-                .join(manifest_digest.trim_start_matches("sha256:")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let manifest = common::exported_manifest(&dir.path().join("first.tar"), &root);
     let exported = manifest["layers"].as_array().unwrap().last().unwrap();
     assert_eq!(
         exported["mediaType"],

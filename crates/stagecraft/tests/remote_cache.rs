@@ -34,19 +34,6 @@ fn assert_ran(stderr: &str, steps: usize, outputs: &[&str]) {
     }
 }
 
-/// The manifest digest in an OCI layout tar's `index.json`.
-fn exported_manifest(layout_tar: &std::path::Path) -> String {
-    let mut archive = tar::Archive::new(std::fs::File::open(layout_tar).unwrap());
-    for entry in archive.entries().unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().unwrap().to_str() == Some("index.json") {
-            let index: serde_json::Value = serde_json::from_reader(entry).unwrap();
-            return index["manifests"][0]["digest"].as_str().unwrap().to_owned();
-        }
-    }
-    panic!("no index.json in {}", layout_tar.display());
-}
-
 /// Builds on `machine` with `--output type=oci` (plus `extra`); returns the exported manifest
 /// digest — what a registry would receive — and stderr. Locally, a machine's image names its
 /// own layers as plain tars and imported ones as the cache sent them; exported, both are the
@@ -57,7 +44,7 @@ fn build_exported(machine: &Machine, extra: &[&str]) -> (String, String) {
     let mut args = vec!["--output", &output];
     args.extend_from_slice(extra);
     let (_, stderr) = machine.build(&args);
-    (exported_manifest(&out), stderr)
+    (common::exported_manifest_digest(&out), stderr)
 }
 
 #[test]

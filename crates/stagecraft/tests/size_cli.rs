@@ -114,18 +114,7 @@ fn deleted_and_chowned_files_are_wasted_space() {
         .arg(&layout)
         .assert()
         .success();
-    let index: serde_json::Value = tar::Archive::new(std::fs::File::open(&layout).unwrap())
-        .entries()
-        .unwrap()
-        .map(Result::unwrap)
-        .find(|entry| entry.path().unwrap().to_str() == Some("index.json"))
-        .map(|entry| serde_json::from_reader(entry).unwrap())
-        .unwrap();
-    let manifest_hex = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_owned();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(machine.root.join("blobs/sha256").join(manifest_hex)).unwrap(),
-    )
-    .unwrap();
+    let manifest = common::exported_manifest(&layout, &machine.root);
     let stored: Vec<(&str, u64)> = inspect["layers"]
         .as_array()
         .unwrap()

@@ -188,3 +188,26 @@ impl Drop for LoopbackServer {
         let _ = self.child.wait();
     }
 }
+
+/// The manifest an OCI layout tar (`save --format oci`, `--output type=oci`) names in its
+/// `index.json`, with its digest, read from the store `root` that wrote it.
+pub fn exported_manifest(layout_tar: &Path, root: &Path) -> serde_json::Value {
+    let digest = exported_manifest_digest(layout_tar);
+    let bytes = fs::read(root.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    manifest["digest"] = serde_json::Value::String(digest);
+    manifest
+}
+
+/// The manifest digest in an OCI layout tar's `index.json`.
+pub fn exported_manifest_digest(layout_tar: &Path) -> String {
+    let mut archive = tar::Archive::new(fs::File::open(layout_tar).unwrap());
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("index.json") {
+            let index: serde_json::Value = serde_json::from_reader(entry).unwrap();
+            return index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+        }
+    }
+    panic!("no index.json in {}", layout_tar.display());
+}
