@@ -441,6 +441,7 @@ impl<'a> CopyPlan<'a> {
         for dir in &self.dest_dirs {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
         }
+        let mut ensured: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
         for item in &self.items {
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
@@ -462,8 +463,13 @@ impl<'a> CopyPlan<'a> {
                     dest
                 }
             };
-            if let Some(parent) = dest.parent() {
+            // Files of one directory come together: its parent is checked (a few `stat`s
+            // per path component) once, not once per file.
+            if let Some(parent) = dest.parent()
+                && !ensured.contains(parent)
+            {
                 ensure_dir(upper, parent, dest_view, parent_owner)?;
+                ensured.insert(parent.to_owned());
             }
             let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
             remove_existing(&target)?;
