@@ -20,6 +20,7 @@ pub mod heredoc;
 mod instructions;
 mod json_array;
 mod line_parsers;
+pub mod mounts;
 mod parser;
 mod source;
 pub mod suggest;

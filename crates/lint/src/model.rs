@@ -103,7 +103,11 @@ impl Mount {
             kind: "bind".to_owned(),
             ..Mount::default()
         };
-        for field in value.split(',') {
+        // The build's CSV reading; a value it refuses is the build's error to report, so the
+        // linter falls back to plain commas and goes on.
+        let fields = stagecraft_dockerfile::mounts::csv_fields(value)
+            .unwrap_or_else(|_| value.split(',').map(str::to_owned).collect());
+        for field in &fields {
             let (key, value) = field.split_once('=').unwrap_or((field, ""));
             let value = value.trim().trim_matches('"');
             match key.trim().to_ascii_lowercase().as_str() {

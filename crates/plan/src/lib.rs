@@ -276,8 +276,10 @@ impl Plan {
                     CommandKind::Run(run) => run
                         .mounts
                         .iter()
-                        .filter_map(|m| mount_from(m).map(|w| (w, DependencyKind::MountFrom)))
-                        .collect(),
+                        .map(|m| mount_from(file, m))
+                        .filter_map(Result::transpose)
+                        .map(|word| word.map(|w| (w, DependencyKind::MountFrom)))
+                        .collect::<Result<_, _>>()?,
                     _ => Vec::new(),
                 };
                 for (word, kind) in sources {
@@ -396,15 +398,17 @@ fn located(file: &Dockerfile, span: Span, message: impl Into<String>) -> ParseEr
     ParseError::new(&file.source, span, message)
 }
 
-/// The `from=` field of a `--mount` value (its CSV fields are `key=value`).
-fn mount_from(mount: &Word) -> Option<Word> {
-    mount.value.split(',').find_map(|field| {
-        let (key, value) = field.split_once('=')?;
-        (key.trim().eq_ignore_ascii_case("from")).then(|| Word {
-            value: value.trim().to_owned(),
-            span: mount.span,
+/// The `from=` field of a `--mount` value, read as BuildKit's planner reads it (CSV fields,
+/// no variables).
+fn mount_from(file: &Dockerfile, mount: &Word) -> Result<Option<Word>, ParseError> {
+    stagecraft_dockerfile::mounts::mount_from(&mount.value)
+        .map(|from| {
+            from.map(|value| Word {
+                value,
+                span: mount.span,
+            })
         })
-    })
+        .map_err(|e| located(file, mount.span, format!("--mount={}: {e}", mount.value)))
 }
 
 /// A `--from` value: a stage index, a stage name, or (`None`) an image.

@@ -3,7 +3,7 @@
 
 use crate::context_index::ContextHashes;
 use crate::copy::{CopyPlan, CopySource, CopySpec};
-use crate::mounts::{MountSpec, MountType, parse_mount};
+use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::progress::{Event, ProgressSink, SkipReason, StepStatus, Stream};
 use crate::remote_cache::CacheRecord;
 use crate::rootfs::MergedView;
@@ -1428,9 +1428,23 @@ impl BuildRun<'_> {
         // mount, one of them exclusive, would wait for each other forever.
         let mut cache_locks: BTreeMap<String, CacheMountAccess> = BTreeMap::new();
         for word in &run.mounts {
-            let expanded = self.expand(command, &word.value, state)?;
-            let spec = parse_mount(&expanded)
-                .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
+            // Shown in errors as written: an expanded value may be a secret's.
+            let expanded = &word.value;
+            // BuildKit expands each field's value after the CSV split; an expansion error
+            // (a secret build argument, say) keeps its own message.
+            let mut expansion_error = None;
+            let parsed = parse_mount_with(&word.value, &mut |value| {
+                self.expand(command, value, state).map_err(|e| {
+                    let message = e.to_string();
+                    expansion_error = Some(e);
+                    message
+                })
+            });
+            if let Some(error) = expansion_error {
+                return Err(error);
+            }
+            let spec =
+                parsed.map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
             let target = |default: String| {
                 let raw = spec.target.clone().unwrap_or(default);
                 normalize_workdir(cwd, &raw)
@@ -1438,7 +1452,7 @@ impl BuildRun<'_> {
             match spec.kind {
                 MountType::Cache => {
                     let id = spec.cache_id();
-                    let dir = self.cache_mount_dir(command, &spec, &id, &expanded)?;
+                    let dir = self.cache_mount_dir(command, &spec, &id, expanded)?;
                     let access = if spec.sharing == "locked" || spec.sharing == "private" {
                         CacheMountAccess::Exclusive
                     } else {

@@ -5,7 +5,7 @@ pub mod copy;
 mod engine;
 pub mod git;
 mod glob;
-pub mod mounts;
+pub use stagecraft_dockerfile::mounts;
 pub mod progress;
 pub mod remote;
 pub mod remote_cache;

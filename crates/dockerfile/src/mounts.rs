@@ -1,6 +1,9 @@
 //! `RUN --mount=…` values, parsed with BuildKit's rules (`instructions/commands_runmount.go`):
-//! CSV fields, `type` defaulting to `bind`, read-only by default except for cache and tmpfs,
-//! `mode`/`uid`/`gid` only for cache and secret mounts, secrets need an id, source or target.
+//! CSV fields (Go's `encoding/csv`: `"…"` quotes a field, `""` is a quote in it), each value
+//! expanded on its own, `type` defaulting to `bind`, read-only by default except for cache and
+//! tmpfs, `mode`/`uid`/`gid` only for cache and secret mounts, secrets need an id, source or
+//! target. The planner reads `from=` before anything is expanded ([`mount_from`]), so, as in
+//! BuildKit, it may not use variables.
 
 /// A mount type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +51,82 @@ pub struct MountSpec {
     pub env: Option<String>,
 }
 
-/// Parses a `--mount` value whose variables were already expanded.
+/// Splits a `--mount` value into its CSV fields, as Go's `encoding/csv` reads one record.
+pub fn csv_fields(value: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        let mut field = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err("extraneous or missing \" in quoted-field".to_owned()),
+                }
+            }
+            match chars.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => {}
+                Some(_) => return Err("extraneous or missing \" in quoted-field".to_owned()),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    None => {
+                        fields.push(field);
+                        return Ok(fields);
+                    }
+                    Some(',') => break,
+                    Some('"') => return Err("bare \" in non-quoted-field".to_owned()),
+                    Some(c) => field.push(c),
+                }
+            }
+        }
+        fields.push(field);
+    }
+}
+
+/// The `from=` of a `--mount` value as the planner sees it, before expansion: `None` when
+/// there is none. A variable in it is an error, as in BuildKit (a stage alias is the way).
+pub fn mount_from(value: &str) -> Result<Option<String>, String> {
+    let fields = csv_fields(value).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
+    let mut from = None;
+    for field in fields {
+        if let Some((key, value)) = field.split_once('=')
+            && key.eq_ignore_ascii_case("from")
+        {
+            if value.find('$').is_some_and(|i| i != value.len() - 1) {
+                return Err(
+                    "'from' doesn't support variable expansion, define alias stage instead"
+                        .to_owned(),
+                );
+            }
+            from = Some(value.to_owned());
+        }
+    }
+    Ok(from)
+}
+
+/// Parses a `--mount` value whose variables are already expanded (or have none).
 pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
+    parse_mount_with(value, &mut |v| Ok(v.to_owned()))
+}
+
+/// Parses a `--mount` value, expanding each field's value with `expand` after the CSV split
+/// (so a variable's commas never make new fields).
+pub fn parse_mount_with(
+    value: &str,
+    expand: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<MountSpec, String> {
     let mut spec = MountSpec {
         kind: MountType::Bind,
         from: None,
@@ -73,11 +150,14 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
             _ => Err(format!("invalid value for {key}: {v}")),
         }
     };
-    for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+    let fields = csv_fields(value).map_err(|e| format!("failed to parse csv mounts: {e}"))?;
+    for field in fields.iter().filter(|f| !f.is_empty()) {
+        let field = field.as_str();
         let (key, val) = match field.split_once('=') {
-            Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(expand(v)?)),
             None => (field.to_ascii_lowercase(), None),
         };
+        let val = val.as_deref();
         match (key.as_str(), val) {
             ("readonly" | "ro", None) => {
                 spec.readonly = true;
@@ -266,5 +346,48 @@ mod tests {
         assert!(parse_mount("type=nfs,target=/x").is_err());
         assert!(parse_mount("type=cache").is_err());
         assert!(parse_mount("type=cache,target=/x,oops").is_err());
+    }
+
+    #[test]
+    fn fields_are_csv_like_go() {
+        assert_eq!(
+            csv_fields(r#"type=bind,"target=/a,b","source=say ""hi""""#).unwrap(),
+            ["type=bind", "target=/a,b", r#"source=say "hi""#]
+        );
+        assert_eq!(csv_fields("a,,b").unwrap(), ["a", "", "b"]);
+        assert_eq!(csv_fields("").unwrap(), [""]);
+        assert!(csv_fields(r#"target=/x"y"#).unwrap_err().contains("bare"));
+        assert!(
+            csv_fields(r#""target=/x"y"#)
+                .unwrap_err()
+                .contains("extraneous")
+        );
+        assert!(csv_fields(r#""unterminated"#).is_err());
+        let spec = parse_mount(r#"type=bind,"target=/a,b""#).unwrap();
+        assert_eq!(spec.target.as_deref(), Some("/a,b"));
+    }
+
+    #[test]
+    fn values_are_expanded_after_the_split() {
+        let mut expand = |v: &str| Ok(v.replace("$T", "/x,y"));
+        let spec = parse_mount_with("type=cache,target=$T", &mut expand).unwrap();
+        assert_eq!(spec.target.as_deref(), Some("/x,y"));
+    }
+
+    #[test]
+    fn from_is_read_before_expansion_and_takes_no_variables() {
+        assert_eq!(
+            mount_from("type=bind,from=build,target=/b")
+                .unwrap()
+                .as_deref(),
+            Some("build")
+        );
+        assert_eq!(mount_from("type=cache,target=/c").unwrap(), None);
+        assert_eq!(mount_from("FROM=x$").unwrap().as_deref(), Some("x$"));
+        assert!(
+            mount_from("from=$STAGE")
+                .unwrap_err()
+                .contains("alias stage")
+        );
     }
 }
