@@ -36,7 +36,7 @@ pub use html::render_html;
 pub use scan::{FileSize, FinalFile, WasteKind, WastedEntry};
 pub use stages::{
     BeforeAfter, StageComparison, StageLayer, StageRow, StageSizes, StageStatus, compare_stages,
-    load_stage_sizes, save_stage_sizes, stage_record_key,
+    load_stage_sizes, save_stage_sizes, stage_record_key, weigh_stages,
 };
 pub use text::{human_bytes, render_final_layers, render_stages, render_text};
 

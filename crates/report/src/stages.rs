@@ -207,6 +207,35 @@ pub fn save_stage_sizes(store: &Store, manifest: &Digest, stages: &[StageSizes])
     Ok(())
 }
 
+/// Gives every layer of `stages` the size it travels at: a layer the store holds as a plain tar
+/// (what builds make) is weighed gzip-compressed, through the store's compress-once variants
+/// (made now if no export made them yet), and its uncompressed size is its own. Stages then
+/// compare like with like, whichever of their layers came compressed from a registry.
+pub fn weigh_stages(store: &Store, stages: &mut [StageSizes]) -> Result<()> {
+    use std::io::Read;
+    for layer in stages.iter_mut().flat_map(|stage| stage.layers.iter_mut()) {
+        let mut magic = [0u8; 4];
+        let read = store
+            .open_blob(&layer.digest)?
+            .read(&mut magic)
+            .unwrap_or(0);
+        if stagecraft_layer::Compression::sniff(&magic[..read])
+            != stagecraft_layer::Compression::None
+        {
+            continue;
+        }
+        let plain = stagecraft_image::Descriptor::new(
+            stagecraft_image::media_type::OCI_LAYER,
+            layer.digest.clone(),
+            layer.size,
+        );
+        let travelling = store.compressed_layer(&plain, stagecraft_layer::Compression::gzip())?;
+        layer.uncompressed_size = Some(layer.size);
+        layer.size = travelling.size;
+    }
+    Ok(())
+}
+
 /// The stages recorded for the image `manifest` by the build that made it; `None` when no
 /// build recorded them (an image loaded or pulled, or built before stages were recorded), or
 /// the record has a version this code does not know.

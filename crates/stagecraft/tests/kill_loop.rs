@@ -121,7 +121,9 @@ fn killed_builds_leave_a_verifiable_store_and_reproducible_results() {
             "kill {i}: the next build differs from an uninterrupted one"
         );
     }
-    eprintln!("{killed} of {kills} builds were killed while running; the store verified after each");
+    eprintln!(
+        "{killed} of {kills} builds were killed while running; the store verified after each"
+    );
     // Timing varies with the machine's load; enough kills must land for the test to mean anything.
     assert!(
         killed >= kills / 4,

@@ -194,6 +194,14 @@ fn stage_sizes_put_the_final_image_next_to_its_builder() {
     assert_eq!(before_after["stage"], "build");
     assert!(u64_at(before_after, "/stage_bytes") > u64_at(before_after, "/final_bytes"));
     assert!(before_after["saved_percent"].as_f64().unwrap() > 50.0);
+    // Stages are weighed as the layer table weighs the image: compressed, whether the store
+    // holds a layer as a plain tar (built here) or compressed (the pulled base).
+    let final_row = &report["stages"]["stages"][1];
+    assert_eq!(final_row["name"], "final");
+    assert_eq!(
+        u64_at(final_row, "/compressed_bytes"),
+        u64_at(&report, "/totals/compressed_bytes")
+    );
 
     // An image no build recorded: the layer report, and a note on where stage sizes come from.
     let output = machine

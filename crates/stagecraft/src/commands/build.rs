@@ -74,7 +74,8 @@ pub struct BuildArgs {
     /// Layers are stored uncompressed and compressed once, when first exported.
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
     compression: String,
-    /// Print a size report of the stages and the final image's layers.
+    /// Print a size report of the stages and the final image's layers (weighed compressed:
+    /// layers are gzipped once for it, and a later push or OCI export reuses that).
     #[arg(long)]
     report: bool,
     /// After the build, list every step that ran and the input that made its cache miss
@@ -522,7 +523,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         super::human_bytes(size),
     );
     if args.report {
-        print!("{}", super::report::stage_table(&outcome.stages));
+        print!("{}", super::report::stage_table(&store, &outcome.stages)?);
     }
     println!("{}", outcome.image.manifest_digest);
     Ok(())

@@ -5,14 +5,20 @@ use stagecraft_report::{StageLayer, StageSizes, StageStatus};
 use stagecraft_solve::{StageOutcome, StageReport};
 
 /// A table of stages (outcome, layers, compressed size of the whole stage and of its own
-/// layers), the final image next to its builder stages, and the final image's layers.
-pub fn stage_table(stages: &[StageReport]) -> String {
-    let comparison = stagecraft_report::compare_stages(&stage_sizes(stages), None);
-    format!(
+/// layers), the final image next to its builder stages, and the final image's layers. Layers
+/// are weighed compressed ([`stagecraft_report::weigh_stages`]).
+pub fn stage_table(
+    store: &stagecraft_store::Store,
+    stages: &[StageReport],
+) -> Result<String, stagecraft_report::Error> {
+    let mut sizes = stage_sizes(stages);
+    stagecraft_report::weigh_stages(store, &mut sizes)?;
+    let comparison = stagecraft_report::compare_stages(&sizes, None);
+    Ok(format!(
         "{}\n{}",
         stagecraft_report::render_stages(&comparison),
         stagecraft_report::render_final_layers(&comparison)
-    )
+    ))
 }
 
 /// The engine's stage reports in the report crate's terms (what

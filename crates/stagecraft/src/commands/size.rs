@@ -44,7 +44,10 @@ pub fn run(args: &SizeArgs) -> CommandResult {
     let mut report = stagecraft_report::analyze(&store, &image, &args.image, &options)?;
     if args.stage {
         match stagecraft_report::load_stage_sizes(&store, &image.manifest_digest)? {
-            Some(stages) => report.attach_stages(&stages),
+            Some(mut stages) => {
+                stagecraft_report::weigh_stages(&store, &mut stages)?;
+                report.attach_stages(&stages)
+            }
             // The layer report stands on its own, so a missing record is worth a note, not a
             // failure.
             None => eprintln!(
