@@ -55,6 +55,9 @@ pub struct PruneReport {
     /// Leftover temporary files and directories removed from `ingest/`
     /// (from interrupted writers).
     pub removed_temp_entries: usize,
+    /// Context indexes removed (with `all`: they are hints, rebuilt by the
+    /// next build of each context).
+    pub removed_context_indexes: usize,
     /// Bytes freed, in apparent file sizes.
     pub bytes_freed: u64,
 }
@@ -420,6 +423,9 @@ enum Candidate {
 fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     clean_ingest(store, &mut report)?;
+    if options.all && !options.keep_cache {
+        remove_context_indexes(store, &mut report)?;
+    }
 
     let inventory = Inventory::scan(store)?;
     let mut links = Links {
@@ -565,6 +571,31 @@ fn remove_candidate(
     };
     report.bytes_freed += freed;
     Ok(freed)
+}
+
+/// Removes every context index: they reference nothing, and a build without one hashes its
+/// context files again and writes a new one.
+fn remove_context_indexes(store: &Store, report: &mut PruneReport) -> Result<()> {
+    let dir = store.context_index_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "list",
+                path: dir,
+                source,
+            });
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let size = entry.metadata().map_or(0, |m| m.len());
+        remove_file_if_present(&path)?;
+        report.removed_context_indexes += 1;
+        report.bytes_freed += size;
+    }
+    Ok(())
 }
 
 fn remove_file_if_present(path: &Path) -> Result<()> {

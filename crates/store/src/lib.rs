@@ -99,8 +99,9 @@
 //! way), and removes the rest; [`PruneOptions`] controls cache records and a
 //! storage budget. Cache mounts are never pruned, nor counted in
 //! [`Store::disk_usage`]: like BuildKit's, they are the user's to keep.
-//! Context indexes are left alone too: they reference nothing and hold
-//! about a hundred bytes per context file.
+//! Context indexes reference nothing (about a hundred bytes per context
+//! file); `all` without `keep_cache` removes them, and the next build of a
+//! context hashes it again.
 
 mod blobs;
 mod cache;

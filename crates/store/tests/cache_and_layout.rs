@@ -170,3 +170,29 @@ fn a_store_is_rootful_or_rootless_for_good() {
         "legacy snapshots are rootful"
     );
 }
+
+#[test]
+fn prune_all_drops_context_indexes_and_a_plain_prune_keeps_them() {
+    let (dir, store) = store();
+    let context = dir.path().join("context");
+    fs::create_dir_all(&context).unwrap();
+    store.put_context_index(&context, b"hashes").unwrap();
+    let kept = store
+        .prune(&stagecraft_store::PruneOptions::default())
+        .unwrap();
+    assert_eq!(kept.removed_context_indexes, 0);
+    assert!(store.get_context_index(&context).unwrap().is_some());
+    let keep_cache = stagecraft_store::PruneOptions {
+        all: true,
+        keep_cache: true,
+        ..Default::default()
+    };
+    assert_eq!(store.prune(&keep_cache).unwrap().removed_context_indexes, 0);
+    let all = stagecraft_store::PruneOptions {
+        all: true,
+        ..Default::default()
+    };
+    let report = store.prune(&all).unwrap();
+    assert_eq!(report.removed_context_indexes, 1);
+    assert_eq!(store.get_context_index(&context).unwrap(), None);
+}

@@ -309,10 +309,11 @@ pub fn prune(args: &PruneArgs) -> CommandResult {
         keep_cache: args.keep_cache,
     })?;
     println!(
-        "removed {} blobs, {} snapshots, {} cache records; freed {}",
+        "removed {} blobs, {} snapshots, {} cache records, {} context indexes; freed {}",
         report.removed_blobs.len(),
         report.removed_snapshots.len(),
         report.removed_cache_records.len(),
+        report.removed_context_indexes,
         human_bytes(report.bytes_freed)
     );
     Ok(())
