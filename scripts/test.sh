@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/integration/conformance tests, doc tests, docs.
+# The whole test suite: formatting, lints, unit/integration/conformance tests, doc tests, fuzzing, docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,5 +8,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast
 cargo test --workspace --doc
+# Every fuzz target for a short budget (corpus from earlier runs, if any, is kept in
+# fuzz/corpus); longer runs: `bash scripts/fuzz.sh SECONDS`.
+bash scripts/fuzz.sh 10
 # Broken intra-doc links are errors too: every public item is documented, and links must resolve.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
