@@ -120,6 +120,60 @@ fn set_owner(path: &Path, uid: u32, gid: u32) -> Result<(), CopyError> {
     })
 }
 
+/// Creates `target` (which must not exist) with the content of `source`, owned by
+/// `uid:gid`, with `mode` and the source's access and modification times. The owner comes
+/// before the mode: changing owners clears setuid and setgid bits.
+fn copy_file(
+    source: &Path,
+    target: &Path,
+    metadata: &fs::Metadata,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Result<(), CopyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = fs::File::open(source).map_err(io_error(source))?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(target)
+        .map_err(io_error(target))?;
+    // `io::copy` between files uses copy_file_range: the data stays in the kernel.
+    io::copy(&mut from, &mut to).map_err(io_error(target))?;
+    rustix::fs::fchown(
+        &to,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| CopyError::Io {
+        path: target.to_owned(),
+        source: stagecraft_layer::owner_error(e.into(), uid, gid),
+    })?;
+    rustix::fs::fchmod(&to, rustix::fs::Mode::from_raw_mode(mode)).map_err(|e| CopyError::Io {
+        path: target.to_owned(),
+        source: e.into(),
+    })?;
+    rustix::fs::futimens(&to, &source_times(metadata)).map_err(|e| CopyError::Io {
+        path: target.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// The access and modification times of `metadata`, to give a copy.
+fn source_times(metadata: &fs::Metadata) -> rustix::fs::Timestamps {
+    rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: metadata.atime(),
+            tv_nsec: metadata.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: metadata.mtime(),
+            tv_nsec: metadata.mtime_nsec(),
+        },
+    }
+}
+
 /// One entry to create in the layer.
 #[derive(Debug)]
 enum Item {
@@ -491,7 +545,11 @@ impl<'a> CopyPlan<'a> {
                             fs::read_link(&found.real_path).map_err(io_error(&found.real_path))?;
                         std::os::unix::fs::symlink(link, &target).map_err(io_error(&target))?;
                     } else if kind.is_file() {
-                        fs::copy(&found.real_path, &target).map_err(io_error(&target))?;
+                        // Owner, mode and times are set on the open file: no path lookups.
+                        let (uid, gid) = self.owner_of(&found.metadata);
+                        let mode = self.mode_of(&found.metadata) & 0o7777;
+                        copy_file(&found.real_path, &target, &found.metadata, uid, gid, mode)?;
+                        continue;
                     } else {
                         // Devices, fifos and sockets are not copied by BuildKit either.
                         continue;
@@ -503,20 +561,10 @@ impl<'a> CopyPlan<'a> {
                         fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                             .map_err(io_error(&target))?;
                     }
-                    let mtime = rustix::fs::Timestamps {
-                        last_access: rustix::fs::Timespec {
-                            tv_sec: found.metadata.atime(),
-                            tv_nsec: found.metadata.atime_nsec(),
-                        },
-                        last_modification: rustix::fs::Timespec {
-                            tv_sec: found.metadata.mtime(),
-                            tv_nsec: found.metadata.mtime_nsec(),
-                        },
-                    };
                     let _ = rustix::fs::utimensat(
                         rustix::fs::CWD,
                         &target,
-                        &mtime,
+                        &source_times(&found.metadata),
                         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                     );
                 }
