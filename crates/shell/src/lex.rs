@@ -133,6 +133,17 @@ impl Lexer {
         self.run(word, env).map(|(_, words)| words)
     }
 
+    /// Like [`process_words`](Self::process_words), and also reports which variables the
+    /// word referred to, as [`process_word_with_matches`](Self::process_word_with_matches)
+    /// does (the expansion's `result` is the unsplit word).
+    pub fn process_words_with_matches(
+        &self,
+        word: &str,
+        env: &dyn EnvGetter,
+    ) -> Result<(Expansion, Vec<String>), ExpandError> {
+        self.run(word, env)
+    }
+
     fn run(
         &self,
         word: &str,

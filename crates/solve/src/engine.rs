@@ -569,6 +569,22 @@ impl BuildRun<'_> {
         Ok(expansion.result)
     }
 
+    /// Like [`Self::expand`], split into words at unquoted whitespace (BuildKit's
+    /// `ProcessWords`).
+    fn expand_words(
+        &self,
+        command: &Command,
+        word: &str,
+        state: &StageState,
+    ) -> Result<Vec<String>, BuildError> {
+        let (expansion, words) = self
+            .lexer
+            .process_words_with_matches(word, &state.scope)
+            .map_err(|e| self.located(command, e.to_string()))?;
+        self.refuse_secret_args(command, &expansion.matched, state)?;
+        Ok(words)
+    }
+
     /// Secret build arguments reach `RUN` only: anything else the frontend expands ends up
     /// in the image (config, paths, history).
     fn refuse_secret_args(
@@ -949,12 +965,7 @@ impl BuildRun<'_> {
             CommandKind::Expose(words) => {
                 let mut ports = Vec::new();
                 for word in words {
-                    self.expand(command, &word.value, state)?;
-                    let expanded = self
-                        .lexer
-                        .process_words(&word.value, &state.scope)
-                        .map_err(|e| self.located(command, e.to_string()))?;
-                    for port in expanded {
+                    for port in self.expand_words(command, &word.value, state)? {
                         ports.extend(parse_port(&port).map_err(|e| self.located(command, e))?);
                     }
                 }
@@ -1428,12 +1439,12 @@ impl BuildRun<'_> {
         // mount, one of them exclusive, would wait for each other forever.
         let mut cache_locks: BTreeMap<String, CacheMountAccess> = BTreeMap::new();
         for word in &run.mounts {
-            // Shown in errors as written: an expanded value may be a secret's.
-            let expanded = &word.value;
+            // Errors show the value as written: an expanded one may hold a secret.
+            let written = &word.value;
             // BuildKit expands each field's value after the CSV split; an expansion error
             // (a secret build argument, say) keeps its own message.
             let mut expansion_error = None;
-            let parsed = parse_mount_with(&word.value, &mut |value| {
+            let parsed = parse_mount_with(written, &mut |value| {
                 self.expand(command, value, state).map_err(|e| {
                     let message = e.to_string();
                     expansion_error = Some(e);
@@ -1444,7 +1455,7 @@ impl BuildRun<'_> {
                 return Err(error);
             }
             let spec =
-                parsed.map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
+                parsed.map_err(|e| self.located(command, format!("--mount={written}: {e}")))?;
             let target = |default: String| {
                 let raw = spec.target.clone().unwrap_or(default);
                 normalize_workdir(cwd, &raw)
@@ -1452,7 +1463,7 @@ impl BuildRun<'_> {
             match spec.kind {
                 MountType::Cache => {
                     let id = spec.cache_id();
-                    let dir = self.cache_mount_dir(command, &spec, &id, expanded)?;
+                    let dir = self.cache_mount_dir(command, &spec, &id, written)?;
                     let access = if spec.sharing == "locked" || spec.sharing == "private" {
                         CacheMountAccess::Exclusive
                     } else {
@@ -1492,7 +1503,7 @@ impl BuildRun<'_> {
                     let sources = [source.clone()];
                     let copy_spec = CopySpec::as_is(&sources);
                     let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
-                        .map_err(|e| self.located(command, format!("--mount={expanded}: {e}")))?;
+                        .map_err(|e| self.located(command, format!("--mount={written}: {e}")))?;
                     let digest = plan
                         .content_digest()
                         .map_err(|e| self.located(command, e.to_string()))?;
@@ -1600,7 +1611,7 @@ impl BuildRun<'_> {
         command: &Command,
         spec: &MountSpec,
         id: &str,
-        expanded: &str,
+        written: &str,
     ) -> Result<PathBuf, BuildError> {
         let store = self.engine.store;
         let store_error =
@@ -1628,7 +1639,7 @@ impl BuildRun<'_> {
                 .map_err(|e| {
                     self.located(
                         command,
-                        format!("--mount={expanded}: seeding the cache: {e}"),
+                        format!("--mount={written}: seeding the cache: {e}"),
                     )
                 })?;
         }
