@@ -538,6 +538,8 @@ impl<'a> CopyPlan<'a> {
                 }
                 Item::Entry { found, .. } => {
                     let kind = found.metadata.file_type();
+                    let (uid, gid) = self.owner_of(&found.metadata);
+                    let mode = self.mode_of(&found.metadata) & 0o7777;
                     if kind.is_dir() {
                         fs::create_dir(&target).map_err(io_error(&target))?;
                     } else if kind.is_symlink() {
@@ -546,18 +548,14 @@ impl<'a> CopyPlan<'a> {
                         std::os::unix::fs::symlink(link, &target).map_err(io_error(&target))?;
                     } else if kind.is_file() {
                         // Owner, mode and times are set on the open file: no path lookups.
-                        let (uid, gid) = self.owner_of(&found.metadata);
-                        let mode = self.mode_of(&found.metadata) & 0o7777;
                         copy_file(&found.real_path, &target, &found.metadata, uid, gid, mode)?;
                         continue;
                     } else {
                         // Devices, fifos and sockets are not copied by BuildKit either.
                         continue;
                     }
-                    let (uid, gid) = self.owner_of(&found.metadata);
                     set_owner(&target, uid, gid)?;
                     if !kind.is_symlink() {
-                        let mode = self.mode_of(&found.metadata) & 0o7777;
                         fs::set_permissions(&target, fs::Permissions::from_mode(mode))
                             .map_err(io_error(&target))?;
                     }
