@@ -56,18 +56,34 @@ impl Renderer {
         }
     }
 
-    fn plain(&self, event: &Event) {
+    /// `--explain`: every step that ran and the input that made its cache miss, one line each
+    /// (JSON progress carries the same in its events' `miss_reason`).
+    pub fn explanations(&self) -> String {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.misses.is_empty() {
+            return "cache: every step came from the cache\n".to_owned();
+        }
+        let count = state.misses.len();
+        let mut out = format!(
+            "cache: {count} step{} ran\n",
+            if count == 1 { "" } else { "s" }
+        );
+        for (label, reason) in &state.misses {
+            out.push_str(&format!("  {label}\n    because: {reason}\n"));
+        }
+        out
+    }
+
+    /// The `[stage i/n] instruction` label of step `id` ([`ProgressSink::event`] records it
+    /// when the step starts).
+    fn label(state: &RenderState, id: usize) -> String {
+        state.names.get(&id).cloned().unwrap_or_default()
+    }
+
+    fn plain(&self, state: &RenderState, event: &Event) {
         let mut err = std::io::stderr().lock();
         let _ = match event {
-            Event::StepStarted {
-                id,
-                stage,
-                index,
-                total,
-                name,
-            } => {
-                writeln!(err, "#{id} [{stage} {index}/{total}] {name}")
-            }
+            Event::StepStarted { id, .. } => writeln!(err, "#{id} {}", Self::label(state, *id)),
             Event::Log { id, line, .. } => writeln!(err, "#{id} {line}"),
             Event::StepFinished {
                 id,
@@ -100,25 +116,19 @@ impl Renderer {
             return;
         };
         match event {
-            Event::StepStarted {
-                id,
-                stage,
-                index,
-                total,
-                name,
-            } => {
+            Event::StepStarted { id, .. } => {
                 let bar = multi.add(ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
-                bar.set_message(format!("[{stage} {index}/{total}] {name}"));
+                bar.set_message(Self::label(state, *id));
                 bar.enable_steady_tick(Duration::from_millis(100));
                 state.bars.insert(*id, bar);
             }
             Event::Log { id, line, .. } => {
                 if let Some(bar) = state.bars.get(id) {
-                    let label = state.names.get(id).cloned().unwrap_or_default();
+                    let label = Self::label(state, *id);
                     bar.set_message(format!("{label}  {}", truncate(line, 60)));
                 }
             }
@@ -128,7 +138,7 @@ impl Renderer {
                 duration,
                 ..
             } => {
-                let label = state.names.get(id).cloned().unwrap_or_default();
+                let label = Self::label(state, *id);
                 if let Some(bar) = state.bars.remove(id) {
                     let mark = match status {
                         StepStatus::Cached => "CACHED".to_owned(),
@@ -170,26 +180,6 @@ fn truncate(line: &str, max: usize) -> String {
     }
 }
 
-impl Renderer {
-    /// `--explain`: every step that ran and the input that made its cache miss, one line each
-    /// (JSON progress carries the same in its events' `miss_reason`).
-    pub fn explanations(&self) -> String {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.misses.is_empty() {
-            return "cache: every step came from the cache\n".to_owned();
-        }
-        let count = state.misses.len();
-        let mut out = format!(
-            "cache: {count} step{} ran\n",
-            if count == 1 { "" } else { "s" }
-        );
-        for (label, reason) in &state.misses {
-            out.push_str(&format!("  {label}\n    because: {reason}\n"));
-        }
-        out
-    }
-}
-
 impl ProgressSink for Renderer {
     fn event(&self, event: Event) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,11 +201,11 @@ impl ProgressSink for Renderer {
             ..
         } = &event
         {
-            let label = state.names.get(id).cloned().unwrap_or_default();
+            let label = Self::label(&state, *id);
             state.misses.push((label, reason.clone()));
         }
         match self.mode {
-            ProgressMode::Plain | ProgressMode::Auto => self.plain(&event),
+            ProgressMode::Plain | ProgressMode::Auto => self.plain(&state, &event),
             ProgressMode::Tty => self.tty(&mut state, &event),
             ProgressMode::Json => {
                 if let Ok(line) = serde_json::to_string(&event) {
