@@ -72,8 +72,8 @@ pub struct BuildArgs {
     /// Layer compression for outputs that carry compressed layers (`type=oci`, `type=registry`,
     /// `--push`, `--cache-to`): gzip (compatible), zstd (faster, smaller) or uncompressed.
     /// Layers are stored uncompressed and compressed once, when first exported.
-    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
-    compression: String,
+    #[arg(long, default_value = "gzip", value_parser = super::compression_flag)]
+    compression: Compression,
     /// Print a size report of the stages and the final image's layers (weighed compressed:
     /// layers are gzipped once for it, and a later push or OCI export reuses that).
     #[arg(long)]
@@ -470,7 +470,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
             .map_err(|e| CommandError(format!("error: tagging {tag}: {e}")))?;
         names.push(reference.to_string());
     }
-    let compression = super::parse_compression(&args.compression, None)?;
+    let compression = args.compression;
     for output in &outputs {
         export(
             &store,

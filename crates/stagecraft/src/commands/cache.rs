@@ -8,7 +8,6 @@ use stagecraft_export::cache_mounts::{
     CacheMountManifest, read_cache_mount_archive, store_cache_mounts,
 };
 use stagecraft_image::Timestamp;
-use stagecraft_layer::Compression;
 use stagecraft_store::CacheMount;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -146,11 +145,8 @@ fn export(args: &ExportArgs) -> CommandResult {
                 .to_owned(),
         ));
     }
-    let compression = if args.compression == "zstd" {
-        Compression::zstd()
-    } else {
-        Compression::gzip()
-    };
+    // clap allows gzip and zstd only: a mount's tar always travels compressed.
+    let compression = super::compression_flag(&args.compression).map_err(CommandError)?;
     let artifact = store_cache_mounts(&store, &ids, compression)?;
     let destination = match (&args.output, &args.reference) {
         (Some(path), _) => {

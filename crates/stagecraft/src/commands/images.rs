@@ -66,8 +66,8 @@ pub struct SaveArgs {
     format: String,
     /// Layer compression in an OCI layout: gzip, zstd or uncompressed (a docker archive keeps
     /// layers as they are stored, as `docker save` does).
-    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
-    compression: String,
+    #[arg(long, default_value = "gzip", value_parser = super::compression_flag)]
+    compression: Compression,
 }
 
 /// `stagecraft import ROOTFS NAME:TAG`.
@@ -96,8 +96,8 @@ pub struct PushArgs {
     transfer: TransferArgs,
     /// Compression of the layers the store holds uncompressed (those a build made): gzip, zstd
     /// or uncompressed. Each layer is compressed once and reused by later pushes.
-    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
-    compression: String,
+    #[arg(long, default_value = "gzip", value_parser = super::compression_flag)]
+    compression: Compression,
 }
 
 /// `stagecraft prune`.
@@ -242,9 +242,8 @@ pub fn save(args: &SaveArgs) -> CommandResult {
         )?);
     }
     if args.format == "oci" {
-        let compression = super::parse_compression(&args.compression, None)?;
         for named in &mut named {
-            named.image = store.compressed_image(&named.image, compression)?;
+            named.image = store.compressed_image(&named.image, args.compression)?;
         }
     }
     let file = std::fs::File::create(&args.output)
@@ -290,8 +289,8 @@ pub fn pull(args: &TransferArgs) -> CommandResult {
 pub fn push(args: &PushArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.transfer.insecure);
-    let compression = super::parse_compression(&args.compression, None)?;
-    let image = store.compressed_image(&store.image(&args.transfer.reference)?, compression)?;
+    let image =
+        store.compressed_image(&store.image(&args.transfer.reference)?, args.compression)?;
     let reference = stagecraft_registry::parse_reference(&args.transfer.reference)?;
     let digest = block_on(stagecraft_registry::push(
         &registry, &store, &image, &reference,
