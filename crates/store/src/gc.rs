@@ -469,20 +469,24 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
                 .map(|r| (r.modified, Candidate::Record(r.key.clone()))),
         );
     }
-    candidates.sort_by_key(|(modified, _)| *modified);
     let mut removed: HashSet<Candidate> = HashSet::new();
-    for (_, candidate) in candidates {
-        if !over_limit(usage) {
-            break;
+    // Oldest first, until the store fits (or all of them, without a limit).
+    let remove_oldest = |mut candidates: Vec<(SystemTime, Candidate)>,
+                         usage: &mut u64,
+                         removed: &mut HashSet<Candidate>,
+                         report: &mut PruneReport|
+     -> Result<()> {
+        candidates.sort_by_key(|(modified, _)| *modified);
+        for (_, candidate) in candidates {
+            if !over_limit(*usage) {
+                break;
+            }
+            *usage = usage.saturating_sub(remove_candidate(store, &inventory, &candidate, report)?);
+            removed.insert(candidate);
         }
-        usage = usage.saturating_sub(remove_candidate(
-            store,
-            &inventory,
-            &candidate,
-            &mut report,
-        )?);
-        removed.insert(candidate);
-    }
+        Ok(())
+    };
+    remove_oldest(candidates, &mut usage, &mut removed, &mut report)?;
 
     // Still over the limit with only referenced content left: evict cache
     // records, oldest first, and whatever only they were keeping.
@@ -497,20 +501,8 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
                 &mut report,
             )?);
             let live = reachable(&inventory, &mut links, roots_of(&live_records));
-            let mut freed_now = unreachable_content(&inventory, &live, &removed);
-            freed_now.sort_by_key(|(modified, _)| *modified);
-            for (_, candidate) in freed_now {
-                if !over_limit(usage) {
-                    break;
-                }
-                usage = usage.saturating_sub(remove_candidate(
-                    store,
-                    &inventory,
-                    &candidate,
-                    &mut report,
-                )?);
-                removed.insert(candidate);
-            }
+            let freed_now = unreachable_content(&inventory, &live, &removed);
+            remove_oldest(freed_now, &mut usage, &mut removed, &mut report)?;
         }
     }
     Ok(report)
