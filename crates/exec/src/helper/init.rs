@@ -504,24 +504,23 @@ fn mask_path(path: &str) -> Result<(), Failure> {
         }
         other => other,
     };
-    match result {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(Failure::Mount {
-            what: "a mask".into(),
-            target: path.into(),
-            message: errno_text(e),
-        }),
-    }
+    unless_missing(result, "a mask", path)
 }
 
 /// runc's `readonlyPath`.
 fn readonly_path(path: &str) -> Result<(), Failure> {
     let result = rustix::mount::mount_bind_recursive(path, path)
         .and_then(|()| remount_readonly(path, MountFlags::empty()));
+    unless_missing(result, "a read-only bind", path)
+}
+
+/// A mount of `what` on `path`, where a path the image lacks is nothing to protect (runc
+/// skips those too).
+fn unless_missing(result: rustix::io::Result<()>, what: &str, path: &str) -> Result<(), Failure> {
     match result {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(e) => Err(Failure::Mount {
-            what: "a read-only bind".into(),
+            what: what.into(),
             target: path.into(),
             message: errno_text(e),
         }),
