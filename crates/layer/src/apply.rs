@@ -581,19 +581,26 @@ impl Applier {
         // because every later lookup is confined by RESOLVE_IN_ROOT.
         rustix::fs::symlinkat(target, parent, name)
             .map_err(|e| Error::apply(entry, "create symlink", e))?;
-        if self.options.chown {
-            rustix::fs::chownat(
-                parent,
-                name,
-                Some(meta.uid),
-                Some(meta.gid),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| Error::set_owner(entry, meta.uid, meta.gid, e))?;
-        }
+        self.chown_at(entry, parent, name, &meta)?;
         self.set_xattrs(entry, XattrTarget::At(parent.as_fd(), name), &meta.xattrs)?;
         rustix::fs::utimensat(parent, name, &meta.times, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Error::apply(entry, "set times", e))
+    }
+
+    /// Gives the entry `name` in `parent` (not followed if a link) the entry's owner, when
+    /// the applier sets owners.
+    fn chown_at(&self, entry: &[u8], parent: &OwnedFd, name: &[u8], meta: &Meta) -> Result<()> {
+        if !self.options.chown {
+            return Ok(());
+        }
+        rustix::fs::chownat(
+            parent,
+            name,
+            Some(meta.uid),
+            Some(meta.gid),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::set_owner(entry, meta.uid, meta.gid, e))
     }
 
     fn hardlink(
@@ -652,16 +659,7 @@ impl Applier {
             }
             Err(e) => return Err(Error::apply(entry, "create device node", e)),
         }
-        if self.options.chown {
-            rustix::fs::chownat(
-                parent,
-                name,
-                Some(meta.uid),
-                Some(meta.gid),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| Error::set_owner(entry, meta.uid, meta.gid, e))?;
-        }
+        self.chown_at(entry, parent, name, &meta)?;
         // Not a symlink (just created), so following is harmless here.
         rustix::fs::chmodat(
             parent,
