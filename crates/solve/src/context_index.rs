@@ -272,7 +272,7 @@ impl ContextHashes {
     /// `ADD` download) is always read, and not recorded.
     pub fn sha256(&self, found: &Found) -> Result<[u8; 32], CopyError> {
         let Ok(relative) = found.real_path.strip_prefix(&self.root) else {
-            return hash_file(&found.real_path);
+            return hash_file(found);
         };
         let path = relative.as_os_str().as_bytes();
         let stat = FileStat::of(&found.metadata);
@@ -284,7 +284,7 @@ impl ContextHashes {
             .or_else(|| self.saved.trusted(path, &stat));
         let (sha256, hashed) = match known {
             Some(sha256) => (sha256, false),
-            None => (hash_file(&found.real_path)?, true),
+            None => (hash_file(found)?, true),
         };
         match self.lock_seen().entry(path.to_vec()) {
             // Looked at before with this stat: the first look says how it was hashed.
@@ -379,7 +379,7 @@ mod tests {
             let found = view.lookup(&Path::new("/").join(name)).unwrap();
             assert_eq!(
                 hashes.sha256(&found).unwrap(),
-                hash_file(&found.real_path).unwrap(),
+                hash_file(&found).unwrap(),
                 "{name}"
             );
         }

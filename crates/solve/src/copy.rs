@@ -14,11 +14,14 @@ use crate::glob;
 use crate::remote::Download;
 use crate::rootfs::{Found, MergedView, clean_components};
 use crate::users::Owner;
+use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use sha2::{Digest as _, Sha256};
 use stagecraft_dockerignore::PatternMatcher;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where the files come from.
@@ -112,52 +115,69 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
     }
 }
 
-/// `lchown`, explaining an owner that a rootless build's user namespace does not map.
-fn set_owner(path: &Path, uid: u32, gid: u32) -> Result<(), CopyError> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|source| CopyError::Io {
-        path: path.to_owned(),
-        source: stagecraft_layer::owner_error(source, uid, gid),
-    })
-}
-
-/// Creates `target` (which must not exist) with the content of `source`, owned by
-/// `uid:gid`, with `mode` and the source's access and modification times. The owner comes
-/// before the mode: changing owners clears setuid and setgid bits.
-fn copy_file(
-    source: &Path,
-    target: &Path,
-    metadata: &fs::Metadata,
+/// The error of a failed `chown`, explaining an owner that a rootless build's user namespace
+/// does not map.
+fn owner_failed(
+    path: &Path,
     uid: u32,
     gid: u32,
-    mode: u32,
+) -> impl FnOnce(rustix::io::Errno) -> CopyError + '_ {
+    move |errno| CopyError::Io {
+        path: path.to_owned(),
+        source: stagecraft_layer::owner_error(errno.into(), uid, gid),
+    }
+}
+
+/// The error of a failed system call on `path`.
+fn errno_at(path: &Path) -> impl FnOnce(rustix::io::Errno) -> CopyError + '_ {
+    move |errno| CopyError::Io {
+        path: path.to_owned(),
+        source: errno.into(),
+    }
+}
+
+/// Gives the entry `name` of `dir` to `uid:gid` (the entry itself, never a link's target).
+fn chown_entry(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    uid: u32,
+    gid: u32,
 ) -> Result<(), CopyError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut from = fs::File::open(source).map_err(io_error(source))?;
-    let mut to = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(target)
-        .map_err(io_error(target))?;
-    // `io::copy` between files uses copy_file_range: the data stays in the kernel.
-    io::copy(&mut from, &mut to).map_err(io_error(target))?;
-    rustix::fs::fchown(
-        &to,
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| CopyError::Io {
-        path: target.to_owned(),
-        source: stagecraft_layer::owner_error(e.into(), uid, gid),
-    })?;
-    rustix::fs::fchmod(&to, rustix::fs::Mode::from_raw_mode(mode)).map_err(|e| CopyError::Io {
-        path: target.to_owned(),
-        source: e.into(),
-    })?;
-    rustix::fs::futimens(&to, &source_times(metadata)).map_err(|e| CopyError::Io {
-        path: target.to_owned(),
-        source: e.into(),
-    })
+    .map_err(owner_failed(path, uid, gid))
+}
+
+/// Creates the regular file `name` in `dir` (it must not exist) with `data`'s content (an
+/// open source file or bytes), owned by `uid:gid`, with `mode`. The owner comes before the
+/// mode: changing owners clears setuid and setgid bits. Returns the new file.
+fn create_file(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    data: &mut dyn io::Read,
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<fs::File, CopyError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(errno_at(path))?;
+    let mut file = fs::File::from(fd);
+    // `io::copy` between files uses copy_file_range: the data stays in the kernel.
+    io::copy(data, &mut file).map_err(io_error(path))?;
+    rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        .map_err(owner_failed(path, uid, gid))?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(errno_at(path))?;
+    Ok(file)
 }
 
 /// The access and modification times of `metadata`, to give a copy.
@@ -284,7 +304,7 @@ impl<'a> CopyPlan<'a> {
                     source: io::Error::from(io::ErrorKind::NotFound),
                 })?;
             plan.items
-                .push(if spec.unpack_downloads && is_archive(&download.path) {
+                .push(if spec.unpack_downloads && is_archive(&found) {
                     Item::Archive {
                         found,
                         dest: dest.clone(),
@@ -376,8 +396,7 @@ impl<'a> CopyPlan<'a> {
                 if excludes.is_some_and(|m| m.matches(&name)) {
                     continue;
                 }
-                if self.unpack_archives && found.metadata.is_file() && is_archive(&found.real_path)
-                {
+                if self.unpack_archives && found.metadata.is_file() && is_archive(&found) {
                     self.items.push(Item::Archive {
                         found,
                         dest: dest.to_owned(),
@@ -432,7 +451,8 @@ impl<'a> CopyPlan<'a> {
                         let content = if kind.is_file() {
                             self.file_sha256(found)?
                         } else if kind.is_symlink() {
-                            fs::read_link(&found.real_path)
+                            found
+                                .read_link()
                                 .map_err(io_error(&found.real_path))?
                                 .display()
                                 .to_string()
@@ -455,7 +475,7 @@ impl<'a> CopyPlan<'a> {
     fn file_sha256(&self, found: &Found) -> Result<String, CopyError> {
         let sha256 = match self.context {
             Some(hashes) => hashes.sha256(found)?,
-            None => hash_file(&found.real_path)?,
+            None => hash_file(found)?,
         };
         Ok(hex::encode(sha256))
     }
@@ -490,17 +510,23 @@ impl<'a> CopyPlan<'a> {
     /// Writes the entries into `upper` (an empty layer directory). Parent directories that
     /// exist in `dest_view` are recreated with their attributes; missing ones are made `0755`
     /// and owned by the `--chown` user (root otherwise).
+    ///
+    /// Every entry is made through a descriptor of its parent directory, reached from `upper`
+    /// without following any link: a link an earlier source put in the layer (`a -> /etc`)
+    /// is replaced by a directory when a later entry needs `a/`, never written through.
     pub fn write(&self, upper: &Path, dest_view: &MergedView) -> Result<(), CopyError> {
         let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
         for dir in &self.dest_dirs {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
         }
-        let mut ensured: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        // Files of one directory come together: its parent is reached (a few system calls per
+        // path component) once for them, not once per file.
+        let mut parent: Option<(PathBuf, OwnedFd)> = None;
         for item in &self.items {
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
                 let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-                let file = fs::File::open(&found.real_path).map_err(io_error(&found.real_path))?;
+                let file = found.open().map_err(io_error(&found.real_path))?;
                 stagecraft_layer::apply_layer(
                     io::BufReader::new(file),
                     &target,
@@ -517,53 +543,69 @@ impl<'a> CopyPlan<'a> {
                     dest
                 }
             };
-            // Files of one directory come together: its parent is checked (a few `stat`s
-            // per path component) once, not once per file.
-            if let Some(parent) = dest.parent()
-                && !ensured.contains(parent)
-            {
-                ensure_dir(upper, parent, dest_view, parent_owner)?;
-                ensured.insert(parent.to_owned());
-            }
+            let (Some(dest_parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+                continue;
+            };
+            let dir = match parent.take() {
+                Some((path, fd)) if path == dest_parent => (path, fd),
+                _ => (
+                    dest_parent.to_owned(),
+                    ensure_dir(upper, dest_parent, dest_view, parent_owner)?,
+                ),
+            };
+            let dir_fd = &parent.insert(dir).1;
             let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-            remove_existing(&target)?;
+            remove_existing(dir_fd, name, &target)?;
             match item {
                 Item::Archive { .. } => {}
                 Item::Data { data, .. } => {
-                    fs::write(&target, data).map_err(io_error(&target))?;
                     let mode = self.chmod.unwrap_or(0o644);
-                    fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                        .map_err(io_error(&target))?;
-                    set_owner(&target, parent_owner.uid, parent_owner.gid)?;
+                    create_file(
+                        dir_fd,
+                        name,
+                        &target,
+                        &mut data.as_slice(),
+                        (parent_owner.uid, parent_owner.gid, mode),
+                    )?;
                 }
                 Item::Entry { found, .. } => {
                     let kind = found.metadata.file_type();
                     let (uid, gid) = self.owner_of(&found.metadata);
                     let mode = self.mode_of(&found.metadata) & 0o7777;
                     if kind.is_dir() {
-                        fs::create_dir(&target).map_err(io_error(&target))?;
+                        match rustix::fs::mkdirat(dir_fd, name, Mode::from_raw_mode(0o700)) {
+                            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                            Err(errno) => return Err(errno_at(&target)(errno)),
+                        }
+                        chown_entry(dir_fd, name, &target, uid, gid)?;
+                        // `remove_existing` left only a directory here: no link to follow.
+                        rustix::fs::chmodat(
+                            dir_fd,
+                            name,
+                            Mode::from_raw_mode(mode),
+                            AtFlags::empty(),
+                        )
+                        .map_err(errno_at(&target))?;
                     } else if kind.is_symlink() {
-                        let link =
-                            fs::read_link(&found.real_path).map_err(io_error(&found.real_path))?;
-                        std::os::unix::fs::symlink(link, &target).map_err(io_error(&target))?;
+                        let link = found.read_link().map_err(io_error(&found.real_path))?;
+                        rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
+                        chown_entry(dir_fd, name, &target, uid, gid)?;
                     } else if kind.is_file() {
-                        // Owner, mode and times are set on the open file: no path lookups.
-                        copy_file(&found.real_path, &target, &found.metadata, uid, gid, mode)?;
+                        let mut from = found.open().map_err(io_error(&found.real_path))?;
+                        let to = create_file(dir_fd, name, &target, &mut from, (uid, gid, mode))?;
+                        // Times are set on the open file: no path lookup.
+                        rustix::fs::futimens(&to, &source_times(&found.metadata))
+                            .map_err(errno_at(&target))?;
                         continue;
                     } else {
                         // Devices, fifos and sockets are not copied by BuildKit either.
                         continue;
                     }
-                    set_owner(&target, uid, gid)?;
-                    if !kind.is_symlink() {
-                        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                            .map_err(io_error(&target))?;
-                    }
                     let _ = rustix::fs::utimensat(
-                        rustix::fs::CWD,
-                        &target,
+                        dir_fd,
+                        name,
                         &source_times(&found.metadata),
-                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                        AtFlags::SYMLINK_NOFOLLOW,
                     );
                 }
             }
@@ -586,23 +628,37 @@ pub fn digest_of_entries(entries: &[(String, String)]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Creates `dir` (an absolute image path) inside `upper`, with its parents: parents that exist
-/// in `dest_view` keep their attributes, missing ones are `0755` and belong to `owner`.
+/// Creates `dir` (an absolute image path) inside `upper`, with its parents, and returns it
+/// open: parents that exist in `dest_view` keep their attributes, missing ones are `0755` and
+/// belong to `owner`. The walk goes from descriptor to descriptor and never follows a link: a
+/// non-directory in the way (a link included) is replaced by a directory.
 pub fn ensure_dir(
     upper: &Path,
     dir: &Path,
     dest_view: &MergedView,
     owner: Owner,
-) -> Result<(), CopyError> {
+) -> Result<OwnedFd, CopyError> {
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current = rustix::fs::open(upper, directory, Mode::empty()).map_err(errno_at(upper))?;
     let mut image_path = PathBuf::from("/");
     for component in clean_components(dir) {
         image_path.push(&component);
         let target = upper.join(image_path.strip_prefix("/").unwrap_or(&image_path));
-        if target.is_dir() {
-            continue;
+        match rustix::fs::openat(&current, &component, directory, Mode::empty()) {
+            Ok(next) => {
+                current = next;
+                continue;
+            }
+            Err(rustix::io::Errno::NOENT) => {}
+            // A link or a file: it makes way for the directory.
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                rustix::fs::unlinkat(&current, &component, AtFlags::empty())
+                    .map_err(errno_at(&target))?;
+            }
+            Err(errno) => return Err(errno_at(&target)(errno)),
         }
-        remove_existing(&target)?;
-        fs::create_dir(&target).map_err(io_error(&target))?;
+        rustix::fs::mkdirat(&current, &component, Mode::from_raw_mode(0o700))
+            .map_err(errno_at(&target))?;
         let (mode, uid, gid) = match dest_view.lookup_follow(&image_path) {
             Some(existing) if existing.metadata.is_dir() => (
                 existing.metadata.mode() & 0o7777,
@@ -611,26 +667,31 @@ pub fn ensure_dir(
             ),
             _ => (0o755, owner.uid, owner.gid),
         };
-        set_owner(&target, uid, gid)?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-            .map_err(io_error(&target))?;
+        let next = rustix::fs::openat(&current, &component, directory, Mode::empty())
+            .map_err(errno_at(&target))?;
+        rustix::fs::fchown(&next, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(owner_failed(&target, uid, gid))?;
+        rustix::fs::fchmod(&next, Mode::from_raw_mode(mode)).map_err(errno_at(&target))?;
+        current = next;
     }
-    Ok(())
+    Ok(current)
 }
 
-fn remove_existing(path: &Path) -> Result<(), CopyError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => fs::remove_file(path).map_err(io_error(path)),
+/// Removes the entry `name` of `dir` unless it is a directory (which a copied directory
+/// merges into).
+fn remove_existing(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<(), CopyError> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => Ok(()),
+        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno_at(path)),
         Err(_) => Ok(()),
     }
 }
 
 /// Whether a file is a tar archive `ADD` unpacks: gzip or zstd compressed (their payload is
 /// checked when unpacking), or a plain tar (the `ustar` magic at offset 257).
-fn is_archive(path: &Path) -> bool {
+fn is_archive(found: &Found) -> bool {
     let mut header = [0u8; 263];
-    let Ok(mut file) = fs::File::open(path) else {
+    let Ok(mut file) = found.open() else {
         return false;
     };
     let read = io::Read::read(&mut file, &mut header).unwrap_or(0);
@@ -689,9 +750,10 @@ fn join_rel(base: &str, name: &str) -> String {
     }
 }
 
-/// The sha256 of a file's bytes.
-pub fn hash_file(path: &Path) -> Result<[u8; 32], CopyError> {
-    let mut file = fs::File::open(path).map_err(io_error(path))?;
+/// The sha256 of a found file's bytes.
+pub fn hash_file(found: &Found) -> Result<[u8; 32], CopyError> {
+    let path = &found.real_path;
+    let mut file = found.open().map_err(io_error(path))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
@@ -783,5 +845,31 @@ mod tests {
         assert_eq!(split_pivot("a/./b/c"), ("a/b/c".to_owned(), 1));
         assert_eq!(split_pivot("./a/b"), ("./a/b".to_owned(), 0));
         assert_eq!(split_pivot("a/b"), ("a/b".to_owned(), 0));
+    }
+
+    #[test]
+    fn a_link_an_earlier_source_copied_is_replaced_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("one")).unwrap();
+        fs::create_dir_all(root.join("two/a")).unwrap();
+        fs::write(root.join("two/a/x"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("one/a")).unwrap();
+        let sources = ["one/".to_owned(), "two/".to_owned()];
+        let spec = CopySpec {
+            dest: "/dest/".to_owned(),
+            owner: Some(Owner { uid: 0, gid: 0 }),
+            ..CopySpec::as_is(&sources)
+        };
+        let source = CopySource::Stage(MergedView::new(vec![root]));
+        let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
+        let upper = dir.path().join("upper");
+        fs::create_dir(&upper).unwrap();
+        plan.write(&upper, &MergedView::default()).unwrap();
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(fs::symlink_metadata(upper.join("dest/a")).unwrap().is_dir());
+        assert_eq!(fs::read(upper.join("dest/a/x")).unwrap(), b"x");
     }
 }

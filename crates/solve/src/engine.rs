@@ -1071,6 +1071,7 @@ impl BuildRun<'_> {
                         }
                         let owner = owner.unwrap_or(crate::users::Owner { uid: 0, gid: 0 });
                         crate::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
+                            .map(drop)
                             .map_err(|e| e.to_string())
                     },
                 )?;

@@ -6,27 +6,103 @@
 //! about a stage's filesystem before or without running anything in it: does `/app` exist and is
 //! it a directory, what does `/etc/passwd` say, which files does `COPY --from=stage /out/` take.
 
-use std::ffi::OsString;
-use std::fs::{self, Metadata};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Layers stacked bottom (first) to top (last).
+///
+/// Every look at a layer's files goes through a descriptor of the layer directory with
+/// `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`: the view resolves symlinks itself, inside
+/// the view (as `chroot` would), and the kernel refuses to follow any link on the host. A link
+/// such as `up -> /` in a build context therefore names the context itself, never the host's
+/// root, even if the view's own bookkeeping were wrong.
 #[derive(Debug, Clone, Default)]
 pub struct MergedView {
     layers: Vec<PathBuf>,
+    /// An `O_PATH` descriptor of each layer directory (`None`: it could not be opened, and
+    /// the layer holds nothing).
+    roots: Vec<Option<Arc<OwnedFd>>>,
 }
 
 /// A path found in the view: where its bytes live and its metadata.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The real path inside the topmost layer that has it.
+    /// The real path inside the topmost layer that has it (for messages and the context
+    /// index; open it with [`Found::open`], never by this path).
     pub real_path: PathBuf,
     /// Its metadata (symlinks not followed).
     pub metadata: Metadata,
+    /// Where it is in the view, every symlink on the way resolved: absolute, and the same
+    /// relative path inside its layer.
+    resolved: PathBuf,
+    /// The directory descriptor of the layer that holds it.
+    root: Option<Arc<OwnedFd>>,
     /// Layer indexes (bottom = 0) whose copy of this directory is visible: the topmost one and,
     /// unless it is opaque, every lower one down to the first opaque copy.
     layers: Vec<usize>,
+}
+
+impl Found {
+    /// Its path in the view with every symlink resolved (`/` for the root).
+    pub fn resolved_path(&self) -> &Path {
+        &self.resolved
+    }
+
+    /// Opens it for reading, never following a symlink on the host.
+    pub fn open(&self) -> io::Result<File> {
+        let fd = open_beneath(
+            self.root.as_deref(),
+            &self.resolved,
+            OFlags::RDONLY | OFlags::NOFOLLOW,
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// The target of a symlink, as stored.
+    pub fn read_link(&self) -> io::Result<PathBuf> {
+        let fd = open_beneath(
+            self.root.as_deref(),
+            &self.resolved,
+            OFlags::PATH | OFlags::NOFOLLOW,
+        )?;
+        let target = rustix::fs::readlinkat(&fd, c"", Vec::new())?;
+        Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
+    }
+}
+
+/// Opens `path` (absolute in the view, or relative) below the layer directory `root`: no `..`
+/// above it and no symlink anywhere on the way. A missing layer holds nothing.
+fn open_beneath(root: Option<&OwnedFd>, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    let root = root.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    loop {
+        match rustix::fs::openat2(
+            root,
+            relative,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve,
+        ) {
+            // A concurrent rename somewhere on the host: the kernel asks to try again.
+            Err(Errno::AGAIN) => continue,
+            other => return other.map_err(io::Error::from),
+        }
+    }
 }
 
 /// Whether a snapshot entry is an overlay whiteout (a 0/0 character device).
@@ -34,14 +110,16 @@ pub fn is_whiteout(metadata: &Metadata) -> bool {
     metadata.file_type().is_char_device() && metadata.rdev() == 0
 }
 
-/// Whether a snapshot directory is marked opaque.
-pub fn is_opaque(path: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"]
-        .iter()
-        .any(|name| {
-            let mut value = [0u8; 1];
-            matches!(rustix::fs::lgetxattr(path, *name, &mut value), Ok(1) if value[0] == b'y')
-        })
+/// The overlay attributes that mark a directory opaque (rootful, rootless).
+const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
+
+/// Whether the directory open at `dir` is marked opaque.
+fn is_opaque_fd(dir: impl AsFd) -> bool {
+    let dir = dir.as_fd();
+    OPAQUE_XATTRS.iter().any(|name| {
+        let mut value = [0u8; 1];
+        matches!(rustix::fs::fgetxattr(dir, *name, &mut value), Ok(1) if value[0] == b'y')
+    })
 }
 
 /// Splits a path into normal components, resolving `.`/`..` lexically inside the root.
@@ -59,10 +137,28 @@ pub fn clean_components(path: &Path) -> Vec<OsString> {
     parts
 }
 
+/// What one layer has at a path: its metadata and, for a directory, whether it is opaque.
+struct Entry {
+    metadata: Metadata,
+    opaque: bool,
+}
+
 impl MergedView {
     /// A view of `layers`, bottom first.
     pub fn new(layers: Vec<PathBuf>) -> Self {
-        MergedView { layers }
+        let roots = layers
+            .iter()
+            .map(|layer| {
+                rustix::fs::open(
+                    layer,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()
+                .map(Arc::new)
+            })
+            .collect();
+        MergedView { layers, roots }
     }
 
     /// The layers, bottom first.
@@ -81,21 +177,55 @@ impl MergedView {
         self.lookup_with(path, true, 0)
     }
 
+    /// What layer `index` has at `path` (resolved, absolute in the view), never following a
+    /// link on the host. Absent when the layer has nothing there or a link is on the way.
+    fn entry(&self, index: usize, path: &Path) -> Option<Entry> {
+        let fd = open_beneath(
+            self.roots[index].as_deref(),
+            path,
+            OFlags::PATH | OFlags::NOFOLLOW,
+        )
+        .ok()?;
+        let file = File::from(fd);
+        let metadata = file.metadata().ok()?;
+        // `fgetxattr` needs a descriptor that is more than `O_PATH`: reopen the directory
+        // through the one we hold (no path walk on the host).
+        let opaque = metadata.is_dir()
+            && rustix::fs::openat(
+                &file,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .is_ok_and(is_opaque_fd);
+        Some(Entry { metadata, opaque })
+    }
+
+    fn found(&self, index: usize, resolved: PathBuf, metadata: Metadata) -> Found {
+        Found {
+            real_path: self.layers[index].join(resolved.strip_prefix("/").unwrap_or(&resolved)),
+            metadata,
+            resolved,
+            root: self.roots[index].clone(),
+            layers: vec![index],
+        }
+    }
+
     fn root(&self) -> Option<Found> {
         let top = self.layers.len().checked_sub(1)?;
-        let metadata = fs::symlink_metadata(&self.layers[top]).ok()?;
-        let mut layers = Vec::new();
-        for index in (0..self.layers.len()).rev() {
-            layers.push(index);
-            if is_opaque(&self.layers[index]) {
+        let mut root = self.found(
+            top,
+            PathBuf::from("/"),
+            self.entry(top, Path::new("/"))?.metadata,
+        );
+        root.layers.clear();
+        for index in (0..=top).rev() {
+            root.layers.push(index);
+            if self.entry(index, Path::new("/")).is_some_and(|e| e.opaque) {
                 break;
             }
         }
-        Some(Found {
-            real_path: self.layers[top].clone(),
-            metadata,
-            layers,
-        })
+        Some(root)
     }
 
     fn lookup_with(&self, path: &Path, follow_last: bool, depth: usize) -> Option<Found> {
@@ -104,18 +234,17 @@ impl MergedView {
         }
         let parts = clean_components(path);
         let mut current = self.root()?;
-        let mut walked = PathBuf::from("/");
         for (i, name) in parts.iter().enumerate() {
             let last = i + 1 == parts.len();
-            let child = self.child(&current, &walked, name)?;
-            walked.push(name);
+            let child = self.child(&current, name)?;
             if child.metadata.file_type().is_symlink() && (!last || follow_last) {
-                let target = fs::read_link(&child.real_path).ok()?;
-                let base = walked.parent().unwrap_or(Path::new("/")).to_path_buf();
+                let target = child.read_link().ok()?;
+                // A relative target is relative to the link's directory; an absolute one (and
+                // every `..`) stays inside the view: the view is the root.
                 let mut resolved = if target.is_absolute() {
                     target
                 } else {
-                    base.join(target)
+                    current.resolved.join(target)
                 };
                 for rest in &parts[i + 1..] {
                     resolved.push(rest);
@@ -127,42 +256,36 @@ impl MergedView {
         Some(current)
     }
 
-    /// The entry `name` inside the directory `dir` (found at `walked`).
-    fn child(&self, dir: &Found, walked: &Path, name: &OsString) -> Option<Found> {
+    /// The entry `name` inside the directory `dir`.
+    fn child(&self, dir: &Found, name: &OsStr) -> Option<Found> {
         if !dir.metadata.is_dir() {
             return None;
         }
-        let relative = walked.strip_prefix("/").unwrap_or(walked).join(name);
+        let path = dir.resolved.join(name);
         let mut found: Option<Found> = None;
         for &index in &dir.layers {
-            let candidate = self.layers[index].join(&relative);
-            let Ok(metadata) = fs::symlink_metadata(&candidate) else {
+            let Some(entry) = self.entry(index, &path) else {
                 continue;
             };
             match &mut found {
                 None => {
-                    if is_whiteout(&metadata) {
+                    if is_whiteout(&entry.metadata) {
                         return None;
                     }
-                    let opaque = metadata.is_dir() && is_opaque(&candidate);
-                    let is_dir = metadata.is_dir();
-                    found = Some(Found {
-                        real_path: candidate,
-                        metadata,
-                        layers: vec![index],
-                    });
-                    if !is_dir || opaque {
+                    let is_dir = entry.metadata.is_dir();
+                    found = Some(self.found(index, path.clone(), entry.metadata));
+                    if !is_dir || entry.opaque {
                         break;
                     }
                 }
                 Some(top) => {
                     // Lower copies of a directory show through until a non-directory, a
                     // whiteout or an opaque copy.
-                    if !metadata.is_dir() {
+                    if !entry.metadata.is_dir() {
                         break;
                     }
                     top.layers.push(index);
-                    if is_opaque(&candidate) {
+                    if entry.opaque {
                         break;
                     }
                 }
@@ -171,32 +294,46 @@ impl MergedView {
         found
     }
 
-    /// The visible entries of a directory, sorted by name.
+    /// The visible entries of a directory, sorted by name (bytes).
     pub fn read_dir(&self, dir: &Found) -> Vec<OsString> {
-        let mut names: Vec<OsString> = Vec::new();
-        let mut hidden: Vec<OsString> = Vec::new();
+        let mut names: BTreeSet<OsString> = BTreeSet::new();
+        let mut hidden: HashSet<OsString> = HashSet::new();
         for &index in &dir.layers {
-            let relative = dir
-                .real_path
-                .strip_prefix(&self.layers[dir.layers[0]])
-                .unwrap_or(Path::new(""));
-            let Ok(entries) = fs::read_dir(self.layers[index].join(relative)) else {
+            let Ok(fd) = open_beneath(
+                self.roots[index].as_deref(),
+                &dir.resolved,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+            ) else {
+                continue;
+            };
+            let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
                 continue;
             };
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                if names.contains(&name) || hidden.contains(&name) {
+                let name = OsStr::from_bytes(entry.file_name().to_bytes());
+                if name == "." || name == ".." || names.contains(name) || hidden.contains(name) {
                     continue;
                 }
-                match entry.metadata() {
-                    Ok(m) if is_whiteout(&m) => hidden.push(name),
-                    Ok(_) => names.push(name),
-                    Err(_) => {}
+                // Only a character device can be a whiteout: other kinds need no `stat`.
+                let maybe_whiteout = matches!(
+                    entry.file_type(),
+                    rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::Unknown
+                );
+                let whiteout = maybe_whiteout
+                    && rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| {
+                            rustix::fs::FileType::from_raw_mode(st.st_mode)
+                                == rustix::fs::FileType::CharacterDevice
+                                && st.st_rdev == 0
+                        });
+                if whiteout {
+                    hidden.insert(name.to_owned());
+                } else {
+                    names.insert(name.to_owned());
                 }
             }
         }
-        names.sort();
-        names
+        names.into_iter().collect()
     }
 
     /// Reads a whole file from the view (following symlinks), if it exists.
@@ -205,31 +342,34 @@ impl MergedView {
         if !found.metadata.is_file() {
             return None;
         }
-        fs::read(found.real_path).ok()
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut found.open().ok()?, &mut bytes).ok()?;
+        Some(bytes)
     }
 
-    /// Every visible path below `dir` (itself excluded), depth-first in name order, with its
-    /// found entry. Symlinks are listed, not followed.
+    /// Every visible path below `dir_path` (itself excluded), depth-first in name order, with
+    /// its found entry. Paths are named under `dir_path` as given (a link on the way stays in
+    /// the name); symlinks inside are listed, not followed.
     pub fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
         let mut out = Vec::new();
         if let Some(dir) = self.lookup_follow(dir_path) {
-            self.walk_into(dir_path, &dir, &mut out);
+            let named = Path::new("/").join(clean_components(dir_path).iter().collect::<PathBuf>());
+            self.walk_into(&named, &dir, &mut out);
         }
         out
     }
 
-    fn walk_into(&self, path: &Path, dir: &Found, out: &mut Vec<(PathBuf, Found)>) {
+    fn walk_into(&self, named: &Path, dir: &Found, out: &mut Vec<(PathBuf, Found)>) {
         if !dir.metadata.is_dir() {
             return;
         }
-        let walked = Path::new("/").join(clean_components(path).iter().collect::<PathBuf>());
         for name in self.read_dir(dir) {
-            let Some(child) = self.child(dir, &walked, &name) else {
+            let Some(child) = self.child(dir, &name) else {
                 continue;
             };
-            let child_path = walked.join(&name);
-            out.push((child_path.clone(), child.clone()));
-            self.walk_into(&child_path, &child, out);
+            let child_named = named.join(&name);
+            out.push((child_named.clone(), child.clone()));
+            self.walk_into(&child_named, &child, out);
         }
     }
 }
@@ -237,6 +377,7 @@ impl MergedView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// Builds a layer directory from `(path, kind)` pairs: `f:content`, `d`, `l:target`,
     /// `w` (whiteout), `o` (opaque directory).
@@ -337,5 +478,100 @@ mod tests {
             .map(|(p, _)| p.display().to_string())
             .collect();
         assert_eq!(walked, ["/keep/a", "/keep/b"]);
+    }
+
+    /// A context (one layer) with a `tmp/` directory of its own, beside a canary directory
+    /// under the host's `/tmp`: a walk of `up -> /` that followed the link on the host would
+    /// reach the canary through the context's `tmp` name.
+    fn context_beside_canary(link: &str) -> (tempfile::TempDir, MergedView, String) {
+        let tmp = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(outside.join("canary-dir")).unwrap();
+        fs::write(outside.join("canary-dir/secret"), "CANARY").unwrap();
+        let context = layer(
+            &tmp.path().join("context"),
+            &[
+                ("canary-dir/own", "f:mine"),
+                ("hostname", "f:ctx"),
+                ("tmp/own", "f:tmp"),
+            ],
+        );
+        let link = link.replace("OUTSIDE", &outside.display().to_string());
+        std::os::unix::fs::symlink(&link, context.join("up")).unwrap();
+        (tmp, MergedView::new(vec![context]), link)
+    }
+
+    fn walked_names(view: &MergedView, path: &str) -> Vec<String> {
+        view.walk(Path::new(path))
+            .into_iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn links_to_the_root_name_the_view_itself_never_the_host() {
+        for link in ["/", "/.", "//", "../../..", "/etc/..", "/tmp/..", "up/.."] {
+            let (_tmp, view, _) = context_beside_canary(link);
+            let walked = walked_names(&view, "/up");
+            assert!(
+                walked.contains(&"/up/hostname".to_owned()),
+                "{link}: {walked:?}"
+            );
+            assert!(
+                walked.contains(&"/up/canary-dir/own".to_owned()),
+                "{link}: {walked:?}"
+            );
+            assert!(
+                walked.contains(&"/up/tmp/own".to_owned()),
+                "{link}: {walked:?}"
+            );
+            assert_eq!(walked.len(), 6, "{link}: {walked:?}");
+            assert_eq!(view.read_file(Path::new("/up/hostname")).unwrap(), b"ctx");
+            assert!(
+                view.lookup_follow(Path::new("/up/etc/hostname")).is_none(),
+                "{link}"
+            );
+            let found = view.lookup_follow(Path::new("/up/canary-dir/own")).unwrap();
+            assert_eq!(found.resolved_path(), Path::new("/canary-dir/own"));
+        }
+    }
+
+    #[test]
+    fn an_absolute_link_to_a_host_directory_resolves_inside_the_view() {
+        // `up -> /…/outside` names `/…/outside` inside the context, which does not exist.
+        let (_tmp, view, _) = context_beside_canary("OUTSIDE");
+        assert!(view.lookup_follow(Path::new("/up")).is_none());
+        assert!(view.read_file(Path::new("/up/canary-dir/secret")).is_none());
+        assert!(walked_names(&view, "/up").is_empty());
+    }
+
+    #[test]
+    fn a_link_loop_ends_in_not_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let context = layer(
+            tmp.path(),
+            &[("a", "l:b"), ("b", "l:a/x"), ("self", "l:self")],
+        );
+        let view = MergedView::new(vec![context]);
+        assert!(view.lookup_follow(Path::new("/a")).is_none());
+        assert!(view.lookup_follow(Path::new("/self/x")).is_none());
+        assert!(
+            view.lookup(Path::new("/self"))
+                .unwrap()
+                .metadata
+                .is_symlink()
+        );
+        assert_eq!(walked_names(&view, "/"), ["/a", "/b", "/self"]);
+    }
+
+    #[test]
+    fn a_found_entry_opens_only_inside_its_layer() {
+        let (_tmp, view, _) = context_beside_canary("/");
+        let mut found = view.lookup(Path::new("/hostname")).unwrap();
+        // Even a corrupted resolved path cannot climb out: the kernel refuses `..` and links.
+        found.resolved = PathBuf::from("/up/canary-dir/own");
+        assert!(found.open().is_err());
+        found.resolved = PathBuf::from("/../outside/canary-dir/secret");
+        assert!(found.open().is_err());
     }
 }
