@@ -81,16 +81,4 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
-
-    /// A file that would enter the build context has a name that is not valid
-    /// UTF-8, which [`ContextEntry::path`](crate::ContextEntry::path) cannot carry.
-    #[error(
-        "build context entry {} has a name that is not valid UTF-8; rename it or \
-         exclude it in .dockerignore",
-        path.display()
-    )]
-    NonUtf8Path {
-        /// Full path of the offending entry.
-        path: PathBuf,
-    },
 }

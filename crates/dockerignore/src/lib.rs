@@ -37,4 +37,4 @@ mod walk;
 pub use error::{Error, PatternSource};
 pub use ignorefile::{find_ignore_file, parse_ignore_file};
 pub use matcher::{MatchInfo, PatternMatcher};
-pub use walk::{ContextEntry, EntryKind, walk_context};
+pub use walk::{ContextEntry, EntryKind, escape_bytes, lossy_name, walk_context};

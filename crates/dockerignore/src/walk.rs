@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io;
-use std::path::{Component, Path};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
 use walkdir::WalkDir;
 
@@ -24,13 +25,49 @@ pub enum EntryKind {
 /// One non-directory entry of the build context.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ContextEntry {
-    /// Path relative to the context root, `/`-separated (`src/main.rs`).
-    pub path: String,
+    /// Path relative to the context root, `/`-separated (`src/main.rs`), with the exact bytes
+    /// of its names (which need not be UTF-8: print it with [`ContextEntry::escaped_path`]).
+    pub path: PathBuf,
     /// Size in bytes as reported by `lstat` (for a symlink, the length of its
     /// target path).
     pub size: u64,
     /// What the entry is.
     pub kind: EntryKind,
+}
+
+impl ContextEntry {
+    /// The path as printable text: valid UTF-8 stays as it is, except that a backslash is
+    /// doubled and control characters and bytes that are not UTF-8 are written `\xNN`
+    /// (`\n`, `\t` for newline and tab), so one entry is always one unambiguous line.
+    pub fn escaped_path(&self) -> String {
+        escape_bytes(self.path.as_os_str().as_bytes())
+    }
+}
+
+/// `bytes` as text with backslash escapes for what is not printable UTF-8 (see
+/// [`ContextEntry::escaped_path`]).
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => text.push_str("\\\\"),
+                '\n' => text.push_str("\\n"),
+                '\t' => text.push_str("\\t"),
+                c if c.is_control() => {
+                    let mut buffer = [0u8; 4];
+                    for byte in c.encode_utf8(&mut buffer).bytes() {
+                        text.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
+                c => text.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            text.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    text
 }
 
 /// Lists the non-directory entries under `root` that the ignore patterns let
@@ -47,8 +84,8 @@ pub struct ContextEntry {
 /// * entries that vanish mid-walk are ignored, as are permission errors on
 ///   excluded paths; any other error aborts the walk and names the path.
 ///
-/// Directories themselves are not listed; an entry whose name is not UTF-8 is
-/// an error only if it would be included.
+/// Directories themselves are not listed. Names are bytes: one that is not UTF-8 is listed
+/// as it is, and matched the way docker's patterns see it (one U+FFFD per bad byte).
 pub fn walk_context(root: &Path, matcher: &PatternMatcher) -> Result<Vec<ContextEntry>, Error> {
     let io_error = |path: &Path, source: io::Error| Error::Io {
         path: path.to_path_buf(),
@@ -103,11 +140,6 @@ pub fn walk_context(root: &Path, matcher: &PatternMatcher) -> Result<Vec<Context
             Err(err) if tolerated(&err, false) => continue,
             Err(err) => return Err(io_error(entry.path(), io::Error::from(err))),
         };
-        if !rel.utf8 {
-            return Err(Error::NonUtf8Path {
-                path: entry.path().to_path_buf(),
-            });
-        }
         let kind = if file_type.is_file() {
             EntryKind::File
         } else if file_type.is_symlink() {
@@ -116,12 +148,22 @@ pub fn walk_context(root: &Path, matcher: &PatternMatcher) -> Result<Vec<Context
             EntryKind::Other
         };
         included.push(ContextEntry {
-            path: rel.for_matching,
+            path: entry
+                .path()
+                .strip_prefix(root)
+                .unwrap_or(entry.path())
+                .to_path_buf(),
             size: metadata.len(),
             kind,
         });
     }
-    included.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    // Byte order of the whole path, as BuildKit sorts (not component order).
+    included.sort_unstable_by(|a, b| {
+        a.path
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path.as_os_str().as_bytes())
+    });
     Ok(included)
 }
 
@@ -144,15 +186,12 @@ struct RelativePath {
     /// not UTF-8 become U+FFFD one byte at a time, which is how Go's regexp
     /// engine sees them.
     for_matching: String,
-    /// Whether every name was valid UTF-8, i.e. `for_matching` is exact.
-    utf8: bool,
 }
 
 impl RelativePath {
     fn new(root: &Path, path: &Path) -> Self {
         let relative = path.strip_prefix(root).unwrap_or(path);
         let mut for_matching = String::new();
-        let mut utf8 = true;
         let mut depth = 0;
         for component in relative.components() {
             // Walked paths are `root` plus plain names; nothing else to keep.
@@ -163,14 +202,12 @@ impl RelativePath {
                 for_matching.push('/');
             }
             let name = lossy_name(name);
-            utf8 &= matches!(name, Cow::Borrowed(_));
             for_matching.push_str(&name);
             depth += 1;
         }
         Self {
             depth,
             for_matching,
-            utf8,
         }
     }
 
@@ -188,9 +225,10 @@ impl RelativePath {
     }
 }
 
-/// A file name as text, borrowed when it is valid UTF-8.
+/// A file name (or a whole path) as docker's patterns see it: text, borrowed when it is
+/// valid UTF-8, else with one U+FFFD for each byte that is not.
 #[cfg(unix)]
-fn lossy_name(name: &OsStr) -> Cow<'_, str> {
+pub fn lossy_name(name: &OsStr) -> Cow<'_, str> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = name.as_bytes();
     match std::str::from_utf8(bytes) {
@@ -208,8 +246,8 @@ fn lossy_name(name: &OsStr) -> Cow<'_, str> {
     }
 }
 
-/// A file name as text, borrowed when it is valid Unicode.
+/// A file name (or a whole path) as text, borrowed when it is valid Unicode.
 #[cfg(not(unix))]
-fn lossy_name(name: &OsStr) -> Cow<'_, str> {
+pub fn lossy_name(name: &OsStr) -> Cow<'_, str> {
     name.to_string_lossy()
 }

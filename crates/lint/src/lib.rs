@@ -56,6 +56,19 @@ pub struct LintOptions {
     pub target: Option<String>,
     /// `--build-arg NAME=VALUE` values (`BUILDKIT_DOCKERFILE_CHECK` replaces `# check=`).
     pub build_args: BTreeMap<String, String>,
+    /// Which rules run.
+    pub rules: RuleSelection,
+}
+
+/// Which rules a lint run checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleSelection {
+    /// Every rule (`stagecraft lint`).
+    #[default]
+    All,
+    /// BuildKit's build checks only, as every `build` runs them: the others' findings would
+    /// be thrown away, and some of them look along whole stage chains.
+    BuildKit,
 }
 
 /// One problem found.
@@ -149,7 +162,7 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
         }
     };
     let model = Model::new(file, &stages, options, ignore);
-    checks::run_without_plan(&model, &mut sink);
+    checks::run_without_plan(&model, &mut sink, options.rules);
     let plan_options = PlanOptions {
         target: options.target.clone(),
         build_args: options.build_args.clone(),
@@ -162,6 +175,7 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
                 plan: &plan,
             },
             &mut sink,
+            options.rules,
         ),
         Err(PlanError::Dockerfile(error)) => sink.push(parse_error_finding(name, &error)),
         Err(error) => sink.push(build_error(

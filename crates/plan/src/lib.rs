@@ -497,16 +497,37 @@ fn needed_in_order(stages: &[StagePlan], target: usize) -> Vec<usize> {
         }
         stack.extend(stages[index].dependencies.iter().map(|d| d.stage));
     }
-    let mut order = Vec::new();
-    let mut placed = vec![false; stages.len()];
-    while order.len() < needed.iter().filter(|&&n| n).count() {
-        let next = (0..stages.len())
-            .find(|&i| {
-                needed[i] && !placed[i] && stages[i].dependencies.iter().all(|d| placed[d.stage])
-            })
-            .expect("the graph has no cycles");
-        placed[next] = true;
-        order.push(next);
+    // Kahn's algorithm, always taking the lowest-numbered stage whose dependencies are placed
+    // (file order where the graph allows): linear in stages and edges, up to the heap.
+    let mut waiting_on = vec![0usize; stages.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); stages.len()];
+    for index in (0..stages.len()).filter(|&i| needed[i]) {
+        let mut seen = std::collections::BTreeSet::new();
+        for dependency in &stages[index].dependencies {
+            if seen.insert(dependency.stage) {
+                waiting_on[index] += 1;
+                dependents[dependency.stage].push(index);
+            }
+        }
     }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..stages.len())
+        .filter(|&i| needed[i] && waiting_on[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
+    let mut order = Vec::new();
+    while let Some(std::cmp::Reverse(next)) = ready.pop() {
+        order.push(next);
+        for &dependent in &dependents[next] {
+            waiting_on[dependent] -= 1;
+            if waiting_on[dependent] == 0 {
+                ready.push(std::cmp::Reverse(dependent));
+            }
+        }
+    }
+    debug_assert_eq!(
+        order.len(),
+        needed.iter().filter(|&&n| n).count(),
+        "the graph has no cycles"
+    );
     order
 }

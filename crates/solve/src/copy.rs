@@ -16,7 +16,7 @@ use crate::rootfs::{Found, MergedView, clean_components};
 use crate::users::Owner;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use sha2::{Digest as _, Sha256};
-use stagecraft_dockerignore::PatternMatcher;
+use stagecraft_dockerignore::{PatternMatcher, lossy_name};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -250,7 +250,7 @@ impl<'a> CopyPlan<'a> {
             parents: spec.parents,
             normalize_modes: spec.normalize_modes,
         };
-        let file_dest = |name: &str| {
+        let file_dest = |name: &OsStr| {
             if dest_is_dir_hint || dest_exists_as_dir {
                 dest.join(name)
             } else {
@@ -262,7 +262,7 @@ impl<'a> CopyPlan<'a> {
                 for (name, data) in docs {
                     plan.items.push(Item::Data {
                         data: data.clone().into_bytes(),
-                        dest: file_dest(name),
+                        dest: file_dest(name.as_ref()),
                     });
                 }
             }
@@ -312,7 +312,7 @@ impl<'a> CopyPlan<'a> {
                 } else {
                     Item::Entry {
                         found,
-                        dest: file_dest(&download.name),
+                        dest: file_dest(download.name.as_ref()),
                     }
                 });
         }
@@ -325,7 +325,7 @@ impl<'a> CopyPlan<'a> {
         view: &MergedView,
         pattern: &str,
         dest: &Path,
-        file_dest: &dyn Fn(&str) -> PathBuf,
+        file_dest: &dyn Fn(&OsStr) -> PathBuf,
         included: &dyn Fn(&str) -> bool,
         excludes: Option<&PatternMatcher>,
         ignore: Option<&PatternMatcher>,
@@ -338,21 +338,21 @@ impl<'a> CopyPlan<'a> {
         let pattern = pattern.as_str();
         // With `--parents`, where a match goes: the destination plus the match's path from
         // the pivot on.
-        let kept = |rel: &str| -> PathBuf { rel.split('/').skip(pivot).collect() };
+        let kept = |rel: &Path| -> PathBuf { rel.iter().skip(pivot).collect() };
         let parts = clean_components(Path::new(pattern));
         let parts: Vec<String> = parts
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let matches: Vec<String> = if parts.iter().any(|p| glob::has_wildcards(p)) {
+        let matches: Vec<PathBuf> = if parts.iter().any(|p| glob::has_wildcards(p)) {
             expand_wildcards(view, &parts)
                 .into_iter()
-                .filter(|rel| included(rel))
+                .filter(|rel| included(&lossy_name(rel.as_os_str())))
                 .collect()
         } else {
-            let rel = parts.join("/");
+            let rel = PathBuf::from(parts.join("/"));
             let exists = view.lookup_follow(&Path::new("/").join(&rel)).is_some();
-            if !exists || (!rel.is_empty() && !included(&rel)) {
+            if !exists || (!rel.as_os_str().is_empty() && !included(&lossy_name(rel.as_os_str()))) {
                 return Err(CopyError::NotFound {
                     path: pattern.to_owned(),
                     excluded: exists && ignore.is_some(),
@@ -361,7 +361,8 @@ impl<'a> CopyPlan<'a> {
             vec![rel]
         };
         for rel in matches {
-            let Some(found) = view.lookup_follow(&Path::new("/").join(&rel)) else {
+            let source = Path::new("/").join(&rel);
+            let Some(found) = view.lookup_follow(&source) else {
                 continue;
             };
             if found.metadata.is_dir() {
@@ -371,18 +372,11 @@ impl<'a> CopyPlan<'a> {
                     dest.to_owned()
                 };
                 self.dest_dirs.push(dest.clone());
-                for (path, entry) in view.walk(&Path::new("/").join(&rel)) {
-                    let full_rel = path
-                        .strip_prefix("/")
-                        .unwrap_or(&path)
-                        .to_string_lossy()
-                        .into_owned();
-                    let inner = Path::new(&path)
-                        .strip_prefix(Path::new("/").join(&rel))
-                        .unwrap_or(&path)
-                        .to_owned();
+                for (path, entry) in view.walk(&source) {
+                    let full_rel = lossy_name(path.strip_prefix("/").unwrap_or(&path).as_os_str());
+                    let inner = path.strip_prefix(&source).unwrap_or(&path).to_owned();
                     if !included(&full_rel)
-                        || excludes.is_some_and(|m| m.matches(&inner.to_string_lossy()))
+                        || excludes.is_some_and(|m| m.matches(&lossy_name(inner.as_os_str())))
                     {
                         continue;
                     }
@@ -392,8 +386,8 @@ impl<'a> CopyPlan<'a> {
                     });
                 }
             } else {
-                let name = rel.rsplit('/').next().unwrap_or(&rel).to_owned();
-                if excludes.is_some_and(|m| m.matches(&name)) {
+                let name = rel.file_name().unwrap_or(rel.as_os_str());
+                if excludes.is_some_and(|m| m.matches(&lossy_name(name))) {
                     continue;
                 }
                 if self.unpack_archives && found.metadata.is_file() && is_archive(&found) {
@@ -406,7 +400,7 @@ impl<'a> CopyPlan<'a> {
                 let dest = if self.parents {
                     dest.join(kept(&rel))
                 } else {
-                    file_dest(&name)
+                    file_dest(name)
                 };
                 self.items.push(Item::Entry { found, dest });
             }
@@ -701,9 +695,11 @@ fn is_archive(found: &Found) -> bool {
         || header.get(257..262) == Some(b"ustar")
 }
 
-/// Relative paths in `view` matching the pattern components (Go `filepath.Match` per component).
-fn expand_wildcards(view: &MergedView, parts: &[String]) -> Vec<String> {
-    let mut current: Vec<String> = vec![String::new()];
+/// Relative paths in `view` matching the pattern components (Go `filepath.Match` per
+/// component). Names are bytes: one that is not UTF-8 is matched as Go sees it (one U+FFFD
+/// per bad byte) and kept as it is.
+fn expand_wildcards(view: &MergedView, parts: &[String]) -> Vec<PathBuf> {
+    let mut current: Vec<PathBuf> = vec![PathBuf::new()];
     for part in parts {
         let mut next = Vec::new();
         for base in &current {
@@ -713,13 +709,12 @@ fn expand_wildcards(view: &MergedView, parts: &[String]) -> Vec<String> {
                     continue;
                 };
                 for name in view.read_dir(&dir) {
-                    let name = name.to_string_lossy();
-                    if glob::matches(part, &name) {
-                        next.push(join_rel(base, &name));
+                    if glob::matches(part, &lossy_name(&name)) {
+                        next.push(base.join(name));
                     }
                 }
             } else if view.lookup(&base_path.join(part)).is_some() {
-                next.push(join_rel(base, part));
+                next.push(base.join(part));
             }
         }
         current = next;
@@ -739,14 +734,6 @@ fn split_pivot(pattern: &str) -> (String, usize) {
             (format!("{before}/{after}"), dropped)
         }
         None => (pattern.to_owned(), 0),
-    }
-}
-
-fn join_rel(base: &str, name: &str) -> String {
-    if base.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{base}/{name}")
     }
 }
 

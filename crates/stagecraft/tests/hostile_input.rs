@@ -411,3 +411,80 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn ten_thousand_chained_stages_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let context = dir.path().join("ctx");
+    fs::create_dir(&context).unwrap();
+    let mut dockerfile = String::from("FROM busybox:latest AS s0\n");
+    for i in 1..10_000 {
+        dockerfile.push_str(&format!("FROM s{} AS s{i}\n", i - 1));
+    }
+    dockerfile.push_str("LABEL last=yes\n");
+    fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+    let output = stagecraft(&root)
+        .args(["build", "--progress=plain", "-t", "chain:latest"])
+        .arg(&context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("stages: 0 built, 10000 cached"), "{stderr}");
+    let inspect = stagecraft(&root)
+        .args(["inspect", "chain:latest"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("\"last\": \"yes\""));
+}
+
+#[test]
+fn names_that_are_not_utf8_are_bytes_everywhere() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = store_with_busybox(dir.path());
+    let context = dir.path().join("ctx");
+    fs::create_dir(&context).unwrap();
+    let name = OsStr::from_bytes(b"caf\xe9.bin");
+    fs::write(context.join(name), "latin-1 name\n").unwrap();
+    fs::write(context.join("plain.bin"), "plain\n").unwrap();
+    fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY caf?.bin *.bin /w/\n",
+    )
+    .unwrap();
+
+    // Listed, escaped, one line each.
+    let listing = stagecraft(&root)
+        .arg("context")
+        .arg(&context)
+        .output()
+        .unwrap();
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["Dockerfile", "caf\\xe9.bin", "plain.bin"]
+    );
+
+    // Wildcards match them (`?` is one byte that is not UTF-8), and the copy is byte-exact.
+    let out = dir.path().join("rootfs");
+    stagecraft(&root)
+        .args(["build", "--progress=quiet", "--output"])
+        .arg(format!("type=local,dest={}", out.display()))
+        .arg(&context)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(out.join("w").join(name)).unwrap(),
+        "latin-1 name\n"
+    );
+    assert!(out.join("w/plain.bin").exists());
+}

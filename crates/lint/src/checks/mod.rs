@@ -6,6 +6,7 @@ mod file;
 mod multistage;
 mod practices;
 
+use crate::RuleSelection;
 use crate::model::{Ctx, Model, Sink, Step};
 use crate::script::SimpleCommand;
 use stagecraft_dockerfile::CommandKind;
@@ -13,20 +14,27 @@ use stagecraft_shell::Lexer;
 
 pub(crate) use dispatch::clean_path;
 
+/// The groups hold BuildKit's checks (`file`, `dispatch`) apart from stagecraft's own
+/// (`practices`, `multistage`, `context`), so a build runs only the former.
+///
 /// The checks that need only the file grouped into stages. They run even when the build plan
 /// cannot be made (BuildKit too reports them before it fails).
-pub(crate) fn run_without_plan(model: &Model<'_>, sink: &mut Sink<'_>) {
+pub(crate) fn run_without_plan(model: &Model<'_>, sink: &mut Sink<'_>, rules: RuleSelection) {
     file::check(model, sink);
-    practices::copy_from(model, sink);
+    if rules == RuleSelection::All {
+        practices::copy_from(model, sink);
+    }
 }
 
 /// The checks that need the stage graph: which stage is built from which, what the target
 /// needs.
-pub(crate) fn run_with_plan(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+pub(crate) fn run_with_plan(ctx: &Ctx<'_>, sink: &mut Sink<'_>, rules: RuleSelection) {
     dispatch::check(ctx, sink);
-    practices::check(ctx, sink);
-    multistage::check(ctx, sink);
-    context::check(ctx, sink);
+    if rules == RuleSelection::All {
+        practices::check(ctx, sink);
+        multistage::check(ctx, sink);
+        context::check(ctx, sink);
+    }
 }
 
 /// The values `ENV`s and `ARG` defaults give variables along a stage chain, expanded as the

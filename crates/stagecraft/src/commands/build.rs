@@ -356,9 +356,11 @@ pub fn run(args: &BuildArgs) -> CommandResult {
             context_dir: Some(args.context.clone()),
             target: args.target.clone(),
             build_args: plan_options.build_args.clone(),
+            rules: stagecraft_lint::RuleSelection::BuildKit,
         },
     )
     .into_iter()
+    // `BuildError` findings are the build's own errors, which it reports itself.
     .filter(|f| {
         stagecraft_lint::find_rule(f.rule)
             .is_some_and(|rule| rule.origin == stagecraft_lint::Origin::BuildKit)

@@ -22,8 +22,9 @@ pub struct ContextArgs {
 }
 
 #[derive(Serialize)]
-struct JsonEntry<'a> {
-    path: &'a str,
+struct JsonEntry {
+    /// The path, escaped where it is not printable UTF-8 (`\xNN`).
+    path: String,
     size: u64,
 }
 
@@ -54,10 +55,10 @@ pub fn run(args: &ContextArgs) -> CommandResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
-        let json: Vec<JsonEntry<'_>> = entries
+        let json: Vec<JsonEntry> = entries
             .iter()
             .map(|e| JsonEntry {
-                path: &e.path,
+                path: e.escaped_path(),
                 size: e.size,
             })
             .collect();
@@ -65,7 +66,7 @@ pub fn run(args: &ContextArgs) -> CommandResult {
         writeln!(out)?;
     } else {
         for entry in &entries {
-            writeln!(out, "{}", entry.path)?;
+            writeln!(out, "{}", entry.escaped_path())?;
         }
     }
     out.flush()?;
