@@ -9,6 +9,7 @@
 //! from a stage keep their owners. With `--parents` a source keeps its path under the
 //! destination, from its `/./` pivot on when it has one (`a/./b/c` → `DEST/b/c`).
 
+use crate::cache::key::CacheKey;
 use crate::context_index::ContextHashes;
 use crate::glob;
 use crate::remote::Download;
@@ -613,13 +614,15 @@ impl<'a> CopyPlan<'a> {
     }
 }
 
-/// The digest of [`CopyPlan::entries`] output.
+/// The digest of [`CopyPlan::entries`] output: each path and description length-prefixed, so
+/// no file name (a newline in it included) can make two different lists digest alike.
 pub fn digest_of_entries(entries: &[(String, String)]) -> String {
-    let mut hasher = Sha256::new();
-    for (path, description) in entries {
-        hasher.update(format!("{path} {description}\n"));
-    }
-    hex::encode(hasher.finalize())
+    entries
+        .iter()
+        .fold(CacheKey::new("copy entries"), |key, (path, description)| {
+            key.text("path", path).text("entry", description)
+        })
+        .finish()
 }
 
 /// Creates `dir` (an absolute image path) inside `upper`, with its parents, and returns it

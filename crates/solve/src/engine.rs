@@ -1,6 +1,7 @@
 //! Runs a build plan: each needed stage on its own thread once the stages it needs are done,
 //! every step looked up in the content-addressed cache first.
 
+use crate::cache::key::{CacheKey, describe_owner};
 use crate::context_index::ContextHashes;
 use crate::copy::{CopyPlan, CopySource, CopySpec};
 use crate::mounts::{MountSpec, MountType, parse_mount_with};
@@ -8,7 +9,6 @@ use crate::progress::{Event, ProgressSink, SkipReason, StepStatus, Stream};
 use crate::remote_cache::CacheRecord;
 use crate::rootfs::MergedView;
 use crate::users::resolve_owner;
-use sha2::{Digest as _, Sha256};
 use stagecraft_dockerfile::{
     Command, CommandKind, Dockerfile, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
 };
@@ -548,15 +548,6 @@ fn unpacked_snapshot(store: &Store, diff_id: &Digest, digest: &Digest) -> Result
         .map_err(|e| e.to_string())
 }
 
-fn sha256_hex(parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hex::encode(hasher.finalize())
-}
-
 impl BuildRun<'_> {
     fn located(&self, command: &Command, message: impl Into<String>) -> BuildError {
         BuildError::Step(ParseError::new(
@@ -671,7 +662,9 @@ impl BuildRun<'_> {
                     layer_keys: Vec::new(),
                     snapshots: Vec::new(),
                     base_layers: 0,
-                    key: sha256_hex(&["scratch", &self.platform.to_string()]),
+                    key: CacheKey::new("scratch")
+                        .text("platform", &self.platform.to_string())
+                        .finish(),
                     cmd_set: false,
                 })
             }
@@ -701,7 +694,9 @@ impl BuildRun<'_> {
                     layers,
                     snapshots,
                     base_layers,
-                    key: sha256_hex(&["image", image.manifest_digest.as_str()]),
+                    key: CacheKey::new("image")
+                        .text("manifest", image.manifest_digest.as_str())
+                        .finish(),
                     cmd_set: false,
                 })
             }
@@ -1058,11 +1053,15 @@ impl BuildRun<'_> {
                             .map_err(|e| self.located(command, e.to_string()))?,
                     )
                 };
-                let key = sha256_hex(&[&state.key, "WORKDIR", &workdir, &format!("{owner:?}")]);
+                let key = CacheKey::new("WORKDIR")
+                    .text("parent", &state.key)
+                    .text("path", &workdir)
+                    .owner("owner", owner)
+                    .finish();
                 let view = state.view();
                 let inputs = vec![
                     ("WORKDIR".to_owned(), workdir.clone()),
-                    ("owner".to_owned(), format!("{owner:?}")),
+                    ("owner".to_owned(), describe_owner(owner)),
                 ];
                 let ran = self.layer_step(
                     stage_index,
@@ -1242,7 +1241,10 @@ impl BuildRun<'_> {
         // A linked layer is made on scratch, so its own key leaves out what lies below it; the
         // steps after it still depend on everything below, hence the combined chain key.
         let chain_key = if link {
-            sha256_hex(&[&state.key, "link", key])
+            CacheKey::new("linked layer")
+                .text("parent", &state.key)
+                .text("layer", key)
+                .finish()
         } else {
             key.to_owned()
         };
@@ -1253,17 +1255,19 @@ impl BuildRun<'_> {
         };
         // Remember this step's inputs at its place in the Dockerfile, and say what changed
         // since the last build when the cache misses.
-        let place = sha256_hex(&[
-            "step-inputs",
-            &self
-                .options
-                .dockerfile_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            &self.plan.stages[stage_index].display_name,
-            &position.to_string(),
-        ]);
+        let place = CacheKey::new("step-inputs")
+            .text(
+                "dockerfile",
+                &self
+                    .options
+                    .dockerfile_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )
+            .text("stage", &self.plan.stages[stage_index].display_name)
+            .text("position", &position.to_string())
+            .finish();
         let record = StepInputs {
             parent: state.key.clone(),
             inputs: inputs.into_iter().collect(),
@@ -1685,16 +1689,15 @@ impl BuildRun<'_> {
         let args_json = serde_json::to_string(&args).unwrap_or_default();
         let env_json = serde_json::to_string(&env).unwrap_or_default();
         let prepared = self.prepare_mounts(command, run, state, &cwd)?;
-        let key = sha256_hex(&[
-            &state.key,
-            "RUN",
-            &args_json,
-            &env_json,
-            &cwd,
-            &user,
-            &run.network,
-            &prepared.key,
-        ]);
+        let key = CacheKey::new("RUN")
+            .text("parent", &state.key)
+            .text("args", &args_json)
+            .text("env", &env_json)
+            .text("cwd", &cwd)
+            .text("user", &user)
+            .text("network", &run.network)
+            .text("mounts", &prepared.key)
+            .finish();
         let mut run_env = env.clone();
         for entry in &prepared.env {
             let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
@@ -1725,7 +1728,9 @@ impl BuildRun<'_> {
                 // Enough to say it changed, without keeping the value in the store.
                 format!(
                     "secret {}",
-                    &sha256_hex(&["secret build argument", value])[..12]
+                    &CacheKey::new("secret build argument")
+                        .text("value", value)
+                        .finish()[..12]
                 )
             } else {
                 value.to_owned()
@@ -2113,23 +2118,25 @@ impl BuildRun<'_> {
         let digest = crate::copy::digest_of_entries(&entries);
         let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
         let parent_key = if args.link { "" } else { state.key.as_str() };
-        let key = sha256_hex(&[
-            parent_key,
-            keyword,
-            &dest,
-            &format!("{owner:?}"),
-            &format!("{chmod:?}"),
-            &source_kind,
-            &digest,
-            &args.link.to_string(),
+        let key = CacheKey::new(keyword)
+            .text("parent", parent_key)
+            .text("dest", &dest)
+            .owner("chown", owner)
+            .mode("chmod", chmod)
+            .text("source kind", &source_kind)
+            .text("content", &digest)
+            .flag("link", args.link)
             // The mtime of a download comes from `Last-Modified`, which the content digest
             // leaves out; BuildKit keys on it as well.
-            &downloads
-                .iter()
-                .map(|d| d.last_modified.as_deref().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ]);
+            .text(
+                "download times",
+                &downloads
+                    .iter()
+                    .map(|d| d.last_modified.as_deref().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+            .finish();
         let mut message = keyword.to_owned();
         if let Some(chown) = args.chown {
             message.push_str(&format!(" --chown={chown}"));
@@ -2152,7 +2159,10 @@ impl BuildRun<'_> {
         inputs.extend(entries.into_iter().map(|(path, description)| {
             (
                 format!("file {path}"),
-                sha256_hex(&[&description])[..12].to_owned(),
+                CacheKey::new("entry")
+                    .text("description", &description)
+                    .finish()[..12]
+                    .to_owned(),
             )
         }));
         let ran = self.layer_step(

@@ -1,5 +1,6 @@
 //! The build engine: runs a [`stagecraft_plan::Plan`] stage by stage.
 
+mod cache;
 pub mod context_index;
 pub mod copy;
 mod engine;

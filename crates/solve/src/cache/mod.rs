@@ -1,0 +1,4 @@
+//! The content cache: how steps are keyed ([`key`]), and records imported from and exported
+//! to other machines ([`crate::remote_cache`]).
+
+pub(crate) mod key;
