@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, PatternSource};
-use crate::glob;
 use crate::matcher::PatternMatcher;
 
 /// Parses the text of an ignore file into patterns, the way docker's
@@ -58,7 +57,7 @@ pub(crate) fn read_patterns(content: &str) -> Vec<(usize, String)> {
                 // Left as a lone `!` for the matcher to reject with a position.
                 String::new()
             } else {
-                let cleaned = glob::clean(path);
+                let cleaned = stagecraft_gopath::clean(path);
                 match cleaned.strip_prefix('/') {
                     Some(relative) if !relative.is_empty() => relative.to_owned(),
                     _ => cleaned,

@@ -97,7 +97,7 @@ impl PatternMatcher {
             if raw.is_empty() {
                 continue;
             }
-            let cleaned = glob::clean(raw);
+            let cleaned = stagecraft_gopath::clean(raw);
             let (exclusion, text) = match cleaned.strip_prefix('!') {
                 Some("") => return Err(Error::LoneExclusion { at }),
                 Some(rest) => (true, rest.to_owned()),
@@ -124,7 +124,7 @@ impl PatternMatcher {
     /// `a/b` is *not* excluded (`!a` matches its parent), while the walk
     /// excludes it because `!a` was never in effect for `a` itself.
     pub fn matches(&self, path: &str) -> bool {
-        let parent = glob::dir(path);
+        let parent = stagecraft_gopath::dir(path);
         let mut excluded = false;
         for pattern in &self.patterns {
             // Only a pattern that could flip the current verdict is worth
@@ -162,7 +162,7 @@ impl PatternMatcher {
             });
         }
         // Without parent info, fall back to checking the ancestors directly.
-        let ancestors = inherited.is_empty().then(|| glob::dir(path));
+        let ancestors = inherited.is_empty().then(|| stagecraft_gopath::dir(path));
 
         let mut excluded = false;
         let mut info = vec![false; self.patterns.len()];
@@ -243,7 +243,7 @@ impl Pattern {
             at,
             reason,
         };
-        glob::check_syntax(&text).map_err(|reason| bad(reason.to_owned()))?;
+        stagecraft_gopath::check_syntax(&text).map_err(|reason| bad(reason.to_owned()))?;
         let how = match glob::shape(&text) {
             Shape::Exact => How::Exact,
             Shape::Prefix => How::Prefix,

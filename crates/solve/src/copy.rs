@@ -11,7 +11,6 @@
 
 use crate::cache::key::CacheKey;
 use crate::context_index::ContextHashes;
-use crate::glob;
 use crate::remote::Download;
 use crate::rootfs::{Found, MergedView, clean_components};
 use crate::users::Owner;
@@ -345,7 +344,7 @@ impl<'a> CopyPlan<'a> {
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        let matches: Vec<PathBuf> = if parts.iter().any(|p| glob::has_wildcards(p)) {
+        let matches: Vec<PathBuf> = if parts.iter().any(|p| stagecraft_gopath::has_wildcards(p)) {
             expand_wildcards(view, &parts)
                 .into_iter()
                 .filter(|rel| included(&lossy_name(rel.as_os_str())))
@@ -707,12 +706,12 @@ fn expand_wildcards(view: &MergedView, parts: &[String]) -> Vec<PathBuf> {
         let mut next = Vec::new();
         for base in &current {
             let base_path = Path::new("/").join(base);
-            if glob::has_wildcards(part) {
+            if stagecraft_gopath::has_wildcards(part) {
                 let Some(dir) = view.lookup_follow(&base_path) else {
                     continue;
                 };
                 for name in view.read_dir(&dir) {
-                    if glob::matches(part, &lossy_name(&name)) {
+                    if stagecraft_gopath::matches(part, &lossy_name(&name)) {
                         next.push(base.join(name));
                     }
                 }

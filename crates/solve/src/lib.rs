@@ -5,7 +5,6 @@ pub mod context_index;
 pub mod copy;
 mod engine;
 pub mod git;
-mod glob;
 pub use stagecraft_dockerfile::mounts;
 pub mod progress;
 pub mod remote;

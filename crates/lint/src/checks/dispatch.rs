@@ -454,7 +454,7 @@ impl<'c> Dispatcher<'c, '_, '_> {
             .iter()
             .any(|p| matches!(p.as_str(), "*" | "**" | "**/*"));
         for source in sources {
-            let source = clean_path(source);
+            let source = stagecraft_gopath::clean(source);
             if (source == "." || source == "/") && !ignores_root {
                 continue;
             }
@@ -490,31 +490,6 @@ pub(crate) fn is_remote(source: &str) -> bool {
         .any(|prefix| source.starts_with(prefix))
 }
 
-/// Go's `path.Clean`: no `.` or empty elements, `..` resolved where possible.
-pub(crate) fn clean_path(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            _ => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
-}
-
 fn quote_if_spaced(value: &str) -> String {
     if value.contains(char::is_whitespace) && !value.starts_with(['"', '\'']) {
         go_quote(value)
@@ -542,20 +517,6 @@ fn exec_form_hint(name: &str, command: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cleans_like_go() {
-        for (input, want) in [
-            ("./app/", "app"),
-            ("/", "/"),
-            (".", "."),
-            ("a/../../b", "../b"),
-            ("/../a//b/./c", "/a/b/c"),
-            ("", "."),
-        ] {
-            assert_eq!(clean_path(input), want, "{input}");
-        }
-    }
 
     #[test]
     fn secret_names() {

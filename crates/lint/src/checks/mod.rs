@@ -12,7 +12,7 @@ use crate::script::SimpleCommand;
 use stagecraft_dockerfile::CommandKind;
 use stagecraft_shell::Lexer;
 
-pub(crate) use dispatch::clean_path;
+pub(crate) use stagecraft_gopath::{clean as clean_path, matches as glob_match};
 
 /// The groups hold BuildKit's checks (`file`, `dispatch`) apart from stagecraft's own
 /// (`practices`, `multistage`, `context`), so a build runs only the former.
@@ -125,36 +125,6 @@ fn is_whole_context(source: &str) -> bool {
     matches!(source, "." | "/" | "*")
 }
 
-/// Shell-style matching of one path component: `*` and `?`, everything else literal.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    // Classic two-pointer matcher with backtracking to the last `*`.
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
-}
-
 /// Whether copying `source` (cleaned) brings `path` (relative to the context root) along: the
 /// whole context, the path itself, a directory above it, or a glob matching it or a directory
 /// above it.
@@ -175,15 +145,6 @@ fn source_covers(source: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("package*.json", "package-lock.json"));
-        assert!(glob_match("*.pem", "server.pem"));
-        assert!(glob_match("?ar", "bar"));
-        assert!(!glob_match("*.pem", "server.pem.bak"));
-        assert!(glob_match("*", ""));
-    }
 
     #[test]
     fn coverage() {
