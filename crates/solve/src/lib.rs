@@ -2,9 +2,11 @@
 
 mod cache;
 pub mod context_index;
+mod convert;
 pub mod copy;
 mod engine;
 pub mod git;
+mod scheduler;
 pub use stagecraft_dockerfile::mounts;
 pub mod progress;
 pub mod remote;

@@ -2,3 +2,4 @@
 //! to other machines ([`crate::remote_cache`]).
 
 pub(crate) mod key;
+pub(crate) mod step;

@@ -1,0 +1,366 @@
+//! A layer-making step through the cache: look its key up, reuse the recorded layer or run it,
+//! commit the new layer and record it; and remember the step's inputs to explain the next miss.
+
+use crate::cache::key::CacheKey;
+use crate::convert::from::unpacked_snapshot;
+use crate::engine::{BuildError, BuildRun, LayerRef, StageState, scratch_prefix};
+use crate::progress::{Event, StepStatus};
+use crate::remote_cache::CacheRecord;
+use stagecraft_image::Timestamp;
+use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl BuildRun<'_> {
+    pub(crate) fn start_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        name: &str,
+    ) -> (usize, Instant) {
+        let id = self.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        self.engine.progress.event(Event::StepStarted {
+            id,
+            stage: self.plan.stages[stage_index].display_name.clone(),
+            index: position,
+            total,
+            name: name.to_owned(),
+        });
+        (id, Instant::now())
+    }
+
+    /// Runs (or takes from the cache) a step that produces one layer. `fill` writes the
+    /// layer's content into an empty directory: either as overlay "upper" output (with
+    /// whiteouts) or as plain files. A `link`ed layer (`COPY --link`) does not depend on the
+    /// layers below it: `key` must leave them out, and its diff is taken against nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn layer_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        name: &str,
+        key: &str,
+        link: bool,
+        no_cache: bool,
+        inputs: Vec<(String, String)>,
+        state: &mut StageState,
+        fill: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<bool, BuildError> {
+        self.layer_step_with(
+            stage_index,
+            position,
+            total,
+            name,
+            key,
+            link,
+            no_cache,
+            inputs,
+            state,
+            |upper, _work, _id| fill(upper),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn layer_step_with(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        name: &str,
+        key: &str,
+        link: bool,
+        no_cache: bool,
+        inputs: Vec<(String, String)>,
+        state: &mut StageState,
+        fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
+    ) -> Result<bool, BuildError> {
+        let store = self.engine.store;
+        let (id, started) = self.start_step(stage_index, position, total, name);
+        // A linked layer is made on scratch, so its own key leaves out what lies below it; the
+        // steps after it still depend on everything below, hence the combined chain key.
+        let chain_key = if link {
+            CacheKey::new("linked layer")
+                .text("parent", &state.key)
+                .text("layer", key)
+                .finish()
+        } else {
+            key.to_owned()
+        };
+        let lookup = if no_cache {
+            Err("--no-cache".to_owned())
+        } else {
+            self.cached_layer(key)
+        };
+        // Remember this step's inputs at its place in the Dockerfile, and say what changed
+        // since the last build when the cache misses.
+        let place = CacheKey::new("step-inputs")
+            .text(
+                "dockerfile",
+                &self
+                    .options
+                    .dockerfile_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )
+            .text("stage", &self.plan.stages[stage_index].display_name)
+            .text("position", &position.to_string())
+            .finish();
+        let record = StepInputs {
+            parent: state.key.clone(),
+            inputs: inputs.into_iter().collect(),
+        };
+        let previous: Option<StepInputs> = self.engine.store.get_cache_json(&place).ok().flatten();
+        // Written only when something changed: a cached rebuild should not touch the disk.
+        if previous.as_ref() != Some(&record) {
+            let _ = self.engine.store.put_cache_json(&place, &record);
+        }
+        let lookup = lookup.map_err(|reason| {
+            if reason.starts_with("no cache record") {
+                explain_miss(
+                    previous.as_ref(),
+                    &record,
+                    state.layers.len() == state.base_layers,
+                )
+            } else {
+                reason
+            }
+        });
+        let miss_reason = match lookup {
+            Ok((layer, snapshot)) => {
+                self.steps_cached.fetch_add(1, Ordering::Relaxed);
+                self.engine.progress.event(Event::StepFinished {
+                    id,
+                    status: StepStatus::Cached,
+                    duration: started.elapsed(),
+                    miss_reason: None,
+                });
+                state.push_layer(layer, snapshot, key, chain_key);
+                return Ok(false);
+            }
+            Err(reason) => reason,
+        };
+        let finish = |status| {
+            self.engine.progress.event(Event::StepFinished {
+                id,
+                status,
+                duration: started.elapsed(),
+                miss_reason: Some(miss_reason.clone()),
+            });
+        };
+        let ingest = store.root().join("ingest");
+        let scratch = tempfile::Builder::new()
+            .prefix(&scratch_prefix("step"))
+            .tempdir_in(&ingest)
+            .map_err(|e| {
+                BuildError::Other(format!(
+                    "creating a step directory in {}: {e}",
+                    ingest.display()
+                ))
+            })?;
+        let upper = scratch.path().join("upper");
+        let work = scratch.path().join("work");
+        for dir in [&upper, &work] {
+            std::fs::create_dir(dir)
+                .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+        }
+        if let Err(message) = fill(&upper, &work, id) {
+            finish(StepStatus::Failed);
+            return Err(BuildError::Other(message));
+        }
+        let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
+        let layer = self
+            .commit_layer(&upper, lowers, name)
+            .inspect_err(|_| finish(StepStatus::Failed))?;
+        let snapshot = store
+            .create_snapshot(&layer.diff_id, |content: &Path| {
+                std::fs::rename(&upper, content)
+            })
+            .map_err(|e| BuildError::Other(format!("saving the layer snapshot: {e}")))?;
+        store
+            .put_cache_json(
+                key,
+                &CacheRecord {
+                    layer: layer.clone(),
+                },
+            )
+            .map_err(|e| BuildError::Other(format!("writing a cache record: {e}")))?;
+        self.steps_run.fetch_add(1, Ordering::Relaxed);
+        finish(StepStatus::Done);
+        state.push_layer(layer, snapshot, key, chain_key);
+        Ok(true)
+    }
+
+    /// The layer the cache record `key` names, with its snapshot. The blob comes from the
+    /// store or, for records imported with `--cache-from`, from where they were imported; the
+    /// snapshot is unpacked from the blob when missing (another machine made the record).
+    /// `Err` is a cache miss, with its reason.
+    pub(crate) fn cached_layer(&self, key: &str) -> Result<(LayerRef, PathBuf), String> {
+        let store = self.engine.store;
+        let record: CacheRecord = match store.get_cache_json(key) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err("no cache record for this step's inputs".to_owned()),
+            Err(e) => return Err(format!("unreadable cache record: {e}")),
+        };
+        let layer = record.layer;
+        if !store.has_blob(&layer.digest) {
+            let fetched = match self.engine.cache_blobs {
+                Some(remote) => remote.fetch(store, &layer),
+                None => Ok(false),
+            };
+            match fetched {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "the cached layer {} is neither in the store nor in an imported cache",
+                        layer.digest.short()
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "fetching the cached layer {}: {e}",
+                        layer.digest.short()
+                    ));
+                }
+            }
+        }
+        let snapshot = unpacked_snapshot(store, &layer.diff_id, &layer.digest)
+            .map_err(|e| format!("unpacking the cached layer {}: {e}", layer.digest.short()))?;
+        Ok((layer, snapshot))
+    }
+
+    /// Turns a step's upper directory into a layer blob in the store: a plain tar, written
+    /// straight into the store and hashed on the way (its digest is the diff ID). Compression
+    /// waits until the layer leaves the store ([`Store::compressed_layer`]): most builds never
+    /// need it, and it is the slowest part of making a layer.
+    pub(crate) fn commit_layer(
+        &self,
+        upper: &Path,
+        lowers: &[PathBuf],
+        name: &str,
+    ) -> Result<LayerRef, BuildError> {
+        let store = self.engine.store;
+        let lower_dirs: Vec<PathBuf> = distinct_layers(lowers).into_iter().rev().collect();
+        let source = DiffSource::OverlayUpper {
+            upper,
+            lower_dirs: &lower_dirs,
+            xattr: store.overlay_xattr(),
+        };
+        let options = TarOptions {
+            source_date_epoch: self.options.source_date_epoch,
+        };
+        let storing = |e: &dyn std::fmt::Display| {
+            BuildError::Other(format!("storing the layer of {name}: {e}"))
+        };
+        let writer = store.blob_writer().map_err(|e| storing(&e))?;
+        let blob = write_tar(&source, &options, writer)
+            .map_err(|e| BuildError::Other(format!("writing the layer of {name}: {e}")))?
+            .commit()
+            .map_err(|e| storing(&e))?;
+        Ok(LayerRef {
+            diff_id: blob.digest.clone(),
+            media_type: MEDIA_TYPE_TAR.to_owned(),
+            digest: blob.digest,
+            size: blob.size,
+            uncompressed_size: Some(blob.size),
+            created_by: name.to_owned(),
+            created: Timestamp::now().map(|t| t.to_string()),
+        })
+    }
+}
+
+/// The layer directories to stack, bottom first, with repeats removed: a layer that occurs twice
+/// (two steps that changed nothing give the same empty layer) is kept at its topmost place only.
+/// That is the same filesystem — the upper copy re-applies everything the lower one did — and
+/// overlayfs refuses a lower directory given twice.
+pub(crate) fn distinct_layers(snapshots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut topmost_first: Vec<PathBuf> = snapshots
+        .iter()
+        .rev()
+        .filter(|dir| seen.insert((*dir).clone()))
+        .cloned()
+        .collect();
+    topmost_first.reverse();
+    topmost_first
+}
+
+/// A step's inputs as last built at one place of the Dockerfile, to explain the next miss.
+#[derive(PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct StepInputs {
+    /// The cache key of the filesystem below the step.
+    pub(crate) parent: String,
+    /// Named inputs: the instruction, variables, files with short content digests.
+    pub(crate) inputs: BTreeMap<String, String>,
+}
+
+/// Says which input changed since the previous build of the same step.
+pub(crate) fn explain_miss(
+    previous: Option<&StepInputs>,
+    current: &StepInputs,
+    first_own_layer: bool,
+) -> String {
+    let Some(previous) = previous else {
+        return "first build of this step".to_owned();
+    };
+    let short = |value: &str| {
+        let value: String = value.chars().take(48).collect();
+        if value.is_empty() {
+            "(empty)".to_owned()
+        } else {
+            value
+        }
+    };
+    let mut changes: Vec<String> = Vec::new();
+    for (name, value) in &current.inputs {
+        match previous.inputs.get(name) {
+            None => changes.push(format!("{name} added ({})", short(value))),
+            Some(old) if old != value => {
+                changes.push(format!("{name}: {} -> {}", short(old), short(value)))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in previous
+        .inputs
+        .keys()
+        .filter(|k| !current.inputs.contains_key(*k))
+    {
+        changes.push(format!("{name} removed"));
+    }
+    if !changes.is_empty() {
+        let more = changes.len().saturating_sub(5);
+        changes.truncate(5);
+        if more > 0 {
+            changes.push(format!("and {more} more"));
+        }
+        return changes.join("; ");
+    }
+    if previous.parent != current.parent {
+        return if first_own_layer {
+            "the base image changed".to_owned()
+        } else {
+            "an earlier step changed".to_owned()
+        };
+    }
+    "same inputs as last time, but the cache record is gone (pruned?)".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_layers_are_kept_at_their_topmost_place() {
+        let dirs: Vec<PathBuf> = ["a", "x", "a", "y", "x"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let expected: Vec<PathBuf> = ["a", "y", "x"].iter().map(PathBuf::from).collect();
+        assert_eq!(distinct_layers(&dirs), expected);
+    }
+}

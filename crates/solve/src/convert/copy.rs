@@ -1,0 +1,403 @@
+//! `COPY` and `ADD`: sources resolved (context, stage, image, URL, git repository) into a
+//! copy plan, keyed by content, written as a layer.
+
+use crate::cache::key::CacheKey;
+use crate::convert::config::destination;
+use crate::copy::{CopyPlan, CopySource, CopySpec};
+use crate::engine::{BuildError, BuildRun, StageState, scratch_prefix};
+use crate::progress::Event;
+use crate::rootfs::MergedView;
+use crate::users::resolve_owner;
+use stagecraft_dockerfile::{Command, ParseError};
+use std::path::PathBuf;
+
+impl BuildRun<'_> {
+    /// `ADD --checksum`, checked as BuildKit checks it: one source, and that a URL.
+    pub(crate) fn add_checksum(
+        &self,
+        command: &Command,
+        state: &StageState,
+        args: &CopyArgs<'_>,
+        sources: &[String],
+        urls: &[String],
+    ) -> Result<Option<crate::remote::Checksum>, BuildError> {
+        let Some(raw) = args.checksum else {
+            return Ok(None);
+        };
+        let value = self.expand(command, raw, state)?;
+        if sources.len() > 1 {
+            return Err(self.located(
+                command,
+                "checksum can't be specified for multiple sources: use one ADD per URL",
+            ));
+        }
+        if urls.is_empty() {
+            return Err(self.located(
+                command,
+                "checksum requires HTTP(S) or Git sources: a local file's content is already known",
+            ));
+        }
+        crate::remote::Checksum::parse(&value)
+            .map(Some)
+            .map_err(|e| self.located(command, format!("--checksum: {e}")))
+    }
+
+    /// For `ADD <git repository> <dest>`: checks the repository out into a fresh directory of
+    /// the store's ingest area and returns it (keep it alive while copying) with the checkout
+    /// and the path to copy from it. `None` when no source is a repository. Like BuildKit, the
+    /// repository is fetched on every build: only its content tells whether the cache holds.
+    pub(crate) fn checkout_git_source(
+        &self,
+        command: &Command,
+        state: &StageState,
+        args: &CopyArgs<'_>,
+        sources: &[String],
+    ) -> Result<(Option<tempfile::TempDir>, Option<GitCheckout>), BuildError> {
+        let Some((index, parsed)) = sources
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| crate::git::parse(s).map(|parsed| (i, parsed)))
+        else {
+            return Ok((None, None));
+        };
+        let mut git = parsed.map_err(|e| self.located(command, e))?;
+        if !args.is_add {
+            return Err(self.located(
+                command,
+                format!(
+                    "source can't be a git ref for COPY: {} (use ADD)",
+                    sources[index]
+                ),
+            ));
+        }
+        if sources.len() > 1 {
+            return Err(self.located(
+                command,
+                "ADD of a git repository takes that one source: use one ADD per repository",
+            ));
+        }
+        if let Some(raw) = args.checksum {
+            let checksum = self.expand(command, raw, state)?;
+            if git.checksum.as_ref().is_some_and(|c| *c != checksum) {
+                return Err(self.located(
+                    command,
+                    format!(
+                        "checksum mismatch {:?} != {checksum:?}",
+                        git.checksum.unwrap_or_default()
+                    ),
+                ));
+            }
+            git.checksum = Some(checksum);
+        }
+        let keep_git_dir = match (args.keep_git_dir, git.keep_git_dir) {
+            (Some(flag), Some(query)) if flag != query => {
+                return Err(self.located(command, "inconsistent keep-git-dir configuration"));
+            }
+            (flag, query) => flag.or(query).unwrap_or(false),
+        };
+        let ingest = self.engine.store.root().join("ingest");
+        let scratch = tempfile::Builder::new()
+            .prefix(&scratch_prefix("git"))
+            .tempdir_in(&ingest)
+            .map_err(|e| {
+                BuildError::Other(format!("creating a directory in {}: {e}", ingest.display()))
+            })?;
+        let checkout = scratch.path().join("repository");
+        let commit = git
+            .checkout(&checkout, keep_git_dir)
+            .map_err(|e| self.located(command, format!("ADD {}: {e}", sources[index])))?;
+        self.engine.progress.event(Event::Info {
+            message: format!(
+                "git: {} at {} is commit {commit}",
+                git.remote,
+                git.reference.as_deref().unwrap_or("HEAD")
+            ),
+            context_files: None,
+        });
+        let path = match &git.subdir {
+            Some(subdir) => format!("/{subdir}"),
+            None => "/".to_owned(),
+        };
+        let checkout = GitCheckout {
+            dir: checkout,
+            path,
+            commit,
+            keep_git_dir,
+        };
+        Ok((Some(scratch), Some(checkout)))
+    }
+
+    /// Downloads `ADD`'s URL sources into a fresh directory of the store's ingest area (none
+    /// for no URLs). BuildKit fetches them on every build too, since only the content tells
+    /// whether the cached layer still holds.
+    pub(crate) fn download_sources(
+        &self,
+        command: &Command,
+        keyword: &str,
+        urls: &[String],
+        checksum: Option<&crate::remote::Checksum>,
+    ) -> Result<(Option<tempfile::TempDir>, Vec<crate::remote::Download>), BuildError> {
+        if urls.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let root = tempfile::Builder::new()
+            .prefix("download-")
+            .tempdir_in(self.engine.store.root().join("ingest"))
+            .map_err(|e| BuildError::Other(format!("creating a download directory: {e}")))?;
+        let mut downloads = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            // One directory per URL: two URLs may end in the same file name.
+            let dir = root.path().join(i.to_string());
+            std::fs::create_dir(&dir)
+                .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+            let download = crate::remote::download(url, &dir, checksum).map_err(|e| {
+                let pinned = matches!(e, crate::remote::DownloadError::Checksum { .. });
+                let error = ParseError::new(
+                    &self.file.source,
+                    command.location.span,
+                    format!("{keyword} failed: {e}"),
+                );
+                BuildError::Step(if pinned {
+                    error.with_hint("the server now sends other content than --checksum pins; if that is expected, put the new digest in --checksum")
+                } else {
+                    error
+                })
+            })?;
+            downloads.push(download);
+        }
+        Ok((Some(root), downloads))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn copy_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        command: &Command,
+        state: &mut StageState,
+        no_cache: bool,
+        args: CopyArgs<'_>,
+    ) -> Result<bool, BuildError> {
+        let keyword = if args.is_add { "ADD" } else { "COPY" };
+        let mut sources = Vec::new();
+        for source in &args.paths.sources {
+            sources.push(self.expand(command, &source.value, state)?);
+        }
+        // The checkout must outlive the layer's writing, which copies from it.
+        let (_git_dir, git) = self.checkout_git_source(command, state, &args, &sources)?;
+        let (urls, locals): (Vec<String>, Vec<String>) = match &git {
+            // The repository (or its subdirectory) is copied as a directory: its content.
+            Some(checkout) => (Vec::new(), vec![checkout.path.clone()]),
+            None => sources
+                .iter()
+                .cloned()
+                .partition(|s| crate::remote::is_url(s)),
+        };
+        if !urls.is_empty() && !args.is_add {
+            return Err(self.located(
+                command,
+                format!(
+                    "source can't be a URL for COPY: {} (use ADD to download it)",
+                    urls[0]
+                ),
+            ));
+        }
+        let checksum = match git {
+            Some(_) => None,
+            None => self.add_checksum(command, state, &args, &sources, &urls)?,
+        };
+        let dest_raw = self.expand(command, &args.paths.dest.value, state)?;
+        let dest = destination(&state.config.config.working_dir, &dest_raw);
+        let view = state.view();
+        let owner = match args.chown {
+            Some(chown) => {
+                let chown = self.expand(command, chown, state)?;
+                Some(
+                    resolve_owner(&chown, &view)
+                        .map_err(|e| self.located(command, e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let chmod = match args.chmod {
+            Some(chmod) => {
+                let chmod = self.expand(command, chmod, state)?;
+                Some(u32::from_str_radix(&chmod, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
+                    self.located(command, format!("invalid chmod parameter: '{chmod}'. it should be octal string and between 0 and 07777"))
+                })?)
+            }
+            None => None,
+        };
+        let excludes: Vec<String> = args
+            .excludes
+            .iter()
+            .map(|w| self.expand(command, &w.value, state))
+            .collect::<Result<_, _>>()?;
+        // The directory must outlive the layer's writing, which copies from it.
+        let (_download_dir, downloads) =
+            self.download_sources(command, keyword, &urls, checksum.as_ref())?;
+        let (source, source_key) = match (args.from, &git) {
+            (_, Some(checkout)) => (
+                CopySource::Stage(MergedView::new(vec![checkout.dir.clone()])),
+                "git".to_owned(),
+            ),
+            (None, None) if !args.paths.inline.is_empty() && locals.is_empty() => {
+                let docs = args
+                    .paths
+                    .inline
+                    .iter()
+                    .map(|doc| {
+                        let data = if doc.expand {
+                            self.expand(command, &doc.data, state)?
+                        } else {
+                            doc.data.clone()
+                        };
+                        Ok((doc.path.clone(), data))
+                    })
+                    .collect::<Result<Vec<_>, BuildError>>()?;
+                (CopySource::Inline(docs), "inline".to_owned())
+            }
+            (None, None) => (
+                CopySource::Context {
+                    view: MergedView::new(vec![self.options.context_dir.clone()]),
+                    matcher: &self.matcher,
+                    hashes: &self.context_hashes,
+                },
+                "context".to_owned(),
+            ),
+            (Some(from), None) => {
+                let (view, key) = self.source_view(from)?;
+                (CopySource::Stage(view), key)
+            }
+        };
+        let spec = CopySpec {
+            sources: &locals,
+            dest: dest.clone(),
+            owner,
+            chmod,
+            excludes: &excludes,
+            unpack_archives: args.is_add && args.unpack.unwrap_or(true),
+            parents: args.parents,
+            // `--chmod` applies to downloads too, as in BuildKit since dockerfile 1.3 (the
+            // frontend in docker 20.10 left them 0600: moby/buildkit#2114).
+            downloads: &downloads,
+            // BuildKit never unpacks a remote archive unless `--unpack` says so.
+            unpack_downloads: args.unpack == Some(true),
+            normalize_modes: self.options.cache_normalize_mode,
+        };
+        // `--link` copies onto scratch (BuildKit merges the result on top): the destination
+        // is resolved and written without the stage below, and the key leaves it out, so a
+        // changed base keeps the layer cached.
+        let dest_view = if args.link {
+            MergedView::default()
+        } else {
+            view
+        };
+        let plan = CopyPlan::resolve(&source, &spec, &dest_view)
+            .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
+        let mut entries = plan
+            .entries()
+            .map_err(|e| self.located(command, e.to_string()))?;
+        if let Some(checkout) = git.as_ref().filter(|c| c.keep_git_dir) {
+            // A kept `.git` holds checkout times (index, logs): it is keyed by its commit.
+            entries.retain(|(path, _)| !path.contains("/.git/") && !path.ends_with("/.git"));
+            entries.push(("git commit".to_owned(), checkout.commit.clone()));
+        }
+        let digest = crate::copy::digest_of_entries(&entries);
+        let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
+        let parent_key = if args.link { "" } else { state.key.as_str() };
+        let key = CacheKey::new(keyword)
+            .text("parent", parent_key)
+            .text("dest", &dest)
+            .owner("chown", owner)
+            .mode("chmod", chmod)
+            .text("source kind", &source_kind)
+            .text("content", &digest)
+            .flag("link", args.link)
+            // The mtime of a download comes from `Last-Modified`, which the content digest
+            // leaves out; BuildKit keys on it as well.
+            .text(
+                "download times",
+                &downloads
+                    .iter()
+                    .map(|d| d.last_modified.as_deref().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+            .finish();
+        let mut message = keyword.to_owned();
+        if let Some(chown) = args.chown {
+            message.push_str(&format!(" --chown={chown}"));
+        }
+        if let Some(chmod) = args.chmod {
+            message.push_str(&format!(" --chmod={chmod}"));
+        }
+        for source in &sources {
+            message.push_str(&format!(" {source}"));
+        }
+        for doc in &args.paths.inline {
+            message.push_str(&format!(" <<{}", doc.path));
+        }
+        message.push_str(&format!(" {}", args.paths.dest.value));
+        let name = match args.from {
+            Some(from) => format!("{keyword} --from={from} {} {dest_raw}", sources.join(" ")),
+            None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
+        };
+        let mut inputs = vec![("instruction".to_owned(), name.clone())];
+        inputs.extend(entries.into_iter().map(|(path, description)| {
+            (
+                format!("file {path}"),
+                CacheKey::new("entry")
+                    .text("description", &description)
+                    .finish()[..12]
+                    .to_owned(),
+            )
+        }));
+        let ran = self.layer_step(
+            stage_index,
+            position,
+            total,
+            &name,
+            &key,
+            args.link,
+            no_cache,
+            inputs,
+            state,
+            |upper| plan.write(upper, &dest_view).map_err(|e| e.to_string()),
+        )?;
+        state.history(format!("{message} # buildkit"), true, &self.created);
+        Ok(ran)
+    }
+}
+
+/// The parts of `COPY` and `ADD` the copy step needs.
+pub(crate) struct CopyArgs<'a> {
+    pub(crate) is_add: bool,
+    pub(crate) paths: &'a stagecraft_dockerfile::SourcesAndDest,
+    pub(crate) from: Option<&'a str>,
+    pub(crate) chown: Option<&'a str>,
+    pub(crate) chmod: Option<&'a str>,
+    pub(crate) excludes: &'a [stagecraft_dockerfile::Word],
+    pub(crate) link: bool,
+    /// `COPY --parents`.
+    pub(crate) parents: bool,
+    /// `ADD --unpack`: `None` means unpack local archives (the default) and never remote ones.
+    pub(crate) unpack: Option<bool>,
+    /// `ADD --checksum`, unexpanded.
+    pub(crate) checksum: Option<&'a str>,
+    /// `ADD --keep-git-dir`.
+    pub(crate) keep_git_dir: Option<bool>,
+}
+
+/// A repository `ADD` checked out.
+pub(crate) struct GitCheckout {
+    /// The checkout.
+    pub(crate) dir: PathBuf,
+    /// What to copy from it: `/` or `/<subdir>`.
+    pub(crate) path: String,
+    /// The commit checked out.
+    pub(crate) commit: String,
+    /// Whether `.git` is part of the copy.
+    pub(crate) keep_git_dir: bool,
+}

@@ -1,0 +1,200 @@
+//! `FROM`: a stage's starting state from `scratch`, another stage or an image, and the
+//! `ONBUILD` triggers its base declares; `--from` sources of `COPY` and mounts.
+
+use crate::cache::key::CacheKey;
+use crate::engine::{BuildError, BuildRun, DEFAULT_PATH, LayerRef, StageState};
+use crate::rootfs::MergedView;
+use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_image::{Digest, ImageConfig};
+use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};
+use stagecraft_plan::{Base, Scope};
+use stagecraft_store::{Image, Store};
+use std::path::{Path, PathBuf};
+
+impl BuildRun<'_> {
+    pub(crate) fn base_state(&self, index: usize) -> Result<StageState, BuildError> {
+        let stage = &self.plan.stages[index];
+        match &stage.base {
+            Base::Scratch => {
+                // BuildKit gives an empty image the default PATH.
+                let mut config = ImageConfig::for_platform(&self.platform);
+                config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
+                Ok(StageState {
+                    scope: Scope::from_image_env(config.config.env.iter().map(String::as_str)),
+                    config,
+                    args: Vec::new(),
+                    layers: Vec::new(),
+                    layer_keys: Vec::new(),
+                    snapshots: Vec::new(),
+                    base_layers: 0,
+                    key: CacheKey::new("scratch")
+                        .text("platform", &self.platform.to_string())
+                        .finish(),
+                    cmd_set: false,
+                })
+            }
+            Base::Stage(base) => {
+                // The base stage's own ONBUILD instructions stay in `on_build`: they are this
+                // stage's triggers (its base image's triggers ran in the base stage already).
+                let mut state = (*self.wait_for(*base)?).clone();
+                state.cmd_set = false;
+                // BuildKit re-applies the image's Env at the start of every stage, so an ENV
+                // wins over an ARG of the same name that the base stage set after it.
+                for entry in state.config.config.env.clone() {
+                    let (key, value) = entry.split_once('=').unwrap_or((&entry, ""));
+                    state.scope.set(key, value);
+                }
+                Ok(state)
+            }
+            Base::Image(reference) => {
+                let (image, layers, snapshots) = self.image_layers(reference)?;
+                let config = image.config.clone();
+                let scope = Scope::from_image_env(config.config.env.iter().map(String::as_str));
+                let base_layers = layers.len();
+                Ok(StageState {
+                    config,
+                    scope,
+                    args: Vec::new(),
+                    layer_keys: vec![None; base_layers],
+                    layers,
+                    snapshots,
+                    base_layers,
+                    key: CacheKey::new("image")
+                        .text("manifest", image.manifest_digest.as_str())
+                        .finish(),
+                    cmd_set: false,
+                })
+            }
+        }
+    }
+
+    /// The ONBUILD triggers the stage inherits, parsed, each with its text: the base image's
+    /// `OnBuild`, or a base stage's ONBUILD instructions. They are removed from the stage's
+    /// config, as BuildKit clears them once they ran. Errors point at the stage's `FROM`, where
+    /// BuildKit puts every trigger.
+    pub(crate) fn onbuild_triggers(
+        &self,
+        index: usize,
+        state: &mut StageState,
+    ) -> Result<Vec<(String, Command)>, BuildError> {
+        let from = &self.plan.stages[index].stage.location;
+        let at_from = |message: String| {
+            BuildError::Step(ParseError::new(&self.file.source, from.span, message))
+        };
+        std::mem::take(&mut state.config.config.on_build)
+            .into_iter()
+            .map(|expression| {
+                // A trigger is one instruction; parsed after a `FROM` so it lands in a stage.
+                let text = format!("FROM scratch\n{expression}\n");
+                let parsed = stagecraft_dockerfile::parse_str("ONBUILD trigger", &text)
+                    .and_then(|file| file.stages())
+                    .map_err(|e| {
+                        at_from(format!(
+                            "the ONBUILD trigger {expression:?} of this stage's base is invalid: {}",
+                            e.message()
+                        ))
+                    })?;
+                let mut commands = parsed
+                    .stages
+                    .into_iter()
+                    .flat_map(|stage| stage.commands)
+                    .collect::<Vec<_>>();
+                if commands.len() != 1 {
+                    return Err(at_from(format!(
+                        "the ONBUILD trigger {expression:?} of this stage's base should be a single expression"
+                    )));
+                }
+                let mut command = commands.remove(0);
+                command.location = from.clone();
+                Ok((expression, command))
+            })
+            .collect()
+    }
+
+    /// Resolves an image and makes sure every layer has a snapshot.
+    pub(crate) fn image_layers(
+        &self,
+        reference: &str,
+    ) -> Result<(Image, Vec<LayerRef>, Vec<PathBuf>), BuildError> {
+        let store = self.engine.store;
+        let image = self
+            .engine
+            .base_images
+            .resolve(reference, &self.platform)
+            .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
+        let mut layers = Vec::new();
+        let mut snapshots = Vec::new();
+        for (descriptor, diff_id) in image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.config.rootfs.diff_ids)
+        {
+            let snapshot = unpacked_snapshot(store, diff_id, &descriptor.digest)
+                .map_err(|e| BuildError::Other(format!("unpacking a layer of {reference}: {e}")))?;
+            layers.push(LayerRef {
+                diff_id: diff_id.clone(),
+                media_type: descriptor.media_type.clone(),
+                digest: descriptor.digest.clone(),
+                size: descriptor.size,
+                uncompressed_size: None,
+                created_by: String::new(),
+                // The base image's history carries its own times.
+                created: None,
+            });
+            snapshots.push(snapshot);
+        }
+        Ok((image, layers, snapshots))
+    }
+
+    /// The filesystem `from` names: a stage (by name or index) or an image.
+    pub(crate) fn source_view(&self, from: &str) -> Result<(MergedView, String), BuildError> {
+        let stage = match from.parse::<usize>() {
+            Ok(index) if index < self.plan.stages.len() => Some(index),
+            _ => self
+                .plan
+                .stages
+                .iter()
+                .position(|s| s.stage.name.as_deref() == Some(from.to_lowercase().as_str())),
+        };
+        match stage {
+            Some(index) => {
+                let state = self.wait_for(index)?;
+                Ok((state.view(), format!("stage {}", state.key)))
+            }
+            None => {
+                let (image, _, snapshots) = self.image_layers(from)?;
+                Ok((
+                    MergedView::new(snapshots),
+                    format!("image {}", image.manifest_digest),
+                ))
+            }
+        }
+    }
+}
+
+/// The snapshot of layer `diff_id`, unpacked from its blob `digest` (which must be in the
+/// store) when the store has none yet.
+pub(crate) fn unpacked_snapshot(
+    store: &Store,
+    diff_id: &Digest,
+    digest: &Digest,
+) -> Result<PathBuf, String> {
+    if let Some(path) = store.snapshot_path(diff_id) {
+        return Ok(path);
+    }
+    let blob = store.blob_path(digest);
+    store
+        .create_snapshot(diff_id, |dir: &Path| -> Result<(), String> {
+            let file =
+                std::fs::File::open(&blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+            let options = ApplyOptions {
+                whiteouts: WhiteoutMode::Overlay(store.overlay_xattr()),
+                ..ApplyOptions::default()
+            };
+            apply_layer(std::io::BufReader::new(file), dir, &options)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,127 @@
+//! Stage scheduling: one thread per needed stage, each waiting for the stages it needs, every
+//! stage stopping at its next step once another one failed.
+
+use crate::convert::dispatch::changes_filesystem;
+use crate::engine::{BuildError, BuildRun, StageOutcome, StageResult, StageState};
+use crate::progress::{Event, StepStatus};
+use stagecraft_plan::Base;
+use std::sync::{Arc, Condvar, Mutex};
+
+impl BuildRun<'_> {
+    /// Waits for a stage this one needs.
+    pub(crate) fn wait_for(&self, index: usize) -> Result<Arc<StageState>, BuildError> {
+        // The plan schedules the stages the Dockerfile's own instructions need; an ONBUILD
+        // trigger of a base image may name one nothing else needs, and nobody would run it.
+        if !self.plan.stages[index].needed {
+            return Err(BuildError::Other(format!(
+                "stage {} is needed by an ONBUILD trigger, but the target does not depend on it otherwise; reference it from the target (e.g. COPY --from={} of a file) or build it as the target",
+                self.plan.stages[index].display_name, self.plan.stages[index].display_name
+            )));
+        }
+        let slot = &self.results[index];
+        let mut result = slot.result.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &*result {
+                Some(Ok(state)) => return Ok(state.clone()),
+                Some(Err(())) => return Err(BuildError::Cancelled),
+                None => {
+                    result = slot
+                        .finished
+                        .wait(result)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
+            }
+        }
+    }
+
+    pub(crate) fn failed_stage(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn run_stage(&self, index: usize) -> Result<StageState, BuildError> {
+        let stage = &self.plan.stages[index];
+        // Steps are numbered as BuildKit numbers them: the base image, then every instruction
+        // that changes the filesystem.
+        let fs_steps = stage
+            .stage
+            .commands
+            .iter()
+            .filter(|c| changes_filesystem(&c.kind))
+            .count();
+        let from_image = matches!(stage.base, Base::Image(_));
+        // The `FROM` step is announced before the image, and so its ONBUILD triggers, is
+        // known: its total leaves the triggers out.
+        let mut total = fs_steps + usize::from(from_image);
+        let mut position = 0;
+        let mut state = if let Base::Image(reference) = &stage.base {
+            position = 1;
+            let (id, started) = self.start_step(index, 1, total, &format!("FROM {reference}"));
+            let state = self.base_state(index);
+            self.engine.progress.event(Event::StepFinished {
+                id,
+                status: if state.is_ok() {
+                    StepStatus::Done
+                } else {
+                    StepStatus::Failed
+                },
+                duration: started.elapsed(),
+                miss_reason: None,
+            });
+            state?
+        } else {
+            self.base_state(index)?
+        };
+        let triggers = self.onbuild_triggers(index, &mut state)?;
+        total += triggers
+            .iter()
+            .filter(|(_, c)| changes_filesystem(&c.kind))
+            .count();
+        let no_cache = self.options.no_cache
+            || self
+                .options
+                .no_cache_filter
+                .iter()
+                .any(|name| stage.stage.name.as_deref() == Some(name.to_lowercase().as_str()));
+        let mut ran_any = false;
+        let own = stage.stage.commands.iter().map(|command| (None, command));
+        let triggered = triggers
+            .iter()
+            .map(|(expression, command)| (Some(expression.as_str()), command));
+        for (trigger, command) in triggered.chain(own) {
+            if self.failed_stage().is_some() {
+                return Err(BuildError::Cancelled);
+            }
+            if changes_filesystem(&command.kind) {
+                position += 1;
+            }
+            let ran = self
+                .dispatch(index, position, total, command, &mut state, no_cache)
+                .map_err(|error| match (trigger, error) {
+                    // The error points at `FROM`; say which trigger it came from.
+                    (Some(expression), BuildError::Step(e)) => BuildError::Step(
+                        e.with_hint(format!("the ONBUILD trigger {expression:?} of this stage's base failed: the base declares it to run in every build FROM it")),
+                    ),
+                    (_, error) => error,
+                })?;
+            ran_any |= ran;
+        }
+        self.outcomes.lock().unwrap_or_else(|e| e.into_inner())[index] = if ran_any {
+            StageOutcome::Built
+        } else {
+            StageOutcome::Cached
+        };
+        Ok(state)
+    }
+}
+
+/// Where one stage's result appears, with the stages waiting for it: each stage has its own
+/// condition variable, so a finished stage wakes only the stages that wait for it (a single
+/// one for all made 10,000 chained stages quadratic: every finish woke every waiter).
+#[derive(Default)]
+pub(crate) struct StageSlot {
+    pub(crate) result: Mutex<Option<StageResult>>,
+    pub(crate) finished: Condvar,
+}
