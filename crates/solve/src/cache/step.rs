@@ -1,6 +1,7 @@
 //! A layer-making step through the cache: look its key up, reuse the recorded layer or run it,
 //! commit the new layer and record it; and remember the step's inputs to explain the next miss.
 
+use crate::cache::explain::{Change, Miss, StepInputs, explain_change};
 use crate::cache::key::CacheKey;
 use crate::convert::from::unpacked_snapshot;
 use crate::engine::{BuildError, BuildRun, LayerRef, StageState, scratch_prefix};
@@ -8,7 +9,6 @@ use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
 use stagecraft_image::Timestamp;
 use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -91,7 +91,7 @@ impl BuildRun<'_> {
             key.to_owned()
         };
         let lookup = if no_cache {
-            Err("--no-cache".to_owned())
+            Err(Miss::NoCache)
         } else {
             self.cached_layer(key)
         };
@@ -119,16 +119,13 @@ impl BuildRun<'_> {
         if previous.as_ref() != Some(&record) {
             let _ = self.engine.store.put_cache_json(&place, &record);
         }
-        let lookup = lookup.map_err(|reason| {
-            if reason.starts_with("no cache record") {
-                explain_miss(
-                    previous.as_ref(),
-                    &record,
-                    state.layers.len() == state.base_layers,
-                )
-            } else {
-                reason
-            }
+        let lookup = lookup.map_err(|miss| match miss {
+            Miss::Changed(_) => Miss::Changed(explain_change(
+                previous.as_ref(),
+                &record,
+                state.layers.len() == state.base_layers,
+            )),
+            other => other,
         });
         let miss_reason = match lookup {
             Ok((layer, snapshot)) => {
@@ -149,7 +146,7 @@ impl BuildRun<'_> {
                 id,
                 status,
                 duration: started.elapsed(),
-                miss_reason: Some(miss_reason.clone()),
+                miss_reason: Some(miss_reason.to_string()),
             });
         };
         let ingest = store.root().join("ingest");
@@ -198,13 +195,14 @@ impl BuildRun<'_> {
     /// The layer the cache record `key` names, with its snapshot. The blob comes from the
     /// store or, for records imported with `--cache-from`, from where they were imported; the
     /// snapshot is unpacked from the blob when missing (another machine made the record).
-    /// `Err` is a cache miss, with its reason.
-    pub(crate) fn cached_layer(&self, key: &str) -> Result<(LayerRef, PathBuf), String> {
+    /// `Err` is a cache miss, with its reason (no record: [`Miss::Changed`], to be explained
+    /// by the caller, which knows the step's inputs).
+    pub(crate) fn cached_layer(&self, key: &str) -> Result<(LayerRef, PathBuf), Miss> {
         let store = self.engine.store;
         let record: CacheRecord = match store.get_cache_json(key) {
             Ok(Some(record)) => record,
-            Ok(None) => return Err("no cache record for this step's inputs".to_owned()),
-            Err(e) => return Err(format!("unreadable cache record: {e}")),
+            Ok(None) => return Err(Miss::Changed(Change::RecordGone)),
+            Err(e) => return Err(Miss::UnreadableRecord(e.to_string())),
         };
         let layer = record.layer;
         if !store.has_blob(&layer.digest) {
@@ -215,21 +213,25 @@ impl BuildRun<'_> {
             match fetched {
                 Ok(true) => {}
                 Ok(false) => {
-                    return Err(format!(
-                        "the cached layer {} is neither in the store nor in an imported cache",
-                        layer.digest.short()
-                    ));
+                    return Err(Miss::LayerGone {
+                        layer: layer.digest.short().to_string(),
+                    });
                 }
-                Err(e) => {
-                    return Err(format!(
-                        "fetching the cached layer {}: {e}",
-                        layer.digest.short()
-                    ));
+                Err(error) => {
+                    return Err(Miss::FetchFailed {
+                        layer: layer.digest.short().to_string(),
+                        error,
+                    });
                 }
             }
         }
-        let snapshot = unpacked_snapshot(store, &layer.diff_id, &layer.digest)
-            .map_err(|e| format!("unpacking the cached layer {}: {e}", layer.digest.short()))?;
+        let snapshot =
+            unpacked_snapshot(store, &layer.diff_id, &layer.digest).map_err(|error| {
+                Miss::UnpackFailed {
+                    layer: layer.digest.short().to_string(),
+                    error,
+                }
+            })?;
         Ok((layer, snapshot))
     }
 
@@ -287,67 +289,6 @@ pub(crate) fn distinct_layers(snapshots: &[PathBuf]) -> Vec<PathBuf> {
         .collect();
     topmost_first.reverse();
     topmost_first
-}
-
-/// A step's inputs as last built at one place of the Dockerfile, to explain the next miss.
-#[derive(PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct StepInputs {
-    /// The cache key of the filesystem below the step.
-    pub(crate) parent: String,
-    /// Named inputs: the instruction, variables, files with short content digests.
-    pub(crate) inputs: BTreeMap<String, String>,
-}
-
-/// Says which input changed since the previous build of the same step.
-pub(crate) fn explain_miss(
-    previous: Option<&StepInputs>,
-    current: &StepInputs,
-    first_own_layer: bool,
-) -> String {
-    let Some(previous) = previous else {
-        return "first build of this step".to_owned();
-    };
-    let short = |value: &str| {
-        let value: String = value.chars().take(48).collect();
-        if value.is_empty() {
-            "(empty)".to_owned()
-        } else {
-            value
-        }
-    };
-    let mut changes: Vec<String> = Vec::new();
-    for (name, value) in &current.inputs {
-        match previous.inputs.get(name) {
-            None => changes.push(format!("{name} added ({})", short(value))),
-            Some(old) if old != value => {
-                changes.push(format!("{name}: {} -> {}", short(old), short(value)))
-            }
-            Some(_) => {}
-        }
-    }
-    for name in previous
-        .inputs
-        .keys()
-        .filter(|k| !current.inputs.contains_key(*k))
-    {
-        changes.push(format!("{name} removed"));
-    }
-    if !changes.is_empty() {
-        let more = changes.len().saturating_sub(5);
-        changes.truncate(5);
-        if more > 0 {
-            changes.push(format!("and {more} more"));
-        }
-        return changes.join("; ");
-    }
-    if previous.parent != current.parent {
-        return if first_own_layer {
-            "the base image changed".to_owned()
-        } else {
-            "an earlier step changed".to_owned()
-        };
-    }
-    "same inputs as last time, but the cache record is gone (pruned?)".to_owned()
 }
 
 #[cfg(test)]
