@@ -1,20 +1,21 @@
 //! The build engine: runs a [`stagecraft_plan::Plan`] stage by stage.
 
 mod cache;
-pub mod context_index;
 mod convert;
-pub mod copy;
 mod engine;
-pub mod git;
+mod fs;
+mod interfaces;
+mod ops;
+mod options;
+mod outcome;
 mod scheduler;
+mod scratch;
+mod state;
 pub use stagecraft_dockerfile::mounts;
 pub mod progress;
-pub mod remote;
 pub mod remote_cache;
-pub mod rootfs;
-pub mod users;
 
-pub use engine::{
-    BaseImages, BuildError, BuildOptions, BuildOutcome, CacheBlobs, Engine, LayerRef, RunMount,
-    RunMountKind, RunRequest, Runner, StageOutcome, StageReport, remove_scratch_dirs,
-};
+pub use interfaces::{BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner};
+pub use options::BuildOptions;
+pub use outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
+pub use scratch::remove_scratch_dirs;

@@ -24,7 +24,7 @@
 //! [`crate::CacheBlobs`]. Lazy, because a `mode=max` cache holds every stage of every target
 //! exported into it, and a build only needs the blobs up to its first miss.
 
-use crate::engine::{BuildOutcome, LayerRef};
+use crate::outcome::{BuildOutcome, LayerRef};
 use stagecraft_image::{Descriptor, Digest, ImageIndex, ImageManifest, media_type};
 use stagecraft_layer::Compression;
 use stagecraft_store::{Artifact, Store};

@@ -2,10 +2,11 @@
 //! stage stopping at its next step once another one failed.
 
 use crate::convert::dispatch::changes_filesystem;
-use crate::engine::{BuildError, BuildRun, StageOutcome, StageResult, StageState};
+use crate::outcome::{BuildError, StageOutcome};
 use crate::progress::{Event, StepStatus};
+use crate::state::{BuildRun, StageState};
 use stagecraft_plan::Base;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 impl BuildRun<'_> {
     /// Waits for a stage this one needs.
@@ -115,13 +116,4 @@ impl BuildRun<'_> {
         };
         Ok(state)
     }
-}
-
-/// Where one stage's result appears, with the stages waiting for it: each stage has its own
-/// condition variable, so a finished stage wakes only the stages that wait for it (a single
-/// one for all made 10,000 chained stages quadratic: every finish woke every waiter).
-#[derive(Default)]
-pub(crate) struct StageSlot {
-    pub(crate) result: Mutex<Option<StageResult>>,
-    pub(crate) finished: Condvar,
 }

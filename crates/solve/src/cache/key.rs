@@ -7,7 +7,7 @@
 //! collide by printing alike. Changing how any field is encoded means bumping
 //! [`KEY_FORMAT`], which makes every older record a plain miss.
 
-use crate::users::Owner;
+use crate::fs::users::Owner;
 use sha2::{Digest as _, Sha256};
 
 /// The version of the encoding below; part of every key.

@@ -4,9 +4,11 @@
 use crate::cache::explain::{Change, Miss, StepInputs, explain_change};
 use crate::cache::key::CacheKey;
 use crate::convert::from::unpacked_snapshot;
-use crate::engine::{BuildError, BuildRun, LayerRef, StageState, scratch_prefix};
+use crate::outcome::{BuildError, LayerRef};
 use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
+use crate::scratch::scratch_prefix;
+use crate::state::{BuildRun, StageState};
 use stagecraft_image::Timestamp;
 use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Image config and history text as BuildKit writes them: paths, ports, environment entries,
 //! `RUN`'s history line and heredoc commands.
 
-use crate::engine::MASK;
+use crate::state::MASK;
 use stagecraft_image::History;
 use stagecraft_plan::Scope;
 use std::collections::BTreeSet;
@@ -136,7 +136,7 @@ pub(crate) fn normalize_workdir(current: &str, path: &str) -> String {
     } else {
         format!("{}/{path}", if current.is_empty() { "/" } else { current })
     };
-    let clean: PathBuf = crate::rootfs::clean_components(Path::new(&joined))
+    let clean: PathBuf = crate::fs::rootfs::clean_components(Path::new(&joined))
         .iter()
         .collect();
     format!("/{}", clean.display())

@@ -3,11 +3,13 @@
 
 use crate::cache::key::CacheKey;
 use crate::convert::config::destination;
-use crate::copy::{CopyPlan, CopySource, CopySpec};
-use crate::engine::{BuildError, BuildRun, StageState, scratch_prefix};
+use crate::fs::rootfs::MergedView;
+use crate::fs::users::resolve_owner;
+use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
+use crate::outcome::BuildError;
 use crate::progress::Event;
-use crate::rootfs::MergedView;
-use crate::users::resolve_owner;
+use crate::scratch::scratch_prefix;
+use crate::state::{BuildRun, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
 use std::path::PathBuf;
 
@@ -20,7 +22,7 @@ impl BuildRun<'_> {
         args: &CopyArgs<'_>,
         sources: &[String],
         urls: &[String],
-    ) -> Result<Option<crate::remote::Checksum>, BuildError> {
+    ) -> Result<Option<crate::ops::http::Checksum>, BuildError> {
         let Some(raw) = args.checksum else {
             return Ok(None);
         };
@@ -37,7 +39,7 @@ impl BuildRun<'_> {
                 "checksum requires HTTP(S) or Git sources: a local file's content is already known",
             ));
         }
-        crate::remote::Checksum::parse(&value)
+        crate::ops::http::Checksum::parse(&value)
             .map(Some)
             .map_err(|e| self.located(command, format!("--checksum: {e}")))
     }
@@ -56,7 +58,7 @@ impl BuildRun<'_> {
         let Some((index, parsed)) = sources
             .iter()
             .enumerate()
-            .find_map(|(i, s)| crate::git::parse(s).map(|parsed| (i, parsed)))
+            .find_map(|(i, s)| crate::ops::git::parse(s).map(|parsed| (i, parsed)))
         else {
             return Ok((None, None));
         };
@@ -135,8 +137,8 @@ impl BuildRun<'_> {
         command: &Command,
         keyword: &str,
         urls: &[String],
-        checksum: Option<&crate::remote::Checksum>,
-    ) -> Result<(Option<tempfile::TempDir>, Vec<crate::remote::Download>), BuildError> {
+        checksum: Option<&crate::ops::http::Checksum>,
+    ) -> Result<(Option<tempfile::TempDir>, Vec<crate::ops::http::Download>), BuildError> {
         if urls.is_empty() {
             return Ok((None, Vec::new()));
         }
@@ -150,8 +152,8 @@ impl BuildRun<'_> {
             let dir = root.path().join(i.to_string());
             std::fs::create_dir(&dir)
                 .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
-            let download = crate::remote::download(url, &dir, checksum).map_err(|e| {
-                let pinned = matches!(e, crate::remote::DownloadError::Checksum { .. });
+            let download = crate::ops::http::download(url, &dir, checksum).map_err(|e| {
+                let pinned = matches!(e, crate::ops::http::DownloadError::Checksum { .. });
                 let error = ParseError::new(
                     &self.file.source,
                     command.location.span,
@@ -192,7 +194,7 @@ impl BuildRun<'_> {
             None => sources
                 .iter()
                 .cloned()
-                .partition(|s| crate::remote::is_url(s)),
+                .partition(|s| crate::ops::http::is_url(s)),
         };
         if !urls.is_empty() && !args.is_add {
             return Err(self.located(
@@ -304,7 +306,7 @@ impl BuildRun<'_> {
             entries.retain(|(path, _)| !path.contains("/.git/") && !path.ends_with("/.git"));
             entries.push(("git commit".to_owned(), checkout.commit.clone()));
         }
-        let digest = crate::copy::digest_of_entries(&entries);
+        let digest = crate::ops::copy::digest_of_entries(&entries);
         let source_kind = source_key.split(' ').next().unwrap_or_default().to_owned();
         let parent_key = if args.link { "" } else { state.key.as_str() };
         let key = CacheKey::new(keyword)

@@ -4,8 +4,10 @@
 use crate::cache::key::{CacheKey, describe_owner};
 use crate::convert::config::{add_env, go_quote_list, normalize_workdir, parse_port};
 use crate::convert::copy::CopyArgs;
-use crate::engine::{BuildError, BuildOptions, BuildRun, DEFAULT_SHELL, MASK, StageState};
-use crate::users::resolve_owner;
+use crate::fs::users::resolve_owner;
+use crate::options::BuildOptions;
+use crate::outcome::BuildError;
+use crate::state::{BuildRun, DEFAULT_SHELL, MASK, StageState};
 use stagecraft_dockerfile::{
     Command, CommandKind, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
 };
@@ -277,8 +279,8 @@ impl BuildRun<'_> {
                         {
                             return Ok(());
                         }
-                        let owner = owner.unwrap_or(crate::users::Owner { uid: 0, gid: 0 });
-                        crate::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
+                        let owner = owner.unwrap_or(crate::fs::users::Owner { uid: 0, gid: 0 });
+                        crate::ops::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
                             .map(drop)
                             .map_err(|e| e.to_string())
                     },

@@ -2,8 +2,9 @@
 //! `ONBUILD` triggers its base declares; `--from` sources of `COPY` and mounts.
 
 use crate::cache::key::CacheKey;
-use crate::engine::{BuildError, BuildRun, DEFAULT_PATH, LayerRef, StageState};
-use crate::rootfs::MergedView;
+use crate::fs::rootfs::MergedView;
+use crate::outcome::{BuildError, LayerRef};
+use crate::state::{BuildRun, DEFAULT_PATH, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig};
 use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};

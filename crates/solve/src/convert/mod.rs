@@ -5,3 +5,4 @@ pub(crate) mod config;
 pub(crate) mod copy;
 pub(crate) mod dispatch;
 pub(crate) mod from;
+pub(crate) mod run;

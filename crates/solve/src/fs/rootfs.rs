@@ -52,11 +52,6 @@ pub struct Found {
 }
 
 impl Found {
-    /// Its path in the view with every symlink resolved (`/` for the root).
-    pub fn resolved_path(&self) -> &Path {
-        &self.resolved
-    }
-
     /// Opens it for reading, never following a symlink on the host.
     pub fn open(&self) -> io::Result<File> {
         let fd = open_beneath(
@@ -65,6 +60,22 @@ impl Found {
             OFlags::RDONLY | OFlags::NOFOLLOW,
         )?;
         Ok(File::from(fd))
+    }
+
+    /// The sha256 of its bytes, read through [`Found::open`].
+    pub fn sha256(&self) -> io::Result<[u8; 32]> {
+        use sha2::{Digest as _, Sha256};
+        let mut file = self.open()?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let read = io::Read::read(&mut file, &mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+        }
+        Ok(hasher.finalize().into())
     }
 
     /// The target of a symlink, as stored.
@@ -159,11 +170,6 @@ impl MergedView {
             })
             .collect();
         MergedView { layers, roots }
-    }
-
-    /// The layers, bottom first.
-    pub fn layers(&self) -> &[PathBuf] {
-        &self.layers
     }
 
     /// Looks a path up without following symlinks in its last component; symlinks in parent
@@ -532,7 +538,7 @@ mod tests {
                 "{link}"
             );
             let found = view.lookup_follow(Path::new("/up/canary-dir/own")).unwrap();
-            assert_eq!(found.resolved_path(), Path::new("/canary-dir/own"));
+            assert_eq!(found.resolved, Path::new("/canary-dir/own"));
         }
     }
 

@@ -152,8 +152,6 @@ pub struct Download {
     pub path: PathBuf,
     /// The name it gets in the destination.
     pub name: String,
-    /// `sha256:<hex>` of its content.
-    pub digest: String,
     /// The `Last-Modified` header, as sent (part of the cache key: it sets the mtime).
     pub last_modified: Option<String>,
 }
@@ -251,10 +249,10 @@ pub fn download(
         file.write_all(&buffer[..read]).map_err(io_error)?;
     }
     drop(file);
-    let digest = format!("sha256:{}", hex::encode(sha256.finalize()));
+    let sha256 = format!("sha256:{}", hex::encode(sha256.finalize()));
     if let Some(expected) = checksum {
         let actual = match expected.algorithm {
-            Algorithm::Sha256 => digest.clone(),
+            Algorithm::Sha256 => sha256,
             Algorithm::Sha384 => format!("sha384:{}", hash_file::<Sha384>(&path)?),
             Algorithm::Sha512 => format!("sha512:{}", hash_file::<Sha512>(&path)?),
         };
@@ -289,7 +287,6 @@ pub fn download(
     Ok(Download {
         path,
         name,
-        digest,
         last_modified,
     })
 }

@@ -1,7 +1,7 @@
 //! Resolving `--chown=user:group` the way BuildKit does: names are looked up in the
 //! destination stage's `/etc/passwd` and `/etc/group`; numbers are taken as they are.
 
-use crate::rootfs::MergedView;
+use crate::fs::rootfs::MergedView;
 use std::path::Path;
 
 /// A resolved owner.

@@ -21,9 +21,8 @@
 //! inode, `u64` device, `u32` mode, 32 bytes of sha256), then the sha256 of all that. A file
 //! that does not read back whole is ignored.
 
-use crate::copy::{CopyError, hash_file};
+use crate::fs::rootfs::Found;
 use crate::progress::ContextFiles;
-use crate::rootfs::Found;
 use sha2::{Digest as _, Sha256};
 use stagecraft_store::Store;
 use std::collections::HashMap;
@@ -270,9 +269,9 @@ impl ContextHashes {
     /// The sha256 of the file at `found`, whose metadata must be what its lookup found (after
     /// this build started): taken from the index when that stat allows, read otherwise. A file outside the context (an
     /// `ADD` download) is always read, and not recorded.
-    pub fn sha256(&self, found: &Found) -> Result<[u8; 32], CopyError> {
+    pub fn sha256(&self, found: &Found) -> std::io::Result<[u8; 32]> {
         let Ok(relative) = found.real_path.strip_prefix(&self.root) else {
-            return hash_file(found);
+            return found.sha256();
         };
         let path = relative.as_os_str().as_bytes();
         let stat = FileStat::of(&found.metadata);
@@ -284,7 +283,7 @@ impl ContextHashes {
             .or_else(|| self.saved.trusted(path, &stat));
         let (sha256, hashed) = match known {
             Some(sha256) => (sha256, false),
-            None => (hash_file(found)?, true),
+            None => (found.sha256()?, true),
         };
         match self.lock_seen().entry(path.to_vec()) {
             // Looked at before with this stat: the first look says how it was hashed.
@@ -346,7 +345,7 @@ impl ContextHashes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootfs::MergedView;
+    use crate::fs::rootfs::MergedView;
     use std::fs;
 
     /// A store and a context directory holding `files` (name, content).
@@ -379,7 +378,7 @@ mod tests {
             let found = view.lookup(&Path::new("/").join(name)).unwrap();
             assert_eq!(
                 hashes.sha256(&found).unwrap(),
-                hash_file(&found).unwrap(),
+                found.sha256().unwrap(),
                 "{name}"
             );
         }

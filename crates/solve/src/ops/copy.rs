@@ -10,10 +10,10 @@
 //! destination, from its `/./` pivot on when it has one (`a/./b/c` → `DEST/b/c`).
 
 use crate::cache::key::CacheKey;
-use crate::context_index::ContextHashes;
-use crate::remote::Download;
-use crate::rootfs::{Found, MergedView, clean_components};
-use crate::users::Owner;
+use crate::fs::context_index::ContextHashes;
+use crate::fs::rootfs::{Found, MergedView, clean_components};
+use crate::fs::users::Owner;
+use crate::ops::http::Download;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use sha2::{Digest as _, Sha256};
 use stagecraft_dockerignore::{PatternMatcher, lossy_name};
@@ -468,9 +468,10 @@ impl<'a> CopyPlan<'a> {
     /// The sha256 (hex) of a source file, by the context index for context files.
     fn file_sha256(&self, found: &Found) -> Result<String, CopyError> {
         let sha256 = match self.context {
-            Some(hashes) => hashes.sha256(found)?,
-            None => hash_file(found)?,
-        };
+            Some(hashes) => hashes.sha256(found),
+            None => found.sha256(),
+        }
+        .map_err(io_error(&found.real_path))?;
         Ok(hex::encode(sha256))
     }
 
@@ -606,11 +607,6 @@ impl<'a> CopyPlan<'a> {
         }
         Ok(())
     }
-
-    /// Whether nothing will be copied.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.dest_dirs.is_empty()
-    }
 }
 
 /// The digest of [`CopyPlan::entries`] output: each path and description length-prefixed, so
@@ -737,22 +733,6 @@ fn split_pivot(pattern: &str) -> (String, usize) {
         }
         None => (pattern.to_owned(), 0),
     }
-}
-
-/// The sha256 of a found file's bytes.
-pub fn hash_file(found: &Found) -> Result<[u8; 32], CopyError> {
-    let path = &found.real_path;
-    let mut file = found.open().map_err(io_error(path))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let read = io::Read::read(&mut file, &mut buffer).map_err(io_error(path))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher.finalize().into())
 }
 
 #[cfg(test)]

@@ -1,0 +1,439 @@
+//! `RUN`: mounts prepared (cache, bind, tmpfs, secret, ssh), the command, environment and user
+//! resolved, and the step run through the [`crate::Runner`] on top of the stage's layers.
+
+use crate::cache::key::CacheKey;
+use crate::cache::step::distinct_layers;
+use crate::convert::config::{
+    add_env, go_quote_list, heredoc_command, normalize_workdir, run_command_string,
+};
+use crate::fs::rootfs::MergedView;
+use crate::interfaces::{RunMount, RunMountKind, RunRequest};
+use crate::mounts::{MountSpec, MountType, parse_mount_with};
+use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
+use crate::outcome::BuildError;
+use crate::progress::{Event, Stream};
+use crate::scratch::scratch_prefix;
+use crate::state::{BuildRun, StageState};
+use stagecraft_dockerfile::Command;
+use stagecraft_store::{CacheMountAccess, CacheMountLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+impl BuildRun<'_> {
+    pub(crate) fn prepare_mounts(
+        &self,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+        state: &StageState,
+        cwd: &str,
+    ) -> Result<PreparedMounts, BuildError> {
+        let store = self.engine.store;
+        let mut prepared = PreparedMounts {
+            mounts: Vec::new(),
+            key: String::new(),
+            env: Vec::new(),
+            _scratch: Vec::new(),
+            _locks: Vec::new(),
+        };
+        let scratch_dir = || {
+            tempfile::Builder::new()
+                .prefix(&scratch_prefix("mount"))
+                .tempdir_in(store.root().join("ingest"))
+                .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
+        };
+        let mut ssh_mounts = 0;
+        // Each cache mount once, with the strongest access the step asks for: two locks on one
+        // mount, one of them exclusive, would wait for each other forever.
+        let mut cache_locks: BTreeMap<String, CacheMountAccess> = BTreeMap::new();
+        for word in &run.mounts {
+            // Errors show the value as written: an expanded one may hold a secret.
+            let written = &word.value;
+            // BuildKit expands each field's value after the CSV split; an expansion error
+            // (a secret build argument, say) keeps its own message.
+            let mut expansion_error = None;
+            let parsed = parse_mount_with(written, &mut |value| {
+                self.expand(command, value, state).map_err(|e| {
+                    let message = e.to_string();
+                    expansion_error = Some(e);
+                    message
+                })
+            });
+            if let Some(error) = expansion_error {
+                return Err(error);
+            }
+            let spec =
+                parsed.map_err(|e| self.located(command, format!("--mount={written}: {e}")))?;
+            let target = |default: String| {
+                let raw = spec.target.clone().unwrap_or(default);
+                normalize_workdir(cwd, &raw)
+            };
+            match spec.kind {
+                MountType::Cache => {
+                    let id = spec.cache_id();
+                    let dir = self.cache_mount_dir(command, &spec, &id, written)?;
+                    let access = if spec.sharing == "locked" || spec.sharing == "private" {
+                        CacheMountAccess::Exclusive
+                    } else {
+                        CacheMountAccess::Shared
+                    };
+                    let held = cache_locks.entry(id).or_insert(access);
+                    *held = access.max(*held);
+                    prepared.mounts.push(RunMount {
+                        target: target(String::new()),
+                        kind: RunMountKind::Bind {
+                            source: dir,
+                            readonly: spec.readonly,
+                        },
+                    });
+                }
+                MountType::Tmpfs => prepared.mounts.push(RunMount {
+                    target: target(String::new()),
+                    kind: RunMountKind::Tmpfs { size: spec.size },
+                }),
+                MountType::Bind => {
+                    let source = spec.source.clone().unwrap_or_else(|| "/".to_owned());
+                    let (view, origin): (MergedView, String) = match &spec.from {
+                        Some(from) => self.source_view(from)?,
+                        None => (
+                            MergedView::new(vec![self.options.context_dir.clone()]),
+                            "context".to_owned(),
+                        ),
+                    };
+                    let copy_source = match &spec.from {
+                        Some(_) => CopySource::Stage(view),
+                        None => CopySource::Context {
+                            view,
+                            matcher: &self.matcher,
+                            hashes: &self.context_hashes,
+                        },
+                    };
+                    let sources = [source.clone()];
+                    let copy_spec = CopySpec::as_is(&sources);
+                    let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
+                        .map_err(|e| self.located(command, format!("--mount={written}: {e}")))?;
+                    let digest = plan
+                        .content_digest()
+                        .map_err(|e| self.located(command, e.to_string()))?;
+                    prepared.key.push_str(&format!(
+                        "bind {} {} {origin} {digest}\n",
+                        target(String::new()),
+                        spec.readonly
+                    ));
+                    // A private copy: `rw` changes are thrown away and the context stays untouched.
+                    let copy = scratch_dir()?;
+                    plan.write(copy.path(), &MergedView::default())
+                        .map_err(|e| BuildError::Other(e.to_string()))?;
+                    let single_file = plan_single_file(copy.path());
+                    prepared.mounts.push(RunMount {
+                        target: target(String::new()),
+                        kind: RunMountKind::Bind {
+                            source: single_file.unwrap_or_else(|| copy.path().to_owned()),
+                            readonly: spec.readonly,
+                        },
+                    });
+                    prepared._scratch.push(copy);
+                }
+                MountType::Secret => {
+                    let id = spec.secret_id();
+                    let Some(value) = self.options.secrets.get(&id) else {
+                        if spec.required {
+                            return Err(self.located(command, format!("secret {id} is required but was not provided (pass it with --secret id={id},src=FILE)")));
+                        }
+                        continue;
+                    };
+                    if let Some(name) = &spec.env {
+                        prepared
+                            .env
+                            .push(format!("{name}={}", String::from_utf8_lossy(value)));
+                        if spec.target.is_none() {
+                            continue;
+                        }
+                    }
+                    let dir = scratch_dir()?;
+                    let file = dir.path().join("secret");
+                    std::fs::write(&file, value)
+                        .map_err(|e| BuildError::Other(format!("writing a secret file: {e}")))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(
+                        &file,
+                        std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o400)),
+                    )
+                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    std::os::unix::fs::chown(
+                        &file,
+                        Some(spec.uid.unwrap_or(0)),
+                        Some(spec.gid.unwrap_or(0)),
+                    )
+                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    prepared.mounts.push(RunMount {
+                        target: target(format!("/run/secrets/{id}")),
+                        kind: RunMountKind::Bind {
+                            source: file,
+                            readonly: true,
+                        },
+                    });
+                    prepared._scratch.push(dir);
+                }
+                MountType::Ssh => {
+                    let id = spec.id.clone().unwrap_or_else(|| "default".to_owned());
+                    let Some(socket) = self.options.ssh.get(&id) else {
+                        if spec.required {
+                            return Err(self.located(command, format!("no SSH agent {id:?} was forwarded (pass it with --ssh {id}=$SSH_AUTH_SOCK)")));
+                        }
+                        continue;
+                    };
+                    // BuildKit numbers the default targets by the mount's place among the
+                    // ssh mounts, and points SSH_AUTH_SOCK at the first one.
+                    let target = target(format!("/run/buildkit/ssh_agent.{ssh_mounts}"));
+                    ssh_mounts += 1;
+                    if ssh_mounts == 1 {
+                        prepared.env.push(format!("SSH_AUTH_SOCK={target}"));
+                    }
+                    prepared.mounts.push(RunMount {
+                        target,
+                        kind: RunMountKind::Bind {
+                            source: socket.clone(),
+                            readonly: false,
+                        },
+                    });
+                }
+            }
+        }
+        // In id order, so that steps running in parallel cannot each hold a mount the other
+        // waits for.
+        for (id, access) in cache_locks {
+            let lock = store
+                .lock_cache_mount(&id, access)
+                .map_err(|e| BuildError::Other(format!("locking cache mount {id:?}: {e}")))?;
+            prepared._locks.push(lock);
+        }
+        Ok(prepared)
+    }
+
+    /// The directory of cache mount `id`, made on first use: with the mount's `mode`, `uid` and
+    /// `gid`, and seeded from `from=` (and `source=`, a path in it), which BuildKit uses as a
+    /// new cache's initial content.
+    pub(crate) fn cache_mount_dir(
+        &self,
+        command: &Command,
+        spec: &MountSpec,
+        id: &str,
+        written: &str,
+    ) -> Result<PathBuf, BuildError> {
+        let store = self.engine.store;
+        let store_error =
+            |e: stagecraft_store::Error| BuildError::Other(format!("cache mount {id:?}: {e}"));
+        if let Some(dir) = store.use_cache_mount(id).map_err(store_error)? {
+            return Ok(dir);
+        }
+        let fresh = store.new_cache_mount(id).map_err(store_error)?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(
+            fresh.path(),
+            std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o755)),
+        );
+        let _ = std::os::unix::fs::chown(
+            fresh.path(),
+            Some(spec.uid.unwrap_or(0)),
+            Some(spec.gid.unwrap_or(0)),
+        );
+        if let Some(from) = &spec.from {
+            let (view, _) = self.source_view(from)?;
+            let sources = [spec.source.clone().unwrap_or_else(|| "/".to_owned())];
+            let seed = CopySpec::as_is(&sources);
+            CopyPlan::resolve(&CopySource::Stage(view), &seed, &MergedView::default())
+                .and_then(|plan| plan.write(fresh.path(), &MergedView::default()))
+                .map_err(|e| {
+                    self.located(
+                        command,
+                        format!("--mount={written}: seeding the cache: {e}"),
+                    )
+                })?;
+        }
+        fresh.install().map_err(store_error)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_step(
+        &self,
+        stage_index: usize,
+        position: usize,
+        total: usize,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+        state: &mut StageState,
+        no_cache: bool,
+    ) -> Result<bool, BuildError> {
+        let mut args = run.command.args.clone();
+        if let Some(first) = run.command.heredocs.first() {
+            args = heredoc_command(&args, &run.command.heredocs, first);
+        }
+        let args = self.with_shell(state, &args, run.command.prepend_shell);
+        let env = state.scope.env_list();
+        let cwd = if state.config.config.working_dir.is_empty() {
+            "/".to_owned()
+        } else {
+            state.config.config.working_dir.clone()
+        };
+        let user = state.config.config.user.clone();
+        let args_json = serde_json::to_string(&args).unwrap_or_default();
+        let env_json = serde_json::to_string(&env).unwrap_or_default();
+        let prepared = self.prepare_mounts(command, run, state, &cwd)?;
+        let key = CacheKey::new("RUN")
+            .text("parent", &state.key)
+            .text("args", &args_json)
+            .text("env", &env_json)
+            .text("cwd", &cwd)
+            .text("user", &user)
+            .text("network", &run.network)
+            .text("mounts", &prepared.key)
+            .finish();
+        let mut run_env = env.clone();
+        for entry in &prepared.env {
+            let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+            add_env(&mut run_env, key, value);
+        }
+        let name = format!(
+            "RUN {}",
+            args.last().map(String::as_str).unwrap_or_default()
+        );
+        let history = format!(
+            "RUN {} # buildkit",
+            run_command_string(&args, &state.args, &state.scope, &self.options.secret_args)
+        );
+        let lowers = distinct_layers(&state.snapshots);
+        let progress = self.engine.progress;
+        let runner = self.engine.runner;
+        let tail: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+        let mut inputs = vec![
+            ("command".to_owned(), args.join(" ")),
+            ("working directory".to_owned(), cwd.clone()),
+            ("user".to_owned(), user.clone()),
+            ("network".to_owned(), run.network.clone()),
+            ("mounts".to_owned(), prepared.key.clone()),
+        ];
+        inputs.extend(env.iter().map(|entry| {
+            let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+            let shown = if self.options.secret_args.contains(name) {
+                // Enough to say it changed, without keeping the value in the store.
+                format!(
+                    "secret {}",
+                    &CacheKey::new("secret build argument")
+                        .text("value", value)
+                        .finish()[..12]
+                )
+            } else {
+                value.to_owned()
+            };
+            (format!("variable {name}"), shown)
+        }));
+        let ran = self.layer_step_with(
+            stage_index,
+            position,
+            total,
+            &name,
+            &key,
+            false,
+            no_cache,
+            inputs,
+            state,
+            |upper, work, id| {
+                let request = RunRequest {
+                    lower_dirs: &lowers,
+                    upper_dir: upper,
+                    work_dir: work,
+                    args: &args,
+                    env: &run_env,
+                    cwd: &cwd,
+                    user: &user,
+                    network: &run.network,
+                    mounts: &prepared.mounts,
+                };
+                let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+                let mut emit = |stream: Stream, bytes: &[u8]| {
+                    let buffer = &mut pending[usize::from(stream == Stream::Stderr)];
+                    buffer.extend_from_slice(bytes);
+                    while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = buffer.drain(..=newline).collect();
+                        let line = self.mask(&String::from_utf8_lossy(&line[..line.len() - 1]));
+                        let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                        tail.push_back(line.clone());
+                        if tail.len() > 20 {
+                            tail.pop_front();
+                        }
+                        progress.event(Event::Log { id, stream, line });
+                    }
+                };
+                let code = runner.run(&request, &mut emit)?;
+                for (i, rest) in pending.iter().enumerate() {
+                    if !rest.is_empty() {
+                        let line = self.mask(&String::from_utf8_lossy(rest));
+                        tail.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push_back(line.clone());
+                        progress.event(Event::Log {
+                            id,
+                            stream: if i == 0 {
+                                Stream::Stdout
+                            } else {
+                                Stream::Stderr
+                            },
+                            line,
+                        });
+                    }
+                }
+                if code != 0 {
+                    return Err(format!("exit code: {code}"));
+                }
+                Ok(())
+            },
+        );
+        let ran = ran.map_err(|error| match error {
+            BuildError::Other(message) => {
+                let tail: Vec<String> = tail
+                    .into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .into_iter()
+                    .collect();
+                let mut text = format!(
+                    "process {} did not complete successfully: {message}",
+                    go_quote_list(&args)
+                );
+                if !tail.is_empty() {
+                    text.push_str("\n  output (last lines):\n");
+                    for line in tail {
+                        text.push_str(&format!("    {line}\n"));
+                    }
+                }
+                self.located(command, text)
+            }
+            other => other,
+        })?;
+        state.history(history, true, &self.created);
+        Ok(ran)
+    }
+}
+
+/// Mounts prepared for one `RUN`, with what must stay alive while it runs.
+pub(crate) struct PreparedMounts {
+    mounts: Vec<RunMount>,
+    /// What the mounts contribute to the cache key (bind mount contents only: caches, tmpfs
+    /// and secrets never change the key).
+    key: String,
+    /// `KEY=VALUE` for the command only (never in the key or the image): secrets exposed as
+    /// environment variables, `SSH_AUTH_SOCK`.
+    env: Vec<String>,
+    /// Temporary directories holding copies and secret files, removed after the run.
+    _scratch: Vec<tempfile::TempDir>,
+    /// Locks of the cache mounts (shared or exclusive, by their `sharing`), released after the
+    /// run.
+    _locks: Vec<CacheMountLock>,
+}
+
+/// A bind mount of a single file: the copy holds exactly one regular file, mount that file.
+pub(crate) fn plan_single_file(dir: &Path) -> Option<PathBuf> {
+    let mut entries = std::fs::read_dir(dir).ok()?;
+    let first = entries.next()?.ok()?;
+    (entries.next().is_none() && first.file_type().ok()?.is_file()).then(|| first.path())
+}

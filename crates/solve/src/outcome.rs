@@ -1,0 +1,111 @@
+//! What a build gives back: the image and its layers, each stage's outcome, or an error.
+
+use stagecraft_dockerfile::ParseError;
+use stagecraft_image::{Descriptor, Digest};
+use stagecraft_plan::PlanError;
+use stagecraft_store::Image;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Planning failed.
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    /// A step failed at a place in the Dockerfile.
+    #[error("{0}")]
+    Step(ParseError),
+    /// Anything else (store, layer, base image).
+    #[error("{0}")]
+    Other(String),
+    /// The stage stopped because another one failed; that one's error is the build's.
+    #[error("the build stopped after another stage failed")]
+    Cancelled,
+}
+
+impl BuildError {
+    /// A multi-line rendering for terminals.
+    pub fn render(&self) -> String {
+        match self {
+            BuildError::Plan(e) => e.render(),
+            BuildError::Step(e) => e.render(),
+            BuildError::Other(message) => format!("error: {message}"),
+            BuildError::Cancelled => format!("error: {self}"),
+        }
+    }
+}
+
+/// One layer of a built stage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRef {
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// Compressed blob: media type, digest, size.
+    pub media_type: String,
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+    /// Uncompressed size, when known.
+    pub uncompressed_size: Option<u64>,
+    /// The instruction that made it (empty for base image layers).
+    pub created_by: String,
+    /// When the layer was made (RFC 3339): its history entry's time, as BuildKit keeps a
+    /// cached layer's original time, so a cached rebuild gives the same image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+impl LayerRef {
+    /// The manifest descriptor of the blob.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(&self.media_type, self.digest.clone(), self.size)
+    }
+}
+
+/// How a stage ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageOutcome {
+    /// At least one step ran.
+    Built,
+    /// Every step came from the cache.
+    Cached,
+    /// The target does not need it.
+    Skipped,
+}
+
+/// What happened to one stage.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageReport {
+    /// Display name.
+    pub name: String,
+    /// Built, cached or skipped.
+    pub outcome: StageOutcome,
+    /// Its layers, bottom first (base image layers included).
+    pub layers: Vec<LayerRef>,
+    /// How many leading layers came from the base image.
+    pub base_layers: usize,
+}
+
+/// The result of a build.
+pub struct BuildOutcome {
+    /// The final image, stored.
+    pub image: Image,
+    /// Its layers with their snapshot directories, bottom first.
+    pub layers: Vec<LayerRef>,
+    /// Snapshot directories of the layers, bottom first (to export the filesystem).
+    pub snapshots: Vec<PathBuf>,
+    /// Every stage, in file order.
+    pub stages: Vec<StageReport>,
+    /// How many steps ran and how many came from the cache.
+    pub steps_run: usize,
+    /// Steps answered from the cache.
+    pub steps_cached: usize,
+    /// The cache records behind the layers of every stage built (what `--cache-to
+    /// mode=max` exports), by cache key.
+    pub cache_records: BTreeMap<String, LayerRef>,
+    /// The keys of those records that made the final image's layers (`mode=min`).
+    pub target_cache_keys: Vec<String>,
+}
