@@ -1,4 +1,18 @@
 //! The build engine: runs a [`stagecraft_plan::Plan`] stage by stage.
+//!
+//! ```text
+//! Engine::build ─ scheduler (a thread per needed stage)
+//!        │             │ each instruction
+//!        │        convert/ (Dockerfile semantics: expand, FROM, COPY/ADD, RUN → steps)
+//!        │             │ each step that makes a layer
+//!        │        cache/ (key → record? reuse : run, commit, record; explain misses)
+//!        │             │ on a miss
+//!        │        ops/ (copy, git, http) and the Runner (RUN, in crate `exec`)
+//!        │             │ reading files of the context, stages and images
+//!        └──────  fs/ (merged layer views resolved inside their root; context index)
+//! ```
+//!
+//! `docs/architecture.md` says which BuildKit part each module mirrors and where a change goes.
 
 mod cache;
 mod convert;
