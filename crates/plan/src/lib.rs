@@ -241,6 +241,9 @@ impl Plan {
                     }],
                 )
             } else {
+                // As BuildKit, every stage's base must be a valid reference before anything
+                // runs, needed by the target or not.
+                check_reference(file, &stage.base, &base_name)?;
                 (Base::Image(base_name), Vec::new())
             };
             if let Some(name) = &stage.name {
@@ -285,7 +288,10 @@ impl Plan {
                 for (word, kind) in sources {
                     match resolve_reference(file, &lexer, &word, &names, planned.len())? {
                         Some(stage) => extra.push(Dependency { stage, kind, line }),
-                        None => images.push(word.value.clone()),
+                        None => {
+                            check_reference(file, &word, &word.value)?;
+                            images.push(word.value.clone());
+                        }
                     }
                 }
             }
@@ -409,6 +415,22 @@ fn mount_from(file: &Dockerfile, mount: &Word) -> Result<Option<Word>, ParseErro
             })
         })
         .map_err(|e| located(file, mount.span, format!("--mount={}: {e}", mount.value)))
+}
+
+/// Refuses an image reference that is not valid (`Alpine:3.20`, `docker:-dind`), at the word
+/// that named it, with BuildKit's words ("failed to parse stage name").
+fn check_reference(file: &Dockerfile, word: &Word, reference: &str) -> Result<(), ParseError> {
+    match stagecraft_image::Reference::parse(reference) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(located(
+            file,
+            word.span,
+            format!("failed to parse stage name {reference:?}: {error}"),
+        )
+        .with_hint(
+            "an image reference is [REGISTRY/]REPOSITORY[:TAG][@DIGEST], the repository in lowercase; a stage is named with FROM … AS NAME",
+        )),
+    }
 }
 
 /// A `--from` value: a stage index, a stage name, or (`None`) an image.

@@ -170,3 +170,29 @@ fn independent_stages_come_before_the_stage_that_joins_them() {
     .unwrap();
     assert_eq!(plan.needed_names(), ["early", "late"]);
 }
+
+#[test]
+fn invalid_image_references_fail_even_in_stages_that_are_not_needed() {
+    let options = PlanOptions::default();
+    let message = error(
+        "FROM Alpine:3.20 AS unused\nFROM busybox\nRUN true\n",
+        &options,
+    );
+    assert!(message.contains("Dockerfile:1"), "{message}");
+    assert!(
+        message.contains("failed to parse stage name \"Alpine:3.20\"")
+            && message.contains("lowercase"),
+        "{message}"
+    );
+    // After expansion: an empty tag variable leaves `docker:-dind`.
+    let message = error(
+        "ARG TAG=\nFROM docker:${TAG}-dind AS dind\nFROM busybox\n",
+        &options,
+    );
+    assert!(message.contains("\"docker:-dind\""), "{message}");
+    // `COPY --from` an image is checked too.
+    let message = error("FROM busybox\nCOPY --from=Bad:1 /x /x\n", &options);
+    assert!(message.contains("Dockerfile:2"), "{message}");
+    // Valid references plan.
+    plan("FROM localhost:5000/team/app:1.0 AS a\nFROM a\nCOPY --from=busybox:1.36 /bin/sh /sh\n");
+}
