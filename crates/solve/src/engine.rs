@@ -69,6 +69,8 @@ pub struct BuildOptions {
     /// other write bits, so machines with different umasks share a cache (the layer keeps
     /// the modes of the machine that made it).
     pub cache_normalize_mode: bool,
+    /// Privileges granted with `--allow` (`RUN --security=insecure` needs `security.insecure`).
+    pub entitlements: BTreeSet<crate::Entitlement>,
 }
 
 /// What the history and progress show instead of a secret value.
@@ -99,6 +101,8 @@ pub struct RunRequest<'a> {
     pub user: &'a str,
     /// `default`, `none` or `host`.
     pub network: &'a str,
+    /// `sandbox` or `insecure` (granted: the engine checked the entitlement).
+    pub security: &'a str,
     /// `RUN --mount`s, resolved to host paths.
     pub mounts: &'a [RunMount],
 }
@@ -127,6 +131,34 @@ pub enum RunMountKind {
         /// Size limit in bytes.
         size: Option<u64>,
     },
+    /// A file with a secret's content, which the executor must keep off any disk.
+    Secret(SecretFile),
+}
+
+/// A `RUN --mount=type=secret` file: content and ownership. `Debug` leaves the content out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    /// The secret's bytes.
+    pub data: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+impl std::fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretFile({} bytes, mode {:o}, {}:{})",
+            self.data.len(),
+            self.mode,
+            self.uid,
+            self.gid
+        )
+    }
 }
 
 /// Runs `RUN` commands.
@@ -381,6 +413,14 @@ impl Engine<'_> {
             failed: Mutex::new(None),
             secret_values: secret_values(options),
         };
+        // Before anything runs, as BuildKit validates the whole build's entitlements first.
+        for stage in run.plan.stages.iter().filter(|s| s.needed) {
+            for command in &stage.stage.commands {
+                if let CommandKind::Run(run_command) = &command.kind {
+                    run.check_entitlements(command, run_command)?;
+                }
+            }
+        }
         for stage in run.plan.stages.iter().filter(|s| !s.needed) {
             self.progress.event(Event::StageSkipped {
                 stage: stage.display_name.clone(),
@@ -547,6 +587,23 @@ fn sha256_hex(parts: &[&str]) -> String {
 }
 
 impl BuildRun<'_> {
+    /// A `RUN` that asks for a privilege the build was not granted (`--allow`) is an error.
+    fn check_entitlements(
+        &self,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+    ) -> Result<(), BuildError> {
+        let granted = &self.options.entitlements;
+        if run.security == "insecure" && !granted.contains(&crate::Entitlement::SecurityInsecure) {
+            // BuildKit's words; buildx's flag in the hint.
+            return Err(self.located(
+                command,
+                "RUN --security=insecure: security.insecure is not allowed\n  = help: grant it with `stagecraft build --allow security.insecure`",
+            ));
+        }
+        Ok(())
+    }
+
     fn located(&self, command: &Command, message: impl Into<String>) -> BuildError {
         BuildError::Step(ParseError::new(
             &self.file.source,
@@ -1542,30 +1599,16 @@ impl BuildRun<'_> {
                             continue;
                         }
                     }
-                    let dir = scratch_dir()?;
-                    let file = dir.path().join("secret");
-                    std::fs::write(&file, value)
-                        .map_err(|e| BuildError::Other(format!("writing a secret file: {e}")))?;
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(
-                        &file,
-                        std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o400)),
-                    )
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
-                    std::os::unix::fs::chown(
-                        &file,
-                        Some(spec.uid.unwrap_or(0)),
-                        Some(spec.gid.unwrap_or(0)),
-                    )
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    // Never written here: the executor serves it from a tmpfs of the step's own.
                     prepared.mounts.push(RunMount {
                         target: target(format!("/run/secrets/{id}")),
-                        kind: RunMountKind::Bind {
-                            source: file,
-                            readonly: true,
-                        },
+                        kind: RunMountKind::Secret(SecretFile {
+                            data: value.clone(),
+                            mode: spec.mode.unwrap_or(0o400),
+                            uid: spec.uid.unwrap_or(0),
+                            gid: spec.gid.unwrap_or(0),
+                        }),
                     });
-                    prepared._scratch.push(dir);
                 }
                 MountType::Ssh => {
                     let id = spec.id.clone().unwrap_or_else(|| "default".to_owned());
@@ -1657,6 +1700,8 @@ impl BuildRun<'_> {
         state: &mut StageState,
         no_cache: bool,
     ) -> Result<bool, BuildError> {
+        // Again for the RUNs of ONBUILD triggers, which `build` could not see.
+        self.check_entitlements(command, run)?;
         let mut args = run.command.args.clone();
         if let Some(first) = run.command.heredocs.first() {
             args = heredoc_command(&args, &run.command.heredocs, first);
@@ -1672,8 +1717,8 @@ impl BuildRun<'_> {
         let args_json = serde_json::to_string(&args).unwrap_or_default();
         let env_json = serde_json::to_string(&env).unwrap_or_default();
         let prepared = self.prepare_mounts(command, run, state, &cwd)?;
-        let key = sha256_hex(&[
-            &state.key,
+        let mut key_parts = vec![
+            state.key.as_str(),
             "RUN",
             &args_json,
             &env_json,
@@ -1681,7 +1726,12 @@ impl BuildRun<'_> {
             &user,
             &run.network,
             &prepared.key,
-        ]);
+        ];
+        // Only when not the default, so the sandbox's keys stay what they were.
+        if run.security != "sandbox" {
+            key_parts.push(&run.security);
+        }
+        let key = sha256_hex(&key_parts);
         let mut run_env = env.clone();
         for entry in &prepared.env {
             let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
@@ -1706,6 +1756,9 @@ impl BuildRun<'_> {
             ("network".to_owned(), run.network.clone()),
             ("mounts".to_owned(), prepared.key.clone()),
         ];
+        if run.security != "sandbox" {
+            inputs.push(("security".to_owned(), run.security.clone()));
+        }
         inputs.extend(env.iter().map(|entry| {
             let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
             let shown = if self.options.secret_args.contains(name) {
@@ -1739,6 +1792,7 @@ impl BuildRun<'_> {
                     cwd: &cwd,
                     user: &user,
                     network: &run.network,
+                    security: &run.security,
                     mounts: &prepared.mounts,
                 };
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -2199,7 +2253,7 @@ struct PreparedMounts {
     /// `KEY=VALUE` for the command only (never in the key or the image): secrets exposed as
     /// environment variables, `SSH_AUTH_SOCK`.
     env: Vec<String>,
-    /// Temporary directories holding copies and secret files, removed after the run.
+    /// Temporary directories holding bind mounts' copies, removed after the run.
     _scratch: Vec<tempfile::TempDir>,
     /// Locks of the cache mounts (shared or exclusive, by their `sharing`), released after the
     /// run.

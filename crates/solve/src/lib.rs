@@ -3,6 +3,7 @@
 pub mod context_index;
 pub mod copy;
 mod engine;
+mod entitlements;
 pub mod git;
 mod glob;
 pub use stagecraft_dockerfile::mounts;
@@ -14,5 +15,6 @@ pub mod users;
 
 pub use engine::{
     BaseImages, BuildError, BuildOptions, BuildOutcome, CacheBlobs, Engine, LayerRef, RunMount,
-    RunMountKind, RunRequest, Runner, StageOutcome, StageReport, remove_scratch_dirs,
+    RunMountKind, RunRequest, Runner, SecretFile, StageOutcome, StageReport, remove_scratch_dirs,
 };
+pub use entitlements::Entitlement;
