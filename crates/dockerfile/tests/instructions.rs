@@ -90,6 +90,21 @@ fn flag_rules_match_bflags() {
         stage_error("FROM a\nRUN --network=bridge x\n")
             .starts_with("invalid network mode \"bridge\"")
     );
+    // --security: BuildKit's two modes, sandbox by default.
+    let s = stages("FROM a\nRUN true\nRUN --security=insecure true\n");
+    let modes: Vec<&str> = s.stages[0]
+        .commands
+        .iter()
+        .map(|c| match &c.kind {
+            CommandKind::Run(run) => run.security.as_str(),
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(modes, ["sandbox", "insecure"]);
+    assert_eq!(
+        stage_error("FROM a\nRUN --security=privileged x\n"),
+        "security \"privileged\" is not valid|"
+    );
     // STOPSIGNAL and ARG never look at their flags.
     stages("FROM a\nSTOPSIGNAL --whatever SIGTERM\nARG --x=1 y\n");
 }

@@ -14,7 +14,10 @@ use tempfile::TempDir;
 use crate::error::ExecError;
 use crate::helper::fs::components as fs_components;
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
-use crate::{DEFAULT_HOSTNAME, ExecSpec, ExitStatus, HELPER_ARG, MountKind, Rootfs, Stream};
+use crate::seccomp::Filters;
+use crate::{
+    DEFAULT_HOSTNAME, ExecSpec, ExitStatus, HELPER_ARG, MountKind, Rootfs, Security, Stream,
+};
 
 /// How to start the helper: a program and the arguments that make it call
 /// [`crate::helper_main`]. The executor appends its own `--spec-fd=N --status-fd=M`.
@@ -118,7 +121,13 @@ impl Executor {
                 spec.hostname.clone()
             },
             network: spec.network,
+            security: spec.security,
+            seccomp: match spec.security {
+                Security::Sandbox => Filters::default_for_run().map_err(ExecError::Setup)?,
+                Security::Insecure => None,
+            },
             mounts: sorted_mounts(&spec.mounts),
+            secrets_dir: state.dir.path().join("secrets"),
         };
         let frame = protocol::encode_spec(&helper_spec)
             .map_err(|e| ExecError::InvalidSpec(format!("paths must be valid UTF-8: {e}")))?;
@@ -408,6 +417,13 @@ impl State {
             .tempdir_in(state_dir)
             .map_err(err)?;
         std::fs::create_dir(dir.path().join("root")).map_err(err)?;
+        if spec
+            .mounts
+            .iter()
+            .any(|m| matches!(m.kind, MountKind::Secret { .. }))
+        {
+            std::fs::create_dir(dir.path().join("secrets")).map_err(err)?;
+        }
         std::fs::write(
             dir.path().join("hosts"),
             crate::etc_files::hosts(&spec.hostname, &spec.extra_hosts),
@@ -525,8 +541,26 @@ fn validate(spec: &ExecSpec) -> Result<(), ExecError> {
             ));
         }
     }
+    let secret_bytes: usize = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MountKind::Secret { data, .. } => Some(data.as_bytes().len()),
+            _ => None,
+        })
+        .sum();
+    if secret_bytes > MAX_SECRET_BYTES {
+        return invalid(format!(
+            "the secret mounts hold {secret_bytes} bytes; at most {MAX_SECRET_BYTES} are supported"
+        ));
+    }
     Ok(())
 }
+
+/// What a step's secret mounts may hold in all: they cross to the helper in its spec (as JSON, up
+/// to four bytes a byte, against the spec's 64 MiB bound) and live in memory. BuildKit allows
+/// 500 KB per secret.
+const MAX_SECRET_BYTES: usize = 8 << 20;
 
 /// The mounts with parents before children (stable, by depth), so a mount never hides one that
 /// is nested in it.

@@ -17,10 +17,16 @@
 //!      single-threaded. unshare(mnt, pid, uts, ipc[, net][, user]) → make / private → mount the
 //!      rootfs → resolve USER → create the cwd → create the missing mount points, noting them → fork
 //!        └─ init: PID 1 of the new PID namespace. Own (nested) mount namespace → /proc, /dev, /sys,
-//!           /etc/resolv.conf, /etc/hosts, extra mounts → pivot_root → hostname, capabilities,
-//!           groups/gid/uid → chdir → execve(command)
+//!           /etc/resolv.conf, /etc/hosts, extra mounts → pivot_root → hostname, seccomp,
+//!           capabilities, groups/gid/uid → chdir → execve(command)
 //!      helper: forwards signals, waits, unmounts the rootfs, removes the mount stubs, reports
 //! ```
+//!
+//! The command runs with containerd's default capabilities under Docker's default seccomp profile
+//! (moby's `default.json`, restated in `src/seccomp/` and compiled once per process with
+//! `seccompiler`), unless [`ExecSpec::security`] is [`Security::Insecure`]. Secret mounts
+//! ([`MountKind::Secret`]) are written to a tmpfs inside the container's mount namespace, never to
+//! disk.
 //!
 //! All mounts live in namespaces private to the helper, so they vanish when it exits: the caller's
 //! `/proc/self/mountinfo` never changes, even if the helper is killed. The whole round trip for
@@ -65,7 +71,7 @@
 //!
 //! # What is not done (yet)
 //!
-//! No seccomp profile, AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
+//! AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
 //! `/sys/fs/cgroup` mount), rlimits (inherited from the caller, as BuildKit does when no ulimit is
 //! given), or TTY allocation.
 
@@ -75,6 +81,7 @@ mod etc_files;
 mod executor;
 mod helper;
 mod protocol;
+mod seccomp;
 mod user;
 pub mod userns;
 
@@ -135,6 +142,19 @@ pub enum Network {
     None,
 }
 
+/// How much the command is confined (`RUN --security`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Security {
+    /// BuildKit's default: containerd's default capability set, Docker's default seccomp profile
+    /// (see the crate docs), `/proc` and `/sys` partly masked or read-only.
+    #[default]
+    Sandbox,
+    /// `RUN --security=insecure`, as BuildKit's `security.insecure` entitlement: every capability
+    /// (ambient too, so a non-root `USER` has them), no seccomp filter, nothing masked, `/sys`
+    /// writable.
+    Insecure,
+}
+
 /// An extra mount for the command (the future `RUN --mount`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
@@ -160,6 +180,42 @@ pub enum MountKind {
         /// Size limit in bytes; `None` leaves the kernel default (half of RAM).
         size: Option<u64>,
     },
+    /// A file holding `data` (`RUN --mount=type=secret`), bind-mounted read-only (`nosuid`,
+    /// `nodev`, `noexec`). The bytes travel to the helper over its spec pipe and are written to a
+    /// tmpfs mounted in the container's own mount namespace only, as BuildKit serves secrets from
+    /// a tmpfs: they never reach a disk, and vanish with the namespace, however the run ends.
+    Secret {
+        /// The content.
+        data: SecretData,
+        /// The file's permission bits (BuildKit keeps `mode & 0o777`).
+        mode: u32,
+        /// The file's owner, an id of the step's user namespace.
+        uid: u32,
+        /// The file's group.
+        gid: u32,
+    },
+}
+
+/// A secret's bytes: `Debug` shows only their length, so no log of a spec shows them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretData(Vec<u8>);
+
+impl SecretData {
+    /// Wraps the bytes.
+    pub fn new(data: Vec<u8>) -> Self {
+        Self(data)
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretData({} bytes)", self.0.len())
+    }
 }
 
 /// One `--add-host` entry: a line `IP<TAB>HOST` appended to the generated `/etc/hosts`.
@@ -194,6 +250,9 @@ pub struct ExecSpec {
     pub hostname: String,
     /// The network mode.
     pub network: Network,
+    /// The confinement: capabilities, seccomp, masked paths.
+    #[serde(default)]
+    pub security: Security,
     /// Extra mounts, applied after the standard ones. They are applied in order of path depth so a
     /// mount never hides one nested in it.
     pub mounts: Vec<Mount>,
@@ -206,7 +265,8 @@ pub struct ExecSpec {
 
 impl ExecSpec {
     /// A spec with BuildKit's defaults: empty environment (so [`DEFAULT_PATH`]), cwd `/`, user root,
-    /// hostname [`DEFAULT_HOSTNAME`], host network, no extra mounts or hosts, stdin `/dev/null`.
+    /// hostname [`DEFAULT_HOSTNAME`], host network, the sandbox, no extra mounts or hosts, stdin
+    /// `/dev/null`.
     pub fn new(rootfs: Rootfs, args: Vec<String>) -> Self {
         Self {
             rootfs,
@@ -216,6 +276,7 @@ impl ExecSpec {
             user: String::new(),
             hostname: DEFAULT_HOSTNAME.to_owned(),
             network: Network::Host,
+            security: Security::Sandbox,
             mounts: Vec::new(),
             extra_hosts: Vec::new(),
             stdin_null: true,

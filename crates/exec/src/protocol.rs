@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Failure;
-use crate::{ExitStatus, Mount, Network, Rootfs};
+use crate::{ExitStatus, Mount, Network, Rootfs, Security};
 
 /// The helper argument carrying the spec fd number.
 pub(crate) const SPEC_FD_ARG: &str = "--spec-fd=";
@@ -51,8 +51,15 @@ pub(crate) struct HelperSpec {
     pub(crate) hostname: String,
     /// The network mode.
     pub(crate) network: Network,
+    /// The confinement.
+    pub(crate) security: Security,
+    /// The seccomp filters to load (compiled by the parent), none for `--security=insecure`.
+    pub(crate) seccomp: Option<crate::seccomp::Filters>,
     /// Extra mounts, parents before children.
     pub(crate) mounts: Vec<Mount>,
+    /// An empty directory where the init mounts the tmpfs holding the secret mounts' files, in
+    /// its own mount namespace (nothing is mounted there when the step has no secret).
+    pub(crate) secrets_dir: PathBuf,
 }
 
 /// A message from the helper (or its init process) to the parent.
@@ -144,12 +151,16 @@ mod tests {
             user: "app".into(),
             hostname: "h".into(),
             network: Network::None,
+            security: Security::Sandbox,
+            seccomp: crate::seccomp::Filters::default_for_run().unwrap(),
             mounts: vec![],
+            secrets_dir: "/s".into(),
         };
         let frame = encode_spec(&spec).unwrap();
         let back = read_spec(&frame[..]).unwrap();
         assert_eq!(back.args, spec.args);
         assert_eq!(back.rootfs, spec.rootfs);
+        assert_eq!(back.seccomp, spec.seccomp);
         assert!(
             read_spec(&frame[..frame.len() - 1])
                 .unwrap_err()

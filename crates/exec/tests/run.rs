@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use stagecraft_exec::{
     ExecError, ExecSpec, Executor, ExitStatus, HELPER_ARG, HelperCommand, HostEntry, Mount,
-    MountKind, Network, Rootfs, Stream,
+    MountKind, Network, Rootfs, SecretData, Security, Stream,
 };
 
 const FIXTURE: &str = "/work/shared/fixtures/make-busybox-image";
@@ -304,6 +304,117 @@ fn capabilities_are_dockers_default_set() {
         stdout_of(&spec),
         "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n"
     );
+}
+
+#[test]
+fn dockers_default_seccomp_profile_confines_the_command() {
+    require_root!();
+    let layer = Layer::new();
+    // unshare(CLONE_NEWUSER) needs no capability: only the filter stops it. mount would also
+    // fail for want of CAP_SYS_ADMIN; personality(ADDR_NO_RANDOMIZE) is the filter's alone too
+    // but busybox has no applet for it.
+    let spec = layer.spec(
+        "grep -E '^Seccomp' /proc/self/status; \
+         unshare -U true 2>&1; echo unshare=$?; \
+         mount -t tmpfs none /mnt 2>/dev/null; echo mount=$?; \
+         ls / | wc -l >/dev/null && echo ordinary=$?; \
+         (sleep 0 & wait) && echo fork=$?",
+    );
+    assert_eq!(
+        stdout_of(&spec),
+        "Seccomp:\t2\nSeccomp_filters:\t2\n\
+         unshare: unshare(0x10000000): Operation not permitted\nunshare=1\n\
+         mount=1\nordinary=0\nfork=0\n"
+    );
+    // A non-root user gets the same filter.
+    let mut spec =
+        layer.spec("grep -E '^Seccomp:' /proc/self/status; unshare -U true 2>/dev/null; echo $?");
+    spec.user = "app".into();
+    assert_eq!(stdout_of(&spec), "Seccomp:\t2\n1\n");
+}
+
+#[test]
+fn insecure_has_every_capability_and_no_filter() {
+    require_root!();
+    let layer = Layer::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:\t"))
+        .unwrap()
+        .to_owned();
+    let mut spec = layer.spec(
+        "grep -E '^(Seccomp|CapEff|CapBnd):' /proc/self/status; \
+         unshare -U true && echo unshare-ok; \
+         grep -c ' /proc/kcore ' /proc/self/mountinfo; \
+         grep ' /sys ' /proc/self/mountinfo | grep -c ' rw,'",
+    );
+    spec.security = Security::Insecure;
+    let expected =
+        format!("CapEff:\t{bounding}\nCapBnd:\t{bounding}\nSeccomp:\t0\nunshare-ok\n0\n1\n");
+    assert_eq!(stdout_of(&spec), expected);
+    // Ambient capabilities: a non-root user keeps them all, as under BuildKit's insecure mode.
+    spec.args[2] = "grep -E '^CapEff:' /proc/self/status; id -u".into();
+    spec.user = "app".into();
+    assert_eq!(stdout_of(&spec), format!("CapEff:\t{bounding}\n1000\n"));
+}
+
+#[test]
+fn secrets_are_served_from_a_tmpfs_of_the_step() {
+    require_root!();
+    let layer = Layer::new();
+    let state = tempfile::tempdir_in(scratch_root()).unwrap();
+    let mut spec = layer.spec(
+        "cat /run/secrets/token; echo; stat -c '%a %u:%g %s' /run/secrets/token /deep/dir/key; \
+         grep ' /run/secrets/token ' /proc/self/mountinfo | cut -d' ' -f6,9; \
+         echo x > /run/secrets/token 2>/dev/null || echo readonly; \
+         ls -A /run/secrets",
+    );
+    spec.mounts = vec![
+        Mount {
+            target: "/run/secrets/token".into(),
+            kind: MountKind::Secret {
+                data: SecretData::new(b"tmpfs-only-secret".to_vec()),
+                mode: 0o440,
+                uid: 1000,
+                gid: 1000,
+            },
+        },
+        Mount {
+            target: "/deep/dir/key".into(),
+            kind: MountKind::Secret {
+                data: SecretData::new(b"k".to_vec()),
+                mode: 0o4755,
+                uid: 0,
+                gid: 0,
+            },
+        },
+    ];
+    // The state directory is where a leftover would be: watch it while the step runs.
+    let executor = executor().with_state_dir(state.path());
+    let mut stdout = String::new();
+    let status = executor
+        .run(&spec, &mut |stream, data| {
+            if stream == Stream::Stdout {
+                stdout.push_str(&String::from_utf8_lossy(data));
+            }
+        })
+        .unwrap();
+    assert_eq!(status, ExitStatus::Code(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        "tmpfs-only-secret\n\
+         440 1000:1000 17\n\
+         755 0:0 1\n\
+         ro,nosuid,nodev,noexec,relatime tmpfs\n\
+         readonly\n\
+         token\n"
+    );
+    // Debug output never shows the bytes.
+    assert!(!format!("{spec:?}").contains("tmpfs-only-secret"));
+    // Nothing of it in the layer (mount stubs removed) or the state directory.
+    assert_eq!(layer.upper_entries(), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::options::BuildOptions;
 use crate::outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
 use crate::progress::{Event, SkipReason};
 use crate::state::{BuildRun, StageResult, StageSlot};
-use stagecraft_dockerfile::Dockerfile;
+use stagecraft_dockerfile::{CommandKind, Dockerfile};
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{Platform, Timestamp};
 use stagecraft_plan::Plan;
@@ -56,6 +56,14 @@ impl Engine<'_> {
             failed: Mutex::new(None),
             secret_values: secret_values(options),
         };
+        // Before anything runs, as BuildKit validates the whole build's entitlements first.
+        for stage in run.plan.stages.iter().filter(|s| s.needed) {
+            for command in &stage.stage.commands {
+                if let CommandKind::Run(run_command) = &command.kind {
+                    run.check_entitlements(command, run_command)?;
+                }
+            }
+        }
         for stage in run.plan.stages.iter().filter(|s| !s.needed) {
             self.progress.event(Event::StageSkipped {
                 stage: stage.display_name.clone(),

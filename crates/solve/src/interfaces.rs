@@ -32,6 +32,8 @@ pub struct RunRequest<'a> {
     pub user: &'a str,
     /// `default`, `none` or `host`.
     pub network: &'a str,
+    /// `sandbox` or `insecure` (granted: the engine checked the entitlement).
+    pub security: &'a str,
     /// `RUN --mount`s, resolved to host paths.
     pub mounts: &'a [RunMount],
 }
@@ -60,6 +62,34 @@ pub enum RunMountKind {
         /// Size limit in bytes.
         size: Option<u64>,
     },
+    /// A file with a secret's content, which the executor must keep off any disk.
+    Secret(SecretFile),
+}
+
+/// A `RUN --mount=type=secret` file: content and ownership. `Debug` leaves the content out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    /// The secret's bytes.
+    pub data: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+impl std::fmt::Debug for SecretFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretFile({} bytes, mode {:o}, {}:{})",
+            self.data.len(),
+            self.mode,
+            self.uid,
+            self.gid
+        )
+    }
 }
 
 /// Runs `RUN` commands.

@@ -17,6 +17,7 @@
 mod cache;
 mod convert;
 mod engine;
+mod entitlements;
 mod fs;
 mod interfaces;
 mod ops;
@@ -29,7 +30,10 @@ pub use stagecraft_dockerfile::mounts;
 pub mod progress;
 pub mod remote_cache;
 
-pub use interfaces::{BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner};
+pub use entitlements::Entitlement;
+pub use interfaces::{
+    BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner, SecretFile,
+};
 pub use options::BuildOptions;
 pub use outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
 pub use scratch::remove_scratch_dirs;

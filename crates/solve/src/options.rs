@@ -39,4 +39,6 @@ pub struct BuildOptions {
     /// other write bits, so machines with different umasks share a cache (the layer keeps
     /// the modes of the machine that made it).
     pub cache_normalize_mode: bool,
+    /// Privileges granted with `--allow` (`RUN --security=insecure` needs `security.insecure`).
+    pub entitlements: BTreeSet<crate::Entitlement>,
 }

@@ -469,6 +469,53 @@ fn rootless_steps_cannot_reach_the_host_and_builds_write_only_their_store() {
     drop(user);
 }
 
+#[test]
+fn rootless_steps_are_filtered_and_read_secrets_from_a_tmpfs() {
+    let sandbox = Sandbox::new();
+    // Each check prints a word when it holds (`printf`, so the word is not in the command line).
+    let context = sandbox.context(
+        "context-sandbox",
+        "FROM busybox:latest\n\
+         RUN --mount=type=secret,id=tok \
+             grep -q '^Seccomp:.2' /proc/self/status && printf FILT%s ERED; \
+             unshare -U true 2>/dev/null && printf NESTED-%s USERNS; \
+             test \"$(wc -c < /run/secrets/tok)\" -eq 21 && printf SECRET-%s READ; \
+             grep ' /run/secrets/tok ' /proc/self/mountinfo | grep -q ' - tmpfs ' && printf ON-%s TMPFS; \
+             true\n",
+    );
+    let secret = sandbox.dir.path().join("secret.txt");
+    fs::write(&secret, "rootless-secret-value").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    sandbox.load_busybox(As::User("nobody"));
+    let output = sandbox.stagecraft(
+        As::User("nobody"),
+        &[
+            "build",
+            "--progress=plain",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+            context.to_str().unwrap(),
+        ],
+    );
+    succeeds(&output);
+    let log = stderr(&output);
+    for word in ["FILTERED", "SECRET-READ", "ON-TMPFS"] {
+        assert!(log.contains(word), "{word} missing:\n{log}");
+    }
+    assert!(!log.contains("NESTED-USERNS"), "{log}");
+    // The store never held the secret.
+    let found = Command::new("grep")
+        .args(["-rl", "rootless-secret-value"])
+        .arg(sandbox.store(As::User("nobody")))
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+}
+
 /// Files outside `sandbox` in the places a process could write to (temporary directories,
 /// `/var`, `/run`, the user's would-be home) owned by `uid` or one of its subordinate ids.
 fn owned_outside(uid: u32, sandbox: &Path) -> Vec<PathBuf> {

@@ -10,7 +10,8 @@
 //!    the mount stubs out of it afterwards.
 //! 3. `/proc` (this process is in the new PID namespace, so the new procfs shows the container's
 //!    processes), `/dev` (tmpfs), `/dev/pts`, `/dev/shm`, `/dev/mqueue`, `/sys`, then
-//!    `/etc/resolv.conf` and `/etc/hosts` (read-only binds), then the step's extra mounts, then the
+//!    `/etc/resolv.conf` and `/etc/hosts` (read-only binds), then the step's extra mounts (secret
+//!    files written to a tmpfs of this namespace first, see [`secret_files`]), then the
 //!    device nodes and `/dev` symlinks, which need the `/dev` tmpfs. Every mount point is resolved
 //!    inside the rootfs (never following a symlink out of it). The helper already created the
 //!    missing ones in the rootfs; those inside other mounts (`/dev/pts`, a target within a bind
@@ -20,8 +21,10 @@
 //!    `maskedPaths`/`readonlyPaths`). This needs the new root, and must precede the capability
 //!    drop because mounting needs `CAP_SYS_ADMIN`.
 //! 6. Hostname, loopback interface (`--network=none`): also privileged, so before the drop.
-//! 7. Capabilities down to Docker's default set, then groups, gid, uid (in that order: changing
-//!    the uid first would lose the right to change groups).
+//! 7. Docker's default seccomp profile (while still privileged, as runc loads it), capabilities
+//!    down to Docker's default set, then groups, gid, uid (in that order: changing the uid first
+//!    would lose the right to change groups). `--security=insecure` skips the filter, the masks
+//!    and the capability drop, as BuildKit's insecure mode does.
 //! 8. `chdir` to the cwd (tried before the uid change too, like runc: a cwd only root may enter
 //!    still works for root), close stray descriptors, restore signal state and umask, look the
 //!    command up in `PATH` like runc (Go's `exec.LookPath`), `execve`.
@@ -37,29 +40,13 @@ use rustix::io::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
+use super::DEFAULT_CAPABILITIES;
 use super::fs::{Kind, components, ensure, fd_path, open_in_root};
 use crate::error::{Failure, errno_text};
 use crate::protocol::{HelperSpec, Report, send};
 use crate::user::ExecUser;
 use crate::userns::IdSpace;
-use crate::{MountKind, Network};
-
-/// containerd's default capability set (`oci.defaultUnixCaps`), which BuildKit's containers get,
-/// the same as `docker run`'s.
-const DEFAULT_CAPABILITIES: CapabilitySet = CapabilitySet::CHOWN
-    .union(CapabilitySet::DAC_OVERRIDE)
-    .union(CapabilitySet::FSETID)
-    .union(CapabilitySet::FOWNER)
-    .union(CapabilitySet::MKNOD)
-    .union(CapabilitySet::NET_RAW)
-    .union(CapabilitySet::SETGID)
-    .union(CapabilitySet::SETUID)
-    .union(CapabilitySet::SETFCAP)
-    .union(CapabilitySet::SETPCAP)
-    .union(CapabilitySet::NET_BIND_SERVICE)
-    .union(CapabilitySet::SYS_CHROOT)
-    .union(CapabilitySet::KILL)
-    .union(CapabilitySet::AUDIT_WRITE);
+use crate::{MountKind, Network, Security};
 
 /// containerd's default `maskedPaths`: hidden behind `/dev/null` (files) or an empty read-only
 /// tmpfs (directories).
@@ -175,8 +162,9 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
 
     // 3. Mounts.
     standard_mounts(&root, spec, init.ids)?;
-    for mount in &spec.mounts {
-        extra_mount(&root, mount)?;
+    let secrets = secret_files(spec)?;
+    for (i, mount) in spec.mounts.iter().enumerate() {
+        extra_mount(&root, mount, secrets.get(&i).map(Path::new))?;
     }
     devices(&root)?;
 
@@ -184,12 +172,15 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
     pivot_root(&root)?;
     drop(root);
 
-    // 5. /proc and /sys protections (need the new root's paths and CAP_SYS_ADMIN).
-    for path in MASKED_PATHS {
-        mask_path(path)?;
-    }
-    for path in READONLY_PATHS {
-        readonly_path(path)?;
+    // 5. /proc and /sys protections (need the new root's paths and CAP_SYS_ADMIN); none for
+    // `--security=insecure`, as BuildKit clears the spec's lists.
+    if spec.security == Security::Sandbox {
+        for path in MASKED_PATHS {
+            mask_path(path)?;
+        }
+        for path in READONLY_PATHS {
+            readonly_path(path)?;
+        }
     }
 
     // runc creates the cwd inside the jail as well: BuildKit's helper-side mkdir may be hidden
@@ -204,11 +195,23 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
         loopback_up()?;
     }
 
-    // 7. Identity. The cwd is tried while still root, as runc does: a cwd only root may enter
-    // still works for a root command.
+    // 7. Seccomp, then identity. The filter goes on while the init still has CAP_SYS_ADMIN, as
+    // runc loads it (no `no_new_privs`: setuid binaries keep working, as under Docker); the calls
+    // left before `execve` are all in the allow-list. The cwd is tried while still root, as runc
+    // does: a cwd only root may enter still works for a root command.
+    if let Some(filters) = &spec.seccomp {
+        filters
+            .install()
+            .map_err(|e| setup(format!("installing the seccomp filter: {}", errno_text(e))))?;
+    }
     let chdir_as_root = rustix::process::chdir(cwd.as_str());
-    drop_capabilities()?;
-    set_identity(init.user, init.ids)?;
+    match spec.security {
+        Security::Sandbox => {
+            drop_capabilities()?;
+            set_identity(init.user, init.ids)?;
+        }
+        Security::Insecure => keep_all_capabilities(init.user, init.ids)?,
+    }
     // Changing the uid/gid cleared the parent-death signal.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| setup(format!("prctl(PR_SET_PDEATHSIG): {}", errno_text(e))))?;
@@ -268,7 +271,7 @@ fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, ids: &IdSpace) -> Result<(
         nosuid_noexec_nodev,
         None,
     )?;
-    sysfs(root)?;
+    sysfs(root, spec.security)?;
     bind(
         root,
         &spec.resolv_conf,
@@ -285,8 +288,8 @@ fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, ids: &IdSpace) -> Result<(
     )
 }
 
-/// One of the step's extra mounts.
-fn extra_mount(root: &OwnedFd, mount: &crate::Mount) -> Result<(), Failure> {
+/// One of the step's extra mounts; `secret` is the file [`secret_files`] wrote for a secret mount.
+fn extra_mount(root: &OwnedFd, mount: &crate::Mount, secret: Option<&Path>) -> Result<(), Failure> {
     match &mount.kind {
         MountKind::Bind { source, readonly } => {
             let kind = if source.is_dir() {
@@ -313,7 +316,97 @@ fn extra_mount(root: &OwnedFd, mount: &crate::Mount) -> Result<(), Failure> {
                 options.as_deref(),
             )
         }
+        MountKind::Secret { .. } => {
+            let source = secret.ok_or_else(|| setup("internal: a secret mount has no file"))?;
+            bind(
+                root,
+                source,
+                &mount.target,
+                Kind::File,
+                Some(MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC),
+            )
+        }
     }
+}
+
+/// Writes each secret mount's file, by mount index, into a tmpfs mounted on the spec's
+/// `secrets_dir` in this (the init's) mount namespace, as BuildKit serves secrets from a tmpfs.
+/// Nothing reaches a disk: the tmpfs is visible in no other namespace, the binds onto the targets
+/// keep it alive after `pivot_root` detaches the mount point, and it is gone with the namespace,
+/// whether the command exits or everything is killed.
+fn secret_files(spec: &HelperSpec) -> Result<std::collections::BTreeMap<usize, String>, Failure> {
+    let secrets: Vec<(usize, &[u8], u32, u32, u32)> = spec
+        .mounts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, mount)| match &mount.kind {
+            MountKind::Secret {
+                data,
+                mode,
+                uid,
+                gid,
+            } => Some((i, data.as_bytes(), *mode, *uid, *gid)),
+            _ => None,
+        })
+        .collect();
+    let mut files = std::collections::BTreeMap::new();
+    if secrets.is_empty() {
+        return Ok(files);
+    }
+    let dir = spec
+        .secrets_dir
+        .to_str()
+        .ok_or_else(|| setup("secrets dir: not UTF-8"))?;
+    let fail = |what: String, e: Errno| Failure::Mount {
+        what: "secret".into(),
+        target: what,
+        message: errno_text(e),
+    };
+    // Room for every file whatever the page size (64 KiB at most), and no more: `size=0` would
+    // mean no limit.
+    let size: usize = secrets.iter().map(|s| s.1.len() + (64 << 10)).sum();
+    let options = CString::new(format!("mode=0700,size={size}"))
+        .map_err(|_| setup("internal: tmpfs options"))?;
+    rustix::mount::mount(
+        "tmpfs",
+        dir,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        Some(options.as_c_str()),
+    )
+    .map_err(|e| fail(dir.to_owned(), e))?;
+    for (i, data, mode, uid, gid) in secrets {
+        let target = &spec.mounts[i].target;
+        let path = format!("{dir}/{i}");
+        let file = rustix::fs::open(
+            path.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| fail(target.clone(), e))?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            match rustix::io::write(&file, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(fail(target.clone(), e)),
+            }
+        }
+        rustix::fs::fchown(
+            &file,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| Failure::Mount {
+            what: "secret".into(),
+            target: target.clone(),
+            message: format!("owner {uid}:{gid}: {}", errno_text(e)),
+        })?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))
+            .map_err(|e| fail(target.clone(), e))?;
+        files.insert(i, path);
+    }
+    Ok(files)
 }
 
 /// Creates the mount point `target` (a directory) in the rootfs and mounts a new `fstype` on it.
@@ -362,19 +455,16 @@ fn mount_failure(what: &str, target: &str, message: String) -> Failure {
     }
 }
 
-/// `/sys` read-only. A new sysfs is only allowed to the owner of the network namespace, so in a
-/// user namespace on the host network it is refused: bind the host's `/sys` then, as runc's
-/// rootless conversion does.
-fn sysfs(root: &OwnedFd) -> Result<(), Failure> {
+/// `/sys`, read-only but for `--security=insecure` (BuildKit's `WithWriteableSysfs`). A new
+/// sysfs is only allowed to the owner of the network namespace, so in a user namespace on the host
+/// network it is refused: bind the host's `/sys` then, as runc's rootless conversion does.
+fn sysfs(root: &OwnedFd, security: Security) -> Result<(), Failure> {
     let flags = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-    match try_mount_new(
-        root,
-        "/sys",
-        "sysfs",
-        "sysfs",
-        flags | MountFlags::RDONLY,
-        None,
-    )? {
+    let readonly = match security {
+        Security::Sandbox => MountFlags::RDONLY,
+        Security::Insecure => MountFlags::empty(),
+    };
+    match try_mount_new(root, "/sys", "sysfs", "sysfs", flags | readonly, None)? {
         Ok(()) => Ok(()),
         Err(Errno::PERM) => bind(root, Path::new("/sys"), "/sys", Kind::Dir, Some(flags)),
         Err(e) => Err(mount_failure("sysfs", "/sys", errno_text(e))),
@@ -616,6 +706,38 @@ fn drop_capabilities() -> Result<(), Failure> {
         },
     )
     .map_err(|e| fail("capset", e))
+}
+
+/// `--security=insecure`: every capability the init has (all of them, in its user namespace)
+/// stays in every set, ambient included, so that a non-root `USER` keeps them across `execve`, as
+/// BuildKit's `WithInsecureSpec` grants. The kernel clears the permitted set when the uid leaves
+/// 0 unless `PR_SET_KEEPCAPS` is on; runc keeps them the same way and re-applies them afterwards.
+fn keep_all_capabilities(user: &ExecUser, ids: &IdSpace) -> Result<(), Failure> {
+    let fail =
+        |what: &str, e: Errno| setup(format!("keeping capabilities: {what}: {}", errno_text(e)));
+    rustix::thread::set_keep_capabilities(true).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
+    set_identity(user, ids)?;
+    rustix::thread::set_keep_capabilities(false).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
+    let all = rustix::thread::capabilities(None)
+        .map_err(|e| fail("capget", e))?
+        .permitted;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: all,
+            permitted: all,
+            inheritable: all,
+        },
+    )
+    .map_err(|e| fail("capset", e))?;
+    for bit in 0..64 {
+        let cap = CapabilitySet::from_bits_retain(1 << bit);
+        if all.contains(cap) {
+            rustix::thread::configure_capability_in_ambient_set(cap, true)
+                .map_err(|e| fail("PR_CAP_AMBIENT_RAISE", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// `setgroups`, `setresgid`, `setresuid`, as runc's `setupUser`. The raw per-thread syscalls are

@@ -40,7 +40,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::{Errno, FdFlags};
 use rustix::mount::{MountPropagationFlags, UnmountFlags};
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
-use rustix::thread::UnshareFlags;
+use rustix::thread::{CapabilitySet, UnshareFlags};
 
 use crate::error::{Failure, errno_text};
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
@@ -58,6 +58,23 @@ const FORWARDED_SIGNALS: [Signal; 6] = [
     Signal::SIGUSR1,
     Signal::SIGUSR2,
 ];
+
+/// containerd's default capability set (`oci.defaultUnixCaps`), which BuildKit's containers get,
+/// the same as `docker run`'s.
+pub(crate) const DEFAULT_CAPABILITIES: CapabilitySet = CapabilitySet::CHOWN
+    .union(CapabilitySet::DAC_OVERRIDE)
+    .union(CapabilitySet::FSETID)
+    .union(CapabilitySet::FOWNER)
+    .union(CapabilitySet::MKNOD)
+    .union(CapabilitySet::NET_RAW)
+    .union(CapabilitySet::SETGID)
+    .union(CapabilitySet::SETUID)
+    .union(CapabilitySet::SETFCAP)
+    .union(CapabilitySet::SETPCAP)
+    .union(CapabilitySet::NET_BIND_SERVICE)
+    .union(CapabilitySet::SYS_CHROOT)
+    .union(CapabilitySet::KILL)
+    .union(CapabilitySet::AUDIT_WRITE);
 
 /// BuildKit's limit on `/etc/passwd` and `/etc/group` (`maxUserFileBytes`).
 const MAX_USER_FILE_BYTES: u64 = 10 << 20;
@@ -264,6 +281,7 @@ fn stub_targets(spec: &HelperSpec) -> Vec<(&str, fs::Kind)> {
         }
         let kind = match &mount.kind {
             MountKind::Bind { source, .. } if !source.is_dir() => fs::Kind::File,
+            MountKind::Secret { .. } => fs::Kind::File,
             _ => fs::Kind::Dir,
         };
         targets.push((mount.target.as_str(), kind));

@@ -7,7 +7,7 @@ use crate::convert::config::{
     add_env, go_quote_list, heredoc_command, normalize_workdir, run_command_string,
 };
 use crate::fs::rootfs::MergedView;
-use crate::interfaces::{RunMount, RunMountKind, RunRequest};
+use crate::interfaces::{RunMount, RunMountKind, RunRequest, SecretFile};
 use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::BuildError;
@@ -21,6 +21,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 impl BuildRun<'_> {
+    /// A `RUN` that asks for a privilege the build was not granted (`--allow`) is an error.
+    pub(crate) fn check_entitlements(
+        &self,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+    ) -> Result<(), BuildError> {
+        let granted = &self.options.entitlements;
+        if run.security == "insecure" && !granted.contains(&crate::Entitlement::SecurityInsecure) {
+            // BuildKit's words; buildx's flag in the hint.
+            return Err(self.located(
+                command,
+                "RUN --security=insecure: security.insecure is not allowed\n  = help: grant it with `stagecraft build --allow security.insecure`",
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn prepare_mounts(
         &self,
         command: &Command,
@@ -150,30 +167,16 @@ impl BuildRun<'_> {
                             continue;
                         }
                     }
-                    let dir = scratch_dir()?;
-                    let file = dir.path().join("secret");
-                    std::fs::write(&file, value)
-                        .map_err(|e| BuildError::Other(format!("writing a secret file: {e}")))?;
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(
-                        &file,
-                        std::fs::Permissions::from_mode(spec.mode.unwrap_or(0o400)),
-                    )
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
-                    std::os::unix::fs::chown(
-                        &file,
-                        Some(spec.uid.unwrap_or(0)),
-                        Some(spec.gid.unwrap_or(0)),
-                    )
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    // Never written here: the executor serves it from a tmpfs of the step's own.
                     prepared.mounts.push(RunMount {
                         target: target(format!("/run/secrets/{id}")),
-                        kind: RunMountKind::Bind {
-                            source: file,
-                            readonly: true,
-                        },
+                        kind: RunMountKind::Secret(SecretFile {
+                            data: value.clone(),
+                            mode: spec.mode.unwrap_or(0o400),
+                            uid: spec.uid.unwrap_or(0),
+                            gid: spec.gid.unwrap_or(0),
+                        }),
                     });
-                    prepared._scratch.push(dir);
                 }
                 MountType::Ssh => {
                     let id = spec.id.clone().unwrap_or_else(|| "default".to_owned());
@@ -265,6 +268,8 @@ impl BuildRun<'_> {
         state: &mut StageState,
         no_cache: bool,
     ) -> Result<bool, BuildError> {
+        // Again for the RUNs of ONBUILD triggers, which `build` could not see.
+        self.check_entitlements(command, run)?;
         let mut args = run.command.args.clone();
         if let Some(first) = run.command.heredocs.first() {
             args = heredoc_command(&args, &run.command.heredocs, first);
@@ -287,6 +292,7 @@ impl BuildRun<'_> {
             .text("cwd", &cwd)
             .text("user", &user)
             .text("network", &run.network)
+            .text("security", &run.security)
             .text("mounts", &prepared.key)
             .finish();
         let mut run_env = env.clone();
@@ -313,6 +319,9 @@ impl BuildRun<'_> {
             ("network".to_owned(), run.network.clone()),
             ("mounts".to_owned(), prepared.key.clone()),
         ];
+        if run.security != "sandbox" {
+            inputs.push(("security".to_owned(), run.security.clone()));
+        }
         inputs.extend(env.iter().map(|entry| {
             let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
             let shown = if self.options.secret_args.contains(name) {
@@ -348,6 +357,7 @@ impl BuildRun<'_> {
                     cwd: &cwd,
                     user: &user,
                     network: &run.network,
+                    security: &run.security,
                     mounts: &prepared.mounts,
                 };
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -424,7 +434,7 @@ pub(crate) struct PreparedMounts {
     /// `KEY=VALUE` for the command only (never in the key or the image): secrets exposed as
     /// environment variables, `SSH_AUTH_SOCK`.
     env: Vec<String>,
-    /// Temporary directories holding copies and secret files, removed after the run.
+    /// Temporary directories holding bind mounts' copies, removed after the run.
     _scratch: Vec<tempfile::TempDir>,
     /// Locks of the cache mounts (shared or exclusive, by their `sharing`), released after the
     /// run.

@@ -10,7 +10,7 @@ use stagecraft_export::NamedImage;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
 use stagecraft_solve::remote_cache::CacheMode;
-use stagecraft_solve::{BuildOptions, Engine, StageOutcome};
+use stagecraft_solve::{BuildOptions, Engine, Entitlement, StageOutcome};
 use stagecraft_store::ManifestFormat;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -87,6 +87,11 @@ pub struct BuildArgs {
     /// the machine that made it wrote it, modes included.
     #[arg(long)]
     cache_normalize_mode: bool,
+    /// Grant a privilege the Dockerfile may ask for, as buildx: `security.insecure`
+    /// (`RUN --security=insecure`: all capabilities, no seccomp filter) or `network.host`;
+    /// repeatable, or comma-separated.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',', value_parser = entitlement_flag)]
+    allow: Vec<Entitlement>,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
@@ -172,6 +177,11 @@ fn parse_cache_option(
         None => return Err(CommandError(format!("error: {flag} {text:?} needs type=…"))),
     };
     Ok((location, mode))
+}
+
+/// One `--allow` value.
+fn entitlement_flag(value: &str) -> Result<Entitlement, String> {
+    value.parse()
 }
 
 /// Reads `--secret` values: never logged, never stored.
@@ -449,6 +459,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         ssh: read_ssh(&args.session.ssh)?,
         secret_args: secret_args.into_keys().collect(),
         cache_normalize_mode: args.cache_normalize_mode,
+        entitlements: args.allow.iter().copied().collect(),
     };
     let started = std::time::Instant::now();
     let outcome = engine.build(&file, &options);

@@ -151,9 +151,19 @@ impl Runner for NamespaceRunner {
                     RunMountKind::Tmpfs { size } => {
                         stagecraft_exec::MountKind::Tmpfs { size: *size }
                     }
+                    RunMountKind::Secret(secret) => stagecraft_exec::MountKind::Secret {
+                        data: stagecraft_exec::SecretData::new(secret.data.clone()),
+                        mode: secret.mode,
+                        uid: secret.uid,
+                        gid: secret.gid,
+                    },
                 },
             })
             .collect();
+        spec.security = match request.security {
+            "insecure" => stagecraft_exec::Security::Insecure,
+            _ => stagecraft_exec::Security::Sandbox,
+        };
         spec.network = match request.network {
             "none" => stagecraft_exec::Network::None,
             _ => stagecraft_exec::Network::Host,
