@@ -110,6 +110,8 @@ mod context_index;
 mod error;
 mod gc;
 mod images;
+mod output;
+mod scratch;
 mod snapshots;
 mod store;
 mod tags;
@@ -125,5 +127,7 @@ pub use gc::{
     VerifyReport,
 };
 pub use images::{Artifact, Image, ManifestFormat};
+pub use output::{OutputDir, OutputFile};
+pub use scratch::{ScratchDir, ScratchFile};
 pub use stagecraft_image::{Digest, Reference};
 pub use store::{Lease, Store, default_root};
