@@ -21,7 +21,9 @@ use stagecraft_layer::{
 };
 use stagecraft_plan::{Base, Plan, PlanError, PlanOptions, Scope};
 use stagecraft_shell::Lexer;
-use stagecraft_store::{CacheMountAccess, CacheMountLock, Image, ManifestFormat, Store};
+use stagecraft_store::{
+    CacheMountAccess, CacheMountLock, Image, ManifestFormat, ScratchDir, Store,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1293,16 +1295,9 @@ impl BuildRun<'_> {
                 miss_reason: Some(miss_reason.clone()),
             });
         };
-        let ingest = store.root().join("ingest");
-        let scratch = tempfile::Builder::new()
-            .prefix(&scratch_prefix("step"))
-            .tempdir_in(&ingest)
-            .map_err(|e| {
-                BuildError::Other(format!(
-                    "creating a step directory in {}: {e}",
-                    ingest.display()
-                ))
-            })?;
+        let scratch = store
+            .scratch_dir("step")
+            .map_err(|e| BuildError::Other(format!("creating a step directory: {e}")))?;
         let upper = scratch.path().join("upper");
         let work = scratch.path().join("work");
         for dir in [&upper, &work] {
@@ -1429,9 +1424,8 @@ impl BuildRun<'_> {
             _locks: Vec::new(),
         };
         let scratch_dir = || {
-            tempfile::Builder::new()
-                .prefix(&scratch_prefix("mount"))
-                .tempdir_in(store.root().join("ingest"))
+            store
+                .scratch_dir("mount")
                 .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
         };
         let mut ssh_mounts = 0;
@@ -1845,7 +1839,7 @@ impl BuildRun<'_> {
         state: &StageState,
         args: &CopyArgs<'_>,
         sources: &[String],
-    ) -> Result<(Option<tempfile::TempDir>, Option<GitCheckout>), BuildError> {
+    ) -> Result<(Option<ScratchDir>, Option<GitCheckout>), BuildError> {
         let Some((index, parsed)) = sources
             .iter()
             .enumerate()
@@ -1888,13 +1882,11 @@ impl BuildRun<'_> {
             }
             (flag, query) => flag.or(query).unwrap_or(false),
         };
-        let ingest = self.engine.store.root().join("ingest");
-        let scratch = tempfile::Builder::new()
-            .prefix(&scratch_prefix("git"))
-            .tempdir_in(&ingest)
-            .map_err(|e| {
-                BuildError::Other(format!("creating a directory in {}: {e}", ingest.display()))
-            })?;
+        let scratch = self
+            .engine
+            .store
+            .scratch_dir("git")
+            .map_err(|e| BuildError::Other(format!("creating a checkout directory: {e}")))?;
         let checkout = scratch.path().join("repository");
         let commit = git
             .checkout(&checkout, keep_git_dir)
@@ -1929,13 +1921,14 @@ impl BuildRun<'_> {
         keyword: &str,
         urls: &[String],
         checksum: Option<&crate::remote::Checksum>,
-    ) -> Result<(Option<tempfile::TempDir>, Vec<crate::remote::Download>), BuildError> {
+    ) -> Result<(Option<ScratchDir>, Vec<crate::remote::Download>), BuildError> {
         if urls.is_empty() {
             return Ok((None, Vec::new()));
         }
-        let root = tempfile::Builder::new()
-            .prefix("download-")
-            .tempdir_in(self.engine.store.root().join("ingest"))
+        let root = self
+            .engine
+            .store
+            .scratch_dir("download")
             .map_err(|e| BuildError::Other(format!("creating a download directory: {e}")))?;
         let mut downloads = Vec::new();
         for (i, url) in urls.iter().enumerate() {
@@ -2200,7 +2193,7 @@ struct PreparedMounts {
     /// environment variables, `SSH_AUTH_SOCK`.
     env: Vec<String>,
     /// Temporary directories holding copies and secret files, removed after the run.
-    _scratch: Vec<tempfile::TempDir>,
+    _scratch: Vec<ScratchDir>,
     /// Locks of the cache mounts (shared or exclusive, by their `sharing`), released after the
     /// run.
     _locks: Vec<CacheMountLock>,
@@ -2288,28 +2281,6 @@ fn plan_single_file(dir: &Path) -> Option<PathBuf> {
     let mut entries = std::fs::read_dir(dir).ok()?;
     let first = entries.next()?.ok()?;
     (entries.next().is_none() && first.file_type().ok()?.is_file()).then(|| first.path())
-}
-
-/// The name prefix of this process's scratch directories in the store's `ingest/`: it carries
-/// the process id, so an interrupted build can remove exactly its own (see
-/// [`remove_scratch_dirs`]).
-fn scratch_prefix(kind: &str) -> String {
-    format!("{kind}-{}-", std::process::id())
-}
-
-/// Removes the scratch directories this process created under `ingest` (for a build that was
-/// interrupted: the normal path removes them as it goes).
-pub fn remove_scratch_dirs(ingest: &Path) {
-    let own = [scratch_prefix("step"), scratch_prefix("mount")];
-    for entry in std::fs::read_dir(ingest).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        if own
-            .iter()
-            .any(|prefix| name.to_string_lossy().starts_with(prefix.as_str()))
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// Instructions that produce a layer (and a numbered step in the progress view).

@@ -14,5 +14,5 @@ pub mod users;
 
 pub use engine::{
     BaseImages, BuildError, BuildOptions, BuildOutcome, CacheBlobs, Engine, LayerRef, RunMount,
-    RunMountKind, RunRequest, Runner, StageOutcome, StageReport, remove_scratch_dirs,
+    RunMountKind, RunRequest, Runner, StageOutcome, StageReport,
 };

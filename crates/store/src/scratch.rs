@@ -68,11 +68,6 @@ impl ScratchFile {
         &self.path
     }
 
-    /// The open file (for writing).
-    pub fn as_file(&self) -> &File {
-        &self.file
-    }
-
     /// The open file and the path that removes the file when dropped (or moves it with
     /// [`TempPath::persist`]).
     pub(crate) fn into_parts(self) -> (File, TempPath) {
