@@ -80,17 +80,22 @@ fn stop_cleanly_on_signals(store: Store) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Opens the store at `$STAGECRAFT_ROOT` or the default location.
+/// Opens the store at `$STAGECRAFT_ROOT` or the default location, removing what killed
+/// commands left in it.
 pub fn open_store() -> Result<Store, CommandError> {
     let store = match std::env::var_os("STAGECRAFT_ROOT") {
         Some(root) => Store::open(std::path::PathBuf::from(root)),
         None => Store::open_default(),
     };
-    store.map_err(|e| {
+    let store = store.map_err(|e| {
         CommandError(format!(
             "error: opening the store: {e}\n  = help: set STAGECRAFT_ROOT to a writable directory"
         ))
-    })
+    })?;
+    // Every command removes what killed ones left behind (the first lease does that), unless a
+    // prune or verify holds the store: then that one removes it. Best effort, like the sweep.
+    let _ = store.try_lease();
+    Ok(store)
 }
 
 /// Runs a registry transfer on the process's one network runtime. One runtime for the whole
