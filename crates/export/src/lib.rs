@@ -18,7 +18,7 @@ use stagecraft_image::{Descriptor, Digest, ImageConfig, ImageIndex, Platform};
 use stagecraft_layer::{
     ApplyOptions, Compression, DiffSource, LayerInfo, TarOptions, WhiteoutMode, apply_layer,
 };
-use stagecraft_store::{Artifact, BlobInfo, Image, ManifestFormat, Store};
+use stagecraft_store::{Artifact, BlobInfo, Image, ManifestFormat, ScratchDir, Store};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -366,10 +366,7 @@ pub fn unpack_rootfs(store: &Store, image: &Image, dir: &Path) -> Result<(), Exp
 
 /// Writes an image's flattened filesystem as one tar.
 pub fn write_rootfs_tar(store: &Store, image: &Image, out: impl Write) -> Result<(), ExportError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("rootfs-")
-        .tempdir_in(store.root().join("ingest"))
-        .map_err(io_at(store.root()))?;
+    let scratch = store.scratch_dir("rootfs")?;
     unpack_rootfs(store, image, scratch.path())?;
     stagecraft_layer::write_tar(
         &DiffSource::Rootfs {
@@ -400,11 +397,8 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<LoadedImage>, ExportError>
 
 /// Unpacks the regular files and directories of a tar into a new directory in the store's
 /// `ingest/` (removed on drop).
-fn unpack_archive(store: &Store, path: &Path) -> Result<tempfile::TempDir, ExportError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("load-")
-        .tempdir_in(store.root().join("ingest"))
-        .map_err(io_at(store.root()))?;
+fn unpack_archive(store: &Store, path: &Path) -> Result<ScratchDir, ExportError> {
+    let scratch = store.scratch_dir("load")?;
     let file = fs::File::open(path).map_err(io_at(path))?;
     let not_a_tar = |e: io::Error| ExportError::Format {
         path: path.to_owned(),
@@ -659,10 +653,7 @@ pub fn import(
     source: &Path,
     compression: Compression,
 ) -> Result<Image, ExportError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("import-")
-        .tempdir_in(store.root().join("ingest"))
-        .map_err(io_at(store.root()))?;
+    let scratch = store.scratch_dir("import")?;
     let root = if source.is_dir() {
         source.to_owned()
     } else {

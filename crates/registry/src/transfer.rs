@@ -33,9 +33,7 @@ pub async fn fetch_blob(
     if store.has_blob(wanted) {
         return Ok(());
     }
-    let ingest = store.root().join("ingest");
-    let temp = tempfile::NamedTempFile::new_in(&ingest)
-        .map_err(|e| TransferError::Invalid(format!("{}: {e}", ingest.display())))?;
+    let temp = store.scratch_file("pull")?;
     registry
         .blob_to_file(reference, wanted.as_str(), temp.path())
         .await?;

@@ -24,7 +24,6 @@ mod ops;
 mod options;
 mod outcome;
 mod scheduler;
-mod scratch;
 mod state;
 pub use stagecraft_dockerfile::mounts;
 pub mod progress;
@@ -36,4 +35,3 @@ pub use interfaces::{
 };
 pub use options::BuildOptions;
 pub use outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
-pub use scratch::remove_scratch_dirs;

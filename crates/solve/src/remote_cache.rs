@@ -216,26 +216,30 @@ impl LocalCache {
         fs::create_dir_all(&blob_dir).map_err(|e| format!("{}: {e}", blob_dir.display()))?;
         for digest in &artifact.blobs {
             let target = self.blob_path(digest);
+            // Copied like any file here, so that a killed export never leaves a truncated
+            // blob under its digest (which `exists` would then take for the blob).
             if !target.exists() {
                 let source = store.blob_path(digest);
-                fs::copy(&source, &target).map_err(|e| {
-                    format!("copying {} to {}: {e}", source.display(), target.display())
-                })?;
+                let mut blob = fs::File::open(&source)
+                    .map_err(|e| format!("copying {}: {e}", source.display()))?;
+                write_file(store, &target, &mut blob)?;
             }
         }
         write_file(
+            store,
             &self.blob_path(&artifact.descriptor.digest),
-            &artifact.manifest,
+            &mut &artifact.manifest[..],
         )?;
         write_file(
+            store,
             &self.dir.join("oci-layout"),
-            br#"{"imageLayoutVersion":"1.0.0"}"#,
+            &mut &br#"{"imageLayoutVersion":"1.0.0"}"#[..],
         )?;
         let index = ImageIndex::new(media_type::OCI_INDEX, vec![artifact.descriptor.clone()]);
         let bytes = index
             .to_json()
             .map_err(|e| format!("serializing index.json: {e}"))?;
-        write_file(&self.dir.join("index.json"), &bytes)
+        write_file(store, &self.dir.join("index.json"), &mut &bytes[..])
     }
 
     /// Reads the cache's records.
@@ -283,15 +287,12 @@ impl LocalCache {
     }
 }
 
-/// Replaces a file atomically (a reader never sees half an `index.json`).
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::io::Write::write_all(&mut temp, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    temp.persist(path)
-        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
-    Ok(())
+/// Replaces a file atomically with what `content` reads (a reader never sees half an
+/// `index.json`, a kill leaves no partial file behind once the store is next used).
+fn write_file(store: &Store, path: &Path, content: &mut impl std::io::Read) -> Result<(), String> {
+    let mut out = store.output_file(path).map_err(|e| e.to_string())?;
+    std::io::copy(content, &mut out).map_err(|e| format!("{}: {e}", path.display()))?;
+    out.commit().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -136,12 +136,7 @@ impl Store {
     /// A writer for a new blob; see [`BlobWriter`].
     pub fn blob_writer(&self) -> Result<BlobWriter<'_>> {
         let lease = self.lease()?;
-        let ingest = self.ingest_dir();
-        let (file, temp) = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&ingest)
-            .at("create a temporary file in", &ingest)?
-            .into_parts();
+        let (file, temp) = self.scratch_file("blob")?.into_parts();
         Ok(BlobWriter {
             store: self,
             file: BufWriter::with_capacity(COPY_BUFFER, file),

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use stagecraft_image::{Digest, Digester};
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Lease, Store, TempDirGuard, sync_filesystem, sync_parent};
+use crate::scratch::ScratchDir;
+use crate::store::{Lease, Store, sync_filesystem, sync_parent};
 
 /// How a lock on a cache mount is held ([`Store::lock_cache_mount`]).
 /// Ordered from weaker to stronger.
@@ -73,7 +74,7 @@ pub struct CacheMount {
 pub struct NewCacheMount {
     store: Store,
     id: String,
-    dir: TempDirGuard,
+    dir: ScratchDir,
     _lease: Lease,
 }
 
@@ -131,7 +132,7 @@ impl Store {
     /// own mode and owner become the mount's.
     pub fn new_cache_mount(&self, id: &str) -> Result<NewCacheMount> {
         let lease = self.lease()?;
-        let dir = self.temp_dir("cache-mount-")?;
+        let dir = self.scratch_dir("cache-mount")?;
         Ok(NewCacheMount {
             store: self.clone(),
             id: id.to_owned(),

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use stagecraft_image::{Digest, Digester};
 
 use crate::error::{Error, IoContext, Result};
+use crate::scratch::{discard_entry, remove_file_if_present};
 use crate::snapshots::marker_matches;
 use crate::store::{Store, remove_tree, tree_size};
 
@@ -590,31 +591,15 @@ fn remove_context_indexes(store: &Store, report: &mut PruneReport) -> Result<()>
     Ok(())
 }
 
-fn remove_file_if_present(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
-            action: "remove",
-            path: path.to_owned(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Moves a snapshot directory out of `snapshots/` in one rename (so no
 /// reader ever sees it half-deleted), then deletes it. Returns its size.
 fn discard_snapshot(store: &Store, dir: &Path) -> Result<u64> {
     let size = tree_size(dir);
-    let ingest = store.ingest_dir();
     // An empty directory can be replaced by rename; a crash after this
     // point leaves the tree in ingest/, which the next prune empties.
-    let target = tempfile::Builder::new()
-        .prefix("removing-")
-        .tempdir_in(&ingest)
-        .at("create a temporary directory in", &ingest)?
-        .keep();
-    fs::rename(dir, &target).at("move out of the store", dir)?;
-    remove_tree(&target)?;
+    let target = store.scratch_dir("removing")?;
+    fs::rename(dir, target.path()).at("move out of the store", dir)?;
+    remove_tree(target.path())?;
     Ok(size)
 }
 
@@ -631,11 +616,7 @@ fn clean_ingest(store: &Store, report: &mut PruneReport) -> Result<()> {
         } else {
             entry.metadata().map_or(0, |m| m.len())
         };
-        if is_dir {
-            remove_tree(&path)?;
-        } else {
-            remove_file_if_present(&path)?;
-        }
+        discard_entry(&path)?;
         report.removed_temp_entries += 1;
         report.bytes_freed += size;
     }

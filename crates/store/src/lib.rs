@@ -22,9 +22,13 @@
 //!   layout.json                {"version":1,"overlay_xattr":"trusted"|"user"}; a different
 //!                              version, or the other kind of process, is refused
 //!   blobs/sha256/<hex>         content, named by its sha256, read-only (0444)
-//!   ingest/                    writes in progress: blob-*, snapshot-*, write-*,
-//!                              cache-mount-*, removing-*; anything here with no live writer is
-//!                              garbage that prune deletes
+//!   ingest/                    writes in progress (blob, snapshot, write, cache-mount, removing,
+//!                              step, git, download, load, …), each named
+//!                              <kind>-<pid>-<start time>-<pid ns>-<random> after the process
+//!                              that owns it (see [`Store::scratch_dir`]); output-* links to
+//!                              partial outputs outside the store ([`Store::output_file`]).
+//!                              The first lease of a handle removes those whose owner is gone;
+//!                              prune removes everything
 //!   snapshots/<diff-id hex>/   one unpacked layer per uncompressed-layer digest
 //!     fs/                      the layer's files (an overlay lower directory)
 //!     complete                 marker containing the diff ID; written last
@@ -62,7 +66,7 @@
 //! place ([`NewCacheMount::install`]), or swapped with the old one in one
 //! `renameat2(RENAME_EXCHANGE)` ([`NewCacheMount::replace`]). A `kill -9`
 //! at any point leaves at most leftovers in `ingest/`, removed by the next
-//! [`Store::prune`] and ignored by verify.
+//! lease (once their owner is seen to be gone) or prune, and ignored by verify.
 //!
 //! # Lock protocol
 //!
@@ -110,6 +114,8 @@ mod context_index;
 mod error;
 mod gc;
 mod images;
+mod output;
+mod scratch;
 mod snapshots;
 mod store;
 mod tags;
@@ -125,5 +131,7 @@ pub use gc::{
     VerifyReport,
 };
 pub use images::{Artifact, Image, ManifestFormat};
+pub use output::{OutputDir, OutputFile};
+pub use scratch::{ScratchDir, ScratchFile};
 pub use stagecraft_image::{Digest, Reference};
 pub use store::{Lease, Store, default_root};

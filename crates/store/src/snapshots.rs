@@ -42,7 +42,7 @@ impl Store {
         if let Some(existing) = self.snapshot_path(diff_id) {
             return Ok(existing);
         }
-        let mut guard = self.temp_dir("snapshot-")?;
+        let mut guard = self.scratch_dir("snapshot")?;
         let content = guard.path.join(CONTENT_DIR);
         DirBuilder::new()
             .mode(0o755)

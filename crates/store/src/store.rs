@@ -6,6 +6,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
 
 use serde::{Deserialize, Serialize};
 use stagecraft_image::Digest;
@@ -24,6 +25,9 @@ const LAYOUT_FILE: &str = "layout.json";
 pub struct Store {
     root: PathBuf,
     overlay_xattr: OverlayXattr,
+    /// Run by the first lease of this handle (and its clones): removes the scratch entries of
+    /// processes that are gone (see [`Store::lease`]).
+    sweep: Arc<Once>,
 }
 
 /// The shared store lock: while any `Lease` is alive, no prune or
@@ -64,6 +68,7 @@ impl Store {
         let store = Store {
             root: root.into(),
             overlay_xattr: OverlayXattr::for_current_process(),
+            sweep: Arc::new(Once::new()),
         };
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(0o700);
@@ -111,11 +116,15 @@ impl Store {
     /// present (a whole build). Do not call [`Store::prune`] or
     /// [`Store::lock_exclusive`] from a thread that holds a lease: the
     /// exclusive lock would wait for that very lease.
+    ///
+    /// The first lease of a handle removes what processes that are gone left
+    /// in `ingest/` (a killed `load` or `push`, an interrupted build): see
+    /// [`Store::scratch_dir`].
     pub fn lease(&self) -> Result<Lease> {
         let path = self.store_lock_path();
         let file = open_lock_file(&path)?;
         file.lock_shared().at("take the shared lock on", &path)?;
-        Ok(Lease { _file: file })
+        Ok(self.leased(file))
     }
 
     /// Like [`Store::lease`] but returns `None` instead of waiting when the
@@ -124,7 +133,7 @@ impl Store {
         let path = self.store_lock_path();
         let file = open_lock_file(&path)?;
         match file.try_lock_shared() {
-            Ok(()) => Ok(Some(Lease { _file: file })),
+            Ok(()) => Ok(Some(self.leased(file))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(source)) => Err(Error::Io {
                 action: "take the shared lock on",
@@ -132,6 +141,13 @@ impl Store {
                 source,
             }),
         }
+    }
+
+    /// A lease on `file`, locked shared; sweeps `ingest/` if this handle has
+    /// not yet.
+    fn leased(&self, file: File) -> Lease {
+        self.sweep.call_once(|| self.remove_dead_scratch());
+        Lease { _file: file }
     }
 
     pub(crate) fn blobs_dir(&self) -> PathBuf {
@@ -182,34 +198,16 @@ impl Store {
     }
 
     /// Writes `bytes` to `dest` so that readers see either the old file or
-    /// the complete new one, even after a crash: temp file in `ingest/`,
+    /// the complete new one, even after a crash: scratch file in `ingest/`,
     /// fsync, rename, fsync of the directory.
     pub(crate) fn write_atomically(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        let ingest = self.ingest_dir();
-        let mut temp = tempfile::Builder::new()
-            .prefix("write-")
-            .tempfile_in(&ingest)
-            .at("create a temporary file in", &ingest)?;
-        temp.write_all(bytes).at("write", temp.path())?;
-        temp.as_file().sync_all().at("flush", temp.path())?;
+        let (mut file, temp) = self.scratch_file("write")?.into_parts();
+        file.write_all(bytes).at("write", &temp)?;
+        file.sync_all().at("flush", &temp)?;
         temp.persist(dest)
             .map_err(|e| e.error)
             .at("move a new file into", dest)?;
         sync_parent(dest)
-    }
-
-    /// A new empty directory in `ingest/` named `<prefix>…`, removed on drop
-    /// unless the guard is defused (after the directory was moved away).
-    pub(crate) fn temp_dir(&self, prefix: &str) -> Result<TempDirGuard> {
-        let ingest = self.ingest_dir();
-        let temp = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(&ingest)
-            .at("create a temporary directory in", &ingest)?;
-        Ok(TempDirGuard {
-            path: temp.keep(),
-            armed: true,
-        })
     }
 
     /// Checks `layout.json` (version and overlay flavour), writing it for a
@@ -358,23 +356,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .at("flush directory", dir)
-}
-
-/// Removes a temporary directory on drop unless defused; for error paths.
-#[derive(Debug)]
-pub(crate) struct TempDirGuard {
-    pub(crate) path: PathBuf,
-    pub(crate) armed: bool,
-}
-
-impl Drop for TempDirGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            // Best effort: whatever stays behind is in ingest/, which prune
-            // empties.
-            let _ = remove_tree(&self.path);
-        }
-    }
 }
 
 /// Makes everything written under `path` durable: one `syncfs` instead of an

@@ -7,7 +7,6 @@ use crate::convert::from::unpacked_snapshot;
 use crate::outcome::{BuildError, LayerRef};
 use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
-use crate::scratch::scratch_prefix;
 use crate::state::{BuildRun, StageState};
 use stagecraft_image::Timestamp;
 use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
@@ -151,16 +150,9 @@ impl BuildRun<'_> {
                 miss_reason: Some(miss_reason.to_string()),
             });
         };
-        let ingest = store.root().join("ingest");
-        let scratch = tempfile::Builder::new()
-            .prefix(&scratch_prefix("step"))
-            .tempdir_in(&ingest)
-            .map_err(|e| {
-                BuildError::Other(format!(
-                    "creating a step directory in {}: {e}",
-                    ingest.display()
-                ))
-            })?;
+        let scratch = store
+            .scratch_dir("step")
+            .map_err(|e| BuildError::Other(format!("creating a step directory: {e}")))?;
         let upper = scratch.path().join("upper");
         let work = scratch.path().join("work");
         for dir in [&upper, &work] {

@@ -8,9 +8,9 @@ use crate::fs::users::resolve_owner;
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::Event;
-use crate::scratch::scratch_prefix;
 use crate::state::{BuildRun, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_store::ScratchDir;
 use std::path::PathBuf;
 
 impl BuildRun<'_> {
@@ -54,7 +54,7 @@ impl BuildRun<'_> {
         state: &StageState,
         args: &CopyArgs<'_>,
         sources: &[String],
-    ) -> Result<(Option<tempfile::TempDir>, Option<GitCheckout>), BuildError> {
+    ) -> Result<(Option<ScratchDir>, Option<GitCheckout>), BuildError> {
         let Some((index, parsed)) = sources
             .iter()
             .enumerate()
@@ -97,13 +97,11 @@ impl BuildRun<'_> {
             }
             (flag, query) => flag.or(query).unwrap_or(false),
         };
-        let ingest = self.engine.store.root().join("ingest");
-        let scratch = tempfile::Builder::new()
-            .prefix(&scratch_prefix("git"))
-            .tempdir_in(&ingest)
-            .map_err(|e| {
-                BuildError::Other(format!("creating a directory in {}: {e}", ingest.display()))
-            })?;
+        let scratch = self
+            .engine
+            .store
+            .scratch_dir("git")
+            .map_err(|e| BuildError::Other(format!("creating a checkout directory: {e}")))?;
         let checkout = scratch.path().join("repository");
         let commit = git
             .checkout(&checkout, keep_git_dir)
@@ -138,13 +136,14 @@ impl BuildRun<'_> {
         keyword: &str,
         urls: &[String],
         checksum: Option<&crate::ops::http::Checksum>,
-    ) -> Result<(Option<tempfile::TempDir>, Vec<crate::ops::http::Download>), BuildError> {
+    ) -> Result<(Option<ScratchDir>, Vec<crate::ops::http::Download>), BuildError> {
         if urls.is_empty() {
             return Ok((None, Vec::new()));
         }
-        let root = tempfile::Builder::new()
-            .prefix("download-")
-            .tempdir_in(self.engine.store.root().join("ingest"))
+        let root = self
+            .engine
+            .store
+            .scratch_dir("download")
             .map_err(|e| BuildError::Other(format!("creating a download directory: {e}")))?;
         let mut downloads = Vec::new();
         for (i, url) in urls.iter().enumerate() {

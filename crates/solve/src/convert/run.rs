@@ -12,9 +12,9 @@ use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
-use crate::scratch::scratch_prefix;
 use crate::state::{BuildRun, StageState};
 use stagecraft_dockerfile::Command;
+use stagecraft_store::ScratchDir;
 use stagecraft_store::{CacheMountAccess, CacheMountLock};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -54,9 +54,8 @@ impl BuildRun<'_> {
             _locks: Vec::new(),
         };
         let scratch_dir = || {
-            tempfile::Builder::new()
-                .prefix(&scratch_prefix("mount"))
-                .tempdir_in(store.root().join("ingest"))
+            store
+                .scratch_dir("mount")
                 .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
         };
         let mut ssh_mounts = 0;
@@ -435,7 +434,7 @@ pub(crate) struct PreparedMounts {
     /// environment variables, `SSH_AUTH_SOCK`.
     env: Vec<String>,
     /// Temporary directories holding bind mounts' copies, removed after the run.
-    _scratch: Vec<tempfile::TempDir>,
+    _scratch: Vec<ScratchDir>,
     /// Locks of the cache mounts (shared or exclusive, by their `sharing`), released after the
     /// run.
     _locks: Vec<CacheMountLock>,

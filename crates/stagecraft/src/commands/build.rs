@@ -3,7 +3,7 @@
 use super::progress::{ProgressMode, Renderer};
 use super::runtime::{
     CacheLocation, ImportedCaches, NamespaceRunner, StoreOrRegistry, block_on, export_cache,
-    open_store_leased, registry,
+    fill_output_dir, open_store_leased, registry, write_output_file,
 };
 use super::{CommandError, CommandResult, parse_dockerfile};
 use stagecraft_export::NamedImage;
@@ -321,23 +321,6 @@ fn build_arg_map(values: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// On SIGINT or SIGTERM: remove this build's scratch directories and exit with 130. Running
-/// `RUN` steps stop by themselves: their helpers cancel when this process goes away, and every
-/// mount lives in their private namespaces.
-fn stop_cleanly_on_signals(ingest: PathBuf) -> CommandResult {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| CommandError(format!("error: installing signal handlers: {e}")))?;
-    std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
-            eprintln!("interrupted (signal {signal}): cleaning up");
-            stagecraft_solve::remove_scratch_dirs(&ingest);
-            std::process::exit(130);
-        }
-    });
-    Ok(())
-}
-
 /// Runs `stagecraft build`.
 pub fn run(args: &BuildArgs) -> CommandResult {
     let dockerfile_path = args
@@ -426,7 +409,6 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .map(|c| parse_cache_option(c, false).map(|(location, _)| location))
         .collect::<Result<_, _>>()?;
     let (store, _lease) = open_store_leased()?;
-    stop_cleanly_on_signals(store.root().join("ingest"))?;
     let registry = registry(&args.insecure);
     let imported = ImportedCaches::import(&store, &registry, &cache_from);
     let base_images = StoreOrRegistry {
@@ -435,7 +417,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         always_pull: args.pull,
         pulled: Default::default(),
     };
-    let runner = NamespaceRunner::new(&store);
+    let runner = NamespaceRunner::new(&store)?;
     let renderer = Renderer::new(args.progress);
     let engine = Engine {
         store: &store,
@@ -550,11 +532,6 @@ fn export(
     compression: Compression,
     registry: &stagecraft_registry::Registry,
 ) -> CommandResult {
-    let create = |path: &PathBuf| {
-        std::fs::File::create(path)
-            .map(std::io::BufWriter::new)
-            .map_err(|e| CommandError(format!("error: creating {}: {e}", path.display())))
-    };
     let named = [NamedImage {
         image: image.clone(),
         names: names.to_vec(),
@@ -565,13 +542,19 @@ fn export(
                 image: store.compressed_image(image, own.unwrap_or(compression))?,
                 names: names.to_vec(),
             }];
-            stagecraft_export::write_archive(store, &named, false, create(path)?)?
+            write_output_file(store, path, |out| {
+                stagecraft_export::write_archive(store, &named, false, out)
+            })?
         }
-        Output::Docker(path) => {
-            stagecraft_export::write_archive(store, &named, true, create(path)?)?
-        }
-        Output::Tar(path) => stagecraft_export::write_rootfs_tar(store, image, create(path)?)?,
-        Output::Local(path) => stagecraft_export::unpack_rootfs(store, image, path)?,
+        Output::Docker(path) => write_output_file(store, path, |out| {
+            stagecraft_export::write_archive(store, &named, true, out)
+        })?,
+        Output::Tar(path) => write_output_file(store, path, |out| {
+            stagecraft_export::write_rootfs_tar(store, image, out)
+        })?,
+        Output::Local(path) => fill_output_dir(store, path, |dir| {
+            stagecraft_export::unpack_rootfs(store, image, dir)
+        })?,
         Output::Registry(name, own) => {
             let reference = stagecraft_registry::parse_reference(name)?;
             let image = store.compressed_image(image, own.unwrap_or(compression))?;

@@ -2,7 +2,7 @@
 //! and moving them between machines, so that a CI runner starts warm (the format is described
 //! in [`stagecraft_export::cache_mounts`]).
 
-use super::runtime::{block_on, open_store, open_store_leased, registry};
+use super::runtime::{block_on, open_store, open_store_leased, registry, write_output_file};
 use super::{CommandError, CommandResult, human_bytes};
 use stagecraft_export::cache_mounts::{
     CacheMountManifest, read_cache_mount_archive, store_cache_mounts,
@@ -150,13 +150,9 @@ fn export(args: &ExportArgs) -> CommandResult {
     let artifact = store_cache_mounts(&store, &ids, compression)?;
     let destination = match (&args.output, &args.reference) {
         (Some(path), _) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| CommandError(format!("error: creating {}: {e}", path.display())))?;
-            stagecraft_export::write_artifact_archive(
-                &store,
-                &artifact,
-                std::io::BufWriter::new(file),
-            )?;
+            write_output_file(&store, path, |out| {
+                stagecraft_export::write_artifact_archive(&store, &artifact, out)
+            })?;
             path.display().to_string()
         }
         (None, Some(text)) => {

@@ -1,6 +1,8 @@
 //! Store management: images, tag, inspect, rmi, load, save, import, pull, push, prune, verify.
 
-use super::runtime::{block_on, open_store, open_store_leased, registry};
+use super::runtime::{
+    block_on, fill_output_dir, open_store, open_store_leased, registry, write_output_file,
+};
 use super::{CommandError, CommandResult, human_bytes};
 use stagecraft_export::NamedImage;
 use stagecraft_image::Platform;
@@ -222,7 +224,8 @@ pub fn load(args: &LoadArgs) -> CommandResult {
 
 /// Runs `stagecraft save`.
 pub fn save(args: &SaveArgs) -> CommandResult {
-    let store = open_store()?;
+    // Leased: a prune must not take the blobs away while they are written out.
+    let (store, _lease) = open_store_leased()?;
     let mut named = Vec::new();
     for name in &args.images {
         let image = store.image(name)?;
@@ -235,26 +238,18 @@ pub fn save(args: &SaveArgs) -> CommandResult {
         });
     }
     if args.format == "dir" {
-        return Ok(stagecraft_export::unpack_rootfs(
-            &store,
-            &named[0].image,
-            &args.output,
-        )?);
+        return fill_output_dir(&store, &args.output, |dir| {
+            stagecraft_export::unpack_rootfs(&store, &named[0].image, dir)
+        });
     }
     if args.format == "oci" {
         for named in &mut named {
             named.image = store.compressed_image(&named.image, args.compression)?;
         }
     }
-    let file = std::fs::File::create(&args.output)
-        .map_err(|e| CommandError(format!("error: creating {}: {e}", args.output.display())))?;
-    stagecraft_export::write_archive(
-        &store,
-        &named,
-        args.format == "docker",
-        std::io::BufWriter::new(file),
-    )?;
-    Ok(())
+    write_output_file(&store, &args.output, |out| {
+        stagecraft_export::write_archive(&store, &named, args.format == "docker", out)
+    })
 }
 
 /// Runs `stagecraft import`.

@@ -10,30 +10,92 @@ use stagecraft_solve::remote_cache::{CacheDocument, CacheMode, LocalCache, cache
 use stagecraft_solve::{
     BaseImages, BuildOutcome, CacheBlobs, LayerRef, RunMountKind, RunRequest, Runner,
 };
-use stagecraft_store::{Image, Store};
+use stagecraft_store::{Image, OutputFile, Store};
 use std::collections::BTreeSet;
+use std::path::Path;
 
 /// Opens the store and takes a lease for the rest of the command: content a command writes
-/// (blobs, then the tag that makes them reachable) must not be pruned in between.
+/// (blobs, then the tag that makes them reachable) must not be pruned in between. The lease
+/// removes what killed commands left in the store's `ingest/`; SIGINT and SIGTERM from now on
+/// remove this command's own scratch files before it exits.
 pub fn open_store_leased() -> Result<(Store, stagecraft_store::Lease), CommandError> {
     let store = open_store()?;
     let lease = store
         .lease()
         .map_err(|e| CommandError(format!("error: locking the store: {e}")))?;
+    stop_cleanly_on_signals(store.clone())?;
     Ok((store, lease))
 }
 
-/// Opens the store at `$STAGECRAFT_ROOT` or the default location.
+/// Writes the output file `path` (an archive): `write` fills a partial file beside it, which
+/// replaces `path` only once complete, so a failed or killed write keeps what was there.
+pub fn write_output_file<E>(
+    store: &Store,
+    path: &Path,
+    write: impl FnOnce(&mut OutputFile) -> Result<(), E>,
+) -> Result<(), CommandError>
+where
+    CommandError: From<E>,
+{
+    let cannot = |e: stagecraft_store::Error| {
+        CommandError(format!("error: writing {}: {e}", path.display()))
+    };
+    let mut file = store.output_file(path).map_err(cannot)?;
+    write(&mut file)?;
+    file.commit().map_err(cannot)
+}
+
+/// Fills the output directory `path` with `fill`: a new one appears complete or not at all,
+/// an existing one is written into (as BuildKit does; see [`Store::output_dir`]).
+pub fn fill_output_dir<E>(
+    store: &Store,
+    path: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), CommandError>
+where
+    CommandError: From<E>,
+{
+    let cannot = |e: stagecraft_store::Error| {
+        CommandError(format!("error: writing {}: {e}", path.display()))
+    };
+    let dir = store.output_dir(path).map_err(cannot)?;
+    fill(dir.path())?;
+    dir.commit().map_err(cannot)
+}
+
+/// On SIGINT or SIGTERM: remove this process's scratch files and directories (and partial
+/// outputs) and exit with 130. Running `RUN` steps stop by themselves: their helpers cancel
+/// when this process goes away, and every mount lives in their private namespaces.
+fn stop_cleanly_on_signals(store: Store) -> Result<(), CommandError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| CommandError(format!("error: installing signal handlers: {e}")))?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("interrupted (signal {signal}): cleaning up");
+            store.remove_own_scratch();
+            std::process::exit(130);
+        }
+    });
+    Ok(())
+}
+
+/// Opens the store at `$STAGECRAFT_ROOT` or the default location, removing what killed
+/// commands left in it.
 pub fn open_store() -> Result<Store, CommandError> {
     let store = match std::env::var_os("STAGECRAFT_ROOT") {
         Some(root) => Store::open(std::path::PathBuf::from(root)),
         None => Store::open_default(),
     };
-    store.map_err(|e| {
+    let store = store.map_err(|e| {
         CommandError(format!(
             "error: opening the store: {e}\n  = help: set STAGECRAFT_ROOT to a writable directory"
         ))
-    })
+    })?;
+    // Every command removes what killed ones left behind (the first lease does that), unless a
+    // prune or verify holds the store: then that one removes it. Best effort, like the sweep.
+    let _ = store.try_lease();
+    Ok(store)
 }
 
 /// Runs a registry transfer on the process's one network runtime. One runtime for the whole
@@ -105,20 +167,30 @@ pub fn registry(insecure: &[String]) -> Registry {
 /// Runs `RUN` steps with stagecraft's own namespace executor (this binary re-executed).
 pub struct NamespaceRunner {
     executor: stagecraft_exec::Executor,
+    /// A rootless build's directory for the per-run state, removed with the runner.
+    _state: Option<stagecraft_store::ScratchDir>,
 }
 
 impl NamespaceRunner {
     /// An executor that re-executes this binary as its helper. A rootless build keeps the
-    /// per-run state in the store's `ingest/` too: it writes nothing outside its store.
-    pub fn new(store: &Store) -> NamespaceRunner {
+    /// per-run state in a scratch directory of the store too: it writes nothing outside its
+    /// store.
+    pub fn new(store: &Store) -> Result<NamespaceRunner, CommandError> {
         let helper = stagecraft_exec::HelperCommand::current_exe();
         let executor = stagecraft_exec::Executor::new(helper);
-        NamespaceRunner {
-            executor: match store.overlay_xattr() {
-                OverlayXattr::User => executor.with_state_dir(store.root().join("ingest")),
-                OverlayXattr::Trusted => executor,
+        Ok(match store.overlay_xattr() {
+            OverlayXattr::User => {
+                let state = store.scratch_dir("exec")?;
+                NamespaceRunner {
+                    executor: executor.with_state_dir(state.path()),
+                    _state: Some(state),
+                }
+            }
+            OverlayXattr::Trusted => NamespaceRunner {
+                executor,
+                _state: None,
             },
-        }
+        })
     }
 }
 
