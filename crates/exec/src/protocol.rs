@@ -51,6 +51,8 @@ pub(crate) struct HelperSpec {
     pub(crate) hostname: String,
     /// The network mode.
     pub(crate) network: Network,
+    /// For [`Network::Sandbox`]: the inherited descriptor of the namespace to join.
+    pub(crate) netns_fd: Option<i32>,
     /// Extra mounts, parents before children.
     pub(crate) mounts: Vec<Mount>,
 }
@@ -143,13 +145,15 @@ mod tests {
             cwd: "/".into(),
             user: "app".into(),
             hostname: "h".into(),
-            network: Network::None,
+            network: Network::Sandbox,
+            netns_fd: Some(7),
             mounts: vec![],
         };
         let frame = encode_spec(&spec).unwrap();
         let back = read_spec(&frame[..]).unwrap();
         assert_eq!(back.args, spec.args);
         assert_eq!(back.rootfs, spec.rootfs);
+        assert_eq!((back.network, back.netns_fd), (Network::Sandbox, Some(7)));
         assert!(
             read_spec(&frame[..frame.len() - 1])
                 .unwrap_err()
