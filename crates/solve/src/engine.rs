@@ -3,6 +3,7 @@
 
 use crate::context_index::ContextHashes;
 use crate::copy::{CopyPlan, CopySource, CopySpec};
+use crate::entitlement::Entitlement;
 use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::progress::{Event, ProgressSink, SkipReason, StepStatus, Stream};
 use crate::remote_cache::CacheRecord;
@@ -13,6 +14,7 @@ use stagecraft_dockerfile::{
     Command, CommandKind, Dockerfile, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
 };
 use stagecraft_dockerignore::PatternMatcher;
+use stagecraft_exec::Network;
 use stagecraft_image::{
     Descriptor, Digest, Healthcheck, History, ImageConfig, Platform, Timestamp,
 };
@@ -69,6 +71,12 @@ pub struct BuildOptions {
     /// other write bits, so machines with different umasks share a cache (the layer keeps
     /// the modes of the machine that made it).
     pub cache_normalize_mode: bool,
+    /// The network of `RUN` steps without a `--network` of their own (`--network`, BuildKit's
+    /// `force-network-mode`): the build's sandbox by default. The caller's choice, so `Host`
+    /// here needs no entitlement (buildx grants `network.host` with `--network=host`).
+    pub network: Network,
+    /// `--allow`: what the Dockerfile may ask for (`RUN --network=host` needs `network.host`).
+    pub allow: BTreeSet<Entitlement>,
 }
 
 /// What the history and progress show instead of a secret value.
@@ -97,8 +105,8 @@ pub struct RunRequest<'a> {
     pub cwd: &'a str,
     /// `USER` value (empty for root).
     pub user: &'a str,
-    /// `default`, `none` or `host`.
-    pub network: &'a str,
+    /// The network, `RUN --network` and the build's `--network` resolved.
+    pub network: Network,
     /// `RUN --mount`s, resolved to host paths.
     pub mounts: &'a [RunMount],
 }
@@ -381,6 +389,15 @@ impl Engine<'_> {
             failed: Mutex::new(None),
             secret_values: secret_values(options),
         };
+        // As BuildKit validates the entitlements of the whole build before it runs anything:
+        // a refused step must not fail the build after an hour of others.
+        for stage in run.plan.stages.iter().filter(|s| s.needed) {
+            for command in &stage.stage.commands {
+                if let CommandKind::Run(step) = &command.kind {
+                    run.run_network(command, step)?;
+                }
+            }
+        }
         for stage in run.plan.stages.iter().filter(|s| !s.needed) {
             self.progress.event(Event::StageSkipped {
                 stage: stage.display_name.clone(),
@@ -537,6 +554,16 @@ fn unpacked_snapshot(store: &Store, diff_id: &Digest, digest: &Digest) -> Result
         .map_err(|e| e.to_string())
 }
 
+/// A network mode as cache keys and `--explain` name it: `RUN --network`'s words, the sandbox
+/// being the default (as BuildKit's exec op leaves its network unset for it).
+fn network_key(network: Network) -> &'static str {
+    match network {
+        Network::Sandbox => "default",
+        Network::Host => "host",
+        Network::None => "none",
+    }
+}
+
 fn sha256_hex(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
@@ -553,6 +580,36 @@ impl BuildRun<'_> {
             command.location.span,
             message,
         ))
+    }
+
+    /// The network of a `RUN` step: its own `--network`, else the build's. `--network=host`
+    /// needs the `network.host` entitlement.
+    fn run_network(
+        &self,
+        command: &Command,
+        run: &stagecraft_dockerfile::RunCommand,
+    ) -> Result<Network, BuildError> {
+        match run.network.as_str() {
+            "host" if !self.options.allow.contains(&Entitlement::NetworkHost) => {
+                let host = Entitlement::NetworkHost;
+                Err(BuildError::Step(
+                    ParseError::new(
+                        &self.file.source,
+                        command.location.span,
+                        format!("RUN --network=host: entitlement {host} is not allowed"),
+                    )
+                    .with_hint(format!(
+                        "the host's network (its interfaces, its loopback services) is an \
+                         entitlement: pass `--allow {host}` to stagecraft build to grant it, as \
+                         with `docker buildx build --allow {host}`; without --network=host the \
+                         step runs in the build's network sandbox"
+                    )),
+                ))
+            }
+            "host" => Ok(Network::Host),
+            "none" => Ok(Network::None),
+            _ => Ok(self.options.network),
+        }
     }
 
     fn expand(
@@ -1671,6 +1728,7 @@ impl BuildRun<'_> {
         let user = state.config.config.user.clone();
         let args_json = serde_json::to_string(&args).unwrap_or_default();
         let env_json = serde_json::to_string(&env).unwrap_or_default();
+        let network = self.run_network(command, run)?;
         let prepared = self.prepare_mounts(command, run, state, &cwd)?;
         let key = sha256_hex(&[
             &state.key,
@@ -1679,7 +1737,7 @@ impl BuildRun<'_> {
             &env_json,
             &cwd,
             &user,
-            &run.network,
+            network_key(network),
             &prepared.key,
         ]);
         let mut run_env = env.clone();
@@ -1703,7 +1761,7 @@ impl BuildRun<'_> {
             ("command".to_owned(), args.join(" ")),
             ("working directory".to_owned(), cwd.clone()),
             ("user".to_owned(), user.clone()),
-            ("network".to_owned(), run.network.clone()),
+            ("network".to_owned(), network_key(network).to_owned()),
             ("mounts".to_owned(), prepared.key.clone()),
         ];
         inputs.extend(env.iter().map(|entry| {
@@ -1738,7 +1796,7 @@ impl BuildRun<'_> {
                     env: &run_env,
                     cwd: &cwd,
                     user: &user,
-                    network: &run.network,
+                    network,
                     mounts: &prepared.mounts,
                 };
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];

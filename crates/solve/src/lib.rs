@@ -3,6 +3,7 @@
 pub mod context_index;
 pub mod copy;
 mod engine;
+pub mod entitlement;
 pub mod git;
 mod glob;
 pub use stagecraft_dockerfile::mounts;

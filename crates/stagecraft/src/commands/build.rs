@@ -6,9 +6,11 @@ use super::runtime::{
     open_store_leased, registry,
 };
 use super::{CommandError, CommandResult, parse_dockerfile};
+use stagecraft_exec::Network;
 use stagecraft_export::NamedImage;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
+use stagecraft_solve::entitlement::Entitlement;
 use stagecraft_solve::remote_cache::CacheMode;
 use stagecraft_solve::{BuildOptions, Engine, StageOutcome};
 use stagecraft_store::ManifestFormat;
@@ -87,10 +89,30 @@ pub struct BuildArgs {
     /// the machine that made it wrote it, modes included.
     #[arg(long)]
     cache_normalize_mode: bool,
+    /// The network of RUN steps without a --network of their own: `default` (a private network
+    /// namespace per build, with outbound access and DNS but not the host's interfaces or
+    /// loopback services), `none`, or `host` (which grants `network.host`, as buildx does).
+    #[arg(long, value_enum, default_value = "default")]
+    network: NetworkMode,
+    /// Let the Dockerfile use an entitlement: `network.host` (`RUN --network=host`),
+    /// `security.insecure` (`RUN --security=insecure`); repeatable or comma-separated.
+    #[arg(long, value_name = "ENTITLEMENT", value_delimiter = ',')]
+    allow: Vec<Entitlement>,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
     session: Box<SessionArgs>,
+}
+
+/// `--network` values, as buildx takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkMode {
+    /// The build's network sandbox.
+    Default,
+    /// No network: only `lo`.
+    None,
+    /// The host's network.
+    Host,
 }
 
 /// What a build takes from or gives to the world besides the context and the image.
@@ -447,6 +469,18 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         ssh: read_ssh(&args.session.ssh)?,
         secret_args: secret_args.into_keys().collect(),
         cache_normalize_mode: args.cache_normalize_mode,
+        network: match args.network {
+            NetworkMode::Default => Network::Sandbox,
+            NetworkMode::None => Network::None,
+            NetworkMode::Host => Network::Host,
+        },
+        allow: args
+            .allow
+            .iter()
+            .copied()
+            // buildx's `--network=host` asks for the entitlement itself: the flag is the grant.
+            .chain((args.network == NetworkMode::Host).then_some(Entitlement::NetworkHost))
+            .collect(),
     };
     let started = std::time::Instant::now();
     let outcome = engine.build(&file, &options);
