@@ -147,8 +147,9 @@ impl NamespaceRunner {
                     eprintln!(
                         "warning: RUN steps get the host's network (its interfaces and loopback \
                          services): the build's network sandbox could not start: {error}\n  \
-                         = help: BuildKit isolates RUN in a network of its own; make slirp4netns \
-                         and network namespaces available for the same, or pass --network=host \
+                         = help: BuildKit isolates RUN in a network of its own; for the same, \
+                         install slirp4netns and allow network namespaces (a rootless build also \
+                         needs /dev/net/tun mode 0666, as udev sets it); or pass --network=host \
                          to choose the host's network and silence this"
                     );
                     None
