@@ -17,10 +17,10 @@
 //!
 //! # Why slirp4netns, not pasta
 //!
-//! Both are Debian packages made for this. On Debian 12, slirp4netns (1.2.0) starts in 4 to 9 ms
-//! and has exactly the hooks a build needs: `--ready-fd` (no polling for readiness) and
-//! `--exit-fd` (it exits when a pipe closes, which the kernel does when the build dies, however
-//! it dies). pasta (`passt` 2023-03-09) takes 30 to 45 ms to start; as root it drops to `nobody`
+//! Both are Debian packages made for this. On Debian 12, slirp4netns (1.2.0) is ready 4 to 30 ms
+//! after it starts (on 2 busy cores) and has exactly the hooks a build needs: `--ready-fd` (no
+//! polling for readiness) and `--exit-fd` (it exits when a pipe closes, which the kernel does
+//! when the build dies, however it dies). pasta (`passt` 2023-03-09) takes 30 to 45 ms; as root it drops to `nobody`
 //! before opening the target namespace and then fails, so it needs `--runas 0` and keeps
 //! `CAP_SYS_ADMIN`; and nothing ties its lifetime to the build's (it daemonizes, and holds the
 //! namespace open after its owner died).
