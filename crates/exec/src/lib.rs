@@ -15,8 +15,9 @@
 //! ```text
 //! caller (any process, may be multi-threaded)
 //!   └─ spawn (std::process::Command: fork+exec, thread-safe) ─▶ helper: the caller's binary re-exec'd,
-//!      single-threaded. unshare(mnt, pid, uts, ipc[, net][, user]) → make / private → mount the
-//!      rootfs → resolve USER → create the cwd → create the missing mount points, noting them → fork
+//!      single-threaded. [setns(build's net) →] unshare(mnt, pid, uts, ipc[, net][, user]) →
+//!      make / private → mount the rootfs → resolve USER → create the cwd → create the missing
+//!      mount points, noting them → fork
 //!        └─ init: PID 1 of the new PID namespace. Own (nested) mount namespace → /proc, /dev, /sys,
 //!           /etc/resolv.conf, /etc/hosts, extra mounts → pivot_root → hostname, capabilities,
 //!           groups/gid/uid → chdir → execve(command)
