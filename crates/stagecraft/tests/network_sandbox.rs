@@ -270,3 +270,37 @@ fn outbound_connections_and_dns_go_through_the_stack() {
         "nameserver 10.0.2.3\nsearch stagecraft.test\n"
     );
 }
+
+#[test]
+fn without_a_stack_steps_fall_back_to_the_hosts_network_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let machine = Machine::new(
+        dir.path(),
+        "m",
+        &busybox,
+        &[(
+            "Dockerfile",
+            "FROM busybox:latest\nRUN readlink /proc/self/ns/net > /netns\n",
+        )],
+    );
+    // slirp4netns is looked up in PATH; the helper is this binary itself.
+    let output = machine
+        .stagecraft()
+        .env("PATH", dir.path().join("no-such-dir"))
+        .args(["build", "--progress=plain", "-t", "net:fallback"])
+        .arg(&machine.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(FALLBACK), "{stderr}");
+    assert!(stderr.contains("slirp4netns is not installed"), "{stderr}");
+    let rootfs = rootfs(&machine, "net:fallback", dir.path(), "rootfs");
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(
+        read(&rootfs, "netns").trim(),
+        host.to_str().unwrap(),
+        "the warning says the host's network"
+    );
+}
