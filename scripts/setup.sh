@@ -13,8 +13,9 @@ fi
 # Debian packages the tests and demos use: static busybox for the offline base image, a local
 # registry, skopeo and umoci as interoperability peers, dockerd (BuildKit) as the reference,
 # headless Chromium to render the HTML size report, and newuidmap/newgidmap (uidmap) plus
-# useradd (passwd) for rootless builds with subordinate ids and their tests.
-apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium uidmap passwd)
+# useradd (passwd) for rootless builds with subordinate ids and their tests, and slirp4netns,
+# the user-mode network stack of RUN's network sandbox.
+apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium uidmap passwd slirp4netns)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -24,6 +25,14 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The sandbox's stack opens /dev/net/tun; a rootless build can only when everyone may, the
+# mode Debian's udev gives it (50-udev-default.rules). Machines without udev keep the kernel's
+# 0600, and rootless RUN steps would fall back to the host's network.
+if [[ -c /dev/net/tun && $(stat -c %a /dev/net/tun) != 666 ]]; then
+    echo "setup: making /dev/net/tun usable by rootless builds (mode 0666, as udev does)" >&2
+    chmod 0666 /dev/net/tun
 fi
 
 if ! need_cmd cargo-nextest; then

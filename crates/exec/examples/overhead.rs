@@ -2,10 +2,12 @@
 //! (new upper and work directories per run, as a build step gets), against a plain fork+exec.
 //!
 //! ```sh
-//! cargo run --release -p stagecraft-exec --example overhead -- [RUNS] [none]   # as root
+//! cargo run --release -p stagecraft-exec --example overhead -- [RUNS] [none|sandbox] # as root
 //! ```
 //!
-//! `RUNS` defaults to 50; `none` runs with `Network::None` (a fresh network namespace per step).
+//! `RUNS` defaults to 50; `none` runs with `Network::None` (a fresh network namespace per step),
+//! `sandbox` with `Network::Sandbox` (one `NetworkSandbox` for all the steps, as a build has; its
+//! start and teardown are timed too).
 //!
 //! It is also the smallest complete user of the crate: note the `helper_main` dispatch first thing
 //! in `main`, and `HelperCommand::current_exe()`.
@@ -16,7 +18,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stagecraft_exec::{ExecSpec, Executor, HELPER_ARG, HelperCommand, Network, Rootfs};
+use stagecraft_exec::{
+    ExecSpec, Executor, HELPER_ARG, HelperCommand, Network, NetworkSandbox, Rootfs,
+};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -29,13 +33,25 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let network = match args.get(2).and_then(|a| a.to_str()) {
         Some("none") => Network::None,
+        Some("sandbox") => Network::Sandbox,
         _ => Network::Host,
     };
 
     let scratch = tempfile::tempdir()?;
     let lower = scratch.path().join("busybox");
     make_busybox_rootfs(&lower)?;
-    let executor = Executor::new(HelperCommand::current_exe());
+    let mut executor = Executor::new(HelperCommand::current_exe());
+    let mut sandbox = None;
+    if network == Network::Sandbox {
+        let start = Instant::now();
+        let started = std::sync::Arc::new(NetworkSandbox::start(executor.helper())?);
+        println!(
+            "NetworkSandbox::start (namespace + slirp4netns ready): {:.2} ms",
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+        executor = executor.with_network_sandbox(std::sync::Arc::clone(&started));
+        sandbox = Some(started);
+    }
 
     let mut baseline = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -70,6 +86,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::fs::remove_dir_all(&step)?;
     }
 
+    if let Some(sandbox) = sandbox {
+        drop(executor);
+        let start = Instant::now();
+        drop(sandbox);
+        println!(
+            "NetworkSandbox teardown (stack exited and reaped): {:.2} ms",
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     report("fork+exec /bin/true (host)", &mut baseline);
     report(
         &format!("Executor::run /bin/true (overlay, namespaces, network {network:?})"),

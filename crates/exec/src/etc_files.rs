@@ -24,12 +24,13 @@ pub(crate) fn hosts(hostname: &str, extra: &[HostEntry]) -> String {
 }
 
 /// Where BuildKit reads the host's resolver configuration from: `/etc/resolv.conf`, except that
-/// without host networking a systemd-resolved stub (`nameserver 127.0.0.53` alone, unreachable
+/// without any network a systemd-resolved stub (`nameserver 127.0.0.53` alone, unreachable
 /// from another network namespace) is replaced by the file resolved maintains.
 pub(crate) fn resolv_conf_source(network: Network) -> &'static Path {
     const DEFAULT: &str = "/etc/resolv.conf";
     const RESOLVED: &str = "/run/systemd/resolve/resolv.conf";
-    if network == Network::Host {
+    // The sandbox takes only the search domains and options: its nameserver is the stack's.
+    if network != Network::None {
         return Path::new(DEFAULT);
     }
     match std::fs::read_to_string(DEFAULT) {
@@ -49,10 +50,17 @@ pub(crate) fn resolv_conf_source(network: Network) -> &'static Path {
 
 /// BuildKit's generated resolv.conf from the host's (`None` when the host has none): regenerated
 /// in canonical form, loopback nameservers dropped when the command is not on the host network
-/// (they would point into another namespace), Google's public servers when none are left.
+/// (they would point into another namespace), Google's public servers when none are left. In
+/// the sandbox, the stack's DNS forwarder is the one nameserver, as rootlesskit writes it for a
+/// rootless BuildKit: it asks the host's resolvers, loopback ones included.
 pub(crate) fn resolv_conf(host: Option<&str>, network: Network) -> String {
     let mut conf = ResolvConf::parse(host.unwrap_or(""));
-    if network != Network::Host || conf.nameservers.is_empty() {
+    if network == Network::Sandbox {
+        conf.nameservers = vec![Nameserver {
+            ip: crate::netns::SANDBOX_DNS,
+            zone: None,
+        }];
+    } else if network == Network::None || conf.nameservers.is_empty() {
         // `TransformForLegacyNw(ipv6 = true)`.
         conf.nameservers.retain(|ns| !is_loopback(ns.ip));
         if conf.nameservers.is_empty() {
@@ -221,6 +229,16 @@ mod tests {
             "nameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\n\
              nameserver 2001:4860:4860::8844\n"
         );
+    }
+
+    #[test]
+    fn the_sandbox_asks_the_stacks_dns_forwarder() {
+        assert_eq!(
+            resolv_conf(Some(HOST), Network::Sandbox),
+            "nameserver 10.0.2.3\nsearch b.example c.example\noptions ndots:2 edns0\n\
+             sortlist 10.0.0.0\n"
+        );
+        assert_eq!(resolv_conf(None, Network::Sandbox), "nameserver 10.0.2.3\n");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The caller's side: preparing a run, starting the helper, streaming output, collecting the result.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,15 +16,16 @@ use crate::helper::fs::components as fs_components;
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
 use crate::seccomp::Filters;
 use crate::{
-    DEFAULT_HOSTNAME, ExecSpec, ExitStatus, HELPER_ARG, MountKind, Rootfs, Security, Stream,
+    DEFAULT_HOSTNAME, ExecSpec, ExitStatus, HELPER_ARG, MountKind, Network, NetworkSandbox, Rootfs,
+    Security, Stream,
 };
 
 /// How to start the helper: a program and the arguments that make it call
 /// [`crate::helper_main`]. The executor appends its own `--spec-fd=N --status-fd=M`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperCommand {
-    program: PathBuf,
-    args: Vec<OsString>,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
 }
 
 impl HelperCommand {
@@ -47,12 +48,14 @@ impl HelperCommand {
     }
 }
 
-/// Runs `RUN` steps. Cheap to create; holds no resources between runs, and any number of runs
-/// may proceed concurrently from different threads.
+/// Runs `RUN` steps. Cheap to create; holds no resources between runs but the network sandbox it
+/// may be given, and any number of runs may proceed concurrently from different threads.
 #[derive(Debug, Clone)]
 pub struct Executor {
     helper: HelperCommand,
     state_dir: PathBuf,
+    /// The namespace [`Network::Sandbox`] steps join.
+    network_sandbox: Option<Arc<NetworkSandbox>>,
 }
 
 impl Executor {
@@ -77,7 +80,20 @@ impl Executor {
             } else {
                 std::env::temp_dir()
             },
+            network_sandbox: None,
         }
+    }
+
+    /// Runs [`Network::Sandbox`] steps in `sandbox`'s namespace (without one they are refused).
+    /// The steps of one build share one sandbox, as a build's steps share BuildKit's network.
+    pub fn with_network_sandbox(mut self, sandbox: Arc<NetworkSandbox>) -> Self {
+        self.network_sandbox = Some(sandbox);
+        self
+    }
+
+    /// The helper this executor starts.
+    pub fn helper(&self) -> &HelperCommand {
+        &self.helper
     }
 
     /// Keeps the per-run state (an empty mount point, the generated `/etc/hosts` and
@@ -105,6 +121,18 @@ impl Executor {
     /// [`Execution::canceller`]).
     pub fn spawn(&self, spec: &ExecSpec) -> Result<Execution, ExecError> {
         validate(spec)?;
+        let network_sandbox = match (spec.network, &self.network_sandbox) {
+            (Network::Sandbox, None) => {
+                return Err(ExecError::InvalidSpec(
+                    "Network::Sandbox needs an executor with a network sandbox \
+                     (Executor::with_network_sandbox)"
+                        .into(),
+                ));
+            }
+            (Network::Sandbox, Some(sandbox)) => Some(Arc::clone(sandbox)),
+            _ => None,
+        };
+        let netns_fd = network_sandbox.as_ref().map(|s| s.netns().as_raw_fd());
         let state = State::create(&self.state_dir, spec)?;
         let helper_spec = HelperSpec {
             rootfs: state.rootfs.clone(),
@@ -126,14 +154,15 @@ impl Executor {
                 Security::Sandbox => Filters::default_for_run().map_err(ExecError::Setup)?,
                 Security::Insecure => None,
             },
+            netns_fd,
             mounts: sorted_mounts(&spec.mounts),
             secrets_dir: state.dir.path().join("secrets"),
         };
         let frame = protocol::encode_spec(&helper_spec)
             .map_err(|e| ExecError::InvalidSpec(format!("paths must be valid UTF-8: {e}")))?;
 
-        let (spec_read, spec_write) = pipe()?;
-        let (status_read, status_write) = pipe()?;
+        let (spec_read, spec_write) = pipe().map_err(ExecError::Helper)?;
+        let (status_read, status_write) = pipe().map_err(ExecError::Helper)?;
         let mut command = Command::new(&self.helper.program);
         command
             .args(&self.helper.args)
@@ -152,20 +181,12 @@ impl Executor {
             // caller's terminal must stay in the foreground group, or reading stops it (SIGTTIN).
             command.process_group(0);
         }
-        let inherited = [spec_read.as_raw_fd(), status_write.as_raw_fd()];
-        // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2), which
-        // is async-signal-safe and allocates nothing. The descriptors are open: this frame owns
-        // them until after spawn returns.
-        unsafe {
-            command.pre_exec(move || {
-                for fd in inherited {
-                    // Clear close-on-exec on exactly these two, in the child only, so no other
-                    // process spawned concurrently by the caller inherits them.
-                    rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), FdFlags::empty())?;
-                }
-                Ok(())
-            });
-        }
+        inherit_fds(
+            &mut command,
+            [spec_read.as_raw_fd(), status_write.as_raw_fd()]
+                .into_iter()
+                .chain(netns_fd),
+        );
         let mut child = command.spawn().map_err(|source| ExecError::SpawnHelper {
             program: self.helper.program.clone(),
             source,
@@ -199,7 +220,27 @@ impl Executor {
                 control: Arc::new(Mutex::new(Some(spec_write))),
             },
             _state: state.dir,
+            _network_sandbox: network_sandbox,
         })
+    }
+}
+
+/// Makes `command`'s child inherit exactly `fds` (opened close-on-exec here), which must stay
+/// open until it is spawned.
+pub(crate) fn inherit_fds(command: &mut Command, fds: impl IntoIterator<Item = RawFd>) {
+    let fds: Vec<RawFd> = fds.into_iter().collect();
+    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2), which
+    // is async-signal-safe and allocates nothing. The caller keeps the descriptors open until
+    // after the spawn.
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &fds {
+                // Clear close-on-exec on exactly these, in the child only, so no other process
+                // spawned concurrently by the caller inherits them.
+                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), FdFlags::empty())?;
+            }
+            Ok(())
+        });
     }
 }
 
@@ -211,6 +252,8 @@ pub struct Execution {
     canceller: Canceller,
     /// Removed (with the mount point, unmounted since the helper's namespaces died) on drop.
     _state: TempDir,
+    /// Kept until the step is collected: its network must outlive it.
+    _network_sandbox: Option<Arc<NetworkSandbox>>,
 }
 
 #[derive(Debug)]
@@ -474,7 +517,7 @@ fn write_all(fd: &OwnedFd, mut data: &[u8]) -> Result<(), Errno> {
 
 /// A close-on-exec pipe whose ends are both numbered 3 or above: a caller that closed its stdin
 /// would otherwise get descriptor 0 here, which the helper's stdio set-up would overwrite.
-fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let above_stdio = |fd: OwnedFd| {
         if fd.as_raw_fd() > 2 {
             Ok(fd)
@@ -483,8 +526,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
         }
     };
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .and_then(|(r, w)| Ok((above_stdio(r)?, above_stdio(w)?)))
-        .map_err(|e| ExecError::Helper(e.into()))?;
+        .and_then(|(r, w)| Ok((above_stdio(r)?, above_stdio(w)?)))?;
     Ok((read, write))
 }
 

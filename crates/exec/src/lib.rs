@@ -3,8 +3,9 @@
 //! The caller hands over an [`ExecSpec`]: the rootfs (an overlay of image layers with a fresh upper
 //! directory, or a plain directory), the argv, environment, working directory, `USER`, hostname,
 //! network mode and extra mounts. [`Executor::run`] runs the command as PID 1 of fresh mount, PID,
-//! UTS and IPC namespaces (plus a network namespace for [`Network::None`] and a user namespace when
-//! not root), streams its output line by line, and returns its [`ExitStatus`]. Everything the
+//! UTS and IPC namespaces (plus a network namespace for [`Network::None`], the build's shared one
+//! of a [`NetworkSandbox`] for [`Network::Sandbox`], and a user namespace when not root), streams
+//! its output line by line, and returns its [`ExitStatus`]. Everything the
 //! command wrote ends up in the overlay's upper directory, and *only* that: mount points the
 //! executor had to create (`/etc/hosts`, `/etc/resolv.conf`, `/proc`, `/dev`, `/sys`, targets of
 //! extra mounts) are removed again afterwards, as BuildKit's `MountStubsCleaner` does.
@@ -14,8 +15,9 @@
 //! ```text
 //! caller (any process, may be multi-threaded)
 //!   └─ spawn (std::process::Command: fork+exec, thread-safe) ─▶ helper: the caller's binary re-exec'd,
-//!      single-threaded. unshare(mnt, pid, uts, ipc[, net][, user]) → make / private → mount the
-//!      rootfs → resolve USER → create the cwd → create the missing mount points, noting them → fork
+//!      single-threaded. [setns(build's net) →] unshare(mnt, pid, uts, ipc[, net][, user]) →
+//!      make / private → mount the rootfs → resolve USER → create the cwd → create the missing
+//!      mount points, noting them → fork
 //!        └─ init: PID 1 of the new PID namespace. Own (nested) mount namespace → /proc, /dev, /sys,
 //!           /etc/resolv.conf, /etc/hosts, extra mounts → pivot_root → hostname, seccomp,
 //!           capabilities, groups/gid/uid → chdir → execve(command)
@@ -80,6 +82,7 @@ mod error;
 mod etc_files;
 mod executor;
 mod helper;
+mod netns;
 mod protocol;
 mod seccomp;
 mod user;
@@ -94,6 +97,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ExecError;
 pub use executor::{Canceller, Execution, Executor, HelperCommand};
 pub use helper::helper_main;
+pub use netns::{NetworkSandbox, NetworkSandboxError, STACK_PROGRAM};
 
 /// The first argument that makes a binary act as the exec helper (see the crate docs for wiring).
 pub const HELPER_ARG: &str = "__stagecraft-exec";
@@ -134,9 +138,17 @@ pub enum Rootfs {
 /// The network the command sees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Network {
-    /// The host's network namespace (`RUN --network=host`). The default here because this project
-    /// has no bridge networking; BuildKit's resolv.conf handling for host networking applies.
+    /// The build's private network namespace (`RUN --network=default`, BuildKit's default
+    /// "sandbox" mode): `lo` and a tap device whose traffic a user-mode network stack
+    /// (`slirp4netns`) carries out through ordinary sockets of the caller, so outbound
+    /// connections and DNS work while the host's interfaces and its loopback services stay out
+    /// of reach. Shared by every step of an [`Executor`] given a [`NetworkSandbox`]
+    /// ([`Executor::with_network_sandbox`]); any other executor refuses it.
     #[default]
+    Sandbox,
+    /// The host's network namespace (`RUN --network=host`, an entitlement in BuildKit);
+    /// BuildKit's resolv.conf handling for host networking applies. The one mode that needs
+    /// nothing from the executor, so [`ExecSpec::new`] picks it.
     Host,
     /// A fresh network namespace with only the loopback interface, up (`RUN --network=none`).
     None,
@@ -265,8 +277,9 @@ pub struct ExecSpec {
 
 impl ExecSpec {
     /// A spec with BuildKit's defaults: empty environment (so [`DEFAULT_PATH`]), cwd `/`, user root,
-    /// hostname [`DEFAULT_HOSTNAME`], host network, the sandbox, no extra mounts or hosts, stdin
-    /// `/dev/null`.
+    /// hostname [`DEFAULT_HOSTNAME`], the seccomp sandbox, no extra mounts or hosts, stdin
+    /// `/dev/null`; but the host network, which any executor can give (BuildKit's default is
+    /// [`Network::Sandbox`]).
     pub fn new(rootfs: Rootfs, args: Vec<String>) -> Self {
         Self {
             rootfs,

@@ -55,6 +55,8 @@ pub(crate) struct HelperSpec {
     pub(crate) security: Security,
     /// The seccomp filters to load (compiled by the parent), none for `--security=insecure`.
     pub(crate) seccomp: Option<crate::seccomp::Filters>,
+    /// For [`Network::Sandbox`]: the inherited descriptor of the namespace to join.
+    pub(crate) netns_fd: Option<i32>,
     /// Extra mounts, parents before children.
     pub(crate) mounts: Vec<Mount>,
     /// An empty directory where the init mounts the tmpfs holding the secret mounts' files, in
@@ -150,7 +152,8 @@ mod tests {
             cwd: "/".into(),
             user: "app".into(),
             hostname: "h".into(),
-            network: Network::None,
+            network: Network::Sandbox,
+            netns_fd: Some(7),
             security: Security::Sandbox,
             seccomp: crate::seccomp::Filters::default_for_run().unwrap(),
             mounts: vec![],
@@ -161,6 +164,7 @@ mod tests {
         assert_eq!(back.args, spec.args);
         assert_eq!(back.rootfs, spec.rootfs);
         assert_eq!(back.seccomp, spec.seccomp);
+        assert_eq!((back.network, back.netns_fd), (Network::Sandbox, Some(7)));
         assert!(
             read_spec(&frame[..frame.len() - 1])
                 .unwrap_err()

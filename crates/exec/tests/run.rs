@@ -6,12 +6,12 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use stagecraft_exec::{
     ExecError, ExecSpec, Executor, ExitStatus, HELPER_ARG, HelperCommand, HostEntry, Mount,
-    MountKind, Network, Rootfs, SecretData, Security, Stream,
+    MountKind, Network, NetworkSandbox, Rootfs, SecretData, Security, Stream,
 };
 
 const FIXTURE: &str = "/work/shared/fixtures/make-busybox-image";
@@ -182,8 +182,12 @@ struct Output {
 }
 
 fn run(spec: &ExecSpec) -> (Result<ExitStatus, ExecError>, Output) {
+    run_with(&executor(), spec)
+}
+
+fn run_with(executor: &Executor, spec: &ExecSpec) -> (Result<ExitStatus, ExecError>, Output) {
     let mut out = Output::default();
-    let result = executor().run(spec, &mut |stream, data| {
+    let result = executor.run(spec, &mut |stream, data| {
         out.calls += 1;
         let text = String::from_utf8_lossy(data);
         match stream {
@@ -196,7 +200,12 @@ fn run(spec: &ExecSpec) -> (Result<ExitStatus, ExecError>, Output) {
 
 /// Runs and expects exit code 0; returns stdout.
 fn stdout_of(spec: &ExecSpec) -> String {
-    let (result, out) = run(spec);
+    stdout_with(&executor(), spec)
+}
+
+/// [`stdout_of`] with a given executor.
+fn stdout_with(executor: &Executor, spec: &ExecSpec) -> String {
+    let (result, out) = run_with(executor, spec);
     assert_eq!(
         result.unwrap(),
         ExitStatus::Code(0),
@@ -546,6 +555,36 @@ fn network_none_has_only_loopback_up() {
     // The host network is the default.
     let host = stdout_of(&layer.spec("ls /sys/class/net"));
     assert!(host.lines().count() > 1, "host network shows {host:?}");
+}
+
+#[test]
+fn sandbox_steps_share_one_private_network_with_the_stacks_dns() {
+    require_root!();
+    let sandbox = Arc::new(NetworkSandbox::start(executor().helper()).unwrap());
+    let executor = executor().with_network_sandbox(Arc::clone(&sandbox));
+    let script = "readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags; \
+                  ip route | grep ^default; grep nameserver /etc/resolv.conf";
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let layer = Layer::new();
+        let mut spec = layer.spec(script);
+        spec.network = Network::Sandbox;
+        runs.push(stdout_with(&executor, &spec));
+    }
+    let host_netns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let netns = runs[0].lines().next().unwrap();
+    assert_ne!(netns, host_netns.to_str().unwrap(), "{}", runs[0]);
+    // One namespace for both steps, with the stack's tap device and a default route through it.
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(
+        runs[0],
+        format!("{netns}\nlo\ntap0\n0x9\ndefault via 10.0.2.2 dev tap0 \nnameserver 10.0.2.3\n")
+    );
+    // Without a sandbox, an executor refuses the mode rather than picking another network.
+    let layer = Layer::new();
+    let mut spec = layer.spec("true");
+    spec.network = Network::Sandbox;
+    assert!(matches!(run(&spec).0, Err(ExecError::InvalidSpec(_))));
 }
 
 #[test]

@@ -30,8 +30,8 @@ pub struct RunRequest<'a> {
     pub cwd: &'a str,
     /// `USER` value (empty for root).
     pub user: &'a str,
-    /// `default`, `none` or `host`.
-    pub network: &'a str,
+    /// The network, `RUN --network` and the build's `--network` resolved.
+    pub network: stagecraft_exec::Network,
     /// `sandbox` or `insecure` (granted: the engine checked the entitlement).
     pub security: &'a str,
     /// `RUN --mount`s, resolved to host paths.

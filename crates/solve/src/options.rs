@@ -39,6 +39,10 @@ pub struct BuildOptions {
     /// other write bits, so machines with different umasks share a cache (the layer keeps
     /// the modes of the machine that made it).
     pub cache_normalize_mode: bool,
+    /// The network of `RUN` steps without a `--network` of their own (`--network`, BuildKit's
+    /// `force-network-mode`): the build's sandbox by default. The caller's choice, so `Host`
+    /// here needs no entitlement (buildx grants `network.host` with `--network=host`).
+    pub network: stagecraft_exec::Network,
     /// Privileges granted with `--allow` (`RUN --security=insecure` needs `security.insecure`).
     pub entitlements: BTreeSet<crate::Entitlement>,
 }

@@ -19,12 +19,15 @@ const SUBID_START: u32 = 2_000_000;
 const SUBID_COUNT: u32 = 65536;
 
 /// Multi-stage: a RUN deleting a base file (a whiteout) and replacing a base directory (an opaque
-/// directory), one without network (a network namespace of its own: only `lo` in its sysfs), a
-/// COPY --from of their results, and the same deletions again in the final stage.
+/// directory), one without network (a network namespace of its own: only `lo` in its sysfs), one
+/// in the build's network sandbox (`lo` and the stack's `tap0`, not the host's interfaces: a
+/// rootless build that fell back to the host's network would differ from root's), a COPY --from
+/// of their results, and the same deletions again in the final stage.
 const DOCKERFILE: &str = "\
 FROM busybox:latest AS build
 RUN echo built > /out.txt && rm /bin/vi && rm -rf /home && mkdir -p /home/fresh && echo new > /home/fresh/file
 RUN --network=none ls /sys/class/net > /home/fresh/net
+RUN ls /sys/class/net > /home/fresh/sandbox-net && grep nameserver /etc/resolv.conf >> /home/fresh/sandbox-net
 FROM busybox:latest
 COPY --from=build /out.txt /home /srv/
 RUN rm /bin/vi && rm -rf /usr && mkdir -p /usr/bin && echo replaced > /usr/bin/only
@@ -309,7 +312,14 @@ fn same_image_as_root(sandbox: &Sandbox, user: &str, dockerfile: &str) -> Vec<St
     let tag = format!("rootless-test-{user}:latest");
     for who in [As::Root, As::User(user)] {
         sandbox.load_busybox(who);
-        succeeds(&sandbox.build(who, &context, &tag));
+        let output = sandbox.build(who, &context, &tag);
+        succeeds(&output);
+        // Both in a network sandbox (the build's user namespace owns a rootless one).
+        assert!(
+            !stderr(&output).contains("network sandbox could not start"),
+            "{}",
+            stderr(&output)
+        );
     }
     let (root_config, root_layers) = sandbox.inspect(As::Root, &tag);
     let (user_config, user_layers) = sandbox.inspect(As::User(user), &tag);

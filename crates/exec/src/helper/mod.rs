@@ -3,7 +3,8 @@
 //! It runs in this order, each step needing the previous one:
 //!
 //! 1. Read the spec; mark the protocol pipes close-on-exec so the command never inherits them.
-//! 2. `unshare` the mount, PID, UTS and IPC namespaces (network too for `--network=none`), all in
+//! 2. Join the build's network namespace for [`Network::Sandbox`] (see [`crate::netns`]), then
+//!    `unshare` the mount, PID, UTS and IPC namespaces (network too for `--network=none`), all in
 //!    one call, with a user namespace first when not root: the kernel then makes the user namespace
 //!    the owner of the others, which is what lets an unprivileged process mount in them. A rootless
 //!    helper then maps itself (uid and gid) to root, the one mapping it may write unaided. (Under
@@ -88,6 +89,9 @@ pub fn helper_main(args: &[OsString]) -> ! {
 }
 
 fn main(args: &[OsString]) -> i32 {
+    if args.len() == 1 && args[0] == crate::netns::NEW_NETNS_ARG {
+        return crate::netns::hold_new_netns();
+    }
     let (spec_fd, status_fd) = match take_pipes(args) {
         Ok(fds) => fds,
         Err(message) => {
@@ -139,22 +143,20 @@ fn take_pipes(args: &[OsString]) -> Result<(OwnedFd, OwnedFd), String> {
     if spec < 3 || status < 3 || spec == status {
         return Err("bad descriptor numbers".into());
     }
-    let mut owned = Vec::new();
-    for fd in [spec, status] {
-        // SAFETY: F_GETFD only inspects the descriptor number; it does not claim ownership.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        rustix::io::fcntl_getfd(borrowed)
-            .map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
-        // They had to survive this process's execve; the command must not inherit them.
-        rustix::io::fcntl_setfd(borrowed, FdFlags::CLOEXEC)
-            .map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
-        // SAFETY: the parent opened these pipe ends for this process alone and passed their
-        // numbers; nothing else in this fresh process owns them, and they are open (checked).
-        owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    let status = owned.pop().ok_or("internal: descriptor list")?;
-    let spec = owned.pop().ok_or("internal: descriptor list")?;
-    Ok((spec, status))
+    Ok((adopt_fd(spec)?, adopt_fd(status)?))
+}
+
+/// Takes ownership of a descriptor the parent passed by number (see `Executor::spawn`), marking
+/// it close-on-exec: it had to survive this process's `execve`; the command must not inherit it.
+fn adopt_fd(fd: i32) -> Result<OwnedFd, String> {
+    // SAFETY: F_GETFD only inspects the descriptor number; it does not claim ownership.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_getfd(borrowed).map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
+    rustix::io::fcntl_setfd(borrowed, FdFlags::CLOEXEC)
+        .map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
+    // SAFETY: the parent opened it for this process alone and passed its number, once; nothing
+    // else in this fresh process owns it, and it is open (checked).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Steps 2–8 of the module docs.
@@ -167,7 +169,16 @@ fn supervise(
     // With umask 0 the modes passed to mkdir/mknod are the modes created: 0755 for the cwd, as
     // BuildKit's MkdirAll under buildkitd's usual 022. The init sets 022 for the command.
     rustix::process::umask(Mode::empty());
-    enter_namespaces(spec.network, !rustix::process::geteuid().is_root())?;
+    let netns = match (spec.network, spec.netns_fd) {
+        (Network::Sandbox, Some(fd)) => Some(adopt_fd(fd).map_err(Failure::InvalidSpec)?),
+        (Network::Sandbox, None) => {
+            return Err(Failure::InvalidSpec(
+                "the sandbox network without a namespace descriptor".into(),
+            ));
+        }
+        _ => None,
+    };
+    enter_namespaces(spec.network, netns, !rustix::process::geteuid().is_root())?;
     let ids = IdSpace::current().map_err(Failure::Namespaces)?;
     rustix::mount::mount_change(
         "/",
@@ -304,7 +315,23 @@ pub(crate) fn check_single_threaded(function: &str) -> Result<(), String> {
     }
 }
 
-fn enter_namespaces(network: Network, userns: bool) -> Result<(), Failure> {
+/// Step 2 of the module docs: `netns` is the build's namespace to join, for
+/// [`Network::Sandbox`].
+fn enter_namespaces(network: Network, netns: Option<OwnedFd>, userns: bool) -> Result<(), Failure> {
+    if let Some(netns) = netns {
+        // Before a user namespace is created: joining needs CAP_SYS_ADMIN over the namespace's
+        // owner, the caller's user namespace, which a new one would not have.
+        rustix::thread::move_into_link_name_space(
+            netns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|e| {
+            Failure::Namespaces(format!(
+                "joining the build's network namespace: {}",
+                errno_text(e)
+            ))
+        })?;
+    }
     let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
     let mut flags =
         UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;

@@ -13,7 +13,8 @@ use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
 use crate::state::{BuildRun, StageState};
-use stagecraft_dockerfile::Command;
+use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_exec::Network;
 use stagecraft_store::ScratchDir;
 use stagecraft_store::{CacheMountAccess, CacheMountLock};
 use std::collections::{BTreeMap, VecDeque};
@@ -35,7 +36,33 @@ impl BuildRun<'_> {
                 "RUN --security=insecure: security.insecure is not allowed\n  = help: grant it with `stagecraft build --allow security.insecure`",
             ));
         }
+        if run.network == "host" && !granted.contains(&crate::Entitlement::NetworkHost) {
+            let host = crate::Entitlement::NetworkHost;
+            return Err(BuildError::Step(
+                ParseError::new(
+                    &self.file.source,
+                    command.location.span,
+                    format!("RUN --network=host: entitlement {host} is not allowed"),
+                )
+                .with_hint(format!(
+                    "the host's network (its interfaces, its loopback services) is an \
+                     entitlement: pass `--allow {host}` to stagecraft build to grant it, as \
+                     with `docker buildx build --allow {host}`; without --network=host the \
+                     step runs in the build's network sandbox"
+                )),
+            ));
+        }
         Ok(())
+    }
+
+    /// The network of a `RUN` step: its own `--network`, else the build's (the entitlement
+    /// for `host` is checked by [`BuildRun::check_entitlements`]).
+    fn run_network(&self, run: &stagecraft_dockerfile::RunCommand) -> Network {
+        match run.network.as_str() {
+            "host" => Network::Host,
+            "none" => Network::None,
+            _ => self.options.network,
+        }
     }
 
     pub(crate) fn prepare_mounts(
@@ -269,6 +296,7 @@ impl BuildRun<'_> {
     ) -> Result<bool, BuildError> {
         // Again for the RUNs of ONBUILD triggers, which `build` could not see.
         self.check_entitlements(command, run)?;
+        let network = self.run_network(run);
         let mut args = run.command.args.clone();
         if let Some(first) = run.command.heredocs.first() {
             args = heredoc_command(&args, &run.command.heredocs, first);
@@ -290,7 +318,7 @@ impl BuildRun<'_> {
             .text("env", &env_json)
             .text("cwd", &cwd)
             .text("user", &user)
-            .text("network", &run.network)
+            .text("network", network_key(network))
             .text("security", &run.security)
             .text("mounts", &prepared.key)
             .finish();
@@ -315,7 +343,7 @@ impl BuildRun<'_> {
             ("command".to_owned(), args.join(" ")),
             ("working directory".to_owned(), cwd.clone()),
             ("user".to_owned(), user.clone()),
-            ("network".to_owned(), run.network.clone()),
+            ("network".to_owned(), network_key(network).to_owned()),
             ("mounts".to_owned(), prepared.key.clone()),
         ];
         if run.security != "sandbox" {
@@ -355,7 +383,7 @@ impl BuildRun<'_> {
                     env: &run_env,
                     cwd: &cwd,
                     user: &user,
-                    network: &run.network,
+                    network,
                     security: &run.security,
                     mounts: &prepared.mounts,
                 };
@@ -445,4 +473,14 @@ pub(crate) fn plan_single_file(dir: &Path) -> Option<PathBuf> {
     let mut entries = std::fs::read_dir(dir).ok()?;
     let first = entries.next()?.ok()?;
     (entries.next().is_none() && first.file_type().ok()?.is_file()).then(|| first.path())
+}
+
+/// A network mode as cache keys and `--explain` name it: `RUN --network`'s words, the sandbox
+/// being the default (as BuildKit's exec op leaves its network unset for it).
+fn network_key(network: Network) -> &'static str {
+    match network {
+        Network::Sandbox => "default",
+        Network::Host => "host",
+        Network::None => "none",
+    }
 }

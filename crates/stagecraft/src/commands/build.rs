@@ -6,6 +6,7 @@ use super::runtime::{
     fill_output_dir, open_store_leased, registry, write_output_file,
 };
 use super::{CommandError, CommandResult, parse_dockerfile};
+use stagecraft_exec::Network;
 use stagecraft_export::NamedImage;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
@@ -87,6 +88,11 @@ pub struct BuildArgs {
     /// the machine that made it wrote it, modes included.
     #[arg(long)]
     cache_normalize_mode: bool,
+    /// The network of RUN steps without a --network of their own: `default` (a private network
+    /// namespace per build, with outbound access and DNS but not the host's interfaces or
+    /// loopback services), `none`, or `host` (which grants `network.host`, as buildx does).
+    #[arg(long, value_enum, default_value = "default")]
+    network: NetworkMode,
     /// Grant a privilege the Dockerfile may ask for, as buildx: `security.insecure`
     /// (`RUN --security=insecure`: all capabilities, no seccomp filter) or `network.host`;
     /// repeatable, or comma-separated.
@@ -96,6 +102,17 @@ pub struct BuildArgs {
     /// variant of the command enum.
     #[command(flatten)]
     session: Box<SessionArgs>,
+}
+
+/// `--network` values, as buildx takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkMode {
+    /// The build's network sandbox.
+    Default,
+    /// No network: only `lo`.
+    None,
+    /// The host's network.
+    Host,
 }
 
 /// What a build takes from or gives to the world besides the context and the image.
@@ -441,7 +458,18 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         ssh: read_ssh(&args.session.ssh)?,
         secret_args: secret_args.into_keys().collect(),
         cache_normalize_mode: args.cache_normalize_mode,
-        entitlements: args.allow.iter().copied().collect(),
+        network: match args.network {
+            NetworkMode::Default => Network::Sandbox,
+            NetworkMode::None => Network::None,
+            NetworkMode::Host => Network::Host,
+        },
+        entitlements: args
+            .allow
+            .iter()
+            .copied()
+            // buildx's `--network=host` asks for the entitlement itself: the flag is the grant.
+            .chain((args.network == NetworkMode::Host).then_some(Entitlement::NetworkHost))
+            .collect(),
     };
     let started = std::time::Instant::now();
     let outcome = engine.build(&file, &options);

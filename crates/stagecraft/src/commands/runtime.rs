@@ -1,6 +1,7 @@
 //! Shared plumbing for commands that touch the store, registries and the executor.
 
 use super::CommandError;
+use stagecraft_exec::Network;
 use stagecraft_image::Digest;
 use stagecraft_image::Platform;
 use stagecraft_layer::OverlayXattr;
@@ -13,6 +14,7 @@ use stagecraft_solve::{
 use stagecraft_store::{Image, OutputFile, Store};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 /// Opens the store and takes a lease for the rest of the command: content a command writes
 /// (blobs, then the tag that makes them reachable) must not be pruned in between. The lease
@@ -164,11 +166,15 @@ pub fn registry(insecure: &[String]) -> Registry {
     })
 }
 
-/// Runs `RUN` steps with stagecraft's own namespace executor (this binary re-executed).
+/// Runs `RUN` steps with stagecraft's own namespace executor (this binary re-executed). One per
+/// build: its network sandbox is the build's, started for the first step that needs it and
+/// stopped when the runner is dropped.
 pub struct NamespaceRunner {
     executor: stagecraft_exec::Executor,
     /// A rootless build's directory for the per-run state, removed with the runner.
     _state: Option<stagecraft_store::ScratchDir>,
+    /// The executor for [`Network::Sandbox`] steps, `None` when the sandbox could not start.
+    sandboxed: OnceLock<Option<stagecraft_exec::Executor>>,
 }
 
 impl NamespaceRunner {
@@ -184,13 +190,49 @@ impl NamespaceRunner {
                 NamespaceRunner {
                     executor: executor.with_state_dir(state.path()),
                     _state: Some(state),
+                    sandboxed: OnceLock::new(),
                 }
             }
             OverlayXattr::Trusted => NamespaceRunner {
                 executor,
                 _state: None,
+                sandboxed: OnceLock::new(),
             },
         })
+    }
+}
+
+impl NamespaceRunner {
+    /// The executor for `network`, starting the build's sandbox on first use. When it cannot
+    /// start, the steps get the host's network, and the user a warning: never silently.
+    fn executor_for(&self, network: Network) -> (&stagecraft_exec::Executor, Network) {
+        if network != Network::Sandbox {
+            return (&self.executor, network);
+        }
+        let sandboxed = self.sandboxed.get_or_init(
+            || match stagecraft_exec::NetworkSandbox::start(self.executor.helper()) {
+                Ok(sandbox) => Some(
+                    self.executor
+                        .clone()
+                        .with_network_sandbox(Arc::new(sandbox)),
+                ),
+                Err(error) => {
+                    eprintln!(
+                        "warning: RUN steps get the host's network (its interfaces and loopback \
+                         services): the build's network sandbox could not start: {error}\n  \
+                         = help: BuildKit isolates RUN in a network of its own; for the same, \
+                         install slirp4netns and allow network namespaces (a rootless build also \
+                         needs /dev/net/tun mode 0666, as udev sets it); or pass --network=host \
+                         to choose the host's network and silence this"
+                    );
+                    None
+                }
+            },
+        );
+        match sandboxed {
+            Some(executor) => (executor, Network::Sandbox),
+            None => (&self.executor, Network::Host),
+        }
     }
 }
 
@@ -236,12 +278,9 @@ impl Runner for NamespaceRunner {
             "insecure" => stagecraft_exec::Security::Insecure,
             _ => stagecraft_exec::Security::Sandbox,
         };
-        spec.network = match request.network {
-            "none" => stagecraft_exec::Network::None,
-            _ => stagecraft_exec::Network::Host,
-        };
-        let status = self
-            .executor
+        let (executor, network) = self.executor_for(request.network);
+        spec.network = network;
+        let status = executor
             .run(&spec, &mut |stream, bytes: &[u8]| {
                 let stream = match stream {
                     stagecraft_exec::Stream::Stdout => Stream::Stdout,
