@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build a Dockerfile into an image (docker buildx flags).
-    Build(commands::build::BuildArgs),
+    Build(Box<commands::build::BuildArgs>),
     /// Check a Dockerfile: BuildKit's build checks and multi-stage best practices.
     Lint(commands::lint::LintArgs),
     /// Parse a Dockerfile and print its syntax tree, as BuildKit's parser sees it.

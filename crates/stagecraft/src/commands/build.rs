@@ -1,17 +1,13 @@
 //! `stagecraft build`: docker-buildx-shaped flags over the build engine.
 
-use super::progress::{ProgressMode, Renderer};
-use super::runtime::{
-    CacheLocation, ImportedCaches, NamespaceRunner, StoreOrRegistry, block_on, export_cache,
-    fill_output_dir, open_store_leased, registry, write_output_file,
-};
+use super::progress::{BuildSummary, ProgressMode, Renderer};
+use super::runtime::{open_store_leased, registry};
 use super::{CommandError, CommandResult, parse_dockerfile};
+use stagecraft_build::{BuildRequest, BuildResult, CacheLocation, Exported, Output, Session};
 use stagecraft_exec::Network;
-use stagecraft_export::NamedImage;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
-use stagecraft_solve::remote_cache::CacheMode;
-use stagecraft_solve::{BuildOptions, Engine, Entitlement, StageOutcome};
+use stagecraft_solve::{BuildOptions, Entitlement, StageOutcome};
 use stagecraft_store::ManifestFormat;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -63,6 +59,16 @@ pub struct BuildArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressMode,
+    /// Print nothing but the result (the image ID, or the pushed digest), as `docker build -q`.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Write the image ID (its config digest) to this file, as `docker build --iidfile`.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Write buildx's build metadata (`containerimage.digest`, `containerimage.config.digest`,
+    /// `containerimage.descriptor`, `image.name`) to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
     /// Print the plan (stages, dependencies, what is skipped) and stop.
     #[arg(long)]
     dry_run: bool,
@@ -133,67 +139,6 @@ struct SessionArgs {
     /// repeatable. Layers are downloaded only when a step hits them.
     #[arg(long = "cache-from")]
     cache_from: Vec<String>,
-}
-
-/// `key=value,…` fields of a buildx option; `what` names the flag in errors.
-fn option_fields<'a>(
-    text: &'a str,
-    what: &str,
-) -> Result<BTreeMap<&'a str, &'a str>, CommandError> {
-    text.split(',')
-        .map(|field| {
-            field
-                .split_once('=')
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| {
-                    CommandError(format!(
-                        "error: invalid {what} field {field:?}: expected key=value"
-                    ))
-                })
-        })
-        .collect()
-}
-
-/// Parses `--cache-to` (`export`) or `--cache-from` the way buildx does: `type=local` takes
-/// `dest=` to export and `src=` to import, `type=registry` takes `ref=`; a value without `=`
-/// is a registry reference.
-fn parse_cache_option(
-    text: &str,
-    export: bool,
-) -> Result<(CacheLocation, CacheMode), CommandError> {
-    let flag = if export { "--cache-to" } else { "--cache-from" };
-    if !text.contains('=') {
-        return Ok((CacheLocation::Registry(text.to_owned()), CacheMode::Min));
-    }
-    let fields = option_fields(text, flag)?;
-    let mode = match fields.get("mode").copied() {
-        None | Some("min") => CacheMode::Min,
-        Some("max") => CacheMode::Max,
-        Some(other) => {
-            return Err(CommandError(format!(
-                "error: {flag}: invalid mode {other:?}\n  = help: use mode=min or mode=max"
-            )));
-        }
-    };
-    let field = |name: &str| {
-        fields
-            .get(name)
-            .copied()
-            .ok_or_else(|| CommandError(format!("error: {flag} {text:?} needs {name}=…")))
-    };
-    let location = match fields.get("type").copied() {
-        Some("local") => {
-            CacheLocation::Local(PathBuf::from(field(if export { "dest" } else { "src" })?))
-        }
-        Some("registry") => CacheLocation::Registry(field("ref")?.to_owned()),
-        Some(other) => {
-            return Err(CommandError(format!(
-                "error: {flag}: unsupported cache type {other:?}\n  = help: use type=local or type=registry"
-            )));
-        }
-        None => return Err(CommandError(format!("error: {flag} {text:?} needs type=…"))),
-    };
-    Ok((location, mode))
 }
 
 /// One `--allow` value.
@@ -280,62 +225,31 @@ fn read_ssh(values: &[String]) -> Result<BTreeMap<String, PathBuf>, CommandError
     Ok(agents)
 }
 
-/// One `--output`.
-#[derive(Debug, PartialEq, Eq)]
-enum Output {
-    /// An OCI layout tar; its layers compressed (`compression=` or `--compression`).
-    Oci(PathBuf, Option<Compression>),
-    Docker(PathBuf),
-    Tar(PathBuf),
-    Local(PathBuf),
-    /// A push; its layers compressed like `Oci`'s.
-    Registry(String, Option<Compression>),
-}
-
-fn parse_output(text: &str) -> Result<Output, CommandError> {
-    if !text.contains('=') {
-        return Ok(Output::Local(PathBuf::from(text)));
+/// `NAME=VALUE` entries (`NAME` alone takes the value from the environment, and is left out
+/// when the environment has none, as docker does). A name must be one word: `=foo`, an empty
+/// entry or `A B=c` is an error, never quietly ignored.
+fn build_arg_map(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, CommandError> {
+    let mut map = BTreeMap::new();
+    for entry in values {
+        let (name, value) = match entry.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (entry.as_str(), None),
+        };
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(CommandError(format!(
+                "error: {flag} {entry:?}: {}\n  = help: write {flag} NAME=VALUE, or {flag} NAME to take the value from the environment",
+                if name.is_empty() {
+                    "the name is empty"
+                } else {
+                    "a name cannot contain spaces"
+                }
+            )));
+        }
+        if let Some(value) = value.or_else(|| std::env::var(name).ok()) {
+            map.insert(name.to_owned(), value);
+        }
     }
-    let fields = option_fields(text, "--output")?;
-    let dest = || -> Result<PathBuf, CommandError> {
-        fields
-            .get("dest")
-            .map(PathBuf::from)
-            .ok_or_else(|| CommandError(format!("error: --output {text:?} needs dest=PATH")))
-    };
-    let compression = match fields.get("compression") {
-        Some(name) => Some(super::parse_compression(
-            name,
-            fields.get("compression-level").copied(),
-        )?),
-        None => None,
-    };
-    match fields.get("type").copied() {
-        Some("oci") => Ok(Output::Oci(dest()?, compression)),
-        Some("docker") => Ok(Output::Docker(dest()?)),
-        Some("tar") => Ok(Output::Tar(dest()?)),
-        Some("local") => Ok(Output::Local(dest()?)),
-        Some("registry" | "image") => fields
-            .get("name")
-            .map(|n| Output::Registry((*n).to_owned(), compression))
-            .ok_or_else(|| CommandError(format!("error: --output {text:?} needs name=REFERENCE"))),
-        Some(other) => Err(CommandError(format!(
-            "error: unknown output type {other:?}\n  = help: use oci, docker, tar, local or registry"
-        ))),
-        None => Err(CommandError(format!(
-            "error: --output {text:?} needs type=…"
-        ))),
-    }
-}
-
-fn build_arg_map(values: &[String]) -> BTreeMap<String, String> {
-    values
-        .iter()
-        .filter_map(|entry| match entry.split_once('=') {
-            Some((k, v)) => Some((k.to_owned(), v.to_owned())),
-            None => std::env::var(entry).ok().map(|v| (entry.clone(), v)),
-        })
-        .collect()
+    Ok(map)
 }
 
 /// Runs `stagecraft build`.
@@ -345,8 +259,8 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .clone()
         .unwrap_or_else(|| args.context.join("Dockerfile"));
     let file = parse_dockerfile(&dockerfile_path)?;
-    let secret_args = build_arg_map(&args.secret_build_args);
-    let mut build_args = build_arg_map(&args.build_args);
+    let secret_args = build_arg_map("--secret-build-arg", &args.secret_build_args)?;
+    let mut build_args = build_arg_map("--build-arg", &args.build_args)?;
     build_args.extend(secret_args.clone());
     let plan_options = PlanOptions {
         target: args.target.clone(),
@@ -411,74 +325,92 @@ pub fn run(args: &BuildArgs) -> CommandResult {
     let outputs: Vec<Output> = args
         .outputs
         .iter()
-        .map(|o| parse_output(o))
+        .map(|o| Output::parse(o))
         .collect::<Result<_, _>>()?;
-    let cache_to: Vec<(CacheLocation, CacheMode)> = args
+    let cache_to = args
         .session
         .cache_to
         .iter()
-        .map(|c| parse_cache_option(c, true))
+        .map(|c| CacheLocation::parse(c, true))
         .collect::<Result<_, _>>()?;
-    let cache_from: Vec<CacheLocation> = args
+    let cache_from = args
         .session
         .cache_from
         .iter()
-        .map(|c| parse_cache_option(c, false).map(|(location, _)| location))
+        .map(|c| CacheLocation::parse(c, false).map(|(location, _)| location))
         .collect::<Result<_, _>>()?;
+    // buildx documents SOURCE_DATE_EPOCH as a build argument; the environment variable works
+    // too (the argument wins).
+    let source_date_epoch = match plan_options
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+    {
+        None => None,
+        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+            CommandError(format!(
+                "error: SOURCE_DATE_EPOCH={text:?} is not a number of seconds since 1970\n  = help: pass e.g. --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)"
+            ))
+        })?),
+    };
     let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.insecure);
-    let imported = ImportedCaches::import(&store, &registry, &cache_from);
-    let base_images = StoreOrRegistry {
-        store: &store,
-        registry: &registry,
-        always_pull: args.pull,
-        pulled: Default::default(),
-    };
-    let runner = NamespaceRunner::new(&store)?;
-    let renderer = Renderer::new(args.progress);
-    let engine = Engine {
-        store: &store,
-        base_images: &base_images,
-        runner: &runner,
-        progress: &renderer,
-        cache_blobs: Some(&imported),
-    };
-    let options = BuildOptions {
-        plan: plan_options,
-        context_dir: args.context.clone(),
-        dockerfile_path: Some(dockerfile_path),
-        no_cache: args.no_cache,
-        no_cache_filter: args.no_cache_filter.clone(),
-        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|v| v.parse().ok()),
-        manifest_format: ManifestFormat::Oci,
-        labels: build_arg_map(&args.labels),
-        secrets: read_secrets(&args.session.secrets)?,
-        ssh: read_ssh(&args.session.ssh)?,
-        secret_args: secret_args.into_keys().collect(),
-        cache_normalize_mode: args.cache_normalize_mode,
-        network: match args.network {
-            NetworkMode::Default => Network::Sandbox,
-            NetworkMode::None => Network::None,
-            NetworkMode::Host => Network::Host,
+    let renderer = Renderer::new(if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        args.progress
+    });
+    let request = BuildRequest {
+        dockerfile: &file,
+        options: BuildOptions {
+            plan: plan_options,
+            context_dir: args.context.clone(),
+            dockerfile_path: Some(dockerfile_path),
+            no_cache: args.no_cache,
+            no_cache_filter: args.no_cache_filter.clone(),
+            source_date_epoch,
+            manifest_format: ManifestFormat::Oci,
+            labels: build_arg_map("--label", &args.labels)?,
+            secrets: read_secrets(&args.session.secrets)?,
+            ssh: read_ssh(&args.session.ssh)?,
+            secret_args: secret_args.into_keys().collect(),
+            cache_normalize_mode: args.cache_normalize_mode,
+            network: match args.network {
+                NetworkMode::Default => Network::Sandbox,
+                NetworkMode::None => Network::None,
+                NetworkMode::Host => Network::Host,
+            },
+            entitlements: args
+                .allow
+                .iter()
+                .copied()
+                // buildx's `--network=host` asks for the entitlement itself: the flag is the
+                // grant.
+                .chain((args.network == NetworkMode::Host).then_some(Entitlement::NetworkHost))
+                .collect(),
         },
-        entitlements: args
-            .allow
-            .iter()
-            .copied()
-            // buildx's `--network=host` asks for the entitlement itself: the flag is the grant.
-            .chain((args.network == NetworkMode::Host).then_some(Entitlement::NetworkHost))
-            .collect(),
+        tags: args.tags.clone(),
+        outputs,
+        push: args.push,
+        cache_from,
+        cache_to,
+        compression: args.compression,
+        always_pull: args.pull,
     };
     let started = std::time::Instant::now();
-    let outcome = engine.build(&file, &options);
+    let session = Session {
+        store: &store,
+        registry: &registry,
+    };
+    let result = session.build(&request, &renderer);
     if args.explain {
         eprint!("{}", renderer.explanations());
     }
-    let outcome = outcome.map_err(|e| CommandError(e.render()))?;
+    let result = result.map_err(|e| CommandError(e.render()))?;
     // What each stage weighs, for `stagecraft size --stage` later: recorded by the build that
     // made the image (a cached rebuild of the same image writes nothing).
+    let outcome = &result.outcome;
     if stagecraft_report::load_stage_sizes(&store, &outcome.image.manifest_digest)?.is_none() {
         stagecraft_report::save_stage_sizes(
             &store,
@@ -486,113 +418,94 @@ pub fn run(args: &BuildArgs) -> CommandResult {
             &super::report::stage_sizes(&outcome.stages),
         )?;
     }
-    let mut names = Vec::new();
-    for tag in &args.tags {
-        let reference = store
-            .set_tag(tag, &outcome.image.manifest_digest)
-            .map_err(|e| CommandError(format!("error: tagging {tag}: {e}")))?;
-        names.push(reference.to_string());
+    for (location, records) in &result.cache_exports {
+        renderer.info(format!("exported cache to {location}: {records} records"));
     }
-    let compression = args.compression;
-    for output in &outputs {
-        export(
-            &store,
-            &outcome.image,
-            &names,
-            output,
-            compression,
-            &registry,
-        )?;
+    for (name, digest) in result.pushed() {
+        renderer.info(format!("pushed {name}@{digest}"));
     }
-    for (location, mode) in &cache_to {
-        let records = export_cache(&store, &registry, &outcome, location, *mode, compression)?;
-        eprintln!("exported cache to {location}: {records} records");
+    renderer.finish(&summary(&result, started.elapsed()));
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, result.image_id().to_string()).map_err(|e| {
+            CommandError(format!("error: writing --iidfile {}: {e}", path.display()))
+        })?;
     }
-    if args.push {
-        for name in &names {
-            export(
-                &store,
-                &outcome.image,
-                &names,
-                &Output::Registry(name.clone(), None),
-                compression,
-                &registry,
-            )?;
-        }
+    if let Some(path) = &args.metadata_file {
+        let metadata = metadata(&result);
+        let bytes = serde_json::to_vec_pretty(&metadata)?;
+        std::fs::write(path, bytes).map_err(|e| {
+            CommandError(format!(
+                "error: writing --metadata-file {}: {e}",
+                path.display()
+            ))
+        })?;
     }
-    let built = outcome
-        .stages
-        .iter()
-        .filter(|s| s.outcome == StageOutcome::Built)
-        .count();
-    let cached = outcome
-        .stages
-        .iter()
-        .filter(|s| s.outcome == StageOutcome::Cached)
-        .count();
-    let skipped = outcome
-        .stages
-        .iter()
-        .filter(|s| s.outcome == StageOutcome::Skipped)
-        .count();
-    let size: u64 = outcome.layers.iter().map(|l| l.size).sum();
-    eprintln!(
-        "built {} in {:.2}s: {} steps run, {} cached; stages: {built} built, {cached} cached, {skipped} skipped; {} layers, {}",
-        outcome.image.manifest_digest.short(),
-        started.elapsed().as_secs_f64(),
-        outcome.steps_run,
-        outcome.steps_cached,
-        outcome.layers.len(),
-        super::human_bytes(size),
-    );
     if args.report {
-        print!("{}", super::report::stage_table(&store, &outcome.stages)?);
+        print!(
+            "{}",
+            super::report::stage_table(&store, &result.outcome.stages)?
+        );
     }
-    println!("{}", outcome.image.manifest_digest);
+    // What scripts read, as `docker build -q` and buildx print it: the pushed manifest's
+    // digest after a push, the image ID otherwise.
+    match result.pushed().next() {
+        Some((_, digest)) => println!("{digest}"),
+        None => println!("{}", result.image_id()),
+    }
     Ok(())
 }
 
-fn export(
-    store: &stagecraft_store::Store,
-    image: &stagecraft_store::Image,
-    names: &[String],
-    output: &Output,
-    compression: Compression,
-    registry: &stagecraft_registry::Registry,
-) -> CommandResult {
-    let named = [NamedImage {
-        image: image.clone(),
-        names: names.to_vec(),
-    }];
-    match output {
-        Output::Oci(path, own) => {
-            let named = [NamedImage {
-                image: store.compressed_image(image, own.unwrap_or(compression))?,
-                names: names.to_vec(),
-            }];
-            write_output_file(store, path, |out| {
-                stagecraft_export::write_archive(store, &named, false, out)
-            })?
-        }
-        Output::Docker(path) => write_output_file(store, path, |out| {
-            stagecraft_export::write_archive(store, &named, true, out)
-        })?,
-        Output::Tar(path) => write_output_file(store, path, |out| {
-            stagecraft_export::write_rootfs_tar(store, image, out)
-        })?,
-        Output::Local(path) => fill_output_dir(store, path, |dir| {
-            stagecraft_export::unpack_rootfs(store, image, dir)
-        })?,
-        Output::Registry(name, own) => {
-            let reference = stagecraft_registry::parse_reference(name)?;
-            let image = store.compressed_image(image, own.unwrap_or(compression))?;
-            let digest = block_on(stagecraft_registry::push(
-                registry, store, &image, &reference,
-            ))??;
-            eprintln!("pushed {}@{digest}", reference.whole());
-        }
+/// The counts and names the end of a build reports.
+fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
+    let outcome = &result.outcome;
+    let count = |which: StageOutcome| outcome.stages.iter().filter(|s| s.outcome == which).count();
+    BuildSummary {
+        image_id: result.image_id().to_string(),
+        digest: result.digest(),
+        tags: result.names.clone(),
+        outputs: result
+            .exports
+            .iter()
+            .map(|e| match e {
+                Exported::Files => "files".to_owned(),
+                Exported::Layout { digest } => format!("oci-layout {digest}"),
+                Exported::Pushed { name, digest } => format!("{name}@{digest}"),
+            })
+            .collect(),
+        seconds: elapsed.as_secs_f64(),
+        steps_run: outcome.steps_run,
+        steps_cached: outcome.steps_cached,
+        stages_built: count(StageOutcome::Built),
+        stages_cached: count(StageOutcome::Cached),
+        stages_skipped: count(StageOutcome::Skipped),
+        layers: outcome.layers.len(),
+        size: outcome.layers.iter().map(|l| l.size).sum(),
     }
-    Ok(())
+}
+
+/// `--metadata-file`: buildx's keys for the image the build made.
+fn metadata(result: &BuildResult) -> serde_json::Value {
+    let pushed = result.pushed().next();
+    let layout = result.exports.iter().find_map(|e| match e {
+        Exported::Layout { digest } => Some(digest.to_string()),
+        _ => None,
+    });
+    let mut metadata = serde_json::json!({
+        "containerimage.config.digest": result.image_id().to_string(),
+        "containerimage.digest": result.digest(),
+    });
+    // A manifest others know: pushed, or in an OCI layout. The store's own manifest names
+    // uncompressed layers no registry has, so it is never described here.
+    if pushed.is_some() || layout.is_some() {
+        metadata["containerimage.descriptor"] = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": result.digest(),
+        });
+    }
+    if !result.names.is_empty() {
+        metadata["image.name"] = serde_json::Value::String(result.names.join(","));
+    }
+    metadata
 }
 
 #[cfg(test)]
@@ -600,78 +513,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outputs_parse_like_buildx() {
-        assert_eq!(
-            parse_output("type=oci,dest=out.tar").unwrap(),
-            Output::Oci("out.tar".into(), None)
-        );
-        assert_eq!(
-            parse_output("type=oci,dest=o.tar,compression=zstd,compression-level=9").unwrap(),
-            Output::Oci("o.tar".into(), Some(Compression::Zstd { level: 9 }))
-        );
-        let error = parse_output("type=oci,dest=o.tar,compression=gzip,compression-level=12");
-        assert!(error.unwrap_err().0.contains("use 0 to 9"));
-        assert_eq!(
-            parse_output("type=docker,dest=a.tar").unwrap(),
-            Output::Docker("a.tar".into())
-        );
-        assert_eq!(
-            parse_output("type=tar, dest=fs.tar").unwrap(),
-            Output::Tar("fs.tar".into())
-        );
-        assert_eq!(
-            parse_output("./dir").unwrap(),
-            Output::Local("./dir".into())
-        );
-        assert_eq!(
-            parse_output("type=registry,name=localhost:5000/a:b").unwrap(),
-            Output::Registry("localhost:5000/a:b".into(), None)
-        );
-        assert!(parse_output("type=oci").is_err());
-        assert!(parse_output("type=zip,dest=x").is_err());
-    }
-
-    #[test]
-    fn cache_options_parse_like_buildx() {
-        assert_eq!(
-            parse_cache_option("type=local,dest=/c,mode=max", true).unwrap(),
-            (CacheLocation::Local("/c".into()), CacheMode::Max)
-        );
-        assert_eq!(
-            parse_cache_option("type=local,src=/c", false).unwrap(),
-            (CacheLocation::Local("/c".into()), CacheMode::Min)
-        );
-        assert_eq!(
-            parse_cache_option("type=registry,ref=r:5000/c:main", true).unwrap(),
-            (
-                CacheLocation::Registry("r:5000/c:main".into()),
-                CacheMode::Min
-            )
-        );
-        assert_eq!(
-            parse_cache_option("r:5000/c:main", false).unwrap().0,
-            CacheLocation::Registry("r:5000/c:main".into())
-        );
-        for (bad, help) in [
-            ("type=local,src=/c", "dest="),
-            ("type=gha", "unsupported cache type"),
-            ("type=registry,ref=r/c,mode=all", "mode=min or mode=max"),
-        ] {
-            let error = parse_cache_option(bad, true).unwrap_err().0;
-            assert!(error.contains(help), "{bad}: {error}");
-        }
-    }
-
-    #[test]
     fn build_args_from_flags_and_environment() {
         // SAFETY-free: the variable name is unique to this test.
-        let map = build_arg_map(&[
-            "A=1".into(),
-            "B=x=y".into(),
-            "STAGECRAFT_SURELY_UNSET_VAR".into(),
-        ]);
+        let map = build_arg_map(
+            "--build-arg",
+            &[
+                "A=1".into(),
+                "B=x=y".into(),
+                "STAGECRAFT_SURELY_UNSET_VAR".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(map.get("A").map(String::as_str), Some("1"));
         assert_eq!(map.get("B").map(String::as_str), Some("x=y"));
         assert!(!map.contains_key("STAGECRAFT_SURELY_UNSET_VAR"));
+        for bad in ["=foo", "", "A B=c"] {
+            let error = build_arg_map("--build-arg", &[bad.into()]).unwrap_err().0;
+            assert!(error.contains("--build-arg NAME=VALUE"), "{bad}: {error}");
+        }
     }
 }

@@ -238,9 +238,10 @@ pub fn save(args: &SaveArgs) -> CommandResult {
         });
     }
     if args.format == "dir" {
-        return fill_output_dir(&store, &args.output, |dir| {
+        fill_output_dir(&store, &args.output, |dir| {
             stagecraft_export::unpack_rootfs(&store, &named[0].image, dir)
-        });
+        })?;
+        return Ok(());
     }
     if args.format == "oci" {
         for named in &mut named {
@@ -249,7 +250,8 @@ pub fn save(args: &SaveArgs) -> CommandResult {
     }
     write_output_file(&store, &args.output, |out| {
         stagecraft_export::write_archive(&store, &named, args.format == "docker", out)
-    })
+    })?;
+    Ok(())
 }
 
 /// Runs `stagecraft import`.

@@ -101,42 +101,5 @@ pub use stagecraft_report::human_bytes;
 /// A `--compression` flag: `gzip`, `zstd` or `uncompressed`, at the algorithm's default level
 /// (a clap value parser, shared by `build`, `save` and `push`).
 pub fn compression_flag(name: &str) -> Result<stagecraft_layer::Compression, String> {
-    use stagecraft_layer::Compression;
-    match name {
-        "gzip" => Ok(Compression::gzip()),
-        "zstd" => Ok(Compression::zstd()),
-        "uncompressed" => Ok(Compression::None),
-        other => Err(format!(
-            "unknown compression {other:?}\n  = help: use gzip, zstd or uncompressed"
-        )),
-    }
-}
-
-/// The layer compression `name` at `level` (the algorithm's default when `None`), as buildx
-/// spells them in `--output …,compression=…,compression-level=…`.
-pub fn parse_compression(
-    name: &str,
-    level: Option<&str>,
-) -> Result<stagecraft_layer::Compression, CommandError> {
-    use stagecraft_layer::Compression;
-    let default = compression_flag(name).map_err(|e| CommandError(format!("error: {e}")))?;
-    let Some(text) = level else {
-        return Ok(default);
-    };
-    let level_error = |range: &str| {
-        CommandError(format!(
-            "error: compression-level={text:?} is not a {name} level\n  = help: use {range}"
-        ))
-    };
-    match default {
-        Compression::Gzip { .. } => match text.parse::<u32>() {
-            Ok(level) if level <= 9 => Ok(Compression::Gzip { level }),
-            _ => Err(level_error("0 to 9")),
-        },
-        Compression::Zstd { .. } => match text.parse::<i32>() {
-            Ok(level) if (1..=22).contains(&level) => Ok(Compression::Zstd { level }),
-            _ => Err(level_error("1 to 22")),
-        },
-        Compression::None => Err(level_error("no level: an uncompressed layer has none")),
-    }
+    stagecraft_build::compression_by_name(name)
 }

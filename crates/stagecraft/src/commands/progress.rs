@@ -23,6 +23,36 @@ pub enum ProgressMode {
     Quiet,
 }
 
+/// What the end of a build reports: one line in the `plain` and `tty` views, the final event
+/// of `json` progress, nothing when `quiet`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildSummary {
+    /// The image ID (config digest).
+    pub image_id: String,
+    /// The digest others know the image by (pushed, or in an OCI layout; else the image ID).
+    pub digest: String,
+    /// The tags set.
+    pub tags: Vec<String>,
+    /// What each output made.
+    pub outputs: Vec<String>,
+    /// Wall time of the build, in seconds.
+    pub seconds: f64,
+    /// Steps that ran.
+    pub steps_run: usize,
+    /// Steps that came from the cache.
+    pub steps_cached: usize,
+    /// Stages built, cached and skipped.
+    pub stages_built: usize,
+    /// See `stages_built`.
+    pub stages_cached: usize,
+    /// See `stages_built`.
+    pub stages_skipped: usize,
+    /// Layers of the image.
+    pub layers: usize,
+    /// Their size in bytes (uncompressed tar).
+    pub size: u64,
+}
+
 /// A progress sink writing to standard error.
 pub struct Renderer {
     mode: ProgressMode,
@@ -54,6 +84,49 @@ impl Renderer {
             mode,
             state: Mutex::new(state),
         }
+    }
+
+    /// A message of the command itself (an exported cache, a push), shown like the engine's.
+    pub fn info(&self, message: String) {
+        self.event(Event::Info {
+            message,
+            context_files: None,
+        });
+    }
+
+    /// The end of a build: its summary line, or in `json` mode a last event with everything
+    /// in it (every line of that stream stays JSON).
+    pub fn finish(&self, summary: &BuildSummary) {
+        let mut err = std::io::stderr().lock();
+        let _ = match self.mode {
+            ProgressMode::Quiet => Ok(()),
+            ProgressMode::Json => {
+                let mut event = serde_json::json!({ "event": "build_finished" });
+                if let (Some(fields), Ok(serde_json::Value::Object(more))) =
+                    (event.as_object_mut(), serde_json::to_value(summary))
+                {
+                    fields.extend(more);
+                }
+                writeln!(err, "{}", with_time(event))
+            }
+            _ => writeln!(
+                err,
+                "built {} in {:.2}s: {} steps run, {} cached; stages: {} built, {} cached, {} skipped; {} layers, {}",
+                summary
+                    .image_id
+                    .trim_start_matches("sha256:")
+                    .get(..12)
+                    .unwrap_or_default(),
+                summary.seconds,
+                summary.steps_run,
+                summary.steps_cached,
+                summary.stages_built,
+                summary.stages_cached,
+                summary.stages_skipped,
+                summary.layers,
+                super::human_bytes(summary.size),
+            ),
+        };
     }
 
     /// `--explain`: every step that ran and the input that made its cache miss, one line each
@@ -172,6 +245,22 @@ impl Renderer {
     }
 }
 
+/// A JSON progress event with the time it happened (RFC 3339, UTC), as its first field.
+fn with_time(event: serde_json::Value) -> serde_json::Value {
+    let time = stagecraft_image::Timestamp::now()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    match event {
+        serde_json::Value::Object(fields) => {
+            let mut timed = serde_json::Map::new();
+            timed.insert("time".to_owned(), serde_json::Value::String(time));
+            timed.extend(fields);
+            serde_json::Value::Object(timed)
+        }
+        other => other,
+    }
+}
+
 fn truncate(line: &str, max: usize) -> String {
     if line.chars().count() <= max {
         line.to_owned()
@@ -208,8 +297,8 @@ impl ProgressSink for Renderer {
             ProgressMode::Plain | ProgressMode::Auto => self.plain(&state, &event),
             ProgressMode::Tty => self.tty(&mut state, &event),
             ProgressMode::Json => {
-                if let Ok(line) = serde_json::to_string(&event) {
-                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                if let Ok(value) = serde_json::to_value(&event) {
+                    let _ = writeln!(std::io::stderr().lock(), "{}", with_time(value));
                 }
             }
             ProgressMode::Quiet => {}

@@ -1,0 +1,46 @@
+//! Where base images come from: the store when it has them (no network for a cached build),
+//! else their registry.
+
+use crate::network::block_on;
+use stagecraft_image::Platform;
+use stagecraft_registry::Registry;
+use stagecraft_solve::BaseImages;
+use stagecraft_store::{Image, Store};
+
+/// Base images: from the store when present, else pulled.
+pub struct StoreOrRegistry<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The registry client.
+    pub registry: &'a Registry,
+    /// Ask the registry even when the store has the tag (`--pull`).
+    pub always_pull: bool,
+    /// References already pulled in this build, so stages sharing a base pull it once.
+    pub pulled: std::sync::Mutex<Vec<String>>,
+}
+
+impl BaseImages for StoreOrRegistry<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, String> {
+        // Stages resolve their bases in parallel; one at a time here keeps a shared base from
+        // being fetched twice.
+        let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh_enough = !self.always_pull || pulled.iter().any(|r| r == reference);
+        if fresh_enough && let Ok(image) = self.store.image_for_platform(reference, platform) {
+            return Ok(image);
+        }
+        pulled.push(reference.to_owned());
+        let parsed = stagecraft_registry::parse_reference(reference).map_err(|e| e.to_string())?;
+        let result = block_on(stagecraft_registry::pull(
+            self.registry,
+            self.store,
+            &parsed,
+            platform,
+        ))
+        .map_err(|e| e.to_string())?;
+        result.map_err(|e| {
+            format!(
+                "{e}\n  = help: load it first with `stagecraft load` if it is not in a registry"
+            )
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Why a build session failed.
+
+use std::path::PathBuf;
+
+/// A build session's failure, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A buildx-style option value that does not parse (`--output`, `--cache-to`, a
+    /// compression). `reason` may end with `= help:` lines.
+    #[error("{flag} {value:?}: {reason}")]
+    InvalidOption {
+        /// The flag, as typed (`--output`).
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
+    /// The build itself (rendered with its source line by [`stagecraft_solve::BuildError::render`]).
+    #[error(transparent)]
+    Build(#[from] stagecraft_solve::BuildError),
+    /// The store refused something.
+    #[error("{what}: {source}")]
+    Store {
+        /// What the session was doing.
+        what: String,
+        /// The store's error.
+        #[source]
+        source: stagecraft_store::Error,
+    },
+    /// Writing an output file or directory.
+    #[error("writing {}: {message}", path.display())]
+    Output {
+        /// The destination.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A registry transfer (push, pull, a cache import or export).
+    #[error("{what}: {message}")]
+    Transfer {
+        /// What the session was doing (`pushing localhost:5000/app:1`).
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The process's network runtime could not start.
+    #[error("starting the network runtime: {0}")]
+    Runtime(String),
+}
+
+impl Error {
+    /// A multi-line rendering for terminals (the source line and a caret for build errors).
+    pub fn render(&self) -> String {
+        match self {
+            Error::Build(error) => error.render(),
+            other => format!("error: {other}"),
+        }
+    }
+
+    pub(crate) fn store(what: impl Into<String>) -> impl FnOnce(stagecraft_store::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Store { what, source }
+    }
+}
+
+/// What session functions return.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

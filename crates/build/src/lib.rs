@@ -1,0 +1,31 @@
+//! A build session: what happens around the engine, as buildx and BuildKit's session do it.
+//!
+//! ```text
+//! BuildRequest ─ Session::build ─ cache imports (--cache-from: local layout or registry)
+//!                      │            engine (stagecraft_solve): plan → stages → image in the store
+//!                      │            tags, outputs (oci, docker, tar, local, registry), --push
+//!                      └──────────  cache exports (--cache-to) ─ BuildResult
+//! ```
+//!
+//! The command line turns flags into a [`BuildRequest`] and renders the [`BuildResult`]; base
+//! images come from the store or their registry ([`StoreOrRegistry`]), `RUN` goes through
+//! stagecraft's namespace executor ([`NamespaceRunner`]).
+#![forbid(unsafe_code)]
+
+mod base_images;
+mod cache;
+mod error;
+mod network;
+mod options;
+mod output;
+mod runner;
+mod session;
+
+pub use base_images::StoreOrRegistry;
+pub use cache::{ImportedCaches, export_cache};
+pub use error::{Error, Result};
+pub use network::{block_on, registry};
+pub use options::{CacheLocation, Output, compression_by_name, parse_compression};
+pub use output::{Exported, export, fill_output_dir, write_output_file};
+pub use runner::NamespaceRunner;
+pub use session::{BuildRequest, BuildResult, Session};

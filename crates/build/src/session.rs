@@ -1,0 +1,160 @@
+//! One build, end to end: caches imported, the plan run by the engine, the image tagged and
+//! exported, caches exported.
+
+use crate::base_images::StoreOrRegistry;
+use crate::cache::{ImportedCaches, export_cache};
+use crate::error::{Error, Result};
+use crate::options::{CacheLocation, Output};
+use crate::output::{Exported, export};
+use crate::runner::NamespaceRunner;
+use stagecraft_dockerfile::Dockerfile;
+use stagecraft_image::Digest;
+use stagecraft_layer::Compression;
+use stagecraft_registry::Registry;
+use stagecraft_solve::progress::ProgressSink;
+use stagecraft_solve::remote_cache::CacheMode;
+use stagecraft_solve::{BuildOptions, BuildOutcome, Engine};
+use stagecraft_store::Store;
+
+/// What to build and what to do with the result.
+pub struct BuildRequest<'a> {
+    /// The parsed Dockerfile.
+    pub dockerfile: &'a Dockerfile,
+    /// The engine's options: build arguments, target, context, secrets, network…
+    pub options: BuildOptions,
+    /// Names to tag the image with in the store (`-t`).
+    pub tags: Vec<String>,
+    /// Where the image goes besides the store (`--output`).
+    pub outputs: Vec<Output>,
+    /// Push every tag to its registry (`--push`).
+    pub push: bool,
+    /// Caches to import records from (`--cache-from`).
+    pub cache_from: Vec<CacheLocation>,
+    /// Caches to export to (`--cache-to`), with which records.
+    pub cache_to: Vec<(CacheLocation, CacheMode)>,
+    /// Layer compression for outputs that carry compressed layers.
+    pub compression: Compression,
+    /// Ask the registry for base images even when the store has them (`--pull`).
+    pub always_pull: bool,
+}
+
+/// What a build made.
+pub struct BuildResult {
+    /// The engine's outcome: the stored image, its layers, the stages, the steps.
+    pub outcome: BuildOutcome,
+    /// The tags set, as full references.
+    pub names: Vec<String>,
+    /// What each output made, in request order (pushes of `--push` last).
+    pub exports: Vec<Exported>,
+    /// Each exported cache with how many records it holds.
+    pub cache_exports: Vec<(CacheLocation, usize)>,
+}
+
+impl BuildResult {
+    /// The image ID: the digest of its config, as docker names images.
+    pub fn image_id(&self) -> &Digest {
+        &self.outcome.image.config_digest
+    }
+
+    /// The digest others can see the image by: the pushed manifest's, else an exported OCI
+    /// layout's, else (only in the store, where docker names images so) the image ID. Never
+    /// the store's own manifest digest, which names uncompressed layers no registry has.
+    pub fn digest(&self) -> String {
+        self.exports
+            .iter()
+            .find_map(|e| match e {
+                Exported::Pushed { digest, .. } => Some(digest.clone()),
+                _ => None,
+            })
+            .or_else(|| {
+                self.exports.iter().find_map(|e| match e {
+                    Exported::Layout { digest } => Some(digest.to_string()),
+                    _ => None,
+                })
+            })
+            .unwrap_or_else(|| self.image_id().to_string())
+    }
+
+    /// Every push: reference and manifest digest.
+    pub fn pushed(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.exports.iter().filter_map(|e| match e {
+            Exported::Pushed { name, digest } => Some((name.as_str(), digest.as_str())),
+            _ => None,
+        })
+    }
+}
+
+/// A store and a registry client, for builds.
+pub struct Session<'a> {
+    /// Where images, layers and caches live.
+    pub store: &'a Store,
+    /// How registries are reached.
+    pub registry: &'a Registry,
+}
+
+impl Session<'_> {
+    /// Builds `request`, reporting progress to `progress`.
+    pub fn build(
+        &self,
+        request: &BuildRequest<'_>,
+        progress: &dyn ProgressSink,
+    ) -> Result<BuildResult> {
+        let store = self.store;
+        let imported = ImportedCaches::import(store, self.registry, &request.cache_from, progress);
+        let base_images = StoreOrRegistry {
+            store,
+            registry: self.registry,
+            always_pull: request.always_pull,
+            pulled: Default::default(),
+        };
+        let runner = NamespaceRunner::new(store, progress)?;
+        let engine = Engine {
+            store,
+            base_images: &base_images,
+            runner: &runner,
+            progress,
+            cache_blobs: Some(&imported),
+        };
+        let outcome = engine.build(request.dockerfile, &request.options)?;
+        let mut names = Vec::new();
+        for tag in &request.tags {
+            let reference = store
+                .set_tag(tag, &outcome.image.manifest_digest)
+                .map_err(Error::store(format!("tagging {tag}")))?;
+            names.push(reference.to_string());
+        }
+        let pushes = names
+            .iter()
+            .filter(|_| request.push)
+            .map(|name| Output::Registry(name.clone(), None));
+        let mut exports = Vec::new();
+        for output in request.outputs.iter().cloned().chain(pushes) {
+            exports.push(export(
+                store,
+                &outcome.image,
+                &names,
+                &output,
+                request.compression,
+                self.registry,
+            )?);
+        }
+        let mut cache_exports = Vec::new();
+        for (location, mode) in &request.cache_to {
+            let records = export_cache(
+                store,
+                self.registry,
+                &outcome,
+                location,
+                *mode,
+                request.compression,
+            )?;
+            cache_exports.push((location.clone(), records));
+        }
+        Ok(BuildResult {
+            outcome,
+            names,
+            exports,
+            cache_exports,
+        })
+    }
+}
