@@ -82,7 +82,12 @@ fn lists_exactly_what_enters_the_context() {
             "src/main.rs",
         ]
     );
-    let by_path = |path: &str| entries.iter().find(|entry| entry.path == Path::new(path)).unwrap();
+    let by_path = |path: &str| {
+        entries
+            .iter()
+            .find(|entry| entry.path == Path::new(path))
+            .unwrap()
+    };
     assert_eq!(
         by_path("src/main.rs"),
         &ContextEntry {

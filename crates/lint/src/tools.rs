@@ -287,16 +287,54 @@ pub(crate) fn cacheable_tool(command: &SimpleCommand) -> Option<&'static str> {
     }
 }
 
-/// `go build` or `go install`: a command that links a Go binary.
-pub(crate) fn go_build(command: &SimpleCommand) -> bool {
-    command.program() == "go"
-        && matches!(
-            verb(
-                command.args(),
-                &["-o", "-C", "-ldflags", "-tags", "-gcflags"]
-            ),
-            Some(("build" | "install", _))
-        )
+/// Options of `go build` / `go install` that take a separate value.
+const GO_VALUE_OPTIONS: [&str; 9] = [
+    "-o",
+    "-C",
+    "-ldflags",
+    "-tags",
+    "-gcflags",
+    "-asmflags",
+    "-p",
+    "-mod",
+    "-modfile",
+];
+
+/// A `go build` or `go install`: a command that links Go binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoBuild<'a> {
+    /// `go install`: the binaries go to `$GOBIN` (or `$GOPATH/bin`).
+    pub install: bool,
+    /// The `-o` value, if given.
+    pub output: Option<&'a str>,
+    /// The packages named (`.`, `./cmd/app`, …).
+    pub packages: Vec<&'a str>,
+}
+
+/// Reads `go build …` / `go install …`.
+pub(crate) fn go_build(command: &SimpleCommand) -> Option<GoBuild<'_>> {
+    if command.program() != "go" {
+        return None;
+    }
+    let args = command.args();
+    let (verb, packages) = verb(args, &GO_VALUE_OPTIONS)?;
+    let install = match verb {
+        "build" => false,
+        "install" => true,
+        _ => return None,
+    };
+    let output = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, arg)| match arg.as_str() {
+            "-o" | "--o" => args.get(i + 1).map(String::as_str),
+            _ => arg.strip_prefix("-o=").or_else(|| arg.strip_prefix("--o=")),
+        });
+    Some(GoBuild {
+        install,
+        output,
+        packages,
+    })
 }
 
 /// Whether a `go build` produces a static binary whatever `CGO_ENABLED` says: external
@@ -315,25 +353,32 @@ pub(crate) fn is_compiler_package(package: &str) -> bool {
         .split(['=', '~', '>', '<'])
         .next()
         .unwrap_or(package);
+    is_c_compiler_package(name)
+        || matches!(
+            name,
+            "make"
+                | "cmake"
+                | "autoconf"
+                | "automake"
+                | "libtool"
+                | "gfortran"
+                | "golang"
+                | "golang-go"
+                | "go"
+                | "rustc"
+                | "cargo"
+        )
+}
+
+/// Packages that bring a C compiler (what cgo needs to be on): `gcc`, `build-base`, `clang-17`…
+pub(crate) fn is_c_compiler_package(package: &str) -> bool {
+    let name = package
+        .split(['=', '~', '>', '<'])
+        .next()
+        .unwrap_or(package);
     matches!(
         name,
-        "gcc"
-            | "g++"
-            | "gcc-c++"
-            | "clang"
-            | "build-essential"
-            | "build-base"
-            | "make"
-            | "cmake"
-            | "autoconf"
-            | "automake"
-            | "libtool"
-            | "gfortran"
-            | "golang"
-            | "golang-go"
-            | "go"
-            | "rustc"
-            | "cargo"
+        "gcc" | "g++" | "gcc-c++" | "clang" | "build-essential" | "build-base"
     ) || ["gcc-", "g++-", "clang-"].iter().any(|prefix| {
         name.strip_prefix(prefix)
             .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
@@ -374,8 +419,14 @@ mod tests {
             Some(Ecosystem::Go)
         );
         assert_eq!(dependency_install(&first("pip install .")), None);
-        assert!(go_build(&first("go build -o /out/app ./cmd/app")));
-        assert!(!go_build(&first("go test ./...")));
+        let command = first("go build -ldflags '-s -w' -o /out/app ./cmd/app");
+        let build = go_build(&command).unwrap();
+        assert_eq!(
+            (build.output, build.packages),
+            (Some("/out/app"), vec!["./cmd/app"])
+        );
+        assert!(go_build(&first("go install ./...")).unwrap().install);
+        assert!(go_build(&first("go test ./...")).is_none());
         assert!(is_compiler_package("gcc-12") && is_compiler_package("g++=4:12"));
         assert!(!is_compiler_package("gcc-doc") && !is_compiler_package("makedev"));
     }

@@ -183,15 +183,30 @@ rule_cases! {
     go_scratch_without_cgo_disabled: "GoScratchWithoutCgoDisabled" {
         fires: [
             "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN go build -o /out/app .\nFROM scratch\nCOPY --from=build /out/app /app\nENTRYPOINT [\"/app\"]\n",
-            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/static-debian12\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/static-debian12\nCOPY --from=build /app /app\nCMD [\"/app\"]\n",
+            // No -o: the binary is named after the package, in the working directory.
+            "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN cd cmd/server && go build\nFROM scratch\nCOPY --from=build /src/cmd/server/server /server\nENTRYPOINT [\"/server\"]\n",
+            // go install puts it in $GOPATH/bin; the whole directory is copied.
+            "FROM golang:1.22 AS build\nRUN go install ./cmd/...\nFROM scratch\nCOPY --from=build /go/bin/ /usr/local/bin/\nENTRYPOINT [\"/usr/local/bin/tool\"]\n",
+            // An Alpine builder that installs a C compiler has cgo on again.
+            "FROM golang:1.22-alpine AS build\nRUN apk add --no-cache build-base\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
         ],
         quiet: [
             GOOD_GO,
-            "FROM golang:1.22 AS build\nENV CGO_ENABLED=0\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
-            "FROM golang:1.22-alpine AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
-            "FROM golang:1.22 AS build\nRUN go build -ldflags '-linkmode external -extldflags \"-static\"' -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nENV CGO_ENABLED=0\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM golang:1.22-alpine AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            // Go installed on plain Alpine: no C compiler, so cgo is off by itself.
+            "FROM alpine:3.20 AS build\nRUN apk add --no-cache go\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM golang:1.22 AS build\nRUN go build -ldflags '-linkmode external -extldflags \"-static\"' -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
             // A runtime with libc runs cgo binaries fine.
-            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/base-debian12\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/base-debian12\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            // The scratch stage receives generated code, not the binary.
+            "FROM golang:1.22 AS gen\nWORKDIR /src\nCOPY . .\nRUN go generate ./... && go build -o /bin/tool ./cmd/tool\nFROM scratch AS generated\nCOPY --from=gen /src/api/generated /\nCMD [\"none\"]\n",
+            // An export-only stage (`--output`) starts nothing: the project needs cgo, the
+            // artifact is for the host.
+            "FROM golang:1.22 AS build\nRUN go build -o /out/libplugin.so -buildmode=c-shared .\nFROM scratch AS export\nCOPY --from=build /out /\n",
+            // Where the binary goes depends on a variable: no guessing.
+            "FROM golang:1.22 AS build\nARG OUT\nRUN go build -o \"$OUT\" .\nFROM scratch\nCOPY --from=build /usr/bin/app /app\nENTRYPOINT [\"/app\"]\n",
         ],
     }
     unreachable_stage: "UnreachableStage" {
@@ -241,7 +256,7 @@ fn messages_name_the_lines_involved() {
     assert!(findings[0].hint.contains("package.json and the lockfile"));
     let findings = fires(
         "GoScratchWithoutCgoDisabled",
-        "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+        "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
     );
     assert_eq!(findings[0].line, 2);
     assert!(findings[0].message.contains("line 4"));

@@ -2,7 +2,9 @@
 //! inherits, what a scratch stage receives, which stages the target needs — and how the layer
 //! cache behaves.
 
-use super::{Variables, clean_path, context_sources, display, glob_match, is_whole_context};
+use super::{
+    Variables, clean_path, context_sources, display, glob_match, is_whole_context, source_covers,
+};
 use crate::model::{Ctx, Sink, StageView, Step};
 use crate::rules;
 use crate::script::SimpleCommand;
@@ -180,48 +182,135 @@ fn npm_install_instead_of_ci(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sin
     }
 }
 
-/// GoScratchWithoutCgoDisabled: a cgo-linked Go binary copied into an image without libc.
+/// GoScratchWithoutCgoDisabled: a Go binary linked with cgo, built in this Dockerfile, copied
+/// into a final image without libc that runs something. An export-only stage (no CMD or
+/// ENTRYPOINT: `--output` writes its files out) never starts the binary, and a COPY of other
+/// files from the builder (generated sources, assets) carries no binary.
 fn go_on_scratch(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let target = ctx.target();
+    let without_libc =
+        ctx.is_on_scratch(target) || ctx.root_image(target).is_some_and(|i| i.lacks_libc());
+    if !without_libc || !has_start_command(ctx, target) {
+        return;
+    }
     let mut reported = BTreeSet::new();
-    for view in ctx.linted() {
-        let index = view.stage.index;
-        let without_libc =
-            ctx.is_on_scratch(index) || ctx.root_image(index).is_some_and(|i| i.lacks_libc());
-        if !without_libc {
+    for step in ctx.chain_steps(target) {
+        let CommandKind::Copy(copy) = &step.command.kind else {
             continue;
-        }
-        for step in &view.steps {
-            let CommandKind::Copy(copy) = &step.command.kind else {
+        };
+        let Some(builder) = copy
+            .from
+            .as_ref()
+            .and_then(|f| ctx.model.stage_named(&f.value))
+        else {
+            continue;
+        };
+        // `COPY --from` sources are paths from the builder's root, whatever its WORKDIR.
+        let sources: Vec<String> = copy
+            .paths
+            .sources
+            .iter()
+            .map(|s| clean_path(&format!("/{}", s.value)))
+            .collect();
+        for (build, output) in cgo_builds(ctx, builder) {
+            if !sources.iter().any(|source| output.copied_by(source))
+                || !reported.insert(build.instruction.span.start)
+            {
                 continue;
-            };
-            let Some(builder) = copy
-                .from
-                .as_ref()
-                .and_then(|f| ctx.model.stage_named(&f.value))
-            else {
-                continue;
-            };
-            for build in cgo_builds(ctx, builder) {
-                if !reported.insert(build.instruction.span.start) {
-                    continue;
-                }
-                sink.report(
-                    &rules::GoScratchWithoutCgoDisabled,
-                    build.at(),
-                    format!(
-                        "`go build` runs with cgo enabled, and line {} copies its output into a stage without libc",
-                        step.instruction.start_line
-                    ),
-                    "build with `CGO_ENABLED=0 go build …` (or `ENV CGO_ENABLED=0`): a cgo binary \
-                     needs the C library and fails to start with \"no such file or directory\"",
-                );
             }
+            sink.report(
+                &rules::GoScratchWithoutCgoDisabled,
+                build.at(),
+                format!(
+                    "`go build` runs with cgo enabled, and line {} copies its output into a final image without libc",
+                    step.instruction.start_line
+                ),
+                "build with `CGO_ENABLED=0 go build …` (or `ENV CGO_ENABLED=0`): a cgo binary \
+                 needs the C library and fails to start with \"no such file or directory\"",
+            );
         }
     }
 }
 
-/// The RUNs of a stage (and its bases) that link a Go binary with cgo possibly enabled.
-fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
+/// Where a `go build` or `go install` puts its binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GoOutput {
+    /// This file (`-o /out/app`, or the package's name in the working directory); with
+    /// several packages `-o` names a directory, which `copied_by` allows for.
+    File(String),
+    /// Some file in this directory (`go install` → `$GOBIN`, `-o /out/`).
+    Directory(String),
+    /// A variable or an unknown directory hides it: never matched, the rule does not guess.
+    Unknown,
+}
+
+impl GoOutput {
+    /// Whether copying `source` (absolute, clean) out of the builder takes the binary along:
+    /// the source is the binary, a directory above it (or a glob matching either), or a file
+    /// in the output directory.
+    fn copied_by(&self, source: &str) -> bool {
+        // `COPY --from=build /out/${APP} /app`: the directory before the variable decides.
+        let source = match source.find('$') {
+            Some(i) => source[..i].rsplit_once('/').map_or("/", |(dir, _)| dir),
+            None => source,
+        };
+        let source = if source.is_empty() { "/" } else { source };
+        let covers = |path: &str| source_covers(source, path.trim_start_matches('/'));
+        match self {
+            GoOutput::File(path) | GoOutput::Directory(path) => {
+                covers(path) || is_within(source, path)
+            }
+            GoOutput::Unknown => false,
+        }
+    }
+}
+
+/// What a Go build writes, seen from the working directory `cwd`.
+fn go_output(build: &tools::GoBuild<'_>, cwd: Option<&str>, variables: &Variables) -> GoOutput {
+    let known = |path: &str| resolve(cwd, &variables.expand_known(path)?);
+    if build.install {
+        let bin = variables
+            .get("GOBIN")
+            .map(str::to_owned)
+            .or_else(|| variables.get("GOPATH").map(|p| format!("{p}/bin")))
+            // The golang images set GOPATH=/go; elsewhere Go defaults to $HOME/go.
+            .unwrap_or_else(|| "/go/bin".to_owned());
+        return known(&bin).map_or(GoOutput::Unknown, GoOutput::Directory);
+    }
+    if let Some(output) = build.output {
+        return match known(output) {
+            Some(path) if output.ends_with('/') => GoOutput::Directory(path),
+            Some(path) => GoOutput::File(path),
+            None => GoOutput::Unknown,
+        };
+    }
+    // No -o: one package's binary lands in the working directory, named after the package.
+    let Some(cwd) = cwd else {
+        return GoOutput::Unknown;
+    };
+    match build.packages.as_slice() {
+        [] | ["."] => {
+            known(cwd.rsplit('/').next().unwrap_or(cwd)).map_or(GoOutput::Unknown, GoOutput::File)
+        }
+        [package] if !package.contains("...") && !package.contains('$') => {
+            let name = package
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(package);
+            known(name).map_or(GoOutput::Unknown, GoOutput::File)
+        }
+        _ => GoOutput::Directory(cwd.to_owned()),
+    }
+}
+
+/// Whether the root of a stage's chain has a C compiler. Images on Alpine (golang:*-alpine
+/// included) have none unless the Dockerfile installs one, and without one Go turns cgo off by
+/// itself; every other image is taken to have one (the Debian golang images do).
+fn has_c_compiler(ctx: &Ctx<'_>, index: usize) -> bool {
+    let alpine = ctx.root_image(index).is_some_and(|image| {
+        image.short_name() == "alpine" || image.tag.as_deref().is_some_and(|t| t.contains("alpine"))
+    });
     let installs_compiler = |step: &Step<'_>| {
         step.script.as_ref().is_some_and(|script| {
             script
@@ -229,22 +318,30 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
                 .iter()
                 .filter_map(tools::system_install)
                 .flatten()
-                .any(tools::is_compiler_package)
+                .any(tools::is_c_compiler_package)
         })
     };
-    // golang:*-alpine has no C compiler, and without one Go turns cgo off by itself.
-    let alpine_golang = ctx.root_image(index).is_some_and(|image| {
-        image.short_name() == "golang" && image.tag.as_deref().is_some_and(|t| t.contains("alpine"))
-    });
-    if alpine_golang && !ctx.chain_steps(index).any(installs_compiler) {
+    !alpine || ctx.chain_steps(index).any(installs_compiler)
+}
+
+/// The RUNs of a stage (and its bases) that link a Go binary with cgo possibly enabled, and
+/// where each puts its binary.
+fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<(&'a Step<'a>, GoOutput)> {
+    if !has_c_compiler(ctx, index) {
         return Vec::new();
     }
     let mut variables = Variables::new(ctx.model.file.escape);
     // `go env -w CGO_ENABLED=…` persists for later RUNs; the environment variable wins over it.
     let mut go_env: Option<bool> = None;
+    let mut workdir = Some("/".to_owned());
     let mut builds = Vec::new();
     for step in ctx.chain_steps(index) {
         variables.observe(step);
+        if let CommandKind::Workdir(path) = &step.command.kind {
+            workdir = variables
+                .expand_known(&path.value)
+                .and_then(|path| resolve(workdir.as_deref(), &path));
+        }
         let Some(script) = &step.script else {
             continue;
         };
@@ -253,7 +350,14 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
             .map(|v| v == "0")
             .or(go_env)
             .unwrap_or(false);
+        let mut cwd = workdir.clone();
         for command in script.commands() {
+            if command.program() == "cd" {
+                cwd = command
+                    .args()
+                    .first()
+                    .and_then(|dir| resolve(cwd.as_deref(), dir));
+            }
             if let Some(off) = cgo_setting(command) {
                 if command.program() == "go" {
                     go_env = Some(off);
@@ -263,9 +367,11 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
             let cgo_off = command
                 .assignment("CGO_ENABLED")
                 .map_or(disabled, |v| v == "0");
-            if tools::go_build(command) && !cgo_off && !tools::go_build_is_static(command) {
-                builds.push(step);
-                break;
+            if let Some(build) = tools::go_build(command)
+                && !cgo_off
+                && !tools::go_build_is_static(command)
+            {
+                builds.push((step, go_output(&build, cwd.as_deref(), &variables)));
             }
         }
     }
@@ -386,13 +492,17 @@ fn is_runtime_image(ctx: &Ctx<'_>, target: usize) -> bool {
             name.split(['-', '_', '.'])
                 .any(|word| DEVELOPMENT_WORDS.contains(&word))
         });
-    !development
-        && ctx.chain_steps(target).any(|step| {
-            matches!(
-                step.command.kind,
-                CommandKind::Cmd(_) | CommandKind::Entrypoint(_)
-            )
-        })
+    !development && has_start_command(ctx, target)
+}
+
+/// Whether a stage (or a stage it is built on) says what to run: CMD or ENTRYPOINT.
+fn has_start_command(ctx: &Ctx<'_>, index: usize) -> bool {
+    ctx.chain_steps(index).any(|step| {
+        matches!(
+            step.command.kind,
+            CommandKind::Cmd(_) | CommandKind::Entrypoint(_)
+        )
+    })
 }
 
 /// NpmDevDependenciesInRuntime: devDependencies installed into the final image and never
