@@ -274,6 +274,21 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether a stage runs on Windows: its root is a Windows image or has a `windows/…`
+    /// platform, or the file uses the backtick escape that Windows Dockerfiles use (so that
+    /// `\` can separate paths). RUN then goes to `cmd` or PowerShell, not a POSIX shell.
+    pub fn is_windows(&self, index: usize) -> bool {
+        let root = self.chain(index).first().map(|view| view.stage.index);
+        let windows_platform = root
+            .and_then(|root| self.plan.stages.get(root)?.platform.as_deref())
+            .is_some_and(|platform| platform.starts_with("windows"));
+        self.model.file.escape == '`'
+            || windows_platform
+            || self
+                .root_image(index)
+                .is_some_and(|image| image.is_windows())
+    }
+
     /// Whether a stage's root is `scratch`.
     pub fn is_on_scratch(&self, index: usize) -> bool {
         self.chain(index)

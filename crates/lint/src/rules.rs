@@ -121,7 +121,7 @@ rules! {
     AddForLocalFile: Warning, BestPractice, "Use COPY for local files and directories; ADD is for URLs, git and archives";
     CopyFromUndefinedStage: Warning, BestPractice, "COPY --from should name a stage defined earlier in the Dockerfile";
     CopyFromOwnStage: Error, BestPractice, "COPY --from cannot name the stage it is in";
-    PipefailMissing: Warning, BestPractice, "Pipes in RUN need `set -o pipefail`, or a failing command goes unnoticed";
+    PipefailMissing: Warning, BestPractice, "A download piped into a shell, interpreter or archive tool needs `set -o pipefail`, or a failed download goes unnoticed";
     LastUserRoot: Warning, BestPractice, "The final image should not switch back to the root user";
 
     // stagecraft's multi-stage and build-context rules.

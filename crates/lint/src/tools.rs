@@ -1,6 +1,6 @@
 //! What package managers and build tools a command runs, and how.
 
-use crate::script::{SimpleCommand, has_option};
+use crate::script::{SHELLS, SimpleCommand, has_option};
 
 /// A language ecosystem whose dependencies are installed from a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +285,39 @@ pub(crate) fn cacheable_tool(command: &SimpleCommand) -> Option<&'static str> {
         ("cargo", "chef") if operands.first() == Some(&"cook") => Some("cargo"),
         _ => None,
     }
+}
+
+/// A command that downloads and writes what it fetched to standard output (when piped).
+pub(crate) fn is_download(command: &SimpleCommand) -> bool {
+    matches!(command.program(), "curl" | "wget")
+}
+
+/// A command that takes an empty or truncated input without failing and with consequences: a
+/// shell or interpreter runs whatever arrived (nothing, for a failed download), `tee` and `dd`
+/// save it, and archive tools unpack what they got.
+pub(crate) fn trusts_its_input(command: &SimpleCommand) -> bool {
+    let program = command.program();
+    SHELLS.contains(&program)
+        || ["python", "perl", "ruby", "node", "php"]
+            .iter()
+            .any(|interpreter| program.starts_with(interpreter))
+        || matches!(
+            program,
+            "tar"
+                | "bsdtar"
+                | "gzip"
+                | "gunzip"
+                | "zcat"
+                | "bzip2"
+                | "bunzip2"
+                | "xz"
+                | "unxz"
+                | "zstd"
+                | "unzstd"
+                | "cpio"
+                | "tee"
+                | "dd"
+        )
 }
 
 /// Options of `go build` / `go install` that take a separate value.

@@ -128,12 +128,23 @@ rule_cases! {
         fires: [
             "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/install.sh | sh\n",
             "FROM alpine:3.20\nRUN <<EOF\nwget -qO- https://example.com/x.tgz | tar xz\nEOF\n",
+            "FROM debian:bookworm-slim\nRUN apt-get update && curl -sL https://example.com/setup | bash -\n",
+            "FROM python:3.12-slim\nRUN curl -sSL https://example.com/get-tool.py | python3 -\n",
         ],
         quiet: [
             "FROM alpine:3.20\nRUN set -o pipefail && wget -qO- https://example.com/x.tgz | tar xz\n",
             "FROM debian:bookworm-slim\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\nRUN curl -fsSL https://example.com/install.sh | bash\n",
             "FROM debian:bookworm-slim\nRUN [\"/bin/bash\", \"-c\", \"set -o pipefail && curl -fsSL https://x | bash\"]\n",
             "FROM alpine:3.20\nRUN test -f /etc/os-release || echo missing\n",
+            // The last command is the check: it fails when its input is wrong.
+            "FROM alpine:3.20\nRUN curl -fsSLo tool.tgz https://example.com/tool.tgz \\\n    && echo \"$SUM  tool.tgz\" | sha256sum -c -\n",
+            "FROM debian:bookworm-slim\nRUN dpkg -l | grep -q libssl\n",
+            "FROM node:20-slim\nRUN npm ls --depth=0 | tee /deps.txt\n",
+            // Windows stages have no POSIX shell, and PowerShell pipes are not sh pipes.
+            "FROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN curl -sL https://example.com/x.zip | tar -xf -\n",
+            "# escape=`\nFROM example.com/buildtools:1.0\nRUN curl -sL https://example.com/x.zip | tar -xf -\n",
+            "FROM example.com/buildtools:1.0\nRUN powershell -Command curl https://example.com/x.ps1 ^| iex ^| sh\n",
+            "FROM mcr.microsoft.com/powershell:lts-alpine-3.20\nRUN pwsh -c curl https://example.com | sh\n",
         ],
     }
     last_user_root: "LastUserRoot" {

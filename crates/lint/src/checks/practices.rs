@@ -20,7 +20,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     for view in ctx.linted() {
         let index = view.stage.index;
         base_image_tag(ctx, index, sink);
-        let mut facts = StageFacts::new(ctx.model.file.escape);
+        let mut facts = StageFacts::new(ctx.model.file.escape, ctx.is_windows(index));
         for (step, own) in ctx.steps_through(index) {
             if own {
                 check_step(step, &facts, shipped.contains(&index), sink);
@@ -38,14 +38,17 @@ struct StageFacts {
     shell_set: bool,
     /// Something wrote `APT::Install-Recommends` configuration.
     recommends_configured: bool,
+    /// The stage runs on Windows (RUN goes to `cmd` or PowerShell).
+    windows: bool,
 }
 
 impl StageFacts {
-    fn new(escape: char) -> Self {
+    fn new(escape: char, windows: bool) -> Self {
         StageFacts {
             variables: Variables::new(escape),
             shell_set: false,
             recommends_configured: false,
+            windows,
         }
     }
 
@@ -70,21 +73,49 @@ fn check_step(step: &Step<'_>, facts: &StageFacts, shipped: bool, sink: &mut Sin
                 image_bloat(step, script, facts, sink);
             }
             cd_instead_of_workdir(step, script, sink);
-            if run.command.prepend_shell && !facts.shell_set && script.pipe_before_pipefail() {
-                sink.report(
-                    &rules::PipefailMissing,
-                    step.at(),
-                    "RUN uses a pipe without `set -o pipefail`: when a command before the last \
-                     `|` fails, the step still succeeds",
-                    "start the command with `set -o pipefail &&` (BusyBox/Alpine sh supports \
-                     it); Debian's /bin/sh (dash) does not, so there declare SHELL \
-                     [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] first",
-                );
+            if run.command.prepend_shell && !facts.shell_set && !facts.windows {
+                pipefail_missing(step, script, sink);
             }
         }
         _ => {}
     }
 }
+
+/// PipefailMissing: a download piped into a command that runs, unpacks or saves whatever
+/// arrives. Other pipes are left alone: in `echo … | sha256sum -c -` or `… | grep -q`, the last
+/// command's status is the one that matters, and it fails when its input is wrong.
+fn pipefail_missing(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    // `powershell … | …` or `cmd /c …`: not a POSIX pipeline, whatever the image.
+    if script
+        .commands()
+        .first()
+        .is_some_and(|c| NON_POSIX_SHELLS.contains(&c.program().to_lowercase().as_str()))
+    {
+        return;
+    }
+    let Some((writer, reader)) = script
+        .unguarded_pipes()
+        .into_iter()
+        .find(|(writer, reader)| tools::is_download(writer) && tools::trusts_its_input(reader))
+    else {
+        return;
+    };
+    let (download, consumer) = (writer.program(), reader.program());
+    sink.report(
+        &rules::PipefailMissing,
+        step.at(),
+        format!(
+            "`{download} … | {consumer}` without `set -o pipefail`: when the download fails, \
+             `{consumer}` gets nothing (or half a file), succeeds, and so does the step"
+        ),
+        "start the command with `set -o pipefail &&` (BusyBox/Alpine sh supports it); Debian's \
+         /bin/sh (dash) does not, so there declare SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \
+         \"-c\"] first, or download to a file and check it before using it",
+    );
+}
+
+/// Programs that start a shell whose pipes are not POSIX pipes.
+const NON_POSIX_SHELLS: [&str; 5] = ["powershell", "powershell.exe", "pwsh", "cmd", "cmd.exe"];
 
 /// UntaggedBaseImage and LatestTag.
 fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
