@@ -227,9 +227,24 @@ pub(crate) fn npm_omits_dev(command: &SimpleCommand) -> bool {
         || command.assignment("NODE_ENV") == Some("production")
 }
 
+/// Whether the command only prints its version or help (`yarn --version`, `npm install
+/// --help`, `pnpm -v`): it installs nothing.
+fn asks_for_information(command: &SimpleCommand) -> bool {
+    let args = command.args();
+    let short_flags_only = !args.is_empty() && args.iter().all(|a| a.starts_with('-'));
+    command.has_option(&["--version", "--help"])
+        || (short_flags_only
+            && args
+                .iter()
+                .any(|a| matches!(a.as_str(), "-v" | "-V" | "-h")))
+}
+
 /// The ecosystem whose dependencies this command installs from a manifest, if it is one of
 /// the commands that should run before the sources are copied.
 pub(crate) fn dependency_install(command: &SimpleCommand) -> Option<Ecosystem> {
+    if asks_for_information(command) {
+        return None;
+    }
     if matches!(npm(command), Some(Npm::Ci | Npm::InstallAll)) {
         return Some(Ecosystem::Node);
     }
@@ -260,6 +275,9 @@ pub(crate) fn dependency_install(command: &SimpleCommand) -> Option<Ecosystem> {
 /// The tool, when this command downloads or compiles things a cache mount would keep between
 /// builds (apt, npm/yarn/pnpm, pip, go, cargo).
 pub(crate) fn cacheable_tool(command: &SimpleCommand) -> Option<&'static str> {
+    if asks_for_information(command) {
+        return None;
+    }
     if apt_install(command).is_some() {
         return Some("apt");
     }
@@ -452,6 +470,19 @@ mod tests {
             Some(Ecosystem::Go)
         );
         assert_eq!(dependency_install(&first("pip install .")), None);
+        for informational in ["yarn --version", "yarn -v", "npm install --help", "pnpm -v"] {
+            assert_eq!(
+                cacheable_tool(&first(informational)),
+                None,
+                "{informational}"
+            );
+            assert_eq!(
+                dependency_install(&first(informational)),
+                None,
+                "{informational}"
+            );
+        }
+        assert_eq!(cacheable_tool(&first("go build -v ./...")), Some("go"));
         let command = first("go build -ldflags '-s -w' -o /out/app ./cmd/app");
         let build = go_build(&command).unwrap();
         assert_eq!(

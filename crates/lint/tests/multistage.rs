@@ -115,6 +115,11 @@ rule_cases! {
             // --no-cache-dir is a deliberate choice of no cache at all.
             "FROM python:3.12-slim\nRUN pip install --no-cache-dir flask\n",
             "FROM alpine:3.20\nRUN apk add --no-cache curl\n",
+            // Printing a version or help installs nothing.
+            "FROM node:20-slim\nRUN yarn --version && pnpm -v && npm install --help\n",
+            // Windows builders have no cache mounts to offer.
+            "FROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN npm ci\n",
+            "# escape=`\nFROM example.com/node-windows:20\nRUN npm ci\n",
         ],
     }
     npm_install_instead_of_ci: "NpmInstallInsteadOfCi" {
@@ -240,6 +245,27 @@ fn unreachable_stages_follow_the_target() {
     assert_eq!(
         unreachable[0].message,
         "Stage 'debug' is not needed to build 'app', so it is skipped"
+    );
+}
+
+#[test]
+fn cache_mount_messages_say_what_each_tool_repeats() {
+    let findings = fires(
+        "PackageManagerWithoutCacheMount",
+        "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends curl\n",
+    );
+    assert_eq!(
+        findings[0].message,
+        "RUN uses apt without a cache mount: each rebuild of this step, apt downloads every package again"
+    );
+    let findings = fires(
+        "PackageManagerWithoutCacheMount",
+        "FROM golang:1.22\nRUN go build -o /app . && pip install flask\n",
+    );
+    assert!(
+        findings[0]
+            .message
+            .contains("go downloads every module and compiles every package again; pip downloads")
     );
 }
 

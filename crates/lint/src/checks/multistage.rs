@@ -17,8 +17,11 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
         sources_before_install(ctx, view, sink);
         npm_install_instead_of_ci(ctx, view, sink);
         chown_after_copy(ctx, view, sink);
-        for step in &view.steps {
-            missing_cache_mount(step, sink);
+        // Windows builders (BuildKit's and docker's) support no cache mounts.
+        if !ctx.is_windows(view.stage.index) {
+            for step in &view.steps {
+                missing_cache_mount(step, sink);
+            }
         }
     }
     go_on_scratch(ctx, sink);
@@ -72,18 +75,36 @@ fn sources_before_install(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'
     }
 }
 
-/// Where each tool keeps what a cache mount should preserve, for hints.
-fn cache_directory(tool: &str) -> &'static str {
+/// Where each tool keeps what a cache mount should preserve, and what a rebuild without one
+/// does again: apt and the JavaScript package managers only download, pip may build wheels,
+/// go and cargo compile too.
+fn cache_facts(tool: &str) -> (&'static str, &'static str) {
     match tool {
-        "apt" => "/var/cache/apt and /var/lib/apt (with sharing=locked)",
-        "npm" => "/root/.npm",
-        "yarn" => "/usr/local/share/.cache/yarn",
-        "pnpm" => "/root/.local/share/pnpm/store",
-        "pip" => "/root/.cache/pip",
-        "go" => {
-            "/root/.cache/go-build and the module cache (`go env GOMODCACHE`, /go/pkg/mod in the golang image)"
-        }
-        _ => "/usr/local/cargo/registry and the target directory",
+        "apt" => (
+            "/var/cache/apt and /var/lib/apt (with sharing=locked)",
+            "apt downloads every package again",
+        ),
+        "npm" => ("/root/.npm", "npm downloads every package again"),
+        "yarn" => (
+            "/usr/local/share/.cache/yarn",
+            "yarn downloads every package again",
+        ),
+        "pnpm" => (
+            "/root/.local/share/pnpm/store",
+            "pnpm downloads every package again",
+        ),
+        "pip" => (
+            "/root/.cache/pip",
+            "pip downloads every package (and builds wheels) again",
+        ),
+        "go" => (
+            "/root/.cache/go-build and the module cache (`go env GOMODCACHE`, /go/pkg/mod in the golang image)",
+            "go downloads every module and compiles every package again",
+        ),
+        _ => (
+            "/usr/local/cargo/registry and the target directory",
+            "cargo downloads every crate and compiles everything again",
+        ),
     }
 }
 
@@ -104,16 +125,20 @@ fn missing_cache_mount(step: &Step<'_>, sink: &mut Sink<'_>) {
         return;
     }
     let names: Vec<&str> = tools.iter().copied().collect();
-    let targets: Vec<String> = tools
+    let (targets, effects): (Vec<String>, Vec<&str>) = tools
         .iter()
-        .map(|tool| format!("{tool}: {}", cache_directory(tool)))
-        .collect();
+        .map(|tool| {
+            let (target, effect) = cache_facts(tool);
+            (format!("{tool}: {target}"), effect)
+        })
+        .unzip();
     sink.report(
         &rules::PackageManagerWithoutCacheMount,
         step.at(),
         format!(
-            "RUN uses {} without a cache mount: each rebuild of this step downloads (and compiles) everything again",
-            names.join(", ")
+            "RUN uses {} without a cache mount: each rebuild of this step, {}",
+            names.join(", "),
+            effects.join("; ")
         ),
         format!(
             "add `--mount=type=cache,target=…` to the RUN ({})",
