@@ -58,6 +58,12 @@ pub struct LintOptions {
     pub build_args: BTreeMap<String, String>,
     /// Which rules run.
     pub rules: RuleSelection,
+    /// The environment (`Env` of the config, as `(KEY, value)`) of base images at hand (the
+    /// local store), by the reference a `FROM` names once its variables are expanded, as
+    /// [`base_images`] lists them. With it a variable the image does not set is known to be
+    /// unset, as BuildKit knows from the image it resolved; without it such a variable is
+    /// unknown, and the rules that would need its value do not guess.
+    pub image_env: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// Which rules a lint run checks.
@@ -163,12 +169,7 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
     };
     let model = Model::new(file, &stages, options, ignore);
     checks::run_without_plan(&model, &mut sink, options.rules);
-    let plan_options = PlanOptions {
-        target: options.target.clone(),
-        build_args: options.build_args.clone(),
-        platform: None,
-    };
-    match Plan::new(file, &plan_options) {
+    match Plan::new(file, &plan_options(options)) {
         Ok(plan) => checks::run_with_plan(
             &Ctx {
                 model: &model,
@@ -186,6 +187,32 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
         )),
     }
     sink.finish()
+}
+
+/// The images the stages of `file` start from (`FROM` references with variables expanded,
+/// each once): what [`LintOptions::image_env`] may describe. Empty when the build cannot be
+/// planned.
+pub fn base_images(file: &Dockerfile, options: &LintOptions) -> Vec<String> {
+    let Ok(plan) = Plan::new(file, &plan_options(options)) else {
+        return Vec::new();
+    };
+    let mut images: Vec<String> = Vec::new();
+    for stage in &plan.stages {
+        if let stagecraft_plan::Base::Image(reference) = &stage.base
+            && !images.contains(reference)
+        {
+            images.push(reference.clone());
+        }
+    }
+    images
+}
+
+fn plan_options(options: &LintOptions) -> PlanOptions {
+    PlanOptions {
+        target: options.target.clone(),
+        build_args: options.build_args.clone(),
+        platform: None,
+    }
 }
 
 /// The `# check=` configuration in force (the `BUILDKIT_DOCKERFILE_CHECK` build argument

@@ -357,6 +357,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
             target: args.target.clone(),
             build_args: plan_options.build_args.clone(),
             rules: stagecraft_lint::RuleSelection::BuildKit,
+            ..Default::default()
         },
     )
     .into_iter()

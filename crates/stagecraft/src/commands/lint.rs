@@ -2,6 +2,7 @@
 
 use super::{CommandError, CommandResult, read_dockerfile};
 use stagecraft_lint::{ErrorOn, Format, LintOptions};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Arguments of `stagecraft lint`.
@@ -44,9 +45,49 @@ pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
         ..LintOptions::default()
     };
     let source = stagecraft_dockerfile::SourceFile::from_bytes(name, &bytes);
-    let findings = stagecraft_lint::lint_source(source, &options);
+    let findings = match stagecraft_dockerfile::parse(source.clone()) {
+        Ok(file) => {
+            let mut options = options;
+            options.image_env = stored_image_env(&stagecraft_lint::base_images(&file, &options));
+            stagecraft_lint::lint(&file, &options)
+        }
+        // The linter turns the parse error into its finding.
+        Err(_) => stagecraft_lint::lint_source(source, &options),
+    };
     print!("{}", stagecraft_lint::render(args.format, &findings));
     Ok(stagecraft_lint::exit_code(&findings, args.error_on))
+}
+
+/// The environments of the base images the local store already holds, so that the checks
+/// know which variables an image sets instead of guessing. Lint never pulls, and never creates
+/// a store: without one (or with one this process may not open) nothing is known.
+fn stored_image_env(images: &[String]) -> BTreeMap<String, Vec<(String, String)>> {
+    let Ok(root) = stagecraft_store::default_root() else {
+        return BTreeMap::new();
+    };
+    if !root.join("layout.json").is_file() || images.is_empty() {
+        return BTreeMap::new();
+    }
+    let Ok(store) = stagecraft_store::Store::open(root) else {
+        return BTreeMap::new();
+    };
+    images
+        .iter()
+        .filter_map(|reference| {
+            let image = store.image(reference).ok()?;
+            let env = image
+                .config
+                .config
+                .env
+                .iter()
+                .map(|entry| {
+                    let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
+                    (key.to_owned(), value.to_owned())
+                })
+                .collect();
+            Some((reference.clone(), env))
+        })
+        .collect()
 }
 
 /// Adapts the exit status to the other commands' result type.
