@@ -37,7 +37,7 @@ pub use rules::{Origin, RULES, Rule, Severity, find_rule};
 use config::CheckConfig;
 use model::{Ctx, Model, Sink};
 use serde::Serialize;
-use stagecraft_dockerfile::{Dockerfile, ParseError, Position, SourceFile};
+use stagecraft_dockerfile::{Arguments, Dockerfile, ParseError, Position, SourceFile};
 use stagecraft_plan::{Plan, PlanError, PlanOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -169,7 +169,33 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
     };
     let model = Model::new(file, &stages, options, ignore);
     checks::run_without_plan(&model, &mut sink, options.rules);
-    match Plan::new(file, &plan_options(options)) {
+    let planned = match (
+        Plan::new(file, &plan_options(options)),
+        without_repeated_names(file),
+    ) {
+        // Two stages with one name: a reference to it reaches the later stage, which fails the
+        // plan when that stage refers to the name itself ("circular dependency"). The build
+        // error stays, and the rest of the file is checked as if the first stage alone had
+        // the name, instead of hiding every other finding.
+        (Err(PlanError::Dockerfile(error)), Some(renamed)) => {
+            match Plan::new(&renamed, &plan_options(options)) {
+                Ok(plan) => {
+                    sink.push(build_error(
+                        name,
+                        error.position(),
+                        error.message().to_owned(),
+                        "two stages have the same name, and a reference to it reaches the later \
+                         one: rename one of them (the other findings assume the first stage \
+                         has the name)",
+                    ));
+                    Ok(plan)
+                }
+                Err(_) => Err(PlanError::Dockerfile(error)),
+            }
+        }
+        (planned, _) => planned,
+    };
+    match planned {
         Ok(plan) => checks::run_with_plan(
             &Ctx {
                 model: &model,
@@ -187,6 +213,29 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
         )),
     }
     sink.finish()
+}
+
+/// A copy of `file` in which each stage that repeats an earlier stage's name has none; `None`
+/// when no name repeats.
+fn without_repeated_names(file: &Dockerfile) -> Option<Dockerfile> {
+    let mut renamed = file.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut changed = false;
+    for instruction in &mut renamed.instructions {
+        if instruction.keyword != stagecraft_dockerfile::Keyword::From {
+            continue;
+        }
+        let Arguments::List(words) = &mut instruction.args else {
+            continue;
+        };
+        if let [_, _, name] = words.as_slice()
+            && !seen.insert(name.value.to_lowercase())
+        {
+            words.truncate(1);
+            changed = true;
+        }
+    }
+    changed.then_some(renamed)
 }
 
 /// The images the stages of `file` start from (`FROM` references with variables expanded,

@@ -342,3 +342,27 @@ fn workdir_uses_the_base_image_environment_when_known() {
     assert!(of(&set, "WorkdirRelativePath").is_empty(), "{set:#?}");
     assert!(of(&set, "UndefinedVar").is_empty(), "{set:#?}");
 }
+
+/// A stage named like an earlier one that copies from that name depends on itself, and the
+/// build fails; the duplicate and the build error are reported, and so is everything else.
+#[test]
+fn duplicate_stage_names_do_not_hide_other_findings() {
+    let text = "FROM golang:1.22 AS build\nWORKDIR src\nRUN go build -o /out/app .\n\
+                FROM alpine:3.20 AS build\nCOPY --from=build /out/app /app\nCMD /app\n";
+    let findings = lint_text(text);
+    let rules: Vec<(&str, usize)> = findings.iter().map(|f| (f.rule, f.line)).collect();
+    for expected in [
+        ("WorkdirRelativePath", 2),
+        ("DuplicateStageName", 4),
+        ("BuildError", 5),
+        ("JSONArgsRecommended", 6),
+    ] {
+        assert!(rules.contains(&expected), "{expected:?} missing: {rules:?}");
+    }
+    let error = of(&findings, "BuildError")[0];
+    assert_eq!(
+        error.message,
+        "circular dependency detected on stage: build"
+    );
+    assert!(error.hint.contains("rename one of them"), "{}", error.hint);
+}
