@@ -160,6 +160,23 @@ rule_cases! {
 }
 
 #[test]
+fn apt_messages_name_the_command_as_written() {
+    for (command, shown) in [
+        ("apt install", "apt install"),
+        ("apt-get -q install", "apt-get install"),
+    ] {
+        let text = format!("FROM debian:bookworm-slim\nRUN {command} -y curl\n");
+        let findings = fires("AptGetNoInstallRecommends", &text);
+        assert_eq!(
+            findings[0].message,
+            format!(
+                "{shown} without --no-install-recommends also installs every recommended package"
+            )
+        );
+    }
+}
+
+#[test]
 fn messages_teach() {
     let findings = fires("UntaggedBaseImage", "FROM ubuntu\n");
     assert_eq!(

@@ -166,16 +166,22 @@ fn image_bloat(step: &Step<'_>, script: &Script, facts: &StageFacts, sink: &mut 
     let mentions = |prefix: &str| script.any_word(|w| w.starts_with(prefix));
     let commands = script.commands();
 
-    let lacks_no_recommends = commands.iter().any(|c| {
+    let lacks_no_recommends = commands.iter().find(|c| {
         tools::apt_install(c).is_some_and(|packages| !packages.is_empty())
             && !c.has_option(&["--no-install-recommends"])
             && !c.args().iter().any(|a| a.contains("Install-Recommends="))
     });
-    if lacks_no_recommends && !facts.recommends_configured {
+    if let Some(command) = lacks_no_recommends
+        && !facts.recommends_configured
+    {
+        // Named as written: `apt install` or `apt-get install`.
         sink.report(
             &rules::AptGetNoInstallRecommends,
             step.at(),
-            "apt-get install without --no-install-recommends also installs every recommended package",
+            format!(
+                "{} install without --no-install-recommends also installs every recommended package",
+                command.program()
+            ),
             "add --no-install-recommends and name the packages you need",
         );
     }
