@@ -39,7 +39,7 @@ use model::{Ctx, Model, Sink};
 use serde::Serialize;
 use stagecraft_dockerfile::{Arguments, Dockerfile, ParseError, Position, SourceFile};
 use stagecraft_plan::{Plan, PlanError, PlanOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -56,6 +56,9 @@ pub struct LintOptions {
     pub target: Option<String>,
     /// `--build-arg NAME=VALUE` values (`BUILDKIT_DOCKERFILE_CHECK` replaces `# check=`).
     pub build_args: BTreeMap<String, String>,
+    /// The names of the named build contexts (`--build-context NAME=…`): `FROM NAME` and
+    /// `COPY --from=NAME` use them, not an image or an undefined stage.
+    pub build_contexts: BTreeSet<String>,
     /// Which rules run.
     pub rules: RuleSelection,
     /// The environment (`Env` of the config, as `(KEY, value)`) of base images at hand (the
@@ -219,7 +222,7 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
 /// when no name repeats.
 fn without_repeated_names(file: &Dockerfile) -> Option<Dockerfile> {
     let mut renamed = file.clone();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = BTreeSet::new();
     let mut changed = false;
     for instruction in &mut renamed.instructions {
         if instruction.keyword != stagecraft_dockerfile::Keyword::From {
@@ -249,6 +252,7 @@ pub fn base_images(file: &Dockerfile, options: &LintOptions) -> Vec<String> {
     for stage in &plan.stages {
         if let stagecraft_plan::Base::Image(reference) = &stage.base
             && !images.contains(reference)
+            && !options.build_contexts.contains(reference)
         {
             images.push(reference.clone());
         }

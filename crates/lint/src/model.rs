@@ -264,12 +264,14 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// The image at the root of a stage's `FROM` chain: `None` for `scratch` (or an image
-    /// reference docker would reject).
+    /// The image at the root of a stage's `FROM` chain: `None` for `scratch`, a named build
+    /// context (whose contents are not known), or an image reference docker would reject.
     pub fn root_image(&self, index: usize) -> Option<ImageRef> {
         let root = self.chain(index).first()?.stage.index;
         match &self.plan.stages.get(root)?.base {
-            Base::Image(reference) => ImageRef::parse(reference),
+            Base::Image(reference) if !self.model.options.build_contexts.contains(reference) => {
+                ImageRef::parse(reference)
+            }
             _ => None,
         }
     }

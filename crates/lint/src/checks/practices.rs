@@ -126,8 +126,9 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
         return;
     };
     // An image named through a variable is chosen by whoever builds (`--build-arg`); as in
-    // hadolint, only images written out in the FROM line are judged.
-    if view.stage.base.value.contains('$') {
+    // hadolint, only images written out in the FROM line are judged. A named build context is
+    // not an image at all.
+    if view.stage.base.value.contains('$') || ctx.model.options.build_contexts.contains(reference) {
         return;
     }
     let Some(image) = ImageRef::parse(reference) else {
@@ -323,8 +324,11 @@ pub(crate) fn copy_from(model: &Model<'_>, sink: &mut Sink<'_>) {
                 ),
                 Some(_) => {}
                 // Digits are a stage index, and an index out of range is a build error; `:`,
-                // `@` and `/` only appear in image references; variables are a build error.
-                None if value.contains([':', '@', '/', '$']) || value.parse::<usize>().is_ok() => {}
+                // `@` and `/` only appear in image references; variables are a build error; a
+                // named build context (`--build-context NAME=…`) is what the name means.
+                None if value.contains([':', '@', '/', '$'])
+                    || value.parse::<usize>().is_ok()
+                    || model.options.build_contexts.contains(value) => {}
                 None => {
                     let suggestion = suggest::closest(value, &names);
                     sink.report(

@@ -301,7 +301,9 @@ fn parse_output(text: &str) -> Result<Output, CommandError> {
     }
 }
 
-fn build_arg_map(values: &[String]) -> BTreeMap<String, String> {
+/// `NAME=VALUE` flags as a map; `NAME` alone takes the value from the environment (also used
+/// by `lint --build-arg`).
+pub(crate) fn build_arg_map(values: &[String]) -> BTreeMap<String, String> {
     values
         .iter()
         .filter_map(|entry| match entry.split_once('=') {

@@ -8,9 +8,20 @@ use std::path::PathBuf;
 /// Arguments of `stagecraft lint`.
 #[derive(clap::Args)]
 pub struct LintArgs {
-    /// The Dockerfile to check (`-` for standard input).
-    #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
-    file: PathBuf,
+    /// The Dockerfile to check (`-` for standard input; default: `Dockerfile`).
+    #[arg(value_name = "DOCKERFILE", conflicts_with = "file")]
+    path: Option<PathBuf>,
+    /// The Dockerfile to check, as `build -f` names it.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// `NAME=VALUE` for an ARG, as the build would get it (`NAME` alone takes the value from
+    /// the environment); repeatable.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    build_args: Vec<String>,
+    /// `NAME=SOURCE`: a named build context; `FROM NAME` and `COPY --from=NAME` then use it
+    /// rather than an image or an undefined stage; repeatable.
+    #[arg(long = "build-context", value_name = "NAME=SOURCE", value_parser = context_name)]
+    build_contexts: Vec<String>,
     /// The build context, for the rules that look at files (default: the Dockerfile's directory).
     #[arg(long)]
     context: Option<PathBuf>,
@@ -27,12 +38,18 @@ pub struct LintArgs {
 
 /// Runs `stagecraft lint`; returns the exit status.
 pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
-    let (name, bytes) = read_dockerfile(&args.file)?;
+    let file = args
+        .path
+        .as_ref()
+        .or(args.file.as_ref())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("Dockerfile"));
+    let (name, bytes) = read_dockerfile(&file)?;
     let context = args.context.clone().or_else(|| {
-        if args.file.as_os_str() == "-" {
+        if file.as_os_str() == "-" {
             return None;
         }
-        let parent = args.file.parent()?;
+        let parent = file.parent()?;
         Some(if parent.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
@@ -42,6 +59,8 @@ pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
     let options = LintOptions {
         context_dir: context,
         target: args.target.clone(),
+        build_args: super::build::build_arg_map(&args.build_args),
+        build_contexts: args.build_contexts.iter().cloned().collect(),
         ..LintOptions::default()
     };
     let source = stagecraft_dockerfile::SourceFile::from_bytes(name, &bytes);
@@ -56,6 +75,16 @@ pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
     };
     print!("{}", stagecraft_lint::render(args.format, &findings));
     Ok(stagecraft_lint::exit_code(&findings, args.error_on))
+}
+
+/// The name of a `--build-context NAME=SOURCE` value.
+fn context_name(value: &str) -> Result<String, String> {
+    match value.split_once('=') {
+        Some((name, source)) if !name.is_empty() && !source.is_empty() => Ok(name.to_owned()),
+        _ => Err(format!(
+            "{value:?} is not NAME=SOURCE (e.g. `--build-context assets=./web/dist`)"
+        )),
+    }
 }
 
 /// The environments of the base images the local store already holds, so that the checks
