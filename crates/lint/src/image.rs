@@ -98,6 +98,17 @@ impl ImageRef {
         name.starts_with("gcr.io/distroless/static") || name == "cgr.dev/chainguard/static"
     }
 
+    /// Whether containers of this image start as a user other than root: `nonroot`/`rootless`
+    /// variants, Chainguard images (but their `-dev` variants) and Bitnami's.
+    pub fn starts_unprivileged(&self) -> bool {
+        let name = self.short_name();
+        let tag = self.tag.as_deref().unwrap_or("");
+        tag.contains("nonroot")
+            || tag.contains("rootless")
+            || (name.starts_with("cgr.dev/chainguard/") && !tag.contains("dev"))
+            || name.starts_with("bitnami/")
+    }
+
     /// Whether this is a Windows image (`mcr.microsoft.com/windows/servercore`, a `nanoserver`
     /// or `windowsservercore` variant, the .NET Framework images): its RUNs go to `cmd` or
     /// PowerShell, not a POSIX shell.

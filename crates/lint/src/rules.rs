@@ -123,6 +123,13 @@ rules! {
     CopyFromOwnStage: Error, BestPractice, "COPY --from cannot name the stage it is in";
     PipefailMissing: Warning, BestPractice, "A download piped into a shell, interpreter or archive tool needs `set -o pipefail`, or a failed download goes unnoticed";
     LastUserRoot: Warning, BestPractice, "The final image should not switch back to the root user";
+    FinalStageWithoutUser: Info, BestPractice, "The final image should say which unprivileged user it runs as";
+    ExposePortOutOfRange: Error, BestPractice, "EXPOSE ports must be between 0 and 65535";
+    SudoInRun: Warning, BestPractice, "RUN already runs as the stage's user: do not use sudo";
+    AptGetInstallWithoutYes: Warning, BestPractice, "apt-get install needs -y: a build cannot answer its prompt";
+    AptGetUpgrade: Info, BestPractice, "Upgrade packages by moving to a newer base image, not with apt-get upgrade";
+    AddUrlWithoutChecksum: Warning, BestPractice, "ADD of an HTTP URL should pin the content with --checksum";
+    PipInstallUnpinned: Info, BestPractice, "pip install in the final image should pin package versions";
 
     // stagecraft's multi-stage and build-context rules.
     SourcesBeforeDependencyInstall: Warning, Stagecraft, "Copy dependency manifests and install dependencies before copying the whole source tree";
@@ -136,6 +143,7 @@ rules! {
     GoScratchWithoutCgoDisabled: Warning, Stagecraft, "Go binaries shipped on scratch must be built with CGO_ENABLED=0";
     UnreachableStage: Info, Stagecraft, "Stages the target does not need are not built";
     ChownRecursiveAfterCopy: Warning, Stagecraft, "Set ownership with COPY --chown/--chmod, not a recursive chown/chmod afterwards";
+    CopyBuilderSourceTree: Warning, Stagecraft, "The final stage should copy the build's output, not the builder's whole source tree";
 
     // Not a style rule.
     BuildError: Error, Build, "The Dockerfile would not build";

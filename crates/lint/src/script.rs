@@ -34,6 +34,8 @@ pub(crate) struct SimpleCommand {
     pub words: Vec<String>,
     /// Whether its output goes into a pipe (`a | b`: true for `a`).
     pub pipes_out: bool,
+    /// Whether it runs through `sudo` (dropped from `words`).
+    pub sudo: bool,
 }
 
 impl Script {
@@ -223,6 +225,7 @@ impl SimpleCommand {
             index += 1;
         }
         let mut assignments = Vec::new();
+        let mut sudo = false;
         while let Some(pair) = words.get(index).and_then(|w| split_assignment(w)) {
             assignments.push(pair);
             index += 1;
@@ -233,6 +236,7 @@ impl SimpleCommand {
             index += 1;
             match name {
                 "sudo" => {
+                    sudo = true;
                     while let Some(option) = words.get(index).filter(|w| w.starts_with('-')) {
                         let takes_value = matches!(option.as_str(), "-u" | "-g" | "-C" | "-D");
                         index += 1 + usize::from(takes_value);
@@ -269,6 +273,7 @@ impl SimpleCommand {
             assignments,
             words,
             pipes_out: false,
+            sudo,
         })
     }
 }
@@ -612,6 +617,7 @@ mod tests {
         );
         let first = &script.commands()[0];
         assert_eq!(first.program(), "go");
+        assert!(first.sudo && !script.commands()[1].sudo);
         assert_eq!(first.assignment("CGO_ENABLED"), Some("0"));
         assert_eq!(first.assignment("GOOS"), Some("linux"));
         assert_eq!(words(&script)[1..], ["cd /x", "npm ci"]);

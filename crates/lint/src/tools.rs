@@ -89,6 +89,25 @@ pub(crate) fn apt_update(command: &SimpleCommand) -> bool {
     apt(command).is_some_and(|(verb, _)| verb == "update")
 }
 
+/// Whether an apt command answers its own prompts: `-y`/`--yes`/`--assume-yes` (alone or in a
+/// cluster such as `-qy`), `-qq` (which implies it) or an `Assume-Yes` option.
+pub(crate) fn apt_assumes_yes(command: &SimpleCommand) -> bool {
+    command.args().iter().any(|arg| {
+        matches!(
+            arg.as_str(),
+            "--yes" | "--assume-yes" | "--force-yes" | "-qq" | "-q=2" | "--quiet=2"
+        ) || (arg.starts_with('-') && !arg.starts_with("--") && arg.contains('y'))
+            || arg.contains("Assume-Yes")
+    })
+}
+
+/// `apt-get upgrade` / `dist-upgrade` / `full-upgrade`: the subcommand.
+pub(crate) fn apt_upgrade(command: &SimpleCommand) -> Option<&str> {
+    apt(command)
+        .map(|(verb, _)| verb)
+        .filter(|verb| matches!(*verb, "upgrade" | "dist-upgrade" | "full-upgrade"))
+}
+
 /// `apt-get dist-clean`: removes the package lists too (apt 2.7 and later).
 pub(crate) fn apt_dist_clean(command: &SimpleCommand) -> bool {
     apt(command).is_some_and(|(verb, _)| verb == "dist-clean")
@@ -176,6 +195,36 @@ pub(crate) fn pip_install(command: &SimpleCommand) -> Option<&[String]> {
     let args = pip_args(command)?;
     let (verb, _) = verb(args, &PIP_VALUE_OPTIONS)?;
     (verb == "install").then_some(args)
+}
+
+/// Packaging tools that are routinely upgraded unpinned (`pip install -U pip`): they do not
+/// make the application.
+const PIP_TOOLING: [&str; 3] = ["pip", "setuptools", "wheel"];
+
+/// The packages a `pip install` names without a version: not `name==1.2`, `name>=1`,
+/// `name @ url`, a path, a URL or an archive, and nothing when a constraints file pins them.
+pub(crate) fn pip_unpinned(command: &SimpleCommand) -> Vec<&str> {
+    let Some(args) = pip_install(command) else {
+        return Vec::new();
+    };
+    if has_option(args, &["-c", "--constraint"]) {
+        return Vec::new();
+    }
+    let Some((_, operands)) = verb(args, &PIP_VALUE_OPTIONS) else {
+        return Vec::new();
+    };
+    operands
+        .into_iter()
+        .filter(|spec| {
+            let name = spec.split('[').next().unwrap_or(spec).to_lowercase();
+            !spec.contains(['=', '<', '>', '@', '/', '$', '~'])
+                && !spec.starts_with('.')
+                && ![".whl", ".tar.gz", ".zip"]
+                    .iter()
+                    .any(|s| spec.ends_with(s))
+                && !PIP_TOOLING.contains(&name.as_str())
+        })
+        .collect()
 }
 
 /// What an `npm` command does.
@@ -491,6 +540,24 @@ mod tests {
         );
         assert!(go_build(&first("go install ./...")).unwrap().install);
         assert!(go_build(&first("go test ./...")).is_none());
+        for yes in [
+            "apt-get install -y x",
+            "apt-get -qy install x",
+            "apt install -qq x",
+            "apt-get --yes install x",
+        ] {
+            assert!(apt_assumes_yes(&first(yes)), "{yes}");
+        }
+        assert!(!apt_assumes_yes(&first(
+            "apt-get install -q --no-install-recommends x"
+        )));
+        assert_eq!(
+            pip_unpinned(&first(
+                "pip install -U pip flask 'uvicorn[standard]' django==5.0 'attrs>=23' ./local -r req.txt"
+            )),
+            ["flask", "uvicorn[standard]"]
+        );
+        assert!(pip_unpinned(&first("pip install -c constraints.txt flask")).is_empty());
         assert!(is_compiler_package("gcc-12") && is_compiler_package("g++=4:12"));
         assert!(!is_compiler_package("gcc-doc") && !is_compiler_package("makedev"));
     }

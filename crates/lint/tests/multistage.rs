@@ -214,6 +214,24 @@ rule_cases! {
             "FROM golang:1.22 AS build\nARG OUT\nRUN go build -o \"$OUT\" .\nFROM scratch\nCOPY --from=build /usr/bin/app /app\nENTRYPOINT [\"/app\"]\n",
         ],
     }
+    copy_builder_source_tree: "CopyBuilderSourceTree" {
+        fires: [
+            "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN CGO_ENABLED=0 go build -o server .\nFROM scratch\nCOPY --from=build /src /src\nENTRYPOINT [\"/src/server\"]\n",
+            "FROM node:20 AS build\nCOPY . /app\nRUN cd /app && npm ci && npm run build\nFROM node:20-slim\nCOPY --from=build /app /app\nCMD [\"node\", \"/app/dist/server.js\"]\n",
+            // A directory above the tree takes it along.
+            "FROM rust:1.79 AS build\nWORKDIR /usr/src/app\nCOPY . .\nRUN cargo build --release\nFROM debian:bookworm-slim\nCOPY --from=build /usr /usr\n",
+        ],
+        quiet: [
+            GOOD_NODE,
+            GOOD_RUST,
+            GOOD_PYTHON,
+            GOOD_GO,
+            // Only the output, a subdirectory of the tree.
+            "FROM node:20 AS build\nWORKDIR /app\nCOPY . .\nRUN npm ci && npm run build\nFROM nginx:1.27-alpine\nCOPY --from=build /app/dist /usr/share/nginx/html\n",
+            // The builder never received the whole context.
+            "FROM node:20 AS deps\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci --omit=dev\nFROM node:20-slim\nCOPY --from=deps /app /app\n",
+        ],
+    }
     unreachable_stage: "UnreachableStage" {
         fires: ["FROM alpine:3.20 AS debug\nRUN apk add --no-cache strace\nFROM alpine:3.20\nCMD [\"true\"]\n"],
         quiet: [GOOD_NODE, GOOD_RUST, GOOD_GO],

@@ -94,7 +94,7 @@ fn formats_and_levels_parse_from_flags() {
 
 #[test]
 fn exit_code_follows_error_on() {
-    let warnings = lint_text("FROM alpine:3.20\nCMD echo hi\n");
+    let warnings = lint_text("FROM alpine:3.20\nUSER 1000\nCMD echo hi\n");
     assert!(warnings.iter().all(|f| f.severity == Severity::Warning));
     assert_eq!(exit_code(&warnings, ErrorOn::Error), 0);
     assert_eq!(exit_code(&warnings, ErrorOn::Warning), 1);
@@ -106,8 +106,7 @@ fn exit_code_follows_error_on() {
 
 #[test]
 fn check_directive_skips_rules() {
-    let text =
-        "# check=skip=JSONArgsRecommended,StageNameCasing\nFROM alpine:3.20 AS Web\nCMD echo hi\n";
+    let text = "# check=skip=JSONArgsRecommended,StageNameCasing\nFROM alpine:3.20 AS Web\nUSER 1000\nCMD echo hi\n";
     assert!(lint_text(text).is_empty());
     let all = "# check=skip=all\nFROM alpine AS Web\nCMD echo hi\n";
     assert!(lint_text(all).is_empty());
@@ -148,7 +147,7 @@ fn build_arg_replaces_the_check_directive() {
         ..LintOptions::default()
     };
     let findings = lint_with(
-        "# check=error=true\nFROM alpine:3.20\nCMD echo hi\n",
+        "# check=error=true\nFROM alpine:3.20\nUSER 1000\nCMD echo hi\n",
         &options,
     );
     assert!(findings.is_empty(), "{findings:#?}");

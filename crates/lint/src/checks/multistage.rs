@@ -25,6 +25,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
         }
     }
     go_on_scratch(ctx, sink);
+    copy_builder_source_tree(ctx, sink);
     final_stage(ctx, sink);
     unreachable_stages(ctx, sink);
 }
@@ -358,15 +359,9 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<(&'a Step<'a>, GoOutput)> 
     let mut variables = Variables::new(ctx.model.file.escape);
     // `go env -w CGO_ENABLED=…` persists for later RUNs; the environment variable wins over it.
     let mut go_env: Option<bool> = None;
-    let mut workdir = Some("/".to_owned());
     let mut builds = Vec::new();
-    for step in ctx.chain_steps(index) {
+    for (step, _, workdir) in steps_with_workdir(ctx, index) {
         variables.observe(step);
-        if let CommandKind::Workdir(path) = &step.command.kind {
-            workdir = variables
-                .expand_known(&path.value)
-                .and_then(|path| resolve(workdir.as_deref(), &path));
-        }
         let Some(script) = &step.script else {
             continue;
         };
@@ -375,14 +370,9 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<(&'a Step<'a>, GoOutput)> 
             .map(|v| v == "0")
             .or(go_env)
             .unwrap_or(false);
-        let mut cwd = workdir.clone();
+        let mut cwd = workdir;
         for command in script.commands() {
-            if command.program() == "cd" {
-                cwd = command
-                    .args()
-                    .first()
-                    .and_then(|dir| resolve(cwd.as_deref(), dir));
-            }
+            follow_cd(&mut cwd, command);
             if let Some(off) = cgo_setting(command) {
                 if command.program() == "go" {
                     go_env = Some(off);
@@ -423,6 +413,7 @@ fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     if !is_runtime_image(ctx, target) {
         return;
     }
+    final_stage_without_user(ctx, target, sink);
     npm_dev_dependencies(ctx, target, sink);
     if !ctx.target_copies_from_stages() {
         return;
@@ -487,6 +478,54 @@ fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
             );
         }
     }
+}
+
+/// Programs that let an entrypoint start as root and drop to another user itself (the
+/// official database images do): such an image has a reason to have no USER.
+const PRIVILEGE_DROPPERS: [&str; 6] = [
+    "gosu",
+    "su-exec",
+    "setpriv",
+    "runuser",
+    "s6-setuidgid",
+    "chpst",
+];
+
+/// FinalStageWithoutUser: a runtime image whose stages never say USER runs as root, unless its
+/// base image starts as another user or it drops privileges at start.
+fn final_stage_without_user(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
+    let Some(view) = ctx.model.stages.get(target) else {
+        return;
+    };
+    let mentions_dropper = |words: &[String]| {
+        words
+            .iter()
+            .any(|w| PRIVILEGE_DROPPERS.iter().any(|d| w.contains(d)))
+    };
+    let reason_for_no_user = ctx
+        .chain_steps(target)
+        .any(|step| match &step.command.kind {
+            CommandKind::User(_) => true,
+            CommandKind::Cmd(line) | CommandKind::Entrypoint(line) => mentions_dropper(&line.args),
+            _ => step
+                .script
+                .as_ref()
+                .is_some_and(|script| script.commands().iter().any(|c| mentions_dropper(&c.words))),
+        });
+    if reason_for_no_user
+        || ctx
+            .root_image(target)
+            .is_some_and(|i| i.starts_unprivileged())
+    {
+        return;
+    }
+    sink.report(
+        &rules::FinalStageWithoutUser,
+        view.at_from(),
+        "The final image runs as root: neither this stage nor the stages it is built on set a USER",
+        "create an unprivileged user (or use a numeric one) and end with `USER app` or \
+         `USER 65532:65532`; a compromised process is then not root in the container",
+    );
 }
 
 /// Stage-name words that mark an image for development or testing.
@@ -596,11 +635,9 @@ fn unreachable_stages(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
 /// ChownRecursiveAfterCopy: a recursive chown/chmod over files an earlier COPY or ADD put in
 /// place rewrites them all into a new layer.
 fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
-    let mut workdir = Some("/".to_owned());
     let mut copied: Vec<(String, usize)> = Vec::new();
-    for (step, own) in ctx.steps_through(view.stage.index) {
+    for (step, own, workdir) in steps_with_workdir(ctx, view.stage.index) {
         match &step.command.kind {
-            CommandKind::Workdir(path) => workdir = resolve(workdir.as_deref(), &path.value),
             CommandKind::Copy(copy) => {
                 if let Some(dest) = resolve(workdir.as_deref(), &copy.paths.dest.value) {
                     copied.push((dest, step.instruction.start_line));
@@ -618,11 +655,7 @@ fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
         };
         let mut cwd = workdir.clone();
         for command in script.commands() {
-            if command.program() == "cd" {
-                cwd = command
-                    .args()
-                    .first()
-                    .and_then(|dir| resolve(cwd.as_deref(), dir));
+            if follow_cd(&mut cwd, command) {
                 continue;
             }
             let Some(paths) = recursive_ownership_paths(command) else {
@@ -650,6 +683,90 @@ fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
                 );
                 break;
             }
+        }
+    }
+}
+
+/// The steps of a stage and of the stages it is built on, in order, each with whether it
+/// belongs to the stage itself and the working directory it runs in (`None` when a variable
+/// the Dockerfile does not set hides it).
+fn steps_with_workdir<'a>(
+    ctx: &Ctx<'a>,
+    index: usize,
+) -> Vec<(&'a Step<'a>, bool, Option<String>)> {
+    let mut variables = Variables::new(ctx.model.file.escape);
+    let mut workdir = Some("/".to_owned());
+    ctx.steps_through(index)
+        .map(|(step, own)| {
+            variables.observe(step);
+            if let CommandKind::Workdir(path) = &step.command.kind {
+                workdir = variables
+                    .expand_known(&path.value)
+                    .and_then(|path| resolve(workdir.as_deref(), &path));
+            }
+            (step, own, workdir.clone())
+        })
+        .collect()
+}
+
+/// Follows a `cd` in a script: whether `command` was one (then `cwd` is where it went).
+fn follow_cd(cwd: &mut Option<String>, command: &SimpleCommand) -> bool {
+    if command.program() != "cd" {
+        return false;
+    }
+    *cwd = command
+        .args()
+        .first()
+        .and_then(|dir| resolve(cwd.as_deref(), dir));
+    true
+}
+
+/// CopyBuilderSourceTree: the final image copies, out of a builder, a directory that holds the
+/// whole build context the builder received: sources, tests, build files and whatever the build
+/// left next to them ship in the image.
+fn copy_builder_source_tree(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    for step in ctx.chain_steps(ctx.target()) {
+        let CommandKind::Copy(copy) = &step.command.kind else {
+            continue;
+        };
+        let Some(builder) = copy
+            .from
+            .as_ref()
+            .and_then(|f| ctx.model.stage_named(&f.value))
+        else {
+            continue;
+        };
+        let trees: Vec<(String, usize)> = steps_with_workdir(ctx, builder)
+            .into_iter()
+            .filter(|(step, _, _)| context_sources(step).iter().any(|s| is_whole_context(s)))
+            .filter_map(|(step, _, workdir)| {
+                let CommandKind::Copy(tree) = &step.command.kind else {
+                    return None;
+                };
+                let dest = resolve(workdir.as_deref(), &tree.paths.dest.value)?;
+                Some((dest, step.instruction.start_line))
+            })
+            .collect();
+        let copied = copy.paths.sources.iter().find_map(|source| {
+            let source = clean_path(&format!("/{}", source.value));
+            if source.contains('$') {
+                return None;
+            }
+            let (tree, line) = trees.iter().find(|(tree, _)| is_within(tree, &source))?;
+            Some((source, tree, *line))
+        });
+        if let Some((source, tree, line)) = copied {
+            sink.report(
+                &rules::CopyBuilderSourceTree,
+                step.at(),
+                format!(
+                    "COPY --from={} {source} takes the builder's {tree}, where line {line} copied the whole build context: the sources ship in the final image",
+                    copy.from.as_ref().map_or("", |f| f.value.as_str())
+                ),
+                "copy only what the build produced (the binary, `dist/`, the installed \
+                 dependencies), or for an interpreted app, copy its sources from the context \
+                 and the dependencies from the builder",
+            );
         }
     }
 }
