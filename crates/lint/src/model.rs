@@ -267,13 +267,23 @@ impl<'a> Ctx<'a> {
     /// The image at the root of a stage's `FROM` chain: `None` for `scratch`, a named build
     /// context (whose contents are not known), or an image reference docker would reject.
     pub fn root_image(&self, index: usize) -> Option<ImageRef> {
-        let root = self.chain(index).first()?.stage.index;
-        match &self.plan.stages.get(root)?.base {
+        match self.root_base(index)? {
             Base::Image(reference) if !self.model.options.build_contexts.contains(reference) => {
                 ImageRef::parse(reference)
             }
             _ => None,
         }
+    }
+
+    /// Whether a stage's `FROM` chain starts from a named build context (`--build-context`).
+    pub fn is_on_named_context(&self, index: usize) -> bool {
+        matches!(self.root_base(index), Some(Base::Image(reference))
+            if self.model.options.build_contexts.contains(reference))
+    }
+
+    fn root_base(&self, index: usize) -> Option<&'a Base> {
+        let root = self.chain(index).first()?.stage.index;
+        Some(&self.plan.stages.get(root)?.base)
     }
 
     /// Whether a stage runs on Windows: its root is a Windows image or has a `windows/…`

@@ -45,6 +45,18 @@ pub enum Origin {
     Build,
 }
 
+impl Origin {
+    /// `buildkit`, `best-practice`, `stagecraft` or `build`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::BuildKit => "buildkit",
+            Origin::BestPractice => "best-practice",
+            Origin::Stagecraft => "stagecraft",
+            Origin::Build => "build",
+        }
+    }
+}
+
 /// A lint rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -60,6 +72,19 @@ pub struct Rule {
     pub url: &'static str,
     /// Off unless enabled with `# check=experimental=<id>` (or `experimental=all`).
     pub experimental: bool,
+    /// Its documentation page (Markdown), built into the binary: `lint --explain` prints it,
+    /// SARIF carries it.
+    pub docs: &'static str,
+}
+
+impl Rule {
+    /// The page's "Why" section: what the rule checks and why it matters, in full.
+    pub fn description(&self) -> &'static str {
+        let Some((_, after)) = self.docs.split_once("## Why\n") else {
+            return self.summary;
+        };
+        after.split("\n## ").next().unwrap_or(after).trim()
+    }
 }
 
 /// Defines one constant per rule (named by its id, so `rules::StageNameCasing` reads like the
@@ -76,6 +101,12 @@ macro_rules! rules {
                 summary: $summary,
                 url: concat!("docs/rules/", stringify!($id), ".md"),
                 experimental: rules!(@experimental $($experimental)?),
+                docs: include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../docs/rules/",
+                    stringify!($id),
+                    ".md"
+                )),
             };
         )*
 

@@ -75,6 +75,21 @@ fn sarif_output_is_a_valid_log() {
         assert_eq!(region["startColumn"], finding.column);
         assert_eq!(result["message"]["text"], finding.message.as_str());
     }
+    // Each rule carries its whole page: the log explains itself wherever it is viewed.
+    for rule in rules {
+        let id = rule["id"].as_str().unwrap();
+        let markdown = rule["help"]["markdown"].as_str().unwrap();
+        assert!(markdown.starts_with(&format!("# {id}\n")), "{id}");
+        let full = rule["fullDescription"]["text"].as_str().unwrap();
+        assert!(
+            full.len() > rule["shortDescription"]["text"].as_str().unwrap().len(),
+            "{id}"
+        );
+        assert!(
+            markdown.contains(full) && !full.contains("## "),
+            "{id}: {full}"
+        );
+    }
     let empty: serde_json::Value = serde_json::from_str(&render_sarif(&[])).unwrap();
     assert_eq!(empty["runs"][0]["results"], serde_json::json!([]));
 }

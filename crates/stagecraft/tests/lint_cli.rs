@@ -37,7 +37,11 @@ fn the_dockerfile_is_a_positional_argument_or_dash_f() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let file = dir.path().join("api.Dockerfile");
-    fs::write(&file, "FROM alpine:3.20 AS Build\nCMD [\"true\"]\n").unwrap();
+    fs::write(
+        &file,
+        "FROM alpine:3.20 AS Build\nUSER 1000\nCMD [\"true\"]\n",
+    )
+    .unwrap();
 
     let (positional, code) = rules(lint(&store).arg(&file));
     assert_eq!(
@@ -117,4 +121,46 @@ fn named_build_contexts_are_not_undefined_stages_or_images() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("is not NAME=SOURCE"));
+}
+
+#[test]
+fn rules_are_listed_and_explained_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let listed = lint(&store).arg("--list-rules").output().unwrap();
+    assert!(listed.status.success());
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let row = |id: &str| {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not listed:\n{listed}"))
+            .split_whitespace()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row("SudoInRun"), "SudoInRun warning best-practice on");
+    assert_eq!(
+        row("InvalidDefinitionDescription"),
+        "InvalidDefinitionDescription warning buildkit off"
+    );
+
+    // The page as docs/rules has it, whatever the working directory; ids in any case.
+    let page = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/rules/PipefailMissing.md"
+    ))
+    .unwrap();
+    lint(&store)
+        .current_dir(dir.path())
+        .args(["--explain", "pipefailmissing"])
+        .assert()
+        .success()
+        .stdout(page);
+    lint(&store)
+        .args(["--explain", "PipefailMising"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("did you mean PipefailMissing?"));
 }

@@ -512,7 +512,9 @@ fn final_stage_without_user(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
                 .as_ref()
                 .is_some_and(|script| script.commands().iter().any(|c| mentions_dropper(&c.words))),
         });
+    // A named build context stands for an image whose USER is not known.
     if reason_for_no_user
+        || ctx.is_on_named_context(target)
         || ctx
             .root_image(target)
             .is_some_and(|i| i.starts_unprivileged())

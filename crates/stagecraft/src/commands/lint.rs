@@ -1,7 +1,7 @@
 //! `stagecraft lint`: BuildKit's build checks and the multi-stage best practices.
 
 use super::{CommandError, CommandResult, read_dockerfile};
-use stagecraft_lint::{ErrorOn, Format, LintOptions};
+use stagecraft_lint::{ErrorOn, Format, LintOptions, RULES};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -34,10 +34,25 @@ pub struct LintArgs {
     /// Exit with status 1 when a finding reaches this severity: `warning` or `error`.
     #[arg(long = "error-on", default_value = "error")]
     error_on: ErrorOn,
+    /// List every rule (id, severity, origin, whether it is on by default, what it wants)
+    /// and exit.
+    #[arg(long = "list-rules", exclusive = true)]
+    list_rules: bool,
+    /// Print a rule's documentation page and exit.
+    #[arg(long, value_name = "RULE", exclusive = true)]
+    explain: Option<String>,
 }
 
 /// Runs `stagecraft lint`; returns the exit status.
 pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
+    if args.list_rules {
+        print!("{}", rule_list());
+        return Ok(0);
+    }
+    if let Some(id) = &args.explain {
+        print!("{}", explain(id)?);
+        return Ok(0);
+    }
     let file = args
         .path
         .as_ref()
@@ -75,6 +90,43 @@ pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
     };
     print!("{}", stagecraft_lint::render(args.format, &findings));
     Ok(stagecraft_lint::exit_code(&findings, args.error_on))
+}
+
+/// `--list-rules`: one line per rule, in a table.
+fn rule_list() -> String {
+    let width = RULES.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "{:<width$}  {:<8}  {:<13}  {:<7}  SUMMARY\n",
+        "RULE", "SEVERITY", "ORIGIN", "DEFAULT"
+    );
+    for rule in RULES {
+        // Experimental rules run only when `# check=experimental=…` asks for them.
+        let default = if rule.experimental { "off" } else { "on" };
+        out.push_str(&format!(
+            "{:<width$}  {:<8}  {:<13}  {:<7}  {}\n",
+            rule.id,
+            rule.severity.as_str(),
+            rule.origin.as_str(),
+            default,
+            rule.summary
+        ));
+    }
+    out
+}
+
+/// `--explain RULE`: the rule's page (ids match case-insensitively, as people type them).
+fn explain(id: &str) -> Result<&'static str, CommandError> {
+    if let Some(rule) = RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id)) {
+        return Ok(rule.docs);
+    }
+    let ids: Vec<String> = RULES.iter().map(|r| r.id.to_owned()).collect();
+    let hint = match stagecraft_dockerfile::suggest::closest(id, &ids) {
+        Some(close) => format!("did you mean {close}?"),
+        None => "`stagecraft lint --list-rules` lists them".to_owned(),
+    };
+    Err(CommandError(format!(
+        "error: no lint rule is called {id:?}\n  = help: {hint}"
+    )))
 }
 
 /// The name of a `--build-context NAME=SOURCE` value.
