@@ -98,6 +98,30 @@ impl ImageRef {
         name.starts_with("gcr.io/distroless/static") || name == "cgr.dev/chainguard/static"
     }
 
+    /// Whether containers of this image start as a user other than root: `nonroot`/`rootless`
+    /// variants, Chainguard images (but their `-dev` variants) and Bitnami's.
+    pub fn starts_unprivileged(&self) -> bool {
+        let name = self.short_name();
+        let tag = self.tag.as_deref().unwrap_or("");
+        tag.contains("nonroot")
+            || tag.contains("rootless")
+            || (name.starts_with("cgr.dev/chainguard/") && !tag.contains("dev"))
+            || name.starts_with("bitnami/")
+    }
+
+    /// Whether this is a Windows image (`mcr.microsoft.com/windows/servercore`, a `nanoserver`
+    /// or `windowsservercore` variant, the .NET Framework images): its RUNs go to `cmd` or
+    /// PowerShell, not a POSIX shell.
+    pub fn is_windows(&self) -> bool {
+        let name = self.short_name();
+        let tag = self.tag.as_deref().unwrap_or("");
+        name.starts_with("mcr.microsoft.com/windows")
+            || name.starts_with("mcr.microsoft.com/dotnet/framework")
+            || [name.as_str(), tag]
+                .iter()
+                .any(|part| part.contains("nanoserver") || part.contains("servercore"))
+    }
+
     /// When this is a full SDK image rather than a runtime image: what it carries, and what a
     /// final stage should use instead.
     pub fn sdk_contents(&self) -> Option<(&'static str, &'static str)> {
@@ -219,5 +243,18 @@ mod tests {
             !sdk("python:3.12-slim") && !sdk("node:20-alpine") && !sdk("eclipse-temurin:21-jre")
         );
         assert!(!sdk("alpine:3.20") && !sdk("gcr.io/distroless/static-debian12"));
+    }
+
+    #[test]
+    fn windows_images() {
+        let windows = |s: &str| ImageRef::parse(s).unwrap().is_windows();
+        assert!(windows("mcr.microsoft.com/windows/servercore:ltsc2022"));
+        assert!(windows(
+            "mcr.microsoft.com/dotnet/sdk:8.0-nanoserver-ltsc2022"
+        ));
+        assert!(windows(
+            "mcr.microsoft.com/powershell:lts-windowsservercore-ltsc2022"
+        ));
+        assert!(!windows("mcr.microsoft.com/dotnet/sdk:8.0") && !windows("alpine:3.20"));
     }
 }

@@ -37,9 +37,9 @@ pub use rules::{Origin, RULES, Rule, Severity, find_rule};
 use config::CheckConfig;
 use model::{Ctx, Model, Sink};
 use serde::Serialize;
-use stagecraft_dockerfile::{Dockerfile, ParseError, Position, SourceFile};
+use stagecraft_dockerfile::{Arguments, Dockerfile, ParseError, Position, SourceFile};
 use stagecraft_plan::{Plan, PlanError, PlanOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -56,8 +56,17 @@ pub struct LintOptions {
     pub target: Option<String>,
     /// `--build-arg NAME=VALUE` values (`BUILDKIT_DOCKERFILE_CHECK` replaces `# check=`).
     pub build_args: BTreeMap<String, String>,
+    /// The names of the named build contexts (`--build-context NAME=…`): `FROM NAME` and
+    /// `COPY --from=NAME` use them, not an image or an undefined stage.
+    pub build_contexts: BTreeSet<String>,
     /// Which rules run.
     pub rules: RuleSelection,
+    /// The environment (`Env` of the config, as `(KEY, value)`) of base images at hand (the
+    /// local store), by the reference a `FROM` names once its variables are expanded, as
+    /// [`base_images`] lists them. With it a variable the image does not set is known to be
+    /// unset, as BuildKit knows from the image it resolved; without it such a variable is
+    /// unknown, and the rules that would need its value do not guess.
+    pub image_env: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// Which rules a lint run checks.
@@ -163,12 +172,33 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
     };
     let model = Model::new(file, &stages, options, ignore);
     checks::run_without_plan(&model, &mut sink, options.rules);
-    let plan_options = PlanOptions {
-        target: options.target.clone(),
-        build_args: options.build_args.clone(),
-        platform: None,
+    let planned = match (
+        Plan::new(file, &plan_options(options)),
+        without_repeated_names(file),
+    ) {
+        // Two stages with one name: a reference to it reaches the later stage, which fails the
+        // plan when that stage refers to the name itself ("circular dependency"). The build
+        // error stays, and the rest of the file is checked as if the first stage alone had
+        // the name, instead of hiding every other finding.
+        (Err(PlanError::Dockerfile(error)), Some(renamed)) => {
+            match Plan::new(&renamed, &plan_options(options)) {
+                Ok(plan) => {
+                    sink.push(build_error(
+                        name,
+                        error.position(),
+                        error.message().to_owned(),
+                        "two stages have the same name, and a reference to it reaches the later \
+                         one: rename one of them (the other findings assume the first stage \
+                         has the name)",
+                    ));
+                    Ok(plan)
+                }
+                Err(_) => Err(PlanError::Dockerfile(error)),
+            }
+        }
+        (planned, _) => planned,
     };
-    match Plan::new(file, &plan_options) {
+    match planned {
         Ok(plan) => checks::run_with_plan(
             &Ctx {
                 model: &model,
@@ -186,6 +216,56 @@ pub fn lint(file: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
         )),
     }
     sink.finish()
+}
+
+/// A copy of `file` in which each stage that repeats an earlier stage's name has none; `None`
+/// when no name repeats.
+fn without_repeated_names(file: &Dockerfile) -> Option<Dockerfile> {
+    let mut renamed = file.clone();
+    let mut seen = BTreeSet::new();
+    let mut changed = false;
+    for instruction in &mut renamed.instructions {
+        if instruction.keyword != stagecraft_dockerfile::Keyword::From {
+            continue;
+        }
+        let Arguments::List(words) = &mut instruction.args else {
+            continue;
+        };
+        if let [_, _, name] = words.as_slice()
+            && !seen.insert(name.value.to_lowercase())
+        {
+            words.truncate(1);
+            changed = true;
+        }
+    }
+    changed.then_some(renamed)
+}
+
+/// The images the stages of `file` start from (`FROM` references with variables expanded,
+/// each once): what [`LintOptions::image_env`] may describe. Empty when the build cannot be
+/// planned.
+pub fn base_images(file: &Dockerfile, options: &LintOptions) -> Vec<String> {
+    let Ok(plan) = Plan::new(file, &plan_options(options)) else {
+        return Vec::new();
+    };
+    let mut images: Vec<String> = Vec::new();
+    for stage in &plan.stages {
+        if let stagecraft_plan::Base::Image(reference) = &stage.base
+            && !images.contains(reference)
+            && !options.build_contexts.contains(reference)
+        {
+            images.push(reference.clone());
+        }
+    }
+    images
+}
+
+fn plan_options(options: &LintOptions) -> PlanOptions {
+    PlanOptions {
+        target: options.target.clone(),
+        build_args: options.build_args.clone(),
+        platform: None,
+    }
 }
 
 /// The `# check=` configuration in force (the `BUILDKIT_DOCKERFILE_CHECK` build argument

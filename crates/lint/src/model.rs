@@ -264,14 +264,41 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// The image at the root of a stage's `FROM` chain: `None` for `scratch` (or an image
-    /// reference docker would reject).
+    /// The image at the root of a stage's `FROM` chain: `None` for `scratch`, a named build
+    /// context (whose contents are not known), or an image reference docker would reject.
     pub fn root_image(&self, index: usize) -> Option<ImageRef> {
-        let root = self.chain(index).first()?.stage.index;
-        match &self.plan.stages.get(root)?.base {
-            Base::Image(reference) => ImageRef::parse(reference),
+        match self.root_base(index)? {
+            Base::Image(reference) if !self.model.options.build_contexts.contains(reference) => {
+                ImageRef::parse(reference)
+            }
             _ => None,
         }
+    }
+
+    /// Whether a stage's `FROM` chain starts from a named build context (`--build-context`).
+    pub fn is_on_named_context(&self, index: usize) -> bool {
+        matches!(self.root_base(index), Some(Base::Image(reference))
+            if self.model.options.build_contexts.contains(reference))
+    }
+
+    fn root_base(&self, index: usize) -> Option<&'a Base> {
+        let root = self.chain(index).first()?.stage.index;
+        Some(&self.plan.stages.get(root)?.base)
+    }
+
+    /// Whether a stage runs on Windows: its root is a Windows image or has a `windows/…`
+    /// platform, or the file uses the backtick escape that Windows Dockerfiles use (so that
+    /// `\` can separate paths). RUN then goes to `cmd` or PowerShell, not a POSIX shell.
+    pub fn is_windows(&self, index: usize) -> bool {
+        let root = self.chain(index).first().map(|view| view.stage.index);
+        let windows_platform = root
+            .and_then(|root| self.plan.stages.get(root)?.platform.as_deref())
+            .is_some_and(|platform| platform.starts_with("windows"));
+        self.model.file.escape == '`'
+            || windows_platform
+            || self
+                .root_image(index)
+                .is_some_and(|image| image.is_windows())
     }
 
     /// Whether a stage's root is `scratch`.

@@ -47,7 +47,7 @@ pub fn render(format: Format, findings: &[Finding]) -> String {
 /// ```text
 /// Dockerfile:3:1: warning[JSONArgsRecommended]: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals
 ///   = help: write CMD ["executable", "arg"], or set SHELL explicitly if you need a shell
-///   = docs: docs/rules/JSONArgsRecommended.md
+///   = docs: stagecraft lint --explain JSONArgsRecommended
 ///
 /// Found 1 problem: 1 warning.
 /// ```
@@ -60,8 +60,9 @@ pub fn render_text(findings: &[Finding]) -> String {
         // Writing to a String cannot fail.
         let _ = write!(
             out,
-            "{}:{}:{}: {}[{}]: {}\n  = help: {}\n  = docs: {}\n\n",
-            f.file, f.line, f.column, f.severity, f.rule, f.message, f.hint, f.url
+            // The page is built into the binary: the command works wherever it is installed.
+            "{}:{}:{}: {}[{}]: {}\n  = help: {}\n  = docs: stagecraft lint --explain {}\n\n",
+            f.file, f.line, f.column, f.severity, f.rule, f.message, f.hint, f.rule
         );
     }
     let counts: Vec<String> = [Severity::Error, Severity::Warning, Severity::Info]
@@ -105,7 +106,11 @@ pub fn render_sarif(findings: &[Finding]) -> String {
             json!({
                 "id": rule.id,
                 "shortDescription": {"text": rule.summary},
-                "help": {"text": format!("See {}", rule.url)},
+                "fullDescription": {"text": rule.description()},
+                "help": {
+                    "text": format!("{} (see {})", rule.summary, rule.url),
+                    "markdown": rule.docs,
+                },
                 "defaultConfiguration": {"level": sarif_level(rule.severity)},
             })
         })

@@ -45,6 +45,18 @@ pub enum Origin {
     Build,
 }
 
+impl Origin {
+    /// `buildkit`, `best-practice`, `stagecraft` or `build`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::BuildKit => "buildkit",
+            Origin::BestPractice => "best-practice",
+            Origin::Stagecraft => "stagecraft",
+            Origin::Build => "build",
+        }
+    }
+}
+
 /// A lint rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -60,6 +72,19 @@ pub struct Rule {
     pub url: &'static str,
     /// Off unless enabled with `# check=experimental=<id>` (or `experimental=all`).
     pub experimental: bool,
+    /// Its documentation page (Markdown), built into the binary: `lint --explain` prints it,
+    /// SARIF carries it.
+    pub docs: &'static str,
+}
+
+impl Rule {
+    /// The page's "Why" section: what the rule checks and why it matters, in full.
+    pub fn description(&self) -> &'static str {
+        let Some((_, after)) = self.docs.split_once("## Why\n") else {
+            return self.summary;
+        };
+        after.split("\n## ").next().unwrap_or(after).trim()
+    }
 }
 
 /// Defines one constant per rule (named by its id, so `rules::StageNameCasing` reads like the
@@ -76,6 +101,12 @@ macro_rules! rules {
                 summary: $summary,
                 url: concat!("docs/rules/", stringify!($id), ".md"),
                 experimental: rules!(@experimental $($experimental)?),
+                docs: include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../docs/rules/",
+                    stringify!($id),
+                    ".md"
+                )),
             };
         )*
 
@@ -121,8 +152,15 @@ rules! {
     AddForLocalFile: Warning, BestPractice, "Use COPY for local files and directories; ADD is for URLs, git and archives";
     CopyFromUndefinedStage: Warning, BestPractice, "COPY --from should name a stage defined earlier in the Dockerfile";
     CopyFromOwnStage: Error, BestPractice, "COPY --from cannot name the stage it is in";
-    PipefailMissing: Warning, BestPractice, "Pipes in RUN need `set -o pipefail`, or a failing command goes unnoticed";
+    PipefailMissing: Warning, BestPractice, "A download piped into a shell, interpreter or archive tool needs `set -o pipefail`, or a failed download goes unnoticed";
     LastUserRoot: Warning, BestPractice, "The final image should not switch back to the root user";
+    FinalStageWithoutUser: Info, BestPractice, "The final image should say which unprivileged user it runs as";
+    ExposePortOutOfRange: Error, BestPractice, "EXPOSE ports must be between 0 and 65535";
+    SudoInRun: Warning, BestPractice, "RUN already runs as the stage's user: do not use sudo";
+    AptGetInstallWithoutYes: Warning, BestPractice, "apt-get install needs -y: a build cannot answer its prompt";
+    AptGetUpgrade: Info, BestPractice, "Upgrade packages by moving to a newer base image, not with apt-get upgrade";
+    AddUrlWithoutChecksum: Warning, BestPractice, "ADD of an HTTP URL should pin the content with --checksum";
+    PipInstallUnpinned: Info, BestPractice, "pip install in the final image should pin package versions";
 
     // stagecraft's multi-stage and build-context rules.
     SourcesBeforeDependencyInstall: Warning, Stagecraft, "Copy dependency manifests and install dependencies before copying the whole source tree";
@@ -136,6 +174,7 @@ rules! {
     GoScratchWithoutCgoDisabled: Warning, Stagecraft, "Go binaries shipped on scratch must be built with CGO_ENABLED=0";
     UnreachableStage: Info, Stagecraft, "Stages the target does not need are not built";
     ChownRecursiveAfterCopy: Warning, Stagecraft, "Set ownership with COPY --chown/--chmod, not a recursive chown/chmod afterwards";
+    CopyBuilderSourceTree: Warning, Stagecraft, "The final stage should copy the build's output, not the builder's whole source tree";
 
     // Not a style rule.
     BuildError: Error, Build, "The Dockerfile would not build";

@@ -11,7 +11,7 @@
 const MAX_NESTING: usize = 3;
 
 /// Shells whose `-c` argument is itself a script worth reading.
-const SHELLS: [&str; 6] = ["sh", "bash", "ash", "dash", "zsh", "ksh"];
+pub(crate) const SHELLS: [&str; 6] = ["sh", "bash", "ash", "dash", "zsh", "ksh"];
 
 /// Words that start or end compound commands; they are not programs.
 const RESERVED: [&str; 15] = [
@@ -34,6 +34,8 @@ pub(crate) struct SimpleCommand {
     pub words: Vec<String>,
     /// Whether its output goes into a pipe (`a | b`: true for `a`).
     pub pipes_out: bool,
+    /// Whether it runs through `sudo` (dropped from `words`).
+    pub sudo: bool,
 }
 
 impl Script {
@@ -86,18 +88,19 @@ impl Script {
         &self.commands
     }
 
-    /// Whether some command writes into a pipe before `set -o pipefail` is in force: then the
-    /// pipeline's status is only its last command's, and a failure on the left goes unnoticed.
-    pub fn pipe_before_pipefail(&self) -> bool {
-        for command in &self.commands {
-            if command.sets_pipefail() {
-                return false;
-            }
-            if command.pipes_out {
-                return true;
-            }
-        }
-        false
+    /// The pipes before `set -o pipefail` is in force, as (writer, reader) pairs: in each the
+    /// pipeline's status is only the reader's, so a failure of the writer goes unnoticed.
+    pub fn unguarded_pipes(&self) -> Vec<(&SimpleCommand, &SimpleCommand)> {
+        let end = self
+            .commands
+            .iter()
+            .position(SimpleCommand::sets_pipefail)
+            .unwrap_or(self.commands.len());
+        self.commands[..end]
+            .windows(2)
+            .filter(|pair| pair[0].pipes_out)
+            .map(|pair| (&pair[0], &pair[1]))
+            .collect()
     }
 
     /// Whether any word of any command satisfies `test` (for paths like `/var/lib/apt/lists`).
@@ -222,6 +225,7 @@ impl SimpleCommand {
             index += 1;
         }
         let mut assignments = Vec::new();
+        let mut sudo = false;
         while let Some(pair) = words.get(index).and_then(|w| split_assignment(w)) {
             assignments.push(pair);
             index += 1;
@@ -232,6 +236,7 @@ impl SimpleCommand {
             index += 1;
             match name {
                 "sudo" => {
+                    sudo = true;
                     while let Some(option) = words.get(index).filter(|w| w.starts_with('-')) {
                         let takes_value = matches!(option.as_str(), "-u" | "-g" | "-C" | "-D");
                         index += 1 + usize::from(takes_value);
@@ -268,6 +273,7 @@ impl SimpleCommand {
             assignments,
             words,
             pipes_out: false,
+            sudo,
         })
     }
 }
@@ -548,6 +554,12 @@ impl Tokenizer {
 mod tests {
     use super::*;
 
+    impl Script {
+        fn pipe_before_pipefail(&self) -> bool {
+            !self.unguarded_pipes().is_empty()
+        }
+    }
+
     fn words(script: &Script) -> Vec<String> {
         script
             .commands()
@@ -581,6 +593,13 @@ mod tests {
         assert!(!Script::parse("set -euxo pipefail; curl x | sh").pipe_before_pipefail());
         assert!(!Script::parse("bash -o pipefail -c 'curl x | sh'").pipe_before_pipefail());
         assert!(!Script::parse("a || b").pipe_before_pipefail());
+        let script = Script::parse("curl x | tar xz | tee log; set -o pipefail; a | b");
+        let pairs: Vec<(&str, &str)> = script
+            .unguarded_pipes()
+            .iter()
+            .map(|(writer, reader)| (writer.program(), reader.program()))
+            .collect();
+        assert_eq!(pairs, [("curl", "tar"), ("tar", "tee")]);
     }
 
     #[test]
@@ -598,6 +617,7 @@ mod tests {
         );
         let first = &script.commands()[0];
         assert_eq!(first.program(), "go");
+        assert!(first.sudo && !script.commands()[1].sudo);
         assert_eq!(first.assignment("CGO_ENABLED"), Some("0"));
         assert_eq!(first.assignment("GOOS"), Some("linux"));
         assert_eq!(words(&script)[1..], ["cd /x", "npm ci"]);

@@ -1,6 +1,6 @@
 //! What package managers and build tools a command runs, and how.
 
-use crate::script::{SimpleCommand, has_option};
+use crate::script::{SHELLS, SimpleCommand, has_option};
 
 /// A language ecosystem whose dependencies are installed from a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,25 @@ pub(crate) fn apt_install(command: &SimpleCommand) -> Option<Vec<&str>> {
 /// `apt-get update` / `apt update`: downloads the package lists.
 pub(crate) fn apt_update(command: &SimpleCommand) -> bool {
     apt(command).is_some_and(|(verb, _)| verb == "update")
+}
+
+/// Whether an apt command answers its own prompts: `-y`/`--yes`/`--assume-yes` (alone or in a
+/// cluster such as `-qy`), `-qq` (which implies it) or an `Assume-Yes` option.
+pub(crate) fn apt_assumes_yes(command: &SimpleCommand) -> bool {
+    command.args().iter().any(|arg| {
+        matches!(
+            arg.as_str(),
+            "--yes" | "--assume-yes" | "--force-yes" | "-qq" | "-q=2" | "--quiet=2"
+        ) || (arg.starts_with('-') && !arg.starts_with("--") && arg.contains('y'))
+            || arg.contains("Assume-Yes")
+    })
+}
+
+/// `apt-get upgrade` / `dist-upgrade` / `full-upgrade`: the subcommand.
+pub(crate) fn apt_upgrade(command: &SimpleCommand) -> Option<&str> {
+    apt(command)
+        .map(|(verb, _)| verb)
+        .filter(|verb| matches!(*verb, "upgrade" | "dist-upgrade" | "full-upgrade"))
 }
 
 /// `apt-get dist-clean`: removes the package lists too (apt 2.7 and later).
@@ -178,6 +197,36 @@ pub(crate) fn pip_install(command: &SimpleCommand) -> Option<&[String]> {
     (verb == "install").then_some(args)
 }
 
+/// Packaging tools that are routinely upgraded unpinned (`pip install -U pip`): they do not
+/// make the application.
+const PIP_TOOLING: [&str; 3] = ["pip", "setuptools", "wheel"];
+
+/// The packages a `pip install` names without a version: not `name==1.2`, `name>=1`,
+/// `name @ url`, a path, a URL or an archive, and nothing when a constraints file pins them.
+pub(crate) fn pip_unpinned(command: &SimpleCommand) -> Vec<&str> {
+    let Some(args) = pip_install(command) else {
+        return Vec::new();
+    };
+    if has_option(args, &["-c", "--constraint"]) {
+        return Vec::new();
+    }
+    let Some((_, operands)) = verb(args, &PIP_VALUE_OPTIONS) else {
+        return Vec::new();
+    };
+    operands
+        .into_iter()
+        .filter(|spec| {
+            let name = spec.split('[').next().unwrap_or(spec).to_lowercase();
+            !spec.contains(['=', '<', '>', '@', '/', '$', '~'])
+                && !spec.starts_with('.')
+                && ![".whl", ".tar.gz", ".zip"]
+                    .iter()
+                    .any(|s| spec.ends_with(s))
+                && !PIP_TOOLING.contains(&name.as_str())
+        })
+        .collect()
+}
+
 /// What an `npm` command does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Npm {
@@ -227,9 +276,24 @@ pub(crate) fn npm_omits_dev(command: &SimpleCommand) -> bool {
         || command.assignment("NODE_ENV") == Some("production")
 }
 
+/// Whether the command only prints its version or help (`yarn --version`, `npm install
+/// --help`, `pnpm -v`): it installs nothing.
+fn asks_for_information(command: &SimpleCommand) -> bool {
+    let args = command.args();
+    let short_flags_only = !args.is_empty() && args.iter().all(|a| a.starts_with('-'));
+    command.has_option(&["--version", "--help"])
+        || (short_flags_only
+            && args
+                .iter()
+                .any(|a| matches!(a.as_str(), "-v" | "-V" | "-h")))
+}
+
 /// The ecosystem whose dependencies this command installs from a manifest, if it is one of
 /// the commands that should run before the sources are copied.
 pub(crate) fn dependency_install(command: &SimpleCommand) -> Option<Ecosystem> {
+    if asks_for_information(command) {
+        return None;
+    }
     if matches!(npm(command), Some(Npm::Ci | Npm::InstallAll)) {
         return Some(Ecosystem::Node);
     }
@@ -260,6 +324,9 @@ pub(crate) fn dependency_install(command: &SimpleCommand) -> Option<Ecosystem> {
 /// The tool, when this command downloads or compiles things a cache mount would keep between
 /// builds (apt, npm/yarn/pnpm, pip, go, cargo).
 pub(crate) fn cacheable_tool(command: &SimpleCommand) -> Option<&'static str> {
+    if asks_for_information(command) {
+        return None;
+    }
     if apt_install(command).is_some() {
         return Some("apt");
     }
@@ -287,16 +354,87 @@ pub(crate) fn cacheable_tool(command: &SimpleCommand) -> Option<&'static str> {
     }
 }
 
-/// `go build` or `go install`: a command that links a Go binary.
-pub(crate) fn go_build(command: &SimpleCommand) -> bool {
-    command.program() == "go"
-        && matches!(
-            verb(
-                command.args(),
-                &["-o", "-C", "-ldflags", "-tags", "-gcflags"]
-            ),
-            Some(("build" | "install", _))
+/// A command that downloads and writes what it fetched to standard output (when piped).
+pub(crate) fn is_download(command: &SimpleCommand) -> bool {
+    matches!(command.program(), "curl" | "wget")
+}
+
+/// A command that takes an empty or truncated input without failing and with consequences: a
+/// shell or interpreter runs whatever arrived (nothing, for a failed download), `tee` and `dd`
+/// save it, and archive tools unpack what they got.
+pub(crate) fn trusts_its_input(command: &SimpleCommand) -> bool {
+    let program = command.program();
+    SHELLS.contains(&program)
+        || ["python", "perl", "ruby", "node", "php"]
+            .iter()
+            .any(|interpreter| program.starts_with(interpreter))
+        || matches!(
+            program,
+            "tar"
+                | "bsdtar"
+                | "gzip"
+                | "gunzip"
+                | "zcat"
+                | "bzip2"
+                | "bunzip2"
+                | "xz"
+                | "unxz"
+                | "zstd"
+                | "unzstd"
+                | "cpio"
+                | "tee"
+                | "dd"
         )
+}
+
+/// Options of `go build` / `go install` that take a separate value.
+const GO_VALUE_OPTIONS: [&str; 9] = [
+    "-o",
+    "-C",
+    "-ldflags",
+    "-tags",
+    "-gcflags",
+    "-asmflags",
+    "-p",
+    "-mod",
+    "-modfile",
+];
+
+/// A `go build` or `go install`: a command that links Go binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoBuild<'a> {
+    /// `go install`: the binaries go to `$GOBIN` (or `$GOPATH/bin`).
+    pub install: bool,
+    /// The `-o` value, if given.
+    pub output: Option<&'a str>,
+    /// The packages named (`.`, `./cmd/app`, …).
+    pub packages: Vec<&'a str>,
+}
+
+/// Reads `go build …` / `go install …`.
+pub(crate) fn go_build(command: &SimpleCommand) -> Option<GoBuild<'_>> {
+    if command.program() != "go" {
+        return None;
+    }
+    let args = command.args();
+    let (verb, packages) = verb(args, &GO_VALUE_OPTIONS)?;
+    let install = match verb {
+        "build" => false,
+        "install" => true,
+        _ => return None,
+    };
+    let output = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, arg)| match arg.as_str() {
+            "-o" | "--o" => args.get(i + 1).map(String::as_str),
+            _ => arg.strip_prefix("-o=").or_else(|| arg.strip_prefix("--o=")),
+        });
+    Some(GoBuild {
+        install,
+        output,
+        packages,
+    })
 }
 
 /// Whether a `go build` produces a static binary whatever `CGO_ENABLED` says: external
@@ -315,25 +453,32 @@ pub(crate) fn is_compiler_package(package: &str) -> bool {
         .split(['=', '~', '>', '<'])
         .next()
         .unwrap_or(package);
+    is_c_compiler_package(name)
+        || matches!(
+            name,
+            "make"
+                | "cmake"
+                | "autoconf"
+                | "automake"
+                | "libtool"
+                | "gfortran"
+                | "golang"
+                | "golang-go"
+                | "go"
+                | "rustc"
+                | "cargo"
+        )
+}
+
+/// Packages that bring a C compiler (what cgo needs to be on): `gcc`, `build-base`, `clang-17`…
+pub(crate) fn is_c_compiler_package(package: &str) -> bool {
+    let name = package
+        .split(['=', '~', '>', '<'])
+        .next()
+        .unwrap_or(package);
     matches!(
         name,
-        "gcc"
-            | "g++"
-            | "gcc-c++"
-            | "clang"
-            | "build-essential"
-            | "build-base"
-            | "make"
-            | "cmake"
-            | "autoconf"
-            | "automake"
-            | "libtool"
-            | "gfortran"
-            | "golang"
-            | "golang-go"
-            | "go"
-            | "rustc"
-            | "cargo"
+        "gcc" | "g++" | "gcc-c++" | "clang" | "build-essential" | "build-base"
     ) || ["gcc-", "g++-", "clang-"].iter().any(|prefix| {
         name.strip_prefix(prefix)
             .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
@@ -374,8 +519,45 @@ mod tests {
             Some(Ecosystem::Go)
         );
         assert_eq!(dependency_install(&first("pip install .")), None);
-        assert!(go_build(&first("go build -o /out/app ./cmd/app")));
-        assert!(!go_build(&first("go test ./...")));
+        for informational in ["yarn --version", "yarn -v", "npm install --help", "pnpm -v"] {
+            assert_eq!(
+                cacheable_tool(&first(informational)),
+                None,
+                "{informational}"
+            );
+            assert_eq!(
+                dependency_install(&first(informational)),
+                None,
+                "{informational}"
+            );
+        }
+        assert_eq!(cacheable_tool(&first("go build -v ./...")), Some("go"));
+        let command = first("go build -ldflags '-s -w' -o /out/app ./cmd/app");
+        let build = go_build(&command).unwrap();
+        assert_eq!(
+            (build.output, build.packages),
+            (Some("/out/app"), vec!["./cmd/app"])
+        );
+        assert!(go_build(&first("go install ./...")).unwrap().install);
+        assert!(go_build(&first("go test ./...")).is_none());
+        for yes in [
+            "apt-get install -y x",
+            "apt-get -qy install x",
+            "apt install -qq x",
+            "apt-get --yes install x",
+        ] {
+            assert!(apt_assumes_yes(&first(yes)), "{yes}");
+        }
+        assert!(!apt_assumes_yes(&first(
+            "apt-get install -q --no-install-recommends x"
+        )));
+        assert_eq!(
+            pip_unpinned(&first(
+                "pip install -U pip flask 'uvicorn[standard]' django==5.0 'attrs>=23' ./local -r req.txt"
+            )),
+            ["flask", "uvicorn[standard]"]
+        );
+        assert!(pip_unpinned(&first("pip install -c constraints.txt flask")).is_empty());
         assert!(is_compiler_package("gcc-12") && is_compiler_package("g++=4:12"));
         assert!(!is_compiler_package("gcc-doc") && !is_compiler_package("makedev"));
     }

@@ -65,6 +65,9 @@ rule_cases! {
             "FROM node:20-slim AS base\nWORKDIR /app\nFROM base\nWORKDIR web\n",
             "FROM node:20-slim\nARG APP=/srv/app\nWORKDIR $APP\n",
             "# escape=`\nFROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nWORKDIR C:\\app\n",
+            // The image's environment may well set HOME: unknown is not empty.
+            "FROM golang:1.22\nWORKDIR \"${HOME}\"\n",
+            "FROM example.com/team/base:1\nWORKDIR $APP_ROOT/src\n",
         ],
     }
     undefined_var: "UndefinedVar" {
@@ -302,4 +305,64 @@ fn build_args_feed_the_from_checks() {
     let findings = common::lint_with(text, &options);
     assert_eq!(of(&findings, "InvalidDefaultArgInFrom").len(), 1);
     assert!(of(&findings, "BuildError").is_empty());
+}
+
+/// With the base image's configuration at hand (the local store), its environment is known:
+/// a variable it sets expands to its value, one it does not set is empty, as in BuildKit.
+#[test]
+fn workdir_uses_the_base_image_environment_when_known() {
+    let text = "FROM golang:1.22\nWORKDIR \"${HOME}\"\n";
+    let file = stagecraft_dockerfile::parse_str("Dockerfile", text).unwrap();
+    assert_eq!(
+        stagecraft_lint::base_images(&file, &Default::default()),
+        ["golang:1.22"]
+    );
+    let with_env = |env: &[(&str, &str)]| {
+        let options = stagecraft_lint::LintOptions {
+            image_env: [(
+                "golang:1.22".to_owned(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        common::lint_with(text, &options)
+    };
+    let unset = with_env(&[("PATH", "/usr/local/go/bin:/usr/bin"), ("GOPATH", "/go")]);
+    let found = of(&unset, "WorkdirRelativePath");
+    assert_eq!(found.len(), 1, "{unset:#?}");
+    assert_eq!(
+        found[0].message,
+        "Relative workdir \"\" can have unexpected results if the base image changes"
+    );
+    assert_eq!(of(&unset, "UndefinedVar").len(), 1);
+    let set = with_env(&[("HOME", "/root")]);
+    assert!(of(&set, "WorkdirRelativePath").is_empty(), "{set:#?}");
+    assert!(of(&set, "UndefinedVar").is_empty(), "{set:#?}");
+}
+
+/// A stage named like an earlier one that copies from that name depends on itself, and the
+/// build fails; the duplicate and the build error are reported, and so is everything else.
+#[test]
+fn duplicate_stage_names_do_not_hide_other_findings() {
+    let text = "FROM golang:1.22 AS build\nWORKDIR src\nRUN go build -o /out/app .\n\
+                FROM alpine:3.20 AS build\nCOPY --from=build /out/app /app\nCMD /app\n";
+    let findings = lint_text(text);
+    let rules: Vec<(&str, usize)> = findings.iter().map(|f| (f.rule, f.line)).collect();
+    for expected in [
+        ("WorkdirRelativePath", 2),
+        ("DuplicateStageName", 4),
+        ("BuildError", 5),
+        ("JSONArgsRecommended", 6),
+    ] {
+        assert!(rules.contains(&expected), "{expected:?} missing: {rules:?}");
+    }
+    let error = of(&findings, "BuildError")[0];
+    assert_eq!(
+        error.message,
+        "circular dependency detected on stage: build"
+    );
+    assert!(error.hint.contains("rename one of them"), "{}", error.hint);
 }

@@ -115,6 +115,11 @@ rule_cases! {
             // --no-cache-dir is a deliberate choice of no cache at all.
             "FROM python:3.12-slim\nRUN pip install --no-cache-dir flask\n",
             "FROM alpine:3.20\nRUN apk add --no-cache curl\n",
+            // Printing a version or help installs nothing.
+            "FROM node:20-slim\nRUN yarn --version && pnpm -v && npm install --help\n",
+            // Windows builders have no cache mounts to offer.
+            "FROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN npm ci\n",
+            "# escape=`\nFROM example.com/node-windows:20\nRUN npm ci\n",
         ],
     }
     npm_install_instead_of_ci: "NpmInstallInsteadOfCi" {
@@ -183,15 +188,48 @@ rule_cases! {
     go_scratch_without_cgo_disabled: "GoScratchWithoutCgoDisabled" {
         fires: [
             "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN go build -o /out/app .\nFROM scratch\nCOPY --from=build /out/app /app\nENTRYPOINT [\"/app\"]\n",
-            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/static-debian12\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/static-debian12\nCOPY --from=build /app /app\nCMD [\"/app\"]\n",
+            // No -o: the binary is named after the package, in the working directory.
+            "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN cd cmd/server && go build\nFROM scratch\nCOPY --from=build /src/cmd/server/server /server\nENTRYPOINT [\"/server\"]\n",
+            // go install puts it in $GOPATH/bin; the whole directory is copied.
+            "FROM golang:1.22 AS build\nRUN go install ./cmd/...\nFROM scratch\nCOPY --from=build /go/bin/ /usr/local/bin/\nENTRYPOINT [\"/usr/local/bin/tool\"]\n",
+            // An Alpine builder that installs a C compiler has cgo on again.
+            "FROM golang:1.22-alpine AS build\nRUN apk add --no-cache build-base\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
         ],
         quiet: [
             GOOD_GO,
-            "FROM golang:1.22 AS build\nENV CGO_ENABLED=0\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
-            "FROM golang:1.22-alpine AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
-            "FROM golang:1.22 AS build\nRUN go build -ldflags '-linkmode external -extldflags \"-static\"' -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nENV CGO_ENABLED=0\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM golang:1.22-alpine AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            // Go installed on plain Alpine: no C compiler, so cgo is off by itself.
+            "FROM alpine:3.20 AS build\nRUN apk add --no-cache go\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            "FROM golang:1.22 AS build\nRUN go build -ldflags '-linkmode external -extldflags \"-static\"' -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
             // A runtime with libc runs cgo binaries fine.
-            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/base-debian12\nCOPY --from=build /app /app\n",
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM gcr.io/distroless/base-debian12\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+            // The scratch stage receives generated code, not the binary.
+            "FROM golang:1.22 AS gen\nWORKDIR /src\nCOPY . .\nRUN go generate ./... && go build -o /bin/tool ./cmd/tool\nFROM scratch AS generated\nCOPY --from=gen /src/api/generated /\nCMD [\"none\"]\n",
+            // An export-only stage (`--output`) starts nothing: the project needs cgo, the
+            // artifact is for the host.
+            "FROM golang:1.22 AS build\nRUN go build -o /out/libplugin.so -buildmode=c-shared .\nFROM scratch AS export\nCOPY --from=build /out /\n",
+            // Where the binary goes depends on a variable: no guessing.
+            "FROM golang:1.22 AS build\nARG OUT\nRUN go build -o \"$OUT\" .\nFROM scratch\nCOPY --from=build /usr/bin/app /app\nENTRYPOINT [\"/app\"]\n",
+        ],
+    }
+    copy_builder_source_tree: "CopyBuilderSourceTree" {
+        fires: [
+            "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN CGO_ENABLED=0 go build -o server .\nFROM scratch\nCOPY --from=build /src /src\nENTRYPOINT [\"/src/server\"]\n",
+            "FROM node:20 AS build\nCOPY . /app\nRUN cd /app && npm ci && npm run build\nFROM node:20-slim\nCOPY --from=build /app /app\nCMD [\"node\", \"/app/dist/server.js\"]\n",
+            // A directory above the tree takes it along.
+            "FROM rust:1.79 AS build\nWORKDIR /usr/src/app\nCOPY . .\nRUN cargo build --release\nFROM debian:bookworm-slim\nCOPY --from=build /usr /usr\n",
+        ],
+        quiet: [
+            GOOD_NODE,
+            GOOD_RUST,
+            GOOD_PYTHON,
+            GOOD_GO,
+            // Only the output, a subdirectory of the tree.
+            "FROM node:20 AS build\nWORKDIR /app\nCOPY . .\nRUN npm ci && npm run build\nFROM nginx:1.27-alpine\nCOPY --from=build /app/dist /usr/share/nginx/html\n",
+            // The builder never received the whole context.
+            "FROM node:20 AS deps\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci --omit=dev\nFROM node:20-slim\nCOPY --from=deps /app /app\n",
         ],
     }
     unreachable_stage: "UnreachableStage" {
@@ -229,6 +267,27 @@ fn unreachable_stages_follow_the_target() {
 }
 
 #[test]
+fn cache_mount_messages_say_what_each_tool_repeats() {
+    let findings = fires(
+        "PackageManagerWithoutCacheMount",
+        "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends curl\n",
+    );
+    assert_eq!(
+        findings[0].message,
+        "RUN uses apt without a cache mount: each rebuild of this step, apt downloads every package again"
+    );
+    let findings = fires(
+        "PackageManagerWithoutCacheMount",
+        "FROM golang:1.22\nRUN go build -o /app . && pip install flask\n",
+    );
+    assert!(
+        findings[0]
+            .message
+            .contains("go downloads every module and compiles every package again; pip downloads")
+    );
+}
+
+#[test]
 fn messages_name_the_lines_involved() {
     let findings = fires(
         "SourcesBeforeDependencyInstall",
@@ -241,7 +300,7 @@ fn messages_name_the_lines_involved() {
     assert!(findings[0].hint.contains("package.json and the lockfile"));
     let findings = fires(
         "GoScratchWithoutCgoDisabled",
-        "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\n",
+        "FROM golang:1.22 AS build\nRUN go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
     );
     assert_eq!(findings[0].line, 2);
     assert!(findings[0].message.contains("line 4"));

@@ -75,6 +75,21 @@ fn sarif_output_is_a_valid_log() {
         assert_eq!(region["startColumn"], finding.column);
         assert_eq!(result["message"]["text"], finding.message.as_str());
     }
+    // Each rule carries its whole page: the log explains itself wherever it is viewed.
+    for rule in rules {
+        let id = rule["id"].as_str().unwrap();
+        let markdown = rule["help"]["markdown"].as_str().unwrap();
+        assert!(markdown.starts_with(&format!("# {id}\n")), "{id}");
+        let full = rule["fullDescription"]["text"].as_str().unwrap();
+        assert!(
+            full.len() > rule["shortDescription"]["text"].as_str().unwrap().len(),
+            "{id}"
+        );
+        assert!(
+            markdown.contains(full) && !full.contains("## "),
+            "{id}: {full}"
+        );
+    }
     let empty: serde_json::Value = serde_json::from_str(&render_sarif(&[])).unwrap();
     assert_eq!(empty["runs"][0]["results"], serde_json::json!([]));
 }
@@ -94,7 +109,7 @@ fn formats_and_levels_parse_from_flags() {
 
 #[test]
 fn exit_code_follows_error_on() {
-    let warnings = lint_text("FROM alpine:3.20\nCMD echo hi\n");
+    let warnings = lint_text("FROM alpine:3.20\nUSER 1000\nCMD echo hi\n");
     assert!(warnings.iter().all(|f| f.severity == Severity::Warning));
     assert_eq!(exit_code(&warnings, ErrorOn::Error), 0);
     assert_eq!(exit_code(&warnings, ErrorOn::Warning), 1);
@@ -106,8 +121,7 @@ fn exit_code_follows_error_on() {
 
 #[test]
 fn check_directive_skips_rules() {
-    let text =
-        "# check=skip=JSONArgsRecommended,StageNameCasing\nFROM alpine:3.20 AS Web\nCMD echo hi\n";
+    let text = "# check=skip=JSONArgsRecommended,StageNameCasing\nFROM alpine:3.20 AS Web\nUSER 1000\nCMD echo hi\n";
     assert!(lint_text(text).is_empty());
     let all = "# check=skip=all\nFROM alpine AS Web\nCMD echo hi\n";
     assert!(lint_text(all).is_empty());
@@ -148,7 +162,7 @@ fn build_arg_replaces_the_check_directive() {
         ..LintOptions::default()
     };
     let findings = lint_with(
-        "# check=error=true\nFROM alpine:3.20\nCMD echo hi\n",
+        "# check=error=true\nFROM alpine:3.20\nUSER 1000\nCMD echo hi\n",
         &options,
     );
     assert!(findings.is_empty(), "{findings:#?}");

@@ -128,12 +128,107 @@ rule_cases! {
         fires: [
             "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/install.sh | sh\n",
             "FROM alpine:3.20\nRUN <<EOF\nwget -qO- https://example.com/x.tgz | tar xz\nEOF\n",
+            "FROM debian:bookworm-slim\nRUN apt-get update && curl -sL https://example.com/setup | bash -\n",
+            "FROM python:3.12-slim\nRUN curl -sSL https://example.com/get-tool.py | python3 -\n",
         ],
         quiet: [
             "FROM alpine:3.20\nRUN set -o pipefail && wget -qO- https://example.com/x.tgz | tar xz\n",
             "FROM debian:bookworm-slim\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\nRUN curl -fsSL https://example.com/install.sh | bash\n",
             "FROM debian:bookworm-slim\nRUN [\"/bin/bash\", \"-c\", \"set -o pipefail && curl -fsSL https://x | bash\"]\n",
             "FROM alpine:3.20\nRUN test -f /etc/os-release || echo missing\n",
+            // The last command is the check: it fails when its input is wrong.
+            "FROM alpine:3.20\nRUN curl -fsSLo tool.tgz https://example.com/tool.tgz \\\n    && echo \"$SUM  tool.tgz\" | sha256sum -c -\n",
+            "FROM debian:bookworm-slim\nRUN dpkg -l | grep -q libssl\n",
+            "FROM node:20-slim\nRUN npm ls --depth=0 | tee /deps.txt\n",
+            // Windows stages have no POSIX shell, and PowerShell pipes are not sh pipes.
+            "FROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN curl -sL https://example.com/x.zip | tar -xf -\n",
+            "# escape=`\nFROM example.com/buildtools:1.0\nRUN curl -sL https://example.com/x.zip | tar -xf -\n",
+            "FROM example.com/buildtools:1.0\nRUN powershell -Command curl https://example.com/x.ps1 ^| iex ^| sh\n",
+            "FROM mcr.microsoft.com/powershell:lts-alpine-3.20\nRUN pwsh -c curl https://example.com | sh\n",
+        ],
+    }
+    final_stage_without_user: "FinalStageWithoutUser" {
+        fires: [
+            "FROM python:3.12-slim\nCOPY app.py /app/\nCMD [\"python\", \"/app/app.py\"]\n",
+            "FROM golang:1.22 AS build\nRUN CGO_ENABLED=0 go build -o /app .\nFROM scratch\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n",
+        ],
+        quiet: [
+            GOOD_DEBIAN,
+            MESSY_BUILDER,
+            // Only the target counts: the build stage may be root.
+            "FROM golang:1.22 AS build\nRUN go build -o /app .\nCMD [\"/app\"]\nFROM alpine:3.20\nCOPY --from=build /app /app\nUSER 1000\nCMD [\"/app\"]\n",
+            // The user is set in a stage the target is built on.
+            "FROM node:20-slim AS base\nUSER node\nFROM base\nCMD [\"node\", \"server.js\"]\n",
+            // The entrypoint drops root itself, as database images do.
+            "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends gosu && rm -rf /var/lib/apt/lists/*\nCOPY entrypoint.sh /\nENTRYPOINT [\"/entrypoint.sh\"]\n",
+            // The base image starts unprivileged.
+            "FROM gcr.io/distroless/python3-debian12:nonroot\nCOPY app.py /app/\nCMD [\"/app/app.py\"]\n",
+            // An image others build on (no CMD), and a development target.
+            "FROM alpine:3.20\nRUN apk add --no-cache curl\n",
+            "FROM node:20-slim AS dev\nCMD [\"npm\", \"run\", \"dev\"]\n",
+        ],
+    }
+    expose_port_out_of_range: "ExposePortOutOfRange" {
+        fires: ["FROM nginx:1.27\nEXPOSE 80800\n", "FROM alpine:3.20\nEXPOSE 8000-70000/udp\n", "FROM alpine:3.20\nEXPOSE 99999999999999999999\n"],
+        quiet: ["FROM nginx:1.27\nEXPOSE 80 443/tcp 65535 0\n", "FROM alpine:3.20\nEXPOSE 8000-8010/udp\n", "FROM alpine:3.20\nARG PORT=8080\nEXPOSE $PORT\n"],
+    }
+    sudo_in_run: "SudoInRun" {
+        fires: [
+            "FROM debian:bookworm-slim\nUSER app\nRUN sudo apt-get update\n",
+            "FROM ubuntu:24.04\nRUN echo start && sudo -E make install\n",
+        ],
+        quiet: [
+            GOOD_DEBIAN,
+            "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends sudo && rm -rf /var/lib/apt/lists/*\n",
+            "FROM debian:bookworm-slim\nRUN echo 'app ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/app\n",
+        ],
+    }
+    apt_get_install_without_yes: "AptGetInstallWithoutYes" {
+        fires: [
+            "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install --no-install-recommends curl\n",
+            "FROM ubuntu:24.04\nRUN apt install -q git\n",
+        ],
+        quiet: [
+            GOOD_DEBIAN,
+            "FROM debian:bookworm-slim\nRUN apt-get update && apt-get -qy install curl\n",
+            "FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -qq curl\n",
+            "FROM debian:bookworm-slim\nRUN yes | apt-get install curl\n",
+            "FROM debian:bookworm-slim\nRUN echo 'APT::Get::Assume-Yes \"true\";' > /etc/apt/apt.conf.d/90yes\nRUN apt-get update && apt-get install curl\n",
+            "FROM debian:bookworm-slim\nRUN apt-get install -s curl && apt-get update\n",
+        ],
+    }
+    apt_get_upgrade: "AptGetUpgrade" {
+        fires: [
+            "FROM debian:bookworm-slim\nRUN apt-get update && apt-get upgrade -y\n",
+            "FROM ubuntu:24.04\nRUN apt-get update && apt-get -y dist-upgrade\n",
+        ],
+        quiet: [
+            GOOD_DEBIAN,
+            // A build stage does not ship.
+            "FROM debian:bookworm AS build\nRUN apt-get update && apt-get upgrade -y\nFROM debian:bookworm-slim\nCOPY --from=build /out /out\n",
+        ],
+    }
+    add_url_without_checksum: "AddUrlWithoutChecksum" {
+        fires: ["FROM alpine:3.20\nADD https://example.com/tool.tar.gz /opt/\n"],
+        quiet: [
+            "FROM alpine:3.20\nADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d https://example.com/tool.tar.gz /opt/\n",
+            "FROM alpine:3.20\nADD https://github.com/moby/buildkit.git#v0.14.0 /src\n",
+            "FROM alpine:3.20\nADD rootfs.tar.xz /\n",
+        ],
+    }
+    pip_install_unpinned: "PipInstallUnpinned" {
+        fires: [
+            "FROM python:3.12-slim\nRUN pip install --no-cache-dir flask\n",
+            "FROM python:3.12-slim\nRUN python3 -m pip install --no-cache-dir 'uvicorn[standard]' requests==2.32.3\n",
+        ],
+        quiet: [
+            GOOD_DEBIAN,
+            MESSY_BUILDER,
+            "FROM python:3.12-slim\nRUN pip install --no-cache-dir --upgrade pip setuptools wheel\n",
+            "FROM python:3.12-slim\nRUN pip install --no-cache-dir flask==3.0.3 'gunicorn>=22,<23' ./vendor/lib.whl\n",
+            "FROM python:3.12-slim\nRUN pip install --no-cache-dir -c constraints.txt flask\n",
+            // A build stage does not ship.
+            "FROM python:3.12 AS build\nRUN pip install build && python -m build\nFROM python:3.12-slim\nCOPY --from=build /dist /dist\n",
         ],
     }
     last_user_root: "LastUserRoot" {
@@ -145,6 +240,23 @@ rule_cases! {
             "FROM node:20-slim\nUSER root\nRUN apt-get update\nUSER node\nCMD [\"node\", \"server.js\"]\n",
             MESSY_BUILDER,
         ],
+    }
+}
+
+#[test]
+fn apt_messages_name_the_command_as_written() {
+    for (command, shown) in [
+        ("apt install", "apt install"),
+        ("apt-get -q install", "apt-get install"),
+    ] {
+        let text = format!("FROM debian:bookworm-slim\nRUN {command} -y curl\n");
+        let findings = fires("AptGetNoInstallRecommends", &text);
+        assert_eq!(
+            findings[0].message,
+            format!(
+                "{shown} without --no-install-recommends also installs every recommended package"
+            )
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use crate::rules;
 use regex::Regex;
 use stagecraft_dockerfile::{CommandKind, Instruction, KeyValue, Word, go_quote, suggest};
 use stagecraft_plan::Base;
-use stagecraft_shell::Lexer;
+use stagecraft_shell::{Expansion, Lexer};
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
@@ -81,9 +81,13 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
             Some(Base::Stage(parent)) => {
                 finished.get(*parent).cloned().flatten().unwrap_or_default()
             }
-            Some(Base::Image(reference)) => fresh_state(
-                ImageRef::parse(reference).is_some_and(|image| image.has_bare_environment()),
-            ),
+            Some(Base::Image(reference)) => match ctx.model.options.image_env.get(reference) {
+                Some(env) => image_state(env),
+                None if ctx.model.options.build_contexts.contains(reference) => fresh_state(false),
+                None => fresh_state(
+                    ImageRef::parse(reference).is_some_and(|image| image.has_bare_environment()),
+                ),
+            },
             Some(Base::Scratch) | None => fresh_state(true),
         };
         let mut dispatcher = Dispatcher {
@@ -109,6 +113,14 @@ fn fresh_state(env_complete: bool) -> StageState {
         env_complete,
         ..StageState::default()
     }
+}
+
+/// A stage on an image whose environment is known: exactly what it sets is defined (and `PATH`,
+/// which BuildKit gives every stage).
+fn image_state(env: &[(String, String)]) -> StageState {
+    let mut state = fresh_state(true);
+    state.env.extend(env.iter().cloned());
+    state
 }
 
 struct Dispatcher<'c, 's, 'f> {
@@ -161,8 +173,17 @@ impl<'c> Dispatcher<'c, '_, '_> {
                 self.ignored_sources("Add", &local, step);
             }
             CommandKind::Workdir(path) => {
-                let path = self.expand(&path.value, step);
-                if !self.state.workdir_set && !is_absolute(&path) {
+                let expansion = self.expansion(self.lexer, &path.value, step);
+                // `WORKDIR $HOME` on an image whose environment is not known: the variable is
+                // unknown, not empty, and the rule does not guess.
+                let unknown = expansion.as_ref().is_some_and(|e| {
+                    !self.state.env_complete
+                        && e.unmatched
+                            .iter()
+                            .any(|name| !self.state.args.contains(name))
+                });
+                let path = expansion.map_or_else(|| path.value.clone(), |e| e.result);
+                if !self.state.workdir_set && !unknown && !is_absolute(&path) {
                     self.sink.report(
                         &rules::WorkdirRelativePath,
                         step.at(),
@@ -260,15 +281,19 @@ impl<'c> Dispatcher<'c, '_, '_> {
     }
 
     fn expand_with(&mut self, lexer: Lexer, word: &str, step: &Step<'_>) -> String {
-        match lexer.process_word_with_matches(word, &self.state.env) {
-            Ok(expansion) => {
-                for name in &expansion.unmatched {
-                    self.undefined(name, step);
-                }
-                expansion.result
-            }
-            Err(_) => word.to_owned(),
+        self.expansion(lexer, word, step)
+            .map_or_else(|| word.to_owned(), |expansion| expansion.result)
+    }
+
+    /// Expands a word, reporting undefined variables; `None` when it does not expand.
+    fn expansion(&mut self, lexer: Lexer, word: &str, step: &Step<'_>) -> Option<Expansion> {
+        let expansion = lexer
+            .process_word_with_matches(word, &self.state.env)
+            .ok()?;
+        for name in &expansion.unmatched {
+            self.undefined(name, step);
         }
+        Some(expansion)
     }
 
     fn undefined(&mut self, name: &str, step: &Step<'_>) {

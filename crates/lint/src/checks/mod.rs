@@ -82,6 +82,16 @@ impl Variables {
             .unwrap_or_else(|_| word.to_owned())
     }
 
+    /// `word` expanded, or `None` when it uses a variable nothing here sets (the base image
+    /// may: its value is unknown, not empty).
+    fn expand_known(&self, word: &str) -> Option<String> {
+        let expansion = self
+            .lexer
+            .process_word_with_matches(word, &self.values)
+            .ok()?;
+        expansion.unmatched.is_empty().then_some(expansion.result)
+    }
+
     /// The current value of `name`, if something set it.
     fn get(&self, name: &str) -> Option<&str> {
         self.values

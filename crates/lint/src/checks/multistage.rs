@@ -2,7 +2,9 @@
 //! inherits, what a scratch stage receives, which stages the target needs — and how the layer
 //! cache behaves.
 
-use super::{Variables, clean_path, context_sources, display, glob_match, is_whole_context};
+use super::{
+    Variables, clean_path, context_sources, display, glob_match, is_whole_context, source_covers,
+};
 use crate::model::{Ctx, Sink, StageView, Step};
 use crate::rules;
 use crate::script::SimpleCommand;
@@ -15,11 +17,15 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
         sources_before_install(ctx, view, sink);
         npm_install_instead_of_ci(ctx, view, sink);
         chown_after_copy(ctx, view, sink);
-        for step in &view.steps {
-            missing_cache_mount(step, sink);
+        // Windows builders (BuildKit's and docker's) support no cache mounts.
+        if !ctx.is_windows(view.stage.index) {
+            for step in &view.steps {
+                missing_cache_mount(step, sink);
+            }
         }
     }
     go_on_scratch(ctx, sink);
+    copy_builder_source_tree(ctx, sink);
     final_stage(ctx, sink);
     unreachable_stages(ctx, sink);
 }
@@ -70,18 +76,36 @@ fn sources_before_install(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'
     }
 }
 
-/// Where each tool keeps what a cache mount should preserve, for hints.
-fn cache_directory(tool: &str) -> &'static str {
+/// Where each tool keeps what a cache mount should preserve, and what a rebuild without one
+/// does again: apt and the JavaScript package managers only download, pip may build wheels,
+/// go and cargo compile too.
+fn cache_facts(tool: &str) -> (&'static str, &'static str) {
     match tool {
-        "apt" => "/var/cache/apt and /var/lib/apt (with sharing=locked)",
-        "npm" => "/root/.npm",
-        "yarn" => "/usr/local/share/.cache/yarn",
-        "pnpm" => "/root/.local/share/pnpm/store",
-        "pip" => "/root/.cache/pip",
-        "go" => {
-            "/root/.cache/go-build and the module cache (`go env GOMODCACHE`, /go/pkg/mod in the golang image)"
-        }
-        _ => "/usr/local/cargo/registry and the target directory",
+        "apt" => (
+            "/var/cache/apt and /var/lib/apt (with sharing=locked)",
+            "apt downloads every package again",
+        ),
+        "npm" => ("/root/.npm", "npm downloads every package again"),
+        "yarn" => (
+            "/usr/local/share/.cache/yarn",
+            "yarn downloads every package again",
+        ),
+        "pnpm" => (
+            "/root/.local/share/pnpm/store",
+            "pnpm downloads every package again",
+        ),
+        "pip" => (
+            "/root/.cache/pip",
+            "pip downloads every package (and builds wheels) again",
+        ),
+        "go" => (
+            "/root/.cache/go-build and the module cache (`go env GOMODCACHE`, /go/pkg/mod in the golang image)",
+            "go downloads every module and compiles every package again",
+        ),
+        _ => (
+            "/usr/local/cargo/registry and the target directory",
+            "cargo downloads every crate and compiles everything again",
+        ),
     }
 }
 
@@ -102,16 +126,20 @@ fn missing_cache_mount(step: &Step<'_>, sink: &mut Sink<'_>) {
         return;
     }
     let names: Vec<&str> = tools.iter().copied().collect();
-    let targets: Vec<String> = tools
+    let (targets, effects): (Vec<String>, Vec<&str>) = tools
         .iter()
-        .map(|tool| format!("{tool}: {}", cache_directory(tool)))
-        .collect();
+        .map(|tool| {
+            let (target, effect) = cache_facts(tool);
+            (format!("{tool}: {target}"), effect)
+        })
+        .unzip();
     sink.report(
         &rules::PackageManagerWithoutCacheMount,
         step.at(),
         format!(
-            "RUN uses {} without a cache mount: each rebuild of this step downloads (and compiles) everything again",
-            names.join(", ")
+            "RUN uses {} without a cache mount: each rebuild of this step, {}",
+            names.join(", "),
+            effects.join("; ")
         ),
         format!(
             "add `--mount=type=cache,target=…` to the RUN ({})",
@@ -180,48 +208,135 @@ fn npm_install_instead_of_ci(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sin
     }
 }
 
-/// GoScratchWithoutCgoDisabled: a cgo-linked Go binary copied into an image without libc.
+/// GoScratchWithoutCgoDisabled: a Go binary linked with cgo, built in this Dockerfile, copied
+/// into a final image without libc that runs something. An export-only stage (no CMD or
+/// ENTRYPOINT: `--output` writes its files out) never starts the binary, and a COPY of other
+/// files from the builder (generated sources, assets) carries no binary.
 fn go_on_scratch(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    let target = ctx.target();
+    let without_libc =
+        ctx.is_on_scratch(target) || ctx.root_image(target).is_some_and(|i| i.lacks_libc());
+    if !without_libc || !has_start_command(ctx, target) {
+        return;
+    }
     let mut reported = BTreeSet::new();
-    for view in ctx.linted() {
-        let index = view.stage.index;
-        let without_libc =
-            ctx.is_on_scratch(index) || ctx.root_image(index).is_some_and(|i| i.lacks_libc());
-        if !without_libc {
+    for step in ctx.chain_steps(target) {
+        let CommandKind::Copy(copy) = &step.command.kind else {
             continue;
-        }
-        for step in &view.steps {
-            let CommandKind::Copy(copy) = &step.command.kind else {
+        };
+        let Some(builder) = copy
+            .from
+            .as_ref()
+            .and_then(|f| ctx.model.stage_named(&f.value))
+        else {
+            continue;
+        };
+        // `COPY --from` sources are paths from the builder's root, whatever its WORKDIR.
+        let sources: Vec<String> = copy
+            .paths
+            .sources
+            .iter()
+            .map(|s| clean_path(&format!("/{}", s.value)))
+            .collect();
+        for (build, output) in cgo_builds(ctx, builder) {
+            if !sources.iter().any(|source| output.copied_by(source))
+                || !reported.insert(build.instruction.span.start)
+            {
                 continue;
-            };
-            let Some(builder) = copy
-                .from
-                .as_ref()
-                .and_then(|f| ctx.model.stage_named(&f.value))
-            else {
-                continue;
-            };
-            for build in cgo_builds(ctx, builder) {
-                if !reported.insert(build.instruction.span.start) {
-                    continue;
-                }
-                sink.report(
-                    &rules::GoScratchWithoutCgoDisabled,
-                    build.at(),
-                    format!(
-                        "`go build` runs with cgo enabled, and line {} copies its output into a stage without libc",
-                        step.instruction.start_line
-                    ),
-                    "build with `CGO_ENABLED=0 go build …` (or `ENV CGO_ENABLED=0`): a cgo binary \
-                     needs the C library and fails to start with \"no such file or directory\"",
-                );
             }
+            sink.report(
+                &rules::GoScratchWithoutCgoDisabled,
+                build.at(),
+                format!(
+                    "`go build` runs with cgo enabled, and line {} copies its output into a final image without libc",
+                    step.instruction.start_line
+                ),
+                "build with `CGO_ENABLED=0 go build …` (or `ENV CGO_ENABLED=0`): a cgo binary \
+                 needs the C library and fails to start with \"no such file or directory\"",
+            );
         }
     }
 }
 
-/// The RUNs of a stage (and its bases) that link a Go binary with cgo possibly enabled.
-fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
+/// Where a `go build` or `go install` puts its binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GoOutput {
+    /// This file (`-o /out/app`, or the package's name in the working directory); with
+    /// several packages `-o` names a directory, which `copied_by` allows for.
+    File(String),
+    /// Some file in this directory (`go install` → `$GOBIN`, `-o /out/`).
+    Directory(String),
+    /// A variable or an unknown directory hides it: never matched, the rule does not guess.
+    Unknown,
+}
+
+impl GoOutput {
+    /// Whether copying `source` (absolute, clean) out of the builder takes the binary along:
+    /// the source is the binary, a directory above it (or a glob matching either), or a file
+    /// in the output directory.
+    fn copied_by(&self, source: &str) -> bool {
+        // `COPY --from=build /out/${APP} /app`: the directory before the variable decides.
+        let source = match source.find('$') {
+            Some(i) => source[..i].rsplit_once('/').map_or("/", |(dir, _)| dir),
+            None => source,
+        };
+        let source = if source.is_empty() { "/" } else { source };
+        let covers = |path: &str| source_covers(source, path.trim_start_matches('/'));
+        match self {
+            GoOutput::File(path) | GoOutput::Directory(path) => {
+                covers(path) || is_within(source, path)
+            }
+            GoOutput::Unknown => false,
+        }
+    }
+}
+
+/// What a Go build writes, seen from the working directory `cwd`.
+fn go_output(build: &tools::GoBuild<'_>, cwd: Option<&str>, variables: &Variables) -> GoOutput {
+    let known = |path: &str| resolve(cwd, &variables.expand_known(path)?);
+    if build.install {
+        let bin = variables
+            .get("GOBIN")
+            .map(str::to_owned)
+            .or_else(|| variables.get("GOPATH").map(|p| format!("{p}/bin")))
+            // The golang images set GOPATH=/go; elsewhere Go defaults to $HOME/go.
+            .unwrap_or_else(|| "/go/bin".to_owned());
+        return known(&bin).map_or(GoOutput::Unknown, GoOutput::Directory);
+    }
+    if let Some(output) = build.output {
+        return match known(output) {
+            Some(path) if output.ends_with('/') => GoOutput::Directory(path),
+            Some(path) => GoOutput::File(path),
+            None => GoOutput::Unknown,
+        };
+    }
+    // No -o: one package's binary lands in the working directory, named after the package.
+    let Some(cwd) = cwd else {
+        return GoOutput::Unknown;
+    };
+    match build.packages.as_slice() {
+        [] | ["."] => {
+            known(cwd.rsplit('/').next().unwrap_or(cwd)).map_or(GoOutput::Unknown, GoOutput::File)
+        }
+        [package] if !package.contains("...") && !package.contains('$') => {
+            let name = package
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(package);
+            known(name).map_or(GoOutput::Unknown, GoOutput::File)
+        }
+        _ => GoOutput::Directory(cwd.to_owned()),
+    }
+}
+
+/// Whether the root of a stage's chain has a C compiler. Images on Alpine (golang:*-alpine
+/// included) have none unless the Dockerfile installs one, and without one Go turns cgo off by
+/// itself; every other image is taken to have one (the Debian golang images do).
+fn has_c_compiler(ctx: &Ctx<'_>, index: usize) -> bool {
+    let alpine = ctx.root_image(index).is_some_and(|image| {
+        image.short_name() == "alpine" || image.tag.as_deref().is_some_and(|t| t.contains("alpine"))
+    });
     let installs_compiler = |step: &Step<'_>| {
         step.script.as_ref().is_some_and(|script| {
             script
@@ -229,21 +344,23 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
                 .iter()
                 .filter_map(tools::system_install)
                 .flatten()
-                .any(tools::is_compiler_package)
+                .any(tools::is_c_compiler_package)
         })
     };
-    // golang:*-alpine has no C compiler, and without one Go turns cgo off by itself.
-    let alpine_golang = ctx.root_image(index).is_some_and(|image| {
-        image.short_name() == "golang" && image.tag.as_deref().is_some_and(|t| t.contains("alpine"))
-    });
-    if alpine_golang && !ctx.chain_steps(index).any(installs_compiler) {
+    !alpine || ctx.chain_steps(index).any(installs_compiler)
+}
+
+/// The RUNs of a stage (and its bases) that link a Go binary with cgo possibly enabled, and
+/// where each puts its binary.
+fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<(&'a Step<'a>, GoOutput)> {
+    if !has_c_compiler(ctx, index) {
         return Vec::new();
     }
     let mut variables = Variables::new(ctx.model.file.escape);
     // `go env -w CGO_ENABLED=…` persists for later RUNs; the environment variable wins over it.
     let mut go_env: Option<bool> = None;
     let mut builds = Vec::new();
-    for step in ctx.chain_steps(index) {
+    for (step, _, workdir) in steps_with_workdir(ctx, index) {
         variables.observe(step);
         let Some(script) = &step.script else {
             continue;
@@ -253,7 +370,9 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
             .map(|v| v == "0")
             .or(go_env)
             .unwrap_or(false);
+        let mut cwd = workdir;
         for command in script.commands() {
+            follow_cd(&mut cwd, command);
             if let Some(off) = cgo_setting(command) {
                 if command.program() == "go" {
                     go_env = Some(off);
@@ -263,9 +382,11 @@ fn cgo_builds<'a>(ctx: &Ctx<'a>, index: usize) -> Vec<&'a Step<'a>> {
             let cgo_off = command
                 .assignment("CGO_ENABLED")
                 .map_or(disabled, |v| v == "0");
-            if tools::go_build(command) && !cgo_off && !tools::go_build_is_static(command) {
-                builds.push(step);
-                break;
+            if let Some(build) = tools::go_build(command)
+                && !cgo_off
+                && !tools::go_build_is_static(command)
+            {
+                builds.push((step, go_output(&build, cwd.as_deref(), &variables)));
             }
         }
     }
@@ -292,6 +413,7 @@ fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     if !is_runtime_image(ctx, target) {
         return;
     }
+    final_stage_without_user(ctx, target, sink);
     npm_dev_dependencies(ctx, target, sink);
     if !ctx.target_copies_from_stages() {
         return;
@@ -358,6 +480,56 @@ fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     }
 }
 
+/// Programs that let an entrypoint start as root and drop to another user itself (the
+/// official database images do): such an image has a reason to have no USER.
+const PRIVILEGE_DROPPERS: [&str; 6] = [
+    "gosu",
+    "su-exec",
+    "setpriv",
+    "runuser",
+    "s6-setuidgid",
+    "chpst",
+];
+
+/// FinalStageWithoutUser: a runtime image whose stages never say USER runs as root, unless its
+/// base image starts as another user or it drops privileges at start.
+fn final_stage_without_user(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
+    let Some(view) = ctx.model.stages.get(target) else {
+        return;
+    };
+    let mentions_dropper = |words: &[String]| {
+        words
+            .iter()
+            .any(|w| PRIVILEGE_DROPPERS.iter().any(|d| w.contains(d)))
+    };
+    let reason_for_no_user = ctx
+        .chain_steps(target)
+        .any(|step| match &step.command.kind {
+            CommandKind::User(_) => true,
+            CommandKind::Cmd(line) | CommandKind::Entrypoint(line) => mentions_dropper(&line.args),
+            _ => step
+                .script
+                .as_ref()
+                .is_some_and(|script| script.commands().iter().any(|c| mentions_dropper(&c.words))),
+        });
+    // A named build context stands for an image whose USER is not known.
+    if reason_for_no_user
+        || ctx.is_on_named_context(target)
+        || ctx
+            .root_image(target)
+            .is_some_and(|i| i.starts_unprivileged())
+    {
+        return;
+    }
+    sink.report(
+        &rules::FinalStageWithoutUser,
+        view.at_from(),
+        "The final image runs as root: neither this stage nor the stages it is built on set a USER",
+        "create an unprivileged user (or use a numeric one) and end with `USER app` or \
+         `USER 65532:65532`; a compromised process is then not root in the container",
+    );
+}
+
 /// Stage-name words that mark an image for development or testing.
 const DEVELOPMENT_WORDS: [&str; 10] = [
     "dev",
@@ -386,13 +558,17 @@ fn is_runtime_image(ctx: &Ctx<'_>, target: usize) -> bool {
             name.split(['-', '_', '.'])
                 .any(|word| DEVELOPMENT_WORDS.contains(&word))
         });
-    !development
-        && ctx.chain_steps(target).any(|step| {
-            matches!(
-                step.command.kind,
-                CommandKind::Cmd(_) | CommandKind::Entrypoint(_)
-            )
-        })
+    !development && has_start_command(ctx, target)
+}
+
+/// Whether a stage (or a stage it is built on) says what to run: CMD or ENTRYPOINT.
+fn has_start_command(ctx: &Ctx<'_>, index: usize) -> bool {
+    ctx.chain_steps(index).any(|step| {
+        matches!(
+            step.command.kind,
+            CommandKind::Cmd(_) | CommandKind::Entrypoint(_)
+        )
+    })
 }
 
 /// NpmDevDependenciesInRuntime: devDependencies installed into the final image and never
@@ -461,11 +637,9 @@ fn unreachable_stages(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
 /// ChownRecursiveAfterCopy: a recursive chown/chmod over files an earlier COPY or ADD put in
 /// place rewrites them all into a new layer.
 fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
-    let mut workdir = Some("/".to_owned());
     let mut copied: Vec<(String, usize)> = Vec::new();
-    for (step, own) in ctx.steps_through(view.stage.index) {
+    for (step, own, workdir) in steps_with_workdir(ctx, view.stage.index) {
         match &step.command.kind {
-            CommandKind::Workdir(path) => workdir = resolve(workdir.as_deref(), &path.value),
             CommandKind::Copy(copy) => {
                 if let Some(dest) = resolve(workdir.as_deref(), &copy.paths.dest.value) {
                     copied.push((dest, step.instruction.start_line));
@@ -483,11 +657,7 @@ fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
         };
         let mut cwd = workdir.clone();
         for command in script.commands() {
-            if command.program() == "cd" {
-                cwd = command
-                    .args()
-                    .first()
-                    .and_then(|dir| resolve(cwd.as_deref(), dir));
+            if follow_cd(&mut cwd, command) {
                 continue;
             }
             let Some(paths) = recursive_ownership_paths(command) else {
@@ -515,6 +685,90 @@ fn chown_after_copy(ctx: &Ctx<'_>, view: &StageView<'_>, sink: &mut Sink<'_>) {
                 );
                 break;
             }
+        }
+    }
+}
+
+/// The steps of a stage and of the stages it is built on, in order, each with whether it
+/// belongs to the stage itself and the working directory it runs in (`None` when a variable
+/// the Dockerfile does not set hides it).
+fn steps_with_workdir<'a>(
+    ctx: &Ctx<'a>,
+    index: usize,
+) -> Vec<(&'a Step<'a>, bool, Option<String>)> {
+    let mut variables = Variables::new(ctx.model.file.escape);
+    let mut workdir = Some("/".to_owned());
+    ctx.steps_through(index)
+        .map(|(step, own)| {
+            variables.observe(step);
+            if let CommandKind::Workdir(path) = &step.command.kind {
+                workdir = variables
+                    .expand_known(&path.value)
+                    .and_then(|path| resolve(workdir.as_deref(), &path));
+            }
+            (step, own, workdir.clone())
+        })
+        .collect()
+}
+
+/// Follows a `cd` in a script: whether `command` was one (then `cwd` is where it went).
+fn follow_cd(cwd: &mut Option<String>, command: &SimpleCommand) -> bool {
+    if command.program() != "cd" {
+        return false;
+    }
+    *cwd = command
+        .args()
+        .first()
+        .and_then(|dir| resolve(cwd.as_deref(), dir));
+    true
+}
+
+/// CopyBuilderSourceTree: the final image copies, out of a builder, a directory that holds the
+/// whole build context the builder received: sources, tests, build files and whatever the build
+/// left next to them ship in the image.
+fn copy_builder_source_tree(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
+    for step in ctx.chain_steps(ctx.target()) {
+        let CommandKind::Copy(copy) = &step.command.kind else {
+            continue;
+        };
+        let Some(builder) = copy
+            .from
+            .as_ref()
+            .and_then(|f| ctx.model.stage_named(&f.value))
+        else {
+            continue;
+        };
+        let trees: Vec<(String, usize)> = steps_with_workdir(ctx, builder)
+            .into_iter()
+            .filter(|(step, _, _)| context_sources(step).iter().any(|s| is_whole_context(s)))
+            .filter_map(|(step, _, workdir)| {
+                let CommandKind::Copy(tree) = &step.command.kind else {
+                    return None;
+                };
+                let dest = resolve(workdir.as_deref(), &tree.paths.dest.value)?;
+                Some((dest, step.instruction.start_line))
+            })
+            .collect();
+        let copied = copy.paths.sources.iter().find_map(|source| {
+            let source = clean_path(&format!("/{}", source.value));
+            if source.contains('$') {
+                return None;
+            }
+            let (tree, line) = trees.iter().find(|(tree, _)| is_within(tree, &source))?;
+            Some((source, tree, *line))
+        });
+        if let Some((source, tree, line)) = copied {
+            sink.report(
+                &rules::CopyBuilderSourceTree,
+                step.at(),
+                format!(
+                    "COPY --from={} {source} takes the builder's {tree}, where line {line} copied the whole build context: the sources ship in the final image",
+                    copy.from.as_ref().map_or("", |f| f.value.as_str())
+                ),
+                "copy only what the build produced (the binary, `dist/`, the installed \
+                 dependencies), or for an interpreted app, copy its sources from the context \
+                 and the dependencies from the builder",
+            );
         }
     }
 }

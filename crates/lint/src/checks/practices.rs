@@ -1,7 +1,7 @@
 //! Widely taught Dockerfile practices (the ground hadolint covers), made multi-stage aware:
 //! rules about image size only look at the stages that end up in the image.
 
-use super::Variables;
+use super::{Variables, display};
 use crate::image::ImageRef;
 use crate::model::{At, Ctx, Model, Sink, Step};
 use crate::rules;
@@ -20,7 +20,7 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
     for view in ctx.linted() {
         let index = view.stage.index;
         base_image_tag(ctx, index, sink);
-        let mut facts = StageFacts::new(ctx.model.file.escape);
+        let mut facts = StageFacts::new(ctx.model.file.escape, ctx.is_windows(index));
         for (step, own) in ctx.steps_through(index) {
             if own {
                 check_step(step, &facts, shipped.contains(&index), sink);
@@ -38,14 +38,20 @@ struct StageFacts {
     shell_set: bool,
     /// Something wrote `APT::Install-Recommends` configuration.
     recommends_configured: bool,
+    /// The stage runs on Windows (RUN goes to `cmd` or PowerShell).
+    windows: bool,
+    /// Something wrote `APT::Get::Assume-Yes` configuration.
+    assume_yes_configured: bool,
 }
 
 impl StageFacts {
-    fn new(escape: char) -> Self {
+    fn new(escape: char, windows: bool) -> Self {
         StageFacts {
             variables: Variables::new(escape),
             shell_set: false,
             recommends_configured: false,
+            windows,
+            assume_yes_configured: false,
         }
     }
 
@@ -56,33 +62,229 @@ impl StageFacts {
             .script
             .as_ref()
             .is_some_and(|script| script.any_word(|w| w.contains("Install-Recommends")));
+        self.assume_yes_configured |= step
+            .script
+            .as_ref()
+            .is_some_and(|script| script.any_word(|w| w.contains("Assume-Yes")));
     }
 }
 
 fn check_step(step: &Step<'_>, facts: &StageFacts, shipped: bool, sink: &mut Sink<'_>) {
     match &step.command.kind {
-        CommandKind::Add(_) => add_for_local_file(step, sink),
+        CommandKind::Add(_) => {
+            add_for_local_file(step, sink);
+            add_url_without_checksum(step, sink);
+        }
+        CommandKind::Expose(ports) => expose_out_of_range(step, ports, sink),
         CommandKind::Run(run) => {
             let Some(script) = &step.script else {
                 return;
             };
             if shipped {
                 image_bloat(step, script, facts, sink);
+                apt_get_upgrade(step, script, sink);
+                pip_install_unpinned(step, script, sink);
             }
             cd_instead_of_workdir(step, script, sink);
-            if run.command.prepend_shell && !facts.shell_set && script.pipe_before_pipefail() {
-                sink.report(
-                    &rules::PipefailMissing,
-                    step.at(),
-                    "RUN uses a pipe without `set -o pipefail`: when a command before the last \
-                     `|` fails, the step still succeeds",
-                    "start the command with `set -o pipefail &&` (BusyBox/Alpine sh supports \
-                     it); Debian's /bin/sh (dash) does not, so there declare SHELL \
-                     [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] first",
-                );
+            sudo_in_run(step, script, sink);
+            apt_get_install_without_yes(step, script, facts, sink);
+            if run.command.prepend_shell && !facts.shell_set && !facts.windows {
+                pipefail_missing(step, script, sink);
             }
         }
         _ => {}
+    }
+}
+
+/// PipefailMissing: a download piped into a command that runs, unpacks or saves whatever
+/// arrives. Other pipes are left alone: in `echo … | sha256sum -c -` or `… | grep -q`, the last
+/// command's status is the one that matters, and it fails when its input is wrong.
+fn pipefail_missing(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    // `powershell … | …` or `cmd /c …`: not a POSIX pipeline, whatever the image.
+    if script
+        .commands()
+        .first()
+        .is_some_and(|c| NON_POSIX_SHELLS.contains(&c.program().to_lowercase().as_str()))
+    {
+        return;
+    }
+    let Some((writer, reader)) = script
+        .unguarded_pipes()
+        .into_iter()
+        .find(|(writer, reader)| tools::is_download(writer) && tools::trusts_its_input(reader))
+    else {
+        return;
+    };
+    let (download, consumer) = (writer.program(), reader.program());
+    sink.report(
+        &rules::PipefailMissing,
+        step.at(),
+        format!(
+            "`{download} … | {consumer}` without `set -o pipefail`: when the download fails, \
+             `{consumer}` gets nothing (or half a file), succeeds, and so does the step"
+        ),
+        "start the command with `set -o pipefail &&` (BusyBox/Alpine sh supports it); Debian's \
+         /bin/sh (dash) does not, so there declare SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \
+         \"-c\"] first, or download to a file and check it before using it",
+    );
+}
+
+/// Programs that start a shell whose pipes are not POSIX pipes.
+const NON_POSIX_SHELLS: [&str; 5] = ["powershell", "powershell.exe", "pwsh", "cmd", "cmd.exe"];
+
+/// SudoInRun: RUN runs as the stage's USER; `sudo` adds a setuid program to the image and
+/// behaves differently without a terminal.
+fn sudo_in_run(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    let Some(command) = script.commands().iter().find(|c| c.sudo) else {
+        return;
+    };
+    sink.report(
+        &rules::SudoInRun,
+        step.at(),
+        format!(
+            "RUN uses `sudo {}`: build steps already run as the stage's USER",
+            display(command)
+        ),
+        "drop sudo; run the steps that need root before `USER <unprivileged user>` (or switch \
+         with `USER root` and back)",
+    );
+}
+
+/// AptGetInstallWithoutYes: without a terminal, apt's "Do you want to continue?" prompt reads
+/// end-of-file and aborts, failing the build whenever the install pulls in more packages.
+fn apt_get_install_without_yes(
+    step: &Step<'_>,
+    script: &Script,
+    facts: &StageFacts,
+    sink: &mut Sink<'_>,
+) {
+    if facts.assume_yes_configured {
+        return;
+    }
+    let commands = script.commands();
+    let unanswered = commands.iter().enumerate().find(|(i, c)| {
+        let fed_by_yes = i
+            .checked_sub(1)
+            .and_then(|previous| commands.get(previous))
+            .is_some_and(|p| p.pipes_out && p.program() == "yes");
+        tools::apt_install(c).is_some() && !tools::apt_assumes_yes(c) && !fed_by_yes
+    });
+    if let Some((_, command)) = unanswered {
+        let program = command.program();
+        sink.report(
+            &rules::AptGetInstallWithoutYes,
+            step.at(),
+            format!(
+                "`{program} install` without -y: the build cannot answer its confirmation prompt, \
+                 so the install aborts as soon as it needs one"
+            ),
+            format!("write `{program} install -y …`"),
+        );
+    }
+}
+
+/// AptGetUpgrade: an upgrade in a shipped stage makes the image depend on the day it was built
+/// and duplicates the base image's files in a new layer.
+fn apt_get_upgrade(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    let Some(command) = script
+        .commands()
+        .iter()
+        .find(|c| tools::apt_upgrade(c).is_some())
+    else {
+        return;
+    };
+    sink.report(
+        &rules::AptGetUpgrade,
+        step.at(),
+        format!(
+            "`{}` in the image: its packages depend on the day of the build, and every upgraded \
+             file is stored again in this layer",
+            display(command)
+        ),
+        "use a newer (or regularly rebuilt) tag of the base image; if one package needs a fix, \
+         install that package at the version you need",
+    );
+}
+
+/// PipInstallUnpinned: packages named without a version in an image that ships.
+fn pip_install_unpinned(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+    let unpinned: Vec<&str> = script
+        .commands()
+        .iter()
+        .flat_map(tools::pip_unpinned)
+        .collect();
+    let Some(first) = unpinned.first() else {
+        return;
+    };
+    sink.report(
+        &rules::PipInstallUnpinned,
+        step.at(),
+        format!(
+            "pip install of {} without a version: each build may ship a different release",
+            unpinned.join(", ")
+        ),
+        format!(
+            "pin it (`{first}==<version>`), or install from a requirements file with pinned \
+             versions (or a constraints file, `-c`)"
+        ),
+    );
+}
+
+/// ExposePortOutOfRange: a port (or either end of a range) above 65535; BuildKit refuses it.
+fn expose_out_of_range(
+    step: &Step<'_>,
+    ports: &[stagecraft_dockerfile::Word],
+    sink: &mut Sink<'_>,
+) {
+    for port in ports {
+        let value = &port.value;
+        let container = value.rsplit(':').next().unwrap_or(value);
+        let number = container.split('/').next().unwrap_or(container);
+        // Digits that do not fit in a u32 are out of range too.
+        let out_of_range = !value.contains('$')
+            && number.split('-').any(|end| {
+                !end.is_empty()
+                    && end.bytes().all(|b| b.is_ascii_digit())
+                    && end.parse::<u32>().map_or(true, |n| n > 65535)
+            });
+        if out_of_range {
+            sink.report(
+                &rules::ExposePortOutOfRange,
+                At::span(step.instruction, port.span),
+                format!("EXPOSE {value}: ports go from 0 to 65535"),
+                "fix the port number (a typo, or a range written without its `-`?)",
+            );
+        }
+    }
+}
+
+/// AddUrlWithoutChecksum: `ADD https://…` trusts whatever the server sends that day.
+fn add_url_without_checksum(step: &Step<'_>, sink: &mut Sink<'_>) {
+    let CommandKind::Add(add) = &step.command.kind else {
+        return;
+    };
+    if add.checksum.is_some() {
+        return;
+    }
+    // Git sources are pinned by their ref, not by a checksum of a download.
+    let url = add
+        .paths
+        .sources
+        .iter()
+        .map(|s| s.value.as_str())
+        .find(|source| {
+            (source.starts_with("https://") || source.starts_with("http://"))
+                && !source.contains(".git#")
+                && !source.ends_with(".git")
+        });
+    if let Some(url) = url {
+        sink.report(
+            &rules::AddUrlWithoutChecksum,
+            step.at(),
+            format!("ADD {url} without --checksum: the build uses whatever the server sends"),
+            "add `--checksum=sha256:<digest of the file>` (`sha256sum` of a trusted download): \
+             the build then fails if the content changes",
+        );
     }
 }
 
@@ -95,8 +297,9 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
         return;
     };
     // An image named through a variable is chosen by whoever builds (`--build-arg`); as in
-    // hadolint, only images written out in the FROM line are judged.
-    if view.stage.base.value.contains('$') {
+    // hadolint, only images written out in the FROM line are judged. A named build context is
+    // not an image at all.
+    if view.stage.base.value.contains('$') || ctx.model.options.build_contexts.contains(reference) {
         return;
     }
     let Some(image) = ImageRef::parse(reference) else {
@@ -135,16 +338,22 @@ fn image_bloat(step: &Step<'_>, script: &Script, facts: &StageFacts, sink: &mut 
     let mentions = |prefix: &str| script.any_word(|w| w.starts_with(prefix));
     let commands = script.commands();
 
-    let lacks_no_recommends = commands.iter().any(|c| {
+    let lacks_no_recommends = commands.iter().find(|c| {
         tools::apt_install(c).is_some_and(|packages| !packages.is_empty())
             && !c.has_option(&["--no-install-recommends"])
             && !c.args().iter().any(|a| a.contains("Install-Recommends="))
     });
-    if lacks_no_recommends && !facts.recommends_configured {
+    if let Some(command) = lacks_no_recommends
+        && !facts.recommends_configured
+    {
+        // Named as written: `apt install` or `apt-get install`.
         sink.report(
             &rules::AptGetNoInstallRecommends,
             step.at(),
-            "apt-get install without --no-install-recommends also installs every recommended package",
+            format!(
+                "{} install without --no-install-recommends also installs every recommended package",
+                command.program()
+            ),
             "add --no-install-recommends and name the packages you need",
         );
     }
@@ -286,8 +495,11 @@ pub(crate) fn copy_from(model: &Model<'_>, sink: &mut Sink<'_>) {
                 ),
                 Some(_) => {}
                 // Digits are a stage index, and an index out of range is a build error; `:`,
-                // `@` and `/` only appear in image references; variables are a build error.
-                None if value.contains([':', '@', '/', '$']) || value.parse::<usize>().is_ok() => {}
+                // `@` and `/` only appear in image references; variables are a build error; a
+                // named build context (`--build-context NAME=…`) is what the name means.
+                None if value.contains([':', '@', '/', '$'])
+                    || value.parse::<usize>().is_ok()
+                    || model.options.build_contexts.contains(value) => {}
                 None => {
                     let suggestion = suggest::closest(value, &names);
                     sink.report(

@@ -225,10 +225,13 @@ fn read_ssh(values: &[String]) -> Result<BTreeMap<String, PathBuf>, CommandError
     Ok(agents)
 }
 
-/// `NAME=VALUE` entries (`NAME` alone takes the value from the environment, and is left out
+/// `NAME=VALUE` entries of `flag` (also `lint --build-arg`; `NAME` alone takes the value from the environment, and is left out
 /// when the environment has none, as docker does). A name must be one word: `=foo`, an empty
 /// entry or `A B=c` is an error, never quietly ignored.
-fn build_arg_map(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, CommandError> {
+pub(crate) fn build_arg_map(
+    flag: &str,
+    values: &[String],
+) -> Result<BTreeMap<String, String>, CommandError> {
     let mut map = BTreeMap::new();
     for entry in values {
         let (name, value) = match entry.split_once('=') {
@@ -281,6 +284,7 @@ pub fn run(args: &BuildArgs) -> CommandResult {
             target: args.target.clone(),
             build_args: plan_options.build_args.clone(),
             rules: stagecraft_lint::RuleSelection::BuildKit,
+            ..Default::default()
         },
     )
     .into_iter()
