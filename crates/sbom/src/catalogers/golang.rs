@@ -194,8 +194,14 @@ struct Module {
     version: String,
 }
 
+/// A replacement by a directory (`=> ../fork`) rather than a module.
+fn is_local_path(path: &str) -> bool {
+    path.starts_with("./") || path.starts_with("../") || path.starts_with('/')
+}
+
 /// The main module and the dependencies, replacements applied: a replaced module is the
-/// replacement, unless that is a local directory (no version), which keeps the path.
+/// replacement, except that a directory replacing it keeps the module's path (a directory
+/// is no package name) with the version Go gives the directory, `(devel)`.
 fn modules(modinfo: &str) -> Vec<Module> {
     let mut modules: Vec<Module> = Vec::new();
     for line in modinfo.lines() {
@@ -213,13 +219,10 @@ fn modules(modinfo: &str) -> Vec<Module> {
                 let Some(replaced) = modules.last_mut() else {
                     continue;
                 };
-                match rest.first().filter(|version| !version.is_empty()) {
-                    Some(version) => {
-                        replaced.path = (*path).to_owned();
-                        replaced.version = (*version).to_owned();
-                    }
-                    None => replaced.version.clear(),
+                if !is_local_path(path) {
+                    replaced.path = (*path).to_owned();
                 }
+                replaced.version = rest.first().copied().unwrap_or_default().to_owned();
             }
             _ => {}
         }
@@ -239,7 +242,9 @@ mod tests {
         dep\texample.com/forked\tv1.0.0\th1:def=\n\
         =>\texample.com/fork\tv1.0.1-fix\th1:ghi=\n\
         dep\texample.com/local\tv0.0.0\n\
-        =>\t../local\t\t\n\
+        =>\t../local\t(devel)\t\n\
+        dep\texample.com/unversioned\tv0.1.0\n\
+        =>\t/abs/dir\n\
         build\t-compiler=gc\n\
         build\tGOOS=linux\n";
 
@@ -280,7 +285,16 @@ mod tests {
                 "v1.0.1-fix",
                 "pkg:golang/example.com/fork@v1.0.1-fix",
             ),
-            row("example.com/local", "", "pkg:golang/example.com/local"),
+            row(
+                "example.com/local",
+                "(devel)",
+                "pkg:golang/example.com/local@%28devel%29",
+            ),
+            row(
+                "example.com/unversioned",
+                "",
+                "pkg:golang/example.com/unversioned",
+            ),
             row(
                 "golang.org/x/text",
                 "v0.14.0",
