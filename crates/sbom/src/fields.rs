@@ -80,7 +80,9 @@ pub(crate) fn paragraphs(text: &str, continuation: Continuation) -> Vec<Paragrap
                 Continuation::Folded => value.trim(),
                 Continuation::Glued => value.strip_prefix(' ').unwrap_or(value),
             };
-            current.fields.push((key.trim().to_owned(), value.to_owned()));
+            current
+                .fields
+                .push((key.trim().to_owned(), value.to_owned()));
         }
     }
     if !current.is_empty() {
@@ -108,7 +110,8 @@ mod tests {
 
     #[test]
     fn splits_paragraphs_and_folds_continuations() {
-        let text = "Package: one\nDescription: short\n more\n .\n\n\nPackage: two\r\nversion: 2\r\n";
+        let text =
+            "Package: one\nDescription: short\n more\n .\n\n\nPackage: two\r\nversion: 2\r\n";
         let paragraphs = paragraphs(text, Continuation::Folded);
         assert_eq!(paragraphs.len(), 2);
         assert_eq!(paragraphs[0].get("package"), Some("one"));
@@ -120,7 +123,8 @@ mod tests {
 
     #[test]
     fn glued_continuations_rejoin_wrapped_manifest_values() {
-        let text = "Manifest-Version: 1.0\r\nBundle-SymbolicName: org.example.very.lo\r\n ng.name\r\n";
+        let text =
+            "Manifest-Version: 1.0\r\nBundle-SymbolicName: org.example.very.lo\r\n ng.name\r\n";
         let main = &paragraphs(text, Continuation::Glued)[0];
         assert_eq!(
             main.get("Bundle-SymbolicName"),

@@ -212,7 +212,11 @@ mod tests {
         std::fs::write(root.join("usr/lib/os-release"), "ID=inside\n").unwrap();
         // Absolute and relative links both land inside the image.
         symlink("/usr/lib/os-release", root.join("etc/os-release")).unwrap();
-        symlink("../../../../../../usr/lib/os-release", root.join("etc/deep")).unwrap();
+        symlink(
+            "../../../../../../usr/lib/os-release",
+            root.join("etc/deep"),
+        )
+        .unwrap();
         // A link naming a host path resolves to the same path inside the image: missing.
         symlink(outside.path().join("secret"), root.join("etc/escape")).unwrap();
         let fs = DirFs::new(root);

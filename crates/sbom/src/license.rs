@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(to_spdx("LGPL-2.1+").as_deref(), Some("LGPL-2.1-or-later"));
         assert_eq!(to_spdx("BSD-3-clause").as_deref(), Some("BSD-3-Clause"));
         assert_eq!(to_spdx("Expat").as_deref(), Some("MIT"));
-        assert_eq!(to_spdx("mit or apache-2.0").as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(
+            to_spdx("mit or apache-2.0").as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
         assert_eq!(
             to_spdx("GPL-3.0-or-later with GCC-exception-3.1").as_deref(),
             Some("GPL-3.0-or-later WITH GCC-exception-3.1")

@@ -69,7 +69,9 @@ impl<'a> Scan<'a> {
 
     /// The files below directory `dir`.
     pub(crate) fn under(&self, dir: &Path) -> &[FileEntry] {
-        let start = self.files.partition_point(|file| file.path.as_path() <= dir);
+        let start = self
+            .files
+            .partition_point(|file| file.path.as_path() <= dir);
         let len = self.files[start..]
             .iter()
             .take_while(|file| file.path.starts_with(dir))

@@ -84,7 +84,10 @@ fn go_binary_matches_go_version_m() {
             "main.go",
             "package main\n\nimport \"example.com/greeting\"\n\nfunc main() { println(greeting.Text()) }\n",
         ),
-        ("greeting/go.mod", "module example.com/greeting\n\ngo 1.19\n"),
+        (
+            "greeting/go.mod",
+            "module example.com/greeting\n\ngo 1.19\n",
+        ),
         (
             "greeting/greeting.go",
             "package greeting\n\nfunc Text() string { return \"hello\" }\n",
@@ -112,7 +115,10 @@ fn go_binary_matches_go_version_m() {
     let (go_version, modules) = go_version_m(&binary);
     assert_eq!(
         modules,
-        BTreeSet::from(["example.com/hello".to_owned(), "example.com/greeting".to_owned()])
+        BTreeSet::from([
+            "example.com/hello".to_owned(),
+            "example.com/greeting".to_owned()
+        ])
     );
 
     let catalog = stagecraft_sbom::catalog(&DirFs::new(&rootfs)).unwrap();
@@ -135,5 +141,8 @@ fn go_binary_matches_go_version_m() {
         go_version.strip_prefix("go").unwrap()
     );
     assert!(purls.contains(stdlib_purl.as_str()), "{purls:?}");
-    assert!(purls.contains("pkg:golang/example.com/hello@%28devel%29"), "{purls:?}");
+    assert!(
+        purls.contains("pkg:golang/example.com/hello@%28devel%29"),
+        "{purls:?}"
+    );
 }

@@ -150,7 +150,9 @@ fn generated_document_passes_the_spdx_validator() {
     let file = dir.path().join("sbom.spdx.json");
     std::fs::write(&file, document.to_json()).unwrap();
     validate(&file);
-    if let Ok(dump) = std::env::var("SBOM_DUMP") { std::fs::copy(&file, dump).unwrap(); }
+    if let Ok(dump) = std::env::var("SBOM_DUMP") {
+        std::fs::copy(&file, dump).unwrap();
+    }
     // The validator must not be one that accepts anything: a broken copy is refused.
     let broken = String::from_utf8(document.to_json())
         .unwrap()

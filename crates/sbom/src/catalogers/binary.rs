@@ -23,16 +23,17 @@ pub(crate) fn catalog(scan: &Scan, out: &mut Catalog) {
         // sections and segments the catalogers look at, never the whole file.
         let cache = ReadCache::new(handle);
         // Most executables in an image are scripts; only ELF files are parsed.
-        if !matches!(FileKind::parse(&cache), Ok(FileKind::Elf32 | FileKind::Elf64)) {
+        if !matches!(
+            FileKind::parse(&cache),
+            Ok(FileKind::Elf32 | FileKind::Elf64)
+        ) {
             continue;
         }
         let elf = match object::File::parse(&cache) {
             Ok(elf) => elf,
             Err(err) => {
-                out.notes.push(format!(
-                    "ELF file {} not read: {err}",
-                    file.path.display()
-                ));
+                out.notes
+                    .push(format!("ELF file {} not read: {err}", file.path.display()));
                 continue;
             }
         };
@@ -142,7 +143,15 @@ pub(crate) mod test_elf {
                 section.data.len(),
             );
         }
-        header(&mut out, name_offsets[count], 3, 0, 0, names_offset, names.len());
+        header(
+            &mut out,
+            name_offsets[count],
+            3,
+            0,
+            0,
+            names_offset,
+            names.len(),
+        );
         out
     }
 
@@ -190,7 +199,10 @@ mod tests {
         let fixture = Fixture::new();
         fixture
             .executable("usr/bin/script", "#!/bin/sh\necho hi\n")
-            .executable("usr/bin/truncated", b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02")
+            .executable(
+                "usr/bin/truncated",
+                b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02",
+            )
             // Not executable: never opened, even though it is an ELF file.
             .file(
                 "usr/lib/data.so",

@@ -191,7 +191,10 @@ Source: widget
                 "var/lib/dpkg/status.d/base-files",
                 "Package: base-files\nVersion: 12.4\nArchitecture: amd64\n",
             )
-            .file("var/lib/dpkg/status.d/base-files.md5sums", "abc  etc/issue\n")
+            .file(
+                "var/lib/dpkg/status.d/base-files.md5sums",
+                "abc  etc/issue\n",
+            )
             .file(
                 "usr/share/doc/base-files/copyright",
                 "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
@@ -203,10 +206,7 @@ Source: widget
         let catalog = fixture.catalog();
         assert_eq!(catalog.packages.len(), 1);
         let package = &catalog.packages[0];
-        assert_eq!(
-            package.purl,
-            "pkg:deb/debian/base-files@12.4?arch=amd64"
-        );
+        assert_eq!(package.purl, "pkg:deb/debian/base-files@12.4?arch=amd64");
         assert_eq!(package.licenses, ["BSD-3-clause", "GPL-2+"]);
         assert_eq!(
             package.location,

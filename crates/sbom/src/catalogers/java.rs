@@ -42,7 +42,11 @@ pub(crate) fn catalog(scan: &Scan, out: &mut Catalog) {
 fn is_archive(path: &Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| EXTENSIONS.iter().any(|known| ext.eq_ignore_ascii_case(known)))
+        .is_some_and(|ext| {
+            EXTENSIONS
+                .iter()
+                .any(|known| ext.eq_ignore_ascii_case(known))
+        })
 }
 
 /// Catalogs one archive; `location` names it (`/app.war!/WEB-INF/lib/x.jar` inside another),
@@ -96,7 +100,9 @@ fn read_archive<R: Read + Seek>(
     }
     if from_poms == 0
         && let Some(manifest) = entry_text(&mut archive, "META-INF/MANIFEST.MF")
-        && let Some(main) = paragraphs(&manifest, Continuation::Glued).into_iter().next()
+        && let Some(main) = paragraphs(&manifest, Continuation::Glued)
+            .into_iter()
+            .next()
     {
         let (name, version, purl, licenses) = from_manifest(&main, location);
         out.packages.push(package(name, version, purl, licenses));
@@ -167,8 +173,12 @@ fn from_manifest(main: &Paragraph, location: &Path) -> (String, String, Purl, Ve
         .or(symbolic)
         .or_else(|| first(&["Specification-Title"]))
         .unwrap_or(stem);
-    let version = first(&["Implementation-Version", "Bundle-Version", "Specification-Version"])
-        .unwrap_or_default();
+    let version = first(&[
+        "Implementation-Version",
+        "Bundle-Version",
+        "Specification-Version",
+    ])
+    .unwrap_or_default();
     let group = main.first_line("Implementation-Vendor-Id");
     let purl = Purl::new("maven", &artifact, &version).namespace(group.unwrap_or_default());
     let name = match group {
@@ -259,7 +269,13 @@ mod tests {
         let rows: Vec<_> = catalog
             .packages
             .iter()
-            .map(|p| (p.name.as_str(), p.purl.as_str(), p.location.to_str().unwrap()))
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.purl.as_str(),
+                    p.location.to_str().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             rows,

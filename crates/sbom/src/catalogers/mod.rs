@@ -58,10 +58,6 @@ pub(crate) mod fixture {
             }
         }
 
-        pub(crate) fn root(&self) -> &Path {
-            self.dir.path()
-        }
-
         /// Writes a file (mode 0644) at `path` (relative to the root).
         pub(crate) fn file(&self, path: &str, content: impl AsRef<[u8]>) -> &Self {
             let full = self.dir.path().join(path);

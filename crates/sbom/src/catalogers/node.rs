@@ -113,10 +113,17 @@ fn lockfile(lock: &Value, path: &Path, layer: Option<usize>, out: &mut Catalog) 
 fn licenses(manifest: &Value) -> Vec<String> {
     let type_of = |value: &Value| match value {
         Value::String(text) => Some(text.clone()),
-        Value::Object(object) => object.get("type").and_then(Value::as_str).map(str::to_owned),
+        Value::Object(object) => object
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         _ => None,
     };
-    let mut licenses: Vec<String> = manifest.get("license").and_then(type_of).into_iter().collect();
+    let mut licenses: Vec<String> = manifest
+        .get("license")
+        .and_then(type_of)
+        .into_iter()
+        .collect();
     if let Some(list) = manifest.get("licenses").and_then(Value::as_array) {
         licenses.extend(list.iter().filter_map(type_of));
     }
@@ -211,7 +218,10 @@ mod tests {
                 "built/node_modules/y/package.json",
                 r#"{"name":"y","version":"2.0.0"}"#,
             )
-            .file("old/package-lock.json", r#"{"lockfileVersion":1,"dependencies":{}}"#);
+            .file(
+                "old/package-lock.json",
+                r#"{"lockfileVersion":1,"dependencies":{}}"#,
+            );
         let catalog = fixture.catalog();
         let from_lock: Vec<_> = catalog
             .packages
@@ -227,7 +237,12 @@ mod tests {
                 "pkg:npm/z@3.0.0"
             ]
         );
-        assert!(!catalog.packages.iter().any(|p| p.location.starts_with("/built/package-lock.json")));
+        assert!(
+            !catalog
+                .packages
+                .iter()
+                .any(|p| p.location.starts_with("/built/package-lock.json"))
+        );
         assert!(catalog.notes[0].contains("/old/package-lock.json has lockfile version 1"));
     }
 }

@@ -17,11 +17,23 @@ const CLASSIFIERS: &[(&str, &str)] = &[
     ("ISC License (ISCL)", "ISC"),
     ("Mozilla Public License 2.0 (MPL 2.0)", "MPL-2.0"),
     ("GNU General Public License v2 (GPLv2)", "GPL-2.0-only"),
-    ("GNU General Public License v2 or later (GPLv2+)", "GPL-2.0-or-later"),
+    (
+        "GNU General Public License v2 or later (GPLv2+)",
+        "GPL-2.0-or-later",
+    ),
     ("GNU General Public License v3 (GPLv3)", "GPL-3.0-only"),
-    ("GNU General Public License v3 or later (GPLv3+)", "GPL-3.0-or-later"),
-    ("GNU Lesser General Public License v3 (LGPLv3)", "LGPL-3.0-only"),
-    ("GNU Lesser General Public License v3 or later (LGPLv3+)", "LGPL-3.0-or-later"),
+    (
+        "GNU General Public License v3 or later (GPLv3+)",
+        "GPL-3.0-or-later",
+    ),
+    (
+        "GNU Lesser General Public License v3 (LGPLv3)",
+        "LGPL-3.0-only",
+    ),
+    (
+        "GNU Lesser General Public License v3 or later (LGPLv3+)",
+        "LGPL-3.0-or-later",
+    ),
     ("GNU Affero General Public License v3", "AGPL-3.0-only"),
     ("Python Software Foundation License", "PSF-2.0"),
     ("The Unlicense (Unlicense)", "Unlicense"),

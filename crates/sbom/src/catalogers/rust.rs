@@ -48,9 +48,7 @@ pub(crate) fn catalog_binary<'data, R: ReadRef<'data>>(
             read_limited(flate2::read::ZlibDecoder::new(compressed), AUDIT_LIMIT)
                 .map_err(|err| err.to_string())
         })
-        .and_then(|json| {
-            serde_json::from_slice::<AuditData>(&json).map_err(|err| err.to_string())
-        });
+        .and_then(|json| serde_json::from_slice::<AuditData>(&json).map_err(|err| err.to_string()));
     match parsed {
         Ok(audit) => push_all(audit.packages, &file.path, file.layer, out),
         Err(err) => out.notes.push(format!(

@@ -71,14 +71,22 @@ fn packages_sorted_with_purls_layers_and_licenses() {
     let catalog = Catalog {
         packages: vec![
             package(Ecosystem::Npm, "@scope/b", &["BSD License", "MIT"], None),
-            package(Ecosystem::Deb, "a", &["GPL-2+", "MIT OR Apache-2.0"], Some(1)),
+            package(
+                Ecosystem::Deb,
+                "a",
+                &["GPL-2+", "MIT OR Apache-2.0"],
+                Some(1),
+            ),
             package(Ecosystem::Deb, "c", &[], Some(0)),
         ],
         notes: vec!["RPM database not read".to_owned()],
     };
     let doc = document(&catalog);
     let packages = doc["packages"].as_array().unwrap();
-    let names: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["registry.example/app:1.0", "a", "c", "@scope/b"]);
     let a = &packages[1];
     assert_eq!(
@@ -104,7 +112,10 @@ fn packages_sorted_with_purls_layers_and_licenses() {
     let b = &packages[3];
     let declared = b["licenseDeclared"].as_str().unwrap();
     let reference = declared.strip_suffix(" AND MIT").unwrap();
-    assert!(reference.starts_with("LicenseRef-BSD-License-"), "{reference}");
+    assert!(
+        reference.starts_with("LicenseRef-BSD-License-"),
+        "{reference}"
+    );
     let id = b["SPDXID"].as_str().unwrap();
     let hash = id.strip_prefix("SPDXRef-Package-npm--scope-b-").unwrap();
     assert_eq!(hash.len(), 16);
@@ -121,7 +132,10 @@ fn packages_sorted_with_purls_layers_and_licenses() {
         .filter(|r| r["relationshipType"] == "CONTAINS")
         .map(|r| r["relatedSpdxElement"].as_str().unwrap())
         .collect();
-    let ids: Vec<&str> = packages[1..].iter().map(|p| p["SPDXID"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = packages[1..]
+        .iter()
+        .map(|p| p["SPDXID"].as_str().unwrap())
+        .collect();
     assert_eq!(contains, ids);
 }
 
