@@ -34,8 +34,9 @@ pub struct LayerInfo {
 pub struct DocumentInfo<'a> {
     /// The image's name (`registry.example/app:1.0`, or a directory for a plain tree).
     pub name: &'a str,
-    /// The image's manifest digest; the document namespace is derived from it.
-    pub digest: &'a Digest,
+    /// The image's manifest digest; the document namespace is derived from it. A plain
+    /// directory has none: the namespace is then derived from the packages found.
+    pub digest: Option<&'a Digest>,
     /// When the document was made (clamped to `SOURCE_DATE_EPOCH` by the caller if set).
     pub created: Timestamp,
     /// The version of stagecraft writing it (`Tool: stagecraft-VERSION`).
@@ -148,7 +149,10 @@ impl Document {
         let mut packages = vec![SpdxPackage {
             name: info.name.to_owned(),
             spdx_id: IMAGE_ID.to_owned(),
-            version_info: info.digest.as_str().to_owned(),
+            version_info: info
+                .digest
+                .map(|digest| digest.as_str().to_owned())
+                .unwrap_or_default(),
             download_location: NOASSERTION,
             files_analyzed: false,
             license_concluded: NOASSERTION,
@@ -200,7 +204,7 @@ impl Document {
             document_namespace: format!(
                 "https://spdx.org/spdxdocs/stagecraft/{}-{}",
                 sanitise(info.name, '-'),
-                info.digest.hex()
+                namespace_hash(info.digest, catalog)
             ),
             creation_info: CreationInfo {
                 creators: vec![format!("Tool: stagecraft-{}", info.tool_version)],
@@ -236,6 +240,20 @@ impl Document {
         };
         serde_json::to_vec(&statement).expect("plain data serialises")
     }
+}
+
+/// The image digest's hex, or for a directory a hash of what was found in it: the same tree
+/// gets the same namespace, a different one another.
+fn namespace_hash(digest: Option<&Digest>, catalog: &Catalog) -> String {
+    if let Some(digest) = digest {
+        return digest.hex().to_owned();
+    }
+    let mut hasher = Sha256::new();
+    for package in &catalog.packages {
+        hasher.update(package_id(package).as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ`: SPDX's `created` has no fractional seconds.

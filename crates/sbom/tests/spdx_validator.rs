@@ -140,7 +140,7 @@ fn generated_document_passes_the_spdx_validator() {
     }];
     let info = DocumentInfo {
         name: "localhost:5000/team/app:v1",
-        digest: &digest,
+        digest: Some(&digest),
         created: Timestamp::from_unix(1_700_000_000, 5).unwrap(),
         tool_version: env!("CARGO_PKG_VERSION"),
         layers: &layers,

@@ -37,7 +37,7 @@ fn document(catalog: &Catalog) -> Value {
     let layers = layers();
     let info = DocumentInfo {
         name: "registry.example/app:1.0",
-        digest: &digest,
+        digest: Some(&digest),
         created: Timestamp::from_unix(1_700_000_000, 123_000_000).unwrap(),
         tool_version: "0.1.0",
         layers: &layers,
@@ -155,7 +155,7 @@ fn identical_inputs_give_identical_bytes_whatever_the_package_order() {
     let digest = digest();
     let info = DocumentInfo {
         name: "x",
-        digest: &digest,
+        digest: Some(&digest),
         created: Timestamp::from_unix(0, 0).unwrap(),
         tool_version: "1",
         layers: &[],
@@ -171,7 +171,7 @@ fn statement_wraps_the_document() {
     let digest = digest();
     let info = DocumentInfo {
         name: "app",
-        digest: &digest,
+        digest: Some(&digest),
         created: Timestamp::from_unix(0, 0).unwrap(),
         tool_version: "1",
         layers: &[],
@@ -191,4 +191,31 @@ fn statement_wraps_the_document() {
     assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.hex());
     let predicate: Value = serde_json::from_slice(&document.to_json()).unwrap();
     assert_eq!(statement["predicate"], predicate);
+}
+
+#[test]
+fn a_directory_without_digest_gets_a_namespace_from_its_packages() {
+    let info = DocumentInfo {
+        name: "/srv/rootfs",
+        digest: None,
+        created: Timestamp::from_unix(0, 0).unwrap(),
+        tool_version: "1",
+        layers: &[],
+    };
+    let namespace = |catalog: &Catalog| {
+        let doc: Value = serde_json::from_slice(&Document::new(catalog, &info).to_json()).unwrap();
+        assert!(doc["packages"][0].get("versionInfo").is_none());
+        doc["documentNamespace"].as_str().unwrap().to_owned()
+    };
+    let one = Catalog {
+        packages: vec![package(Ecosystem::Deb, "a", &[], None)],
+        notes: Vec::new(),
+    };
+    let two = Catalog {
+        packages: vec![package(Ecosystem::Deb, "b", &[], None)],
+        notes: Vec::new(),
+    };
+    assert!(namespace(&one).starts_with("https://spdx.org/spdxdocs/stagecraft/-srv-rootfs-"));
+    assert_eq!(namespace(&one), namespace(&one.clone()));
+    assert_ne!(namespace(&one), namespace(&two));
 }
