@@ -39,3 +39,17 @@ if ! need_cmd cargo-nextest; then
     echo "setup: installing cargo-nextest" >&2
     cargo install --locked cargo-nextest
 fi
+
+# The SBOM tests (crates/sbom): the SPDX project's own validator (PyPI spdx-tools, the
+# `pyspdxtools` command) checks the documents, and Debian's Go toolchain builds the binary whose
+# embedded build information the Go cataloger must read as `go version -m` does.
+if ! dpkg -s golang-go >/dev/null 2>&1; then
+    echo "setup: installing golang-go" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends golang-go >/dev/null
+fi
+if ! need_cmd pyspdxtools; then
+    echo "setup: installing spdx-tools (pyspdxtools)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check spdx-tools
+fi

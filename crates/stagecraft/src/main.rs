@@ -51,6 +51,8 @@ enum Command {
     Cache(commands::cache::CacheArgs),
     /// Report what each layer (and stage) of an image weighs and what bloats it.
     Size(commands::size::SizeArgs),
+    /// List the packages in a root file system (a `type=local` output) as SPDX JSON or a table.
+    Sbom(commands::sbom::SbomArgs),
 }
 
 impl Command {
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Verify => commands::images::verify(),
         Command::Cache(args) => commands::cache::run(&args),
         Command::Size(args) => commands::size::run(&args),
+        Command::Sbom(args) => commands::sbom::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

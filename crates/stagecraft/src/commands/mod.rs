@@ -9,6 +9,7 @@ pub mod parse;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod sbom;
 pub mod size;
 
 use std::io::Read;
