@@ -1,0 +1,153 @@
+//! What scripts rely on from `build`, as from `docker buildx build`: stdout carries the image ID
+//! (or the pushed digest), `--iidfile` and `--metadata-file` name the image as it was exported,
+//! JSON progress is JSON on every line, `-q` prints nothing else, bad `--build-arg`s are
+//! refused, and `--build-arg SOURCE_DATE_EPOCH` clamps times. As root: builds need namespaces.
+
+mod common;
+
+use common::{Machine, busybox_layout, exported_manifest};
+use std::fs;
+
+const DOCKERFILE: &str = "FROM busybox:latest\nRUN echo built > /built\nENV GREETING=hello\n";
+
+fn machine(dir: &std::path::Path) -> Machine {
+    let busybox = busybox_layout(dir);
+    Machine::new(dir, "m", &busybox, &[("Dockerfile", DOCKERFILE)])
+}
+
+#[test]
+fn stdout_iidfile_and_metadata_name_the_image_as_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let layout = dir.path().join("image.oci.tar");
+    let iidfile = dir.path().join("iid");
+    let metadata_file = dir.path().join("metadata.json");
+    let (stdout, _) = m.build(&[
+        "-t",
+        "contract:1",
+        "--output",
+        &format!("type=oci,dest={}", layout.display()),
+        "--iidfile",
+        iidfile.to_str().unwrap(),
+        "--metadata-file",
+        metadata_file.to_str().unwrap(),
+    ]);
+    let manifest = exported_manifest(&layout, &m.root);
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    // stdout and --iidfile: the image ID, which is the config digest.
+    assert_eq!(stdout, config_digest);
+    assert_eq!(fs::read_to_string(&iidfile).unwrap(), config_digest);
+    // --metadata-file: the exported manifest (compressed layers), never the store's own.
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&fs::read(&metadata_file).unwrap()).unwrap();
+    assert_eq!(metadata["containerimage.config.digest"], config_digest);
+    assert_eq!(metadata["containerimage.digest"], manifest["digest"]);
+    assert_eq!(
+        metadata["containerimage.descriptor"]["digest"],
+        manifest["digest"]
+    );
+    assert_eq!(metadata["image.name"], "docker.io/library/contract:1");
+    let inspect = m
+        .stagecraft()
+        .args(["inspect", "contract:1"])
+        .output()
+        .unwrap();
+    let local = String::from_utf8_lossy(&inspect.stdout).into_owned();
+    assert!(
+        !local.contains(manifest["digest"].as_str().unwrap()),
+        "the store's manifest names plain layers, the exported one compressed ones"
+    );
+}
+
+#[test]
+fn json_progress_is_json_on_every_line_and_ends_with_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let output = m
+        .stagecraft()
+        .args(["build", "--progress=json", "--no-cache"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["time"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "build_finished");
+    assert_eq!(last["image_id"], stdout.as_str());
+    assert_eq!(last["steps_run"], 1);
+    assert!(events.iter().any(|e| e["event"] == "step_finished"));
+}
+
+#[test]
+fn quiet_prints_nothing_but_the_image_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let output = m
+        .stagecraft()
+        .args(["build", "-q"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(
+        stdout.starts_with("sha256:") && stdout.trim().len() == 71,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn malformed_build_args_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    for bad in ["=foo", "", "A B=c"] {
+        let output = m
+            .stagecraft()
+            .args(["build", "--build-arg", bad])
+            .arg(&m.context)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{bad:?}: {stderr}");
+        assert!(
+            stderr.contains("--build-arg NAME=VALUE"),
+            "{bad:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn source_date_epoch_as_a_build_argument_clamps_the_image_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    // The machine's environment says 1700000000; the build argument wins.
+    m.build(&["--build-arg", "SOURCE_DATE_EPOCH=1234", "-t", "epoch:1"]);
+    let inspect = m
+        .stagecraft()
+        .args(["inspect", "epoch:1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("1970-01-01T00:20:34Z"), "{text}");
+    assert!(!text.contains("2023-11-14"), "{text}");
+    let output = m
+        .stagecraft()
+        .args(["build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SOURCE_DATE_EPOCH"));
+}
