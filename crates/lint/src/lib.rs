@@ -7,7 +7,7 @@
 //!
 //! let file = stagecraft_dockerfile::parse_str(
 //!     "Dockerfile",
-//!     "FROM alpine:3.20 AS Build\nRUN apk add curl\nCMD echo hi\n",
+//!     "FROM alpine:3.20 AS Build\nRUN apk add curl\nUSER 1000\nCMD echo hi\n",
 //! )?;
 //! let findings = lint(&file, &LintOptions::default());
 //! let ids: Vec<&str> = findings.iter().map(|f| f.rule).collect();
