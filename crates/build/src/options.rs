@@ -7,19 +7,74 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+/// Where an archive output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A file, replaced only once the archive is complete.
+    File(PathBuf),
+    /// Standard output (`dest=-`, or `-o -`), streamed.
+    Stdout,
+}
+
+impl Destination {
+    fn parse(dest: &str) -> Destination {
+        if dest == "-" {
+            Destination::Stdout
+        } else {
+            Destination::File(PathBuf::from(dest))
+        }
+    }
+}
+
 /// One `--output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// An OCI layout tar; its layers compressed (`compression=` or the session's default).
-    Oci(PathBuf, Option<Compression>),
+    Oci {
+        /// Where the tar goes.
+        dest: Destination,
+        /// Extra names recorded in the layout (`name=`), besides the tags.
+        names: Vec<String>,
+        /// The layers' compression, when the output says.
+        compression: Option<Compression>,
+    },
     /// A `docker load` archive.
-    Docker(PathBuf),
+    Docker {
+        /// Where the tar goes.
+        dest: Destination,
+        /// Extra names recorded in the archive (`name=`), besides the tags.
+        names: Vec<String>,
+    },
     /// The final file system as a tar.
-    Tar(PathBuf),
+    Tar(Destination),
     /// The final file system unpacked into a directory.
     Local(PathBuf),
-    /// A push; its layers compressed like `Oci`'s.
-    Registry(String, Option<Compression>),
+    /// An image named in the store (`type=image`) and, with `push`, in its registry
+    /// (`type=registry` always pushes).
+    Image {
+        /// The names (`name=a,b` or several `name=`).
+        names: Vec<String>,
+        /// Push every name to its registry.
+        push: bool,
+        /// The pushed layers' compression, when the output says.
+        compression: Option<Compression>,
+    },
+}
+
+impl Output {
+    /// Whether this output streams to standard output (which then carries nothing else).
+    pub fn to_stdout(&self) -> bool {
+        matches!(
+            self,
+            Output::Oci {
+                dest: Destination::Stdout,
+                ..
+            } | Output::Docker {
+                dest: Destination::Stdout,
+                ..
+            } | Output::Tar(Destination::Stdout)
+        )
+    }
 }
 
 /// Where a build cache is exported to or imported from (`--cache-to`, `--cache-from`).
@@ -40,20 +95,61 @@ impl fmt::Display for CacheLocation {
     }
 }
 
-/// `key=value,…` fields of a buildx option; `flag` names it in errors.
-fn option_fields<'a>(text: &'a str, flag: &'static str) -> Result<BTreeMap<&'a str, &'a str>> {
-    text.split(',')
-        .map(|field| {
-            field
-                .split_once('=')
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| Error::InvalidOption {
-                    flag,
-                    value: text.to_owned(),
-                    reason: format!("invalid field {field:?}: expected key=value"),
-                })
-        })
-        .collect()
+/// The comma-separated fields of a buildx option, as Go's CSV reader splits them: a field in
+/// double quotes may hold commas (`"name=a:1,b:2"`), `""` inside quotes is a quote.
+fn csv_fields(text: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// `key=value,…` fields of a buildx option; `flag` names it in errors. A key given twice keeps
+/// every value (`name=a,name=b`).
+fn option_fields(text: &str, flag: &'static str) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for field in csv_fields(text) {
+        let (key, value) = field.split_once('=').ok_or_else(|| Error::InvalidOption {
+            flag,
+            value: text.to_owned(),
+            reason: format!("invalid field {field:?}: expected key=value"),
+        })?;
+        fields
+            .entry(key.trim().to_owned())
+            .or_default()
+            .push(value.trim().to_owned());
+    }
+    Ok(fields)
+}
+
+/// The one value of `key`, if given.
+fn single<'f>(fields: &'f BTreeMap<String, Vec<String>>, key: &str) -> Option<&'f str> {
+    fields
+        .get(key)
+        .and_then(|values| values.last())
+        .map(String::as_str)
+}
+
+/// buildx's `true`/`false` (and `1`/`0`) for a boolean key.
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// A `--compression` value: `gzip`, `zstd` or `uncompressed`, at the algorithm's default level.
@@ -101,9 +197,29 @@ pub fn parse_compression(name: &str, level: Option<&str>) -> Result<Compression>
     }
 }
 
+/// Keys of buildx's exporters that stagecraft does not implement yet: refused with a clear
+/// message, never ignored.
+const NOT_YET: [&str; 9] = [
+    "rewrite-timestamp",
+    "push-by-digest",
+    "unpack",
+    "store",
+    "dangling-name-prefix",
+    "name-canonical",
+    "insecure",
+    "tar",
+    "oci-artifact",
+];
+
 impl Output {
-    /// Parses an `--output` value as buildx does; a value without `=` is a local directory.
+    /// Parses an `--output` value as buildx does: `type=…` with the keys of that exporter; `-`
+    /// is a tar of the final file system on standard output; a value without `=` is a local
+    /// directory. Keys an exporter does not have, and buildx keys stagecraft does not
+    /// implement yet, are errors.
     pub fn parse(text: &str) -> Result<Output> {
+        if text == "-" {
+            return Ok(Output::Tar(Destination::Stdout));
+        }
         if !text.contains('=') {
             return Ok(Output::Local(PathBuf::from(text)));
         }
@@ -113,33 +229,143 @@ impl Output {
             reason,
         };
         let fields = option_fields(text, "--output")?;
-        let dest = || -> Result<PathBuf> {
-            fields
-                .get("dest")
-                .map(PathBuf::from)
-                .ok_or_else(|| invalid("needs dest=PATH".to_owned()))
+        let kind = single(&fields, "type").ok_or_else(|| {
+            invalid(
+                "needs type=…\n  = help: use type=oci, docker, tar, local, image or registry"
+                    .to_owned(),
+            )
+        })?;
+        let valid: &[&str] = match kind {
+            "local" | "tar" => &["type", "dest"],
+            "docker" => &["type", "dest", "name"],
+            "oci" => &[
+                "type",
+                "dest",
+                "name",
+                "compression",
+                "compression-level",
+                "force-compression",
+                "oci-mediatypes",
+            ],
+            "image" | "registry" => &[
+                "type",
+                "name",
+                "push",
+                "compression",
+                "compression-level",
+                "force-compression",
+                "oci-mediatypes",
+            ],
+            other => {
+                return Err(invalid(format!(
+                    "unknown output type {other:?}\n  = help: use oci, docker, tar, local, image or registry"
+                )));
+            }
         };
-        let compression = match fields.get("compression") {
+        for key in fields.keys() {
+            if valid.contains(&key.as_str()) {
+                continue;
+            }
+            if NOT_YET.contains(&key.as_str()) || key.starts_with("annotation") {
+                return Err(invalid(format!(
+                    "{key}= is a buildx output key that is not supported yet (refused rather than ignored)"
+                )));
+            }
+            return Err(invalid(format!(
+                "type={kind} has no key {key:?}\n  = help: its keys are {}",
+                valid.join(", ")
+            )));
+        }
+        if let Some(value) = single(&fields, "oci-mediatypes") {
+            match boolean(value) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(invalid(
+                        "oci-mediatypes=false (docker media types) is not supported yet: images are written with OCI media types".to_owned(),
+                    ));
+                }
+                None => {
+                    return Err(invalid(format!(
+                        "oci-mediatypes={value:?} is not true or false"
+                    )));
+                }
+            }
+        }
+        if let Some(value) = single(&fields, "force-compression")
+            && boolean(value).is_none()
+        {
+            // Layers are always compressed as asked (a stored plain layer is compressed once
+            // per compression), which is what `force-compression=true` asks for.
+            return Err(invalid(format!(
+                "force-compression={value:?} is not true or false"
+            )));
+        }
+        let dest = || -> Result<&str> {
+            single(&fields, "dest").ok_or_else(|| {
+                invalid("needs dest=PATH (or dest=- for standard output)".to_owned())
+            })
+        };
+        let names: Vec<String> = fields
+            .get("name")
+            .into_iter()
+            .flatten()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let compression = match single(&fields, "compression") {
             Some(name) => Some(parse_compression(
                 name,
-                fields.get("compression-level").copied(),
+                single(&fields, "compression-level"),
             )?),
+            None if single(&fields, "compression-level").is_some() => {
+                return Err(invalid(
+                    "compression-level= needs compression=gzip|zstd".to_owned(),
+                ));
+            }
             None => None,
         };
-        match fields.get("type").copied() {
-            Some("oci") => Ok(Output::Oci(dest()?, compression)),
-            Some("docker") => Ok(Output::Docker(dest()?)),
-            Some("tar") => Ok(Output::Tar(dest()?)),
-            Some("local") => Ok(Output::Local(dest()?)),
-            Some("registry" | "image") => fields
-                .get("name")
-                .map(|n| Output::Registry((*n).to_owned(), compression))
-                .ok_or_else(|| invalid("needs name=REFERENCE".to_owned())),
-            Some(other) => Err(invalid(format!(
-                "unknown output type {other:?}\n  = help: use oci, docker, tar, local or registry"
-            ))),
-            None => Err(invalid("needs type=…".to_owned())),
-        }
+        Ok(match kind {
+            "oci" => Output::Oci {
+                dest: Destination::parse(dest()?),
+                names,
+                compression,
+            },
+            "docker" => Output::Docker {
+                dest: Destination::parse(dest()?),
+                names,
+            },
+            "tar" => Output::Tar(Destination::parse(dest()?)),
+            "local" => match dest()? {
+                "-" => {
+                    return Err(invalid(
+                        "a directory cannot go to standard output\n  = help: use type=tar,dest=- for a tar of it".to_owned(),
+                    ));
+                }
+                dir => Output::Local(PathBuf::from(dir)),
+            },
+            registry_or_image => {
+                if names.is_empty() {
+                    return Err(invalid("needs name=REFERENCE".to_owned()));
+                }
+                let push = match single(&fields, "push") {
+                    None => registry_or_image == "registry",
+                    Some(value) => boolean(value)
+                        .ok_or_else(|| invalid(format!("push={value:?} is not true or false")))?,
+                };
+                if registry_or_image == "registry" && !push {
+                    return Err(invalid(
+                        "type=registry always pushes\n  = help: use type=image,push=false to only name the image in the store".to_owned(),
+                    ));
+                }
+                Output::Image {
+                    names,
+                    push,
+                    compression,
+                }
+            }
+        })
     }
 }
 
@@ -158,7 +384,7 @@ impl CacheLocation {
             reason,
         };
         let fields = option_fields(text, flag)?;
-        let mode = match fields.get("mode").copied() {
+        let mode = match single(&fields, "mode") {
             None | Some("min") => CacheMode::Min,
             Some("max") => CacheMode::Max,
             Some(other) => {
@@ -167,13 +393,9 @@ impl CacheLocation {
                 )));
             }
         };
-        let field = |name: &str| {
-            fields
-                .get(name)
-                .copied()
-                .ok_or_else(|| invalid(format!("needs {name}=…")))
-        };
-        let location = match fields.get("type").copied() {
+        let field =
+            |name: &str| single(&fields, name).ok_or_else(|| invalid(format!("needs {name}=…")));
+        let location = match single(&fields, "type") {
             Some("local") => {
                 CacheLocation::Local(PathBuf::from(field(if export { "dest" } else { "src" })?))
             }
@@ -193,36 +415,111 @@ impl CacheLocation {
 mod tests {
     use super::*;
 
+    fn file(path: &str) -> Destination {
+        Destination::File(path.into())
+    }
+
     #[test]
     fn outputs_parse_like_buildx() {
         assert_eq!(
             Output::parse("type=oci,dest=out.tar").unwrap(),
-            Output::Oci("out.tar".into(), None)
+            Output::Oci {
+                dest: file("out.tar"),
+                names: vec![],
+                compression: None
+            }
         );
         assert_eq!(
             Output::parse("type=oci,dest=o.tar,compression=zstd,compression-level=9").unwrap(),
-            Output::Oci("o.tar".into(), Some(Compression::Zstd { level: 9 }))
+            Output::Oci {
+                dest: file("o.tar"),
+                names: vec![],
+                compression: Some(Compression::Zstd { level: 9 })
+            }
         );
         let error = Output::parse("type=oci,dest=o.tar,compression=gzip,compression-level=12");
         assert!(error.unwrap_err().to_string().contains("use 0 to 9"));
         assert_eq!(
-            Output::parse("type=docker,dest=a.tar").unwrap(),
-            Output::Docker("a.tar".into())
+            Output::parse("type=docker,dest=a.tar,name=app:1").unwrap(),
+            Output::Docker {
+                dest: file("a.tar"),
+                names: vec!["app:1".into()]
+            }
         );
         assert_eq!(
             Output::parse("type=tar, dest=fs.tar").unwrap(),
-            Output::Tar("fs.tar".into())
+            Output::Tar(file("fs.tar"))
         );
         assert_eq!(
             Output::parse("./dir").unwrap(),
             Output::Local("./dir".into())
         );
-        assert_eq!(
-            Output::parse("type=registry,name=localhost:5000/a:b").unwrap(),
-            Output::Registry("localhost:5000/a:b".into(), None)
-        );
         assert!(Output::parse("type=oci").is_err());
         assert!(Output::parse("type=zip,dest=x").is_err());
+    }
+
+    #[test]
+    fn image_outputs_push_only_when_asked() {
+        assert_eq!(
+            Output::parse("type=image,name=foo:1,push=false").unwrap(),
+            Output::Image {
+                names: vec!["foo:1".into()],
+                push: false,
+                compression: None
+            }
+        );
+        assert_eq!(
+            Output::parse("type=image,name=foo:1").unwrap(),
+            Output::Image {
+                names: vec!["foo:1".into()],
+                push: false,
+                compression: None
+            }
+        );
+        // Several names: quoted (buildx's CSV) or repeated.
+        for text in [
+            "type=registry,\"name=r:5000/a:1,r:5000/a:2\"",
+            "type=registry,name=r:5000/a:1,name=r:5000/a:2",
+        ] {
+            assert_eq!(
+                Output::parse(text).unwrap(),
+                Output::Image {
+                    names: vec!["r:5000/a:1".into(), "r:5000/a:2".into()],
+                    push: true,
+                    compression: None
+                },
+                "{text}"
+            );
+        }
+        assert!(Output::parse("type=registry,name=a,push=false").is_err());
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_errors_that_name_the_valid_ones() {
+        let error = Output::parse("type=docker,dest=a.tar,compression=zstd")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("its keys are type, dest, name"), "{error}");
+        for text in [
+            "type=oci,dest=a.tar,annotation.org.opencontainers.image.title=x",
+            "type=oci,dest=a.tar,rewrite-timestamp=true",
+            "type=oci,dest=a.tar,oci-mediatypes=false",
+        ] {
+            let error = Output::parse(text).unwrap_err().to_string();
+            assert!(error.contains("not supported yet"), "{text}: {error}");
+        }
+        assert!(Output::parse("type=oci,dest=a.tar,force-compression=true").is_ok());
+    }
+
+    #[test]
+    fn a_dash_is_standard_output() {
+        assert_eq!(
+            Output::parse("-").unwrap(),
+            Output::Tar(Destination::Stdout)
+        );
+        assert!(Output::parse("type=tar,dest=-").unwrap().to_stdout());
+        assert!(Output::parse("type=oci,dest=-").unwrap().to_stdout());
+        assert!(Output::parse("type=local,dest=-").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::network::block_on;
-use crate::options::Output;
+use crate::options::{Destination, Output};
 use stagecraft_export::NamedImage;
 use stagecraft_image::Digest;
 use stagecraft_layer::Compression;
@@ -48,6 +48,11 @@ pub fn fill_output_dir<E: std::fmt::Display>(
 pub enum Exported {
     /// Files only (`docker`, `tar`, `local`): no manifest of their own that a registry knows.
     Files,
+    /// Names in the store (`type=image,push=false`).
+    Named {
+        /// The references set.
+        names: Vec<String>,
+    },
     /// An OCI layout holding this manifest (layers compressed).
     Layout {
         /// The manifest digest in the layout.
@@ -62,7 +67,27 @@ pub enum Exported {
     },
 }
 
-/// Writes one output of `image`, recorded under `names`.
+/// Writes an archive to `dest`: a file that appears only once complete, or standard output.
+fn write_archive_to<E: std::fmt::Display>(
+    store: &Store,
+    dest: &Destination,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::result::Result<(), E>,
+) -> Result<()> {
+    match dest {
+        Destination::File(path) => write_output_file(store, path, |out| write(out)),
+        Destination::Stdout => {
+            let failed = |message: String| Error::Output {
+                path: "-".into(),
+                message,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            write(&mut out).map_err(|e| failed(e.to_string()))?;
+            std::io::Write::flush(&mut out).map_err(|e| failed(e.to_string()))
+        }
+    }
+}
+
+/// Writes one output of `image`, recorded under `names` (the tags) and the output's own names.
 pub fn export(
     store: &Store,
     image: &Image,
@@ -70,63 +95,83 @@ pub fn export(
     output: &Output,
     compression: Compression,
     registry: &Registry,
-) -> Result<Exported> {
-    let named = [NamedImage {
-        image: image.clone(),
-        names: names.to_vec(),
-    }];
+) -> Result<Vec<Exported>> {
     let compressed = |own: &Option<Compression>| {
         store
             .compressed_image(image, own.unwrap_or(compression))
             .map_err(Error::store("compressing the image's layers"))
     };
+    let with = |extra: &[String], image: Image| NamedImage {
+        image,
+        names: names.iter().chain(extra).cloned().collect(),
+    };
     Ok(match output {
-        Output::Oci(path, own) => {
+        Output::Oci {
+            dest,
+            names: extra,
+            compression: own,
+        } => {
             let image = compressed(own)?;
             let digest = image.manifest_digest.clone();
-            let named = [NamedImage {
-                image,
-                names: names.to_vec(),
-            }];
-            write_output_file(store, path, |out| {
+            let named = [with(extra, image)];
+            write_archive_to(store, dest, |out| {
                 stagecraft_export::write_archive(store, &named, false, out)
             })?;
-            Exported::Layout { digest }
+            vec![Exported::Layout { digest }]
         }
-        Output::Docker(path) => {
-            write_output_file(store, path, |out| {
+        Output::Docker { dest, names: extra } => {
+            let named = [with(extra, image.clone())];
+            write_archive_to(store, dest, |out| {
                 stagecraft_export::write_archive(store, &named, true, out)
             })?;
-            Exported::Files
+            vec![Exported::Files]
         }
-        Output::Tar(path) => {
-            write_output_file(store, path, |out| {
+        Output::Tar(dest) => {
+            write_archive_to(store, dest, |out| {
                 stagecraft_export::write_rootfs_tar(store, image, out)
             })?;
-            Exported::Files
+            vec![Exported::Files]
         }
         Output::Local(path) => {
             fill_output_dir(store, path, |dir| {
                 stagecraft_export::unpack_rootfs(store, image, dir)
             })?;
-            Exported::Files
+            vec![Exported::Files]
         }
-        Output::Registry(name, own) => {
-            let failed = |message: String| Error::Transfer {
-                what: format!("pushing {name}"),
-                message,
-            };
-            let reference =
-                stagecraft_registry::parse_reference(name).map_err(|e| failed(e.to_string()))?;
-            let image = compressed(own)?;
-            let digest = block_on(stagecraft_registry::push(
-                registry, store, &image, &reference,
-            ))?
-            .map_err(|e| failed(e.to_string()))?;
-            Exported::Pushed {
-                name: reference.whole(),
-                digest,
+        Output::Image {
+            names: references,
+            push,
+            compression: own,
+        } => {
+            let mut exported = Vec::new();
+            let mut set = Vec::new();
+            for name in references {
+                let reference = store
+                    .set_tag(name, &image.manifest_digest)
+                    .map_err(Error::store(format!("naming the image {name}")))?;
+                set.push(reference.to_string());
             }
+            if !push {
+                return Ok(vec![Exported::Named { names: set }]);
+            }
+            let pushed = compressed(own)?;
+            for name in &set {
+                let failed = |message: String| Error::Transfer {
+                    what: format!("pushing {name}"),
+                    message,
+                };
+                let reference = stagecraft_registry::parse_reference(name)
+                    .map_err(|e| failed(e.to_string()))?;
+                let digest = block_on(stagecraft_registry::push(
+                    registry, store, &pushed, &reference,
+                ))?
+                .map_err(|e| failed(e.to_string()))?;
+                exported.push(Exported::Pushed {
+                    name: reference.whole(),
+                    digest,
+                });
+            }
+            exported
         }
     })
 }

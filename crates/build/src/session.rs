@@ -42,7 +42,8 @@ pub struct BuildRequest<'a> {
 pub struct BuildResult {
     /// The engine's outcome: the stored image, its layers, the stages, the steps.
     pub outcome: BuildOutcome,
-    /// The tags set, as full references.
+    /// The tags set, as full references (`-t`; names of `type=image` outputs are in
+    /// [`BuildResult::exports`]).
     pub names: Vec<String>,
     /// What each output made, in request order (pushes of `--push` last).
     pub exports: Vec<Exported>,
@@ -123,13 +124,15 @@ impl Session<'_> {
                 .map_err(Error::store(format!("tagging {tag}")))?;
             names.push(reference.to_string());
         }
-        let pushes = names
-            .iter()
-            .filter(|_| request.push)
-            .map(|name| Output::Registry(name.clone(), None));
+        // `--push`: every tag goes to its registry, as `type=image,push=true` of the tags.
+        let pushes = (request.push && !names.is_empty()).then(|| Output::Image {
+            names: names.clone(),
+            push: true,
+            compression: None,
+        });
         let mut exports = Vec::new();
         for output in request.outputs.iter().cloned().chain(pushes) {
-            exports.push(export(
+            exports.extend(export(
                 store,
                 &outcome.image,
                 &names,

@@ -151,3 +151,52 @@ fn source_date_epoch_as_a_build_argument_clamps_the_image_times() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("SOURCE_DATE_EPOCH"));
 }
+
+#[test]
+fn an_image_output_without_push_only_names_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    // docker.io is out of reach here: a push would fail the build.
+    let (stdout, stderr) = m.build(&["-o", "type=image,name=foo:1,push=false"]);
+    assert!(!stderr.contains("pushed"), "{stderr}");
+    let inspect = m.stagecraft().args(["inspect", "foo:1"]).output().unwrap();
+    assert!(inspect.status.success());
+    assert!(
+        String::from_utf8_lossy(&inspect.stdout).contains(&stdout),
+        "the named image is the one built"
+    );
+    // Keys an exporter does not have are refused, naming the valid ones.
+    let output = m
+        .stagecraft()
+        .args(["build", "-o", "type=docker,dest=x.tar,oci-mediatypes=false"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("its keys are type, dest, name"));
+}
+
+#[test]
+fn a_dash_output_streams_the_file_system_tar_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let output = m
+        .stagecraft()
+        .args(["build", "--progress=plain", "-o", "-"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut archive = tar::Archive::new(output.stdout.as_slice());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "built"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+}

@@ -331,6 +331,12 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<_, _>>()?;
+    let streams_to_stdout = outputs.iter().any(Output::to_stdout);
+    if streams_to_stdout && (args.report || outputs.len() > 1) {
+        return Err(CommandError(
+            "error: an output on standard output (-o -, dest=-) must be the only output, without --report".to_owned(),
+        ));
+    }
     let cache_to = args
         .session
         .cache_to
@@ -451,10 +457,12 @@ pub fn run(args: &BuildArgs) -> CommandResult {
         );
     }
     // What scripts read, as `docker build -q` and buildx print it: the pushed manifest's
-    // digest after a push, the image ID otherwise.
-    match result.pushed().next() {
-        Some((_, digest)) => println!("{digest}"),
-        None => println!("{}", result.image_id()),
+    // digest after a push, the image ID otherwise; nothing when an output streams there.
+    if !streams_to_stdout {
+        match result.pushed().next() {
+            Some((_, digest)) => println!("{digest}"),
+            None => println!("{}", result.image_id()),
+        }
     }
     Ok(())
 }
@@ -472,6 +480,7 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
             .iter()
             .map(|e| match e {
                 Exported::Files => "files".to_owned(),
+                Exported::Named { names } => names.join(","),
                 Exported::Layout { digest } => format!("oci-layout {digest}"),
                 Exported::Pushed { name, digest } => format!("{name}@{digest}"),
             })
@@ -506,8 +515,19 @@ fn metadata(result: &BuildResult) -> serde_json::Value {
             "digest": result.digest(),
         });
     }
-    if !result.names.is_empty() {
-        metadata["image.name"] = serde_json::Value::String(result.names.join(","));
+    let named = result.exports.iter().flat_map(|e| match e {
+        Exported::Named { names } => names.clone(),
+        Exported::Pushed { name, .. } => vec![name.clone()],
+        _ => Vec::new(),
+    });
+    let mut names: Vec<String> = Vec::new();
+    for name in result.names.iter().cloned().chain(named) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if !names.is_empty() {
+        metadata["image.name"] = serde_json::Value::String(names.join(","));
     }
     metadata
 }
