@@ -303,3 +303,85 @@ pub(crate) fn decompressing_reader<'r, R: Read + 'r>(
     };
     Ok((compression, decoded))
 }
+
+/// Whether a stream is a tar archive, plain or gzip/zstd compressed: its first 512 bytes,
+/// decompressed, are a tar header with a correct checksum. `ADD` decides from the content, as
+/// BuildKit does: a `.gz` that holds no tar is copied as it is, and a tar is unpacked whatever
+/// its name.
+pub fn is_tar_stream<R: Read>(reader: R) -> bool {
+    let Ok((_, mut decoded)) = decompressing_reader(reader) else {
+        return false;
+    };
+    let mut block = [0u8; 512];
+    decoded.read_exact(&mut block).is_ok() && tar_header_checksum_matches(&block)
+}
+
+/// A tar header's checksum field (octal, at 148..156) against the sum of the block's bytes
+/// with that field counted as spaces (unsigned, or signed as some old tars wrote it).
+fn tar_header_checksum_matches(block: &[u8; 512]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let digits: String = field
+        .iter()
+        .map(|&b| b as char)
+        .filter(|c| c.is_digit(8))
+        .collect();
+    let Ok(stored) = u32::from_str_radix(&digits, 8) else {
+        return false;
+    };
+    let in_field = |i: usize| (148..156).contains(&i);
+    let unsigned: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if in_field(i) { 32 } else { u32::from(b) })
+        .sum();
+    let signed: i64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if in_field(i) { 32 } else { i64::from(b as i8) })
+        .sum();
+    stored == unsigned || i64::from(stored) == signed
+}
+
+#[cfg(test)]
+mod tar_detection_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, data).unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn tars_are_recognised_by_content_compressed_or_not() {
+        let tar = tar_of("hello.txt", b"hello");
+        assert!(is_tar_stream(tar.as_slice()));
+        assert!(is_tar_stream(gzip(&tar).as_slice()));
+        assert!(is_tar_stream(
+            zstd::encode_all(tar.as_slice(), 3).unwrap().as_slice()
+        ));
+        let text = b"just some text, not an archive\n".repeat(40);
+        assert!(!is_tar_stream(text.as_slice()));
+        assert!(!is_tar_stream(gzip(&text).as_slice()));
+        assert!(!is_tar_stream(&b""[..]));
+        assert!(!is_tar_stream([0u8; 1024].as_slice()));
+        // A broken checksum is no tar.
+        let mut broken = tar.clone();
+        broken[0] ^= 1;
+        assert!(!is_tar_stream(broken.as_slice()));
+    }
+}

@@ -70,7 +70,7 @@ pub use apply::{ApplyOptions, ApplyStats, ApplyWarning, WhiteoutMode, apply_laye
 pub use compress::{
     Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DOCKER_MEDIA_TYPE_TAR,
     DOCKER_MEDIA_TYPE_TAR_GZIP, LayerInfo, LayerWriter, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP,
-    MEDIA_TYPE_TAR_ZSTD,
+    MEDIA_TYPE_TAR_ZSTD, is_tar_stream,
 };
 pub use error::{Error, Result};
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};

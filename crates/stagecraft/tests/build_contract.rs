@@ -200,3 +200,41 @@ fn a_dash_output_streams_the_file_system_tar_to_stdout() {
     assert!(names.iter().any(|n| n == "built"), "{names:?}");
     assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
 }
+
+#[test]
+fn add_unpacks_only_tar_archives_deciding_by_content() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let m = Machine::new(
+        dir.path(),
+        "m",
+        &busybox,
+        &[(
+            "Dockerfile",
+            "FROM busybox:latest\nADD notes.gz /plain/\nADD bundle.bin /unpacked/\n",
+        )],
+    );
+    // A gzip of text: copied as it is, name and bytes.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(b"not a tar\n").unwrap();
+    let notes = encoder.finish().unwrap();
+    fs::write(m.context.join("notes.gz"), &notes).unwrap();
+    // A tar under a name that says nothing: unpacked.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "inside.txt", &b"inside"[..])
+        .unwrap();
+    fs::write(m.context.join("bundle.bin"), builder.into_inner().unwrap()).unwrap();
+    let out = dir.path().join("rootfs");
+    m.build(&["-o", &format!("type=local,dest={}", out.display())]);
+    assert_eq!(fs::read(out.join("plain/notes.gz")).unwrap(), notes);
+    assert_eq!(
+        fs::read(out.join("unpacked/inside.txt")).unwrap(),
+        b"inside"
+    );
+}

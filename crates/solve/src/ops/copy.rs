@@ -679,18 +679,12 @@ fn remove_existing(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<(), CopyE
     }
 }
 
-/// Whether a file is a tar archive `ADD` unpacks: gzip or zstd compressed (their payload is
-/// checked when unpacking), or a plain tar (the `ustar` magic at offset 257).
+/// Whether a file is a tar archive `ADD` unpacks, plain or compressed (decided from its
+/// content: see [`stagecraft_layer::is_tar_stream`]).
 fn is_archive(found: &Found) -> bool {
-    let mut header = [0u8; 263];
-    let Ok(mut file) = found.open() else {
-        return false;
-    };
-    let read = io::Read::read(&mut file, &mut header).unwrap_or(0);
-    let header = &header[..read];
-    header.starts_with(&[0x1f, 0x8b])
-        || header.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-        || header.get(257..262) == Some(b"ustar")
+    found
+        .open()
+        .is_ok_and(|file| stagecraft_layer::is_tar_stream(io::BufReader::new(file)))
 }
 
 /// Relative paths in `view` matching the pattern components (Go `filepath.Match` per
