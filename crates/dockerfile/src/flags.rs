@@ -26,7 +26,7 @@ pub(crate) struct ParsedFlags {
 
 impl ParsedFlags {
     /// The value of a string flag, with its span.
-    pub fn string(&self, name: &str) -> Option<Word> {
+    pub(crate) fn string(&self, name: &str) -> Option<Word> {
         self.values
             .iter()
             .find(|(n, _)| *n == name)
@@ -34,7 +34,7 @@ impl ParsedFlags {
     }
 
     /// The values of a repeatable flag, in order.
-    pub fn strings(&self, name: &str) -> Vec<Word> {
+    pub(crate) fn strings(&self, name: &str) -> Vec<Word> {
         self.values
             .iter()
             .filter(|(n, _)| *n == name)
@@ -43,7 +43,7 @@ impl ParsedFlags {
     }
 
     /// A boolean flag: `None` when absent.
-    pub fn bool(&self, name: &str) -> Option<bool> {
+    pub(crate) fn bool(&self, name: &str) -> Option<bool> {
         self.string(name).map(|w| w.value == "true")
     }
 }

@@ -10,6 +10,7 @@
 //! assert_eq!(file.dump(), "(from \"alpine\" \"AS\" \"build\")\n(run \"make\")\n");
 //! # Ok::<(), stagecraft_dockerfile::ParseError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod ast;
 mod dump;

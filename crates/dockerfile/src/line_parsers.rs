@@ -20,7 +20,7 @@ pub(crate) struct LogicalLine {
 
 impl LogicalLine {
     /// Appends a piece of source text that starts at `source_offset`.
-    pub fn push(&mut self, piece: &str, source_offset: usize) {
+    pub(crate) fn push(&mut self, piece: &str, source_offset: usize) {
         self.pieces.push((self.text.len(), source_offset));
         self.text.push_str(piece);
     }
@@ -34,7 +34,7 @@ impl LogicalLine {
     }
 
     /// The source span of the logical range `[start, end)`.
-    pub fn span(&self, start: usize, end: usize) -> Span {
+    pub(crate) fn span(&self, start: usize, end: usize) -> Span {
         let source_start = self.source_offset(start);
         let source_end = if end > start {
             self.source_offset(end - 1) + 1

@@ -26,6 +26,7 @@
 //! ```
 //!
 //! Only Unix path semantics are implemented: `/` separates, `\` escapes.
+#![forbid(unsafe_code)]
 
 mod error;
 mod glob;

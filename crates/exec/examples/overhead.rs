@@ -11,6 +11,8 @@
 //!
 //! It is also the smallest complete user of the crate: note the `helper_main` dispatch first thing
 //! in `main`, and `HelperCommand::current_exe()`.
+// An example program: it prints its measurements.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::error::Error;
 use std::ffi::OsString;

@@ -76,6 +76,9 @@
 //! AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
 //! `/sys/fs/cgroup` mount), rlimits (inherited from the caller, as BuildKit does when no ulimit is
 //! given), or TTY allocation.
+// Namespaces, mounts, seccomp and the re-executed helper need system calls std does not
+// wrap; every unsafe block says why it is sound (SAFETY).
+#![allow(unsafe_code)]
 
 mod env;
 mod error;

@@ -236,6 +236,8 @@ fn io_error(what: &str) -> impl FnOnce(io::Error) -> NetworkSandboxError {
 
 /// The helper's side of [`NEW_NETNS_ARG`]: unshares a network namespace, says so with one byte
 /// on stdout, and stays in it until stdin reaches end-of-file. Returns the exit code.
+// A helper process of its own: its stderr is how it reports to the parent.
+#[allow(clippy::print_stderr)]
 pub(crate) fn hold_new_netns() -> i32 {
     let unshared = crate::helper::check_single_threaded("helper_main").and_then(|()| {
         // SAFETY: no FILES flag (the hazard of `unshare_unsafe`), and this process has one

@@ -2,6 +2,10 @@
 //! `/bin/busybox` when the fixture is absent), an overlay, and the `stagecraft-exec-helper` binary
 //! as the re-exec'd helper. They need root (creating namespaces and mounting overlayfs); as
 //! another user they are skipped with a note.
+// Tests print what they measured or skipped, for the reader of the test log.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// The test enters namespaces of its own (unshare) to set up what it checks.
+#![allow(unsafe_code)]
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

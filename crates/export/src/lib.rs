@@ -10,6 +10,7 @@
 //!
 //! Loading auto-detects an OCI layout (directory or tar) or a docker archive and keeps every
 //! manifest byte for byte, so digests survive a save/load round trip.
+#![forbid(unsafe_code)]
 
 pub mod cache_mounts;
 

@@ -33,6 +33,7 @@
 //! assert_eq!(digest.algorithm(), "sha256");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod config;
 mod digest;

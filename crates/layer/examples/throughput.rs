@@ -1,5 +1,7 @@
 //! Compression and hashing throughput on a given tar file, for `bench/layer-throughput.sh`:
 //! prints `name seconds` lines for sha256, gzip (level 6) and zstd (level 3, multithreaded).
+// An example program: it prints its measurements.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use stagecraft_layer::{Compression, LayerWriter};
 use std::io::{Read, Write};

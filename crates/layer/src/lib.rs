@@ -57,6 +57,7 @@
 //!   (4096 bytes) are not supported.
 //!
 //! Linux only (5.6 or later for `openat2`; xattrs; overlayfs conventions).
+#![forbid(unsafe_code)]
 
 mod apply;
 mod compress;

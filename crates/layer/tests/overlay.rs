@@ -1,5 +1,7 @@
 //! Overlay upper directories → layers, the two-directory fallback, and
 //! overlay-style snapshots (whiteout mode) mounted back as lower layers.
+// Tests print what they measured or skipped, for the reader of the test log.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod common;
 

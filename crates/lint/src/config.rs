@@ -18,7 +18,7 @@ pub(crate) struct CheckConfig {
 impl CheckConfig {
     /// Parses `skip=A,B;error=true;experimental=C`. Like BuildKit, at most three `;`-separated
     /// parts are read (the third keeps any further `;`), and every part needs a `=`.
-    pub fn parse(text: &str) -> Result<CheckConfig, String> {
+    pub(crate) fn parse(text: &str) -> Result<CheckConfig, String> {
         let text = text.trim();
         let mut config = CheckConfig::default();
         if text.is_empty() {
@@ -55,7 +55,7 @@ impl CheckConfig {
     /// `WithMergedConfigFromComments`): the first such comment counts, its value ends at the
     /// first space (so an explanation may follow), and only skips and experimental rules are
     /// added. An unreadable comment changes nothing.
-    pub fn with_comments(&self, comments: &[String]) -> Option<CheckConfig> {
+    pub(crate) fn with_comments(&self, comments: &[String]) -> Option<CheckConfig> {
         let value = comments.iter().find_map(|comment| {
             let (key, value) = comment.trim_start().split_once('=')?;
             let key = key.trim_end();
@@ -75,7 +75,7 @@ impl CheckConfig {
 
     /// Whether `rule` reports under this configuration. Experimental rules run only when
     /// enabled, and then even under `skip=all` (as in BuildKit).
-    pub fn enables(&self, rule: &Rule) -> bool {
+    pub(crate) fn enables(&self, rule: &Rule) -> bool {
         if rule.experimental {
             self.experimental_all || self.experimental.contains(rule.id)
         } else {

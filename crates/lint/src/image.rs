@@ -33,7 +33,7 @@ static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
 impl ImageRef {
     /// Parses `text` as docker's `ParseNormalizedNamed` does; `None` when docker would reject
     /// it (empty, uppercase repository, bad characters, unknown digest algorithm, …).
-    pub fn parse(text: &str) -> Option<ImageRef> {
+    pub(crate) fn parse(text: &str) -> Option<ImageRef> {
         if text.len() == 64 && text.bytes().all(|b| matches!(b, b'a'..=b'f' | b'0'..=b'9')) {
             return None;
         }
@@ -70,7 +70,7 @@ impl ImageRef {
     }
 
     /// The name people write: `golang`, `bitnami/node`, `mcr.microsoft.com/dotnet/sdk`.
-    pub fn short_name(&self) -> String {
+    pub(crate) fn short_name(&self) -> String {
         match (self.domain.as_str(), self.path.strip_prefix("library/")) {
             ("docker.io", Some(official)) => official.to_owned(),
             ("docker.io", None) => self.path.clone(),
@@ -79,13 +79,13 @@ impl ImageRef {
     }
 
     /// Whether nothing pins the version: no tag and no digest (docker then pulls `latest`).
-    pub fn is_untagged(&self) -> bool {
+    pub(crate) fn is_untagged(&self) -> bool {
         self.tag.is_none() && self.digest.is_none()
     }
 
     /// Whether the image sets no environment variables but `PATH`, so a variable it does not
     /// define is certainly undefined.
-    pub fn has_bare_environment(&self) -> bool {
+    pub(crate) fn has_bare_environment(&self) -> bool {
         matches!(
             self.short_name().as_str(),
             "alpine" | "busybox" | "debian" | "ubuntu"
@@ -93,14 +93,14 @@ impl ImageRef {
     }
 
     /// Whether the image has no C library, like `scratch`: only static binaries run on it.
-    pub fn lacks_libc(&self) -> bool {
+    pub(crate) fn lacks_libc(&self) -> bool {
         let name = self.short_name();
         name.starts_with("gcr.io/distroless/static") || name == "cgr.dev/chainguard/static"
     }
 
     /// Whether containers of this image start as a user other than root: `nonroot`/`rootless`
     /// variants, Chainguard images (but their `-dev` variants) and Bitnami's.
-    pub fn starts_unprivileged(&self) -> bool {
+    pub(crate) fn starts_unprivileged(&self) -> bool {
         let name = self.short_name();
         let tag = self.tag.as_deref().unwrap_or("");
         tag.contains("nonroot")
@@ -112,7 +112,7 @@ impl ImageRef {
     /// Whether this is a Windows image (`mcr.microsoft.com/windows/servercore`, a `nanoserver`
     /// or `windowsservercore` variant, the .NET Framework images): its RUNs go to `cmd` or
     /// PowerShell, not a POSIX shell.
-    pub fn is_windows(&self) -> bool {
+    pub(crate) fn is_windows(&self) -> bool {
         let name = self.short_name();
         let tag = self.tag.as_deref().unwrap_or("");
         name.starts_with("mcr.microsoft.com/windows")
@@ -124,7 +124,7 @@ impl ImageRef {
 
     /// When this is a full SDK image rather than a runtime image: what it carries, and what a
     /// final stage should use instead.
-    pub fn sdk_contents(&self) -> Option<(&'static str, &'static str)> {
+    pub(crate) fn sdk_contents(&self) -> Option<(&'static str, &'static str)> {
         let name = self.short_name();
         // A digest alone says nothing about the variant: only images that are SDKs in every
         // variant count then.

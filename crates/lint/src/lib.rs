@@ -21,6 +21,7 @@
 //!
 //! Every rule has a page in `docs/rules/<id>.md` saying why it matters, with a bad and a good
 //! example; [`Finding::url`] points there.
+#![forbid(unsafe_code)]
 
 mod checks;
 mod config;

@@ -40,12 +40,12 @@ impl<'a> Step<'a> {
     }
 
     /// The location to report at: the whole instruction.
-    pub fn at(&self) -> At<'a> {
+    pub(crate) fn at(&self) -> At<'a> {
         At::instruction(self.instruction)
     }
 
     /// The `--mount` values of a RUN, parsed.
-    pub fn mounts(&self) -> Vec<Mount> {
+    pub(crate) fn mounts(&self) -> Vec<Mount> {
         match &self.command.kind {
             CommandKind::Run(run) => run.mounts.iter().map(|m| Mount::parse(&m.value)).collect(),
             _ => Vec::new(),
@@ -53,7 +53,7 @@ impl<'a> Step<'a> {
     }
 
     /// Whether this RUN has a `--mount=type=cache`.
-    pub fn has_cache_mount(&self) -> bool {
+    pub(crate) fn has_cache_mount(&self) -> bool {
         self.mounts().iter().any(|m| m.kind == "cache")
     }
 }
@@ -130,7 +130,7 @@ pub(crate) struct StageView<'a> {
 
 impl<'a> StageView<'a> {
     /// The location of the stage's `FROM`.
-    pub fn at_from(&self) -> At<'a> {
+    pub(crate) fn at_from(&self) -> At<'a> {
         At::instruction(self.from)
     }
 }
@@ -158,7 +158,7 @@ impl<'a> Model<'a> {
     /// Pairs every typed command with its instruction. `Dockerfile::stages` turns each
     /// instruction into exactly one command (or stage) in file order, so walking both in step
     /// lines them up.
-    pub fn new(
+    pub(crate) fn new(
         file: &'a Dockerfile,
         stages: &'a Stages,
         options: &'a LintOptions,
@@ -197,7 +197,7 @@ impl<'a> Model<'a> {
 
     /// The stage a `--from` value names: an index, or the (case-insensitive) name of a stage
     /// defined anywhere in the file.
-    pub fn stage_named(&self, name: &str) -> Option<usize> {
+    pub(crate) fn stage_named(&self, name: &str) -> Option<usize> {
         if let Ok(index) = name.parse::<usize>() {
             return (index < self.stages.len()).then_some(index);
         }
@@ -217,7 +217,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// The stages to lint: all of them, or only those the `--target` needs (BuildKit lints
     /// every stage when no target is given).
-    pub fn linted(&self) -> impl Iterator<Item = &'a StageView<'a>> + '_ {
+    pub(crate) fn linted(&self) -> impl Iterator<Item = &'a StageView<'a>> + '_ {
         self.model.stages.iter().filter(|view| {
             self.model.options.target.is_none()
                 || self
@@ -229,7 +229,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The stage and the stages it is built `FROM`, root first.
-    pub fn chain(&self, index: usize) -> Vec<&'a StageView<'a>> {
+    pub(crate) fn chain(&self, index: usize) -> Vec<&'a StageView<'a>> {
         let mut chain = Vec::new();
         let mut current = Some(index);
         while let Some(i) = current {
@@ -248,13 +248,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// The steps of a stage and of the stages it is built on, in the order they run.
-    pub fn chain_steps(&self, index: usize) -> impl Iterator<Item = &'a Step<'a>> + use<'a> {
+    pub(crate) fn chain_steps(&self, index: usize) -> impl Iterator<Item = &'a Step<'a>> + use<'a> {
         self.steps_through(index).map(|(step, _)| step)
     }
 
     /// Like [`Ctx::chain_steps`], with whether each step belongs to the stage itself (rules
     /// report a step only when linting its own stage, so shared bases are reported once).
-    pub fn steps_through(
+    pub(crate) fn steps_through(
         &self,
         index: usize,
     ) -> impl Iterator<Item = (&'a Step<'a>, bool)> + use<'a> {
@@ -266,7 +266,7 @@ impl<'a> Ctx<'a> {
 
     /// The image at the root of a stage's `FROM` chain: `None` for `scratch`, a named build
     /// context (whose contents are not known), or an image reference docker would reject.
-    pub fn root_image(&self, index: usize) -> Option<ImageRef> {
+    pub(crate) fn root_image(&self, index: usize) -> Option<ImageRef> {
         match self.root_base(index)? {
             Base::Image(reference) if !self.model.options.build_contexts.contains(reference) => {
                 ImageRef::parse(reference)
@@ -276,7 +276,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Whether a stage's `FROM` chain starts from a named build context (`--build-context`).
-    pub fn is_on_named_context(&self, index: usize) -> bool {
+    pub(crate) fn is_on_named_context(&self, index: usize) -> bool {
         matches!(self.root_base(index), Some(Base::Image(reference))
             if self.model.options.build_contexts.contains(reference))
     }
@@ -289,7 +289,7 @@ impl<'a> Ctx<'a> {
     /// Whether a stage runs on Windows: its root is a Windows image or has a `windows/…`
     /// platform, or the file uses the backtick escape that Windows Dockerfiles use (so that
     /// `\` can separate paths). RUN then goes to `cmd` or PowerShell, not a POSIX shell.
-    pub fn is_windows(&self, index: usize) -> bool {
+    pub(crate) fn is_windows(&self, index: usize) -> bool {
         let root = self.chain(index).first().map(|view| view.stage.index);
         let windows_platform = root
             .and_then(|root| self.plan.stages.get(root)?.platform.as_deref())
@@ -302,7 +302,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Whether a stage's root is `scratch`.
-    pub fn is_on_scratch(&self, index: usize) -> bool {
+    pub(crate) fn is_on_scratch(&self, index: usize) -> bool {
         self.chain(index)
             .first()
             .and_then(|view| self.plan.stages.get(view.stage.index))
@@ -310,13 +310,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// The stage being built (the last one unless `--target` says otherwise).
-    pub fn target(&self) -> usize {
+    pub(crate) fn target(&self) -> usize {
         self.plan.target
     }
 
     /// Whether the target copies files out of another stage: the build is split into a build
     /// stage and a runtime stage.
-    pub fn target_copies_from_stages(&self) -> bool {
+    pub(crate) fn target_copies_from_stages(&self) -> bool {
         self.chain(self.target()).iter().any(|view| {
             self.plan.stages.get(view.stage.index).is_some_and(|s| {
                 s.dependencies
@@ -339,12 +339,12 @@ pub(crate) enum At<'a> {
 
 impl<'a> At<'a> {
     /// The start of an instruction.
-    pub fn instruction(instruction: &'a Instruction) -> Self {
+    pub(crate) fn instruction(instruction: &'a Instruction) -> Self {
         At::Offset(instruction.span.start, &instruction.comments)
     }
 
     /// A part of an instruction (a word or flag).
-    pub fn span(instruction: &'a Instruction, span: Span) -> Self {
+    pub(crate) fn span(instruction: &'a Instruction, span: Span) -> Self {
         At::Offset(span.start, &instruction.comments)
     }
 }
@@ -357,7 +357,7 @@ pub(crate) struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    pub fn new(file: &'a Dockerfile, config: CheckConfig) -> Self {
+    pub(crate) fn new(file: &'a Dockerfile, config: CheckConfig) -> Self {
         Sink {
             file,
             config,
@@ -367,7 +367,7 @@ impl<'a> Sink<'a> {
 
     /// Reports `rule` at `at`, unless the configuration (or a comment above the instruction)
     /// turns it off.
-    pub fn report(
+    pub(crate) fn report(
         &mut self,
         rule: &Rule,
         at: At<'_>,
@@ -403,13 +403,13 @@ impl<'a> Sink<'a> {
     }
 
     /// Adds a finding no configuration can turn off (a `BuildError`).
-    pub fn push(&mut self, finding: Finding) {
+    pub(crate) fn push(&mut self, finding: Finding) {
         self.findings.push(finding);
     }
 
     /// The findings in file order, repeats of the same report dropped (BuildKit reports a
     /// rule once per word it checks, which can repeat a message at one spot).
-    pub fn finish(mut self) -> Vec<Finding> {
+    pub(crate) fn finish(mut self) -> Vec<Finding> {
         self.findings.sort_by_key(|f| (f.line, f.column));
         let mut seen = HashSet::new();
         self.findings

@@ -40,12 +40,12 @@ pub(crate) struct SimpleCommand {
 
 impl Script {
     /// Reads a script. Never fails.
-    pub fn parse(text: &str) -> Script {
+    pub(crate) fn parse(text: &str) -> Script {
         Script::parse_nested(text, 0)
     }
 
     /// A script that is exactly one command, as exec-form `RUN ["apt-get", "install", …]` is.
-    pub fn from_argv(argv: &[String]) -> Script {
+    pub(crate) fn from_argv(argv: &[String]) -> Script {
         let mut commands = Vec::new();
         push_command(argv.to_vec(), false, 0, &mut commands);
         Script { commands }
@@ -84,13 +84,13 @@ impl Script {
     }
 
     /// The simple commands, in order.
-    pub fn commands(&self) -> &[SimpleCommand] {
+    pub(crate) fn commands(&self) -> &[SimpleCommand] {
         &self.commands
     }
 
     /// The pipes before `set -o pipefail` is in force, as (writer, reader) pairs: in each the
     /// pipeline's status is only the reader's, so a failure of the writer goes unnoticed.
-    pub fn unguarded_pipes(&self) -> Vec<(&SimpleCommand, &SimpleCommand)> {
+    pub(crate) fn unguarded_pipes(&self) -> Vec<(&SimpleCommand, &SimpleCommand)> {
         let end = self
             .commands
             .iter()
@@ -104,31 +104,31 @@ impl Script {
     }
 
     /// Whether any word of any command satisfies `test` (for paths like `/var/lib/apt/lists`).
-    pub fn any_word(&self, test: impl Fn(&str) -> bool) -> bool {
+    pub(crate) fn any_word(&self, test: impl Fn(&str) -> bool) -> bool {
         self.commands.iter().flat_map(|c| &c.words).any(|w| test(w))
     }
 }
 
 impl SimpleCommand {
     /// The program's file name (`/usr/bin/apt-get` → `apt-get`), empty for none.
-    pub fn program(&self) -> &str {
+    pub(crate) fn program(&self) -> &str {
         self.words
             .first()
             .map_or("", |w| w.rsplit('/').next().unwrap_or(w))
     }
 
     /// The arguments after the program.
-    pub fn args(&self) -> &[String] {
+    pub(crate) fn args(&self) -> &[String] {
         self.words.get(1..).unwrap_or(&[])
     }
 
     /// Whether an argument is one of `names`, or `name=…` for one of them.
-    pub fn has_option(&self, names: &[&str]) -> bool {
+    pub(crate) fn has_option(&self, names: &[&str]) -> bool {
         has_option(self.args(), names)
     }
 
     /// The value this command gives `name`: inline (`NAME=v cmd`) or via `env`.
-    pub fn assignment(&self, name: &str) -> Option<&str> {
+    pub(crate) fn assignment(&self, name: &str) -> Option<&str> {
         self.assignments
             .iter()
             .rev()

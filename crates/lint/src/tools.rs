@@ -15,7 +15,7 @@ pub(crate) enum Ecosystem {
 
 impl Ecosystem {
     /// The manifest files to copy before installing, for messages.
-    pub fn manifests(self) -> &'static str {
+    pub(crate) fn manifests(self) -> &'static str {
         match self {
             Ecosystem::Node => "package.json and the lockfile",
             Ecosystem::Python => "requirements.txt (or pyproject.toml and poetry.lock)",

@@ -18,6 +18,7 @@
 //! assert_eq!(plan.skipped_names(), ["docs"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod platform;
 mod scope;

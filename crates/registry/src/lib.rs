@@ -4,6 +4,7 @@
 //! (what the reference `registry:2` handles best), cross-repository mounts with fallback.
 //!
 //! Everything is async (tokio); the caller owns the runtime.
+#![forbid(unsafe_code)]
 
 use futures_util::TryStreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};

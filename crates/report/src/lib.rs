@@ -18,6 +18,7 @@
 //! The numbers add up: the layers' compressed sizes are the blobs a push sends, whose sum is
 //! [`Totals::compressed_bytes`], and `file_bytes − wasted_bytes` is exactly the content of the
 //! final filesystem ([`Totals::final_bytes`]).
+#![forbid(unsafe_code)]
 
 mod error;
 mod html;

@@ -13,7 +13,7 @@ pub(crate) struct Ranked<T> {
 
 impl<T: Ord> Ranked<T> {
     /// Keeps the `limit` heaviest items.
-    pub fn new(limit: usize) -> Ranked<T> {
+    pub(crate) fn new(limit: usize) -> Ranked<T> {
         Ranked {
             items: Vec::new(),
             limit,
@@ -22,7 +22,7 @@ impl<T: Ord> Ranked<T> {
     }
 
     /// Offers an item.
-    pub fn push(&mut self, weight: u64, item: T) {
+    pub(crate) fn push(&mut self, weight: u64, item: T) {
         self.seen += 1;
         if self.limit == 0 {
             return;
@@ -36,12 +36,12 @@ impl<T: Ord> Ranked<T> {
     }
 
     /// How many items were offered in all.
-    pub fn seen(&self) -> u64 {
+    pub(crate) fn seen(&self) -> u64 {
         self.seen
     }
 
     /// The kept items, heaviest first.
-    pub fn into_vec(mut self) -> Vec<T> {
+    pub(crate) fn into_vec(mut self) -> Vec<T> {
         self.trim();
         self.items.into_iter().map(|(_, item)| item).collect()
     }

@@ -159,7 +159,7 @@ pub(crate) struct Scanner {
 
 impl Scanner {
     /// A scanner that keeps the `top` biggest files per layer and waste entries.
-    pub fn new(top: usize) -> Scanner {
+    pub(crate) fn new(top: usize) -> Scanner {
         Scanner {
             visible: BTreeMap::new(),
             per_layer: Vec::new(),
@@ -170,7 +170,7 @@ impl Scanner {
     }
 
     /// Reads the next layer (plain, gzip or zstd) and applies it.
-    pub fn scan_layer(&mut self, blob: impl Read) -> io::Result<LayerContents> {
+    pub(crate) fn scan_layer(&mut self, blob: impl Read) -> io::Result<LayerContents> {
         let layer = self.per_layer.len();
         self.per_layer.push(LayerWaste::default());
         let (_, tar) = open_layer(blob)?;
@@ -235,7 +235,7 @@ impl Scanner {
     }
 
     /// Everything scanned so far, summed up.
-    pub fn finish(self) -> Accounting {
+    pub(crate) fn finish(self) -> Accounting {
         let final_files = self
             .visible
             .iter()

@@ -15,7 +15,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// A package URL under construction; its `Display` is the canonical string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Purl {
+pub(crate) struct Purl {
     kind: &'static str,
     namespace: Vec<String>,
     name: String,
@@ -25,7 +25,7 @@ pub struct Purl {
 
 impl Purl {
     /// `pkg:KIND/NAME@VERSION` (an empty version is left out).
-    pub fn new(kind: &'static str, name: &str, version: &str) -> Self {
+    pub(crate) fn new(kind: &'static str, name: &str, version: &str) -> Self {
         Purl {
             kind,
             namespace: Vec::new(),
@@ -37,7 +37,7 @@ impl Purl {
 
     /// Adds namespace segments; `namespace` is split on `/` (a Go module path or a Maven
     /// group with its slashes), and each segment is encoded on its own.
-    pub fn namespace(mut self, namespace: &str) -> Self {
+    pub(crate) fn namespace(mut self, namespace: &str) -> Self {
         self.namespace.extend(
             namespace
                 .split('/')
@@ -48,7 +48,7 @@ impl Purl {
     }
 
     /// Adds a qualifier; an empty value is left out, as the specification says.
-    pub fn qualifier(mut self, key: &'static str, value: &str) -> Self {
+    pub(crate) fn qualifier(mut self, key: &'static str, value: &str) -> Self {
         if !value.is_empty() {
             self.qualifiers.push((key, value.to_owned()));
         }

@@ -49,6 +49,7 @@
 //! );
 //! # Ok::<(), stagecraft_shell::ExpandError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod charclass;
 mod env;

@@ -1,5 +1,8 @@
 //! `stagecraft`: the command-line interface. Every subcommand is a thin layer over a library
 //! crate; this crate only parses arguments, reads files and prints.
+// The command line is where printing belongs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
 
 mod commands;
 

@@ -4,6 +4,8 @@
 //!
 //! CI kills 12 builds; `STAGECRAFT_KILLS=100 cargo nextest run -p stagecraft --test kill_loop`
 //! runs the long version.
+// Tests print what they measured or skipped, for the reader of the test log.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! neither the host's interfaces nor its loopback services; the host's network is the
 //! `network.host` entitlement. The servers the steps try to reach run in this test process, on
 //! loopback or in a network namespace a test creates: no traffic leaves the machine.
+// The test enters namespaces of its own (unshare) to set up what it checks.
+#![allow(unsafe_code)]
 
 mod common;
 

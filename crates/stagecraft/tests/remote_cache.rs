@@ -1,5 +1,7 @@
 //! `--cache-to` / `--cache-from` between two "machines": separate stores, and build contexts at
 //! different paths, sharing only a registry (or a directory). As root: builds need namespaces.
+// Tests print what they measured or skipped, for the reader of the test log.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod common;
 

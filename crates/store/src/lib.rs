@@ -106,6 +106,7 @@
 //! Context indexes reference nothing (about a hundred bytes per context
 //! file); `all` without `keep_cache` removes them, and the next build of a
 //! context hashes it again.
+#![forbid(unsafe_code)]
 
 mod blobs;
 mod cache;

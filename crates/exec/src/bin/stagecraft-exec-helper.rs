@@ -5,6 +5,8 @@
 //! as an unprivileged user: `setpriv --reuid=nobody … stagecraft-exec-helper --drive spec.json`
 //! prints the step's output and exits with its exit code (or 125 and the error on stderr). The
 //! per-run state goes to `$TMPDIR` when that is set.
+// A program of its own: it reports on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -88,6 +88,8 @@ pub fn helper_main(args: &[OsString]) -> ! {
     std::process::exit(main(args))
 }
 
+// The helper is a process of its own: its stderr is how it reports to the parent.
+#[allow(clippy::print_stderr)]
 fn main(args: &[OsString]) -> i32 {
     if args.len() == 1 && args[0] == crate::netns::NEW_NETNS_ARG {
         return crate::netns::hold_new_netns();

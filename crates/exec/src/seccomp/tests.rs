@@ -290,6 +290,8 @@ fn min_kernel_rules_follow_the_running_kernel() {
 }
 
 #[test]
+// Prints the measured sizes for the reader of the test log.
+#[allow(clippy::print_stderr)]
 fn the_filters_are_small_enough_and_cheap_to_build() {
     let started = std::time::Instant::now();
     let filters = Filters::for_this_machine(run_caps()).unwrap();

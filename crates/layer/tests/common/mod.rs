@@ -15,16 +15,21 @@ use std::process::Command;
 use rustix::fs::{FileType, Mode, XattrFlags};
 use sha2::{Digest, Sha256};
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+pub(crate) fn set_xattr(path: &Path, name: &str, value: &[u8]) {
     rustix::fs::lsetxattr(path, name, value, XattrFlags::empty())
         .unwrap_or_else(|e| panic!("setxattr {name} on {}: {e}", path.display()));
 }
 
-pub fn mknod(path: &Path, file_type: FileType, major: u32, minor: u32) -> rustix::io::Result<()> {
+pub(crate) fn mknod(
+    path: &Path,
+    file_type: FileType,
+    major: u32,
+    minor: u32,
+) -> rustix::io::Result<()> {
     rustix::fs::mknodat(
         rustix::fs::CWD,
         path,
@@ -34,16 +39,16 @@ pub fn mknod(path: &Path, file_type: FileType, major: u32, minor: u32) -> rustix
     )
 }
 
-pub fn chmod(path: &Path, mode: u32) {
+pub(crate) fn chmod(path: &Path, mode: u32) {
     rustix::fs::chmod(path, Mode::from_raw_mode(mode)).unwrap();
 }
 
-pub fn lchown(path: &Path, uid: u32, gid: u32) {
+pub(crate) fn lchown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
 }
 
 /// Sets atime and mtime (no nanoseconds) without following symlinks.
-pub fn set_mtime(path: &Path, secs: i64) {
+pub(crate) fn set_mtime(path: &Path, secs: i64) {
     let ts = rustix::fs::Timespec {
         tv_sec: secs,
         tv_nsec: 0,
@@ -61,13 +66,13 @@ pub fn set_mtime(path: &Path, secs: i64) {
     .unwrap();
 }
 
-pub fn sha(bytes: &[u8]) -> String {
+pub(crate) fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Xattrs worth comparing: everything but overlayfs markers and SELinux
 /// labels (which the host assigns).
-pub fn xattrs(path: &Path) -> Vec<(String, String)> {
+pub(crate) fn xattrs(path: &Path) -> Vec<(String, String)> {
     let mut buf = vec![0u8; 64 * 1024];
     let n = match rustix::fs::llistxattr(path, &mut buf[..]) {
         Ok(n) => n,
@@ -88,25 +93,25 @@ pub fn xattrs(path: &Path) -> Vec<(String, String)> {
 }
 
 #[derive(Clone, Copy)]
-pub struct SnapOpts {
+pub(crate) struct SnapOpts {
     /// Compare mtimes (whole seconds) of non-directories.
     pub file_mtimes: bool,
     /// Compare mtimes of directories.
     pub dir_mtimes: bool,
 }
 
-pub const ALL_MTIMES: SnapOpts = SnapOpts {
+pub(crate) const ALL_MTIMES: SnapOpts = SnapOpts {
     file_mtimes: true,
     dir_mtimes: true,
 };
-pub const NO_MTIMES: SnapOpts = SnapOpts {
+pub(crate) const NO_MTIMES: SnapOpts = SnapOpts {
     file_mtimes: false,
     dir_mtimes: false,
 };
 
 /// One line per entry below `root`: type, mode, owner, content hash or link
 /// target, device, xattrs, hardlink group and (optionally) mtime.
-pub fn snapshot(root: &Path, opts: SnapOpts) -> BTreeMap<String, String> {
+pub(crate) fn snapshot(root: &Path, opts: SnapOpts) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
     walk(root, root, opts, &mut out, &mut inodes);
@@ -186,7 +191,7 @@ fn walk(
 }
 
 /// Asserts two snapshots are equal, printing a readable difference.
-pub fn assert_same(left: &BTreeMap<String, String>, right: &BTreeMap<String, String>) {
+pub(crate) fn assert_same(left: &BTreeMap<String, String>, right: &BTreeMap<String, String>) {
     if left == right {
         return;
     }
@@ -210,7 +215,7 @@ pub fn assert_same(left: &BTreeMap<String, String>, right: &BTreeMap<String, Str
 
 /// An entry as read back from a tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TarEntry {
+pub(crate) struct TarEntry {
     pub name: String,
     pub kind: char,
     pub mode: u32,
@@ -225,7 +230,7 @@ pub struct TarEntry {
 
 impl TarEntry {
     /// The fields that do not depend on when a change was made.
-    pub fn without_mtime(&self) -> TarEntry {
+    pub(crate) fn without_mtime(&self) -> TarEntry {
         TarEntry {
             mtime: 0,
             ..self.clone()
@@ -234,7 +239,7 @@ impl TarEntry {
 }
 
 /// Decompresses (by magic) and lists a layer, with this crate's reader.
-pub fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
+pub(crate) fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
     let (_, mut reader) = stagecraft_layer::open_layer(bytes).unwrap();
     let mut out = Vec::new();
     while let Some(entry) = reader.next_entry().unwrap() {
@@ -262,7 +267,7 @@ pub fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
 
 /// Lists a tar with the `tar` crate's reader too, as an independent check
 /// that our output parses elsewhere (names, types and sizes only).
-pub fn read_tar_with_tar_crate(tar_bytes: &[u8]) -> Vec<(String, char, u64)> {
+pub(crate) fn read_tar_with_tar_crate(tar_bytes: &[u8]) -> Vec<(String, char, u64)> {
     let mut archive = tar::Archive::new(tar_bytes);
     let mut out = Vec::new();
     for entry in archive.entries().unwrap() {
@@ -276,19 +281,23 @@ pub fn read_tar_with_tar_crate(tar_bytes: &[u8]) -> Vec<(String, char, u64)> {
     out
 }
 
-pub fn names(entries: &[TarEntry]) -> Vec<String> {
+pub(crate) fn names(entries: &[TarEntry]) -> Vec<String> {
     entries.iter().map(|e| e.name.clone()).collect()
 }
 
 /// An overlayfs mount, unmounted on drop.
-pub struct Overlay {
+pub(crate) struct Overlay {
     pub merged: PathBuf,
 }
 
 impl Overlay {
     /// Mounts `lowers` (topmost first) with an optional upper/work pair at
     /// `merged`; `None` if mounting is not possible here.
-    pub fn mount(lowers: &[&Path], upper: Option<(&Path, &Path)>, merged: &Path) -> Option<Self> {
+    pub(crate) fn mount(
+        lowers: &[&Path],
+        upper: Option<(&Path, &Path)>,
+        merged: &Path,
+    ) -> Option<Self> {
         let lowerdir: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
         let mut options = format!("lowerdir={}", lowerdir.join(":"));
         if let Some((upper, work)) = upper {
@@ -323,7 +332,7 @@ impl Drop for Overlay {
 }
 
 /// Recursively copies a tree preserving everything (`cp -a`).
-pub fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     let status = Command::new("cp")
         .arg("-a")
         .arg(OsStr::new(&format!("{}/.", from.display())))

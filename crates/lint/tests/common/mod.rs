@@ -6,19 +6,19 @@ use stagecraft_lint::{Finding, LintOptions, lint};
 use std::path::Path;
 
 /// Lints a Dockerfile given as text, panicking (with the rendered error) if it does not parse.
-pub fn lint_text(text: &str) -> Vec<Finding> {
+pub(crate) fn lint_text(text: &str) -> Vec<Finding> {
     lint_with(text, &LintOptions::default())
 }
 
 /// Lints with options.
-pub fn lint_with(text: &str, options: &LintOptions) -> Vec<Finding> {
+pub(crate) fn lint_with(text: &str, options: &LintOptions) -> Vec<Finding> {
     let file = stagecraft_dockerfile::parse_str("Dockerfile", text)
         .unwrap_or_else(|e| panic!("{}", e.render()));
     lint(&file, options)
 }
 
 /// Lints with a build context directory.
-pub fn lint_in(text: &str, context: &Path) -> Vec<Finding> {
+pub(crate) fn lint_in(text: &str, context: &Path) -> Vec<Finding> {
     lint_with(
         text,
         &LintOptions {
@@ -29,13 +29,13 @@ pub fn lint_in(text: &str, context: &Path) -> Vec<Finding> {
 }
 
 /// The findings of one rule.
-pub fn of<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+pub(crate) fn of<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
     findings.iter().filter(|f| f.rule == rule).collect()
 }
 
 /// Asserts `rule` fires on `text`; returns its findings.
 #[track_caller]
-pub fn fires(rule: &str, text: &str) -> Vec<Finding> {
+pub(crate) fn fires(rule: &str, text: &str) -> Vec<Finding> {
     let findings = lint_text(text);
     assert!(
         findings.iter().any(|f| f.rule == rule),
@@ -47,7 +47,7 @@ pub fn fires(rule: &str, text: &str) -> Vec<Finding> {
 
 /// Asserts `rule` stays quiet on `text`.
 #[track_caller]
-pub fn quiet(rule: &str, text: &str) {
+pub(crate) fn quiet(rule: &str, text: &str) {
     let findings = lint_text(text);
     let hits = of(&findings, rule);
     assert!(hits.is_empty(), "{rule} fired on:\n{text}\n{hits:#?}");

@@ -231,7 +231,7 @@ struct Seen {
 /// One build's use of its context's index: loaded when the build starts, asked for the hash of
 /// every context file a step copies or mounts, saved once when the build ends. Shared by the
 /// build's stages (it locks what it learns).
-pub struct ContextHashes {
+pub(crate) struct ContextHashes {
     /// The context directory as the build's views name it: context files' real paths start
     /// with it.
     root: PathBuf,
@@ -247,7 +247,7 @@ impl ContextHashes {
     /// Starts a build of the context `root`: reads its index from `store`. A missing,
     /// unreadable or damaged index counts as empty: every file is hashed and the index saved
     /// anew.
-    pub fn load(store: &Store, root: &Path) -> ContextHashes {
+    pub(crate) fn load(store: &Store, root: &Path) -> ContextHashes {
         ContextHashes::load_started(store, root, Timestamp::file_clock_now())
     }
 
@@ -269,7 +269,7 @@ impl ContextHashes {
     /// The sha256 of the file at `found`, whose metadata must be what its lookup found (after
     /// this build started): taken from the index when that stat allows, read otherwise. A file outside the context (an
     /// `ADD` download) is always read, and not recorded.
-    pub fn sha256(&self, found: &Found) -> std::io::Result<[u8; 32]> {
+    pub(crate) fn sha256(&self, found: &Found) -> std::io::Result<[u8; 32]> {
         let Ok(relative) = found.real_path.strip_prefix(&self.root) else {
             return found.sha256();
         };
@@ -299,7 +299,7 @@ impl ContextHashes {
     }
 
     /// How many context files this build has hashed, and taken from the index, so far.
-    pub fn counts(&self) -> ContextFiles {
+    pub(crate) fn counts(&self) -> ContextFiles {
         let seen = self.lock_seen();
         let hashed = seen.values().filter(|seen| seen.hashed).count();
         ContextFiles {
@@ -311,7 +311,7 @@ impl ContextHashes {
     /// Saves the index for the next build, if this one hashed any file (a fully cached
     /// rebuild writes nothing). Entries of files this build did not look at are kept while
     /// the file still has the recorded stat and it had settled.
-    pub fn save(self, store: &Store) -> Result<(), stagecraft_store::Error> {
+    pub(crate) fn save(self, store: &Store) -> Result<(), stagecraft_store::Error> {
         let seen = self
             .seen
             .into_inner()

@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// such as `up -> /` in a build context therefore names the context itself, never the host's
 /// root, even if the view's own bookkeeping were wrong.
 #[derive(Debug, Clone, Default)]
-pub struct MergedView {
+pub(crate) struct MergedView {
     layers: Vec<PathBuf>,
     /// An `O_PATH` descriptor of each layer directory (`None`: it could not be opened, and
     /// the layer holds nothing).
@@ -35,7 +35,7 @@ pub struct MergedView {
 
 /// A path found in the view: where its bytes live and its metadata.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub(crate) struct Found {
     /// The real path inside the topmost layer that has it (for messages and the context
     /// index; open it with [`Found::open`], never by this path).
     pub real_path: PathBuf,
@@ -53,7 +53,7 @@ pub struct Found {
 
 impl Found {
     /// Opens it for reading, never following a symlink on the host.
-    pub fn open(&self) -> io::Result<File> {
+    pub(crate) fn open(&self) -> io::Result<File> {
         let fd = open_beneath(
             self.root.as_deref(),
             &self.resolved,
@@ -63,7 +63,7 @@ impl Found {
     }
 
     /// The sha256 of its bytes, read through [`Found::open`].
-    pub fn sha256(&self) -> io::Result<[u8; 32]> {
+    pub(crate) fn sha256(&self) -> io::Result<[u8; 32]> {
         use sha2::{Digest as _, Sha256};
         let mut file = self.open()?;
         let mut hasher = Sha256::new();
@@ -79,7 +79,7 @@ impl Found {
     }
 
     /// The target of a symlink, as stored.
-    pub fn read_link(&self) -> io::Result<PathBuf> {
+    pub(crate) fn read_link(&self) -> io::Result<PathBuf> {
         let fd = open_beneath(
             self.root.as_deref(),
             &self.resolved,
@@ -117,7 +117,7 @@ fn open_beneath(root: Option<&OwnedFd>, path: &Path, flags: OFlags) -> io::Resul
 }
 
 /// Whether a snapshot entry is an overlay whiteout (a 0/0 character device).
-pub fn is_whiteout(metadata: &Metadata) -> bool {
+pub(crate) fn is_whiteout(metadata: &Metadata) -> bool {
     metadata.file_type().is_char_device() && metadata.rdev() == 0
 }
 
@@ -134,7 +134,7 @@ fn is_opaque_fd(dir: impl AsFd) -> bool {
 }
 
 /// Splits a path into normal components, resolving `.`/`..` lexically inside the root.
-pub fn clean_components(path: &Path) -> Vec<OsString> {
+pub(crate) fn clean_components(path: &Path) -> Vec<OsString> {
     let mut parts: Vec<OsString> = Vec::new();
     for component in path.components() {
         match component {
@@ -156,7 +156,7 @@ struct Entry {
 
 impl MergedView {
     /// A view of `layers`, bottom first.
-    pub fn new(layers: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(layers: Vec<PathBuf>) -> Self {
         let roots = layers
             .iter()
             .map(|layer| {
@@ -174,12 +174,12 @@ impl MergedView {
 
     /// Looks a path up without following symlinks in its last component; symlinks in parent
     /// components are followed (inside the view) up to 40 times, like the kernel.
-    pub fn lookup(&self, path: &Path) -> Option<Found> {
+    pub(crate) fn lookup(&self, path: &Path) -> Option<Found> {
         self.lookup_with(path, false, 0)
     }
 
     /// Looks a path up following a symlink in the last component too.
-    pub fn lookup_follow(&self, path: &Path) -> Option<Found> {
+    pub(crate) fn lookup_follow(&self, path: &Path) -> Option<Found> {
         self.lookup_with(path, true, 0)
     }
 
@@ -301,7 +301,7 @@ impl MergedView {
     }
 
     /// The visible entries of a directory, sorted by name (bytes).
-    pub fn read_dir(&self, dir: &Found) -> Vec<OsString> {
+    pub(crate) fn read_dir(&self, dir: &Found) -> Vec<OsString> {
         let mut names: BTreeSet<OsString> = BTreeSet::new();
         let mut hidden: HashSet<OsString> = HashSet::new();
         for &index in &dir.layers {
@@ -343,7 +343,7 @@ impl MergedView {
     }
 
     /// Reads a whole file from the view (following symlinks), if it exists.
-    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+    pub(crate) fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let found = self.lookup_follow(path)?;
         if !found.metadata.is_file() {
             return None;
@@ -356,7 +356,7 @@ impl MergedView {
     /// Every visible path below `dir_path` (itself excluded), depth-first in name order, with
     /// its found entry. Paths are named under `dir_path` as given (a link on the way stays in
     /// the name); symlinks inside are listed, not followed.
-    pub fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
+    pub(crate) fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
         let mut out = Vec::new();
         if let Some(dir) = self.lookup_follow(dir_path) {
             let named = Path::new("/").join(clean_components(dir_path).iter().collect::<PathBuf>());

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// A resolved owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// User id.
     pub uid: u32,
     /// Group id.
@@ -15,7 +15,7 @@ pub struct Owner {
 
 /// Why an owner could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OwnerError {
+pub(crate) enum OwnerError {
     /// A user name not in `/etc/passwd`.
     #[error("unable to find user {0}: no matching entries in passwd file")]
     UnknownUser(String),
@@ -50,7 +50,7 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = (&str, u32, u32)> {
 /// Resolves `user[:group]` against the files of `view`, as BuildKit's file operations do: a
 /// user name takes its uid and primary gid from `/etc/passwd`, a number is used as both uid and
 /// gid, and a group (name or number) replaces the gid.
-pub fn resolve_owner(spec: &str, view: &MergedView) -> Result<Owner, OwnerError> {
+pub(crate) fn resolve_owner(spec: &str, view: &MergedView) -> Result<Owner, OwnerError> {
     let read = |path: &str| {
         view.read_file(Path::new(path))
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())

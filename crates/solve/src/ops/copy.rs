@@ -25,7 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where the files come from.
-pub enum CopySource<'a> {
+pub(crate) enum CopySource<'a> {
     /// The build context: a directory filtered by `.dockerignore`.
     Context {
         /// The context as a one-layer view (so symlinks resolve inside it).
@@ -42,7 +42,7 @@ pub enum CopySource<'a> {
 }
 
 /// What to copy where.
-pub struct CopySpec<'a> {
+pub(crate) struct CopySpec<'a> {
     /// Source paths as written, variables expanded.
     pub sources: &'a [String],
     /// The absolute destination, with its trailing `/` kept.
@@ -70,7 +70,7 @@ pub struct CopySpec<'a> {
 impl<'a> CopySpec<'a> {
     /// Copies `sources` to `/` as they are: no owner or mode change, no unpacking (for mount
     /// contents, which are not image layers).
-    pub fn as_is(sources: &'a [String]) -> Self {
+    pub(crate) fn as_is(sources: &'a [String]) -> Self {
         CopySpec {
             sources,
             dest: "/".to_owned(),
@@ -88,7 +88,7 @@ impl<'a> CopySpec<'a> {
 
 /// Why a copy failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CopyError {
+pub(crate) enum CopyError {
     /// A source path that does not exist (or is excluded by `.dockerignore`).
     #[error("{path:?}: not found{}", if *.excluded { " (it is excluded by .dockerignore)" } else { "" })]
     NotFound {
@@ -206,7 +206,7 @@ enum Item {
 }
 
 /// The resolved copy: every entry to write, in order (parents before children).
-pub struct CopyPlan<'a> {
+pub(crate) struct CopyPlan<'a> {
     items: Vec<Item>,
     /// Set when copying from the build context: its files belong to root unless `--chown`
     /// says otherwise, and their hashes come from the context index.
@@ -222,7 +222,7 @@ pub struct CopyPlan<'a> {
 impl<'a> CopyPlan<'a> {
     /// Resolves sources against `source`, and the destination against `dest_view` (the stage
     /// being built), without touching anything.
-    pub fn resolve(
+    pub(crate) fn resolve(
         source: &CopySource<'a>,
         spec: &CopySpec<'_>,
         dest_view: &MergedView,
@@ -411,14 +411,14 @@ impl<'a> CopyPlan<'a> {
     /// A digest of everything that decides the result: destination paths, types, effective
     /// modes and owners, contents and link targets. Timestamps are left out on purpose, so a
     /// touched but unchanged file keeps the cache.
-    pub fn content_digest(&self) -> Result<String, CopyError> {
+    pub(crate) fn content_digest(&self) -> Result<String, CopyError> {
         Ok(digest_of_entries(&self.entries()?))
     }
 
     /// What will be written, one `(destination path, description)` per entry: the kind, the
     /// effective mode and owner, and the content's sha256 or the link target. File contents are
     /// hashed in parallel. Cache keys and cache-miss explanations are made from these.
-    pub fn entries(&self) -> Result<Vec<(String, String)>, CopyError> {
+    pub(crate) fn entries(&self) -> Result<Vec<(String, String)>, CopyError> {
         use rayon::prelude::*;
         let mut out: Vec<(String, String)> = self
             .dest_dirs
@@ -509,7 +509,7 @@ impl<'a> CopyPlan<'a> {
     /// Every entry is made through a descriptor of its parent directory, reached from `upper`
     /// without following any link: a link an earlier source put in the layer (`a -> /etc`)
     /// is replaced by a directory when a later entry needs `a/`, never written through.
-    pub fn write(&self, upper: &Path, dest_view: &MergedView) -> Result<(), CopyError> {
+    pub(crate) fn write(&self, upper: &Path, dest_view: &MergedView) -> Result<(), CopyError> {
         let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
         for dir in &self.dest_dirs {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
@@ -611,7 +611,7 @@ impl<'a> CopyPlan<'a> {
 
 /// The digest of [`CopyPlan::entries`] output: each path and description length-prefixed, so
 /// no file name (a newline in it included) can make two different lists digest alike.
-pub fn digest_of_entries(entries: &[(String, String)]) -> String {
+pub(crate) fn digest_of_entries(entries: &[(String, String)]) -> String {
     entries
         .iter()
         .fold(CacheKey::new("copy entries"), |key, (path, description)| {
@@ -624,7 +624,7 @@ pub fn digest_of_entries(entries: &[(String, String)]) -> String {
 /// open: parents that exist in `dest_view` keep their attributes, missing ones are `0755` and
 /// belong to `owner`. The walk goes from descriptor to descriptor and never follows a link: a
 /// non-directory in the way (a link included) is replaced by a directory.
-pub fn ensure_dir(
+pub(crate) fn ensure_dir(
     upper: &Path,
     dir: &Path,
     dest_view: &MergedView,

@@ -13,7 +13,7 @@ use std::process::Command;
 
 /// A git repository an `ADD` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitSource {
+pub(crate) struct GitSource {
     /// The remote, without fragment or query.
     pub remote: String,
     /// Branch, tag, full ref or commit; the remote's `HEAD` when `None`.
@@ -31,7 +31,7 @@ const GIT_SCHEMES: [&str; 4] = ["http", "https", "ssh", "git"];
 
 /// The source as a git repository, or `None` when it is not one (then it is a local path or
 /// a plain URL). `Some(Err)` is a repository URL with a bad query.
-pub fn parse(source: &str) -> Option<Result<GitSource, String>> {
+pub(crate) fn parse(source: &str) -> Option<Result<GitSource, String>> {
     if source.starts_with("./") || source.starts_with("../") {
         return None;
     }
@@ -127,7 +127,7 @@ impl GitSource {
 
     /// Fetches the one commit the reference names into `dir` (which must not exist) and checks
     /// it out, keeping `.git` only when `keep_git_dir`. Returns the commit.
-    pub fn checkout(&self, dir: &Path, keep_git_dir: bool) -> Result<String, String> {
+    pub(crate) fn checkout(&self, dir: &Path, keep_git_dir: bool) -> Result<String, String> {
         std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let git = |args: &[&str]| run_git(dir, args);
         git(&["init", "--quiet"])?;

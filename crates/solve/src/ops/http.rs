@@ -19,13 +19,13 @@ const UNNAMED: &str = "__unnamed__";
 const DOWNLOAD_MODE: u32 = 0o600;
 
 /// Whether an `ADD` source is a URL (BuildKit's `isHTTPSource`).
-pub fn is_url(source: &str) -> bool {
+pub(crate) fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
 /// The file name `ADD` gives a download: Go's `path.Base` of the URL's (unescaped) path, or
 /// `__unnamed__` when the path is empty or `/`.
-pub fn file_name(url: &str) -> String {
+pub(crate) fn file_name(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let before_query = after_scheme
         .split(['?', '#'])
@@ -72,7 +72,7 @@ fn percent_decode(text: &str) -> String {
 
 /// An `ADD --checksum=ALGORITHM:HEX` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checksum {
+pub(crate) struct Checksum {
     algorithm: Algorithm,
     hex: String,
 }
@@ -105,7 +105,7 @@ impl Algorithm {
 impl Checksum {
     /// Parses a digest as OCI's `digest.Parse` accepts it: `sha256:`, `sha384:` or `sha512:`
     /// followed by the lowercase hex of the right length.
-    pub fn parse(text: &str) -> Result<Checksum, String> {
+    pub(crate) fn parse(text: &str) -> Result<Checksum, String> {
         let (name, hex) = text.split_once(':').ok_or_else(|| {
             format!(
                 "invalid checksum {text:?}: expected ALGORITHM:HEX, e.g. sha256:<64 hex digits>"
@@ -147,7 +147,7 @@ impl std::fmt::Display for Checksum {
 
 /// A downloaded file, ready to be copied like a file of the build context.
 #[derive(Debug, Clone)]
-pub struct Download {
+pub(crate) struct Download {
     /// Where it was written: `DIR/<name>`.
     pub path: PathBuf,
     /// The name it gets in the destination.
@@ -158,7 +158,7 @@ pub struct Download {
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
+pub(crate) enum DownloadError {
     /// The server could not be reached or the transfer broke off.
     #[error("downloading {url}: {message}")]
     Transfer {
@@ -200,7 +200,7 @@ pub enum DownloadError {
 
 /// Downloads `url` into `dir` (which must exist and hold no file of the same name), with
 /// BuildKit's mode and mtime, checking `checksum` when given.
-pub fn download(
+pub(crate) fn download(
     url: &str,
     dir: &Path,
     checksum: Option<&Checksum>,

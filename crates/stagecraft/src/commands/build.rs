@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 /// Arguments of `stagecraft build`.
 #[derive(clap::Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// The build context directory.
     #[arg(default_value = ".")]
     context: PathBuf,
@@ -256,7 +256,7 @@ pub(crate) fn build_arg_map(
 }
 
 /// Runs `stagecraft build`.
-pub fn run(args: &BuildArgs) -> CommandResult {
+pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     let dockerfile_path = args
         .file
         .clone()

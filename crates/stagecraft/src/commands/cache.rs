@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `stagecraft cache …`.
 #[derive(clap::Args)]
-pub struct CacheArgs {
+pub(crate) struct CacheArgs {
     #[command(subcommand)]
     command: CacheCommand,
 }
@@ -76,7 +76,7 @@ struct ImportArgs {
 }
 
 /// Runs `stagecraft cache`.
-pub fn run(args: &CacheArgs) -> CommandResult {
+pub(crate) fn run(args: &CacheArgs) -> CommandResult {
     match &args.command {
         CacheCommand::Ls(args) => ls(args),
         CacheCommand::Export(args) => export(args),

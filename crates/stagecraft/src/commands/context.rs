@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Arguments of `stagecraft context`.
 #[derive(clap::Args)]
-pub struct ContextArgs {
+pub(crate) struct ContextArgs {
     /// The build context directory.
     #[arg(default_value = ".")]
     dir: PathBuf,
@@ -29,7 +29,7 @@ struct JsonEntry {
 }
 
 /// Runs `stagecraft context`.
-pub fn run(args: &ContextArgs) -> CommandResult {
+pub(crate) fn run(args: &ContextArgs) -> CommandResult {
     if !args.dir.is_dir() {
         return Err(CommandError(format!(
             "error: build context {} is not a directory",

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 /// `stagecraft images`.
 #[derive(clap::Args)]
-pub struct ImagesArgs {
+pub(crate) struct ImagesArgs {
     /// `table` or `json`.
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     format: String,
@@ -19,7 +19,7 @@ pub struct ImagesArgs {
 
 /// `stagecraft tag SRC DST`.
 #[derive(clap::Args)]
-pub struct TagArgs {
+pub(crate) struct TagArgs {
     /// An image in the store.
     source: String,
     /// The new name.
@@ -28,14 +28,14 @@ pub struct TagArgs {
 
 /// `stagecraft inspect IMAGE`.
 #[derive(clap::Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// An image in the store.
     image: String,
 }
 
 /// `stagecraft rmi IMAGE…`.
 #[derive(clap::Args)]
-pub struct RmiArgs {
+pub(crate) struct RmiArgs {
     /// Names to remove (blobs go with `stagecraft prune`).
     #[arg(required = true)]
     images: Vec<String>,
@@ -43,7 +43,7 @@ pub struct RmiArgs {
 
 /// `stagecraft load -i FILE|DIR`.
 #[derive(clap::Args)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// An OCI layout (directory or tar) or a docker archive.
     #[arg(short = 'i', long = "input")]
     input: PathBuf,
@@ -55,7 +55,7 @@ pub struct LoadArgs {
 
 /// `stagecraft save IMAGE… -o FILE`.
 #[derive(clap::Args)]
-pub struct SaveArgs {
+pub(crate) struct SaveArgs {
     /// Images to save.
     #[arg(required = true)]
     images: Vec<String>,
@@ -74,7 +74,7 @@ pub struct SaveArgs {
 
 /// `stagecraft import ROOTFS NAME:TAG`.
 #[derive(clap::Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// A root filesystem: a directory or a (compressed) tar.
     source: PathBuf,
     /// The name to give the image.
@@ -83,7 +83,7 @@ pub struct ImportArgs {
 
 /// `stagecraft pull REF`.
 #[derive(clap::Args)]
-pub struct TransferArgs {
+pub(crate) struct TransferArgs {
     /// The image reference.
     reference: String,
     /// Registries to reach over plain HTTP (localhost and 127.0.0.0/8 always are).
@@ -93,7 +93,7 @@ pub struct TransferArgs {
 
 /// `stagecraft push REF`.
 #[derive(clap::Args)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     #[command(flatten)]
     transfer: TransferArgs,
     /// Compression of the layers the store holds uncompressed (those a build made): gzip, zstd
@@ -104,7 +104,7 @@ pub struct PushArgs {
 
 /// `stagecraft prune`.
 #[derive(clap::Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Also remove build cache and everything no tag reaches.
     #[arg(long)]
     all: bool,
@@ -117,7 +117,7 @@ pub struct PruneArgs {
 }
 
 /// Runs `stagecraft images`.
-pub fn images(args: &ImagesArgs) -> CommandResult {
+pub(crate) fn images(args: &ImagesArgs) -> CommandResult {
     let store = open_store()?;
     let mut rows = Vec::new();
     for (reference, digest) in store.list_tags()? {
@@ -155,7 +155,7 @@ pub fn images(args: &ImagesArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft tag`.
-pub fn tag(args: &TagArgs) -> CommandResult {
+pub(crate) fn tag(args: &TagArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     let digest = store
         .resolve_tag(&args.source)?
@@ -166,7 +166,7 @@ pub fn tag(args: &TagArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft inspect`.
-pub fn inspect(args: &InspectArgs) -> CommandResult {
+pub(crate) fn inspect(args: &InspectArgs) -> CommandResult {
     let store = open_store()?;
     let image = store.image(&args.image)?;
     let layers: Vec<serde_json::Value> = image
@@ -189,7 +189,7 @@ pub fn inspect(args: &InspectArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft rmi`.
-pub fn rmi(args: &RmiArgs) -> CommandResult {
+pub(crate) fn rmi(args: &RmiArgs) -> CommandResult {
     let store = open_store()?;
     for name in &args.images {
         if !store.remove_tag(name)? {
@@ -201,7 +201,7 @@ pub fn rmi(args: &RmiArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft load`.
-pub fn load(args: &LoadArgs) -> CommandResult {
+pub(crate) fn load(args: &LoadArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     for loaded in stagecraft_export::load(&store, &args.input)? {
         let mut names = loaded.names.clone();
@@ -223,7 +223,7 @@ pub fn load(args: &LoadArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft save`.
-pub fn save(args: &SaveArgs) -> CommandResult {
+pub(crate) fn save(args: &SaveArgs) -> CommandResult {
     // Leased: a prune must not take the blobs away while they are written out.
     let (store, _lease) = open_store_leased()?;
     let mut named = Vec::new();
@@ -255,7 +255,7 @@ pub fn save(args: &SaveArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft import`.
-pub fn import(args: &ImportArgs) -> CommandResult {
+pub(crate) fn import(args: &ImportArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     let image = stagecraft_export::import(&store, &args.source, Compression::None)?;
     let reference = store.set_tag(&args.name, &image.manifest_digest)?;
@@ -264,7 +264,7 @@ pub fn import(args: &ImportArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft pull`.
-pub fn pull(args: &TransferArgs) -> CommandResult {
+pub(crate) fn pull(args: &TransferArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.insecure);
     let reference = stagecraft_registry::parse_reference(&args.reference)?;
@@ -283,7 +283,7 @@ pub fn pull(args: &TransferArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft push`.
-pub fn push(args: &PushArgs) -> CommandResult {
+pub(crate) fn push(args: &PushArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.transfer.insecure);
     let image =
@@ -297,7 +297,7 @@ pub fn push(args: &PushArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft prune`.
-pub fn prune(args: &PruneArgs) -> CommandResult {
+pub(crate) fn prune(args: &PruneArgs) -> CommandResult {
     let store = open_store()?;
     let report = store.prune(&stagecraft_store::PruneOptions {
         all: args.all,
@@ -316,7 +316,7 @@ pub fn prune(args: &PruneArgs) -> CommandResult {
 }
 
 /// Runs `stagecraft verify`.
-pub fn verify() -> CommandResult {
+pub(crate) fn verify() -> CommandResult {
     let store = open_store()?;
     let report = store.verify(&stagecraft_store::VerifyOptions {
         remove_corrupt: true,

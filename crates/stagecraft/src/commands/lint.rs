@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// Arguments of `stagecraft lint`.
 #[derive(clap::Args)]
-pub struct LintArgs {
+pub(crate) struct LintArgs {
     /// The Dockerfile to check (`-` for standard input; default: `Dockerfile`).
     #[arg(value_name = "DOCKERFILE", conflicts_with = "file")]
     path: Option<PathBuf>,
@@ -44,7 +44,7 @@ pub struct LintArgs {
 }
 
 /// Runs `stagecraft lint`; returns the exit status.
-pub fn run(args: &LintArgs) -> Result<u8, CommandError> {
+pub(crate) fn run(args: &LintArgs) -> Result<u8, CommandError> {
     if args.list_rules {
         print!("{}", rule_list());
         return Ok(0);
@@ -172,7 +172,7 @@ fn stored_image_env(images: &[String]) -> BTreeMap<String, Vec<(String, String)>
 }
 
 /// Adapts the exit status to the other commands' result type.
-pub fn run_command(args: &LintArgs) -> CommandResult {
+pub(crate) fn run_command(args: &LintArgs) -> CommandResult {
     match run(args)? {
         0 => Ok(()),
         _ => Err(CommandError(String::new())),

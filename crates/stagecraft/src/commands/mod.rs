@@ -1,23 +1,23 @@
 //! One module per subcommand.
 
-pub mod build;
-pub mod cache;
-pub mod context;
-pub mod images;
-pub mod lint;
-pub mod parse;
-pub mod progress;
-pub mod report;
-pub mod runtime;
-pub mod sbom;
-pub mod size;
+pub(crate) mod build;
+pub(crate) mod cache;
+pub(crate) mod context;
+pub(crate) mod images;
+pub(crate) mod lint;
+pub(crate) mod parse;
+pub(crate) mod progress;
+pub(crate) mod report;
+pub(crate) mod runtime;
+pub(crate) mod sbom;
+pub(crate) mod size;
 
 use std::io::Read;
 use std::path::Path;
 
 /// A failure to report to the user: the text is printed as is, then the process exits with 1.
 #[derive(Debug)]
-pub struct CommandError(pub String);
+pub(crate) struct CommandError(pub String);
 
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,10 +32,10 @@ impl<E: std::error::Error> From<E> for CommandError {
 }
 
 /// What a subcommand returns.
-pub type CommandResult = Result<(), CommandError>;
+pub(crate) type CommandResult = Result<(), CommandError>;
 
 /// Reads a Dockerfile, `-` meaning standard input. Returns the name to show and the bytes.
-pub fn read_dockerfile(path: &Path) -> Result<(String, Vec<u8>), CommandError> {
+pub(crate) fn read_dockerfile(path: &Path) -> Result<(String, Vec<u8>), CommandError> {
     let too_big = |name: &str, size: String| {
         CommandError(format!(
             "error: the Dockerfile {name} is {size}: stagecraft reads Dockerfiles up to {}\n  = help: is -f pointing at the right file?",
@@ -83,7 +83,9 @@ pub fn read_dockerfile(path: &Path) -> Result<(String, Vec<u8>), CommandError> {
 const MAX_DOCKERFILE_BYTES: u64 = 16 << 20;
 
 /// Parses a Dockerfile, printing its warnings to standard error.
-pub fn parse_dockerfile(path: &Path) -> Result<stagecraft_dockerfile::Dockerfile, CommandError> {
+pub(crate) fn parse_dockerfile(
+    path: &Path,
+) -> Result<stagecraft_dockerfile::Dockerfile, CommandError> {
     let (name, bytes) = read_dockerfile(path)?;
     let dockerfile = stagecraft_dockerfile::parse_bytes(&name, &bytes)
         .map_err(|error| CommandError(error.render()))?;
@@ -97,10 +99,10 @@ pub fn parse_dockerfile(path: &Path) -> Result<stagecraft_dockerfile::Dockerfile
 }
 
 // One formatter for every size the CLI prints, shared with the size reports.
-pub use stagecraft_report::human_bytes;
+pub(crate) use stagecraft_report::human_bytes;
 
 /// A `--compression` flag: `gzip`, `zstd` or `uncompressed`, at the algorithm's default level
 /// (a clap value parser, shared by `build`, `save` and `push`).
-pub fn compression_flag(name: &str) -> Result<stagecraft_layer::Compression, String> {
+pub(crate) fn compression_flag(name: &str) -> Result<stagecraft_layer::Compression, String> {
     stagecraft_build::compression_by_name(name)
 }

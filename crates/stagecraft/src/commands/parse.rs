@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Arguments of `stagecraft parse`.
 #[derive(clap::Args)]
-pub struct ParseArgs {
+pub(crate) struct ParseArgs {
     /// The Dockerfile to read (`-` for standard input).
     #[arg(short = 'f', long = "file", default_value = "Dockerfile")]
     file: PathBuf,
@@ -15,7 +15,7 @@ pub struct ParseArgs {
 }
 
 /// Runs `stagecraft parse`.
-pub fn run(args: &ParseArgs) -> CommandResult {
+pub(crate) fn run(args: &ParseArgs) -> CommandResult {
     let dockerfile = parse_dockerfile(&args.file)?;
     if args.json {
         let json = serde_json::to_string_pretty(&dockerfile.to_json())?;

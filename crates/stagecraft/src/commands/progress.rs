@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// `--progress` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// `tty` on a terminal, `plain` otherwise.
     Auto,
     /// Live view.
@@ -26,7 +26,7 @@ pub enum ProgressMode {
 /// What the end of a build reports: one line in the `plain` and `tty` views, the final event
 /// of `json` progress, nothing when `quiet`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct BuildSummary {
+pub(crate) struct BuildSummary {
     /// The image ID (config digest).
     pub image_id: String,
     /// The digest others know the image by (pushed, or in an OCI layout; else the image ID).
@@ -54,7 +54,7 @@ pub struct BuildSummary {
 }
 
 /// A progress sink writing to standard error.
-pub struct Renderer {
+pub(crate) struct Renderer {
     mode: ProgressMode,
     state: Mutex<RenderState>,
 }
@@ -70,7 +70,7 @@ struct RenderState {
 
 impl Renderer {
     /// A renderer for `mode` (`auto` resolved against standard error).
-    pub fn new(mode: ProgressMode) -> Renderer {
+    pub(crate) fn new(mode: ProgressMode) -> Renderer {
         let mode = match mode {
             ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
             ProgressMode::Auto => ProgressMode::Plain,
@@ -87,7 +87,7 @@ impl Renderer {
     }
 
     /// A message of the command itself (an exported cache, a push), shown like the engine's.
-    pub fn info(&self, message: String) {
+    pub(crate) fn info(&self, message: String) {
         self.event(Event::Info {
             message,
             context_files: None,
@@ -96,7 +96,7 @@ impl Renderer {
 
     /// The end of a build: its summary line, or in `json` mode a last event with everything
     /// in it (every line of that stream stays JSON).
-    pub fn finish(&self, summary: &BuildSummary) {
+    pub(crate) fn finish(&self, summary: &BuildSummary) {
         let mut err = std::io::stderr().lock();
         let _ = match self.mode {
             ProgressMode::Quiet => Ok(()),
@@ -131,7 +131,7 @@ impl Renderer {
 
     /// `--explain`: every step that ran and the input that made its cache miss, one line each
     /// (JSON progress carries the same in its events' `miss_reason`).
-    pub fn explanations(&self) -> String {
+    pub(crate) fn explanations(&self) -> String {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.misses.is_empty() {
             return "cache: every step came from the cache\n".to_owned();

@@ -7,7 +7,7 @@ use stagecraft_solve::{StageOutcome, StageReport};
 /// A table of stages (outcome, layers, compressed size of the whole stage and of its own
 /// layers), the final image next to its builder stages, and the final image's layers. Layers
 /// are weighed compressed ([`stagecraft_report::weigh_stages`]).
-pub fn stage_table(
+pub(crate) fn stage_table(
     store: &stagecraft_store::Store,
     stages: &[StageReport],
 ) -> Result<String, stagecraft_report::Error> {
@@ -23,7 +23,7 @@ pub fn stage_table(
 
 /// The engine's stage reports in the report crate's terms (what
 /// `stagecraft_report::save_stage_sizes` records for `stagecraft size --stage`).
-pub fn stage_sizes(stages: &[StageReport]) -> Vec<StageSizes> {
+pub(crate) fn stage_sizes(stages: &[StageReport]) -> Vec<StageSizes> {
     stages
         .iter()
         .map(|stage| StageSizes {

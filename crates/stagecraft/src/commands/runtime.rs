@@ -1,14 +1,14 @@
 //! Shared plumbing for commands that touch the store: opening it, leases, clean interrupts.
 
 use super::CommandError;
-pub use stagecraft_build::{block_on, fill_output_dir, registry, write_output_file};
+pub(crate) use stagecraft_build::{block_on, fill_output_dir, registry, write_output_file};
 use stagecraft_store::Store;
 
 /// Opens the store and takes a lease for the rest of the command: content a command writes
 /// (blobs, then the tag that makes them reachable) must not be pruned in between. The lease
 /// removes what killed commands left in the store's `ingest/`; SIGINT and SIGTERM from now on
 /// remove this command's own scratch files before it exits.
-pub fn open_store_leased() -> Result<(Store, stagecraft_store::Lease), CommandError> {
+pub(crate) fn open_store_leased() -> Result<(Store, stagecraft_store::Lease), CommandError> {
     let store = open_store()?;
     let lease = store
         .lease()
@@ -36,7 +36,7 @@ fn stop_cleanly_on_signals(store: Store) -> Result<(), CommandError> {
 
 /// Opens the store at `$STAGECRAFT_ROOT` or the default location, removing what killed
 /// commands left in it.
-pub fn open_store() -> Result<Store, CommandError> {
+pub(crate) fn open_store() -> Result<Store, CommandError> {
     let store = match std::env::var_os("STAGECRAFT_ROOT") {
         Some(root) => Store::open(std::path::PathBuf::from(root)),
         None => Store::open_default(),

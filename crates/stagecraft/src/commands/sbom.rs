@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// How to print the SBOM.
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// SPDX 2.3 JSON.
     SpdxJson,
     /// One package a line: name, version, type, layer, where it was found.
@@ -14,7 +14,7 @@ pub enum Format {
 
 /// Arguments of `stagecraft sbom`.
 #[derive(clap::Args)]
-pub struct SbomArgs {
+pub(crate) struct SbomArgs {
     /// A root file system in a directory (e.g. a `--output type=local` result).
     path: PathBuf,
     /// Output format.
@@ -23,7 +23,7 @@ pub struct SbomArgs {
 }
 
 /// Runs `stagecraft sbom`.
-pub fn run(args: &SbomArgs) -> CommandResult {
+pub(crate) fn run(args: &SbomArgs) -> CommandResult {
     if !args.path.is_dir() {
         return Err(CommandError(format!(
             "error: {} is not a directory: `stagecraft sbom` reads a root file system in a directory for now\n  = help: write the image's file system with `stagecraft save IMAGE --format dir -o DIR` or build with `--output type=local,dest=DIR`",

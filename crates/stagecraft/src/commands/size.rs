@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// How to print the report.
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned tables.
     Text,
     /// The whole report as JSON.
@@ -16,7 +16,7 @@ pub enum Format {
 
 /// Arguments of `stagecraft size`.
 #[derive(clap::Args)]
-pub struct SizeArgs {
+pub(crate) struct SizeArgs {
     /// The image: a name from `stagecraft images`, or `name@sha256:…`.
     image: String,
     /// Also show every stage of the build that made the image and the final image next to its
@@ -37,7 +37,7 @@ pub struct SizeArgs {
 }
 
 /// Runs `stagecraft size`.
-pub fn run(args: &SizeArgs) -> CommandResult {
+pub(crate) fn run(args: &SizeArgs) -> CommandResult {
     let store = open_store()?;
     let image = store.image(&args.image)?;
     let options = stagecraft_report::Options { top: args.top };

@@ -7,14 +7,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Where the shared fixtures live.
-pub fn shared_dir() -> PathBuf {
+pub(crate) fn shared_dir() -> PathBuf {
     std::env::var_os("STAGECRAFT_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
 /// One machine: its own store (with busybox loaded) and its own copy of the context.
-pub struct Machine {
+pub(crate) struct Machine {
     /// `STAGECRAFT_ROOT`.
     pub root: PathBuf,
     /// The build context.
@@ -23,7 +23,7 @@ pub struct Machine {
 
 impl Machine {
     /// A machine at `dir/name` whose context holds `files` (path, content).
-    pub fn new(dir: &Path, name: &str, busybox: &Path, files: &[(&str, &str)]) -> Machine {
+    pub(crate) fn new(dir: &Path, name: &str, busybox: &Path, files: &[(&str, &str)]) -> Machine {
         let machine = Machine {
             root: dir.join(name).join("store"),
             context: dir.join(name).join("context"),
@@ -42,7 +42,7 @@ impl Machine {
         machine
     }
 
-    pub fn stagecraft(&self) -> Command {
+    pub(crate) fn stagecraft(&self) -> Command {
         let mut command = Command::cargo_bin("stagecraft").unwrap();
         command
             .env("STAGECRAFT_ROOT", &self.root)
@@ -51,7 +51,7 @@ impl Machine {
     }
 
     /// Builds (`extra` flags before the context); returns (image digest, stderr).
-    pub fn build(&self, extra: &[&str]) -> (String, String) {
+    pub(crate) fn build(&self, extra: &[&str]) -> (String, String) {
         let output = self
             .stagecraft()
             .args(["build", "--progress=plain"])
@@ -69,12 +69,12 @@ impl Machine {
 }
 
 /// A registry on a loopback port, stopped on drop.
-pub struct RegistryProcess {
+pub(crate) struct RegistryProcess {
     pid: u32,
 }
 
 impl RegistryProcess {
-    pub fn start(data: &Path, port: u16) -> RegistryProcess {
+    pub(crate) fn start(data: &Path, port: u16) -> RegistryProcess {
         let output = std::process::Command::new(shared_dir().join("fixtures/start-registry"))
             .arg(port.to_string())
             .arg(data)
@@ -103,7 +103,7 @@ impl Drop for RegistryProcess {
 }
 
 /// The entries of a (plain) tar as (path, header).
-pub fn tar_headers(path: &Path) -> Vec<(String, tar::Header)> {
+pub(crate) fn tar_headers(path: &Path) -> Vec<(String, tar::Header)> {
     let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
     archive
         .entries()
@@ -117,7 +117,7 @@ pub fn tar_headers(path: &Path) -> Vec<(String, tar::Header)> {
 }
 
 /// Makes the offline busybox image layout at `dir/busybox` and returns its path.
-pub fn busybox_layout(dir: &Path) -> PathBuf {
+pub(crate) fn busybox_layout(dir: &Path) -> PathBuf {
     let layout = dir.join("busybox");
     let status = std::process::Command::new(shared_dir().join("fixtures/make-busybox-image"))
         .arg(&layout)
@@ -130,7 +130,7 @@ pub fn busybox_layout(dir: &Path) -> PathBuf {
 
 /// Writes `megabytes` MiB of incompressible (xorshift) bytes to `path`: layers of it cost real
 /// hashing, compression and disk space.
-pub fn write_random_file(path: &Path, megabytes: usize, seed: u64) {
+pub(crate) fn write_random_file(path: &Path, megabytes: usize, seed: u64) {
     use std::io::Write;
     let mut file = fs::File::create(path).unwrap();
     let mut state = seed | 1;
@@ -147,7 +147,7 @@ pub fn write_random_file(path: &Path, megabytes: usize, seed: u64) {
 }
 
 /// A server process on a free loopback port, killed on drop.
-pub struct LoopbackServer {
+pub(crate) struct LoopbackServer {
     child: std::process::Child,
     /// The port it listens on.
     pub port: u16,
@@ -156,7 +156,7 @@ pub struct LoopbackServer {
 impl LoopbackServer {
     /// Starts `command(port)` on a port the kernel says is free, and waits until the port
     /// accepts connections.
-    pub fn start(command: impl FnOnce(u16) -> std::process::Command) -> LoopbackServer {
+    pub(crate) fn start(command: impl FnOnce(u16) -> std::process::Command) -> LoopbackServer {
         use std::net::{TcpListener, TcpStream};
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -191,7 +191,7 @@ impl Drop for LoopbackServer {
 
 /// The manifest an OCI layout tar (`save --format oci`, `--output type=oci`) names in its
 /// `index.json`, with its digest, read from the store `root` that wrote it.
-pub fn exported_manifest(layout_tar: &Path, root: &Path) -> serde_json::Value {
+pub(crate) fn exported_manifest(layout_tar: &Path, root: &Path) -> serde_json::Value {
     let digest = exported_manifest_digest(layout_tar);
     let bytes = fs::read(root.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap();
     let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
@@ -200,7 +200,7 @@ pub fn exported_manifest(layout_tar: &Path, root: &Path) -> serde_json::Value {
 }
 
 /// The manifest digest in an OCI layout tar's `index.json`.
-pub fn exported_manifest_digest(layout_tar: &Path) -> String {
+pub(crate) fn exported_manifest_digest(layout_tar: &Path) -> String {
     let mut archive = tar::Archive::new(fs::File::open(layout_tar).unwrap());
     for entry in archive.entries().unwrap() {
         let entry = entry.unwrap();
@@ -214,7 +214,7 @@ pub fn exported_manifest_digest(layout_tar: &Path) -> String {
 
 /// Polls `condition` (every few milliseconds) until it holds; panics naming `what` after a
 /// minute. For waiting on another process's progress, which has no event to wait on.
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !condition() {
         assert!(
@@ -226,7 +226,7 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// The apparent size of the regular files under `path` (a file or a directory tree).
-pub fn tree_bytes(path: &Path) -> u64 {
+pub(crate) fn tree_bytes(path: &Path) -> u64 {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return 0;
     };
@@ -239,7 +239,7 @@ pub fn tree_bytes(path: &Path) -> u64 {
 }
 
 /// The names of the entries in `dir` (none when it cannot be listed), sorted.
-pub fn names_in(dir: &Path) -> Vec<String> {
+pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries

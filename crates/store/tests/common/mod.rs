@@ -11,14 +11,14 @@ use stagecraft_store::{Image, ManifestFormat, Store};
 use tempfile::TempDir;
 
 /// A fresh store in a temporary directory (removed when the `TempDir` drops).
-pub fn store() -> (TempDir, Store) {
+pub(crate) fn store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Store::open(dir.path().join("root")).expect("open store");
     (dir, store)
 }
 
 /// Names of the entries directly in `dir`, sorted.
-pub fn entries(dir: &Path) -> Vec<String> {
+pub(crate) fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -29,7 +29,7 @@ pub fn entries(dir: &Path) -> Vec<String> {
 
 /// Stores a one-layer image whose layer is `layer` (an uncompressed tar
 /// stand-in, so its diff ID is its digest).
-pub fn tiny_image(store: &Store, layer: &[u8]) -> Image {
+pub(crate) fn tiny_image(store: &Store, layer: &[u8]) -> Image {
     let layer_blob = store.write_blob_bytes(layer).expect("layer");
     let mut config = ImageConfig::for_platform(&Platform::host());
     config.rootfs.diff_ids = vec![layer_blob.digest.clone()];
@@ -44,6 +44,6 @@ pub fn tiny_image(store: &Store, layer: &[u8]) -> Image {
 }
 
 /// A digest that is certainly not in any store.
-pub fn absent_digest() -> Digest {
+pub(crate) fn absent_digest() -> Digest {
     Digest::of(b"never stored")
 }
