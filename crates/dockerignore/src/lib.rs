@@ -36,6 +36,6 @@ mod matcher;
 mod walk;
 
 pub use error::{Error, PatternSource};
-pub use ignorefile::{find_ignore_file, parse_ignore_file};
-pub use matcher::{MatchInfo, PatternMatcher};
+pub use ignorefile::find_ignore_file;
+pub use matcher::{MatchInfo, PatternMatcher, parse_ignore_file};
 pub use walk::{ContextEntry, EntryKind, escape_bytes, lossy_name, walk_context};

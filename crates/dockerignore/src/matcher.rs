@@ -304,6 +304,33 @@ impl Pattern {
     }
 }
 
+/// Parses the text of an ignore file into patterns, the way docker's
+/// `ignorefile.ReadAll` does, and checks that every pattern is valid.
+///
+/// * Lines end at `\n`; one `\r` before it is dropped (so CRLF files work).
+/// * A UTF-8 byte-order mark at the very start is dropped.
+/// * A line is a comment only if `#` is its *first* character: ` # x` is the
+///   pattern `# x`, not a comment.
+/// * Surrounding whitespace is trimmed and blank lines are skipped.
+/// * A leading `!` marks an exclusion (re-include); whitespace after it is
+///   trimmed too.
+/// * The rest is `path.Clean`ed and one leading `/` removed, so `/foo`,
+///   `./foo` and `foo/` all mean `foo`.
+///
+/// The returned strings keep their `!` and are ready for
+/// [`PatternMatcher::new`]. Errors point at the 1-based line.
+pub fn parse_ignore_file(content: &str) -> Result<Vec<String>, Error> {
+    let patterns = ignorefile::read_patterns(content);
+    // Compiling is the only complete validation: docker's checks include
+    // building each pattern's regular expression.
+    PatternMatcher::compile(
+        patterns
+            .iter()
+            .map(|(line, pattern)| (pattern, PatternSource::Line(*line))),
+    )?;
+    Ok(patterns.into_iter().map(|(_, pattern)| pattern).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

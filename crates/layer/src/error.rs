@@ -125,7 +125,7 @@ impl Error {
         gid: rustix::process::Gid,
         source: rustix::io::Errno,
     ) -> Self {
-        let source = crate::write::owner_error(source.into(), uid.as_raw(), gid.as_raw());
+        let source = owner_error(source.into(), uid.as_raw(), gid.as_raw());
         Self::apply(entry, "set owner", source)
     }
 
@@ -135,4 +135,22 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// `source` with a hint added when it is the `EINVAL` that `chown` gives for
+/// an owner the current user namespace does not map: what a rootless build
+/// without subordinate id ranges meets for any owner but root.
+pub fn owner_error(source: io::Error, uid: u32, gid: u32) -> io::Error {
+    if source.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error()) {
+        return source;
+    }
+    io::Error::new(
+        source.kind(),
+        format!(
+            "{source}: uid {uid} or gid {gid} is not mapped in this user namespace; a rootless \
+             build maps the ids of its user's /etc/subuid and /etc/subgid ranges, and only root \
+             without them (add a range: usermod --add-subuids 100000-165535 \
+             --add-subgids 100000-165535 USER)"
+        ),
+    )
 }

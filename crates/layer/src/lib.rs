@@ -73,9 +73,9 @@ pub use compress::{
     DOCKER_MEDIA_TYPE_TAR_GZIP, LayerInfo, LayerWriter, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP,
     MEDIA_TYPE_TAR_ZSTD, is_tar_stream,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, owner_error};
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
 pub use write::{
     DiffSource, OverlayXattr, TarOptions, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
-    owner_error, write_layer, write_tar,
+    write_layer, write_tar,
 };

@@ -66,7 +66,7 @@ pub enum ExpandErrorKind {
     },
     /// `${...}` operands nested more than 128 deep, which BuildKit would
     /// accept but this crate refuses rather than exhaust the stack.
-    #[error("substitutions nested more than {} deep", crate::lex::MAX_NESTING)]
+    #[error("substitutions nested more than {} deep", MAX_NESTING)]
     NestingTooDeep,
     /// A `#`, `%` or `/` pattern with an escape other than `\*`, `\?`, `\\`,
     /// `\}` or `\/`.
@@ -138,6 +138,12 @@ fn is_printable(c: char) -> bool {
                     | '\u{f0000}'..='\u{10ffff}'
             ))
 }
+
+/// How many `${...}` operands may nest inside each other. Each level is a
+/// recursive call, so without a limit a long enough word would overflow the
+/// stack; real Dockerfiles nest a handful of levels at most. (BuildKit has
+/// no limit, as Go stacks grow as needed.)
+pub(crate) const MAX_NESTING: usize = 128;
 
 #[cfg(test)]
 mod tests {

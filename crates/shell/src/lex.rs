@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::charclass::{is_decimal_digit, is_letter_or_digit};
 use crate::env::EnvGetter;
-use crate::error::{ExpandError, ExpandErrorKind};
+use crate::error::{ExpandError, ExpandErrorKind, MAX_NESTING};
 use crate::pattern::{self, BYTE_ORDER_MARK};
 
 /// Expands variables in Dockerfile words the way BuildKit does.
@@ -172,12 +172,6 @@ impl Lexer {
         Ok((expansion, words))
     }
 }
-
-/// How many `${...}` operands may nest inside each other. Each level is a
-/// recursive call, so without a limit a long enough word would overflow the
-/// stack; real Dockerfiles nest a handful of levels at most. (BuildKit has
-/// no limit, as Go stacks grow as needed.)
-pub(crate) const MAX_NESTING: usize = 128;
 
 /// The character that ends a nested part of a `${...}` expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
