@@ -20,7 +20,8 @@ mod scan;
 pub mod spdx;
 mod table;
 
+pub use catalogers::catalog;
 pub use fs::{DirFs, FileEntry, ImageFs};
 pub use package::{Catalog, Ecosystem, Package};
-pub use scan::{Error, catalog};
+pub use scan::Error;
 pub use table::table;

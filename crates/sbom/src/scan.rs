@@ -1,6 +1,5 @@
 //! The catalog run: one listing of the image's files shared by every cataloger.
 
-use crate::catalogers;
 use crate::fs::{FileEntry, ImageFs};
 use crate::package::{Catalog, Package};
 use std::io::{self, Read};
@@ -162,18 +161,9 @@ fn unquote(value: &str) -> String {
     out
 }
 
-/// Catalogs every package the image's files describe.
-pub fn catalog(fs: &dyn ImageFs) -> Result<Catalog, Error> {
-    let scan = Scan::new(fs)?;
-    let mut catalog = Catalog::default();
-    catalogers::run_all(&scan, &mut catalog);
-    finish(&mut catalog);
-    Ok(catalog)
-}
-
 /// Sorts, and merges packages found twice in the same place (a `Cargo.lock` may list a crate
 /// from two sources; they are one package of the image).
-fn finish(catalog: &mut Catalog) {
+pub(crate) fn finish(catalog: &mut Catalog) {
     catalog.packages.sort();
     catalog.packages.dedup_by(|later, kept| {
         let same = same_package(later, kept);

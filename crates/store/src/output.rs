@@ -15,11 +15,8 @@ use std::path::{Path, PathBuf};
 use tempfile::{NamedTempFile, TempPath};
 
 use crate::error::{Error, IoContext, Result};
-use crate::scratch::scratch_prefix;
+use crate::scratch::{PARTIAL_SUFFIX, scratch_prefix};
 use crate::store::{Lease, Store, remove_tree, sync_filesystem, sync_parent};
-
-/// The suffix of a partial output's name.
-const PARTIAL_SUFFIX: &str = ".partial";
 
 /// A file being written for [`Store::output_file`]: write through [`Write`], then
 /// [`OutputFile::commit`]. Dropped without a commit (an error on the way), it removes its
@@ -195,15 +192,6 @@ impl Store {
             })?;
         Ok(link.into_temp_path())
     }
-}
-
-/// Whether `path` names a partial output (what a registration link may point at).
-pub(crate) fn is_partial_output(path: &Path) -> bool {
-    path.is_absolute()
-        && path.file_name().is_some_and(|name| {
-            let name = name.as_encoded_bytes();
-            name.starts_with(b".") && name.ends_with(PARTIAL_SUFFIX.as_bytes())
-        })
 }
 
 /// The absolute directory and the file name of an output destination.

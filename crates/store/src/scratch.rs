@@ -25,7 +25,6 @@ use rustix::fs::{CWD, RenameFlags};
 use tempfile::TempPath;
 
 use crate::error::{Error, IoContext, Result};
-use crate::output::is_partial_output;
 use crate::store::{Store, remove_tree};
 
 /// A directory in the store's `ingest/`, removed (with everything in it) when dropped, unless
@@ -281,6 +280,18 @@ pub(crate) fn remove_file_if_present(path: &Path) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// The suffix of a partial output's name.
+pub(crate) const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Whether `path` names a partial output (what a registration link may point at).
+pub(crate) fn is_partial_output(path: &Path) -> bool {
+    path.is_absolute()
+        && path.file_name().is_some_and(|name| {
+            let name = name.as_encoded_bytes();
+            name.starts_with(b".") && name.ends_with(PARTIAL_SUFFIX.as_bytes())
+        })
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use super::{golang, rust};
 use crate::package::Catalog;
 use crate::scan::Scan;
+use object::FileKind;
 use object::read::ReadCache;
-use object::{FileKind, Object, ObjectSegment, ReadRef};
 
 /// Binaries larger than this are not read: nothing legitimate is that big, and only the
 /// parts named by the ELF headers are read anyway.
@@ -40,24 +40,6 @@ pub(crate) fn catalog(scan: &Scan, out: &mut Catalog) {
         golang::catalog_binary(&elf, file, out);
         rust::catalog_binary(&elf, file, out);
     }
-}
-
-/// Up to `size` bytes of the loaded image at virtual `address` (less when its segment ends
-/// sooner): what a pointer inside the program points to.
-pub(crate) fn read_memory<'data, R: ReadRef<'data>>(
-    elf: &object::File<'data, R>,
-    address: u64,
-    size: u64,
-) -> Option<&'data [u8]> {
-    elf.segments().find_map(|segment| {
-        let offset = address.checked_sub(segment.address())?;
-        let (_, file_size) = segment.file_range();
-        let available = file_size.checked_sub(offset).filter(|n| *n > 0)?;
-        segment
-            .data_range(address, available.min(size))
-            .ok()
-            .flatten()
-    })
 }
 
 #[cfg(test)]

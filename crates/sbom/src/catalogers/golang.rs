@@ -11,11 +11,10 @@
 //! `mod` (the main module), `dep` (a dependency), `=>` (a replacement of the line before),
 //! `build` (settings); `cmd/go` wraps it in 16 bytes of marker on each side.
 
-use super::binary::read_memory;
 use crate::fs::FileEntry;
 use crate::package::{Catalog, Ecosystem, Package};
 use crate::purl::Purl;
-use object::{Endianness, Object, ObjectSection, ReadRef};
+use object::{Endianness, Object, ObjectSection, ObjectSegment, ReadRef};
 
 const MAGIC: &[u8] = b"\xff Go buildinf:";
 const HEADER: usize = 32;
@@ -228,6 +227,24 @@ fn modules(modinfo: &str) -> Vec<Module> {
         }
     }
     modules
+}
+
+/// Up to `size` bytes of the loaded image at virtual `address` (less when its segment ends
+/// sooner): what a pointer inside the program points to.
+fn read_memory<'data, R: ReadRef<'data>>(
+    elf: &object::File<'data, R>,
+    address: u64,
+    size: u64,
+) -> Option<&'data [u8]> {
+    elf.segments().find_map(|segment| {
+        let offset = address.checked_sub(segment.address())?;
+        let (_, file_size) = segment.file_range();
+        let available = file_size.checked_sub(offset).filter(|n| *n > 0)?;
+        segment
+            .data_range(address, available.min(size))
+            .ok()
+            .flatten()
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,15 @@ pub(crate) fn file_name(path: &std::path::Path) -> Option<&str> {
     path.file_name()?.to_str()
 }
 
+/// Catalogs every package the image's files describe.
+pub fn catalog(fs: &dyn crate::fs::ImageFs) -> Result<Catalog, crate::scan::Error> {
+    let scan = crate::scan::Scan::new(fs)?;
+    let mut catalog = Catalog::default();
+    run_all(&scan, &mut catalog);
+    crate::scan::finish(&mut catalog);
+    Ok(catalog)
+}
+
 #[cfg(test)]
 pub(crate) mod fixture {
     //! Image file systems written by the tests, optionally split into layers.
