@@ -57,7 +57,7 @@ pub(crate) fn resolv_conf(host: Option<&str>, network: Network) -> String {
     let mut conf = ResolvConf::parse(host.unwrap_or(""));
     if network == Network::Sandbox {
         conf.nameservers = vec![Nameserver {
-            ip: crate::netns::SANDBOX_DNS,
+            ip: SANDBOX_DNS,
             zone: None,
         }];
     } else if network == Network::None || conf.nameservers.is_empty() {
@@ -173,6 +173,9 @@ impl ResolvConf {
         out
     }
 }
+
+/// The stack's DNS forwarder, as seen from the namespace (slirp4netns' default network).
+pub(crate) const SANDBOX_DNS: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3));
 
 #[cfg(test)]
 mod tests {

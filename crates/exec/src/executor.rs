@@ -1,52 +1,24 @@
 //! The caller's side: preparing a run, starting the helper, streaming output, collecting the result.
 
-use std::ffi::OsString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::io::{Errno, FdFlags};
+use rustix::io::Errno;
 use tempfile::TempDir;
 
 use crate::error::ExecError;
 use crate::helper::fs::components as fs_components;
+use crate::process::{HelperCommand, inherit_fds, pipe};
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
 use crate::seccomp::Filters;
 use crate::{
-    DEFAULT_HOSTNAME, ExecSpec, ExitStatus, HELPER_ARG, MountKind, Network, NetworkSandbox, Rootfs,
-    Security, Stream,
+    DEFAULT_HOSTNAME, ExecSpec, ExitStatus, MountKind, Network, NetworkSandbox, Rootfs, Security,
+    Stream,
 };
-
-/// How to start the helper: a program and the arguments that make it call
-/// [`crate::helper_main`]. The executor appends its own `--spec-fd=N --status-fd=M`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HelperCommand {
-    pub(crate) program: PathBuf,
-    pub(crate) args: Vec<OsString>,
-}
-
-impl HelperCommand {
-    /// Any program and leading arguments, e.g. a dedicated helper binary, or a wrapper such as
-    /// `setpriv … -- stagecraft __stagecraft-exec`.
-    pub fn new(
-        program: impl Into<PathBuf>,
-        args: impl IntoIterator<Item = impl Into<OsString>>,
-    ) -> Self {
-        Self {
-            program: program.into(),
-            args: args.into_iter().map(Into::into).collect(),
-        }
-    }
-
-    /// The running binary itself (`/proc/self/exe`, which stays valid even if the file is
-    /// replaced on disk) with [`HELPER_ARG`]: the usual choice, given the wiring in the crate docs.
-    pub fn current_exe() -> Self {
-        Self::new("/proc/self/exe", [HELPER_ARG])
-    }
-}
 
 /// Runs `RUN` steps. Cheap to create; holds no resources between runs but the network sandbox it
 /// may be given, and any number of runs may proceed concurrently from different threads.
@@ -222,25 +194,6 @@ impl Executor {
             _state: state.dir,
             _network_sandbox: network_sandbox,
         })
-    }
-}
-
-/// Makes `command`'s child inherit exactly `fds` (opened close-on-exec here), which must stay
-/// open until it is spawned.
-pub(crate) fn inherit_fds(command: &mut Command, fds: impl IntoIterator<Item = RawFd>) {
-    let fds: Vec<RawFd> = fds.into_iter().collect();
-    // SAFETY: the closure runs in the forked child before exec and only calls fcntl(2), which
-    // is async-signal-safe and allocates nothing. The caller keeps the descriptors open until
-    // after the spawn.
-    unsafe {
-        command.pre_exec(move || {
-            for &fd in &fds {
-                // Clear close-on-exec on exactly these, in the child only, so no other process
-                // spawned concurrently by the caller inherits them.
-                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), FdFlags::empty())?;
-            }
-            Ok(())
-        });
     }
 }
 
@@ -513,21 +466,6 @@ fn write_all(fd: &OwnedFd, mut data: &[u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
-}
-
-/// A close-on-exec pipe whose ends are both numbered 3 or above: a caller that closed its stdin
-/// would otherwise get descriptor 0 here, which the helper's stdio set-up would overwrite.
-pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let above_stdio = |fd: OwnedFd| {
-        if fd.as_raw_fd() > 2 {
-            Ok(fd)
-        } else {
-            rustix::io::fcntl_dupfd_cloexec(&fd, 3)
-        }
-    };
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .and_then(|(r, w)| Ok((above_stdio(r)?, above_stdio(w)?)))?;
-    Ok((read, write))
 }
 
 /// Rejects what the helper could only fail on later, with less context.

@@ -86,6 +86,7 @@ mod etc_files;
 mod executor;
 mod helper;
 mod netns;
+mod process;
 mod protocol;
 mod seccomp;
 mod user;
@@ -98,9 +99,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use error::ExecError;
-pub use executor::{Canceller, Execution, Executor, HelperCommand};
+pub use executor::{Canceller, Execution, Executor};
 pub use helper::helper_main;
 pub use netns::{NetworkSandbox, NetworkSandboxError, STACK_PROGRAM};
+pub use process::HelperCommand;
 
 /// The first argument that makes a binary act as the exec helper (see the crate docs for wiring).
 pub const HELPER_ARG: &str = "__stagecraft-exec";

@@ -9,7 +9,7 @@
 //! `lo`, up, and `tap0` with `10.0.2.100/24` and a default route via `10.0.2.2`: slirp4netns'
 //! network. Each connection leaving it becomes an ordinary socket of the stack process in the
 //! caller's network namespace, so package managers work wherever the caller could connect. DNS
-//! goes to the stack's forwarder at [`SANDBOX_DNS`], which asks the host's resolvers (the
+//! goes to the stack's forwarder at [`SANDBOX_DNS`](crate::etc_files::SANDBOX_DNS), which asks the host's resolvers (the
 //! generated `/etc/resolv.conf` names it, see `etc_files`). `10.0.2.2` does *not* lead to the
 //! host's `127.0.0.1` (`--disable-host-loopback`): services listening on the host's loopback,
 //! and its interfaces, stay out of reach. The stack itself runs confined
@@ -37,7 +37,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -45,16 +44,13 @@ use std::process::{Child, Command, Stdio};
 use rustix::thread::UnshareFlags;
 
 use crate::error::errno_text;
-use crate::executor::{HelperCommand, inherit_fds, pipe};
+use crate::process::{HelperCommand, inherit_fds, pipe};
 
 /// The user-mode network stack, looked up in `PATH` (Debian package `slirp4netns`).
 pub const STACK_PROGRAM: &str = "slirp4netns";
 
 /// The helper argument (after [`crate::HELPER_ARG`]) that makes it create a network namespace.
 pub(crate) const NEW_NETNS_ARG: &str = "--new-netns";
-
-/// The stack's DNS forwarder, as seen from the namespace (slirp4netns' default network).
-pub(crate) const SANDBOX_DNS: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3));
 
 /// The tap device in the namespace.
 const TAP_NAME: &str = "tap0";
@@ -239,7 +235,7 @@ fn io_error(what: &str) -> impl FnOnce(io::Error) -> NetworkSandboxError {
 // A helper process of its own: its stderr is how it reports to the parent.
 #[allow(clippy::print_stderr)]
 pub(crate) fn hold_new_netns() -> i32 {
-    let unshared = crate::helper::check_single_threaded("helper_main").and_then(|()| {
+    let unshared = crate::process::check_single_threaded("helper_main").and_then(|()| {
         // SAFETY: no FILES flag (the hazard of `unshare_unsafe`), and this process has one
         // thread (checked).
         unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }.map_err(|e| {

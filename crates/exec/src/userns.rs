@@ -63,7 +63,7 @@ pub fn enter_rootless() -> Result<Option<RootlessMapping>, ExecError> {
     if rustix::process::geteuid().is_root() {
         return Ok(None);
     }
-    crate::helper::check_single_threaded("enter_rootless").map_err(ExecError::Namespaces)?;
+    crate::process::check_single_threaded("enter_rootless").map_err(ExecError::Namespaces)?;
     let (uid, gid) = (
         rustix::process::getuid().as_raw(),
         rustix::process::getgid().as_raw(),

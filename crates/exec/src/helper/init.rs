@@ -40,9 +40,9 @@ use rustix::io::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-use super::DEFAULT_CAPABILITIES;
 use super::fs::{Kind, components, ensure, fd_path, open_in_root};
 use crate::error::{Failure, errno_text};
+use crate::process::DEFAULT_CAPABILITIES;
 use crate::protocol::{HelperSpec, Report, send};
 use crate::user::ExecUser;
 use crate::userns::IdSpace;

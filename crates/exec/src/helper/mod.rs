@@ -29,11 +29,11 @@ mod init;
 mod rootfs;
 mod stubs;
 
+use crate::process::check_single_threaded;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -41,7 +41,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::{Errno, FdFlags};
 use rustix::mount::{MountPropagationFlags, UnmountFlags};
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
-use rustix::thread::{CapabilitySet, UnshareFlags};
+use rustix::thread::UnshareFlags;
 
 use crate::error::{Failure, errno_text};
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
@@ -59,23 +59,6 @@ const FORWARDED_SIGNALS: [Signal; 6] = [
     Signal::SIGUSR1,
     Signal::SIGUSR2,
 ];
-
-/// containerd's default capability set (`oci.defaultUnixCaps`), which BuildKit's containers get,
-/// the same as `docker run`'s.
-pub(crate) const DEFAULT_CAPABILITIES: CapabilitySet = CapabilitySet::CHOWN
-    .union(CapabilitySet::DAC_OVERRIDE)
-    .union(CapabilitySet::FSETID)
-    .union(CapabilitySet::FOWNER)
-    .union(CapabilitySet::MKNOD)
-    .union(CapabilitySet::NET_RAW)
-    .union(CapabilitySet::SETGID)
-    .union(CapabilitySet::SETUID)
-    .union(CapabilitySet::SETFCAP)
-    .union(CapabilitySet::SETPCAP)
-    .union(CapabilitySet::NET_BIND_SERVICE)
-    .union(CapabilitySet::SYS_CHROOT)
-    .union(CapabilitySet::KILL)
-    .union(CapabilitySet::AUDIT_WRITE);
 
 /// BuildKit's limit on `/etc/passwd` and `/etc/group` (`maxUserFileBytes`).
 const MAX_USER_FILE_BYTES: u64 = 10 << 20;
@@ -300,21 +283,6 @@ fn stub_targets(spec: &HelperSpec) -> Vec<(&str, fs::Kind)> {
         targets.push((mount.target.as_str(), kind));
     }
     targets
-}
-
-/// `unshare(CLONE_NEWUSER)` fails in a multi-threaded process and `fork` there is unsafe for the
-/// code the child runs; a binary that starts threads before calling `function` (`helper_main`,
-/// `enter_rootless`) is miswired.
-pub(crate) fn check_single_threaded(function: &str) -> Result<(), String> {
-    // A /proc/PID/task directory links "." and ".." plus one entry per thread.
-    match std::fs::metadata("/proc/self/task") {
-        Ok(meta) if meta.nlink() > 3 => Err(format!(
-            "this process has {} threads; {function} must run before anything starts a thread \
-             (call it first thing in main)",
-            meta.nlink() - 2
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// Step 2 of the module docs: `netns` is the build's namespace to join, for

@@ -730,7 +730,7 @@ impl Filters {
         static FILTERS: std::sync::OnceLock<Result<Option<Filters>, String>> =
             std::sync::OnceLock::new();
         FILTERS
-            .get_or_init(|| Filters::for_this_machine(crate::helper::DEFAULT_CAPABILITIES))
+            .get_or_init(|| Filters::for_this_machine(crate::process::DEFAULT_CAPABILITIES))
             .clone()
     }
 

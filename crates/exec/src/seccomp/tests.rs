@@ -13,7 +13,7 @@ const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 
 /// RUN's capability set (containerd's default), which the profile is resolved against.
 fn run_caps() -> CapabilitySet {
-    crate::helper::DEFAULT_CAPABILITIES
+    crate::process::DEFAULT_CAPABILITIES
 }
 
 fn audit_arch(arch: Arch) -> u32 {
