@@ -42,11 +42,12 @@ fn every_case_matches_buildkit() {
                 .unwrap()
         };
         let mut output = run();
-        // The reference itself sometimes fails under load (dockerd 20.10's runc: "stat /bin/sh:
-        // no such file or directory" on a fresh daemon). A run that got as far as comparing
-        // prints a diff and is never retried; one that stopped before gets one more try.
-        let compared = String::from_utf8_lossy(&output.stdout).contains("--- buildkit");
-        if !output.status.success() && !compared {
+        // The reference is not always the same under load: dockerd 20.10's BuildKit has failed
+        // a fresh daemon's first RUN ("stat /bin/sh: no such file or directory") and left its
+        // empty /etc/hosts and /etc/resolv.conf mount stubs in a layer, each once in a few
+        // dozen runs here. A case gets one more run on a fresh daemon; a difference that
+        // stagecraft makes shows in both and fails.
+        if !output.status.success() {
             output = run();
         }
         if !output.status.success() {
