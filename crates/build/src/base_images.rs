@@ -39,7 +39,7 @@ impl BaseImages for StoreOrRegistry<'_> {
         .map_err(|e| e.to_string())?;
         result.map_err(|e| {
             format!(
-                "{e}\n  = help: load it first with `stagecraft load` if it is not in a registry"
+                "not in the store (`stagecraft images` lists what it has), and pulling it failed: {e}\n  = help: load it first with `stagecraft load` if it is not in a registry; for a registry over plain HTTP, pass --insecure-registry HOST:PORT"
             )
         })
     }

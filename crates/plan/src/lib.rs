@@ -51,12 +51,18 @@ pub enum PlanError {
     #[error("{0}")]
     Dockerfile(#[from] ParseError),
     /// `--target` names no stage.
-    #[error("target stage {} could not be found{}", stagecraft_dockerfile::go_quote(.target), .suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    #[error("target stage {} could not be found{}", stagecraft_dockerfile::go_quote(.target), match .suggestion {
+        Some(s) => format!(" (did you mean {s}?)"),
+        None if .stages.is_empty() => " (no stage is named: name one with FROM … AS NAME)".to_owned(),
+        None => format!("; the named stages are {}", .stages.join(", ")),
+    })]
     UnknownTarget {
         /// What was asked for.
         target: String,
         /// The closest stage name, if any.
         suggestion: Option<String>,
+        /// Every named stage, in file order.
+        stages: Vec<String>,
     },
 }
 
@@ -309,6 +315,7 @@ impl Plan {
                 PlanError::UnknownTarget {
                     target: name.clone(),
                     suggestion: suggest::closest_case_sensitive(name, &known),
+                    stages: stages.iter().filter_map(|s| s.name.clone()).collect(),
                 }
             })?,
         };

@@ -238,3 +238,60 @@ fn add_unpacks_only_tar_archives_deciding_by_content() {
         b"inside"
     );
 }
+
+/// Runs a build that must fail with exit 1; returns stderr.
+fn failing_build(m: &Machine, dockerfile: &str, extra: &[&str]) -> String {
+    fs::write(m.context.join("Dockerfile"), dockerfile).unwrap();
+    let output = m
+        .stagecraft()
+        .arg("build")
+        .args(extra)
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn mistakes_are_said_before_any_registry_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    // A typo of a stage's name: no registry (docker.io is out of reach here) is contacted.
+    let stderr = failing_build(
+        &m,
+        "FROM busybox:latest AS builder\nRUN echo x > /x\nFROM busybox:latest\nCOPY --from=buidler /x /x\n",
+        &[],
+    );
+    assert!(
+        stderr.contains("no stage or image named buidler — did you mean stage builder?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Dockerfile:4"), "{stderr}");
+    // A target with no close name lists the stages.
+    let stderr = failing_build(
+        &m,
+        "FROM busybox:latest AS builder\nFROM busybox:latest AS runtime\n",
+        &["--target", "production"],
+    );
+    assert!(
+        stderr.contains("the named stages are builder, runtime"),
+        "{stderr}"
+    );
+    // An image neither in the store nor in its registry: both facts.
+    let stderr = failing_build(&m, "FROM 127.0.0.1:9/nosuch:1\n", &[]);
+    assert!(stderr.contains("not in the store"), "{stderr}");
+    assert!(stderr.contains("--insecure-registry"), "{stderr}");
+    // A context directory that does not exist is said to be missing, not its Dockerfile.
+    let output = m
+        .stagecraft()
+        .args(["build", "-f"])
+        .arg(m.context.join("Dockerfile"))
+        .arg(dir.path().join("no-such-dir"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

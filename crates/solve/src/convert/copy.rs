@@ -268,7 +268,7 @@ impl BuildRun<'_> {
                 "context".to_owned(),
             ),
             (Some(from), None) => {
-                let (view, key) = self.source_view(from)?;
+                let (view, key) = self.source_view(command, from)?;
                 (CopySource::Stage(view), key)
             }
         };

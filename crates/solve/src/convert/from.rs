@@ -149,7 +149,11 @@ impl BuildRun<'_> {
     }
 
     /// The filesystem `from` names: a stage (by name or index) or an image.
-    pub(crate) fn source_view(&self, from: &str) -> Result<(MergedView, String), BuildError> {
+    pub(crate) fn source_view(
+        &self,
+        command: &Command,
+        from: &str,
+    ) -> Result<(MergedView, String), BuildError> {
         let stage = match from.parse::<usize>() {
             Ok(index) if index < self.plan.stages.len() => Some(index),
             _ => self
@@ -164,6 +168,7 @@ impl BuildRun<'_> {
                 Ok((state.view(), format!("stage {}", state.key)))
             }
             None => {
+                self.refuse_stage_typo(command, from)?;
                 let (image, _, snapshots) = self.image_layers(from)?;
                 Ok((
                     MergedView::new(snapshots),
@@ -171,6 +176,43 @@ impl BuildRun<'_> {
                 ))
             }
         }
+    }
+
+    /// A `--from` name one or two edits from a stage's that the store has no image of is a
+    /// typo: said at the instruction before any registry is asked, which could only answer
+    /// "not found" (or pull an image nobody meant). Full references (`a/b`, `x:1`, `@sha256`)
+    /// are taken as images.
+    fn refuse_stage_typo(&self, command: &Command, from: &str) -> Result<(), BuildError> {
+        if from.contains(['/', ':', '@']) {
+            return Ok(());
+        }
+        let stages: Vec<String> = self
+            .plan
+            .stages
+            .iter()
+            .filter_map(|s| s.stage.name.clone())
+            .collect();
+        let Some(stage) = stagecraft_dockerfile::suggest::closest(from, &stages) else {
+            return Ok(());
+        };
+        if self
+            .engine
+            .store
+            .image_for_platform(from, &self.platform)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        Err(BuildError::Step(
+            ParseError::new(
+                &self.file.source,
+                command.location.span,
+                format!("no stage or image named {from} — did you mean stage {stage}?"),
+            )
+            .with_hint(format!(
+                "name the stage as its FROM … AS line does ({stage}); for an image of that name, write its full reference (docker.io/library/{from})"
+            )),
+        ))
     }
 }
 

@@ -137,7 +137,7 @@ impl BuildRun<'_> {
                 MountType::Bind => {
                     let source = spec.source.clone().unwrap_or_else(|| "/".to_owned());
                     let (view, origin): (MergedView, String) = match &spec.from {
-                        Some(from) => self.source_view(from)?,
+                        Some(from) => self.source_view(command, from)?,
                         None => (
                             MergedView::new(vec![self.options.context_dir.clone()]),
                             "context".to_owned(),
@@ -268,7 +268,7 @@ impl BuildRun<'_> {
             Some(spec.gid.unwrap_or(0)),
         );
         if let Some(from) = &spec.from {
-            let (view, _) = self.source_view(from)?;
+            let (view, _) = self.source_view(command, from)?;
             let sources = [spec.source.clone().unwrap_or_else(|| "/".to_owned())];
             let seed = CopySpec::as_is(&sources);
             CopyPlan::resolve(&CopySource::Stage(view), &seed, &MergedView::default())

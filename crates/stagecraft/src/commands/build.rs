@@ -257,6 +257,18 @@ pub(crate) fn build_arg_map(
 
 /// Runs `stagecraft build`.
 pub(crate) fn run(args: &BuildArgs) -> CommandResult {
+    // Before the Dockerfile is looked for: a missing context is the first thing to say.
+    if !args.context.is_dir() {
+        return Err(CommandError(format!(
+            "error: build context {} {}\n  = help: pass the directory to build from (default: the current one)",
+            args.context.display(),
+            if args.context.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            }
+        )));
+    }
     let dockerfile_path = args
         .file
         .clone()
@@ -318,12 +330,6 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         return Err(CommandError(format!(
             "error: build check {} failed (the Dockerfile sets `# check=error=true`): {}",
             error.rule, error.message
-        )));
-    }
-    if !args.context.is_dir() {
-        return Err(CommandError(format!(
-            "error: build context {} is not a directory",
-            args.context.display()
         )));
     }
     let outputs: Vec<Output> = args
