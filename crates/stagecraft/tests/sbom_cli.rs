@@ -76,11 +76,56 @@ fn spdx_document_is_reproducible_with_source_date_epoch() {
 }
 
 #[test]
-fn not_a_directory_is_an_error_with_help() {
+fn neither_a_directory_nor_an_image_is_an_error_with_help() {
+    let store = tempfile::tempdir().unwrap();
     stagecraft()
+        .env("STAGECRAFT_ROOT", store.path())
         .args(["sbom", "/nonexistent/rootfs"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("is not a directory"))
-        .stderr(predicate::str::contains("type=local"));
+        .stderr(predicate::str::contains(
+            "is neither a directory nor an image in the store",
+        ))
+        .stderr(predicate::str::contains("stagecraft images"));
+}
+
+#[test]
+fn an_image_in_the_store_is_cataloged() {
+    let dir = rootfs();
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs/ /\n",
+    )
+    .unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(dir.path())
+        .arg(context.path().join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let store = tempfile::tempdir().unwrap();
+    stagecraft()
+        .env("STAGECRAFT_ROOT", store.path())
+        .args(["build", "-q", "-t", "sbom-test:1"])
+        .arg(context.path())
+        .assert()
+        .success();
+    let output = stagecraft()
+        .env("STAGECRAFT_ROOT", store.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["sbom", "sbom-test:1"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["name"], "sbom-test:1");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("pkg:deb/debian/greeter@2.1-1"), "{text}");
+    assert!(text.contains("pkg:npm/leftpad@0.0.3"), "{text}");
 }

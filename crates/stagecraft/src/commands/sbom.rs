@@ -15,7 +15,8 @@ pub(crate) enum Format {
 /// Arguments of `stagecraft sbom`.
 #[derive(clap::Args)]
 pub(crate) struct SbomArgs {
-    /// A root file system in a directory (e.g. a `--output type=local` result).
+    /// An image in the store (name, ID or digest), or a root file system in a directory (e.g.
+    /// a `--output type=local` result).
     path: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "spdx-json")]
@@ -24,23 +25,50 @@ pub(crate) struct SbomArgs {
 
 /// Runs `stagecraft sbom`.
 pub(crate) fn run(args: &SbomArgs) -> CommandResult {
-    if !args.path.is_dir() {
-        return Err(CommandError(format!(
-            "error: {} is not a directory: `stagecraft sbom` reads a root file system in a directory for now\n  = help: write the image's file system with `stagecraft save IMAGE --format dir -o DIR` or build with `--output type=local,dest=DIR`",
-            args.path.display()
-        )));
+    if args.path.is_dir() {
+        let name = args.path.display().to_string();
+        return print_sbom(args.format, &args.path, &name, None, &[]);
     }
-    let catalog = stagecraft_sbom::catalog(&stagecraft_sbom::DirFs::new(&args.path))?;
-    match args.format {
+    // An image in the store: its file system is unpacked into a scratch directory of the
+    // store (removed afterwards) and cataloged like a directory.
+    let reference = args.path.to_string_lossy().into_owned();
+    let (store, _lease) = super::runtime::open_store_leased()?;
+    let image = store.image(&reference).map_err(|e| {
+        CommandError(format!(
+            "error: {reference} is neither a directory nor an image in the store: {e}\n  = help: `stagecraft images` lists the store's images; pull one with `stagecraft pull`"
+        ))
+    })?;
+    let scratch = store.scratch_dir("sbom")?;
+    stagecraft_export::unpack_rootfs(&store, &image, scratch.path())?;
+    // The unpacked tree no longer says which layer added a file: the packages carry no layer
+    // here (a catalog over the layer stack will, when `build --sbom` lands).
+    print_sbom(
+        args.format,
+        scratch.path(),
+        &reference,
+        Some(&image.manifest_digest),
+        &[],
+    )
+}
+
+/// Catalogs the file system at `root` and prints it in `format`.
+fn print_sbom(
+    format: Format,
+    root: &std::path::Path,
+    name: &str,
+    digest: Option<&stagecraft_image::Digest>,
+    layers: &[stagecraft_sbom::spdx::LayerInfo],
+) -> CommandResult {
+    let catalog = stagecraft_sbom::catalog(&stagecraft_sbom::DirFs::new(root))?;
+    match format {
         Format::Table => print!("{}", stagecraft_sbom::table(&catalog)),
         Format::SpdxJson => {
-            let name = args.path.display().to_string();
             let info = stagecraft_sbom::spdx::DocumentInfo {
-                name: &name,
-                digest: None,
+                name,
+                digest,
                 created: created()?,
                 tool_version: env!("CARGO_PKG_VERSION"),
-                layers: &[],
+                layers,
             };
             let document = stagecraft_sbom::spdx::Document::new(&catalog, &info);
             print!("{}", String::from_utf8_lossy(&document.to_json()));
