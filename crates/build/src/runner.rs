@@ -126,6 +126,7 @@ impl Runner for NamespaceRunner<'_> {
                 },
             })
             .collect();
+        spec.extra_hosts = request.extra_hosts.to_vec();
         spec.security = match request.security {
             "insecure" => stagecraft_exec::Security::Insecure,
             _ => stagecraft_exec::Security::Sandbox,

@@ -32,6 +32,8 @@ pub struct RunRequest<'a> {
     pub user: &'a str,
     /// The network, `RUN --network` and the build's `--network` resolved.
     pub network: stagecraft_exec::Network,
+    /// `--add-host` entries for the step's `/etc/hosts`.
+    pub extra_hosts: &'a [stagecraft_exec::HostEntry],
     /// `sandbox` or `insecure` (granted: the engine checked the entitlement).
     pub security: &'a str,
     /// `RUN --mount`s, resolved to host paths.

@@ -43,6 +43,8 @@ pub struct BuildOptions {
     /// `force-network-mode`): the build's sandbox by default. The caller's choice, so `Host`
     /// here needs no entitlement (buildx grants `network.host` with `--network=host`).
     pub network: stagecraft_exec::Network,
+    /// `--add-host`: extra `/etc/hosts` entries every `RUN` sees.
+    pub extra_hosts: Vec<stagecraft_exec::HostEntry>,
     /// Privileges granted with `--allow` (`RUN --security=insecure` needs `security.insecure`).
     pub entitlements: BTreeSet<crate::Entitlement>,
 }

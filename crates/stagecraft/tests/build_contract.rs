@@ -295,3 +295,44 @@ fn mistakes_are_said_before_any_registry_is_asked() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+#[test]
+fn add_host_reaches_run_steps_and_load_is_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let m = Machine::new(
+        dir.path(),
+        "m",
+        &busybox,
+        &[(
+            "Dockerfile",
+            "FROM busybox:latest\nRUN grep db.internal /etc/hosts > /hosts-line\n",
+        )],
+    );
+    let out = dir.path().join("rootfs");
+    let (_, stderr) = m.build(&[
+        "--add-host",
+        "db.internal:10.1.2.3",
+        "--load",
+        "-o",
+        &format!("type=local,dest={}", out.display()),
+    ]);
+    let line = fs::read_to_string(out.join("hosts-line")).unwrap();
+    assert!(
+        line.contains("10.1.2.3") && line.contains("db.internal"),
+        "{line}"
+    );
+    assert!(
+        stderr.contains("--load: the image is in stagecraft's store"),
+        "{stderr}"
+    );
+    // A malformed entry is refused by the flag parser.
+    let output = m
+        .stagecraft()
+        .args(["build", "--add-host", "db.internal:not-an-ip"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not an IP address"));
+}

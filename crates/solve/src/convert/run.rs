@@ -320,6 +320,17 @@ impl BuildRun<'_> {
             .text("user", &user)
             .text("network", network_key(network))
             .text("security", &run.security)
+            // BuildKit keys the exec op on its extra hosts too: /etc/hosts is what RUN saw.
+            .text(
+                "extra hosts",
+                &self
+                    .options
+                    .extra_hosts
+                    .iter()
+                    .map(|h| format!("{} {}", h.host, h.ip))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
             .text("mounts", &prepared.key)
             .finish();
         let mut run_env = env.clone();
@@ -385,6 +396,7 @@ impl BuildRun<'_> {
                     user: &user,
                     network,
                     security: &run.security,
+                    extra_hosts: &self.options.extra_hosts,
                     mounts: &prepared.mounts,
                 };
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];

@@ -59,6 +59,13 @@ pub(crate) struct BuildArgs {
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressMode,
+    /// An extra `/etc/hosts` entry for RUN steps: `HOST:IP` (or `HOST=IP`); repeatable.
+    #[arg(long = "add-host", value_name = "HOST:IP", value_parser = host_entry_flag)]
+    add_hosts: Vec<stagecraft_exec::HostEntry>,
+    /// Accepted for buildx scripts: the image is always in stagecraft's store, so there is
+    /// nothing to load (a note says so).
+    #[arg(long)]
+    load: bool,
     /// Print nothing but the result (the image ID, or the pushed digest), as `docker build -q`.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -139,6 +146,27 @@ struct SessionArgs {
     /// repeatable. Layers are downloaded only when a step hits them.
     #[arg(long = "cache-from")]
     cache_from: Vec<String>,
+}
+
+/// One `--add-host` value: `HOST:IP` as docker writes it, or `HOST=IP` as buildx also takes
+/// (an IPv6 address may hold colons: the host is before the first separator).
+fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry, String> {
+    let (host, ip) = value
+        .split_once('=')
+        .or_else(|| value.split_once(':'))
+        .ok_or_else(|| format!("{value:?} is not HOST:IP"))?;
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{value:?}: the host name is empty or has spaces"));
+    }
+    let ip = ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("{value:?}: {ip:?} is not an IP address"))?;
+    Ok(stagecraft_exec::HostEntry {
+        host: host.to_owned(),
+        ip,
+    })
 }
 
 /// One `--allow` value.
@@ -392,6 +420,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             ssh: read_ssh(&args.session.ssh)?,
             secret_args: secret_args.into_keys().collect(),
             cache_normalize_mode: args.cache_normalize_mode,
+            extra_hosts: args.add_hosts.clone(),
             network: match args.network {
                 NetworkMode::Default => Network::Sandbox,
                 NetworkMode::None => Network::None,
@@ -414,6 +443,12 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         compression: args.compression,
         always_pull: args.pull,
     };
+    if args.load {
+        renderer.info(
+            "--load: the image is in stagecraft's store already (stagecraft images, save, push)"
+                .to_owned(),
+        );
+    }
     let started = std::time::Instant::now();
     let session = Session {
         store: &store,
