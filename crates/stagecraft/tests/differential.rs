@@ -43,14 +43,12 @@ fn every_case_matches_buildkit() {
         };
         let mut output = run();
         // The reference is not always the same under load: dockerd 20.10's BuildKit has failed
-        // a fresh daemon's first RUN ("stat /bin/sh: no such file or directory") and left its
-        // empty /etc/hosts and /etc/resolv.conf mount stubs in a layer, each once in a few
-        // dozen runs here. A case gets one more run on a fresh daemon; a difference that
-        // stagecraft makes shows in both and fails.
+        // a fresh daemon's first RUN ("stat /bin/sh: no such file or directory"). A case gets
+        // one more run on a fresh daemon; a difference that stagecraft makes shows in both.
         if !output.status.success() {
             output = run();
         }
-        if !output.status.success() {
+        if !output.status.success() && !only_leaked_mount_stubs(&output.stdout) {
             failures.push(format!(
                 "{}:\n{}\n{}",
                 case.display(),
@@ -72,4 +70,26 @@ fn every_case_matches_buildkit() {
         "differences from BuildKit:\n{}",
         failures.join("\n\n")
     );
+}
+
+/// Whether a failed comparison differs only by the empty `/etc/hosts` and `/etc/resolv.conf`
+/// that BuildKit v0.8 (dockerd 20.10) sometimes leaves in a RUN's layer: runc creates them as
+/// mount points where the image has none, and that BuildKit does not always remove them.
+/// BuildKit since v0.10 removes them (its mount stub cleaner), so today's reference has
+/// neither, as stagecraft's images do.
+fn only_leaked_mount_stubs(stdout: &[u8]) -> bool {
+    const STUBS: [&str; 2] = [
+        "-etc/hosts f 755 0:0 0 e3b0c44298fc1c14",
+        "-etc/resolv.conf f 755 0:0 0 e3b0c44298fc1c14",
+    ];
+    let text = String::from_utf8_lossy(stdout);
+    let changes: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            (line.starts_with('-') || line.starts_with('+'))
+                && !line.starts_with("---")
+                && !line.starts_with("+++")
+        })
+        .collect();
+    !changes.is_empty() && changes.iter().all(|line| STUBS.contains(line))
 }
