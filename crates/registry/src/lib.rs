@@ -43,7 +43,7 @@ pub enum RegistryError {
         reason: String,
     },
     /// The registry answered with an error or could not be reached.
-    #[error("{operation} {reference}: {source}{}", hint(.source))]
+    #[error("{operation} {reference}: {}{}", describe(.source), hint(.source))]
     Remote {
         /// What was being done.
         operation: &'static str,
@@ -78,10 +78,28 @@ pub enum RegistryError {
     },
 }
 
+/// The registry's answer in words: the distribution API's error codes as a sentence (the raw
+/// envelope, with its URL, says the same less readably), anything else as the client put it.
+fn describe(error: &OciDistributionError) -> String {
+    let text = error.to_string();
+    let said = |code: &str, message: &str| text.contains(code) || text.contains(message);
+    if said("MANIFEST_UNKNOWN", "manifest unknown") {
+        "the registry has no such tag or digest (manifest unknown)".to_owned()
+    } else if said("NAME_UNKNOWN", "repository name not known") {
+        "the registry has no repository of that name (name unknown)".to_owned()
+    } else if said("BLOB_UNKNOWN", "blob unknown") {
+        "the registry lacks a blob the manifest names (blob unknown)".to_owned()
+    } else if said("DENIED", "requested access to the resource is denied") {
+        "access denied".to_owned()
+    } else {
+        text
+    }
+}
+
 fn hint(error: &OciDistributionError) -> &'static str {
     let text = error.to_string();
     if text.contains("Connection refused") || text.contains("error sending request") {
-        "\n  = help: is the registry running and reachable? Registries other than localhost need HTTPS unless passed with --insecure"
+        "\n  = help: is the registry running and reachable? Registries other than localhost need HTTPS unless passed with --insecure-registry HOST:PORT"
     } else if text.contains("401") || text.contains("Unauthorized") {
         "\n  = help: log in with `docker login` (stagecraft reads ~/.docker/config.json)"
     } else {

@@ -336,3 +336,20 @@ fn add_host_reaches_run_steps_and_load_is_a_note() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not an IP address"));
 }
+
+#[test]
+fn pulling_a_missing_tag_is_one_readable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let _registry = common::RegistryProcess::start(&dir.path().join("registry"), 5393);
+    let output = assert_cmd::Command::cargo_bin("stagecraft")
+        .unwrap()
+        .env("STAGECRAFT_ROOT", dir.path().join("store"))
+        .args(["pull", "127.0.0.1:5393/nosuch:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no such tag or digest"), "{stderr}");
+    assert!(!stderr.contains("envelope"), "{stderr}");
+}
