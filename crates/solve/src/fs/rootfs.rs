@@ -219,17 +219,16 @@ impl MergedView {
 
     fn root(&self) -> Option<Found> {
         let top = self.layers.len().checked_sub(1)?;
-        let mut root = self.found(
-            top,
-            PathBuf::from("/"),
-            self.entry(top, Path::new("/"))?.metadata,
-        );
-        root.layers.clear();
-        for index in (0..=top).rev() {
-            root.layers.push(index);
-            if self.entry(index, Path::new("/")).is_some_and(|e| e.opaque) {
+        let top_entry = self.entry(top, Path::new("/"))?;
+        let mut root = self.found(top, PathBuf::from("/"), top_entry.metadata);
+        // Lower layers show through the root until an opaque one; the top's entry is read once.
+        let mut opaque = top_entry.opaque;
+        for index in (0..top).rev() {
+            if opaque {
                 break;
             }
+            root.layers.push(index);
+            opaque = self.entry(index, Path::new("/")).is_some_and(|e| e.opaque);
         }
         Some(root)
     }
