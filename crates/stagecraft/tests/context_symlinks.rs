@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::busybox_layout;
+use common::store_with_busybox;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,16 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Builds `context` with the final file system written to the tar `out`.
+fn build_to_tar(root: &Path, context: &Path, out: &Path) {
+    stagecraft(root)
+        .args(["build", "--progress=plain", "--output"])
+        .arg(format!("type=tar,dest={}", out.display()))
+        .arg(context)
+        .assert()
+        .success();
+}
+
 /// The entries (path, link target) of a tar file.
 fn tar_entries(path: &Path) -> Vec<(String, Option<String>)> {
     let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
@@ -94,12 +104,7 @@ fn tar_entries(path: &Path) -> Vec<(String, Option<String>)> {
 fn links_to_the_root_read_the_context_never_the_host() {
     let canary = Canary::new();
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    stagecraft(&root)
-        .args(["load", "--tag", "busybox:latest", "-i"])
-        .arg(busybox_layout(dir.path()))
-        .assert()
-        .success();
+    let root = store_with_busybox(dir.path());
     for link in ROOT_LINKS {
         let context = dir.path().join("ctx");
         let _ = fs::remove_dir_all(&context);
@@ -189,12 +194,7 @@ fn links_to_the_root_read_the_context_never_the_host() {
     )
     .unwrap();
     let out = dir.path().join("stage.tar");
-    stagecraft(&root)
-        .args(["build", "--progress=plain", "--output"])
-        .arg(format!("type=tar,dest={}", out.display()))
-        .arg(&context)
-        .assert()
-        .success();
+    build_to_tar(&root, &context, &out);
     let entries = tar_entries(&out);
     assert!(entries.iter().any(|(name, _)| name == "w/stage-own/"));
     canary.assert_absent("a COPY --from image", &fs::read(&out).unwrap());
@@ -213,12 +213,7 @@ fn links_to_the_root_read_the_context_never_the_host() {
 #[test]
 fn a_link_loop_in_the_context_is_not_found_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    stagecraft(&root)
-        .args(["load", "--tag", "busybox:latest", "-i"])
-        .arg(busybox_layout(dir.path()))
-        .assert()
-        .success();
+    let root = store_with_busybox(dir.path());
     let context = dir.path().join("ctx");
     fs::create_dir(&context).unwrap();
     std::os::unix::fs::symlink("b", context.join("a")).unwrap();
@@ -246,12 +241,7 @@ fn a_link_loop_in_the_context_is_not_found_not_a_hang() {
     )
     .unwrap();
     let out = dir.path().join("rootfs.tar");
-    stagecraft(&root)
-        .args(["build", "--progress=plain", "--output"])
-        .arg(format!("type=tar,dest={}", out.display()))
-        .arg(&context)
-        .assert()
-        .success();
+    build_to_tar(&root, &context, &out);
     let entries = tar_entries(&out);
     assert!(entries.contains(&("w/a".to_owned(), Some("b".to_owned()))));
     assert!(entries.contains(&("w/b".to_owned(), Some("a".to_owned()))));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{RegistryProcess, busybox_layout, shared_dir};
+use common::{RegistryProcess, busybox_layout, shared_dir, store_with_busybox};
 use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,17 +42,6 @@ fn store_state(root: &Path) -> String {
         String::from_utf8_lossy(&verify.stderr)
     );
     String::from_utf8_lossy(&images.stdout).into_owned()
-}
-
-/// A store with busybox loaded.
-fn store_with_busybox(dir: &Path) -> PathBuf {
-    let root = dir.join("store");
-    stagecraft(&root)
-        .args(["load", "--tag", "busybox:latest", "-i"])
-        .arg(busybox_layout(dir))
-        .assert()
-        .success();
-    root
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -128,6 +128,19 @@ pub(crate) fn busybox_layout(dir: &Path) -> PathBuf {
     layout
 }
 
+/// A store at `dir/store` with the busybox base loaded as `busybox:latest`; returns its root.
+pub(crate) fn store_with_busybox(dir: &Path) -> PathBuf {
+    let root = dir.join("store");
+    Command::cargo_bin("stagecraft")
+        .unwrap()
+        .env("STAGECRAFT_ROOT", &root)
+        .args(["load", "--tag", "busybox:latest", "-i"])
+        .arg(busybox_layout(dir))
+        .assert()
+        .success();
+    root
+}
+
 /// Writes `megabytes` MiB of incompressible (xorshift) bytes to `path`: layers of it cost real
 /// hashing, compression and disk space.
 pub(crate) fn write_random_file(path: &Path, megabytes: usize, seed: u64) {
