@@ -25,7 +25,8 @@ impl BaseImages for StoreOrRegistry<'_> {
         // being fetched twice.
         let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
         let fresh_enough = !self.always_pull || pulled.iter().any(|r| r == reference);
-        if fresh_enough && let Ok(image) = self.store.image_for_platform(reference, platform) {
+        let in_store = self.store.image_for_platform(reference, platform);
+        if fresh_enough && let Ok(image) = in_store {
             return Ok(image);
         }
         pulled.push(reference.to_owned());
@@ -38,8 +39,17 @@ impl BaseImages for StoreOrRegistry<'_> {
         ))
         .map_err(|e| e.to_string())?;
         result.map_err(|e| {
+            let in_store = match in_store {
+                // The store has the name, for other platforms: say which.
+                Err(stagecraft_store::Error::PlatformNotFound {
+                    platform,
+                    available,
+                    ..
+                }) => format!("the store has it for {available}, not for {platform}"),
+                _ => "not in the store (`stagecraft images` lists what it has)".to_owned(),
+            };
             format!(
-                "not in the store (`stagecraft images` lists what it has), and pulling it failed: {e}\n  = help: load it first with `stagecraft load` if it is not in a registry; for a registry over plain HTTP, pass --insecure-registry HOST:PORT"
+                "{in_store}, and pulling it failed: {e}\n  = help: load it first with `stagecraft load` if it is not in a registry (for several platforms, load an image index); for a registry over plain HTTP, pass --insecure-registry HOST:PORT"
             )
         })
     }

@@ -8,7 +8,7 @@ use crate::options::{CacheLocation, Output};
 use crate::output::{Exported, export};
 use crate::runner::NamespaceRunner;
 use stagecraft_dockerfile::Dockerfile;
-use stagecraft_image::Digest;
+use stagecraft_image::{Digest, Platform};
 use stagecraft_layer::Compression;
 use stagecraft_registry::Registry;
 use stagecraft_solve::progress::ProgressSink;
@@ -22,6 +22,9 @@ pub struct BuildRequest<'a> {
     pub dockerfile: &'a Dockerfile,
     /// The engine's options: build arguments, target, context, secrets, network…
     pub options: BuildOptions,
+    /// The platforms to build for: one image each, in one index when there are several. Empty
+    /// means `options.plan.platform` (default: this machine's).
+    pub platforms: Vec<Platform>,
     /// Names to tag the image with in the store (`-t`).
     pub tags: Vec<String>,
     /// Where the image goes besides the store (`--output`).
@@ -116,7 +119,27 @@ impl Session<'_> {
             progress,
             cache_blobs: Some(&imported),
         };
-        let outcome = engine.build(request.dockerfile, &request.options)?;
+        let outcome = match request.platforms.as_slice() {
+            [] => engine.build(request.dockerfile, &request.options)?,
+            [platform] => {
+                let mut options = request.options.clone();
+                options.plan.platform = Some(platform.clone());
+                engine.build(request.dockerfile, &options)?
+            }
+            several => {
+                return Err(Error::InvalidOption {
+                    flag: "--platform",
+                    value: several
+                        .iter()
+                        .map(Platform::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    reason:
+                        "several platforms need an image index, which this build cannot write yet"
+                            .into(),
+                });
+            }
+        };
         let mut names = Vec::new();
         for tag in &request.tags {
             let reference = store

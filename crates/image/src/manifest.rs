@@ -263,18 +263,30 @@ impl ImageIndex {
         crate::to_go_json_indented(self)
     }
 
-    /// The first image manifest for `wanted` (see [`Platform::matches`]).
-    /// Entries without a platform, or whose media type is not a manifest,
-    /// are skipped; BuildKit's attestation manifests carry
-    /// `unknown/unknown` and never match a real platform.
+    /// The image manifest that serves `wanted` best (see [`Platform::match_rank`]; the first
+    /// of equally good ones). Entries without a platform, or whose media type is not a
+    /// manifest, are skipped; BuildKit's attestation manifests carry `unknown/unknown` and
+    /// never match a real platform.
     pub fn find(&self, wanted: &Platform) -> Option<&Descriptor> {
-        self.manifests.iter().find(|descriptor| {
-            media_type::is_manifest(&descriptor.media_type)
-                && descriptor
-                    .platform
-                    .as_ref()
-                    .is_some_and(|platform| platform.matches(wanted))
-        })
+        self.manifests
+            .iter()
+            .filter(|descriptor| media_type::is_manifest(&descriptor.media_type))
+            .filter_map(|descriptor| {
+                let rank = descriptor.platform.as_ref()?.match_rank(wanted)?;
+                Some((rank, descriptor))
+            })
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, descriptor)| descriptor)
+    }
+
+    /// The platforms of the image manifests it lists (`linux/amd64, linux/arm64`), for
+    /// messages that say what an image offers.
+    pub fn platforms(&self) -> Vec<String> {
+        self.manifests
+            .iter()
+            .filter(|descriptor| media_type::is_manifest(&descriptor.media_type))
+            .filter_map(|descriptor| descriptor.platform.as_ref().map(Platform::to_string))
+            .collect()
     }
 }
 

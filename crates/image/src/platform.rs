@@ -146,13 +146,48 @@ impl Platform {
         self
     }
 
-    /// Whether an image for `self` can serve a request for `wanted`: same OS
-    /// and architecture, and the same variant unless `wanted` names none.
+    /// Whether an image for `self` can serve a request for `wanted` (see
+    /// [`Platform::match_rank`]).
     pub fn matches(&self, wanted: &Platform) -> bool {
+        self.match_rank(wanted).is_some()
+    }
+
+    /// How well an image for `self` serves a request for `wanted`, as containerd's
+    /// `platforms.Only` orders candidates: `Some(0)` for the same OS, architecture and
+    /// variant; then older variants the wanted CPU also runs (`amd64/v3` takes `v2`, then
+    /// `amd64`; `arm/v7` takes `v6`, then `v5`; `arm64/v9` takes `arm64`), the closest first;
+    /// any variant when `wanted` names none. `None` when it cannot serve it at all.
+    pub fn match_rank(&self, wanted: &Platform) -> Option<usize> {
         let (have, want) = (self.clone().normalized(), wanted.clone().normalized());
-        have.os == want.os
-            && have.architecture == want.architecture
-            && (want.variant.is_empty() || have.variant == want.variant)
+        if have.os != want.os || have.architecture != want.architecture {
+            return None;
+        }
+        if have.variant == want.variant {
+            return Some(0);
+        }
+        if want.variant.is_empty() {
+            return Some(1);
+        }
+        // Variants are `v` and a level; the default (empty) variant is the lowest level.
+        let level = |variant: &str, default: u32| -> Option<u32> {
+            if variant.is_empty() {
+                return Some(default);
+            }
+            variant.strip_prefix('v')?.split('.').next()?.parse().ok()
+        };
+        let (lowest, default) = match want.architecture.as_str() {
+            "amd64" => (1, 1),
+            "arm" => (5, 7),
+            "arm64" => (8, 8),
+            _ => return None,
+        };
+        let (have_level, want_level) = (
+            level(&have.variant, default)?,
+            level(&want.variant, default)?,
+        );
+        (lowest..=want_level)
+            .contains(&have_level)
+            .then(|| (want_level - have_level) as usize + 1)
     }
 }
 
@@ -225,6 +260,24 @@ mod tests {
         assert!(v7.matches(&any_arm));
         assert!(!v7.matches(&Platform::parse("linux/arm/v6").unwrap()));
         assert!(!v7.matches(&Platform::parse("linux/arm64").unwrap()));
+    }
+
+    #[test]
+    fn older_variants_serve_newer_requests_closest_first() {
+        let rank = |have: &str, want: &str| {
+            Platform::parse(have)
+                .unwrap()
+                .match_rank(&Platform::parse(want).unwrap())
+        };
+        assert_eq!(rank("linux/amd64/v2", "linux/amd64/v2"), Some(0));
+        assert!(rank("linux/amd64/v2", "linux/amd64/v3") < rank("linux/amd64", "linux/amd64/v3"));
+        assert!(rank("linux/amd64", "linux/amd64/v2").is_some());
+        assert_eq!(rank("linux/amd64/v3", "linux/amd64/v2"), None);
+        assert!(rank("linux/arm/v6", "linux/arm/v7").is_some());
+        assert_eq!(rank("linux/arm/v7", "linux/arm/v6"), None);
+        assert!(rank("linux/arm64", "linux/arm64/v9").is_some());
+        assert_eq!(rank("linux/arm/v7", "linux/arm64"), None);
+        assert_eq!(rank("linux/arm64", "linux/arm64/v8"), Some(0));
     }
 
     #[test]

@@ -265,7 +265,7 @@ fn plan_options(options: &LintOptions) -> PlanOptions {
     PlanOptions {
         target: options.target.clone(),
         build_args: options.build_args.clone(),
-        platform: None,
+        ..PlanOptions::default()
     }
 }
 

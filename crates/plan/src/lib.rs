@@ -40,8 +40,11 @@ pub struct PlanOptions {
     pub target: Option<String>,
     /// `--build-arg NAME=VALUE` values.
     pub build_args: BTreeMap<String, String>,
-    /// The platform to build for (default: this machine's).
+    /// The platform to build for: `TARGETPLATFORM`, and the platform of every stage without
+    /// a `FROM --platform` (default: this machine's).
     pub platform: Option<Platform>,
+    /// The platform the build runs on: `BUILDPLATFORM` (default: this machine's).
+    pub build_platform: Option<Platform>,
 }
 
 /// Why no plan could be made.
@@ -120,6 +123,9 @@ pub struct StagePlan {
     pub base: Base,
     /// `--platform`, expanded.
     pub platform: Option<String>,
+    /// The platform the stage is built for: its `--platform`, else the build's target platform.
+    /// Its base image is resolved for it and its `RUN`s run as it (emulated when foreign).
+    pub image_platform: Platform,
     /// The stages it needs, in instruction order.
     pub dependencies: Vec<Dependency>,
     /// Images used by `COPY --from=` or `RUN --mount=…,from=` that are not stages.
@@ -143,6 +149,10 @@ pub struct Plan {
     pub unused_build_args: Vec<String>,
     /// The escape character, for expanding words later.
     pub escape: char,
+    /// The platform built for (`TARGETPLATFORM`).
+    pub target_platform: Platform,
+    /// The platform built on (`BUILDPLATFORM`).
+    pub build_platform: Platform,
 }
 
 impl Plan {
@@ -158,7 +168,11 @@ impl Plan {
             .into());
         }
         let lexer = Lexer::new(file.escape);
-        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        let target_platform = options.platform.clone().unwrap_or_else(Platform::host);
+        let build_platform = options
+            .build_platform
+            .clone()
+            .unwrap_or_else(Platform::host);
         let target_name = options
             .target
             .clone()
@@ -167,7 +181,7 @@ impl Plan {
 
         let mut global = Env::new();
         let mut global_args: Vec<(String, String)> = Vec::new();
-        for (name, value) in predefined_args(&platform, &target_name) {
+        for (name, value) in predefined_args(&build_platform, &target_platform, &target_name) {
             let value = options.build_args.get(name).cloned().unwrap_or(value);
             set_global(&mut global, &mut global_args, name, value);
         }
@@ -235,6 +249,17 @@ impl Plan {
                     Some(value)
                 }
             };
+            let image_platform = match (&platform, &stage.platform) {
+                (Some(value), Some(word)) => Platform::parse(value).map_err(|e| {
+                    located(
+                        file,
+                        word.span,
+                        format!("failed to parse platform {value}: {}", e.reason),
+                    )
+                    .with_hint("write os/arch[/variant], e.g. linux/arm64, or $BUILDPLATFORM")
+                })?,
+                _ => target_platform.clone(),
+            };
             let (base, dependencies) = if base_name == "scratch" {
                 (Base::Scratch, Vec::new())
             } else if let Some(&index) = names.get(&base_name) {
@@ -264,6 +289,7 @@ impl Plan {
                 stage: stage.clone(),
                 base,
                 platform,
+                image_platform,
                 dependencies,
                 external_images: Vec::new(),
                 needed: false,
@@ -337,6 +363,8 @@ impl Plan {
             global_args,
             unused_build_args,
             escape: file.escape,
+            target_platform,
+            build_platform,
         })
     }
 

@@ -2,20 +2,26 @@
 
 use stagecraft_image::Platform;
 
-/// `BUILDPLATFORM`, `TARGETOS`, … as BuildKit defines them for a build on and for `platform`,
-/// with `TARGETSTAGE` naming the target.
-pub fn predefined_args(platform: &Platform, target_stage: &str) -> Vec<(&'static str, String)> {
+/// `BUILDPLATFORM`, `TARGETOS`, … as BuildKit defines them for a build on `build` for
+/// `target`, with `TARGETSTAGE` naming the target stage. `TARGET*` name the build's target
+/// platform in every stage, also one `FROM --platform=$BUILDPLATFORM` moves onto the build
+/// platform: that is how a cross-compiling stage learns what to compile for.
+pub fn predefined_args(
+    build: &Platform,
+    target: &Platform,
+    target_stage: &str,
+) -> Vec<(&'static str, String)> {
     vec![
-        ("BUILDPLATFORM", platform.to_string()),
-        ("BUILDOS", platform.os.clone()),
-        ("BUILDOSVERSION", String::new()),
-        ("BUILDARCH", platform.architecture.clone()),
-        ("BUILDVARIANT", platform.variant.clone()),
-        ("TARGETPLATFORM", platform.to_string()),
-        ("TARGETOS", platform.os.clone()),
-        ("TARGETOSVERSION", String::new()),
-        ("TARGETARCH", platform.architecture.clone()),
-        ("TARGETVARIANT", platform.variant.clone()),
+        ("BUILDPLATFORM", build.to_string()),
+        ("BUILDOS", build.os.clone()),
+        ("BUILDOSVERSION", build.os_version.clone()),
+        ("BUILDARCH", build.architecture.clone()),
+        ("BUILDVARIANT", build.variant.clone()),
+        ("TARGETPLATFORM", target.to_string()),
+        ("TARGETOS", target.os.clone()),
+        ("TARGETOSVERSION", target.os_version.clone()),
+        ("TARGETARCH", target.architecture.clone()),
+        ("TARGETVARIANT", target.variant.clone()),
         ("TARGETSTAGE", target_stage.to_owned()),
     ]
 }
@@ -37,7 +43,7 @@ pub(crate) fn is_predefined(name: &str) -> bool {
         "SOURCE_DATE_EPOCH",
     ];
     OTHERS.contains(&name)
-        || predefined_args(&Platform::host(), "")
+        || predefined_args(&Platform::host(), &Platform::host(), "")
             .iter()
             .any(|(n, _)| *n == name)
 }

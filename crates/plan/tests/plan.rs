@@ -196,3 +196,48 @@ fn invalid_image_references_fail_even_in_stages_that_are_not_needed() {
     // Valid references plan.
     plan("FROM localhost:5000/team/app:1.0 AS a\nFROM a\nCOPY --from=busybox:1.36 /bin/sh /sh\n");
 }
+
+#[test]
+fn target_and_build_platforms_give_the_platform_args_and_stage_platforms() {
+    let arm64 = Platform::parse("linux/arm64").unwrap();
+    let amd64 = Platform::parse("linux/amd64").unwrap();
+    let options = PlanOptions {
+        platform: Some(arm64.clone()),
+        build_platform: Some(amd64.clone()),
+        ..Default::default()
+    };
+    let plan = plan_with(
+        "FROM --platform=$BUILDPLATFORM alpine AS build\nFROM --platform=linux/arm/v7 alpine AS pinned\nFROM alpine\nCOPY --from=build /a /a\nCOPY --from=pinned /b /b\n",
+        &options,
+    )
+    .unwrap();
+    let arg = |name: &str| {
+        plan.global_args
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(arg("TARGETPLATFORM"), Some("linux/arm64"));
+    assert_eq!(arg("TARGETARCH"), Some("arm64"));
+    assert_eq!(arg("BUILDPLATFORM"), Some("linux/amd64"));
+    assert_eq!(arg("BUILDARCH"), Some("amd64"));
+    assert_eq!(plan.stages[0].image_platform, amd64);
+    assert_eq!(
+        plan.stages[1].image_platform,
+        Platform::parse("linux/arm/v7").unwrap()
+    );
+    assert_eq!(plan.stages[2].image_platform, arm64);
+    assert_eq!(plan.target_platform, arm64);
+}
+
+#[test]
+fn an_invalid_from_platform_is_located() {
+    let message = error(
+        "ARG P=linux\nFROM --platform=$P alpine\n",
+        &PlanOptions::default(),
+    );
+    assert!(
+        message.contains("failed to parse platform linux"),
+        "{message}"
+    );
+}

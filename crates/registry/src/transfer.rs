@@ -75,7 +75,11 @@ pub async fn pull(
         AnyManifest::Image(_) => top_digest.clone(),
         AnyManifest::Index(index) => {
             let entry = index.find(platform).ok_or_else(|| {
-                TransferError::Invalid(format!("{} has no image for {platform}", reference.whole()))
+                TransferError::Invalid(format!(
+                    "{} has no image for {platform}; it has: {}",
+                    reference.whole(),
+                    index.platforms().join(", ")
+                ))
             })?;
             let by_digest = reference.clone_with_digest(entry.digest.to_string());
             let child = registry.manifest(&by_digest).await?;

@@ -1,6 +1,7 @@
 //! Runs a build plan: each needed stage on its own thread once the stages it needs are done,
 //! every step looked up in the content-addressed cache first.
 
+use crate::cache::flight::Flights;
 use crate::convert::config::fill_history_times;
 use crate::convert::dispatch::secret_values;
 use crate::fs::context_index::ContextHashes;
@@ -8,7 +9,7 @@ use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
 use crate::progress::{Event, SkipReason};
-use crate::state::{BuildRun, StageResult, StageSlot};
+use crate::state::{BuildRun, BuildShared, FinishedRun, StageSlot};
 use stagecraft_dockerfile::{CommandKind, Dockerfile};
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{Platform, Timestamp};
@@ -16,115 +17,146 @@ use stagecraft_plan::Plan;
 use stagecraft_shell::Lexer;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
 
 impl Engine<'_> {
-    /// Builds the plan's target and stores the image (untagged; tag it with the store).
+    /// Builds the plan's target for `options.plan.platform` (default: this machine's) and
+    /// stores the image (untagged; tag it with the store).
     pub fn build(
         &self,
         file: &Dockerfile,
         options: &BuildOptions,
     ) -> Result<BuildOutcome, BuildError> {
-        let plan = Plan::new(file, &options.plan)?;
+        let platform = options.plan.platform.clone().unwrap_or_else(Platform::host);
+        let mut outcomes = self.build_platforms(file, options, std::slice::from_ref(&platform))?;
+        Ok(outcomes.remove(0))
+    }
+
+    /// Builds the target for each of `platforms` (`options.plan.platform` is ignored) and
+    /// stores one image per platform, returned in the order of `platforms`. Each platform is its
+    /// own graph, planned with its `TARGET*` arguments; the graphs run at once and share every
+    /// step whose key is the same (a `FROM --platform=$BUILDPLATFORM` stage runs once), and the
+    /// first failure stops them all.
+    pub fn build_platforms(
+        &self,
+        file: &Dockerfile,
+        options: &BuildOptions,
+        platforms: &[Platform],
+    ) -> Result<Vec<BuildOutcome>, BuildError> {
+        if platforms.is_empty() {
+            return Err(BuildError::Other("no platform to build for".into()));
+        }
+        // Every graph is planned before anything runs: a Dockerfile error is one error.
+        let plans = platforms
+            .iter()
+            .map(|platform| {
+                let mut plan_options = options.plan.clone();
+                plan_options.platform = Some(platform.clone());
+                Plan::new(file, &plan_options)
+            })
+            .collect::<Result<Vec<Plan>, _>>()?;
         // A lease keeps `prune` from collecting blobs and snapshots this build relies on.
         let _lease = self
             .store
             .lease()
             .map_err(|e| BuildError::Other(format!("locking the store: {e}")))?;
-        let matcher = load_ignore(&options.context_dir, options.dockerfile_path.as_deref())?;
-        let created = options
-            .source_date_epoch
-            .and_then(|s| Timestamp::from_unix(s, 0))
-            .map(|t| t.to_string());
-        let stage_count = plan.stages.len();
-        let run = BuildRun {
-            engine: self,
-            file,
-            options,
-            lexer: Lexer::new(plan.escape),
-            plan,
-            matcher,
+        let shared = BuildShared {
+            matcher: load_ignore(&options.context_dir, options.dockerfile_path.as_deref())?,
             context_hashes: ContextHashes::load(self.store, &options.context_dir),
-            platform: Platform::host(),
-            created,
+            created: options
+                .source_date_epoch
+                .and_then(|s| Timestamp::from_unix(s, 0))
+                .map(|t| t.to_string()),
             step_ids: AtomicUsize::new(0),
-            steps_run: AtomicUsize::new(0),
-            steps_cached: AtomicUsize::new(0),
-            results: (0..stage_count).map(|_| StageSlot::default()).collect(),
-            outcomes: Mutex::new(vec![StageOutcome::Skipped; stage_count]),
             failed: Mutex::new(None),
             secret_values: secret_values(options),
+            flights: Flights::default(),
+            multi_platform: platforms.len() > 1,
         };
+        let runs: Vec<BuildRun<'_>> = plans
+            .into_iter()
+            .map(|plan| {
+                let stage_count = plan.stages.len();
+                BuildRun {
+                    engine: self,
+                    file,
+                    options,
+                    shared: &shared,
+                    lexer: Lexer::new(plan.escape),
+                    plan,
+                    steps_run: AtomicUsize::new(0),
+                    steps_cached: AtomicUsize::new(0),
+                    results: (0..stage_count).map(|_| StageSlot::default()).collect(),
+                    outcomes: Mutex::new(vec![StageOutcome::Skipped; stage_count]),
+                }
+            })
+            .collect();
         // Before anything runs, as BuildKit validates the whole build's entitlements first.
-        for stage in run.plan.stages.iter().filter(|s| s.needed) {
+        // The instructions are the same in every graph: the first one's plan says what runs.
+        let first = &runs[0];
+        for stage in first.plan.stages.iter().filter(|s| s.needed) {
             for command in &stage.stage.commands {
                 if let CommandKind::Run(run_command) = &command.kind {
-                    run.check_entitlements(command, run_command)?;
+                    first.check_entitlements(command, run_command)?;
                 }
             }
         }
-        for stage in run.plan.stages.iter().filter(|s| !s.needed) {
-            self.progress.event(Event::StageSkipped {
-                stage: stage.display_name.clone(),
-                reason: SkipReason::NotNeeded,
-            });
+        for run in &runs {
+            for (index, stage) in run.plan.stages.iter().enumerate() {
+                if !stage.needed {
+                    self.progress.event(Event::StageSkipped {
+                        stage: run.stage_label(index),
+                        reason: SkipReason::NotNeeded,
+                    });
+                }
+            }
         }
         let errors: Mutex<Vec<BuildError>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for &index in &run.plan.order {
-                let run = &run;
-                let errors = &errors;
-                scope.spawn(move || {
-                    let result = run.run_stage(index);
-                    let stage = &run.plan.stages[index].display_name;
-                    match &result {
-                        Err(BuildError::Cancelled) => {
-                            let failed_stage = run.failed_stage().unwrap_or_default();
-                            self.progress.event(Event::StageSkipped {
-                                stage: stage.clone(),
-                                reason: SkipReason::AfterFailure { failed_stage },
-                            });
-                        }
-                        Err(_) => {
-                            // The first failure stops the other stages at their next step.
-                            let mut failed = run.failed.lock().unwrap_or_else(|e| e.into_inner());
-                            failed.get_or_insert_with(|| stage.clone());
-                        }
-                        Ok(_) => {}
-                    }
-                    let slot = &run.results[index];
-                    *slot.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(match result {
-                        Ok(state) => Ok(Arc::new(state)),
-                        Err(error) => {
-                            errors.lock().unwrap_or_else(|e| e.into_inner()).push(error);
-                            Err(())
-                        }
-                    });
-                    slot.finished.notify_all();
-                });
+            for run in &runs {
+                for &index in &run.plan.order {
+                    let errors = &errors;
+                    scope.spawn(move || run.run_stage_to_slot(index, errors));
+                }
             }
         });
+        let finished: Vec<FinishedRun> = runs.into_iter().map(BuildRun::finished).collect();
         // Saved whether or not the build succeeded: the hashes hold either way.
-        self.save_context_hashes(run.context_hashes);
+        self.save_context_hashes(shared.context_hashes);
         let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
         // A cancelled stage only says another one failed: report that one.
         errors.sort_by_key(|error| matches!(error, BuildError::Cancelled));
         if let Some(error) = errors.into_iter().next() {
             return Err(error);
         }
-        let results: Vec<Option<StageResult>> = run
-            .results
+        finished
             .into_iter()
-            .map(|slot| slot.result.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .collect();
-        let Some(Some(Ok(target))) = results.get(run.plan.target).cloned() else {
+            .map(|run| self.store_image(run, options, &shared.created))
+            .collect()
+    }
+
+    /// Stores the image a finished graph made and reports on its stages.
+    fn store_image(
+        &self,
+        run: FinishedRun,
+        options: &BuildOptions,
+        created: &Option<String>,
+    ) -> Result<BuildOutcome, BuildError> {
+        let FinishedRun {
+            plan,
+            results,
+            outcomes,
+            steps_run,
+            steps_cached,
+        } = run;
+        let Some(Some(Ok(target))) = results.get(plan.target).cloned() else {
             return Err(BuildError::Other(
                 "the target stage produced no result".into(),
             ));
         };
         let mut config = target.config.clone();
-        config.created = match &run.created {
+        config.created = match created {
             Some(epoch) => Some(epoch.clone()),
             None => fill_history_times(&mut config.history),
         };
@@ -137,7 +169,6 @@ impl Engine<'_> {
             .store
             .write_image(&config, descriptors, options.manifest_format)
             .map_err(|e| BuildError::Other(format!("storing the image: {e}")))?;
-        let outcomes = run.outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut cache_records = BTreeMap::new();
         for state in results.iter().flatten().flatten() {
             for (key, layer) in state.layer_keys.iter().zip(&state.layers) {
@@ -146,8 +177,7 @@ impl Engine<'_> {
                 }
             }
         }
-        let stages = run
-            .plan
+        let stages = plan
             .stages
             .iter()
             .enumerate()
@@ -162,12 +192,13 @@ impl Engine<'_> {
             })
             .collect();
         Ok(BuildOutcome {
+            platform: plan.target_platform.clone(),
             image,
             layers: target.layers.clone(),
             snapshots: target.snapshots.clone(),
             stages,
-            steps_run: run.steps_run.load(Ordering::Relaxed),
-            steps_cached: run.steps_cached.load(Ordering::Relaxed),
+            steps_run,
+            steps_cached,
             cache_records,
             target_cache_keys: target.layer_keys.iter().flatten().cloned().collect(),
         })

@@ -1,7 +1,7 @@
 //! What a build gives back: the image and its layers, each stage's outcome, or an error.
 
 use stagecraft_dockerfile::ParseError;
-use stagecraft_image::{Descriptor, Digest};
+use stagecraft_image::{Descriptor, Digest, Platform};
 use stagecraft_plan::PlanError;
 use stagecraft_store::Image;
 use std::collections::BTreeMap;
@@ -91,6 +91,8 @@ pub struct StageReport {
 
 /// The result of a build.
 pub struct BuildOutcome {
+    /// The platform built for.
+    pub platform: Platform,
     /// The final image, stored.
     pub image: Image,
     /// Its layers with their snapshot directories, bottom first.

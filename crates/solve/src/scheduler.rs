@@ -3,10 +3,10 @@
 
 use crate::convert::dispatch::changes_filesystem;
 use crate::outcome::{BuildError, StageOutcome};
-use crate::progress::{Event, StepStatus};
+use crate::progress::{Event, SkipReason, StepStatus};
 use crate::state::{BuildRun, StageState};
 use stagecraft_plan::Base;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 impl BuildRun<'_> {
     /// Waits for a stage this one needs.
@@ -35,8 +35,40 @@ impl BuildRun<'_> {
         }
     }
 
+    /// A stage thread's whole life: runs stage `index`, reports a failure (the first one stops
+    /// every other stage, of every platform) and puts the result where waiting stages find it.
+    pub(crate) fn run_stage_to_slot(&self, index: usize, errors: &Mutex<Vec<BuildError>>) {
+        let result = self.run_stage(index);
+        let stage = self.stage_label(index);
+        match &result {
+            Err(BuildError::Cancelled) => {
+                self.engine.progress.event(Event::StageSkipped {
+                    stage,
+                    reason: SkipReason::AfterFailure {
+                        failed_stage: self.failed_stage().unwrap_or_default(),
+                    },
+                });
+            }
+            Err(_) => {
+                let mut failed = self.shared.failed.lock().unwrap_or_else(|e| e.into_inner());
+                failed.get_or_insert(stage);
+            }
+            Ok(_) => {}
+        }
+        let slot = &self.results[index];
+        *slot.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(match result {
+            Ok(state) => Ok(Arc::new(state)),
+            Err(error) => {
+                errors.lock().unwrap_or_else(|e| e.into_inner()).push(error);
+                Err(())
+            }
+        });
+        slot.finished.notify_all();
+    }
+
     pub(crate) fn failed_stage(&self) -> Option<String> {
-        self.failed
+        self.shared
+            .failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

@@ -1,6 +1,7 @@
 //! The state of a build while it runs: shared by its stage threads ([`BuildRun`]) and each
 //! stage's filesystem and config between steps ([`StageState`]).
 
+use crate::cache::flight::Flights;
 use crate::fs::context_index::ContextHashes;
 use crate::fs::rootfs::MergedView;
 use crate::interfaces::Engine;
@@ -8,7 +9,7 @@ use crate::options::BuildOptions;
 use crate::outcome::{LayerRef, StageOutcome};
 use stagecraft_dockerfile::Dockerfile;
 use stagecraft_dockerignore::PatternMatcher;
-use stagecraft_image::{History, ImageConfig, Platform};
+use stagecraft_image::{History, ImageConfig};
 use stagecraft_plan::{Plan, Scope};
 use stagecraft_shell::Lexer;
 use std::path::PathBuf;
@@ -88,29 +89,91 @@ impl StageState {
 /// A finished stage: its final state, or `Err` when it failed (the error is reported once).
 pub(crate) type StageResult = Result<Arc<StageState>, ()>;
 
-/// Shared by the stage threads of one build.
-pub(crate) struct BuildRun<'a> {
-    pub(crate) engine: &'a Engine<'a>,
-    pub(crate) file: &'a Dockerfile,
-    pub(crate) options: &'a BuildOptions,
-    pub(crate) plan: Plan,
-    pub(crate) lexer: Lexer,
+/// Shared by every platform's graph of one build.
+pub(crate) struct BuildShared {
     pub(crate) matcher: PatternMatcher,
     /// The hashes of the context's files, by the index the previous build left.
     pub(crate) context_hashes: ContextHashes,
-    pub(crate) platform: Platform,
     /// SOURCE_DATE_EPOCH as a timestamp: every history entry's time and the image's, when set.
     pub(crate) created: Option<String>,
+    /// Numbers steps across the whole build, every platform's graph included.
     pub(crate) step_ids: AtomicUsize,
-    pub(crate) steps_run: AtomicUsize,
-    pub(crate) steps_cached: AtomicUsize,
-    pub(crate) results: Vec<StageSlot>,
-    pub(crate) outcomes: Mutex<Vec<StageOutcome>>,
-    /// The first stage that failed: the others stop before their next step.
+    /// The first stage that failed: the others (of every platform) stop before their next step.
     pub(crate) failed: Mutex<Option<String>>,
     /// Secret values (secret build arguments, `--secret`s), longest first, masked in every
     /// output line.
     pub(crate) secret_values: Vec<String>,
+    /// The steps running now, so that graphs reaching the same step run it once.
+    pub(crate) flights: Flights,
+    /// Whether the build has several target platforms: progress then names each step's.
+    pub(crate) multi_platform: bool,
+}
+
+/// One platform's graph of a build, shared by its stage threads.
+pub(crate) struct BuildRun<'a> {
+    pub(crate) engine: &'a Engine<'a>,
+    pub(crate) file: &'a Dockerfile,
+    pub(crate) options: &'a BuildOptions,
+    pub(crate) shared: &'a BuildShared,
+    pub(crate) plan: Plan,
+    pub(crate) lexer: Lexer,
+    pub(crate) steps_run: AtomicUsize,
+    pub(crate) steps_cached: AtomicUsize,
+    pub(crate) results: Vec<StageSlot>,
+    pub(crate) outcomes: Mutex<Vec<StageOutcome>>,
+}
+
+/// What is left of a graph once its stage threads are done.
+pub(crate) struct FinishedRun {
+    pub(crate) plan: Plan,
+    /// Each stage's result: `None` for stages that did not run.
+    pub(crate) results: Vec<Option<StageResult>>,
+    pub(crate) outcomes: Vec<StageOutcome>,
+    pub(crate) steps_run: usize,
+    pub(crate) steps_cached: usize,
+}
+
+impl BuildRun<'_> {
+    /// The graph's results, once every stage thread has ended.
+    pub(crate) fn finished(self) -> FinishedRun {
+        FinishedRun {
+            plan: self.plan,
+            results: self
+                .results
+                .into_iter()
+                .map(|slot| slot.result.into_inner().unwrap_or_else(|e| e.into_inner()))
+                .collect(),
+            outcomes: self
+                .outcomes
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+            steps_run: self.steps_run.into_inner(),
+            steps_cached: self.steps_cached.into_inner(),
+        }
+    }
+
+    /// How progress names a stage: its display name, after its platform when the build has
+    /// several (`linux/arm64 build`), and with the target architecture when the stage runs on
+    /// another platform (`linux/amd64->arm64 build`, a cross-compiling stage), as buildx does.
+    pub(crate) fn stage_label(&self, index: usize) -> String {
+        let stage = &self.plan.stages[index];
+        if !self.shared.multi_platform {
+            return stage.display_name.clone();
+        }
+        let target = &self.plan.target_platform;
+        let arrow = if stage.image_platform == *target {
+            String::new()
+        } else if stage.image_platform.os == target.os {
+            let mut arch = target.architecture.clone();
+            if !target.variant.is_empty() {
+                arch = format!("{arch}/{}", target.variant);
+            }
+            format!("->{arch}")
+        } else {
+            format!("->{target}")
+        };
+        format!("{}{arrow} {}", stage.image_platform, stage.display_name)
+    }
 }
 
 /// Where one stage's result appears, with the stages waiting for it: each stage has its own

@@ -183,38 +183,40 @@ impl Store {
     }
 
     /// The image `reference` names, for this machine's platform when the
-    /// reference points at an index.
+    /// reference points at an index; a single manifest is returned whatever its platform
+    /// (`save`, `push` and `inspect` of an image built for another platform).
     pub fn image(&self, reference: &str) -> Result<Image> {
-        self.image_for_platform(reference, &Platform::host())
+        self.select_image(reference, &Platform::host(), false)
     }
 
-    /// The image `reference` names (a tag, or `name@digest`); when it points
-    /// at an index, the manifest for `platform` is chosen.
+    /// The image `reference` names (a tag, or `name@digest`) for `platform`: the index's best
+    /// manifest for it, or the single manifest when its config is for that platform. Either way
+    /// [`Error::PlatformNotFound`] says which platforms the image has when none serves.
     pub fn image_for_platform(&self, reference: &str, platform: &Platform) -> Result<Image> {
+        self.select_image(reference, platform, true)
+    }
+
+    fn select_image(&self, reference: &str, platform: &Platform, strict: bool) -> Result<Image> {
         let Some(digest) = self.resolve_tag(reference)? else {
             let normalized = Reference::parse(reference)?.with_default_tag();
             return Err(Error::TagNotFound {
                 reference: normalized.to_string(),
             });
         };
+        let not_found = |available: Vec<String>| Error::PlatformNotFound {
+            reference: reference.to_owned(),
+            platform: platform.to_string(),
+            available: if available.is_empty() {
+                "no platform entries".to_owned()
+            } else {
+                available.join(", ")
+            },
+        };
         let (index_digest, manifest_digest, manifest) = match self.read_any_manifest(&digest)? {
             AnyManifest::Image(manifest) => (None, digest, manifest),
             AnyManifest::Index(index) => {
                 let Some(entry) = index.find(platform) else {
-                    let available: Vec<String> = index
-                        .manifests
-                        .iter()
-                        .filter_map(|m| m.platform.as_ref().map(Platform::to_string))
-                        .collect();
-                    return Err(Error::PlatformNotFound {
-                        reference: reference.to_owned(),
-                        platform: platform.to_string(),
-                        available: if available.is_empty() {
-                            "no platform entries".to_owned()
-                        } else {
-                            available.join(", ")
-                        },
-                    });
+                    return Err(not_found(index.platforms()));
                 };
                 let manifest = self.read_manifest(&entry.digest)?;
                 (Some(digest), entry.digest.clone(), manifest)
@@ -222,6 +224,20 @@ impl Store {
         };
         let config_digest = manifest.config.digest.clone();
         let config = self.read_config(&config_digest)?;
+        // A config that names no platform (old or hand-made images) serves any.
+        let own = Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+            ..Platform::default()
+        };
+        if strict
+            && index_digest.is_none()
+            && !own.architecture.is_empty()
+            && !own.matches(platform)
+        {
+            return Err(not_found(vec![own.to_string()]));
+        }
         Ok(Image {
             manifest_digest,
             manifest,

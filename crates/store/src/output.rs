@@ -120,7 +120,9 @@ impl Store {
         let lease = self.lease()?;
         let dest = match fs::canonicalize(dest) {
             Ok(real) => real,
-            Err(_) => dest.to_owned(),
+            // Absolute, so that the directory synced on commit is never the empty parent of a
+            // bare file name (`-o type=tar,dest=out.tar`).
+            Err(_) => std::path::absolute(dest).at("resolve", dest)?,
         };
         let (dir, name) = split_destination(&dest)?;
         let mut registration = None;

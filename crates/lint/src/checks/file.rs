@@ -239,7 +239,7 @@ fn global_scope(
         .unwrap_or_else(|| "default".to_owned());
     let overrides = &model.options.build_args;
     let mut scope: Vec<(String, String)> =
-        stagecraft_plan::predefined_args(&Platform::host(), &target)
+        stagecraft_plan::predefined_args(&Platform::host(), &Platform::host(), &target)
             .into_iter()
             .map(|(name, value)| {
                 (

@@ -2,5 +2,6 @@
 //! to other machines ([`crate::remote_cache`]).
 
 pub(crate) mod explain;
+pub(crate) mod flight;
 pub(crate) mod key;
 pub(crate) mod step;

@@ -2,6 +2,7 @@
 //! commit the new layer and record it; and remember the step's inputs to explain the next miss.
 
 use crate::cache::explain::{Change, Miss, StepInputs, explain_change};
+use crate::cache::flight::Joined;
 use crate::cache::key::CacheKey;
 use crate::convert::from::unpacked_snapshot;
 use crate::outcome::{BuildError, LayerRef};
@@ -22,10 +23,10 @@ impl BuildRun<'_> {
         total: usize,
         name: &str,
     ) -> (usize, Instant) {
-        let id = self.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
         self.engine.progress.event(Event::StepStarted {
             id,
-            stage: self.plan.stages[stage_index].display_name.clone(),
+            stage: self.stage_label(stage_index),
             index: position,
             total,
             name: name.to_owned(),
@@ -91,6 +92,22 @@ impl BuildRun<'_> {
         } else {
             key.to_owned()
         };
+        // Another graph of this build (another target platform) may be running this very step:
+        // take its result rather than run it twice.
+        let mut leader = match self.shared.flights.join(key) {
+            Joined::Leader(leader) => leader,
+            Joined::Follower((layer, snapshot)) => {
+                self.steps_cached.fetch_add(1, Ordering::Relaxed);
+                self.engine.progress.event(Event::StepFinished {
+                    id,
+                    status: StepStatus::Cached,
+                    duration: started.elapsed(),
+                    miss_reason: None,
+                });
+                state.push_layer(layer, snapshot, key, chain_key);
+                return Ok(false);
+            }
+        };
         let lookup = if no_cache {
             Err(Miss::NoCache)
         } else {
@@ -109,6 +126,8 @@ impl BuildRun<'_> {
                     .unwrap_or_default(),
             )
             .text("stage", &self.plan.stages[stage_index].display_name)
+            // Each target platform's graph has its own inputs at this place (TARGETARCH…).
+            .text("target platform", &self.plan.target_platform.to_string())
             .text("position", &position.to_string())
             .finish();
         let record = StepInputs {
@@ -137,6 +156,7 @@ impl BuildRun<'_> {
                     duration: started.elapsed(),
                     miss_reason: None,
                 });
+                leader.land((layer.clone(), snapshot.clone()));
                 state.push_layer(layer, snapshot, key, chain_key);
                 return Ok(false);
             }
@@ -182,6 +202,7 @@ impl BuildRun<'_> {
             .map_err(|e| BuildError::Other(format!("writing a cache record: {e}")))?;
         self.steps_run.fetch_add(1, Ordering::Relaxed);
         finish(StepStatus::Done);
+        leader.land((layer.clone(), snapshot.clone()));
         state.push_layer(layer, snapshot, key, chain_key);
         Ok(true)
     }

@@ -262,8 +262,8 @@ impl BuildRun<'_> {
             (None, None) => (
                 CopySource::Context {
                     view: MergedView::new(vec![self.options.context_dir.clone()]),
-                    matcher: &self.matcher,
-                    hashes: &self.context_hashes,
+                    matcher: &self.shared.matcher,
+                    hashes: &self.shared.context_hashes,
                 },
                 "context".to_owned(),
             ),
@@ -367,7 +367,7 @@ impl BuildRun<'_> {
             state,
             |upper| plan.write(upper, &dest_view).map_err(|e| e.to_string()),
         )?;
-        state.history(format!("{message} # buildkit"), true, &self.created);
+        state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
     }
 }

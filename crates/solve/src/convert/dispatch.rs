@@ -85,7 +85,7 @@ impl BuildRun<'_> {
 
     /// `line` with every secret value replaced by [`MASK`].
     pub(crate) fn mask(&self, line: &str) -> String {
-        mask_secrets(line, &self.secret_values)
+        mask_secrets(line, &self.shared.secret_values)
     }
 
     /// Applies one instruction. Returns whether something ran (a cache miss).
@@ -98,7 +98,7 @@ impl BuildRun<'_> {
         state: &mut StageState,
         no_cache: bool,
     ) -> Result<bool, BuildError> {
-        let created = &self.created;
+        let created = &self.shared.created;
         match &command.kind {
             CommandKind::Env(pairs) => {
                 let mut message = String::from("ENV");

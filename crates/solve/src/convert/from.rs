@@ -6,7 +6,7 @@ use crate::fs::rootfs::MergedView;
 use crate::outcome::{BuildError, LayerRef};
 use crate::state::{BuildRun, DEFAULT_PATH, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
-use stagecraft_image::{Digest, ImageConfig};
+use stagecraft_image::{Digest, ImageConfig, Platform};
 use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};
 use stagecraft_plan::{Base, Scope};
 use stagecraft_store::{Image, Store};
@@ -15,10 +15,11 @@ use std::path::{Path, PathBuf};
 impl BuildRun<'_> {
     pub(crate) fn base_state(&self, index: usize) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[index];
+        let platform = &stage.image_platform;
         match &stage.base {
             Base::Scratch => {
                 // BuildKit gives an empty image the default PATH.
-                let mut config = ImageConfig::for_platform(&self.platform);
+                let mut config = ImageConfig::for_platform(platform);
                 config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
                 Ok(StageState {
                     scope: Scope::from_image_env(config.config.env.iter().map(String::as_str)),
@@ -29,7 +30,7 @@ impl BuildRun<'_> {
                     snapshots: Vec::new(),
                     base_layers: 0,
                     key: CacheKey::new("scratch")
-                        .text("platform", &self.platform.to_string())
+                        .text("platform", &platform.to_string())
                         .finish(),
                     cmd_set: false,
                 })
@@ -48,7 +49,7 @@ impl BuildRun<'_> {
                 Ok(state)
             }
             Base::Image(reference) => {
-                let (image, layers, snapshots) = self.image_layers(reference)?;
+                let (image, layers, snapshots) = self.image_layers(reference, platform)?;
                 let config = image.config.clone();
                 let scope = Scope::from_image_env(config.config.env.iter().map(String::as_str));
                 let base_layers = layers.len();
@@ -112,16 +113,17 @@ impl BuildRun<'_> {
             .collect()
     }
 
-    /// Resolves an image and makes sure every layer has a snapshot.
+    /// Resolves an image for `platform` and makes sure every layer has a snapshot.
     pub(crate) fn image_layers(
         &self,
         reference: &str,
+        platform: &Platform,
     ) -> Result<(Image, Vec<LayerRef>, Vec<PathBuf>), BuildError> {
         let store = self.engine.store;
         let image = self
             .engine
             .base_images
-            .resolve(reference, &self.platform)
+            .resolve(reference, platform)
             .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
         let mut layers = Vec::new();
         let mut snapshots = Vec::new();
@@ -148,7 +150,8 @@ impl BuildRun<'_> {
         Ok((image, layers, snapshots))
     }
 
-    /// The filesystem `from` names: a stage (by name or index) or an image.
+    /// The filesystem `from` names: a stage (by name or index) or an image (for the build's
+    /// target platform, as BuildKit resolves `--from` images).
     pub(crate) fn source_view(
         &self,
         command: &Command,
@@ -169,7 +172,7 @@ impl BuildRun<'_> {
             }
             None => {
                 self.refuse_stage_typo(command, from)?;
-                let (image, _, snapshots) = self.image_layers(from)?;
+                let (image, _, snapshots) = self.image_layers(from, &self.plan.target_platform)?;
                 Ok((
                     MergedView::new(snapshots),
                     format!("image {}", image.manifest_digest),
@@ -198,7 +201,7 @@ impl BuildRun<'_> {
         if self
             .engine
             .store
-            .image_for_platform(from, &self.platform)
+            .image_for_platform(from, &self.plan.target_platform)
             .is_ok()
         {
             return Ok(());

@@ -147,8 +147,8 @@ impl BuildRun<'_> {
                         Some(_) => CopySource::Stage(view),
                         None => CopySource::Context {
                             view,
-                            matcher: &self.matcher,
-                            hashes: &self.context_hashes,
+                            matcher: &self.shared.matcher,
+                            hashes: &self.shared.context_hashes,
                         },
                     };
                     let sources = [source.clone()];
@@ -320,6 +320,11 @@ impl BuildRun<'_> {
             .text("user", &user)
             .text("network", network_key(network))
             .text("security", &run.security)
+            // Emulated or not, what a RUN makes depends on the platform it runs as.
+            .text(
+                "platform",
+                &self.plan.stages[stage_index].image_platform.to_string(),
+            )
             // BuildKit keys the exec op on its extra hosts too: /etc/hosts is what RUN saw.
             .text(
                 "extra hosts",
@@ -459,7 +464,7 @@ impl BuildRun<'_> {
             }
             other => other,
         })?;
-        state.history(history, true, &self.created);
+        state.history(history, true, &self.shared.created);
         Ok(ran)
     }
 }

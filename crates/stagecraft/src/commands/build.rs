@@ -27,6 +27,11 @@ pub(crate) struct BuildArgs {
     /// The stage to build (default: the last).
     #[arg(long)]
     target: Option<String>,
+    /// The platforms to build for, comma-separated or repeated (`linux/amd64,linux/arm64`,
+    /// `linux/arm/v7`): one image each, in one image index when there are several. RUN steps
+    /// of a foreign platform run under emulation (binfmt_misc). Default: this machine's.
+    #[arg(long = "platform", value_name = "PLATFORMS", value_delimiter = ',', value_parser = platform_flag)]
+    platforms: Vec<Platform>,
     /// `NAME=VALUE` for an ARG; `NAME` alone takes the value from the environment.
     #[arg(long = "build-arg")]
     build_args: Vec<String>,
@@ -283,6 +288,11 @@ pub(crate) fn build_arg_map(
     Ok(map)
 }
 
+/// One `--platform` value: `os/arch[/variant]`, normalized as containerd does.
+fn platform_flag(text: &str) -> Result<Platform, String> {
+    Platform::parse(text.trim()).map_err(|e| e.to_string())
+}
+
 /// Runs `stagecraft build`.
 pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     // Before the Dockerfile is looked for: a missing context is the first thing to say.
@@ -305,10 +315,17 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     let secret_args = build_arg_map("--secret-build-arg", &args.secret_build_args)?;
     let mut build_args = build_arg_map("--build-arg", &args.build_args)?;
     build_args.extend(secret_args.clone());
+    let mut platforms: Vec<Platform> = Vec::new();
+    for platform in &args.platforms {
+        if !platforms.contains(platform) {
+            platforms.push(platform.clone());
+        }
+    }
     let plan_options = PlanOptions {
         target: args.target.clone(),
         build_args,
-        platform: Some(Platform::host()),
+        platform: Some(platforms.first().cloned().unwrap_or_else(Platform::host)),
+        build_platform: Some(Platform::host()),
     };
     if args.dry_run {
         let plan = Plan::new(&file, &plan_options).map_err(|e| CommandError(e.render()))?;
@@ -435,6 +452,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
                 .chain((args.network == NetworkMode::Host).then_some(Entitlement::NetworkHost))
                 .collect(),
         },
+        platforms,
         tags: args.tags.clone(),
         outputs,
         push: args.push,

@@ -208,7 +208,15 @@ pub(crate) fn load(args: &LoadArgs) -> CommandResult {
         for tag in &args.tags {
             names.push(
                 store
-                    .set_tag(tag, &loaded.image.manifest_digest)?
+                    // An index is tagged whole: every platform stays reachable by the name.
+                    .set_tag(
+                        tag,
+                        loaded
+                            .image
+                            .index_digest
+                            .as_ref()
+                            .unwrap_or(&loaded.image.manifest_digest),
+                    )?
                     .to_string(),
             );
         }

@@ -128,6 +128,23 @@ pub(crate) fn busybox_layout(dir: &Path) -> PathBuf {
     layout
 }
 
+/// Makes the offline busybox image as an index of `platforms` (`linux/amd64,linux/arm64`) at
+/// `dir/busybox-multi` and returns its path.
+pub(crate) fn multi_platform_busybox_layout(dir: &Path, platforms: &str) -> PathBuf {
+    let layout = dir.join("busybox-multi");
+    let status = std::process::Command::new(shared_dir().join("fixtures/make-busybox-image"))
+        .arg(&layout)
+        .args(["latest", "--platform", platforms])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "make-busybox-image --platform {platforms} failed"
+    );
+    layout
+}
+
 /// A store at `dir/store` with the busybox base loaded as `busybox:latest`; returns its root.
 pub(crate) fn store_with_busybox(dir: &Path) -> PathBuf {
     let root = dir.join("store");

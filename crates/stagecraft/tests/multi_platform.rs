@@ -1,0 +1,123 @@
+//! Builds for other platforms: `FROM --platform`, `--platform`, the platform build arguments
+//! and RUN under emulation (binfmt_misc with qemu-user-static, which `scripts/setup.sh`
+//! registers), on an offline busybox index for linux/amd64 and linux/arm64. As root: builds
+//! need namespaces.
+
+mod common;
+
+use common::{Machine, multi_platform_busybox_layout};
+use std::path::Path;
+
+fn machine(dir: &Path, dockerfile: &str) -> Machine {
+    let busybox = multi_platform_busybox_layout(dir, "linux/amd64,linux/arm64");
+    Machine::new(dir, "m", &busybox, &[("Dockerfile", dockerfile)])
+}
+
+/// RUN of arm64 programs needs an interpreter registered for them; `scripts/setup.sh` does it.
+fn require_arm64_emulation() {
+    assert!(
+        Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(),
+        "no arm64 interpreter in binfmt_misc: run scripts/setup.sh (../shared/fixtures/setup-binfmt)"
+    );
+}
+
+/// Builds with `extra` flags into a `type=tar` output; returns the file `path` of the result.
+fn build_file(m: &Machine, extra: &[&str], path: &str) -> String {
+    let out = m.context.parent().unwrap().join("out.tar");
+    let mut args = extra.to_vec();
+    let output = format!("type=tar,dest={}", out.display());
+    args.extend(["--output", &output]);
+    m.build(&args);
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some(path.trim_start_matches('/')) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            return text;
+        }
+    }
+    panic!("{path} is not in the result");
+}
+
+#[test]
+fn from_platform_picks_the_base_for_that_platform_and_runs_it_emulated() {
+    require_arm64_emulation();
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(
+        dir.path(),
+        "FROM --platform=linux/arm64 busybox\nRUN uname -m > /arch\n",
+    );
+    assert_eq!(build_file(&m, &[], "/arch"), "aarch64\n");
+    // The image's config says so too.
+    m.build(&["-t", "arm:1"]);
+    let inspect = m.stagecraft().args(["inspect", "arm:1"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(json["config"]["architecture"], "arm64");
+    assert_eq!(json["config"]["os"], "linux");
+}
+
+#[test]
+fn cross_compile_pattern_builds_on_the_build_platform_for_the_target() {
+    require_arm64_emulation();
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(
+        dir.path(),
+        "FROM --platform=$BUILDPLATFORM busybox AS build\n\
+         ARG TARGETOS TARGETARCH\n\
+         RUN echo \"$TARGETOS/$TARGETARCH on $(uname -m)\" > /out\n\
+         FROM busybox\n\
+         COPY --from=build /out /out\n\
+         RUN uname -m >> /out\n",
+    );
+    let host_machine = std::process::Command::new("uname")
+        .arg("-m")
+        .output()
+        .unwrap();
+    let host_machine = String::from_utf8(host_machine.stdout).unwrap();
+    assert_eq!(
+        build_file(&m, &["--platform", "linux/arm64"], "/out"),
+        format!("linux/arm64 on {host_machine}aarch64\n")
+    );
+}
+
+#[test]
+fn a_base_without_the_platform_says_which_platforms_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path(), "FROM busybox\nRUN true\n");
+    let output = m
+        .stagecraft()
+        .args(["build", "--progress=plain", "--platform", "linux/s390x"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the store has it for linux/amd64, linux/arm64, not for linux/s390x"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn platform_values_are_normalized_and_bad_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(
+        dir.path(),
+        "FROM busybox\nARG TARGETPLATFORM\nRUN echo $TARGETPLATFORM > /p\n",
+    );
+    require_arm64_emulation();
+    assert_eq!(
+        build_file(&m, &["--platform", "linux/aarch64"], "/p"),
+        "linux/arm64\n"
+    );
+    let output = m
+        .stagecraft()
+        .args(["build", "--platform", "linux"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected os/arch[/variant]"), "{stderr}");
+}
