@@ -1,5 +1,5 @@
 //! Real runs of programs of other architectures: an arm64 busybox under the qemu-user-static
-//! interpreter that `/work/shared/fixtures/setup-binfmt` registers (`scripts/setup.sh` runs it),
+//! interpreter that `shared/fixtures/setup-binfmt` registers (`scripts/setup.sh` runs it),
 //! and a program of an architecture nobody registered, which must fail with the fix and run
 //! nothing. They need root (namespaces, overlayfs); otherwise, or without the fixtures or the
 //! registration, they are skipped with a note.
@@ -16,7 +16,15 @@ use stagecraft_exec::emulation::{
 use stagecraft_exec::{ExecError, ExecSpec, Executor, ExitStatus, HELPER_ARG, HelperCommand};
 use stagecraft_exec::{Rootfs, Stream};
 
-const FIXTURE: &str = "/work/shared/fixtures/make-busybox-image";
+/// The fixture that makes the busybox image: in `shared/` beside the repository, as
+/// `scripts/setup.sh` finds it (`STAGECRAFT_SHARED_DIR` overrides).
+fn fixture() -> PathBuf {
+    let shared = std::env::var_os("STAGECRAFT_SHARED_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
+    shared.join("fixtures/make-busybox-image")
+}
 
 /// Skips the calling test (returns) with the reason printed.
 macro_rules! skip {
@@ -133,7 +141,7 @@ fn arm64_busybox() -> PathBuf {
     let rootfs = staging.path().join("rootfs");
     std::fs::create_dir(&rootfs).unwrap();
     run_ok(
-        Command::new(FIXTURE)
+        Command::new(fixture())
             .arg(&layout)
             .args(["latest", "--platform", "linux/arm64"]),
     );
@@ -183,13 +191,12 @@ fn an_arm64_busybox_runs_under_the_registered_emulator() {
         if !usable {
             skip!(
                 "no enabled binfmt_misc interpreter with the F flag for arm64 under \
-                 {BINFMT_MISC_DIR} (run /work/shared/fixtures/setup-binfmt, as scripts/setup.sh \
-                 does)"
+                 {BINFMT_MISC_DIR} (run shared/fixtures/setup-binfmt, as scripts/setup.sh does)"
             );
         }
     }
-    if !Path::new(FIXTURE).exists() {
-        skip!("{FIXTURE} is missing");
+    if !fixture().exists() {
+        skip!("{} is missing", fixture().display());
     }
     let busybox = arm64_busybox();
     let binary = std::fs::read(busybox.join("bin/busybox")).unwrap();
