@@ -53,3 +53,13 @@ if ! need_cmd pyspdxtools; then
     echo "setup: installing spdx-tools (pyspdxtools)" >&2
     python3 -m pip install --quiet --disable-pip-version-check spdx-tools
 fi
+
+# Multi-platform builds run foreign RUN steps under qemu-user-static through binfmt_misc; the
+# exec tests run an arm64 busybox. The shared fixture installs qemu-user-static and registers
+# arm64 and arm with the F flag (idempotent); shared/ sits beside the repository.
+shared=${STAGECRAFT_SHARED_DIR:-$(dirname "$0")/../../shared}
+if [[ -f $shared/fixtures/setup-binfmt ]]; then
+    bash "$shared/fixtures/setup-binfmt" >&2
+else
+    echo "setup: $shared/fixtures/setup-binfmt is missing; foreign-platform RUN tests will be skipped" >&2
+fi

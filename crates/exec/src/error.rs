@@ -1,9 +1,12 @@
 //! The errors of a `RUN` step that did not produce an exit status.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
+
+use crate::emulation::{ProgramHead, explain_exec_failure};
 
 /// Why a `RUN` step could not run, or could not be cleaned up.
 ///
@@ -88,6 +91,11 @@ pub enum ExecError {
     #[error("unable to start container process: {0}")]
     Start(String),
 
+    /// The command is a program of another architecture (its ELF header says which) that this
+    /// machine has no usable binfmt_misc interpreter for. The kernel refused it: nothing ran.
+    #[error(transparent)]
+    Emulation(crate::emulation::EmulationError),
+
     /// The command ran, but cleaning up after it failed: unmounting the rootfs, removing the mount
     /// points created for it from the layer (which would leave stray files in the diff), or
     /// clearing the overlay's volatile marker.
@@ -119,11 +127,29 @@ pub(crate) enum Failure {
     Setup(String),
     /// See [`ExecError::Start`].
     Start(String),
+    /// `execve` of the looked-up program failed with an errno a foreign program explains
+    /// (`ENOEXEC`, `ENOENT`). Only the parent can tell whether one does: the host's binfmt_misc
+    /// is not visible in the container, so the init sends what it read of the program instead.
+    Exec {
+        /// runc's wording, for [`ExecError::Start`] when emulation does not explain the failure.
+        message: String,
+        /// The program's path in the container, after the `PATH` lookup.
+        program: String,
+        /// `execve`'s errno.
+        errno: i32,
+        /// The start of the binary `execve` was to load, when the init could read it.
+        head: Option<ProgramHead>,
+    },
 }
 
-impl From<Failure> for ExecError {
-    fn from(failure: Failure) -> Self {
-        match failure {
+impl Failure {
+    /// The caller's error for this failure. A [`Failure::Exec`] is checked against the
+    /// binfmt_misc registrations under `binfmt_misc` (the host's [`BINFMT_MISC_DIR`]), which
+    /// turns a foreign program without a usable interpreter into an [`ExecError::Emulation`].
+    ///
+    /// [`BINFMT_MISC_DIR`]: crate::emulation::BINFMT_MISC_DIR
+    pub(crate) fn into_error(self, binfmt_misc: &Path) -> ExecError {
+        match self {
             Failure::InvalidSpec(m) => ExecError::InvalidSpec(m),
             Failure::Namespaces(m) => ExecError::Namespaces(m),
             Failure::User(m) => ExecError::User(m),
@@ -138,6 +164,21 @@ impl From<Failure> for ExecError {
             },
             Failure::Setup(m) => ExecError::Setup(m),
             Failure::Start(m) => ExecError::Start(m),
+            Failure::Exec {
+                message,
+                program,
+                errno,
+                head,
+            } => head
+                .and_then(|head| {
+                    explain_exec_failure(
+                        &program,
+                        Errno::from_raw_os_error(errno),
+                        &head,
+                        binfmt_misc,
+                    )
+                })
+                .map_or(ExecError::Start(message), ExecError::Emulation),
         }
     }
 }
@@ -169,5 +210,40 @@ mod tests {
         );
         assert_eq!(errno_text(rustix::io::Errno::ACCESS), "permission denied");
         assert_eq!(errno_text(rustix::io::Errno::NOEXEC), "exec format error");
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn an_exec_failure_of_a_foreign_program_becomes_an_emulation_error() {
+        use crate::emulation::{Arch, EmulationError};
+        // An arm64 ELF identification and e_machine; no binfmt_misc registrations at all.
+        let mut arm64 = vec![0u8; 64];
+        arm64[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        arm64[16] = 2;
+        arm64[18] = 183;
+        let none = tempfile::tempdir().unwrap();
+        let failure = |head: Option<Vec<u8>>| Failure::Exec {
+            message: "exec /bin/sh: exec format error".into(),
+            program: "/bin/sh".into(),
+            errno: Errno::NOEXEC.raw_os_error(),
+            head: head.map(|bytes| ProgramHead {
+                path: "/bin/sh".into(),
+                bytes,
+            }),
+        };
+        match failure(Some(arm64)).into_error(none.path()) {
+            ExecError::Emulation(EmulationError::NoInterpreter { program, host }) => {
+                assert_eq!((program.arch, host), (Arch::Arm64, Arch::Amd64));
+                assert_eq!(program.path, "/bin/sh");
+            }
+            other => panic!("expected an emulation error, got {other:?}"),
+        }
+        // Nothing read, or nothing emulation explains: runc's words.
+        for head in [None, Some(b"#!/nonexistent\n".to_vec())] {
+            assert_eq!(
+                failure(head).into_error(none.path()).to_string(),
+                "unable to start container process: exec /bin/sh: exec format error"
+            );
+        }
     }
 }

@@ -336,7 +336,9 @@ fn decide(reports: &[u8], helper: &std::process::ExitStatus) -> Result<ExitStatu
     let mut cleanup = None;
     for line in reports.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         match protocol::decode_report(line).map_err(ExecError::Protocol)? {
-            Report::Failed(failure) => return Err(failure.into()),
+            Report::Failed(failure) => {
+                return Err(failure.into_error(Path::new(crate::emulation::BINFMT_MISC_DIR)));
+            }
             Report::CleanupFailed(message) => cleanup = Some(message),
             Report::Exited { status, cancelled } => exited = Some((status, cancelled)),
         }

@@ -71,6 +71,15 @@
 //! directories carry `user.overlay.opaque`), and a `USER` whose ids the namespace does not map
 //! is an [`ExecError::User`] that says how to map them.
 //!
+//! # Foreign platforms
+//!
+//! A step of another architecture (an arm64 image built on an amd64 machine) runs exactly like a
+//! native one: the kernel hands the foreign program to the emulator registered with binfmt_misc
+//! (qemu-user-static, registered with the `F` flag so that it works inside the container). When
+//! none is registered the kernel refuses the program and nothing runs; the step then fails with
+//! an [`ExecError::Emulation`] that names the program's architecture, read from its ELF header,
+//! and how to register an emulator. See [`emulation`].
+//!
 //! # What is not done (yet)
 //!
 //! AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
@@ -80,6 +89,7 @@
 // wrap; every unsafe block says why it is sound (SAFETY).
 #![allow(unsafe_code)]
 
+pub mod emulation;
 mod env;
 mod error;
 mod etc_files;

@@ -186,6 +186,17 @@ mod tests {
                 cancelled: true
             })
         ));
+        let sent = Failure::Exec {
+            message: "exec /bin/sh: exec format error".into(),
+            program: "/bin/sh".into(),
+            errno: 8,
+            head: Some(crate::emulation::ProgramHead {
+                path: "/bin/sh".into(),
+                bytes: vec![0x7f, b'E', b'L', b'F', 0, 255],
+            }),
+        };
+        let line = serde_json::to_vec(&Report::Failed(sent.clone())).unwrap();
+        assert!(matches!(decode_report(&line), Ok(Report::Failed(back)) if back == sent));
         assert!(decode_report(b"garbage").is_err());
     }
 }

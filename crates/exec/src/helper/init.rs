@@ -27,7 +27,9 @@
 //!    and the capability drop, as BuildKit's insecure mode does.
 //! 8. `chdir` to the cwd (tried before the uid change too, like runc: a cwd only root may enter
 //!    still works for root), close stray descriptors, restore signal state and umask, look the
-//!    command up in `PATH` like runc (Go's `exec.LookPath`), `execve`.
+//!    command up in `PATH` like runc (Go's `exec.LookPath`), `execve`. When the kernel refuses the
+//!    program, the start of its binary goes back with the failure, so the parent can tell a
+//!    foreign program without an emulator (see [`crate::emulation`]).
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -41,6 +43,7 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::fs::{Kind, components, ensure, fd_path, open_in_root};
+use crate::emulation::ProgramHead;
 use crate::error::{Failure, errno_text};
 use crate::process::DEFAULT_CAPABILITIES;
 use crate::protocol::{HelperSpec, Report, send};
@@ -814,14 +817,27 @@ fn exec(args: &[String], env: &[String]) -> Result<Infallible, Failure> {
         .map(|a| to_c(a))
         .collect::<Result<Vec<_>, _>>()?;
     let c_env = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>, _>>()?;
+    // execve itself, never execvp's fallback of handing a file the kernel refused (ENOEXEC) to
+    // /bin/sh: that would feed a foreign ELF to the shell instead of failing.
     let errno = match nix::unistd::execve(&c_path, &c_args, &c_env) {
-        Err(errno) => errno,
+        Err(errno) => Errno::from_raw_os_error(errno as i32),
         Ok(never) => match never {},
     };
-    Err(Failure::Start(format!(
-        "exec {path}: {}",
-        errno_text(Errno::from_raw_os_error(errno as i32))
-    )))
+    let message = format!("exec {path}: {}", errno_text(errno));
+    Err(match errno {
+        // The kernel has no way to run the file (ENOEXEC), or misses a file it needs for it
+        // (ENOENT: the file itself was just found). A program of another architecture without a
+        // usable binfmt_misc interpreter fails so; the parent, which sees the host's
+        // binfmt_misc, tells from the start of the binary, read here where the path resolves in
+        // the container's root. Only this failure path pays for the read.
+        Errno::NOEXEC | Errno::NOENT => Failure::Exec {
+            message,
+            head: ProgramHead::read(&path),
+            program: path,
+            errno: errno.raw_os_error(),
+        },
+        _ => Failure::Start(message),
+    })
 }
 
 /// Go's `exec.LookPath` as runc uses it, with Go's error texts.
