@@ -121,3 +121,58 @@ fn platform_values_are_normalized_and_bad_ones_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("expected os/arch[/variant]"), "{stderr}");
 }
+
+#[test]
+fn a_single_platform_base_of_another_platform_is_used_with_buildkits_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = common::busybox_layout(dir.path());
+    let m = Machine::new(
+        dir.path(),
+        "m",
+        &busybox,
+        &[("Dockerfile", "FROM busybox\nENV A=1\n")],
+    );
+    let (_, stderr) = m.build(&["--platform", "linux/arm64"]);
+    let host = stagecraft_image::Platform::host();
+    assert!(
+        stderr.contains(&format!(
+            "InvalidBaseImagePlatform: base image busybox was pulled with platform \"{host}\", expected \"linux/arm64\""
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_foreign_run_without_an_interpreter_names_the_architecture_and_the_fix() {
+    // s390x: setup registers arm64 and arm only.
+    assert!(
+        !Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists(),
+        "this test needs an architecture without a binfmt_misc interpreter"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(
+        dir.path(),
+        "FROM scratch\nCOPY --chmod=755 tool /tool\nRUN [\"/tool\"]\n",
+    );
+    // A 64-bit big-endian ELF header for s390x (EM_S390 = 22), executable type.
+    let mut elf = vec![0u8; 64];
+    elf[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 2, 1]);
+    elf[16..18].copy_from_slice(&2u16.to_be_bytes());
+    elf[18..20].copy_from_slice(&22u16.to_be_bytes());
+    elf[20..24].copy_from_slice(&1u32.to_be_bytes());
+    std::fs::write(m.context.join("tool"), elf).unwrap();
+    let output = m
+        .stagecraft()
+        .args(["build", "--progress=plain", "--platform", "linux/s390x"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/tool, an s390x (s390x) program")
+            && stderr.contains("no binfmt_misc interpreter registered for s390x")
+            && stderr.contains("qemu-user-static"),
+        "{stderr}"
+    );
+}

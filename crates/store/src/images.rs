@@ -183,20 +183,16 @@ impl Store {
     }
 
     /// The image `reference` names, for this machine's platform when the
-    /// reference points at an index; a single manifest is returned whatever its platform
-    /// (`save`, `push` and `inspect` of an image built for another platform).
+    /// reference points at an index.
     pub fn image(&self, reference: &str) -> Result<Image> {
-        self.select_image(reference, &Platform::host(), false)
+        self.image_for_platform(reference, &Platform::host())
     }
 
-    /// The image `reference` names (a tag, or `name@digest`) for `platform`: the index's best
-    /// manifest for it, or the single manifest when its config is for that platform. Either way
-    /// [`Error::PlatformNotFound`] says which platforms the image has when none serves.
+    /// The image `reference` names (a tag, or `name@digest`); when it points at an index, its
+    /// best manifest for `platform`, and [`Error::PlatformNotFound`] lists the platforms it has
+    /// when none serves. A single manifest is returned whatever its config's platform, as
+    /// BuildKit takes it (and warns: the caller compares).
     pub fn image_for_platform(&self, reference: &str, platform: &Platform) -> Result<Image> {
-        self.select_image(reference, platform, true)
-    }
-
-    fn select_image(&self, reference: &str, platform: &Platform, strict: bool) -> Result<Image> {
         let Some(digest) = self.resolve_tag(reference)? else {
             let normalized = Reference::parse(reference)?.with_default_tag();
             return Err(Error::TagNotFound {
@@ -224,20 +220,6 @@ impl Store {
         };
         let config_digest = manifest.config.digest.clone();
         let config = self.read_config(&config_digest)?;
-        // A config that names no platform (old or hand-made images) serves any.
-        let own = Platform {
-            os: config.os.clone(),
-            architecture: config.architecture.clone(),
-            variant: config.variant.clone(),
-            ..Platform::default()
-        };
-        if strict
-            && index_digest.is_none()
-            && !own.architecture.is_empty()
-            && !own.matches(platform)
-        {
-            return Err(not_found(vec![own.to_string()]));
-        }
         Ok(Image {
             manifest_digest,
             manifest,

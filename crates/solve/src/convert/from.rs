@@ -4,6 +4,7 @@
 use crate::cache::key::CacheKey;
 use crate::fs::rootfs::MergedView;
 use crate::outcome::{BuildError, LayerRef};
+use crate::progress::Event;
 use crate::state::{BuildRun, DEFAULT_PATH, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig, Platform};
@@ -50,6 +51,7 @@ impl BuildRun<'_> {
             }
             Base::Image(reference) => {
                 let (image, layers, snapshots) = self.image_layers(reference, platform)?;
+                self.check_base_platform(reference, &image, platform);
                 let config = image.config.clone();
                 let scope = Scope::from_image_env(config.config.env.iter().map(String::as_str));
                 let base_layers = layers.len();
@@ -68,6 +70,29 @@ impl BuildRun<'_> {
                 })
             }
         }
+    }
+
+    /// BuildKit's `InvalidBaseImagePlatform` check: a base named by a single manifest is taken
+    /// whatever its platform (an index is resolved for the stage's), and a warning says when
+    /// it is not the stage's. Its RUN steps then run the base's programs, emulated if foreign.
+    fn check_base_platform(&self, reference: &str, image: &Image, expected: &Platform) {
+        let config = &image.config;
+        let actual = Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+            ..Platform::default()
+        };
+        // A config without a platform (hand-made images) claims none to disagree with.
+        if actual.architecture.is_empty() || actual.matches(expected) {
+            return;
+        }
+        self.engine.progress.event(Event::Info {
+            message: format!(
+                "warning: InvalidBaseImagePlatform: base image {reference} was pulled with platform \"{actual}\", expected \"{expected}\" for current build"
+            ),
+            context_files: None,
+        });
     }
 
     /// The ONBUILD triggers the stage inherits, parsed, each with its text: the base image's
