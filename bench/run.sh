@@ -6,6 +6,9 @@
 #   W2 fully cached rebuild of W1        W3 one source file of W1 changed
 #   W4 50 x RUN true, no cache            W5 1 GiB of big files COPY'd, output as a tar (all tools)
 #   W6 two stages that sleep 2 s each     W7 examples/busybox-multistage, cold and cached
+#   W8 cross-compiling Dockerfile for linux/amd64,linux/arm64 (stagecraft: one two-platform build
+#      against two single-platform builds; BuildKit: dockerd 20.10's builder has no multi-platform
+#      output, so its two single-platform builds are shown for scale)
 # Also: stagecraft's context hashing against `sha256sum` (W5's files), its peak RSS on W5, and the
 # sizes of W1's image from each tool.
 #
@@ -76,6 +79,9 @@ export STAGECRAFT_ROOT=$work/store
 bh_root=$work/bh/root
 bh_store=(--root "$bh_root" --runroot "$work/bh/runroot" --storage-driver overlay)
 base=127.0.0.1:$port/busybox:latest
+"$shared/fixtures/make-busybox-image" "$work/bbm" latest --platform linux/amd64,linux/arm64 >/dev/null
+skopeo copy -q --all --dest-tls-verify=false "oci:$work/bbm:latest" "docker://127.0.0.1:$port/busybox-multi:latest"
+mbase=127.0.0.1:$port/busybox-multi:latest
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- workloads (deterministic: bench/gen-context.py) -------------------------------------------
@@ -97,6 +103,16 @@ DF
 # from Docker Hub, which this machine cannot reach (all three tools read the same file).
 cp -r examples/busybox-multistage "$work/w7"
 sed -i '/^# syntax=/d' "$work/w7/Dockerfile"
+# A shared dependency step (~2 s of hashing on the build platform), then the per-target step.
+mkdir -p "$work/w8"
+cat > "$work/w8/Dockerfile" <<DF
+FROM --platform=\$BUILDPLATFORM $mbase AS build
+RUN i=0; while [ \$i -lt 300 ]; do head -c 2000000 /dev/zero | sha256sum >/dev/null; i=\$((i+1)); done; echo deps > /deps
+ARG TARGETARCH
+RUN echo "app for \$TARGETARCH" > /app
+FROM $mbase
+COPY --from=build /app /app
+DF
 w1_sent=$("$bin" context "$work/w1" 2>&1 >/dev/null | tail -1)       # "N files, X MB (B bytes)"
 w1_all=$(find "$work/w1" -type f | wc -l)
 w1_all_mb=$(du -sb "$work/w1" | awk '{ printf "%.0f", $1 / 1e6 }')
@@ -213,6 +229,31 @@ for i in $(seq 1 "$repeats"); do
 done
 result[W5h.sc]=$(printf '%s\n' "${hash_sc[@]}" | median)
 result[W5h.ref]=$(printf '%s\n' "${hash_ref[@]}" | median)
+# W8: alternating, each build cold.
+echo "bench: W8 multi-platform ($repeats x 5 builds)" >&2
+w8_multi=() w8_singles=() w8_bk=()
+for i in $(seq 1 "$repeats"); do
+    cold sc; sync
+    t=$(time_cmd "$bin" build --progress=quiet --platform linux/amd64,linux/arm64 "$work/w8") || exit 1
+    w8_multi+=("$t")
+    sum=0
+    for p in linux/amd64 linux/arm64; do
+        cold sc; sync
+        t=$(time_cmd "$bin" build --progress=quiet --platform "$p" "$work/w8") || exit 1
+        sum=$(echo "$sum + $t" | bc -l)
+    done
+    w8_singles+=("$sum")
+    sum=0
+    for p in linux/amd64 linux/arm64; do
+        cold bk; sync
+        t=$(time_cmd env DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host -q --platform "$p" "$work/w8") || exit 1
+        sum=$(echo "$sum + $t" | bc -l)
+    done
+    w8_bk+=("$sum")
+done
+result[W8.multi]=$(printf '%s\n' "${w8_multi[@]}" | median)
+result[W8.singles]=$(printf '%s\n' "${w8_singles[@]}" | median)
+result[W8.bk]=$(printf '%s\n' "${w8_bk[@]}" | median)
 total=$(echo "$(now) - $t0" | bc -l)
 
 # --- report ------------------------------------------------------------------------------------
@@ -260,6 +301,12 @@ if (( $(echo "${result[W6.bh]} / 2 < 2" | bc -l) )); then
     printf '  (W6 <= 0.5x Buildah would need < %.2fs: below the 2 s the stages sleep, not attainable)\n' \
         "$(echo "${result[W6.bh]} / 2" | bc -l)"
 fi
+w8=$(ratio "${result[W8.multi]}" "${result[W8.singles]}")
+printf 'W8 two-platform cross-compile build:     stagecraft %.2fs; its two single-platform builds %.2fs: %.2fx  (goal <= 0.6x: %s)\n' \
+    "${result[W8.multi]}" "${result[W8.singles]}" "$w8" "$(check "$w8" 0.6)"
+printf '                                         BuildKit (dockerd 20.10, no multi-platform output): two single-platform builds %.2fs; stagecraft two-platform / that: %.2fx\n' \
+    "${result[W8.bk]}" "$(ratio "${result[W8.multi]}" "${result[W8.bk]}")"
+[ "$(check "$w8" 0.6)" = ok ] || missed+=("W8: $(printf '%.2f' "$w8")x two single-platform builds > 0.6x")
 mbs() { echo "$w5_bytes / $1 / 1000000" | bc -l; }
 hr=$(ratio "${result[W5h.ref]}" "${result[W5h.sc]}")
 printf 'W5 context hashing, %d MB (16 files):    stagecraft %.0f MB/s (cached rebuild after touch, %.2fs); sha256sum (1 core) %.0f MB/s (%.2fs)\n' \

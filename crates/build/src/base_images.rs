@@ -15,8 +15,9 @@ pub struct StoreOrRegistry<'a> {
     pub registry: &'a Registry,
     /// Ask the registry even when the store has the tag (`--pull`).
     pub always_pull: bool,
-    /// References already pulled in this build, so stages sharing a base pull it once.
-    pub pulled: std::sync::Mutex<Vec<String>>,
+    /// References already pulled in this build, with the platform pulled for, so stages
+    /// sharing a base pull it once (and each platform of a multi-platform build once).
+    pub pulled: std::sync::Mutex<Vec<(String, Platform)>>,
 }
 
 impl BaseImages for StoreOrRegistry<'_> {
@@ -24,12 +25,15 @@ impl BaseImages for StoreOrRegistry<'_> {
         // Stages resolve their bases in parallel; one at a time here keeps a shared base from
         // being fetched twice.
         let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh_enough = !self.always_pull || pulled.iter().any(|r| r == reference);
+        let fresh_enough = !self.always_pull
+            || pulled
+                .iter()
+                .any(|(r, p)| r == reference && p == platform);
         let in_store = self.store.image_for_platform(reference, platform);
         if fresh_enough && let Ok(image) = in_store {
             return Ok(image);
         }
-        pulled.push(reference.to_owned());
+        pulled.push((reference.to_owned(), platform.clone()));
         let parsed = stagecraft_registry::parse_reference(reference).map_err(|e| e.to_string())?;
         let result = block_on(stagecraft_registry::pull(
             self.registry,

@@ -125,11 +125,12 @@ impl CacheBlobs for ImportedCaches<'_> {
     }
 }
 
-/// Exports the build's cache records (`mode` picks which) with their layer blobs.
+/// Exports the build's cache records (`mode` picks which; every platform's) with their layer
+/// blobs.
 pub fn export_cache(
     store: &Store,
     registry: &Registry,
-    outcome: &BuildOutcome,
+    outcomes: &[BuildOutcome],
     location: &CacheLocation,
     mode: CacheMode,
     compression: stagecraft_layer::Compression,
@@ -138,7 +139,7 @@ pub fn export_cache(
         what: format!("exporting the cache to {location}"),
         message,
     };
-    let document = CacheDocument::from_outcome(outcome, mode)
+    let document = CacheDocument::from_outcomes(outcomes, mode)
         .compressed(store, compression)
         .map_err(failed)?;
     let artifact = document.store_artifact(store).map_err(failed)?;

@@ -65,16 +65,18 @@ pub struct CacheDocument {
 }
 
 impl CacheDocument {
-    /// The records a finished build exports in `mode`.
-    pub fn from_outcome(outcome: &BuildOutcome, mode: CacheMode) -> CacheDocument {
-        let records = match mode {
-            CacheMode::Max => outcome.cache_records.clone(),
-            CacheMode::Min => outcome
-                .target_cache_keys
-                .iter()
-                .filter_map(|key| Some((key.clone(), outcome.cache_records.get(key)?.clone())))
-                .collect(),
-        };
+    /// The records a finished build exports in `mode`: those of every platform it was built
+    /// for (keys of platform-specific steps differ; shared steps have one record).
+    pub fn from_outcomes(outcomes: &[BuildOutcome], mode: CacheMode) -> CacheDocument {
+        let mut records = BTreeMap::new();
+        for outcome in outcomes {
+            match mode {
+                CacheMode::Max => records.extend(outcome.cache_records.clone()),
+                CacheMode::Min => records.extend(outcome.target_cache_keys.iter().filter_map(
+                    |key| Some((key.clone(), outcome.cache_records.get(key)?.clone())),
+                )),
+            }
+        }
         CacheDocument {
             version: VERSION,
             records,
