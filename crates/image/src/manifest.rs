@@ -263,18 +263,26 @@ impl ImageIndex {
         crate::to_go_json_indented(self)
     }
 
-    /// The first image manifest for `wanted` (see [`Platform::matches`]).
-    /// Entries without a platform, or whose media type is not a manifest,
-    /// are skipped; BuildKit's attestation manifests carry
-    /// `unknown/unknown` and never match a real platform.
-    pub fn find(&self, wanted: &Platform) -> Option<&Descriptor> {
-        self.manifests.iter().find(|descriptor| {
-            media_type::is_manifest(&descriptor.media_type)
-                && descriptor
-                    .platform
-                    .as_ref()
-                    .is_some_and(|platform| platform.matches(wanted))
+    /// The entries that are images of a platform, in order, with that
+    /// platform: image manifests whose descriptor names a platform. Entries
+    /// without one, nested indexes, and BuildKit's attestation manifests
+    /// (platform `unknown/unknown`, describing another entry rather than
+    /// being an image to run) are left out.
+    pub fn platform_manifests(&self) -> impl Iterator<Item = (&Descriptor, &Platform)> {
+        self.manifests.iter().filter_map(|descriptor| {
+            let platform = descriptor.platform.as_ref()?;
+            let attestation = platform.os == "unknown" && platform.architecture == "unknown";
+            (media_type::is_manifest(&descriptor.media_type) && !attestation)
+                .then_some((descriptor, platform))
         })
+    }
+
+    /// The first image manifest for `wanted` (see [`Platform::matches`])
+    /// among [`ImageIndex::platform_manifests`].
+    pub fn find(&self, wanted: &Platform) -> Option<&Descriptor> {
+        self.platform_manifests()
+            .find(|(_, platform)| platform.matches(wanted))
+            .map(|(descriptor, _)| descriptor)
     }
 }
 
@@ -443,6 +451,28 @@ mod tests {
             Some(&arm)
         );
         assert_eq!(index.find(&Platform::parse("linux/s390x").unwrap()), None);
+        let unknown = Platform {
+            os: "unknown".into(),
+            architecture: "unknown".into(),
+            ..Platform::default()
+        };
+        assert_eq!(index.find(&unknown), None);
+        let mut nested = Descriptor::of_bytes(OCI_INDEX, b"nested");
+        nested.platform = Some(Platform::parse("linux/riscv64").unwrap());
+        let bare = Descriptor::of_bytes(OCI_MANIFEST, b"no platform");
+        let mut index = index;
+        index.manifests.extend([nested, bare]);
+        let listed: Vec<String> = index
+            .platform_manifests()
+            .map(|(descriptor, platform)| format!("{platform} {}", descriptor.digest))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                format!("linux/arm/v7 {}", arm.digest),
+                format!("linux/amd64 {}", amd64.digest)
+            ]
+        );
     }
 
     #[test]
