@@ -5,7 +5,7 @@ use crate::base_images::StoreOrRegistry;
 use crate::cache::{ImportedCaches, export_cache};
 use crate::error::{Error, Result};
 use crate::options::{CacheLocation, Output};
-use crate::output::{Exported, export};
+use crate::output::{BuiltImage, Exported, export};
 use crate::runner::NamespaceRunner;
 use stagecraft_dockerfile::Dockerfile;
 use stagecraft_image::Digest;
@@ -130,11 +130,12 @@ impl Session<'_> {
             push: true,
             compression: None,
         });
+        let built = BuiltImage::Single(outcome.image.clone());
         let mut exports = Vec::new();
         for output in request.outputs.iter().cloned().chain(pushes) {
             exports.extend(export(
                 store,
-                &outcome.image,
+                &built,
                 &names,
                 &output,
                 request.compression,
