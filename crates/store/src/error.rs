@@ -138,7 +138,7 @@ pub enum Error {
     /// An index names a platform's manifest that is not in the store (a
     /// pull fetches only the platform it was asked for).
     #[error(
-        "image {reference} is a multi-platform index whose {platform} manifest {digest} is not in the store; pull or build that platform, or use its other platforms one by one"
+        "image {reference} is a multi-platform index whose {platform} manifest {digest} is not in the store (a pull fetches only one platform's); build it, or load it with every platform"
     )]
     PlatformManifestMissing {
         /// The reference as given.

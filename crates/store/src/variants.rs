@@ -129,7 +129,8 @@ impl Store {
 
     /// `image` with every platform's image compressed ([`Store::compressed_image`]) under a
     /// new index of the same media type, annotations and platforms, in the same order: what an
-    /// OCI layout or a registry receives of a multi-platform image.
+    /// OCI layout or a registry receives of a multi-platform image. An image with nothing to
+    /// compress is returned as it is, so a loaded or pulled index keeps its bytes and digest.
     pub fn compressed_index(
         &self,
         image: &MultiPlatformImage,
@@ -142,6 +143,13 @@ impl Store {
                 Ok((platform.clone(), self.compressed_image(image, compression)?))
             })
             .collect::<Result<Vec<_>>>()?;
+        let unchanged = compressed
+            .iter()
+            .zip(&image.images)
+            .all(|((_, new), old)| new.manifest_digest == old.manifest_digest);
+        if unchanged {
+            return Ok(image.clone());
+        }
         self.store_index(image.index.clone(), compressed)
     }
 

@@ -285,6 +285,18 @@ fn a_compressed_index_compresses_every_platform_and_keeps_the_rest() {
     // Once made, the same compression gives the same index.
     let again = store.compressed_index(&multi, Compression::gzip()).unwrap();
     assert_eq!(again, compressed);
+    // Nothing to compress: the index stays as it is, bytes and digest (a pulled or loaded
+    // index is pushed as its registry had it).
+    assert_eq!(
+        store
+            .compressed_index(&compressed, Compression::zstd())
+            .unwrap(),
+        compressed
+    );
+    assert_eq!(
+        store.compressed_index(&multi, Compression::None).unwrap(),
+        multi
+    );
 }
 
 #[test]
