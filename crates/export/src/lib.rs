@@ -659,16 +659,18 @@ fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, Export
     Ok(loaded)
 }
 
-/// Reads a stored manifest (or index, picking this platform) back as an [`Image`].
+/// Reads a stored manifest (or index, picking this platform, else the index's first one: a
+/// multi-platform image built for other machines loads too) back as an [`Image`].
 pub fn image_from_manifest_digest(store: &Store, digest: &Digest) -> Result<Image, ExportError> {
     let (index_digest, manifest_digest) = match store.read_any_manifest(digest)? {
         stagecraft_image::AnyManifest::Image(_) => (None, digest.clone()),
         stagecraft_image::AnyManifest::Index(index) => {
             let entry = index
                 .find(&Platform::host())
+                .or_else(|| index.platform_manifests().next().map(|(entry, _)| entry))
                 .ok_or_else(|| ExportError::Format {
                     path: PathBuf::from(digest.to_string()),
-                    reason: format!("the index has no manifest for {}", Platform::host()),
+                    reason: "the index lists no image of any platform".to_owned(),
                 })?;
             (Some(digest.clone()), entry.digest.clone())
         }

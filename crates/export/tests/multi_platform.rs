@@ -192,3 +192,32 @@ fn an_index_archive_names_the_index_and_loads_back_whole() {
     assert_eq!(loaded[0].names, std::slice::from_ref(&name));
     assert_eq!(other.multi_platform_image(&name).unwrap(), Some(image));
 }
+
+#[test]
+fn an_index_of_other_machines_platforms_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir, "store");
+    // Platforms no test machine is.
+    let images: Vec<Image> = ["linux/s390x", "linux/riscv64"]
+        .iter()
+        .map(|p| platform_image(&store, p))
+        .collect();
+    let image = store.write_index(&images, ManifestFormat::Oci).unwrap();
+    let archive = dir.path().join("foreign.tar");
+    let name = "docker.io/library/foreign:1".to_owned();
+    write_index_archive(
+        &store,
+        &image,
+        std::slice::from_ref(&name),
+        fs::File::create(&archive).unwrap(),
+    )
+    .unwrap();
+    let other = open_store(&dir, "other");
+    let loaded = load(&other, &archive).unwrap();
+    assert_eq!(loaded[0].image.manifest_digest, images[0].manifest_digest);
+    assert_eq!(
+        loaded[0].image.index_digest.as_ref(),
+        Some(&image.index_digest)
+    );
+    assert_eq!(other.multi_platform_image(&name).unwrap(), Some(image));
+}
