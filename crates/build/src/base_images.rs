@@ -25,10 +25,8 @@ impl BaseImages for StoreOrRegistry<'_> {
         // Stages resolve their bases in parallel; one at a time here keeps a shared base from
         // being fetched twice.
         let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh_enough = !self.always_pull
-            || pulled
-                .iter()
-                .any(|(r, p)| r == reference && p == platform);
+        let fresh_enough =
+            !self.always_pull || pulled.iter().any(|(r, p)| r == reference && p == platform);
         let in_store = self.store.image_for_platform(reference, platform);
         if fresh_enough && let Ok(image) = in_store {
             return Ok(image);

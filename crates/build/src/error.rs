@@ -44,6 +44,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A docker archive was asked for a multi-platform build.
+    #[error(
+        "docker exporter does not currently support exporting manifest lists: the build is for {platforms}, and a docker archive holds one image\n  = help: use --output type=oci,dest=FILE or --push for the multi-platform image, or build one --platform for a docker archive"
+    )]
+    DockerMultiPlatform {
+        /// The build's platforms, comma-separated.
+        platforms: String,
+    },
     /// The process's network runtime could not start.
     #[error("starting the network runtime: {0}")]
     Runtime(String),

@@ -5,10 +5,10 @@ use crate::error::{Error, Result};
 use crate::network::block_on;
 use crate::options::{Destination, Output};
 use stagecraft_export::NamedImage;
-use stagecraft_image::Digest;
+use stagecraft_image::{Digest, Platform};
 use stagecraft_layer::Compression;
 use stagecraft_registry::Registry;
-use stagecraft_store::{Image, OutputFile, Store};
+use stagecraft_store::{Image, MultiPlatformImage, OutputFile, Store};
 use std::path::Path;
 
 /// Writes the output file `path` (an archive): `write` fills a partial file beside it, which
@@ -43,7 +43,47 @@ pub fn fill_output_dir<E: std::fmt::Display>(
     dir.commit().map_err(|e| failed(e.to_string()))
 }
 
-/// What an output made of the image, when it names it by a manifest others can see.
+/// What a build made: one image, or one per platform under an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per build, passed by reference; boxing would only make building and matching it clumsier"
+)]
+pub enum BuiltImage {
+    /// A single-platform image.
+    Single(Image),
+    /// A multi-platform image (`--platform a,b`): an index over the platforms' images.
+    Multi(MultiPlatformImage),
+}
+
+impl BuiltImage {
+    /// What names point at: the manifest, or the index.
+    pub fn digest(&self) -> &Digest {
+        match self {
+            BuiltImage::Single(image) => &image.manifest_digest,
+            BuiltImage::Multi(image) => &image.index_digest,
+        }
+    }
+
+    /// The image as layouts and registries receive it: layers compressed with `compression`.
+    fn compressed(&self, store: &Store, compression: Compression) -> Result<BuiltImage> {
+        let what = "compressing the image's layers";
+        Ok(match self {
+            BuiltImage::Single(image) => BuiltImage::Single(
+                store
+                    .compressed_image(image, compression)
+                    .map_err(Error::store(what))?,
+            ),
+            BuiltImage::Multi(image) => BuiltImage::Multi(
+                store
+                    .compressed_index(image, compression)
+                    .map_err(Error::store(what))?,
+            ),
+        })
+    }
+}
+
+/// What an output made of the image, when it names it by a manifest (or index) others can see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exported {
     /// Files only (`docker`, `tar`, `local`): no manifest of their own that a registry knows.
@@ -53,16 +93,18 @@ pub enum Exported {
         /// The references set.
         names: Vec<String>,
     },
-    /// An OCI layout holding this manifest (layers compressed).
+    /// An OCI layout holding this manifest, or for a multi-platform image this index (layers
+    /// compressed).
     Layout {
-        /// The manifest digest in the layout.
+        /// The manifest or index digest in the layout.
         digest: Digest,
     },
-    /// A push of this manifest.
+    /// A push of this manifest, or for a multi-platform image this index (after every
+    /// platform's manifest).
     Pushed {
         /// The reference pushed to.
         name: String,
-        /// The manifest digest the registry has.
+        /// The manifest or index digest the registry has.
         digest: String,
     },
 }
@@ -87,24 +129,46 @@ fn write_archive_to<E: std::fmt::Display>(
     }
 }
 
+/// The error of a docker archive asked to hold the images of several `platforms`.
+fn docker_cannot_hold(platforms: impl IntoIterator<Item = Platform>) -> Error {
+    Error::DockerMultiPlatform {
+        platforms: platforms
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+impl Output {
+    /// Whether this output can hold a build for `platforms`: a docker archive holds one image,
+    /// so not several platforms (as buildx's docker exporter refuses manifest lists). Checked
+    /// before a build starts, so it does not run only to fail at its export.
+    pub fn check_platforms(&self, platforms: &[Platform]) -> Result<()> {
+        if platforms.len() > 1 && matches!(self, Output::Docker { .. }) {
+            return Err(docker_cannot_hold(platforms.iter().cloned()));
+        }
+        Ok(())
+    }
+}
+
 /// Writes one output of `image`, recorded under `names` (the tags) and the output's own names.
+/// A multi-platform image goes out as buildx sends one: an OCI layout or a push of its index
+/// (every platform's manifest first), its tag in the store naming the index, a directory or
+/// tar entry prefix per platform for `local` and `tar` (`linux_amd64/`, `linux_arm_v7/`); a
+/// docker archive cannot hold one ([`Error::DockerMultiPlatform`]).
 pub fn export(
     store: &Store,
-    image: &Image,
+    image: &BuiltImage,
     names: &[String],
     output: &Output,
     compression: Compression,
     registry: &Registry,
 ) -> Result<Vec<Exported>> {
-    let compressed = |own: &Option<Compression>| {
-        store
-            .compressed_image(image, own.unwrap_or(compression))
-            .map_err(Error::store("compressing the image's layers"))
-    };
-    let with = |extra: &[String], image: Image| NamedImage {
-        image,
-        names: names.iter().chain(extra).cloned().collect(),
-    };
+    let compressed =
+        |own: &Option<Compression>| image.compressed(store, own.unwrap_or(compression));
+    let all_names =
+        |extra: &[String]| -> Vec<String> { names.iter().chain(extra).cloned().collect() };
     Ok(match output {
         Output::Oci {
             dest,
@@ -112,29 +176,56 @@ pub fn export(
             compression: own,
         } => {
             let image = compressed(own)?;
-            let digest = image.manifest_digest.clone();
-            let named = [with(extra, image)];
-            write_archive_to(store, dest, |out| {
-                stagecraft_export::write_archive(store, &named, false, out)
+            let names = all_names(extra);
+            write_archive_to(store, dest, |out| match &image {
+                BuiltImage::Single(image) => {
+                    let named = [NamedImage {
+                        image: image.clone(),
+                        names,
+                    }];
+                    stagecraft_export::write_archive(store, &named, false, out)
+                }
+                BuiltImage::Multi(image) => {
+                    stagecraft_export::write_index_archive(store, image, &names, out)
+                }
             })?;
-            vec![Exported::Layout { digest }]
+            vec![Exported::Layout {
+                digest: image.digest().clone(),
+            }]
         }
         Output::Docker { dest, names: extra } => {
-            let named = [with(extra, image.clone())];
+            let image = match image {
+                BuiltImage::Single(image) => image,
+                BuiltImage::Multi(image) => {
+                    return Err(docker_cannot_hold(
+                        image.platform_images().map(|(platform, _)| platform),
+                    ));
+                }
+            };
+            let named = [NamedImage {
+                image: image.clone(),
+                names: all_names(extra),
+            }];
             write_archive_to(store, dest, |out| {
                 stagecraft_export::write_archive(store, &named, true, out)
             })?;
             vec![Exported::Files]
         }
         Output::Tar(dest) => {
-            write_archive_to(store, dest, |out| {
-                stagecraft_export::write_rootfs_tar(store, image, out)
+            write_archive_to(store, dest, |out| match image {
+                BuiltImage::Single(image) => stagecraft_export::write_rootfs_tar(store, image, out),
+                BuiltImage::Multi(image) => {
+                    stagecraft_export::write_rootfs_tar_per_platform(store, image, out)
+                }
             })?;
             vec![Exported::Files]
         }
         Output::Local(path) => {
-            fill_output_dir(store, path, |dir| {
-                stagecraft_export::unpack_rootfs(store, image, dir)
+            fill_output_dir(store, path, |dir| match image {
+                BuiltImage::Single(image) => stagecraft_export::unpack_rootfs(store, image, dir),
+                BuiltImage::Multi(image) => {
+                    stagecraft_export::unpack_rootfs_per_platform(store, image, dir)
+                }
             })?;
             vec![Exported::Files]
         }
@@ -147,7 +238,7 @@ pub fn export(
             let mut set = Vec::new();
             for name in references {
                 let reference = store
-                    .set_tag(name, &image.manifest_digest)
+                    .set_tag(name, image.digest())
                     .map_err(Error::store(format!("naming the image {name}")))?;
                 set.push(reference.to_string());
             }
@@ -162,9 +253,14 @@ pub fn export(
                 };
                 let reference = stagecraft_registry::parse_reference(name)
                     .map_err(|e| failed(e.to_string()))?;
-                let digest = block_on(stagecraft_registry::push(
-                    registry, store, &pushed, &reference,
-                ))?
+                let digest = match &pushed {
+                    BuiltImage::Single(image) => block_on(stagecraft_registry::push(
+                        registry, store, image, &reference,
+                    ))?,
+                    BuiltImage::Multi(image) => block_on(stagecraft_registry::push_index(
+                        registry, store, image, &reference,
+                    ))?,
+                }
                 .map_err(|e| failed(e.to_string()))?;
                 exported.push(Exported::Pushed {
                     name: reference.whole(),

@@ -5,7 +5,7 @@ use crate::base_images::StoreOrRegistry;
 use crate::cache::{ImportedCaches, export_cache};
 use crate::error::{Error, Result};
 use crate::options::{CacheLocation, Output};
-use crate::output::{Exported, export};
+use crate::output::{BuiltImage, Exported, export};
 use crate::runner::NamespaceRunner;
 use stagecraft_dockerfile::Dockerfile;
 use stagecraft_image::{Digest, Platform};
@@ -43,8 +43,11 @@ pub struct BuildRequest<'a> {
 
 /// What a build made.
 pub struct BuildResult {
-    /// The engine's outcome: the stored image, its layers, the stages, the steps.
-    pub outcome: BuildOutcome,
+    /// The engine's outcome for each platform, in the request's order (one for a
+    /// single-platform build): the stored image, its layers, the stages, the steps.
+    pub outcomes: Vec<BuildOutcome>,
+    /// The image: the one platform's, or the index over every platform's.
+    pub image: BuiltImage,
     /// The tags set, as full references (`-t`; names of `type=image` outputs are in
     /// [`BuildResult::exports`]).
     pub names: Vec<String>,
@@ -55,9 +58,13 @@ pub struct BuildResult {
 }
 
 impl BuildResult {
-    /// The image ID: the digest of its config, as docker names images.
+    /// The image ID: the digest of its config, as docker names images; for a multi-platform
+    /// image, which has no one config, its index's digest (what buildx's `--iidfile` writes).
     pub fn image_id(&self) -> &Digest {
-        &self.outcome.image.config_digest
+        match &self.image {
+            BuiltImage::Single(image) => &image.config_digest,
+            BuiltImage::Multi(image) => &image.index_digest,
+        }
     }
 
     /// The digest others can see the image by: the pushed manifest's, else an exported OCI
@@ -119,31 +126,37 @@ impl Session<'_> {
             progress,
             cache_blobs: Some(&imported),
         };
-        let outcome = match request.platforms.as_slice() {
-            [] => engine.build(request.dockerfile, &request.options)?,
-            [platform] => {
-                let mut options = request.options.clone();
-                options.plan.platform = Some(platform.clone());
-                engine.build(request.dockerfile, &options)?
-            }
+        let platforms = match request.platforms.as_slice() {
+            [] => vec![
+                request
+                    .options
+                    .plan
+                    .platform
+                    .clone()
+                    .unwrap_or_else(Platform::host),
+            ],
+            several => several.to_vec(),
+        };
+        // Before anything runs: an output that cannot hold the result fails now, not after.
+        for output in &request.outputs {
+            output.check_platforms(&platforms)?;
+        }
+        let outcomes = engine.build_platforms(request.dockerfile, &request.options, &platforms)?;
+        let built = match outcomes.as_slice() {
+            [outcome] => BuiltImage::Single(outcome.image.clone()),
             several => {
-                return Err(Error::InvalidOption {
-                    flag: "--platform",
-                    value: several
-                        .iter()
-                        .map(Platform::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    reason:
-                        "several platforms need an image index, which this build cannot write yet"
-                            .into(),
-                });
+                let images: Vec<_> = several.iter().map(|o| o.image.clone()).collect();
+                BuiltImage::Multi(
+                    store
+                        .write_index(&images, request.options.manifest_format)
+                        .map_err(Error::store("storing the image index"))?,
+                )
             }
         };
         let mut names = Vec::new();
         for tag in &request.tags {
             let reference = store
-                .set_tag(tag, &outcome.image.manifest_digest)
+                .set_tag(tag, built.digest())
                 .map_err(Error::store(format!("tagging {tag}")))?;
             names.push(reference.to_string());
         }
@@ -157,7 +170,7 @@ impl Session<'_> {
         for output in request.outputs.iter().cloned().chain(pushes) {
             exports.extend(export(
                 store,
-                &outcome.image,
+                &built,
                 &names,
                 &output,
                 request.compression,
@@ -169,7 +182,7 @@ impl Session<'_> {
             let records = export_cache(
                 store,
                 self.registry,
-                &outcome,
+                &outcomes,
                 location,
                 *mode,
                 request.compression,
@@ -177,7 +190,8 @@ impl Session<'_> {
             cache_exports.push((location.clone(), records));
         }
         Ok(BuildResult {
-            outcome,
+            outcomes,
+            image: built,
             names,
             exports,
             cache_exports,

@@ -4,7 +4,9 @@
 //!   tar — what `skopeo`, `umoci`, `crane` and BuildKit's `--output type=oci` use;
 //! - a **docker archive** — the same OCI layout plus docker's `manifest.json` and
 //!   `repositories`, which both `docker load` (old and new) and OCI tools accept;
-//! - a **root filesystem** (a tar, or a directory) of an image's layers applied in order;
+//! - a **multi-platform image** (an index over per-platform images) as an OCI layout tar;
+//! - a **root filesystem** (a tar, or a directory) of an image's layers applied in order, or of
+//!   each platform of a multi-platform image in its own directory (`linux_amd64/`, …);
 //! - **import** of a root filesystem (directory or tar) as a one-layer image;
 //! - **cache mounts** as an OCI artifact, in a registry or an OCI layout tar ([`cache_mounts`]).
 //!
@@ -19,10 +21,13 @@ use stagecraft_image::{Descriptor, Digest, ImageConfig, ImageIndex, Platform};
 use stagecraft_layer::{
     ApplyOptions, Compression, DiffSource, LayerInfo, TarOptions, WhiteoutMode, apply_layer,
 };
-use stagecraft_store::{Artifact, BlobInfo, Image, ManifestFormat, ScratchDir, Store};
+use stagecraft_store::{
+    Artifact, BlobInfo, Image, ManifestFormat, MultiPlatformImage, ScratchDir, Store,
+};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The annotation that names an image in an OCI layout's `index.json`.
@@ -125,19 +130,29 @@ fn tag_of(name: &str) -> String {
     last.split_once(':').map_or("latest", |(_, t)| t).to_owned()
 }
 
-fn index_json(store: &Store, images: &[NamedImage]) -> Result<Vec<u8>, ExportError> {
+/// The descriptor of a stored manifest or index of `media_type`, as a layout's `index.json`
+/// lists it.
+fn stored_descriptor(
+    store: &Store,
+    media_type: &str,
+    digest: &Digest,
+) -> Result<Descriptor, ExportError> {
+    Ok(Descriptor::new(
+        media_type,
+        digest.clone(),
+        store.blob_size(digest)?,
+    ))
+}
+
+/// A layout's `index.json`: each top-level descriptor once per name (annotated with the full
+/// name and its tag, as BuildKit's exporters write them), or once unnamed.
+fn index_json(entries: &[(Descriptor, &[String])]) -> Result<Vec<u8>, ExportError> {
     let mut manifests = Vec::new();
-    for named in images {
-        let size = store.blob_size(&named.image.manifest_digest)?;
-        let base = Descriptor::new(
-            &named.image.manifest.media_type,
-            named.image.manifest_digest.clone(),
-            size,
-        );
-        if named.names.is_empty() {
+    for (base, names) in entries {
+        if names.is_empty() {
             manifests.push(base.clone());
         }
-        for name in &named.names {
+        for name in names.iter() {
             let mut descriptor = base.clone();
             descriptor
                 .annotations
@@ -153,6 +168,20 @@ fn index_json(store: &Store, images: &[NamedImage]) -> Result<Vec<u8>, ExportErr
         path: PathBuf::from("index.json"),
         reason: e.to_string(),
     })
+}
+
+/// [`index_json`] of single-platform images.
+fn images_index_json(store: &Store, images: &[NamedImage]) -> Result<Vec<u8>, ExportError> {
+    let entries = images
+        .iter()
+        .map(|named| {
+            let image = &named.image;
+            let descriptor =
+                stored_descriptor(store, &image.manifest.media_type, &image.manifest_digest)?;
+            Ok((descriptor, named.names.as_slice()))
+        })
+        .collect::<Result<Vec<_>, ExportError>>()?;
+    index_json(&entries)
 }
 
 /// Writes an archive entry with fixed metadata (so archives are reproducible).
@@ -287,7 +316,7 @@ pub fn write_archive(
     docker: bool,
     out: impl Write,
 ) -> Result<(), ExportError> {
-    let index = index_json(store, images)?;
+    let index = images_index_json(store, images)?;
     let blobs = images.iter().flat_map(|named| image_blobs(&named.image));
     let mut builder = layout_tar(store, &index, blobs, out)?;
     if docker {
@@ -310,6 +339,23 @@ pub fn write_archive(
         .map_err(archive_error)?;
     }
     finish_archive(builder)
+}
+
+/// Writes a multi-platform image as an OCI layout tar, as BuildKit's `oci` exporter does:
+/// `index.json` lists the image's index (once per name in `names`, annotated like
+/// [`write_archive`]'s), and the blobs hold the index, every platform's manifest, config and
+/// layers. Compress it first ([`Store::compressed_index`]) for a layout other tools expect.
+pub fn write_index_archive(
+    store: &Store,
+    image: &MultiPlatformImage,
+    names: &[String],
+    out: impl Write,
+) -> Result<(), ExportError> {
+    let descriptor = stored_descriptor(store, &image.index.media_type, &image.index_digest)?;
+    let index = index_json(&[(descriptor, names)])?;
+    let blobs = std::iter::once(image.index_digest.clone())
+        .chain(image.images.iter().flat_map(image_blobs));
+    finish_archive(layout_tar(store, &index, blobs, out)?)
 }
 
 /// Writes a stored artifact ([`Store::write_artifact`]) as an OCI layout tar whose
@@ -345,7 +391,7 @@ pub fn write_layout_dir(
             }
         }
     }
-    let index = index_json(store, images)?;
+    let index = images_index_json(store, images)?;
     fs::write(dir.join("index.json"), index).map_err(io_at(dir))?;
     Ok(())
 }
@@ -367,8 +413,61 @@ pub fn unpack_rootfs(store: &Store, image: &Image, dir: &Path) -> Result<(), Exp
 
 /// Writes an image's flattened filesystem as one tar.
 pub fn write_rootfs_tar(store: &Store, image: &Image, out: impl Write) -> Result<(), ExportError> {
+    tar_of_unpacked(store, |dir| unpack_rootfs(store, image, dir), out)
+}
+
+/// The directory (or tar entry prefix) of a platform's files in a platform-split output:
+/// `linux/arm/v7` → `linux_arm_v7`, as BuildKit's `local` and `tar` exporters name them.
+pub fn platform_dir_name(platform: &Platform) -> String {
+    platform.to_string().replace('/', "_")
+}
+
+/// Applies each platform's image into its own directory of `dir` ([`platform_dir_name`]), as
+/// BuildKit's `local` exporter does with `platform-split=true` (its default for several
+/// platforms). Each platform directory gets BuildKit's metadata for it: mode 0755, modified
+/// at the epoch.
+pub fn unpack_rootfs_per_platform(
+    store: &Store,
+    image: &MultiPlatformImage,
+    dir: &Path,
+) -> Result<(), ExportError> {
+    for (platform, image) in image.platform_images() {
+        let platform_dir = dir.join(platform_dir_name(&platform));
+        unpack_rootfs(store, image, &platform_dir)?;
+        fs::set_permissions(&platform_dir, fs::Permissions::from_mode(0o755))
+            .map_err(io_at(&platform_dir))?;
+        fs::File::open(&platform_dir)
+            .and_then(|handle| {
+                handle.set_times(fs::FileTimes::new().set_modified(std::time::UNIX_EPOCH))
+            })
+            .map_err(io_at(&platform_dir))?;
+    }
+    Ok(())
+}
+
+/// Writes each platform's flattened filesystem into one tar, under its platform's directory
+/// ([`unpack_rootfs_per_platform`]), as BuildKit's `tar` exporter does for several platforms.
+pub fn write_rootfs_tar_per_platform(
+    store: &Store,
+    image: &MultiPlatformImage,
+    out: impl Write,
+) -> Result<(), ExportError> {
+    tar_of_unpacked(
+        store,
+        |dir| unpack_rootfs_per_platform(store, image, dir),
+        out,
+    )
+}
+
+/// Writes the tree `unpack` makes in a scratch directory (the directory itself not an entry)
+/// as one tar.
+fn tar_of_unpacked(
+    store: &Store,
+    unpack: impl FnOnce(&Path) -> Result<(), ExportError>,
+    out: impl Write,
+) -> Result<(), ExportError> {
     let scratch = store.scratch_dir("rootfs")?;
-    unpack_rootfs(store, image, scratch.path())?;
+    unpack(scratch.path())?;
     stagecraft_layer::write_tar(
         &DiffSource::Rootfs {
             root: scratch.path(),
@@ -560,16 +659,18 @@ fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, Export
     Ok(loaded)
 }
 
-/// Reads a stored manifest (or index, picking this platform) back as an [`Image`].
+/// Reads a stored manifest (or index, picking this platform, else the index's first one: a
+/// multi-platform image built for other machines loads too) back as an [`Image`].
 pub fn image_from_manifest_digest(store: &Store, digest: &Digest) -> Result<Image, ExportError> {
     let (index_digest, manifest_digest) = match store.read_any_manifest(digest)? {
         stagecraft_image::AnyManifest::Image(_) => (None, digest.clone()),
         stagecraft_image::AnyManifest::Index(index) => {
             let entry = index
                 .find(&Platform::host())
+                .or_else(|| index.platform_manifests().next().map(|(entry, _)| entry))
                 .ok_or_else(|| ExportError::Format {
                     path: PathBuf::from(digest.to_string()),
-                    reason: format!("the index has no manifest for {}", Platform::host()),
+                    reason: "the index lists no image of any platform".to_owned(),
                 })?;
             (Some(digest.clone()), entry.digest.clone())
         }

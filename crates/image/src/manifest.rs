@@ -263,29 +263,34 @@ impl ImageIndex {
         crate::to_go_json_indented(self)
     }
 
-    /// The image manifest that serves `wanted` best (see [`Platform::match_rank`]; the first
-    /// of equally good ones). Entries without a platform, or whose media type is not a
-    /// manifest, are skipped; BuildKit's attestation manifests carry `unknown/unknown` and
-    /// never match a real platform.
+    /// The entries that are images of a platform, in order, with that
+    /// platform: image manifests whose descriptor names a platform. Entries
+    /// without one, nested indexes, and BuildKit's attestation manifests
+    /// (platform `unknown/unknown`, describing another entry rather than
+    /// being an image to run) are left out.
+    pub fn platform_manifests(&self) -> impl Iterator<Item = (&Descriptor, &Platform)> {
+        self.manifests.iter().filter_map(|descriptor| {
+            let platform = descriptor.platform.as_ref()?;
+            let attestation = platform.os == "unknown" && platform.architecture == "unknown";
+            (media_type::is_manifest(&descriptor.media_type) && !attestation)
+                .then_some((descriptor, platform))
+        })
+    }
+
+    /// The image manifest among [`ImageIndex::platform_manifests`] that serves `wanted` best
+    /// (see [`Platform::match_rank`]; the first of equally good ones).
     pub fn find(&self, wanted: &Platform) -> Option<&Descriptor> {
-        self.manifests
-            .iter()
-            .filter(|descriptor| media_type::is_manifest(&descriptor.media_type))
-            .filter_map(|descriptor| {
-                let rank = descriptor.platform.as_ref()?.match_rank(wanted)?;
-                Some((rank, descriptor))
-            })
+        self.platform_manifests()
+            .filter_map(|(descriptor, platform)| Some((platform.match_rank(wanted)?, descriptor)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, descriptor)| descriptor)
     }
 
-    /// The platforms of the image manifests it lists (`linux/amd64, linux/arm64`), for
-    /// messages that say what an image offers.
+    /// The platforms of its images (`linux/amd64`, `linux/arm64`), for messages that say what
+    /// an image offers.
     pub fn platforms(&self) -> Vec<String> {
-        self.manifests
-            .iter()
-            .filter(|descriptor| media_type::is_manifest(&descriptor.media_type))
-            .filter_map(|descriptor| descriptor.platform.as_ref().map(Platform::to_string))
+        self.platform_manifests()
+            .map(|(_, platform)| platform.to_string())
             .collect()
     }
 }
@@ -455,6 +460,28 @@ mod tests {
             Some(&arm)
         );
         assert_eq!(index.find(&Platform::parse("linux/s390x").unwrap()), None);
+        let unknown = Platform {
+            os: "unknown".into(),
+            architecture: "unknown".into(),
+            ..Platform::default()
+        };
+        assert_eq!(index.find(&unknown), None);
+        let mut nested = Descriptor::of_bytes(OCI_INDEX, b"nested");
+        nested.platform = Some(Platform::parse("linux/riscv64").unwrap());
+        let bare = Descriptor::of_bytes(OCI_MANIFEST, b"no platform");
+        let mut index = index;
+        index.manifests.extend([nested, bare]);
+        let listed: Vec<String> = index
+            .platform_manifests()
+            .map(|(descriptor, platform)| format!("{platform} {}", descriptor.digest))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                format!("linux/arm/v7 {}", arm.digest),
+                format!("linux/amd64 {}", amd64.digest)
+            ]
+        );
     }
 
     #[test]

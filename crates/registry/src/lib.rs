@@ -21,7 +21,9 @@ use tokio::io::AsyncWriteExt;
 pub use oci_client::Reference;
 
 mod transfer;
-pub use transfer::{TransferError, fetch_blob, fetch_blobs, pull, push, push_manifest_with_blobs};
+pub use transfer::{
+    TransferError, fetch_blob, fetch_blobs, pull, push, push_index, push_manifest_with_blobs,
+};
 
 /// Media types a manifest request accepts: OCI and Docker, single images and indexes.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [

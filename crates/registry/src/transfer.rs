@@ -3,7 +3,7 @@
 
 use crate::{Reference, Registry, RegistryError};
 use stagecraft_image::{AnyManifest, Digest, Platform};
-use stagecraft_store::{Image, Store};
+use stagecraft_store::{Image, MultiPlatformImage, Store};
 
 /// What a transfer can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +124,32 @@ pub async fn push(
         &blobs,
         &bytes,
         &image.manifest.media_type,
+    )
+    .await
+}
+
+/// Pushes a stored multi-platform image under `reference`: every platform's image by its
+/// manifest digest ([`push`]: blobs the registry lacks, then the manifest), one after the
+/// other so blobs the platforms share go up once, then the index bytes as stored under the
+/// reference's tag. Returns the index's digest.
+pub async fn push_index(
+    registry: &Registry,
+    store: &Store,
+    image: &MultiPlatformImage,
+    reference: &Reference,
+) -> Result<String, TransferError> {
+    for platform_image in &image.images {
+        let by_digest = reference.clone_with_digest(platform_image.manifest_digest.to_string());
+        push(registry, store, platform_image, &by_digest).await?;
+    }
+    let bytes = store.read_blob(&image.index_digest)?;
+    push_manifest_with_blobs(
+        registry,
+        store,
+        reference,
+        &[],
+        &bytes,
+        &image.index.media_type,
     )
     .await
 }

@@ -72,9 +72,11 @@ impl CacheDocument {
         for outcome in outcomes {
             match mode {
                 CacheMode::Max => records.extend(outcome.cache_records.clone()),
-                CacheMode::Min => records.extend(outcome.target_cache_keys.iter().filter_map(
-                    |key| Some((key.clone(), outcome.cache_records.get(key)?.clone())),
-                )),
+                CacheMode::Min => {
+                    records.extend(outcome.target_cache_keys.iter().filter_map(|key| {
+                        Some((key.clone(), outcome.cache_records.get(key)?.clone()))
+                    }))
+                }
             }
         }
         CacheDocument {

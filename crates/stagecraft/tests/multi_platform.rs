@@ -176,3 +176,205 @@ fn a_foreign_run_without_an_interpreter_names_the_architecture_and_the_fix() {
         "{stderr}"
     );
 }
+
+/// A cross-compiling Dockerfile: a `$BUILDPLATFORM` builder with a step every platform shares
+/// (its random stamp tells whether it ran once) and a step per target, then a runtime stage that
+/// runs `uname -m` (emulated for arm64).
+const CROSS: &str = "FROM --platform=$BUILDPLATFORM busybox AS build\n\
+RUN echo $RANDOM$RANDOM$RANDOM > /stamp\n\
+ARG TARGETARCH\n\
+RUN echo \"for $TARGETARCH on $(uname -m)\" > /out\n\
+FROM busybox\n\
+COPY --from=build /out /stamp /\n\
+RUN uname -m >> /out\n";
+
+const BOTH: &str = "linux/amd64,linux/arm64";
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn two_platforms_give_one_index_and_share_the_build_platform_stage() {
+    require_arm64_emulation();
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path(), CROSS);
+    let out = dir.path().join("work");
+    std::fs::create_dir_all(&out).unwrap();
+    // A relative destination, split per platform as buildx's local exporter does.
+    let output = m
+        .stagecraft()
+        .current_dir(&out)
+        .args([
+            "build",
+            "--progress=json",
+            "--platform",
+            BOTH,
+            "-t",
+            "app:multi",
+        ])
+        .args(["--output", "type=local,dest=rootfs"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let host = String::from_utf8(
+        std::process::Command::new("uname")
+            .arg("-m")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let amd64 = out.join("rootfs/linux_amd64");
+    let arm64 = out.join("rootfs/linux_arm64");
+    assert_eq!(
+        read(&amd64.join("out")),
+        format!("for amd64 on {host}x86_64\n")
+    );
+    assert_eq!(
+        read(&arm64.join("out")),
+        format!("for arm64 on {host}aarch64\n")
+    );
+    // The shared builder step ran once: both images hold the same random stamp.
+    assert_eq!(read(&amd64.join("stamp")), read(&arm64.join("stamp")));
+    // Progress names each step's platform, with the target of a cross-compiling stage, and the
+    // shared step appears once as run and once as taken from the other graph.
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let stages: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect();
+    for label in [
+        "linux/amd64 build",
+        "linux/amd64->arm64 build",
+        "linux/amd64 stage-1",
+        "linux/arm64 stage-1",
+    ] {
+        assert!(stages.contains(&label), "{label} not in {stages:?}");
+    }
+    let stamp_steps: Vec<usize> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "step_started" && e["name"].as_str().unwrap().contains("> /stamp")
+        })
+        .map(|e| e["id"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(stamp_steps.len(), 2);
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "step_finished"
+                && stamp_steps.contains(&(e["id"].as_u64().unwrap() as usize))
+        })
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["cached", "done"], "{statuses:?}");
+    // The tag names an index of both platforms.
+    let images = m.stagecraft().args(["images"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&images.stdout);
+    let line = listing
+        .lines()
+        .find(|l| l.contains("app:multi"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.contains("linux/amd64,linux/arm64"), "{line}");
+}
+
+#[test]
+fn a_two_platform_push_is_an_index_the_registry_serves() {
+    require_arm64_emulation();
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path(), CROSS);
+    let _registry = common::RegistryProcess::start(&dir.path().join("registry"), 5398);
+    let (stdout, _) = m.build(&[
+        "--platform",
+        BOTH,
+        "-t",
+        "127.0.0.1:5398/app:multi",
+        "--push",
+    ]);
+    let raw = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg("docker://127.0.0.1:5398/app:multi")
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    // stdout is the pushed digest: the index's.
+    assert_eq!(
+        stdout,
+        stagecraft_image::Digest::of(&raw.stdout).to_string()
+    );
+    let index: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+}
+
+#[test]
+fn a_docker_archive_of_two_platforms_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path(), "FROM busybox\nRUN touch /ran\n");
+    let output = m
+        .stagecraft()
+        .args(["build", "--progress=plain", "--platform", BOTH])
+        .args(["--output", "type=docker,dest=image.tar"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("docker exporter does not currently support exporting manifest lists"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("RUN touch"), "a step ran:\n{stderr}");
+}
+
+#[test]
+fn every_platforms_cache_records_travel() {
+    require_arm64_emulation();
+    let dir = tempfile::tempdir().unwrap();
+    let a = machine(dir.path(), CROSS);
+    let cache = dir.path().join("cache");
+    a.build(&[
+        "--platform",
+        BOTH,
+        "--cache-to",
+        &format!("type=local,dest={},mode=max", cache.display()),
+    ]);
+    let busybox = dir.path().join("busybox-multi");
+    let b = Machine::new(dir.path(), "b", &busybox, &[("Dockerfile", CROSS)]);
+    let (_, stderr) = b.build(&[
+        "--platform",
+        BOTH,
+        "--cache-from",
+        &format!("type=local,src={}", cache.display()),
+    ]);
+    assert!(!stderr.contains("cache miss"), "{stderr}");
+    assert!(stderr.contains("0 steps run"), "{stderr}");
+}

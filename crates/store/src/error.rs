@@ -135,6 +135,31 @@ pub enum Error {
         /// The platforms the index lists.
         available: String,
     },
+    /// An index names a platform's manifest that is not in the store (a
+    /// pull fetches only the platform it was asked for).
+    #[error(
+        "image {reference} is a multi-platform index whose {platform} manifest {digest} is not in the store (a pull fetches only one platform's); build it, or load it with every platform"
+    )]
+    PlatformManifestMissing {
+        /// The reference as given.
+        reference: String,
+        /// The platform whose manifest is missing.
+        platform: String,
+        /// The missing manifest's digest.
+        digest: Digest,
+    },
+    /// `write_index` was given no images.
+    #[error("a multi-platform index needs at least one image; none was given")]
+    EmptyIndex,
+    /// `write_index` was given two images of one platform, which no client
+    /// could tell apart.
+    #[error(
+        "two images for platform {platform} were given for one index; an index holds one image per platform"
+    )]
+    DuplicatePlatform {
+        /// The platform given twice.
+        platform: String,
+    },
     /// `write_image` was given a config and layer list that disagree.
     #[error(
         "image config lists {diff_ids} layer diff IDs but {layers} layer descriptors were given; they must correspond one to one"

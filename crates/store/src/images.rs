@@ -193,31 +193,64 @@ impl Store {
     /// when none serves. A single manifest is returned whatever its config's platform, as
     /// BuildKit takes it (and warns: the caller compares).
     pub fn image_for_platform(&self, reference: &str, platform: &Platform) -> Result<Image> {
-        let Some(digest) = self.resolve_tag(reference)? else {
-            let normalized = Reference::parse(reference)?.with_default_tag();
-            return Err(Error::TagNotFound {
-                reference: normalized.to_string(),
-            });
-        };
-        let not_found = |available: Vec<String>| Error::PlatformNotFound {
-            reference: reference.to_owned(),
-            platform: platform.to_string(),
-            available: if available.is_empty() {
-                "no platform entries".to_owned()
-            } else {
-                available.join(", ")
-            },
-        };
-        let (index_digest, manifest_digest, manifest) = match self.read_any_manifest(&digest)? {
-            AnyManifest::Image(manifest) => (None, digest, manifest),
+        let digest = self.resolve_existing(reference)?;
+        match self.read_any_manifest(&digest)? {
+            AnyManifest::Image(manifest) => self.image_of(digest, manifest, None),
             AnyManifest::Index(index) => {
                 let Some(entry) = index.find(platform) else {
-                    return Err(not_found(index.platforms()));
+                    let available = index.platforms();
+                    return Err(Error::PlatformNotFound {
+                        reference: reference.to_owned(),
+                        platform: platform.to_string(),
+                        available: if available.is_empty() {
+                            "no platform entries".to_owned()
+                        } else {
+                            available.join(", ")
+                        },
+                    });
                 };
                 let manifest = self.read_manifest(&entry.digest)?;
-                (Some(digest), entry.digest.clone(), manifest)
+                self.image_of(entry.digest.clone(), manifest, Some(digest))
             }
-        };
+        }
+    }
+
+    /// The platforms `reference` has images for: an index's, in its order
+    /// (see [`ImageIndex::platform_manifests`]), or a single manifest's
+    /// (its config's). Only the index is read for an index, so this works
+    /// for a pulled one whose other platforms' manifests are not here.
+    pub fn platforms(&self, reference: &str) -> Result<Vec<Platform>> {
+        let digest = self.resolve_existing(reference)?;
+        Ok(match self.read_any_manifest(&digest)? {
+            AnyManifest::Image(manifest) => {
+                vec![self.read_config(&manifest.config.digest)?.platform()]
+            }
+            AnyManifest::Index(index) => index
+                .platform_manifests()
+                .map(|(_, platform)| platform.clone())
+                .collect(),
+        })
+    }
+
+    /// The digest `reference` points at; a reference that points nowhere
+    /// is an error naming it normalized.
+    pub(crate) fn resolve_existing(&self, reference: &str) -> Result<Digest> {
+        match self.resolve_tag(reference)? {
+            Some(digest) => Ok(digest),
+            None => Err(Error::TagNotFound {
+                reference: Reference::parse(reference)?.with_default_tag().to_string(),
+            }),
+        }
+    }
+
+    /// The image of the stored manifest `manifest_digest` (already read as
+    /// `manifest`), chosen from the index `index_digest` if any.
+    pub(crate) fn image_of(
+        &self,
+        manifest_digest: Digest,
+        manifest: ImageManifest,
+        index_digest: Option<Digest>,
+    ) -> Result<Image> {
         let config_digest = manifest.config.digest.clone();
         let config = self.read_config(&config_digest)?;
         Ok(Image {

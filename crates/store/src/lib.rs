@@ -75,9 +75,10 @@
 //! well as between processes:
 //!
 //! * **shared**: every operation that adds content (blob writes, snapshots,
-//!   cache records, context indexes, tags, [`Store::write_image`]) takes it
-//!   for its own duration; a build takes a [`Lease`] ([`Store::lease`]) for
-//!   its whole run, so nothing it has looked at disappears under it;
+//!   cache records, context indexes, tags, [`Store::write_image`],
+//!   [`Store::write_index`]) takes it for its own duration; a build takes a
+//!   [`Lease`] ([`Store::lease`]) for its whole run, so nothing it has
+//!   looked at disappears under it;
 //! * **exclusive**: [`Store::prune`] and [`Store::verify`] with
 //!   `remove_corrupt` ([`Store::lock_exclusive`] → [`Maintenance`]). They
 //!   wait for every lease to end, and new leases wait for them.
@@ -115,6 +116,7 @@ mod context_index;
 mod error;
 mod gc;
 mod images;
+mod multi_platform;
 mod output;
 mod scratch;
 mod snapshots;
@@ -132,6 +134,7 @@ pub use gc::{
     VerifyReport,
 };
 pub use images::{Artifact, Image, ManifestFormat};
+pub use multi_platform::MultiPlatformImage;
 pub use output::{OutputDir, OutputFile};
 pub use scratch::{ScratchDir, ScratchFile};
 pub use stagecraft_image::{Digest, Reference};

@@ -153,6 +153,9 @@ impl Store {
     /// Holds a lease while alive.
     pub fn output_dir(&self, dest: &Path) -> Result<OutputDir> {
         let lease = self.lease()?;
+        // Absolute, so that the directory synced on commit is never the empty parent of a
+        // bare name (`-o type=local,dest=out`).
+        let dest = &std::path::absolute(dest).at("resolve", dest)?;
         if fs::metadata(dest).is_ok() {
             return Ok(OutputDir {
                 path: dest.to_owned(),

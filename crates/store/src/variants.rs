@@ -13,11 +13,12 @@ use std::io::BufReader;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use stagecraft_image::{Descriptor, Digest, ImageManifest, media_type};
+use stagecraft_image::{Descriptor, Digest, ImageManifest, Platform, media_type};
 use stagecraft_layer::Compression;
 
 use crate::error::{Error, IoContext, Result};
 use crate::images::Image;
+use crate::multi_platform::MultiPlatformImage;
 use crate::store::Store;
 
 /// What a variant record holds. It names the compressed blob only (never the diff ID with its
@@ -124,6 +125,32 @@ impl Store {
             index_digest: None,
             ..image.clone()
         })
+    }
+
+    /// `image` with every platform's image compressed ([`Store::compressed_image`]) under a
+    /// new index of the same media type, annotations and platforms, in the same order: what an
+    /// OCI layout or a registry receives of a multi-platform image. An image with nothing to
+    /// compress is returned as it is, so a loaded or pulled index keeps its bytes and digest.
+    pub fn compressed_index(
+        &self,
+        image: &MultiPlatformImage,
+        compression: Compression,
+    ) -> Result<MultiPlatformImage> {
+        let platform_images: Vec<(Platform, &Image)> = image.platform_images().collect();
+        let compressed = platform_images
+            .par_iter()
+            .map(|(platform, image)| {
+                Ok((platform.clone(), self.compressed_image(image, compression)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let unchanged = compressed
+            .iter()
+            .zip(&image.images)
+            .all(|((_, new), old)| new.manifest_digest == old.manifest_digest);
+        if unchanged {
+            return Ok(image.clone());
+        }
+        self.store_index(image.index.clone(), compressed)
     }
 
     /// Compresses the plain tar blob `digest` into a new blob.

@@ -3,7 +3,9 @@
 use super::progress::{BuildSummary, ProgressMode, Renderer};
 use super::runtime::{open_store_leased, registry};
 use super::{CommandError, CommandResult, parse_dockerfile};
-use stagecraft_build::{BuildRequest, BuildResult, CacheLocation, Exported, Output, Session};
+use stagecraft_build::{
+    BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session,
+};
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
@@ -479,13 +481,14 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     let result = result.map_err(|e| CommandError(e.render()))?;
     // What each stage weighs, for `stagecraft size --stage` later: recorded by the build that
     // made the image (a cached rebuild of the same image writes nothing).
-    let outcome = &result.outcome;
-    if stagecraft_report::load_stage_sizes(&store, &outcome.image.manifest_digest)?.is_none() {
-        stagecraft_report::save_stage_sizes(
-            &store,
-            &outcome.image.manifest_digest,
-            &super::report::stage_sizes(&outcome.stages),
-        )?;
+    for outcome in &result.outcomes {
+        if stagecraft_report::load_stage_sizes(&store, &outcome.image.manifest_digest)?.is_none() {
+            stagecraft_report::save_stage_sizes(
+                &store,
+                &outcome.image.manifest_digest,
+                &super::report::stage_sizes(&outcome.stages),
+            )?;
+        }
     }
     for (location, records) in &result.cache_exports {
         renderer.info(format!("exported cache to {location}: {records} records"));
@@ -510,10 +513,12 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         })?;
     }
     if args.report {
-        print!(
-            "{}",
-            super::report::stage_table(&store, &result.outcome.stages)?
-        );
+        for outcome in &result.outcomes {
+            if result.outcomes.len() > 1 {
+                println!("{}:", outcome.platform);
+            }
+            print!("{}", super::report::stage_table(&store, &outcome.stages)?);
+        }
     }
     // What scripts read, as `docker build -q` and buildx print it: the pushed manifest's
     // digest after a push, the image ID otherwise; nothing when an output streams there.
@@ -528,8 +533,18 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
 
 /// The counts and names the end of a build reports.
 fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
-    let outcome = &result.outcome;
-    let count = |which: StageOutcome| outcome.stages.iter().filter(|s| s.outcome == which).count();
+    // A multi-platform build reports every platform's graph together.
+    let outcomes = &result.outcomes;
+    let count = |which: StageOutcome| {
+        outcomes
+            .iter()
+            .flat_map(|o| &o.stages)
+            .filter(|s| s.outcome == which)
+            .count()
+    };
+    let sum = |field: fn(&stagecraft_solve::BuildOutcome) -> usize| -> usize {
+        outcomes.iter().map(field).sum()
+    };
     BuildSummary {
         image_id: result.image_id().to_string(),
         digest: result.digest(),
@@ -545,13 +560,17 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
             })
             .collect(),
         seconds: elapsed.as_secs_f64(),
-        steps_run: outcome.steps_run,
-        steps_cached: outcome.steps_cached,
+        steps_run: sum(|o| o.steps_run),
+        steps_cached: sum(|o| o.steps_cached),
         stages_built: count(StageOutcome::Built),
         stages_cached: count(StageOutcome::Cached),
         stages_skipped: count(StageOutcome::Skipped),
-        layers: outcome.layers.len(),
-        size: outcome.layers.iter().map(|l| l.size).sum(),
+        layers: sum(|o| o.layers.len()),
+        size: outcomes
+            .iter()
+            .flat_map(|o| &o.layers)
+            .map(|l| l.size)
+            .sum(),
     }
 }
 
@@ -570,7 +589,10 @@ fn metadata(result: &BuildResult) -> serde_json::Value {
     // uncompressed layers no registry has, so it is never described here.
     if pushed.is_some() || layout.is_some() {
         metadata["containerimage.descriptor"] = serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": match &result.image {
+                BuiltImage::Single(_) => stagecraft_image::media_type::OCI_MANIFEST,
+                BuiltImage::Multi(_) => stagecraft_image::media_type::OCI_INDEX,
+            },
             "digest": result.digest(),
         });
     }

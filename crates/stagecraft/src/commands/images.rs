@@ -5,7 +5,7 @@ use super::runtime::{
 };
 use super::{CommandError, CommandResult, human_bytes};
 use stagecraft_export::NamedImage;
-use stagecraft_image::Platform;
+use stagecraft_image::{AnyManifest, Platform};
 use stagecraft_layer::Compression;
 use std::path::PathBuf;
 
@@ -29,8 +29,12 @@ pub(crate) struct TagArgs {
 /// `stagecraft inspect IMAGE`.
 #[derive(clap::Args)]
 pub(crate) struct InspectArgs {
-    /// An image in the store.
+    /// An image in the store. A multi-platform image shows its index (its platforms'
+    /// manifests) unless `--platform` picks one.
     image: String,
+    /// Show the image for this platform (`os/arch[/variant]`) of a multi-platform image.
+    #[arg(long)]
+    platform: Option<Platform>,
 }
 
 /// `stagecraft rmi IMAGE…`.
@@ -121,34 +125,42 @@ pub(crate) fn images(args: &ImagesArgs) -> CommandResult {
     let store = open_store()?;
     let mut rows = Vec::new();
     for (reference, digest) in store.list_tags()? {
-        let size = store
-            .image(&reference.to_string())
-            .map(|image| {
-                image.manifest.layers.iter().map(|l| l.size).sum::<u64>()
-                    + image.manifest.config.size
-            })
-            .unwrap_or(0);
-        let created = store
-            .image(&reference.to_string())
-            .ok()
-            .and_then(|i| i.config.created.clone())
+        let name = reference.to_string();
+        // Size and creation time are this machine's platform's, as docker lists them; a tag
+        // whose content is damaged or partly missing is still listed.
+        let image = store.image(&name).ok();
+        let size = image.as_ref().map_or(0, |image| {
+            image.manifest.layers.iter().map(|l| l.size).sum::<u64>() + image.manifest.config.size
+        });
+        let created = image
+            .and_then(|image| image.config.created)
             .unwrap_or_default();
-        rows.push((reference.to_string(), digest, size, created));
+        let platforms: Vec<String> = store
+            .platforms(&name)
+            .unwrap_or_default()
+            .iter()
+            .map(Platform::to_string)
+            .collect();
+        rows.push((name, digest, size, platforms, created));
     }
     if args.format == "json" {
         let json: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(name, digest, size, created)| serde_json::json!({"name": name, "digest": digest.as_str(), "size": size, "created": created}))
+            .map(|(name, digest, size, platforms, created)| serde_json::json!({"name": name, "digest": digest.as_str(), "size": size, "platforms": platforms, "created": created}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
-    println!("{:<50} {:<20} {:>10}  CREATED", "NAME", "DIGEST", "SIZE");
-    for (name, digest, size, created) in rows {
+    println!(
+        "{:<50} {:<20} {:>10}  {:<24} CREATED",
+        "NAME", "DIGEST", "SIZE", "PLATFORMS"
+    );
+    for (name, digest, size, platforms, created) in rows {
         println!(
-            "{name:<50} {:<20} {:>10}  {created}",
+            "{name:<50} {:<20} {:>10}  {:<24} {created}",
             digest.short(),
-            human_bytes(size)
+            human_bytes(size),
+            platforms.join(",")
         );
     }
     Ok(())
@@ -168,7 +180,25 @@ pub(crate) fn tag(args: &TagArgs) -> CommandResult {
 /// Runs `stagecraft inspect`.
 pub(crate) fn inspect(args: &InspectArgs) -> CommandResult {
     let store = open_store()?;
-    let image = store.image(&args.image)?;
+    if args.platform.is_none()
+        && let Some(digest) = store.resolve_tag(&args.image)?
+        && let AnyManifest::Index(index) = store.read_any_manifest(&digest)?
+    {
+        let manifests: Vec<serde_json::Value> = index
+            .manifests
+            .iter()
+            .map(|entry| serde_json::json!({"digest": entry.digest.as_str(), "media_type": entry.media_type, "size": entry.size, "platform": entry.platform.as_ref().map(Platform::to_string)}))
+            .collect();
+        let json = serde_json::json!({
+            "index_digest": digest.as_str(),
+            "media_type": index.media_type,
+            "manifests": manifests,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    let platform = args.platform.clone().unwrap_or_else(Platform::host);
+    let image = store.image_for_platform(&args.image, &platform)?;
     let layers: Vec<serde_json::Value> = image
         .manifest
         .layers
@@ -177,13 +207,16 @@ pub(crate) fn inspect(args: &InspectArgs) -> CommandResult {
         .map(|(layer, diff_id)| serde_json::json!({"digest": layer.digest.as_str(), "diff_id": diff_id.as_str(), "size": layer.size, "media_type": layer.media_type}))
         .collect();
     let config: serde_json::Value = serde_json::from_slice(&image.config.to_json()?)?;
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "manifest_digest": image.manifest_digest.as_str(),
         "config_digest": image.config_digest.as_str(),
         "media_type": image.manifest.media_type,
         "layers": layers,
         "config": config,
     });
+    if let Some(index) = &image.index_digest {
+        json["index_digest"] = index.as_str().into();
+    }
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
 }
@@ -204,28 +237,22 @@ pub(crate) fn rmi(args: &RmiArgs) -> CommandResult {
 pub(crate) fn load(args: &LoadArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     for loaded in stagecraft_export::load(&store, &args.input)? {
+        // What the archive names: a multi-platform image's index, else the manifest.
+        let digest = loaded
+            .image
+            .index_digest
+            .as_ref()
+            .unwrap_or(&loaded.image.manifest_digest);
         let mut names = loaded.names.clone();
         for tag in &args.tags {
-            names.push(
-                store
-                    // An index is tagged whole: every platform stays reachable by the name.
-                    .set_tag(
-                        tag,
-                        loaded
-                            .image
-                            .index_digest
-                            .as_ref()
-                            .unwrap_or(&loaded.image.manifest_digest),
-                    )?
-                    .to_string(),
-            );
+            names.push(store.set_tag(tag, digest)?.to_string());
         }
         let names = if names.is_empty() {
             "(no name; use --tag)".to_owned()
         } else {
             names.join(", ")
         };
-        println!("loaded {} {names}", loaded.image.manifest_digest);
+        println!("loaded {digest} {names}");
     }
     Ok(())
 }
@@ -294,12 +321,23 @@ pub(crate) fn pull(args: &TransferArgs) -> CommandResult {
 pub(crate) fn push(args: &PushArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.transfer.insecure);
-    let image =
-        store.compressed_image(&store.image(&args.transfer.reference)?, args.compression)?;
-    let reference = stagecraft_registry::parse_reference(&args.transfer.reference)?;
-    let digest = block_on(stagecraft_registry::push(
-        &registry, &store, &image, &reference,
-    ))??;
+    let name = &args.transfer.reference;
+    let reference = stagecraft_registry::parse_reference(name)?;
+    // A multi-platform image goes whole: every platform, then its index.
+    let digest = match store.multi_platform_image(name)? {
+        Some(image) => {
+            let image = store.compressed_index(&image, args.compression)?;
+            block_on(stagecraft_registry::push_index(
+                &registry, &store, &image, &reference,
+            ))??
+        }
+        None => {
+            let image = store.compressed_image(&store.image(name)?, args.compression)?;
+            block_on(stagecraft_registry::push(
+                &registry, &store, &image, &reference,
+            ))??
+        }
+    };
     println!("{} {digest}", reference.whole());
     Ok(())
 }

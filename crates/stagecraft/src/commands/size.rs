@@ -3,6 +3,7 @@
 
 use super::runtime::open_store;
 use super::{CommandError, CommandResult};
+use stagecraft_image::Platform;
 use std::path::PathBuf;
 
 /// How to print the report.
@@ -19,6 +20,10 @@ pub(crate) enum Format {
 pub(crate) struct SizeArgs {
     /// The image: a name from `stagecraft images`, or `name@sha256:…`.
     image: String,
+    /// Which platform's image of a multi-platform image (`os/arch[/variant]`); this machine's
+    /// by default.
+    #[arg(long)]
+    platform: Option<Platform>,
     /// Also show every stage of the build that made the image and the final image next to its
     /// builder stages. Needs the stage sizes `stagecraft build` records for the images it builds;
     /// `stagecraft build --report` prints the same table at build time.
@@ -39,7 +44,8 @@ pub(crate) struct SizeArgs {
 /// Runs `stagecraft size`.
 pub(crate) fn run(args: &SizeArgs) -> CommandResult {
     let store = open_store()?;
-    let image = store.image(&args.image)?;
+    let platform = args.platform.clone().unwrap_or_else(Platform::host);
+    let image = store.image_for_platform(&args.image, &platform)?;
     let options = stagecraft_report::Options { top: args.top };
     let mut report = stagecraft_report::analyze(&store, &image, &args.image, &options)?;
     if args.stage {
