@@ -234,7 +234,13 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
 /// cgroups (not supported yet), plus BuildKit's resolv.conf and hosts binds.
 fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, ids: &IdSpace) -> Result<(), Failure> {
     let nosuid_noexec_nodev = MountFlags::NOSUID | MountFlags::NOEXEC | MountFlags::NODEV;
-    mount_new(root, "/proc", "proc", "proc", nosuid_noexec_nodev, None)?;
+    try_mount_new(root, "/proc", "proc", "proc", nosuid_noexec_nodev, None)?.map_err(|e| {
+        let mut message = errno_text(e);
+        if e == Errno::PERM {
+            message.push_str(PROC_IN_CONTAINER_HINT);
+        }
+        mount_failure("proc", "/proc", message)
+    })?;
     mount_new(
         root,
         "/dev",
@@ -413,6 +419,13 @@ fn secret_files(spec: &HelperSpec) -> Result<std::collections::BTreeMap<usize, S
 }
 
 /// Creates the mount point `target` (a directory) in the rootfs and mounts a new `fstype` on it.
+/// Why a fresh `/proc` is refused in a container: the kernel allows one in a user namespace only
+/// when no part of the outer `/proc` is hidden, and container runtimes hide some by default.
+const PROC_IN_CONTAINER_HINT: &str = "; in a container this means its /proc has masked paths \
+     (docker's and Kubernetes' default), and the kernel then refuses a new /proc in a user \
+     namespace: run it with --security-opt systempaths=unconfined (Kubernetes: \
+     securityContext.procMount: Unmasked, with hostUsers: false)";
+
 fn mount_new(
     root: &OwnedFd,
     target: &str,
