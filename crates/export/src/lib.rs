@@ -320,42 +320,70 @@ pub fn write_archive(
     let blobs = images.iter().flat_map(|named| image_blobs(&named.image));
     let mut builder = layout_tar(store, &index, blobs, out)?;
     if docker {
-        let (manifest, repositories) = docker_manifest(images);
-        let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
-        append(
-            &mut builder,
-            "manifest.json",
-            manifest.len() as u64,
-            &manifest[..],
-        )
-        .map_err(archive_error)?;
-        let repositories = serde_json::to_vec(&repositories).unwrap_or_default();
-        append(
-            &mut builder,
-            "repositories",
-            repositories.len() as u64,
-            &repositories[..],
-        )
-        .map_err(archive_error)?;
+        append_docker_manifest(&mut builder, images)?;
     }
     finish_archive(builder)
+}
+
+/// Appends docker's `manifest.json` and `repositories` for `images` to an archive.
+fn append_docker_manifest(
+    builder: &mut tar::Builder<impl Write>,
+    images: &[NamedImage],
+) -> Result<(), ExportError> {
+    let (manifest, repositories) = docker_manifest(images);
+    let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+    append(
+        builder,
+        "manifest.json",
+        manifest.len() as u64,
+        &manifest[..],
+    )
+    .map_err(archive_error)?;
+    let repositories = serde_json::to_vec(&repositories).unwrap_or_default();
+    append(
+        builder,
+        "repositories",
+        repositories.len() as u64,
+        &repositories[..],
+    )
+    .map_err(archive_error)
 }
 
 /// Writes a multi-platform image as an OCI layout tar, as BuildKit's `oci` exporter does:
 /// `index.json` lists the image's index (once per name in `names`, annotated like
 /// [`write_archive`]'s), and the blobs hold the index, every platform's manifest, config and
-/// layers. Compress it first ([`Store::compressed_index`]) for a layout other tools expect.
+/// layers, and its attestation manifests with their blobs. Compress it first
+/// ([`Store::compressed_index`]) for a layout other tools expect. With `docker`, the archive
+/// also has docker's `manifest.json` and `repositories` for the index's images, as BuildKit's
+/// docker exporter writes an attested image (an index of one image and its attestations).
 pub fn write_index_archive(
     store: &Store,
     image: &MultiPlatformImage,
     names: &[String],
+    docker: bool,
     out: impl Write,
 ) -> Result<(), ExportError> {
     let descriptor = stored_descriptor(store, &image.index.media_type, &image.index_digest)?;
     let index = index_json(&[(descriptor, names)])?;
+    let attestations = image.attestations.iter().flat_map(|attestation| {
+        std::iter::once(attestation.descriptor.digest.clone()).chain(attestation.blobs())
+    });
     let blobs = std::iter::once(image.index_digest.clone())
-        .chain(image.images.iter().flat_map(image_blobs));
-    finish_archive(layout_tar(store, &index, blobs, out)?)
+        .chain(image.images.iter().flat_map(image_blobs))
+        .chain(attestations);
+    let mut builder = layout_tar(store, &index, blobs, out)?;
+    if docker {
+        let named: Vec<NamedImage> = image
+            .images
+            .iter()
+            .map(|image| NamedImage {
+                image: image.clone(),
+                names: names.to_vec(),
+            })
+            .collect();
+        append_docker_manifest(&mut builder, &named)?;
+    }
+    finish_archive(builder)
 }
 
 /// Writes a stored artifact ([`Store::write_artifact`]) as an OCI layout tar whose
