@@ -441,7 +441,7 @@ pub fn unpack_rootfs(store: &Store, image: &Image, dir: &Path) -> Result<(), Exp
 
 /// Writes an image's flattened filesystem as one tar.
 pub fn write_rootfs_tar(store: &Store, image: &Image, out: impl Write) -> Result<(), ExportError> {
-    tar_of_unpacked(store, |dir| unpack_rootfs(store, image, dir), out)
+    write_tree_tar(store, |dir| unpack_rootfs(store, image, dir), out)
 }
 
 /// The directory (or tar entry prefix) of a platform's files in a platform-split output:
@@ -480,29 +480,30 @@ pub fn write_rootfs_tar_per_platform(
     image: &MultiPlatformImage,
     out: impl Write,
 ) -> Result<(), ExportError> {
-    tar_of_unpacked(
+    write_tree_tar(
         store,
         |dir| unpack_rootfs_per_platform(store, image, dir),
         out,
     )
 }
 
-/// Writes the tree `unpack` makes in a scratch directory (the directory itself not an entry)
-/// as one tar.
-fn tar_of_unpacked(
+/// Writes the tree `fill` makes in a scratch directory of the store (the directory itself not
+/// an entry) as one tar: a root file system, with whatever the caller adds beside it.
+pub fn write_tree_tar<E: From<ExportError>>(
     store: &Store,
-    unpack: impl FnOnce(&Path) -> Result<(), ExportError>,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
     out: impl Write,
-) -> Result<(), ExportError> {
-    let scratch = store.scratch_dir("rootfs")?;
-    unpack(scratch.path())?;
+) -> Result<(), E> {
+    let scratch = store.scratch_dir("rootfs").map_err(ExportError::from)?;
+    fill(scratch.path())?;
     stagecraft_layer::write_tar(
         &DiffSource::Rootfs {
             root: scratch.path(),
         },
         &TarOptions::default(),
         out,
-    )?;
+    )
+    .map_err(ExportError::from)?;
     Ok(())
 }
 
