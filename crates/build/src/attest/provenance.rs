@@ -122,10 +122,17 @@ struct Metadata {
     invocation_id: String,
     started_on: String,
     finished_on: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "buildkit_reproducible",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     buildkit_reproducible: bool,
+    #[serde(rename = "buildkit_completeness")]
     buildkit_completeness: Completeness,
-    #[serde(skip_serializing_if = "BuildKitMetadata::is_empty")]
+    #[serde(
+        rename = "buildkit_metadata",
+        skip_serializing_if = "BuildKitMetadata::is_empty"
+    )]
     buildkit_metadata: BuildKitMetadata,
 }
 
