@@ -723,11 +723,10 @@ mod tests {
         assert_eq!(provenance.mode, ProvenanceMode::Min);
         assert!(!provenance.inline_only);
         assert_eq!(provenance.builder_id, "https://ci.example/1");
-        assert_eq!(
-            parse(&["type=sbom,disabled=true"], None, None)
+        assert!(
+            !parse(&["type=sbom,disabled=true"], None, None)
                 .unwrap()
-                .sbom,
-            false
+                .sbom
         );
         assert_eq!(
             AttestOptions::parse(&[], None, None, false).unwrap(),
