@@ -52,6 +52,17 @@ pub enum Error {
         /// The build's platforms, comma-separated.
         platforms: String,
     },
+    /// Reading the image for an output.
+    #[error(transparent)]
+    Export(#[from] stagecraft_export::ExportError),
+    /// Making an attestation (an SBOM, a provenance) failed.
+    #[error("making {what}: {message}")]
+    Attestation {
+        /// Which attestation.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The process's network runtime could not start.
     #[error("starting the network runtime: {0}")]
     Runtime(String),

@@ -3,6 +3,7 @@
 //! ```text
 //! BuildRequest ─ Session::build ─ cache imports (--cache-from: local layout or registry)
 //!                      │            engine (stagecraft_solve): plan → stages → image in the store
+//!                      │            attestations (SBOM, provenance) of each platform's image
 //!                      │            tags, outputs (oci, docker, tar, local, registry), --push
 //!                      └──────────  cache exports (--cache-to) ─ BuildResult
 //! ```
@@ -12,6 +13,7 @@
 //! stagecraft's namespace executor ([`NamespaceRunner`]).
 #![forbid(unsafe_code)]
 
+mod attest;
 mod base_images;
 mod cache;
 mod error;
@@ -21,11 +23,16 @@ mod output;
 mod runner;
 mod session;
 
+pub use attest::Attestations;
+pub use attest::sbom;
 pub use base_images::StoreOrRegistry;
 pub use cache::{ImportedCaches, export_cache};
 pub use error::{Error, Result};
 pub use network::{block_on, registry};
-pub use options::{CacheLocation, Destination, Output, compression_by_name, parse_compression};
+pub use options::{
+    AttestOptions, CacheLocation, Destination, Output, ProvenanceMode, ProvenanceOptions,
+    compression_by_name, parse_compression,
+};
 pub use output::{BuiltImage, Exported, export, fill_output_dir, write_output_file};
 pub use runner::NamespaceRunner;
 pub use session::{BuildRequest, BuildResult, Session};

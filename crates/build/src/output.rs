@@ -1,6 +1,7 @@
 //! Writing a build's outputs: archives and directories that appear whole or not at all, and
 //! pushes.
 
+use crate::attest::{Attestations, Carrier};
 use crate::error::{Error, Result};
 use crate::network::block_on;
 use crate::options::{Destination, Output};
@@ -152,14 +153,19 @@ impl Output {
     }
 }
 
-/// Writes one output of `image`, recorded under `names` (the tags) and the output's own names.
-/// A multi-platform image goes out as buildx sends one: an OCI layout or a push of its index
-/// (every platform's manifest first), its tag in the store naming the index, a directory or
-/// tar entry prefix per platform for `local` and `tar` (`linux_amd64/`, `linux_arm_v7/`); a
-/// docker archive cannot hold one ([`Error::DockerMultiPlatform`]).
+/// Writes one output of `image`, recorded under `names` (the tags) and the output's own names,
+/// with the `attestations` that output carries (see [`crate::attest`]): a push or an image
+/// index gets them in attestation manifests, each statement about its platform image as the
+/// output has it (names, compressed manifest digest); `local` and `tar` get them as files
+/// beside each platform's root. A multi-platform image goes out as buildx sends one: an OCI
+/// layout or a push of its index (every platform's manifest first), its tag in the store
+/// naming the index, a directory or tar entry prefix per platform for `local` and `tar`
+/// (`linux_amd64/`, `linux_arm_v7/`); a docker archive cannot hold one
+/// ([`Error::DockerMultiPlatform`]).
 pub fn export(
     store: &Store,
     image: &BuiltImage,
+    attestations: &Attestations,
     names: &[String],
     output: &Output,
     compression: Compression,
@@ -175,8 +181,8 @@ pub fn export(
             names: extra,
             compression: own,
         } => {
-            let image = compressed(own)?;
             let names = all_names(extra);
+            let image = attestations.attach(store, &compressed(own)?, &names, Carrier::Index)?;
             write_archive_to(store, dest, |out| match &image {
                 BuiltImage::Single(image) => {
                     let named = [NamedImage {
@@ -186,7 +192,7 @@ pub fn export(
                     stagecraft_export::write_archive(store, &named, false, out)
                 }
                 BuiltImage::Multi(image) => {
-                    stagecraft_export::write_index_archive(store, image, &names, out)
+                    stagecraft_export::write_index_archive(store, image, &names, false, out)
                 }
             })?;
             vec![Exported::Layout {
@@ -194,38 +200,46 @@ pub fn export(
             }]
         }
         Output::Docker { dest, names: extra } => {
-            let image = match image {
-                BuiltImage::Single(image) => image,
-                BuiltImage::Multi(image) => {
-                    return Err(docker_cannot_hold(
-                        image.platform_images().map(|(platform, _)| platform),
-                    ));
+            if let BuiltImage::Multi(image) = image {
+                return Err(docker_cannot_hold(
+                    image.platform_images().map(|(platform, _)| platform),
+                ));
+            }
+            let names = all_names(extra);
+            let image = attestations.attach(store, image, &names, Carrier::Index)?;
+            write_archive_to(store, dest, |out| match &image {
+                BuiltImage::Single(image) => {
+                    let named = [NamedImage {
+                        image: image.clone(),
+                        names,
+                    }];
+                    stagecraft_export::write_archive(store, &named, true, out)
                 }
-            };
-            let named = [NamedImage {
-                image: image.clone(),
-                names: all_names(extra),
-            }];
-            write_archive_to(store, dest, |out| {
-                stagecraft_export::write_archive(store, &named, true, out)
+                // An attested image: the index (with its attestations) and docker's
+                // manifest.json for the image, as BuildKit's docker exporter writes it.
+                BuiltImage::Multi(index) => {
+                    stagecraft_export::write_index_archive(store, index, &names, true, out)
+                }
             })?;
             vec![Exported::Files]
         }
         Output::Tar(dest) => {
-            write_archive_to(store, dest, |out| match image {
-                BuiltImage::Single(image) => stagecraft_export::write_rootfs_tar(store, image, out),
-                BuiltImage::Multi(image) => {
-                    stagecraft_export::write_rootfs_tar_per_platform(store, image, out)
-                }
+            write_archive_to(store, dest, |out| {
+                stagecraft_export::write_tree_tar(
+                    store,
+                    |dir| -> Result<()> {
+                        unpack(store, image, dir)?;
+                        attestations.write_files(dir, image)
+                    },
+                    out,
+                )
             })?;
             vec![Exported::Files]
         }
         Output::Local(path) => {
-            fill_output_dir(store, path, |dir| match image {
-                BuiltImage::Single(image) => stagecraft_export::unpack_rootfs(store, image, dir),
-                BuiltImage::Multi(image) => {
-                    stagecraft_export::unpack_rootfs_per_platform(store, image, dir)
-                }
+            fill_output_dir(store, path, |dir| -> Result<()> {
+                unpack(store, image, dir)?;
+                attestations.write_files(dir, image)
             })?;
             vec![Exported::Files]
         }
@@ -234,18 +248,19 @@ pub fn export(
             push,
             compression: own,
         } => {
+            let named = attestations.attach(store, image, references, Carrier::Index)?;
             let mut exported = Vec::new();
             let mut set = Vec::new();
             for name in references {
                 let reference = store
-                    .set_tag(name, image.digest())
+                    .set_tag(name, named.digest())
                     .map_err(Error::store(format!("naming the image {name}")))?;
                 set.push(reference.to_string());
             }
             if !push {
                 return Ok(vec![Exported::Named { names: set }]);
             }
-            let pushed = compressed(own)?;
+            let pushed = attestations.attach(store, &compressed(own)?, &set, Carrier::Push)?;
             for name in &set {
                 let failed = |message: String| Error::Transfer {
                     what: format!("pushing {name}"),
@@ -270,4 +285,16 @@ pub fn export(
             exported
         }
     })
+}
+
+/// Applies the image's layers into `dir`: its root file system, or each platform's in its own
+/// directory.
+fn unpack(store: &Store, image: &BuiltImage, dir: &Path) -> Result<()> {
+    match image {
+        BuiltImage::Single(image) => stagecraft_export::unpack_rootfs(store, image, dir)?,
+        BuiltImage::Multi(image) => {
+            stagecraft_export::unpack_rootfs_per_platform(store, image, dir)?
+        }
+    }
+    Ok(())
 }

@@ -1,14 +1,15 @@
 //! One build, end to end: caches imported, the plan run by the engine, the image tagged and
 //! exported, caches exported.
 
+use crate::attest::{Attestations, Carrier};
 use crate::base_images::StoreOrRegistry;
 use crate::cache::{ImportedCaches, export_cache};
 use crate::error::{Error, Result};
-use crate::options::{CacheLocation, Output};
+use crate::options::{AttestOptions, CacheLocation, Output};
 use crate::output::{BuiltImage, Exported, export};
 use crate::runner::NamespaceRunner;
 use stagecraft_dockerfile::Dockerfile;
-use stagecraft_image::{Digest, Platform};
+use stagecraft_image::{Digest, Platform, Timestamp};
 use stagecraft_layer::Compression;
 use stagecraft_registry::Registry;
 use stagecraft_solve::progress::ProgressSink;
@@ -39,6 +40,8 @@ pub struct BuildRequest<'a> {
     pub compression: Compression,
     /// Ask the registry for base images even when the store has them (`--pull`).
     pub always_pull: bool,
+    /// The attestations to make (`--sbom`, `--provenance`, `--attest`).
+    pub attest: AttestOptions,
 }
 
 /// What a build made.
@@ -46,7 +49,9 @@ pub struct BuildResult {
     /// The engine's outcome for each platform, in the request's order (one for a
     /// single-platform build): the stored image, its layers, the stages, the steps.
     pub outcomes: Vec<BuildOutcome>,
-    /// The image: the one platform's, or the index over every platform's.
+    /// The image the tags name: the one platform's, or the index over every platform's; with
+    /// attestations asked for explicitly, an index of the image(s) and their attestation
+    /// manifests.
     pub image: BuiltImage,
     /// The tags set, as full references (`-t`; names of `type=image` outputs are in
     /// [`BuildResult::exports`]).
@@ -111,6 +116,9 @@ impl Session<'_> {
         progress: &dyn ProgressSink,
     ) -> Result<BuildResult> {
         let store = self.store;
+        let now =
+            || Timestamp::now().ok_or_else(|| Error::Runtime("the clock is before 1970".into()));
+        let started = now()?;
         let imported = ImportedCaches::import(store, self.registry, &request.cache_from, progress);
         let base_images = StoreOrRegistry {
             store,
@@ -142,6 +150,7 @@ impl Session<'_> {
             output.check_platforms(&platforms)?;
         }
         let outcomes = engine.build_platforms(request.dockerfile, &request.options, &platforms)?;
+        let finished = now()?;
         let built = match outcomes.as_slice() {
             [outcome] => BuiltImage::Single(outcome.image.clone()),
             several => {
@@ -155,8 +164,30 @@ impl Session<'_> {
         };
         let mut names = Vec::new();
         for tag in &request.tags {
+            let reference = stagecraft_image::Reference::parse(tag)
+                .map(|r| r.with_default_tag().to_string())
+                .unwrap_or_else(|_| tag.clone());
+            names.push(reference);
+        }
+        // Every name the build gives the image, for the SBOM document's name.
+        let all_names: Vec<String> = names
+            .iter()
+            .cloned()
+            .chain(request.outputs.iter().flat_map(Output::names))
+            .collect();
+        let attestations = Attestations::for_build(
+            store,
+            request,
+            &outcomes,
+            &all_names,
+            (started, finished),
+            progress,
+        )?;
+        let stored = attestations.attach(store, &built, &names, Carrier::Index)?;
+        names.clear();
+        for tag in &request.tags {
             let reference = store
-                .set_tag(tag, built.digest())
+                .set_tag(tag, stored.digest())
                 .map_err(Error::store(format!("tagging {tag}")))?;
             names.push(reference.to_string());
         }
@@ -171,6 +202,7 @@ impl Session<'_> {
             exports.extend(export(
                 store,
                 &built,
+                &attestations,
                 &names,
                 &output,
                 request.compression,
@@ -191,7 +223,7 @@ impl Session<'_> {
         }
         Ok(BuildResult {
             outcomes,
-            image: built,
+            image: stored,
             names,
             exports,
             cache_exports,

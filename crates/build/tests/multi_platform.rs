@@ -4,7 +4,9 @@
 //! The per-platform images are made as a `--platform linux/amd64,linux/arm64` build leaves
 //! them: the offline busybox fixture's two platforms, their layers stored uncompressed.
 
-use stagecraft_build::{BuiltImage, Destination, Error, Exported, Output, export, registry};
+use stagecraft_build::{
+    Attestations, BuiltImage, Destination, Error, Exported, Output, export, registry,
+};
 use stagecraft_image::media_type::{OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST};
 use stagecraft_image::{Digest, ImageIndex, ImageManifest, Platform};
 use stagecraft_layer::Compression;
@@ -62,6 +64,7 @@ impl Fixture {
         export(
             &self.store,
             &BuiltImage::Multi(self.image.clone()),
+            &Attestations::default(),
             &[],
             output,
             Compression::gzip(),
@@ -131,6 +134,7 @@ fn an_oci_layout_holds_the_index_with_every_platform_compressed() {
     let exported = export(
         &fixture.store,
         &BuiltImage::Multi(fixture.image.clone()),
+        &Attestations::default(),
         &["docker.io/library/app:1".to_owned()],
         &Output::Oci {
             dest: Destination::File(archive.clone()),

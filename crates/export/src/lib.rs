@@ -320,42 +320,70 @@ pub fn write_archive(
     let blobs = images.iter().flat_map(|named| image_blobs(&named.image));
     let mut builder = layout_tar(store, &index, blobs, out)?;
     if docker {
-        let (manifest, repositories) = docker_manifest(images);
-        let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
-        append(
-            &mut builder,
-            "manifest.json",
-            manifest.len() as u64,
-            &manifest[..],
-        )
-        .map_err(archive_error)?;
-        let repositories = serde_json::to_vec(&repositories).unwrap_or_default();
-        append(
-            &mut builder,
-            "repositories",
-            repositories.len() as u64,
-            &repositories[..],
-        )
-        .map_err(archive_error)?;
+        append_docker_manifest(&mut builder, images)?;
     }
     finish_archive(builder)
+}
+
+/// Appends docker's `manifest.json` and `repositories` for `images` to an archive.
+fn append_docker_manifest(
+    builder: &mut tar::Builder<impl Write>,
+    images: &[NamedImage],
+) -> Result<(), ExportError> {
+    let (manifest, repositories) = docker_manifest(images);
+    let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+    append(
+        builder,
+        "manifest.json",
+        manifest.len() as u64,
+        &manifest[..],
+    )
+    .map_err(archive_error)?;
+    let repositories = serde_json::to_vec(&repositories).unwrap_or_default();
+    append(
+        builder,
+        "repositories",
+        repositories.len() as u64,
+        &repositories[..],
+    )
+    .map_err(archive_error)
 }
 
 /// Writes a multi-platform image as an OCI layout tar, as BuildKit's `oci` exporter does:
 /// `index.json` lists the image's index (once per name in `names`, annotated like
 /// [`write_archive`]'s), and the blobs hold the index, every platform's manifest, config and
-/// layers. Compress it first ([`Store::compressed_index`]) for a layout other tools expect.
+/// layers, and its attestation manifests with their blobs. Compress it first
+/// ([`Store::compressed_index`]) for a layout other tools expect. With `docker`, the archive
+/// also has docker's `manifest.json` and `repositories` for the index's images, as BuildKit's
+/// docker exporter writes an attested image (an index of one image and its attestations).
 pub fn write_index_archive(
     store: &Store,
     image: &MultiPlatformImage,
     names: &[String],
+    docker: bool,
     out: impl Write,
 ) -> Result<(), ExportError> {
     let descriptor = stored_descriptor(store, &image.index.media_type, &image.index_digest)?;
     let index = index_json(&[(descriptor, names)])?;
+    let attestations = image.attestations.iter().flat_map(|attestation| {
+        std::iter::once(attestation.descriptor.digest.clone()).chain(attestation.blobs())
+    });
     let blobs = std::iter::once(image.index_digest.clone())
-        .chain(image.images.iter().flat_map(image_blobs));
-    finish_archive(layout_tar(store, &index, blobs, out)?)
+        .chain(image.images.iter().flat_map(image_blobs))
+        .chain(attestations);
+    let mut builder = layout_tar(store, &index, blobs, out)?;
+    if docker {
+        let named: Vec<NamedImage> = image
+            .images
+            .iter()
+            .map(|image| NamedImage {
+                image: image.clone(),
+                names: names.to_vec(),
+            })
+            .collect();
+        append_docker_manifest(&mut builder, &named)?;
+    }
+    finish_archive(builder)
 }
 
 /// Writes a stored artifact ([`Store::write_artifact`]) as an OCI layout tar whose
@@ -413,7 +441,7 @@ pub fn unpack_rootfs(store: &Store, image: &Image, dir: &Path) -> Result<(), Exp
 
 /// Writes an image's flattened filesystem as one tar.
 pub fn write_rootfs_tar(store: &Store, image: &Image, out: impl Write) -> Result<(), ExportError> {
-    tar_of_unpacked(store, |dir| unpack_rootfs(store, image, dir), out)
+    write_tree_tar(store, |dir| unpack_rootfs(store, image, dir), out)
 }
 
 /// The directory (or tar entry prefix) of a platform's files in a platform-split output:
@@ -452,29 +480,30 @@ pub fn write_rootfs_tar_per_platform(
     image: &MultiPlatformImage,
     out: impl Write,
 ) -> Result<(), ExportError> {
-    tar_of_unpacked(
+    write_tree_tar(
         store,
         |dir| unpack_rootfs_per_platform(store, image, dir),
         out,
     )
 }
 
-/// Writes the tree `unpack` makes in a scratch directory (the directory itself not an entry)
-/// as one tar.
-fn tar_of_unpacked(
+/// Writes the tree `fill` makes in a scratch directory of the store (the directory itself not
+/// an entry) as one tar: a root file system, with whatever the caller adds beside it.
+pub fn write_tree_tar<E: From<ExportError>>(
     store: &Store,
-    unpack: impl FnOnce(&Path) -> Result<(), ExportError>,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
     out: impl Write,
-) -> Result<(), ExportError> {
-    let scratch = store.scratch_dir("rootfs")?;
-    unpack(scratch.path())?;
+) -> Result<(), E> {
+    let scratch = store.scratch_dir("rootfs").map_err(ExportError::from)?;
+    fill(scratch.path())?;
     stagecraft_layer::write_tar(
         &DiffSource::Rootfs {
             root: scratch.path(),
         },
         &TarOptions::default(),
         out,
-    )?;
+    )
+    .map_err(ExportError::from)?;
     Ok(())
 }
 

@@ -149,6 +149,7 @@ fn an_index_archive_names_the_index_and_loads_back_whole() {
         &store,
         &image,
         std::slice::from_ref(&name),
+        false,
         fs::File::create(&archive).unwrap(),
     )
     .unwrap();
@@ -209,6 +210,7 @@ fn an_index_of_other_machines_platforms_loads() {
         &store,
         &image,
         std::slice::from_ref(&name),
+        false,
         fs::File::create(&archive).unwrap(),
     )
     .unwrap();

@@ -12,6 +12,8 @@
 //! * [`Digest`] (sha256 only), [`Platform`], [`Reference`] (Docker's
 //!   normalization rules), [`Timestamp`] (Go's time format) and the
 //!   [`media_type`] constants are the supporting vocabulary.
+//! * [`intoto`] has the in-toto statements of attestations and the annotations with which
+//!   BuildKit attaches them to an image index.
 //!
 //! Parsing is lenient like Go's decoder (unknown fields ignored, `null`
 //! accepted where Go accepts it); writing is exact. One Go leniency is not
@@ -38,6 +40,7 @@
 mod config;
 mod digest;
 mod gojson;
+pub mod intoto;
 mod manifest;
 pub mod media_type;
 mod platform;

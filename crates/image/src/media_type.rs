@@ -24,6 +24,9 @@ pub const OCI_LAYER_NONDISTRIBUTABLE_ZSTD: &str =
 /// The OCI empty descriptor's media type (`{}`, for artifacts).
 pub const OCI_EMPTY_JSON: &str = "application/vnd.oci.empty.v1+json";
 
+/// An in-toto statement (an attestation manifest's layers).
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
 /// Docker image manifest, schema 2.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list (multi-platform).

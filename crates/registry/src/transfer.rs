@@ -130,8 +130,8 @@ pub async fn push(
 
 /// Pushes a stored multi-platform image under `reference`: every platform's image by its
 /// manifest digest ([`push`]: blobs the registry lacks, then the manifest), one after the
-/// other so blobs the platforms share go up once, then the index bytes as stored under the
-/// reference's tag. Returns the index's digest.
+/// other so blobs the platforms share go up once, then its attestation manifests the same
+/// way, then the index bytes as stored under the reference's tag. Returns the index's digest.
 pub async fn push_index(
     registry: &Registry,
     store: &Store,
@@ -141,6 +141,19 @@ pub async fn push_index(
     for platform_image in &image.images {
         let by_digest = reference.clone_with_digest(platform_image.manifest_digest.to_string());
         push(registry, store, platform_image, &by_digest).await?;
+    }
+    for attestation in &image.attestations {
+        let digest = &attestation.descriptor.digest;
+        let by_digest = reference.clone_with_digest(digest.to_string());
+        push_manifest_with_blobs(
+            registry,
+            store,
+            &by_digest,
+            &attestation.blobs(),
+            &store.read_blob(digest)?,
+            &attestation.manifest.media_type,
+        )
+        .await?;
     }
     let bytes = store.read_blob(&image.index_digest)?;
     push_manifest_with_blobs(

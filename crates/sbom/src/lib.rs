@@ -23,5 +23,6 @@ mod table;
 pub use catalogers::catalog;
 pub use fs::{DirFs, FileEntry, ImageFs};
 pub use package::{Catalog, Ecosystem, Package};
+pub use purl::image_purl;
 pub use scan::Error;
 pub use table::table;

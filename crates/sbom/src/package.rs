@@ -4,7 +4,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The kind of package, i.e. which cataloger found it and which purl type it has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Ecosystem {
     /// A Debian/Ubuntu package from the dpkg database.
     Deb,
@@ -61,7 +64,7 @@ impl fmt::Display for Ecosystem {
 }
 
 /// A package found in the image.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Package {
     /// Its ecosystem.
     pub ecosystem: Ecosystem,
@@ -92,8 +95,9 @@ impl Package {
 }
 
 /// The result of cataloging an image: its packages (sorted, without duplicates) and notes
-/// on what could not be read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// on what could not be read. It serialises (as JSON), so that an image's catalog can be
+/// kept and reused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Catalog {
     /// Packages sorted by ecosystem, name, version and location.
     pub packages: Vec<Package>,

@@ -3,6 +3,7 @@
 //! qualifiers sorted by key, empty qualifier values left out.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use stagecraft_image::{Platform, Reference};
 use std::fmt;
 
 /// What stays as it is in a purl component: letters, digits and `.-_~` (RFC 3986's
@@ -80,9 +81,63 @@ impl fmt::Display for Purl {
     }
 }
 
+/// The purl of an image reference, as BuildKit names images in attestation subjects and
+/// provenance materials: `pkg:docker/NAMESPACE/NAME@TAG?platform=OS%2FARCH` with the name
+/// as docker shortens it (`busybox`, `team/app`, `registry:5000/app`), the tag (`latest`
+/// when the reference has neither tag nor digest), a `digest=` qualifier for a reference by
+/// digest, and the platform when given.
+pub fn image_purl(reference: &Reference, platform: Option<&Platform>) -> String {
+    let familiar = Reference::parse(&reference.name())
+        .map(|name| name.familiar())
+        .unwrap_or_else(|_| reference.name());
+    let (namespace, name) = familiar.rsplit_once('/').unwrap_or(("", &familiar));
+    let tag = match (reference.tag(), reference.digest()) {
+        (Some(tag), _) => tag,
+        (None, Some(_)) => "",
+        (None, None) => stagecraft_image::DEFAULT_TAG,
+    };
+    let digest = reference
+        .digest()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let platform = platform
+        .map(|p| p.clone().normalized().to_string())
+        .unwrap_or_default();
+    Purl::new("docker", name, tag)
+        .namespace(namespace)
+        .qualifier("digest", &digest)
+        .qualifier("platform", &platform)
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_purls_name_images_as_buildkit_does() {
+        let purl = |text: &str, platform: Option<&str>| {
+            let platform = platform.map(|p| Platform::parse(p).unwrap());
+            image_purl(&Reference::parse(text).unwrap(), platform.as_ref())
+        };
+        assert_eq!(
+            purl("busybox", Some("linux/amd64")),
+            "pkg:docker/busybox@latest?platform=linux%2Famd64"
+        );
+        assert_eq!(
+            purl("docker.io/team/app:1.0", Some("linux/arm/v7")),
+            "pkg:docker/team/app@1.0?platform=linux%2Farm%2Fv7"
+        );
+        assert_eq!(
+            purl("127.0.0.1:5000/app:x", None),
+            "pkg:docker/127.0.0.1%3A5000/app@x"
+        );
+        let digest = stagecraft_image::Digest::of(b"m");
+        assert_eq!(
+            purl(&format!("alpine@{digest}"), None),
+            format!("pkg:docker/alpine?digest=sha256%3A{}", digest.hex())
+        );
+    }
 
     #[test]
     fn encodes_each_component_and_sorts_qualifiers() {

@@ -11,10 +11,9 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use stagecraft_image::Digest;
 use stagecraft_image::Timestamp;
+use stagecraft_image::intoto::{Statement, Subject};
 use std::collections::BTreeMap;
 
-/// The in-toto statement type BuildKit writes for its attestations.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v0.1";
 /// The predicate type of an SPDX document.
 pub const PREDICATE_TYPE: &str = "https://spdx.dev/Document";
 const NOASSERTION: &str = "NOASSERTION";
@@ -34,8 +33,9 @@ pub struct LayerInfo {
 pub struct DocumentInfo<'a> {
     /// The image's name (`registry.example/app:1.0`, or a directory for a plain tree).
     pub name: &'a str,
-    /// The image's manifest digest; the document namespace is derived from it. A plain
-    /// directory has none: the namespace is then derived from the packages found.
+    /// The image's ID (its config digest, the same whatever its layers' compression); the
+    /// document namespace is derived from it. A plain directory has none: the namespace is
+    /// then derived from the packages found.
     pub digest: Option<&'a Digest>,
     /// When the document was made (clamped to `SOURCE_DATE_EPOCH` by the caller if set).
     pub created: Timestamp,
@@ -43,15 +43,6 @@ pub struct DocumentInfo<'a> {
     pub tool_version: &'a str,
     /// The image's layers, bottom first; [`Package::layer`] indexes them.
     pub layers: &'a [LayerInfo],
-}
-
-/// A subject of the in-toto statement: what the SBOM is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
-    /// Its name (BuildKit: `pkg:docker/NAME@TAG?platform=linux%2Famd64`).
-    pub name: String,
-    /// Its digest (the image manifest's).
-    pub digest: Digest,
 }
 
 /// An SPDX 2.3 document, ready to be written.
@@ -123,22 +114,6 @@ struct Relationship {
     spdx_element_id: String,
     relationship_type: &'static str,
     related_spdx_element: String,
-}
-
-#[derive(Serialize)]
-struct Statement<'a> {
-    #[serde(rename = "_type")]
-    kind: &'static str,
-    #[serde(rename = "predicateType")]
-    predicate_type: &'static str,
-    subject: Vec<StatementSubject<'a>>,
-    predicate: &'a Document,
-}
-
-#[derive(Serialize)]
-struct StatementSubject<'a> {
-    name: &'a str,
-    digest: BTreeMap<&'a str, &'a str>,
 }
 
 impl Document {
@@ -224,21 +199,10 @@ impl Document {
         bytes
     }
 
-    /// The in-toto statement (compact JSON) whose predicate is this document.
-    pub fn in_toto_statement(&self, subjects: &[Subject]) -> Vec<u8> {
-        let statement = Statement {
-            kind: STATEMENT_TYPE,
-            predicate_type: PREDICATE_TYPE,
-            subject: subjects
-                .iter()
-                .map(|subject| StatementSubject {
-                    name: &subject.name,
-                    digest: BTreeMap::from([(subject.digest.algorithm(), subject.digest.hex())]),
-                })
-                .collect(),
-            predicate: self,
-        };
-        serde_json::to_vec(&statement).expect("plain data serialises")
+    /// The in-toto statement whose predicate is this document, about `subjects` (the image
+    /// manifests it describes).
+    pub fn statement(&self, subjects: Vec<Subject>) -> Statement {
+        Statement::new(PREDICATE_TYPE, subjects, self).expect("plain data serialises")
     }
 }
 

@@ -89,6 +89,8 @@ impl Engine<'_> {
                     steps_cached: AtomicUsize::new(0),
                     results: (0..stage_count).map(|_| StageSlot::default()).collect(),
                     outcomes: Mutex::new(vec![StageOutcome::Skipped; stage_count]),
+                    materials: Mutex::default(),
+                    steps: Mutex::default(),
                 }
             })
             .collect();
@@ -149,6 +151,8 @@ impl Engine<'_> {
             outcomes,
             steps_run,
             steps_cached,
+            materials,
+            steps,
         } = run;
         let Some(Some(Ok(target))) = results.get(plan.target).cloned() else {
             return Err(BuildError::Other(
@@ -201,6 +205,8 @@ impl Engine<'_> {
             steps_cached,
             cache_records,
             target_cache_keys: target.layer_keys.iter().flatten().cloned().collect(),
+            materials,
+            steps,
         })
     }
 

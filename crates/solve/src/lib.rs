@@ -32,8 +32,11 @@ pub mod progress;
 pub mod remote_cache;
 
 pub use entitlements::Entitlement;
+pub use fs::image_fs::LayerStackFs;
 pub use interfaces::{
     BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner, SecretFile,
 };
 pub use options::BuildOptions;
-pub use outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
+pub use outcome::{
+    BuildError, BuildOutcome, LayerRef, Material, StageOutcome, StageReport, StepRecord,
+};

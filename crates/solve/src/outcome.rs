@@ -89,6 +89,53 @@ pub struct StageReport {
     pub base_layers: usize,
 }
 
+/// Something a build took from outside itself, named by its content: what SLSA provenance
+/// calls a resolved dependency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Material {
+    /// An image (`FROM`, `COPY --from`, a `--mount from=`).
+    Image {
+        /// The reference as the Dockerfile names it (`busybox`, `alpine:3.20`).
+        reference: String,
+        /// The platform it was resolved for.
+        platform: Platform,
+        /// What the reference resolved to: the index's digest when it names an index, else
+        /// the manifest's.
+        digest: Digest,
+    },
+    /// A file `ADD` downloaded.
+    Http {
+        /// Its URL.
+        url: String,
+        /// The sha256 of its content.
+        digest: Digest,
+    },
+    /// A git repository `ADD` checked out.
+    Git {
+        /// The repository's URL.
+        url: String,
+        /// The commit checked out.
+        commit: String,
+    },
+}
+
+/// One step of a build, as `mode=max` provenance lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The stage's display name.
+    pub stage: String,
+    /// The Dockerfile line of the instruction (for `FROM` and `ONBUILD` triggers, the
+    /// stage's `FROM` line).
+    pub line: usize,
+    /// The instruction as progress shows it (secret values never appear: they are masked or
+    /// refused before a step is named).
+    pub name: String,
+    /// Whether its result came from the cache.
+    pub cached: bool,
+    /// The layer it made (its diff ID), for steps that make one.
+    pub layer: Option<Digest>,
+}
+
 /// The result of a build.
 pub struct BuildOutcome {
     /// The platform built for.
@@ -110,4 +157,8 @@ pub struct BuildOutcome {
     pub cache_records: BTreeMap<String, LayerRef>,
     /// The keys of those records that made the final image's layers (`mode=min`).
     pub target_cache_keys: Vec<String>,
+    /// What this platform's graph took from outside the build, sorted, each once.
+    pub materials: Vec<Material>,
+    /// This platform's graph's steps, in the order they started.
+    pub steps: Vec<StepRecord>,
 }

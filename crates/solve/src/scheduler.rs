@@ -4,7 +4,7 @@
 use crate::convert::dispatch::changes_filesystem;
 use crate::outcome::{BuildError, StageOutcome};
 use crate::progress::{Event, SkipReason, StepStatus};
-use crate::state::{BuildRun, StageState};
+use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_plan::Base;
 use std::sync::{Arc, Mutex};
 
@@ -91,18 +91,20 @@ impl BuildRun<'_> {
         let mut position = 0;
         let mut state = if let Base::Image(reference) = &stage.base {
             position = 1;
-            let (id, started) = self.start_step(index, 1, total, &format!("FROM {reference}"));
+            let at = StepAt {
+                stage: index,
+                position: 1,
+                total,
+                line: stage.stage.location.start_line,
+            };
+            let (id, started) = self.start_step(at, &format!("FROM {reference}"));
             let state = self.base_state(index);
-            self.engine.progress.event(Event::StepFinished {
-                id,
-                status: if state.is_ok() {
-                    StepStatus::Done
-                } else {
-                    StepStatus::Failed
-                },
-                duration: started.elapsed(),
-                miss_reason: None,
-            });
+            let status = if state.is_ok() {
+                StepStatus::Done
+            } else {
+                StepStatus::Failed
+            };
+            self.finish_step(id, status, started, None, None);
             state?
         } else {
             self.base_state(index)?

@@ -6,12 +6,13 @@ use crate::fs::context_index::ContextHashes;
 use crate::fs::rootfs::MergedView;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
-use crate::outcome::{LayerRef, StageOutcome};
-use stagecraft_dockerfile::Dockerfile;
+use crate::outcome::{LayerRef, Material, StageOutcome, StepRecord};
+use stagecraft_dockerfile::{Command, Dockerfile};
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{History, ImageConfig};
 use stagecraft_plan::{Plan, Scope};
 use stagecraft_shell::Lexer;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex};
@@ -121,6 +122,32 @@ pub(crate) struct BuildRun<'a> {
     pub(crate) steps_cached: AtomicUsize,
     pub(crate) results: Vec<StageSlot>,
     pub(crate) outcomes: Mutex<Vec<StageOutcome>>,
+    /// What the graph took from outside the build (images, downloads, repositories).
+    pub(crate) materials: Mutex<Vec<Material>>,
+    /// The graph's steps by build-wide step number.
+    pub(crate) steps: Mutex<BTreeMap<usize, StepRecord>>,
+}
+
+/// Where a step is: its stage, its place among the stage's steps, and the Dockerfile line
+/// of its instruction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepAt {
+    pub(crate) stage: usize,
+    pub(crate) position: usize,
+    pub(crate) total: usize,
+    pub(crate) line: usize,
+}
+
+impl StepAt {
+    /// The step of `command`, `position` of `total` in stage `stage`.
+    pub(crate) fn new(stage: usize, position: usize, total: usize, command: &Command) -> Self {
+        StepAt {
+            stage,
+            position,
+            total,
+            line: command.location.start_line,
+        }
+    }
 }
 
 /// What is left of a graph once its stage threads are done.
@@ -131,6 +158,8 @@ pub(crate) struct FinishedRun {
     pub(crate) outcomes: Vec<StageOutcome>,
     pub(crate) steps_run: usize,
     pub(crate) steps_cached: usize,
+    pub(crate) materials: Vec<Material>,
+    pub(crate) steps: Vec<StepRecord>,
 }
 
 impl BuildRun<'_> {
@@ -149,6 +178,29 @@ impl BuildRun<'_> {
                 .unwrap_or_else(|e| e.into_inner()),
             steps_run: self.steps_run.into_inner(),
             steps_cached: self.steps_cached.into_inner(),
+            materials: {
+                // Stages run in parallel: sorted, so that the list does not depend on timing.
+                let mut materials = self
+                    .materials
+                    .into_inner()
+                    .unwrap_or_else(|e| e.into_inner());
+                materials.sort_by_cached_key(|m| format!("{m:?}"));
+                materials
+            },
+            steps: self
+                .steps
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .into_values()
+                .collect(),
+        }
+    }
+
+    /// Remembers something the graph took from outside the build.
+    pub(crate) fn add_material(&self, material: Material) {
+        let mut materials = self.materials.lock().unwrap_or_else(|e| e.into_inner());
+        if !materials.contains(&material) {
+            materials.push(material);
         }
     }
 

@@ -320,10 +320,12 @@ fn a_two_platform_push_is_an_index_the_registry_serves() {
         index["mediaType"],
         "application/vnd.oci.image.index.v1+json"
     );
+    // buildx's default provenance follows the images: one attestation manifest each.
     let platforms: Vec<String> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|m| m["platform"]["os"] != "unknown")
         .map(|m| {
             format!(
                 "{}/{}",
@@ -333,6 +335,13 @@ fn a_two_platform_push_is_an_index_the_registry_serves() {
         })
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    let attested: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["vnd.docker.reference.digest"].as_str())
+        .collect();
+    assert_eq!(attested.len(), 2, "{index}");
 }
 
 #[test]

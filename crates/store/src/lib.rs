@@ -134,7 +134,7 @@ pub use gc::{
     VerifyReport,
 };
 pub use images::{Artifact, Image, ManifestFormat};
-pub use multi_platform::MultiPlatformImage;
+pub use multi_platform::{AttestationManifest, MultiPlatformImage};
 pub use output::{OutputDir, OutputFile};
 pub use scratch::{ScratchDir, ScratchFile};
 pub use stagecraft_image::{Digest, Reference};

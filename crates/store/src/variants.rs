@@ -129,8 +129,10 @@ impl Store {
 
     /// `image` with every platform's image compressed ([`Store::compressed_image`]) under a
     /// new index of the same media type, annotations and platforms, in the same order: what an
-    /// OCI layout or a registry receives of a multi-platform image. An image with nothing to
-    /// compress is returned as it is, so a loaded or pulled index keeps its bytes and digest.
+    /// OCI layout or a registry receives of a multi-platform image. Attestation manifests
+    /// follow their image: their statements' subjects get its new manifest digest. An image
+    /// with nothing to compress is returned as it is, so a loaded or pulled index keeps its
+    /// bytes and digest.
     pub fn compressed_index(
         &self,
         image: &MultiPlatformImage,
@@ -150,7 +152,26 @@ impl Store {
         if unchanged {
             return Ok(image.clone());
         }
-        self.store_index(image.index.clone(), compressed)
+        let mut attestations = Vec::with_capacity(image.attestations.len());
+        for attestation in &image.attestations {
+            let moved = image
+                .images
+                .iter()
+                .zip(&compressed)
+                .find(|(old, _)| old.manifest_digest == attestation.subject);
+            attestations.push(match moved {
+                Some((old, (_, new))) if old.manifest_digest != new.manifest_digest => {
+                    let statements: Vec<_> = self
+                        .read_statements(attestation)?
+                        .into_iter()
+                        .map(|s| s.with_subject_digest(&old.manifest_digest, &new.manifest_digest))
+                        .collect();
+                    self.write_attestation_manifest(new, &statements)?
+                }
+                _ => attestation.clone(),
+            });
+        }
+        self.store_index(image.index.clone(), compressed, attestations)
     }
 
     /// Compresses the plain tar blob `digest` into a new blob.
@@ -238,6 +259,58 @@ mod tests {
             .compressed_layer(&image.manifest.layers[0], Compression::Gzip { level: 1 })
             .unwrap();
         assert_ne!(other.digest, layer.digest);
+    }
+
+    #[test]
+    fn attestations_follow_their_image_through_compression() {
+        use stagecraft_image::intoto::{Statement, Subject};
+        let (_dir, store) = store();
+        let mut image = image_with_plain_layer(&store, &vec![b'y'; 10_000]);
+        image.config.os = "linux".into();
+        image.config.architecture = "amd64".into();
+        let index = store
+            .write_index(&[image.clone()], crate::ManifestFormat::Oci)
+            .unwrap();
+        let statement = Statement::new(
+            "https://example.com/p",
+            vec![Subject::new("pkg:docker/app", &image.manifest_digest)],
+            &serde_json::json!({"k": "v"}),
+        )
+        .unwrap();
+        let attested = store.attest(&index, &[vec![statement]]).unwrap();
+        store.set_tag("app:1", &attested.index_digest).unwrap();
+        let entries = &attested.index.manifests;
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[1].platform.as_ref().unwrap().to_string(),
+            "unknown/unknown"
+        );
+        let read = store.multi_platform_image("app:1").unwrap().unwrap();
+        assert_eq!(read.images.len(), 1);
+        assert_eq!(read.attestations, attested.attestations);
+        assert_eq!(
+            read.attestations[0].predicate_types(),
+            ["https://example.com/p"]
+        );
+
+        let compressed = store.compressed_index(&read, Compression::gzip()).unwrap();
+        let new_digest = &compressed.images[0].manifest_digest;
+        assert_ne!(*new_digest, image.manifest_digest);
+        let attestation = &compressed.attestations[0];
+        assert_eq!(attestation.subject, *new_digest);
+        assert_eq!(
+            attestation.manifest.subject.as_ref().unwrap().digest,
+            *new_digest
+        );
+        let statements = store.read_statements(attestation).unwrap();
+        assert_eq!(statements[0].subject[0].digest["sha256"], new_digest.hex());
+        assert_eq!(statements[0].predicate(), r#"{"k":"v"}"#);
+        assert!(
+            compressed.index.manifests[1]
+                .annotations
+                .values()
+                .any(|v| v == new_digest.as_str())
+        );
     }
 
     #[test]

@@ -177,12 +177,16 @@ fn statement_wraps_the_document() {
         layers: &[],
     };
     let document = Document::new(&Catalog::default(), &info);
-    let statement: Value = serde_json::from_slice(&document.in_toto_statement(&[Subject {
-        name: "pkg:docker/app@latest?platform=linux%2Famd64".to_owned(),
-        digest: digest.clone(),
-    }]))
+    let statement: Value = serde_json::from_slice(
+        &document
+            .statement(vec![Subject::new(
+                "pkg:docker/app@latest?platform=linux%2Famd64",
+                &digest,
+            )])
+            .to_json(),
+    )
     .unwrap();
-    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v0.1");
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(statement["predicateType"], "https://spdx.dev/Document");
     assert_eq!(
         statement["subject"][0]["name"],

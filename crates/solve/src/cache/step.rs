@@ -5,33 +5,64 @@ use crate::cache::explain::{Change, Miss, StepInputs, explain_change};
 use crate::cache::flight::Joined;
 use crate::cache::key::CacheKey;
 use crate::convert::from::unpacked_snapshot;
-use crate::outcome::{BuildError, LayerRef};
+use crate::outcome::{BuildError, LayerRef, StepRecord};
 use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
-use crate::state::{BuildRun, StageState};
-use stagecraft_image::Timestamp;
+use crate::state::{BuildRun, StageState, StepAt};
+use stagecraft_image::{Digest, Timestamp};
 use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl BuildRun<'_> {
-    pub(crate) fn start_step(
-        &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
-        name: &str,
-    ) -> (usize, Instant) {
+    /// Announces a step and starts its record; returns its build-wide number and start time.
+    pub(crate) fn start_step(&self, at: StepAt, name: &str) -> (usize, Instant) {
         let id = self.shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            id,
+            StepRecord {
+                stage: self.plan.stages[at.stage].display_name.clone(),
+                line: at.line,
+                name: name.to_owned(),
+                cached: false,
+                layer: None,
+            },
+        );
         self.engine.progress.event(Event::StepStarted {
             id,
-            stage: self.stage_label(stage_index),
-            index: position,
-            total,
+            stage: self.stage_label(at.stage),
+            index: at.position,
+            total: at.total,
             name: name.to_owned(),
         });
         (id, Instant::now())
+    }
+
+    /// Reports how step `id` ended and completes its record with the layer it made.
+    pub(crate) fn finish_step(
+        &self,
+        id: usize,
+        status: StepStatus,
+        started: Instant,
+        miss_reason: Option<String>,
+        layer: Option<&Digest>,
+    ) {
+        if let Some(record) = self
+            .steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&id)
+        {
+            record.cached = status == StepStatus::Cached;
+            record.layer = layer.cloned();
+        }
+        self.engine.progress.event(Event::StepFinished {
+            id,
+            status,
+            duration: started.elapsed(),
+            miss_reason,
+        });
     }
 
     /// Runs (or takes from the cache) a step that produces one layer. `fill` writes the
@@ -41,9 +72,7 @@ impl BuildRun<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_step(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        at: StepAt,
         name: &str,
         key: &str,
         link: bool,
@@ -53,9 +82,7 @@ impl BuildRun<'_> {
         fill: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<bool, BuildError> {
         self.layer_step_with(
-            stage_index,
-            position,
-            total,
+            at,
             name,
             key,
             link,
@@ -69,9 +96,7 @@ impl BuildRun<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_step_with(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        at: StepAt,
         name: &str,
         key: &str,
         link: bool,
@@ -81,7 +106,7 @@ impl BuildRun<'_> {
         fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
     ) -> Result<bool, BuildError> {
         let store = self.engine.store;
-        let (id, started) = self.start_step(stage_index, position, total, name);
+        let (id, started) = self.start_step(at, name);
         // A linked layer is made on scratch, so its own key leaves out what lies below it; the
         // steps after it still depend on everything below, hence the combined chain key.
         let chain_key = if link {
@@ -98,12 +123,7 @@ impl BuildRun<'_> {
             Joined::Leader(leader) => leader,
             Joined::Follower((layer, snapshot)) => {
                 self.steps_cached.fetch_add(1, Ordering::Relaxed);
-                self.engine.progress.event(Event::StepFinished {
-                    id,
-                    status: StepStatus::Cached,
-                    duration: started.elapsed(),
-                    miss_reason: None,
-                });
+                self.finish_step(id, StepStatus::Cached, started, None, Some(&layer.diff_id));
                 state.push_layer(layer, snapshot, key, chain_key);
                 return Ok(false);
             }
@@ -125,10 +145,10 @@ impl BuildRun<'_> {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             )
-            .text("stage", &self.plan.stages[stage_index].display_name)
+            .text("stage", &self.plan.stages[at.stage].display_name)
             // Each target platform's graph has its own inputs at this place (TARGETARCH…).
             .text("target platform", &self.plan.target_platform.to_string())
-            .text("position", &position.to_string())
+            .text("position", &at.position.to_string())
             .finish();
         let record = StepInputs {
             parent: state.key.clone(),
@@ -150,25 +170,15 @@ impl BuildRun<'_> {
         let miss_reason = match lookup {
             Ok((layer, snapshot)) => {
                 self.steps_cached.fetch_add(1, Ordering::Relaxed);
-                self.engine.progress.event(Event::StepFinished {
-                    id,
-                    status: StepStatus::Cached,
-                    duration: started.elapsed(),
-                    miss_reason: None,
-                });
+                self.finish_step(id, StepStatus::Cached, started, None, Some(&layer.diff_id));
                 leader.land((layer.clone(), snapshot.clone()));
                 state.push_layer(layer, snapshot, key, chain_key);
                 return Ok(false);
             }
             Err(reason) => reason,
         };
-        let finish = |status| {
-            self.engine.progress.event(Event::StepFinished {
-                id,
-                status,
-                duration: started.elapsed(),
-                miss_reason: Some(miss_reason.to_string()),
-            });
+        let finish = |status, layer: Option<&Digest>| {
+            self.finish_step(id, status, started, Some(miss_reason.to_string()), layer);
         };
         let scratch = store
             .scratch_dir("step")
@@ -180,13 +190,13 @@ impl BuildRun<'_> {
                 .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
         }
         if let Err(message) = fill(&upper, &work, id) {
-            finish(StepStatus::Failed);
+            finish(StepStatus::Failed, None);
             return Err(BuildError::Other(message));
         }
         let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
         let layer = self
             .commit_layer(&upper, lowers, name)
-            .inspect_err(|_| finish(StepStatus::Failed))?;
+            .inspect_err(|_| finish(StepStatus::Failed, None))?;
         let snapshot = store
             .create_snapshot(&layer.diff_id, |content: &Path| {
                 std::fs::rename(&upper, content)
@@ -201,7 +211,7 @@ impl BuildRun<'_> {
             )
             .map_err(|e| BuildError::Other(format!("writing a cache record: {e}")))?;
         self.steps_run.fetch_add(1, Ordering::Relaxed);
-        finish(StepStatus::Done);
+        finish(StepStatus::Done, Some(&layer.diff_id));
         leader.land((layer.clone(), snapshot.clone()));
         state.push_layer(layer, snapshot, key, chain_key);
         Ok(true)

@@ -6,9 +6,9 @@ use crate::convert::config::destination;
 use crate::fs::rootfs::MergedView;
 use crate::fs::users::resolve_owner;
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
-use crate::outcome::BuildError;
+use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
-use crate::state::{BuildRun, StageState};
+use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_store::ScratchDir;
 use std::path::PathBuf;
@@ -106,6 +106,10 @@ impl BuildRun<'_> {
         let commit = git
             .checkout(&checkout, keep_git_dir)
             .map_err(|e| self.located(command, format!("ADD {}: {e}", sources[index])))?;
+        self.add_material(Material::Git {
+            url: git.remote.clone(),
+            commit: commit.clone(),
+        });
         self.engine.progress.event(Event::Info {
             message: format!(
                 "git: {} at {} is commit {commit}",
@@ -164,6 +168,10 @@ impl BuildRun<'_> {
                     error
                 })
             })?;
+            self.add_material(Material::Http {
+                url: url.clone(),
+                digest: download.sha256.clone(),
+            });
             downloads.push(download);
         }
         Ok((Some(root), downloads))
@@ -356,9 +364,7 @@ impl BuildRun<'_> {
             )
         }));
         let ran = self.layer_step(
-            stage_index,
-            position,
-            total,
+            StepAt::new(stage_index, position, total, command),
             &name,
             &key,
             args.link,

@@ -7,7 +7,7 @@ use crate::convert::copy::CopyArgs;
 use crate::fs::users::resolve_owner;
 use crate::options::BuildOptions;
 use crate::outcome::BuildError;
-use crate::state::{BuildRun, DEFAULT_SHELL, MASK, StageState};
+use crate::state::{BuildRun, DEFAULT_SHELL, MASK, StageState, StepAt};
 use stagecraft_dockerfile::{
     Command, CommandKind, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
 };
@@ -263,9 +263,7 @@ impl BuildRun<'_> {
                     ("owner".to_owned(), describe_owner(owner)),
                 ];
                 let ran = self.layer_step(
-                    stage_index,
-                    position,
-                    total,
+                    StepAt::new(stage_index, position, total, command),
                     &name,
                     &key,
                     false,

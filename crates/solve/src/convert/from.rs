@@ -3,7 +3,7 @@
 
 use crate::cache::key::CacheKey;
 use crate::fs::rootfs::MergedView;
-use crate::outcome::{BuildError, LayerRef};
+use crate::outcome::{BuildError, LayerRef, Material};
 use crate::progress::Event;
 use crate::state::{BuildRun, DEFAULT_PATH, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
@@ -150,6 +150,14 @@ impl BuildRun<'_> {
             .base_images
             .resolve(reference, platform)
             .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
+        self.add_material(Material::Image {
+            reference: reference.to_owned(),
+            platform: platform.clone(),
+            digest: image
+                .index_digest
+                .clone()
+                .unwrap_or_else(|| image.manifest_digest.clone()),
+        });
         let mut layers = Vec::new();
         let mut snapshots = Vec::new();
         for (descriptor, diff_id) in image

@@ -12,7 +12,7 @@ use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
-use crate::state::{BuildRun, StageState};
+use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_exec::Network;
 use stagecraft_store::ScratchDir;
@@ -381,9 +381,7 @@ impl BuildRun<'_> {
             (format!("variable {name}"), shown)
         }));
         let ran = self.layer_step_with(
-            stage_index,
-            position,
-            total,
+            StepAt::new(stage_index, position, total, command),
             &name,
             &key,
             false,

@@ -62,6 +62,11 @@ impl Found {
         Ok(File::from(fd))
     }
 
+    /// The layer (bottom = 0) whose copy is visible.
+    pub(crate) fn layer(&self) -> usize {
+        self.layers[0]
+    }
+
     /// The sha256 of its bytes, read through [`Found::open`].
     pub(crate) fn sha256(&self) -> io::Result<[u8; 32]> {
         use sha2::{Digest as _, Sha256};

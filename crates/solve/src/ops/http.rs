@@ -154,6 +154,8 @@ pub(crate) struct Download {
     pub name: String,
     /// The `Last-Modified` header, as sent (part of the cache key: it sets the mtime).
     pub last_modified: Option<String>,
+    /// The sha256 of its content (what provenance records of it).
+    pub sha256: stagecraft_image::Digest,
 }
 
 /// Why a download failed.
@@ -249,10 +251,11 @@ pub(crate) fn download(
         file.write_all(&buffer[..read]).map_err(io_error)?;
     }
     drop(file);
-    let sha256 = format!("sha256:{}", hex::encode(sha256.finalize()));
+    let sha256 = stagecraft_image::Digest::from_hex(&hex::encode(sha256.finalize()))
+        .expect("a sha256 is 64 hex digits");
     if let Some(expected) = checksum {
         let actual = match expected.algorithm {
-            Algorithm::Sha256 => sha256,
+            Algorithm::Sha256 => sha256.to_string(),
             Algorithm::Sha384 => format!("sha384:{}", hash_file::<Sha384>(&path)?),
             Algorithm::Sha512 => format!("sha512:{}", hash_file::<Sha512>(&path)?),
         };
@@ -288,6 +291,7 @@ pub(crate) fn download(
         path,
         name,
         last_modified,
+        sha256,
     })
 }
 

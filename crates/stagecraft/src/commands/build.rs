@@ -83,6 +83,20 @@ pub(crate) struct BuildArgs {
     /// `containerimage.descriptor`, `image.name`) to this file as JSON.
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
+    /// An SPDX SBOM of each platform's image, cataloged natively (buildx's `--attest
+    /// type=sbom`): `true`/`false`.
+    #[arg(long, value_name = "true|false")]
+    sbom: Option<String>,
+    /// SLSA provenance of each platform's image: `mode=min|max` (and `builder-id=`,
+    /// `reproducible=`, `filename=`), `true` (`mode=max`) or `false`. Default, as buildx:
+    /// `mode=min` attached to pushed images only (`BUILDX_NO_DEFAULT_ATTESTATIONS=1` turns
+    /// it off).
+    #[arg(long, value_name = "mode=min|max|true|false")]
+    provenance: Option<String>,
+    /// Attestations as buildx takes them: `type=sbom[,disabled=true]`,
+    /// `type=provenance[,mode=min|max,…]`; repeatable (`--provenance`/`--sbom` win).
+    #[arg(long = "attest", value_name = "type=sbom|provenance,…")]
+    attests: Vec<String>,
     /// Print the plan (stages, dependencies, what is skipped) and stop.
     #[arg(long)]
     dry_run: bool,
@@ -417,6 +431,21 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             ))
         })?),
     };
+    // buildx's switch for its default provenance.
+    let default_provenance = !std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS")
+        .ok()
+        .and_then(|v| match v.as_str() {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false);
+    let attest = stagecraft_build::AttestOptions::parse(
+        &args.attests,
+        args.provenance.as_deref(),
+        args.sbom.as_deref(),
+        default_provenance,
+    )?;
     let (store, _lease) = open_store_leased()?;
     let registry = registry(&args.insecure);
     let renderer = Renderer::new(if args.quiet {
@@ -462,6 +491,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         cache_to,
         compression: args.compression,
         always_pull: args.pull,
+        attest,
     };
     if args.load {
         renderer.info(

@@ -184,10 +184,23 @@ pub(crate) fn inspect(args: &InspectArgs) -> CommandResult {
         && let Some(digest) = store.resolve_tag(&args.image)?
         && let AnyManifest::Index(index) = store.read_any_manifest(&digest)?
     {
+        let attestations = stored_attestations(&store, &args.image);
         let manifests: Vec<serde_json::Value> = index
             .manifests
             .iter()
-            .map(|entry| serde_json::json!({"digest": entry.digest.as_str(), "media_type": entry.media_type, "size": entry.size, "platform": entry.platform.as_ref().map(Platform::to_string)}))
+            .map(|entry| {
+                let mut json = serde_json::json!({"digest": entry.digest.as_str(), "media_type": entry.media_type, "size": entry.size, "platform": entry.platform.as_ref().map(Platform::to_string)});
+                // An attestation manifest says which image it is about and what it holds.
+                if let Some(subject) = stagecraft_image::intoto::attestation_subject(entry) {
+                    json["attestation_for"] = subject.as_str().into();
+                    if let Some(attestation) =
+                        attestations.iter().find(|a| a.descriptor.digest == entry.digest)
+                    {
+                        json["predicate_types"] = attestation.predicate_types().into();
+                    }
+                }
+                json
+            })
             .collect();
         let json = serde_json::json!({
             "index_digest": digest.as_str(),
@@ -216,9 +229,31 @@ pub(crate) fn inspect(args: &InspectArgs) -> CommandResult {
     });
     if let Some(index) = &image.index_digest {
         json["index_digest"] = index.as_str().into();
+        let attestations: Vec<serde_json::Value> = stored_attestations(&store, &args.image)
+            .iter()
+            .filter(|a| a.subject == image.manifest_digest)
+            .map(|a| serde_json::json!({"digest": a.descriptor.digest.as_str(), "predicate_types": a.predicate_types()}))
+            .collect();
+        if !attestations.is_empty() {
+            json["attestations"] = attestations.into();
+        }
     }
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
+}
+
+/// The attestation manifests of the index `reference` names that are in the store (none for
+/// a single manifest, or an index with platforms missing).
+fn stored_attestations(
+    store: &stagecraft_store::Store,
+    reference: &str,
+) -> Vec<stagecraft_store::AttestationManifest> {
+    store
+        .multi_platform_image(reference)
+        .ok()
+        .flatten()
+        .map(|index| index.attestations)
+        .unwrap_or_default()
 }
 
 /// Runs `stagecraft rmi`.
