@@ -2,13 +2,13 @@
 //! stage's filesystem and config between steps ([`StageState`]).
 
 use crate::fs::context_index::ContextHashes;
-use crate::fs::rootfs::MergedView;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{LayerRef, StageOutcome};
 use stagecraft_dockerfile::Dockerfile;
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{History, ImageConfig, Platform};
+use stagecraft_imagefs::MergedView;
 use stagecraft_plan::{Plan, Scope};
 use stagecraft_shell::Lexer;
 use std::path::PathBuf;

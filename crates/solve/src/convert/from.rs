@@ -2,11 +2,11 @@
 //! `ONBUILD` triggers its base declares; `--from` sources of `COPY` and mounts.
 
 use crate::cache::key::CacheKey;
-use crate::fs::rootfs::MergedView;
 use crate::outcome::{BuildError, LayerRef};
 use crate::state::{BuildRun, DEFAULT_PATH, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig};
+use stagecraft_imagefs::MergedView;
 use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};
 use stagecraft_plan::{Base, Scope};
 use stagecraft_store::{Image, Store};

@@ -1,7 +1,6 @@
-//! The file systems a build reads: stage and image layers as one merged view, resolved inside
-//! their root ([`rootfs`]); user and group names ([`users`]); the build context's file hashes,
-//! kept between builds ([`context_index`]).
+//! The file systems a build reads: user and group names ([`users`]); the build context's file
+//! hashes, kept between builds ([`context_index`]). Stage and image layers are read as one
+//! merged view resolved inside their root (`stagecraft_imagefs::MergedView`).
 
 pub(crate) mod context_index;
-pub(crate) mod rootfs;
 pub(crate) mod users;
