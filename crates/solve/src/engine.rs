@@ -165,6 +165,7 @@ impl Engine<'_> {
             image,
             layers: target.layers.clone(),
             snapshots: target.snapshots.clone(),
+            layer_sources: target.layer_sources.clone(),
             stages,
             steps_run: run.steps_run.load(Ordering::Relaxed),
             steps_cached: run.steps_cached.load(Ordering::Relaxed),

@@ -31,6 +31,7 @@ pub use stagecraft_dockerfile::mounts;
 pub mod progress;
 pub mod remote_cache;
 
+pub use convert::from::{UnpackError, image_snapshots};
 pub use entitlements::Entitlement;
 pub use interfaces::{
     BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner, SecretFile,

@@ -5,7 +5,7 @@ use crate::fs::context_index::ContextHashes;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{LayerRef, StageOutcome};
-use stagecraft_dockerfile::Dockerfile;
+use stagecraft_dockerfile::{Dockerfile, Span};
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{History, ImageConfig, Platform};
 use stagecraft_imagefs::MergedView;
@@ -39,6 +39,9 @@ pub(crate) struct StageState {
     /// The cache key of the step that made each layer (`None` for base image layers),
     /// parallel to `layers`: what an exported cache records.
     pub(crate) layer_keys: Vec<Option<String>>,
+    /// The instruction that made each layer (`None` for base image layers), parallel to
+    /// `layers`: where the image checks point.
+    pub(crate) layer_sources: Vec<Option<Span>>,
     pub(crate) snapshots: Vec<PathBuf>,
     pub(crate) base_layers: usize,
     /// The cache key of the filesystem so far.
