@@ -55,6 +55,12 @@ pub struct Dynamic {
 }
 
 impl Dynamic {
+    /// Whether the loader ever loads it: an executable or a shared object, not a relocatable
+    /// object (`.o`, a kernel module) or a core dump.
+    pub fn is_loadable(&self) -> bool {
+        matches!(elf::FileType(self.file_type), elf::ET_EXEC | elf::ET_DYN)
+    }
+
     /// Whether it is linked statically: no interpreter and nothing needed.
     pub fn is_static(&self) -> bool {
         self.interpreter.is_none() && self.needed.is_empty()
@@ -166,15 +172,28 @@ fn file_offset<H: ProgramHeader<Endian = Endianness>>(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
+/// ELF objects for tests (the `test-support` feature): the smallest files the loader's view
+/// can be read from.
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing {
+    use object::elf;
 
-    /// A little-endian x86-64 shared object: `PT_INTERP` (when given), one `PT_LOAD` of the
-    /// whole file at address 0x1000, and `PT_DYNAMIC` with `entries` whose strings are in a
+    /// One entry of the dynamic section.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Entry<'a> {
+        /// `DT_NEEDED`.
+        Needed(&'a str),
+        /// `DT_RPATH`.
+        Rpath(&'a str),
+        /// `DT_RUNPATH`.
+        Runpath(&'a str),
+    }
+
+    /// A little-endian x86-64 `ET_DYN` object (a shared library, or a position-independent
+    /// program when it has an interpreter): `PT_INTERP` (when given), one `PT_LOAD` of the
+    /// whole file at address 0x1000, and `PT_DYNAMIC` with `entries`, whose strings are in a
     /// table after them. No section headers, as after `sstrip`.
-    fn elf64(interpreter: Option<&str>, entries: &[(i64, &str)]) -> Vec<u8> {
+    pub fn elf64(interpreter: Option<&str>, entries: &[Entry<'_>]) -> Vec<u8> {
         const EHDR: u64 = 64;
         const PHDR: u64 = 56;
         const BASE: u64 = 0x1000;
@@ -183,8 +202,13 @@ mod tests {
         let interp = interpreter.map(|i| format!("{i}\0")).unwrap_or_default();
         let mut strings = vec![0u8];
         let mut dynamic = Vec::new();
-        for (tag, text) in entries {
-            dynamic.push((*tag as u64, strings.len() as u64));
+        for entry in entries {
+            let (tag, text) = match entry {
+                Entry::Needed(text) => (elf::DT_NEEDED, text),
+                Entry::Rpath(text) => (elf::DT_RPATH, text),
+                Entry::Runpath(text) => (elf::DT_RUNPATH, text),
+            };
+            dynamic.push((tag.0 as u64, strings.len() as u64));
             strings.extend_from_slice(text.as_bytes());
             strings.push(0);
         }
@@ -228,6 +252,13 @@ mod tests {
         out.extend_from_slice(&strings);
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Entry, elf64};
+    use super::*;
+    use std::io::Write;
 
     fn read(bytes: &[u8]) -> Option<Result<Dynamic, ElfError>> {
         let mut file = tempfile::tempfile().unwrap();
@@ -240,9 +271,9 @@ mod tests {
         let bytes = elf64(
             Some("/lib64/ld-linux-x86-64.so.2"),
             &[
-                (elf::DT_NEEDED.0, "libssl.so.3"),
-                (elf::DT_NEEDED.0, "libc.so.6"),
-                (elf::DT_RUNPATH.0, "$ORIGIN/../lib:/opt/lib"),
+                Entry::Needed("libssl.so.3"),
+                Entry::Needed("libc.so.6"),
+                Entry::Runpath("$ORIGIN/../lib:/opt/lib"),
             ],
         );
         let dynamic = read(&bytes).unwrap().unwrap();
@@ -257,7 +288,7 @@ mod tests {
             (dynamic.file_type, dynamic.machine, dynamic.is_64),
             (3, 62, true)
         );
-        assert!(!dynamic.is_static());
+        assert!(!dynamic.is_static() && dynamic.is_loadable());
     }
 
     #[test]

@@ -98,10 +98,32 @@ pub trait ImageFs {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;
 }
 
+/// Reads all of `reader`, failing rather than reading more than `limit` bytes: a hostile
+/// image must not make a reader eat the memory with a huge "metadata" file.
+pub fn read_limited(reader: impl io::Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut reader.take(limit + 1), &mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// The error for a path that names something other than a regular file.
 fn not_a_file(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         format!("{} is not a regular file", path.display()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_limited_refuses_oversized_input() {
+        assert_eq!(read_limited(&b"12345"[..], 5).unwrap(), b"12345");
+        assert!(read_limited(&b"123456"[..], 5).is_err());
+    }
 }
