@@ -93,6 +93,13 @@ pub trait ImageFs {
     /// kind `NotFound`.
     fn open(&self, path: &Path) -> io::Result<File>;
 
+    /// The layer that added `entry` (a file [`ImageFs::entries`] listed) as it is now: with
+    /// layers, a later layer that only changed its mode or times (`RUN chmod`) holds a whole
+    /// copy but did not add it. Without layers, its `layer`.
+    fn first_added(&self, entry: &FileEntry) -> Option<usize> {
+        entry.layer
+    }
+
     /// The names in the directory at `path` (absolute in the image, symlinks resolved inside
     /// it), in any order.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>>;

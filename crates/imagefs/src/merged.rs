@@ -306,6 +306,39 @@ impl MergedView {
         found
     }
 
+    /// The layer that added a file as it is now: the lowest layer of the unbroken run of
+    /// copies that ends at its visible one. A layer that only changed the file's mode or
+    /// times (`RUN chmod`, `touch`) holds a whole copy, but did not add it. A whiteout or
+    /// anything but a directory on the way, an opaque directory above it, or another kind of
+    /// entry at its path ends the run.
+    pub fn first_added(&self, found: &Found) -> usize {
+        let mut first = found.layer();
+        // Its directories from the root down.
+        let mut ancestors: Vec<&Path> = found.resolved.ancestors().skip(1).collect();
+        ancestors.reverse();
+        for index in (0..found.layer()).rev() {
+            let mut opaque = false;
+            for ancestor in &ancestors {
+                match self.entry(index, ancestor) {
+                    Some(entry) if !entry.metadata.is_dir() => return first,
+                    Some(entry) => opaque |= entry.opaque,
+                    None => {}
+                }
+            }
+            if let Some(entry) = self.entry(index, &found.resolved) {
+                if !entry.metadata.is_file() {
+                    return first;
+                }
+                first = index;
+            }
+            // An opaque directory hides what the layers below have in it.
+            if opaque {
+                return first;
+            }
+        }
+        first
+    }
+
     /// The visible entries of a directory, sorted by name (bytes).
     pub fn read_dir(&self, dir: &Found) -> Vec<OsString> {
         self.names_from(dir, 0)
@@ -462,6 +495,13 @@ impl ImageFs for LayeredFs {
             return Err(not_a_file(path));
         }
         found.open()
+    }
+
+    fn first_added(&self, entry: &FileEntry) -> Option<usize> {
+        match self.view.lookup(&entry.path) {
+            Some(found) if found.metadata.is_file() => Some(self.view.first_added(&found)),
+            _ => entry.layer,
+        }
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
@@ -724,6 +764,37 @@ mod tests {
             top.read_dir(Path::new("/usr/lib")).unwrap(),
             Vec::<OsString>::new()
         );
+    }
+
+    #[test]
+    fn a_file_was_added_by_the_first_layer_of_its_unbroken_run_of_copies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = vec![
+            layer(
+                &tmp.path().join("0"),
+                &[("app/bin", "f:v1"), ("etc/x", "f:x")],
+            ),
+            layer(&tmp.path().join("1"), &[("app/bin", "f:v2")]),
+            layer(&tmp.path().join("2"), &[("other", "f:o")]),
+            // chmod: a copy of the same file.
+            layer(&tmp.path().join("3"), &[("app/bin", "f:v2"), ("etc", "o")]),
+            layer(&tmp.path().join("4"), &[("etc/x", "f:x2")]),
+        ];
+        let fs = LayeredFs::new(layers.clone());
+        let first = |path: &str| {
+            let found = fs.view().lookup(Path::new(path)).unwrap();
+            fs.view().first_added(&found)
+        };
+        // The run goes down through a layer without the file to the first layer that has it.
+        assert_eq!(first("/app/bin"), 0);
+        // The opaque /etc of layer 3 hides layer 0's copy: layer 3 has none, so layer 4 made it.
+        assert_eq!(first("/etc/x"), 4);
+        // A whiteout breaks the run.
+        let mut broken = layers;
+        broken.insert(1, layer(&tmp.path().join("w"), &[("app/bin", "w")]));
+        let fs = LayeredFs::new(broken);
+        let found = fs.view().lookup(Path::new("/app/bin")).unwrap();
+        assert_eq!(fs.view().first_added(&found), 2);
     }
 
     #[test]

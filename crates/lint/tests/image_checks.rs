@@ -605,6 +605,14 @@ fn after_a_build_the_finding_points_at_the_copy_that_added_the_program() {
         of(&findings, "EntrypointNotFound").is_empty(),
         "{findings:#?}"
     );
+
+    // A later `RUN chmod` copies the file up: the COPY still added it; the chmod set the bit.
+    image.layer().host_file("/app", "/bin/true");
+    fs::set_permissions(image.full("/app"), fs::Permissions::from_mode(0o4755)).unwrap();
+    let dockerfile = "FROM golang AS build\nRUN go build -o /out/app .\n\nFROM busybox\nCOPY --from=build /out/app /app\nRUN chmod 4755 /app\nENTRYPOINT [\"/app\"]\n";
+    let findings = image.check_built(dockerfile, &[5, 6]);
+    assert_eq!(one(&findings, "MissingSharedLibrary").line, 5);
+    assert_eq!(one(&findings, "WorldWritableOrSetuid").line, 6);
 }
 
 // ---- WorldWritableOrSetuid ----

@@ -35,8 +35,8 @@ pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &
     };
     let shell_form = argv.len() > shell.len() && argv.iter().zip(&shell).all(|(a, s)| a == s);
     let program = &argv[0];
-    let report = |problems: &mut Vec<Problem>, path: Option<&Path>, message: String, hint| {
-        let layer = path.and_then(|path| layer_of(entries, path));
+    let report = |problems: &mut Vec<Problem>, file: Option<File<'_>>, message: String, hint| {
+        let layer = file.and_then(|file| layer_of(image, entries, file));
         problems.push(Problem {
             rule: &rules::EntrypointNotFound,
             place: Place::Setting(setting, layer),
@@ -79,13 +79,13 @@ pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &
         ),
         Lookup::NotAFile(path) => report(
             problems,
-            Some(&path),
+            Some(File::Mode(&path)),
             format!("{runs}, but {} is not a regular file", path.display()),
             format!("name the program itself in {keyword}, not a directory"),
         ),
         Lookup::NotExecutable(path, mode) => report(
             problems,
-            Some(&path),
+            Some(File::Mode(&path)),
             format!(
                 "{runs}, but {} is not executable (mode {:04o})",
                 path.display(),
@@ -97,7 +97,7 @@ pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &
             if let Some((problem, hint)) = check_program(image, file, 1) {
                 report(
                     problems,
-                    Some(&path),
+                    Some(File::Content(&path)),
                     format!("{runs}: {} {problem}", path.display()),
                     hint,
                 );
@@ -106,13 +106,25 @@ pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &
     }
 }
 
-/// The layer that added the listed file at `path` (symlinks are not followed: the listing has
-/// the file under its own path).
-fn layer_of(entries: &[FileEntry], path: &Path) -> Option<usize> {
-    entries
-        .iter()
-        .find(|entry| entry.path == path)
-        .and_then(|entry| entry.layer)
+/// The program file a finding is about, and what about it.
+#[derive(Clone, Copy)]
+enum File<'a> {
+    /// Its mode (set by the layer whose copy is visible).
+    Mode(&'a Path),
+    /// Its content (added by the first layer of its run of copies: a `RUN chmod` re-adds it).
+    Content(&'a Path),
+}
+
+/// The layer of the build that set the file's mode or added its content; `None` when the
+/// build did not (the listing holds the build's files under their own paths, symlinks not
+/// followed).
+fn layer_of(image: &CheckedImage<'_>, entries: &[FileEntry], file: File<'_>) -> Option<usize> {
+    let (File::Mode(path) | File::Content(path)) = file;
+    let entry = entries.iter().find(|entry| entry.path == path)?;
+    match file {
+        File::Mode(_) => entry.layer,
+        File::Content(_) => image.fs.first_added(entry),
+    }
 }
 
 /// What looking a program up found.

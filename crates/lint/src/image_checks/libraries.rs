@@ -21,13 +21,12 @@ use std::path::{Path, PathBuf};
 const MAX_INCLUDE_DEPTH: usize = 8;
 
 /// An ELF program or library of the image.
-struct Object {
-    path: PathBuf,
-    layer: Option<usize>,
+struct Object<'a> {
+    entry: &'a FileEntry,
     dynamic: Dynamic,
 }
 
-impl Object {
+impl Object<'_> {
     /// A program (it names a loader) rather than a library: only its own `RPATH`/`RUNPATH`
     /// help it, nothing loads it.
     fn is_program(&self) -> bool {
@@ -36,23 +35,19 @@ impl Object {
 
     /// Its directory: what `$ORIGIN` stands for.
     fn origin(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("/"))
+        self.entry.path.parent().unwrap_or(Path::new("/"))
     }
 }
 
 pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &mut Vec<Problem>) {
     let machine = machine_of(&image.config.architecture);
-    let objects: Vec<Object> = entries
+    let objects: Vec<Object<'_>> = entries
         .iter()
         .filter(|entry| may_be_elf(entry))
         .filter_map(|entry| {
             let data = elf::lazy(image.fs.open(&entry.path).ok()?)?;
             let dynamic = elf::dynamic(&data).ok()?;
-            Some(Object {
-                path: entry.path.clone(),
-                layer: entry.layer,
-                dynamic,
-            })
+            Some(Object { entry, dynamic })
         })
         // Relocatable objects and core dumps are never loaded; objects for another CPU
         // (cross toolchains, test data, firmware) are not for this image's loader.
@@ -66,16 +61,17 @@ pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &
         return;
     }
     let mut loader = Loader::new(image, &objects);
-    // Files of one layer that miss the same things make one finding.
+    // Files that one layer added and that miss the same things make one finding. The layer
+    // that added a file is where its content came from (a `RUN chmod` re-adds it).
     let mut missing_by_layer: BTreeMap<(Option<usize>, Vec<Missing>), Vec<String>> =
         BTreeMap::new();
     for object in &objects {
         let missing = loader.missing(object);
         if !missing.is_empty() {
             missing_by_layer
-                .entry((object.layer, missing))
+                .entry((image.fs.first_added(object.entry), missing))
                 .or_default()
-                .push(object.path.display().to_string());
+                .push(object.entry.path.display().to_string());
         }
     }
     for ((layer, missing), mut paths) in missing_by_layer {
@@ -170,7 +166,7 @@ struct Loader<'a> {
 }
 
 impl<'a> Loader<'a> {
-    fn new(image: &'a CheckedImage<'a>, objects: &[Object]) -> Self {
+    fn new(image: &'a CheckedImage<'a>, objects: &[Object<'_>]) -> Self {
         let working_dir = Path::new(image.working_dir());
         // glibc splits LD_LIBRARY_PATH at `:` and `;`; an empty entry is the working directory.
         let library_path = image
@@ -201,7 +197,7 @@ impl<'a> Loader<'a> {
     }
 
     /// What `object` needs and will not find, sorted.
-    fn missing(&mut self, object: &Object) -> Vec<Missing> {
+    fn missing(&mut self, object: &Object<'_>) -> Vec<Missing> {
         let mut missing = Vec::new();
         if let Some(interpreter) = &object.dynamic.interpreter {
             let path = Path::new(self.image.working_dir()).join(interpreter);
@@ -231,7 +227,7 @@ impl<'a> Loader<'a> {
     }
 
     /// Every directory the loader could search for `object`'s needs.
-    fn search_dirs(&self, object: &Object) -> Vec<PathBuf> {
+    fn search_dirs(&self, object: &Object<'_>) -> Vec<PathBuf> {
         let dynamic = &object.dynamic;
         let mut dirs = Vec::new();
         // DT_RPATH counts only without a DT_RUNPATH.
@@ -321,7 +317,7 @@ impl<'a> Loader<'a> {
 /// The loader's directories of `rpath`-style entries of `object`, with `$ORIGIN`, `$LIB` and
 /// `$PLATFORM` expanded (`$LIB` to every directory it stands for on some distribution) and
 /// relative entries taken from the working directory, as the loader does.
-fn expand(image: &CheckedImage<'_>, object: &Object, entries: &[String]) -> Vec<PathBuf> {
+fn expand(image: &CheckedImage<'_>, object: &Object<'_>, entries: &[String]) -> Vec<PathBuf> {
     let origin = object.origin().to_string_lossy().into_owned();
     let machine = object.dynamic.machine;
     let mut libs = vec!["lib".to_owned(), "lib64".to_owned()];
