@@ -517,7 +517,17 @@ fn libraries_are_found_along_runpath_ld_so_conf_and_the_loaders_rpath() {
             0o644,
         )
         .file("/srv/deps/libdep.so", elf64(None, &[]), 0o644)
-        .link("/srv/lib/libdep.so", "../deps/libdep.so");
+        .link("/srv/lib/libdep.so", "../deps/libdep.so")
+        // A needed path with $ORIGIN, as relocatable Python builds name libpython.
+        .file(
+            "/opt/py/bin/python3",
+            elf64(
+                Some(interpreter),
+                &[Entry::Needed("$ORIGIN/../lib/libpython3.12.so.1.0")],
+            ),
+            0o755,
+        )
+        .file("/opt/py/lib/libpython3.12.so.1.0", elf64(None, &[]), 0o644);
     let findings = image.check();
     assert!(
         of(&findings, "MissingSharedLibrary").is_empty(),

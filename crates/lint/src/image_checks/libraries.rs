@@ -40,7 +40,7 @@ impl Object<'_> {
 }
 
 pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &mut Vec<Problem>) {
-    let machine = machine_of(&image.config.architecture);
+    let cpu = cpu_of(&image.config.architecture);
     let objects: Vec<Object<'_>> = entries
         .iter()
         .filter(|entry| may_be_elf(entry))
@@ -49,11 +49,14 @@ pub(super) fn check(image: &CheckedImage<'_>, entries: &[FileEntry], problems: &
             let dynamic = elf::dynamic(&data).ok()?;
             Some(Object { entry, dynamic })
         })
-        // Relocatable objects and core dumps are never loaded; objects for another CPU
-        // (cross toolchains, test data, firmware) are not for this image's loader.
+        // Relocatable objects and core dumps are never loaded; objects for another CPU or
+        // ABI (cross toolchains, test data, firmware, x32 helpers on amd64) are not for this
+        // image's loader.
         .filter(|object| {
             object.dynamic.is_loadable()
-                && machine.is_none_or(|machine| object.dynamic.machine == machine)
+                && cpu.is_none_or(|(machine, is_64)| {
+                    object.dynamic.machine == machine && object.dynamic.is_64 == is_64
+                })
                 && !object.dynamic.is_static()
         })
         .collect();
@@ -211,9 +214,11 @@ impl<'a> Loader<'a> {
                 continue;
             }
             let found = if name.contains('/') {
-                // A name with a slash is a path, used as it is.
-                let path = Path::new(self.image.working_dir()).join(name);
-                self.is_file(&path)
+                // A name with a slash is a path, used as it is once `$ORIGIN` and the other
+                // dynamic string tokens are expanded.
+                expand(self.image, object, std::slice::from_ref(name))
+                    .iter()
+                    .any(|path| self.is_file(path))
             } else {
                 dirs.iter().any(|dir| self.has(dir, name))
             };
@@ -285,7 +290,7 @@ impl<'a> Loader<'a> {
                         .iter()
                         .any(|name| name.to_string_lossy().starts_with("ld-musl-"))
                 });
-            let machine = machine_of(&self.image.config.architecture).unwrap_or(0);
+            let machine = cpu_of(&self.image.config.architecture).map_or(0, |(machine, _)| machine);
             let mut system = default_dirs(machine);
             system.extend(self.configured.iter().cloned());
             let has_glibc = system.iter().any(|dir| self.has(dir, "libc.so.6"));
@@ -437,18 +442,20 @@ fn default_dirs(machine: u16) -> Vec<PathBuf> {
     dirs
 }
 
-/// The ELF machine of a Go/OCI architecture name (`amd64`), `None` when unknown.
-fn machine_of(architecture: &str) -> Option<u16> {
+/// The ELF machine of a Go/OCI architecture name (`amd64`), and whether its programs are
+/// 64-bit; `None` when unknown.
+fn cpu_of(architecture: &str) -> Option<(u16, bool)> {
     Some(match architecture {
-        "amd64" => 62,
-        "arm64" => 183,
-        "arm" => 40,
-        "386" => 3,
-        "ppc64le" | "ppc64" => 21,
-        "s390x" => 22,
-        "riscv64" => 243,
-        "loong64" => 258,
-        "mips64le" | "mips64" | "mipsle" | "mips" => 8,
+        "amd64" => (62, true),
+        "arm64" => (183, true),
+        "arm" => (40, false),
+        "386" => (3, false),
+        "ppc64le" | "ppc64" => (21, true),
+        "s390x" => (22, true),
+        "riscv64" => (243, true),
+        "loong64" => (258, true),
+        "mips64le" | "mips64" => (8, true),
+        "mipsle" | "mips" => (8, false),
         _ => return None,
     })
 }

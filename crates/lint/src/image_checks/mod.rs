@@ -199,7 +199,7 @@ fn locate(
                 (Place::Setting(..), Some(index)) => format!(
                     "{} ({})",
                     problem.message,
-                    added_by(image, Some(index), Some(built_from.dockerfile))
+                    added_by(image, index, Some(built_from.dockerfile))
                 ),
                 _ => problem.message,
             };
@@ -217,15 +217,20 @@ fn locate(
         .into_iter()
         .map(|problem| {
             let (layer, origin) = match problem.place {
-                Place::Layer(index) => (index, added_by(image, index, None)),
+                // A file system without layers says nothing of where a file came from.
+                Place::Layer(None) => (None, None),
+                Place::Layer(Some(index)) => (Some(index), Some(added_by(image, index, None))),
                 Place::Setting(setting, file_layer) => {
                     let set_by = set_by_history(image.config, setting);
                     match file_layer {
                         Some(index) => (
                             Some(index),
-                            format!("{set_by}; the file: {}", added_by(image, Some(index), None)),
+                            Some(format!(
+                                "{set_by}; the file: {}",
+                                added_by(image, index, None)
+                            )),
                         ),
-                        None => (None, set_by),
+                        None => (None, Some(set_by)),
                     }
                 }
             };
@@ -235,7 +240,10 @@ fn locate(
                 file: image.name.clone(),
                 line: 0,
                 column: 0,
-                message: format!("{} ({origin})", problem.message),
+                message: match origin {
+                    Some(origin) => format!("{} ({origin})", problem.message),
+                    None => problem.message,
+                },
                 hint: problem.hint,
                 url: problem.rule.url,
                 layer,
@@ -294,14 +302,7 @@ fn root_from<'a>(ctx: &Ctx<'a>) -> &'a Instruction {
 }
 
 /// Which instruction (or base-image layer) added layer `index`, in words.
-fn added_by(
-    image: &CheckedImage<'_>,
-    index: Option<usize>,
-    dockerfile: Option<&Dockerfile>,
-) -> String {
-    let Some(index) = index else {
-        return "in the image".to_owned();
-    };
+fn added_by(image: &CheckedImage<'_>, index: usize, dockerfile: Option<&Dockerfile>) -> String {
     let layer = image.layers.get(index);
     match (dockerfile, layer.and_then(|layer| layer.span)) {
         (Some(file), Some(span)) => {
