@@ -26,12 +26,14 @@
 mod checks;
 mod config;
 mod image;
+mod image_checks;
 mod model;
 mod render;
 mod rules;
 mod script;
 mod tools;
 
+pub use image_checks::{BuiltFrom, CheckedImage, LayerSource, check_image};
 pub use render::{Format, render, render_json, render_sarif, render_text};
 pub use rules::{Origin, RULES, Rule, Severity, find_rule};
 
@@ -90,9 +92,10 @@ pub struct Finding {
     pub severity: Severity,
     /// The Dockerfile's name as given to the parser.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 for an image check of an image without its Dockerfile at hand (then
+    /// `file` is the image's name).
     pub line: usize,
-    /// 1-based column, in characters.
+    /// 1-based column, in characters (0 with line 0).
     pub column: usize,
     /// What is wrong (BuildKit's exact words for BuildKit's rules).
     pub message: String,
@@ -100,6 +103,10 @@ pub struct Finding {
     pub hint: String,
     /// The rule's documentation page, relative to the repository root.
     pub url: &'static str,
+    /// For an image check, the index (bottom = 0) of the layer that added the file the
+    /// finding is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<usize>,
 }
 
 /// Which findings make `stagecraft lint` fail (`--error-on`).
@@ -261,7 +268,7 @@ pub fn base_images(file: &Dockerfile, options: &LintOptions) -> Vec<String> {
     images
 }
 
-fn plan_options(options: &LintOptions) -> PlanOptions {
+pub(crate) fn plan_options(options: &LintOptions) -> PlanOptions {
     PlanOptions {
         target: options.target.clone(),
         build_args: options.build_args.clone(),
@@ -272,7 +279,10 @@ fn plan_options(options: &LintOptions) -> PlanOptions {
 /// The `# check=` configuration in force (the `BUILDKIT_DOCKERFILE_CHECK` build argument
 /// replaces the directive), and a `BuildError` when it cannot be read — BuildKit refuses to
 /// build then.
-fn check_config(file: &Dockerfile, options: &LintOptions) -> (CheckConfig, Option<Finding>) {
+pub(crate) fn check_config(
+    file: &Dockerfile,
+    options: &LintOptions,
+) -> (CheckConfig, Option<Finding>) {
     let (text, position) = match (
         options.build_args.get(CHECK_BUILD_ARG),
         &file.directives.check,
@@ -320,5 +330,6 @@ fn build_error(file: &str, position: Position, message: String, hint: &str) -> F
         message,
         hint: hint.to_owned(),
         url: rules::BuildError.url,
+        layer: None,
     }
 }

@@ -374,6 +374,18 @@ impl<'a> Sink<'a> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
+        self.report_about_layer(rule, at, None, message.into(), hint.into());
+    }
+
+    /// Like [`Sink::report`], for an image check about a file of layer `layer`.
+    pub(crate) fn report_about_layer(
+        &mut self,
+        rule: &Rule,
+        at: At<'_>,
+        layer: Option<usize>,
+        message: String,
+        hint: String,
+    ) {
         let (line, column, comments) = match at {
             At::Offset(offset, comments) => {
                 let position = self.file.source.position(offset);
@@ -396,9 +408,10 @@ impl<'a> Sink<'a> {
             file: self.file.source.name().to_owned(),
             line,
             column,
-            message: message.into(),
-            hint: hint.into(),
+            message,
+            hint,
             url: rule.url,
+            layer,
         });
     }
 

@@ -57,12 +57,19 @@ pub fn render_text(findings: &[Finding]) -> String {
     }
     let mut out = String::new();
     for f in findings {
+        // An image check of an image without its Dockerfile has no line: the image's name
+        // alone says where.
+        let place = if f.line == 0 {
+            f.file.clone()
+        } else {
+            format!("{}:{}:{}", f.file, f.line, f.column)
+        };
         // Writing to a String cannot fail.
         let _ = write!(
             out,
             // The page is built into the binary: the command works wherever it is installed.
-            "{}:{}:{}: {}[{}]: {}\n  = help: {}\n  = docs: stagecraft lint --explain {}\n\n",
-            f.file, f.line, f.column, f.severity, f.rule, f.message, f.hint, f.rule
+            "{place}: {}[{}]: {}\n  = help: {}\n  = docs: stagecraft lint --explain {}\n\n",
+            f.severity, f.rule, f.message, f.hint, f.rule
         );
     }
     let counts: Vec<String> = [Severity::Error, Severity::Warning, Severity::Info]
@@ -118,18 +125,23 @@ pub fn render_sarif(findings: &[Finding]) -> String {
     let results: Vec<Value> = findings
         .iter()
         .map(|f| {
+            let mut location = json!({"artifactLocation": {"uri": uri_path(&f.file)}});
+            // SARIF lines start at 1: a finding about an image without its Dockerfile names
+            // the image alone.
+            if f.line > 0 {
+                location["region"] = json!({"startLine": f.line, "startColumn": f.column});
+            }
+            let mut properties = json!({"hint": f.hint, "docs": f.url});
+            if let Some(layer) = f.layer {
+                properties["layer"] = json!(layer);
+            }
             json!({
                 "ruleId": f.rule,
                 "ruleIndex": used.iter().position(|rule| rule.id == f.rule),
                 "level": sarif_level(f.severity),
                 "message": {"text": f.message},
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": uri_path(&f.file)},
-                        "region": {"startLine": f.line, "startColumn": f.column},
-                    }
-                }],
-                "properties": {"hint": f.hint, "docs": f.url},
+                "locations": [{"physicalLocation": location}],
+                "properties": properties,
             })
         })
         .collect();

@@ -41,17 +41,21 @@ pub enum Origin {
     BestPractice,
     /// stagecraft's own rules about multi-stage builds and the build context.
     Stagecraft,
+    /// A check of the built image itself (its files and config), which only a builder can
+    /// make: after every build, and with `stagecraft lint --image`.
+    Image,
     /// Not a style rule: the file would not build.
     Build,
 }
 
 impl Origin {
-    /// `buildkit`, `best-practice`, `stagecraft` or `build`.
+    /// `buildkit`, `best-practice`, `stagecraft`, `image` or `build`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::BuildKit => "buildkit",
             Origin::BestPractice => "best-practice",
             Origin::Stagecraft => "stagecraft",
+            Origin::Image => "image",
             Origin::Build => "build",
         }
     }
@@ -175,6 +179,12 @@ rules! {
     UnreachableStage: Info, Stagecraft, "Stages the target does not need are not built";
     ChownRecursiveAfterCopy: Warning, Stagecraft, "Set ownership with COPY --chown/--chmod, not a recursive chown/chmod afterwards";
     CopyBuilderSourceTree: Warning, Stagecraft, "The final stage should copy the build's output, not the builder's whole source tree";
+
+    // Checks of the built image: its files and config.
+    EntrypointNotFound: Warning, Image, "The ENTRYPOINT/CMD program must exist in the image, be executable, and have its #! interpreter";
+    UserNotInImage: Warning, Image, "A USER name must exist in the image's /etc/passwd (and a group in /etc/group)";
+    MissingSharedLibrary: Warning, Image, "Every ELF program and library in the image must find its loader and the shared libraries it needs";
+    WorldWritableOrSetuid: Info, Image, "The build's own layers should not add setuid/setgid programs or world-writable files";
 
     // Not a style rule.
     BuildError: Error, Build, "The Dockerfile would not build";

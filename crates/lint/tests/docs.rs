@@ -89,7 +89,7 @@ fn example_context(example: &str) -> Option<tempfile::TempDir> {
 }
 
 /// The examples in the documentation are true: the bad one triggers the rule, the good one
-/// does not.
+/// does not (image checks: neither, from the Dockerfile alone).
 #[test]
 fn page_examples_behave_as_documented() {
     let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
@@ -107,6 +107,9 @@ fn page_examples_behave_as_documented() {
                 &options,
             );
             let fired = findings.iter().any(|f| f.rule == rule.id);
+            // Image checks look at a built image, never at the Dockerfile alone: their
+            // examples are builds, tried in the stagecraft crate's end-to-end tests.
+            let should_fire = should_fire && rule.origin != stagecraft_lint::Origin::Image;
             assert_eq!(
                 fired,
                 should_fire,

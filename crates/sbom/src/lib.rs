@@ -12,7 +12,6 @@
 
 mod catalogers;
 mod fields;
-pub mod fs;
 mod license;
 mod package;
 mod purl;
@@ -21,8 +20,11 @@ pub mod spdx;
 mod table;
 
 pub use catalogers::catalog;
-pub use fs::{DirFs, FileEntry, ImageFs};
 pub use package::{Catalog, Ecosystem, Package};
 pub use purl::image_purl;
 pub use scan::Error;
+/// The image file system the catalogers read ([`ImageFs`], [`DirFs`]), shared with the image
+/// checks.
+pub use stagecraft_imagefs as fs;
+pub use stagecraft_imagefs::{DirFs, FileEntry, ImageFs};
 pub use table::table;

@@ -2,7 +2,8 @@
 
 use crate::fs::{FileEntry, ImageFs};
 use crate::package::{Catalog, Package};
-use std::io::{self, Read};
+pub(crate) use stagecraft_imagefs::read_limited;
+use std::io;
 use std::path::Path;
 
 /// Metadata files (package databases, manifests, lock files) larger than this are not read:
@@ -107,16 +108,6 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// Reads all of `reader`, failing rather than reading more than `limit` bytes.
-pub(crate) fn read_limited(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::other(format!("larger than {limit} bytes")));
-    }
-    Ok(bytes)
-}
-
 /// `KEY=value` lines with shell quoting, as os-release(5) defines them.
 fn parse_os_release(text: &str) -> Distro {
     let mut distro = Distro::default();
@@ -218,11 +209,5 @@ mod tests {
         assert_eq!(under, ["/a/b/c", "/a/b/d/e"]);
         assert!(scan.entry(Path::new("/a/bb")).is_some());
         assert!(scan.entry(Path::new("/a/b")).is_none());
-    }
-
-    #[test]
-    fn read_limited_refuses_oversized_input() {
-        assert_eq!(read_limited(&b"12345"[..], 5).unwrap(), b"12345");
-        assert!(read_limited(&b"123456"[..], 5).is_err());
     }
 }

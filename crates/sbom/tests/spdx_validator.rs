@@ -12,8 +12,8 @@ use std::process::Command;
 struct OneLayer(DirFs);
 
 impl ImageFs for OneLayer {
-    fn files(&self) -> io::Result<Vec<FileEntry>> {
-        let mut files = self.0.files()?;
+    fn entries(&self) -> io::Result<Vec<FileEntry>> {
+        let mut files = self.0.entries()?;
         for file in &mut files {
             file.layer = Some(0);
         }
@@ -22,6 +22,10 @@ impl ImageFs for OneLayer {
 
     fn open(&self, path: &Path) -> io::Result<std::fs::File> {
         self.0.open(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        self.0.read_dir(path)
     }
 }
 

@@ -200,6 +200,7 @@ impl Engine<'_> {
             image,
             layers: target.layers.clone(),
             snapshots: target.snapshots.clone(),
+            layer_sources: target.layer_sources.clone(),
             stages,
             steps_run,
             steps_cached,

@@ -31,8 +31,8 @@ pub use stagecraft_dockerfile::mounts;
 pub mod progress;
 pub mod remote_cache;
 
+pub use convert::from::{UnpackError, image_snapshots};
 pub use entitlements::Entitlement;
-pub use fs::image_fs::LayerStackFs;
 pub use interfaces::{
     BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner, SecretFile,
 };

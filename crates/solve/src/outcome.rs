@@ -1,6 +1,6 @@
 //! What a build gives back: the image and its layers, each stage's outcome, or an error.
 
-use stagecraft_dockerfile::ParseError;
+use stagecraft_dockerfile::{ParseError, Span};
 use stagecraft_image::{Descriptor, Digest, Platform};
 use stagecraft_plan::PlanError;
 use stagecraft_store::Image;
@@ -146,6 +146,9 @@ pub struct BuildOutcome {
     pub layers: Vec<LayerRef>,
     /// Snapshot directories of the layers, bottom first (to export the filesystem).
     pub snapshots: Vec<PathBuf>,
+    /// Where in the Dockerfile the instruction that made each layer is, parallel to `layers`:
+    /// `None` for the base image's layers.
+    pub layer_sources: Vec<Option<Span>>,
     /// Every stage, in file order.
     pub stages: Vec<StageReport>,
     /// How many steps ran and how many came from the cache.

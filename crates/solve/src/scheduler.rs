@@ -141,6 +141,12 @@ impl BuildRun<'_> {
                     ),
                     (_, error) => error,
                 })?;
+            // Whatever layers the instruction made are its own (an ONBUILD trigger's point at
+            // the stage's FROM, as its errors do).
+            let made = state.layers.len() - state.layer_sources.len();
+            state
+                .layer_sources
+                .extend(std::iter::repeat_n(Some(command.location.span), made));
             ran_any |= ran;
         }
         self.outcomes.lock().unwrap_or_else(|e| e.into_inner())[index] = if ran_any {

@@ -3,13 +3,13 @@
 
 use crate::cache::flight::Flights;
 use crate::fs::context_index::ContextHashes;
-use crate::fs::rootfs::MergedView;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{LayerRef, Material, StageOutcome, StepRecord};
-use stagecraft_dockerfile::{Command, Dockerfile};
+use stagecraft_dockerfile::{Command, Dockerfile, Span};
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{History, ImageConfig};
+use stagecraft_imagefs::MergedView;
 use stagecraft_plan::{Plan, Scope};
 use stagecraft_shell::Lexer;
 use std::collections::BTreeMap;
@@ -41,6 +41,9 @@ pub(crate) struct StageState {
     /// The cache key of the step that made each layer (`None` for base image layers),
     /// parallel to `layers`: what an exported cache records.
     pub(crate) layer_keys: Vec<Option<String>>,
+    /// The instruction that made each layer (`None` for base image layers), parallel to
+    /// `layers`: where the image checks point.
+    pub(crate) layer_sources: Vec<Option<Span>>,
     pub(crate) snapshots: Vec<PathBuf>,
     pub(crate) base_layers: usize,
     /// The cache key of the filesystem so far.

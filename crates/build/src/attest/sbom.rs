@@ -5,9 +5,10 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use stagecraft_image::Timestamp;
+use stagecraft_imagefs::LayeredFs;
 use stagecraft_sbom::Catalog;
 use stagecraft_sbom::spdx::{Document, DocumentInfo, LayerInfo};
-use stagecraft_solve::{LayerStackFs, StepRecord};
+use stagecraft_solve::StepRecord;
 use stagecraft_store::{Image, Store};
 use std::path::PathBuf;
 
@@ -58,10 +59,12 @@ pub fn image_catalog(
         what: format!("the SBOM of {}", image.config_digest),
         message,
     };
-    let fs = match snapshots {
-        Some(snapshots) => LayerStackFs::new(snapshots.to_vec()),
-        None => LayerStackFs::of_image(store, image).map_err(|e| failed(e.to_string()))?,
-    };
+    let fs = LayeredFs::new(match snapshots {
+        Some(snapshots) => snapshots.to_vec(),
+        None => {
+            stagecraft_solve::image_snapshots(store, image).map_err(|e| failed(e.to_string()))?
+        }
+    });
     let catalog = stagecraft_sbom::catalog(&fs).map_err(|e| failed(e.to_string()))?;
     let created = Timestamp::now().ok_or_else(|| failed("the clock is before 1970".into()))?;
     let record = CatalogRecord {

@@ -4,31 +4,22 @@
 use super::{golang, rust};
 use crate::package::Catalog;
 use crate::scan::Scan;
-use object::FileKind;
-use object::read::ReadCache;
-
-/// Binaries larger than this are not read: nothing legitimate is that big, and only the
-/// parts named by the ELF headers are read anyway.
-const BINARY_LIMIT: u64 = 512 << 20;
+use stagecraft_imagefs::elf;
 
 pub(crate) fn catalog(scan: &Scan, out: &mut Catalog) {
     for file in scan.files() {
-        if file.mode & 0o111 == 0 || file.size > BINARY_LIMIT {
+        if file.mode & 0o111 == 0 || file.size > elf::SIZE_LIMIT {
             continue;
         }
         let Ok(handle) = scan.open(&file.path) else {
             continue;
         };
         // Reads go through a cache of the ranges asked for: the headers, then the few
-        // sections and segments the catalogers look at, never the whole file.
-        let cache = ReadCache::new(handle);
-        // Most executables in an image are scripts; only ELF files are parsed.
-        if !matches!(
-            FileKind::parse(&cache),
-            Ok(FileKind::Elf32 | FileKind::Elf64)
-        ) {
+        // sections and segments the catalogers look at, never the whole file. Most
+        // executables in an image are scripts; only ELF files are parsed.
+        let Some(cache) = elf::lazy(handle) else {
             continue;
-        }
+        };
         let elf = match object::File::parse(&cache) {
             Ok(elf) => elf,
             Err(err) => {

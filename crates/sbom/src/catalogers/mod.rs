@@ -116,8 +116,8 @@ pub(crate) mod fixture {
     }
 
     impl ImageFs for Fixture {
-        fn files(&self) -> io::Result<Vec<FileEntry>> {
-            let mut files = DirFs::new(self.dir.path()).files()?;
+        fn entries(&self) -> io::Result<Vec<FileEntry>> {
+            let mut files = DirFs::new(self.dir.path()).entries()?;
             for file in &mut files {
                 file.layer = self
                     .layers
@@ -131,6 +131,10 @@ pub(crate) mod fixture {
 
         fn open(&self, path: &Path) -> io::Result<File> {
             DirFs::new(self.dir.path()).open(path)
+        }
+
+        fn read_dir(&self, path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+            DirFs::new(self.dir.path()).read_dir(path)
         }
     }
 }

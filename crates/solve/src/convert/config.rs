@@ -136,7 +136,7 @@ pub(crate) fn normalize_workdir(current: &str, path: &str) -> String {
     } else {
         format!("{}/{path}", if current.is_empty() { "/" } else { current })
     };
-    let clean: PathBuf = crate::fs::rootfs::clean_components(Path::new(&joined))
+    let clean: PathBuf = stagecraft_imagefs::clean_components(Path::new(&joined))
         .iter()
         .collect();
     format!("/{}", clean.display())

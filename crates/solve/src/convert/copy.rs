@@ -3,13 +3,13 @@
 
 use crate::cache::key::CacheKey;
 use crate::convert::config::destination;
-use crate::fs::rootfs::MergedView;
 use crate::fs::users::resolve_owner;
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
 use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
 use std::path::PathBuf;
 

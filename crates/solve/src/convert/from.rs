@@ -2,12 +2,12 @@
 //! `ONBUILD` triggers its base declares; `--from` sources of `COPY` and mounts.
 
 use crate::cache::key::CacheKey;
-use crate::fs::rootfs::MergedView;
 use crate::outcome::{BuildError, LayerRef, Material};
 use crate::progress::Event;
 use crate::state::{BuildRun, DEFAULT_PATH, StageState};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig, Platform};
+use stagecraft_imagefs::MergedView;
 use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};
 use stagecraft_plan::{Base, Scope};
 use stagecraft_store::{Image, Store};
@@ -28,6 +28,7 @@ impl BuildRun<'_> {
                     args: Vec::new(),
                     layers: Vec::new(),
                     layer_keys: Vec::new(),
+                    layer_sources: Vec::new(),
                     snapshots: Vec::new(),
                     base_layers: 0,
                     key: CacheKey::new("scratch")
@@ -60,6 +61,7 @@ impl BuildRun<'_> {
                     scope,
                     args: Vec::new(),
                     layer_keys: vec![None; base_layers],
+                    layer_sources: vec![None; base_layers],
                     layers,
                     snapshots,
                     base_layers,
@@ -158,17 +160,14 @@ impl BuildRun<'_> {
                 .clone()
                 .unwrap_or_else(|| image.manifest_digest.clone()),
         });
-        let mut layers = Vec::new();
-        let mut snapshots = Vec::new();
-        for (descriptor, diff_id) in image
+        let snapshots = image_snapshots(store, &image)
+            .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
+        let layers = image
             .manifest
             .layers
             .iter()
             .zip(&image.config.rootfs.diff_ids)
-        {
-            let snapshot = unpacked_snapshot(store, diff_id, &descriptor.digest)
-                .map_err(|e| BuildError::Other(format!("unpacking a layer of {reference}: {e}")))?;
-            layers.push(LayerRef {
+            .map(|(descriptor, diff_id)| LayerRef {
                 diff_id: diff_id.clone(),
                 media_type: descriptor.media_type.clone(),
                 digest: descriptor.digest.clone(),
@@ -177,9 +176,8 @@ impl BuildRun<'_> {
                 created_by: String::new(),
                 // The base image's history carries its own times.
                 created: None,
-            });
-            snapshots.push(snapshot);
-        }
+            })
+            .collect();
         Ok((image, layers, snapshots))
     }
 
@@ -250,6 +248,34 @@ impl BuildRun<'_> {
             )),
         ))
     }
+}
+
+/// A layer of an image in the store that could not be unpacked into a snapshot.
+#[derive(Debug, thiserror::Error)]
+#[error("unpacking layer {layer}: {reason}")]
+pub struct UnpackError {
+    /// The layer's blob.
+    pub layer: Digest,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The snapshot of every layer of `image` (which must be in the store), bottom first, each
+/// unpacked from its blob when the store has none yet: the directories a merged view of the
+/// image's files reads (`stagecraft_imagefs::LayeredFs`).
+pub fn image_snapshots(store: &Store, image: &Image) -> Result<Vec<PathBuf>, UnpackError> {
+    image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+        .map(|(descriptor, diff_id)| {
+            unpacked_snapshot(store, diff_id, &descriptor.digest).map_err(|reason| UnpackError {
+                layer: descriptor.digest.clone(),
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// The snapshot of layer `diff_id`, unpacked from its blob `digest` (which must be in the

@@ -6,7 +6,6 @@ use crate::cache::step::distinct_layers;
 use crate::convert::config::{
     add_env, go_quote_list, heredoc_command, normalize_workdir, run_command_string,
 };
-use crate::fs::rootfs::MergedView;
 use crate::interfaces::{RunMount, RunMountKind, RunRequest, SecretFile};
 use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
@@ -15,6 +14,7 @@ use crate::progress::{Event, Stream};
 use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_exec::Network;
+use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
 use stagecraft_store::{CacheMountAccess, CacheMountLock};
 use std::collections::{BTreeMap, VecDeque};

@@ -21,9 +21,9 @@
 //! inode, `u64` device, `u32` mode, 32 bytes of sha256), then the sha256 of all that. A file
 //! that does not read back whole is ignored.
 
-use crate::fs::rootfs::Found;
 use crate::progress::ContextFiles;
 use sha2::{Digest as _, Sha256};
+use stagecraft_imagefs::Found;
 use stagecraft_store::Store;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
@@ -345,7 +345,7 @@ impl ContextHashes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::rootfs::MergedView;
+    use stagecraft_imagefs::MergedView;
     use std::fs;
 
     /// A store and a context directory holding `files` (name, content).

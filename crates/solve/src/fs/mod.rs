@@ -1,9 +1,7 @@
-//! The file systems a build reads: stage and image layers as one merged view, resolved inside
-//! their root ([`rootfs`]); user and group names ([`users`]); the build context's file hashes,
-//! kept between builds ([`context_index`]); an image's files as the SBOM catalogers read them
-//! ([`image_fs`]).
+//! The file systems a build reads: user and group names ([`users`]); the build context's file
+//! hashes, kept between builds ([`context_index`]). Stage and image layers are read as one
+//! merged view resolved inside their root (`stagecraft_imagefs::MergedView`, and as an
+//! `ImageFs` for the SBOM catalogers and image checks, `stagecraft_imagefs::LayeredFs`).
 
 pub(crate) mod context_index;
-pub(crate) mod image_fs;
-pub(crate) mod rootfs;
 pub(crate) mod users;

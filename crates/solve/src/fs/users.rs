@@ -1,7 +1,8 @@
 //! Resolving `--chown=user:group` the way BuildKit does: names are looked up in the
 //! destination stage's `/etc/passwd` and `/etc/group`; numbers are taken as they are.
 
-use crate::fs::rootfs::MergedView;
+use stagecraft_imagefs::MergedView;
+use stagecraft_imagefs::users::{group_entries, passwd_entries};
 use std::path::Path;
 
 /// A resolved owner.
@@ -22,29 +23,6 @@ pub(crate) enum OwnerError {
     /// A group name not in `/etc/group`.
     #[error("unable to find group {0}: no matching entries in group file")]
     UnknownGroup(String),
-}
-
-/// The `(name, gid)` pairs of a group file.
-fn id_entries(text: &str) -> impl Iterator<Item = (&str, u32)> {
-    text.lines().filter_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let _password = fields.next()?;
-        let id = fields.next()?.parse().ok()?;
-        Some((name, id))
-    })
-}
-
-/// The `(name, uid, gid)` triples of a passwd file.
-fn passwd_entries(text: &str) -> impl Iterator<Item = (&str, u32, u32)> {
-    text.lines().filter_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let _password = fields.next()?;
-        let uid = fields.next()?.parse().ok()?;
-        let gid = fields.next()?.parse().ok()?;
-        Some((name, uid, gid))
-    })
 }
 
 /// Resolves `user[:group]` against the files of `view`, as BuildKit's file operations do: a
@@ -72,7 +50,7 @@ pub(crate) fn resolve_owner(spec: &str, view: &MergedView) -> Result<Owner, Owne
         None => primary_gid,
         Some(group) => match group.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => id_entries(&read("/etc/group"))
+            Err(_) => group_entries(&read("/etc/group"))
                 .find(|(name, _)| *name == group)
                 .map(|(_, gid)| gid)
                 .ok_or_else(|| OwnerError::UnknownGroup(group.to_owned()))?,

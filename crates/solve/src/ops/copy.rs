@@ -11,12 +11,12 @@
 
 use crate::cache::key::CacheKey;
 use crate::fs::context_index::ContextHashes;
-use crate::fs::rootfs::{Found, MergedView, clean_components};
 use crate::fs::users::Owner;
 use crate::ops::http::Download;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use sha2::{Digest as _, Sha256};
 use stagecraft_dockerignore::{PatternMatcher, lossy_name};
+use stagecraft_imagefs::{Found, MergedView, clean_components};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;

@@ -109,6 +109,11 @@ pub(crate) struct BuildArgs {
     /// Layers are stored uncompressed and compressed once, when first exported.
     #[arg(long, default_value = "gzip", value_parser = super::compression_flag)]
     compression: Compression,
+    /// Skip the checks of the built image (its ENTRYPOINT program, USER and shared libraries
+    /// are there; no setuid or world-writable files added), whose findings are otherwise
+    /// shown after the build; they never fail it.
+    #[arg(long)]
+    no_image_checks: bool,
     /// Print a size report of the stages and the final image's layers (weighed compressed:
     /// layers are gzipped once for it, and a later push or OCI export reuses that).
     #[arg(long)]
@@ -350,23 +355,21 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     }
     // BuildKit's build checks run with every build: findings are warnings, unless the
     // Dockerfile says `# check=error=true`; `--check` runs them alone.
-    let findings: Vec<stagecraft_lint::Finding> = stagecraft_lint::lint(
-        &file,
-        &stagecraft_lint::LintOptions {
-            context_dir: Some(args.context.clone()),
-            target: args.target.clone(),
-            build_args: plan_options.build_args.clone(),
-            rules: stagecraft_lint::RuleSelection::BuildKit,
-            ..Default::default()
-        },
-    )
-    .into_iter()
-    // `BuildError` findings are the build's own errors, which it reports itself.
-    .filter(|f| {
-        stagecraft_lint::find_rule(f.rule)
-            .is_some_and(|rule| rule.origin == stagecraft_lint::Origin::BuildKit)
-    })
-    .collect();
+    let lint_options = stagecraft_lint::LintOptions {
+        context_dir: Some(args.context.clone()),
+        target: args.target.clone(),
+        build_args: plan_options.build_args.clone(),
+        rules: stagecraft_lint::RuleSelection::BuildKit,
+        ..Default::default()
+    };
+    let findings: Vec<stagecraft_lint::Finding> = stagecraft_lint::lint(&file, &lint_options)
+        .into_iter()
+        // `BuildError` findings are the build's own errors, which it reports itself.
+        .filter(|f| {
+            stagecraft_lint::find_rule(f.rule)
+                .is_some_and(|rule| rule.origin == stagecraft_lint::Origin::BuildKit)
+        })
+        .collect();
     if !findings.is_empty() {
         eprint!(
             "{}",
@@ -509,6 +512,9 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         eprint!("{}", renderer.explanations());
     }
     let result = result.map_err(|e| CommandError(e.render()))?;
+    if !args.no_image_checks {
+        super::image_checks::show_after_build(&renderer, &file, &lint_options, &result.outcomes);
+    }
     // What each stage weighs, for `stagecraft size --stage` later: recorded by the build that
     // made the image (a cached rebuild of the same image writes nothing).
     for outcome in &result.outcomes {

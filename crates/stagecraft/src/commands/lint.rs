@@ -41,6 +41,11 @@ pub(crate) struct LintArgs {
     /// Print a rule's documentation page and exit.
     #[arg(long, value_name = "RULE", exclusive = true)]
     explain: Option<String>,
+    /// Check an image of the store instead of a Dockerfile: the ENTRYPOINT/CMD program, the
+    /// USER, the shared libraries of its programs, setuid and world-writable files (the image
+    /// checks every build runs).
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["path", "file", "context", "target", "build_args", "build_contexts"])]
+    image: Option<String>,
 }
 
 /// Runs `stagecraft lint`; returns the exit status.
@@ -52,6 +57,12 @@ pub(crate) fn run(args: &LintArgs) -> Result<u8, CommandError> {
     if let Some(id) = &args.explain {
         print!("{}", explain(id)?);
         return Ok(0);
+    }
+    if let Some(reference) = &args.image {
+        let (store, _lease) = super::runtime::open_store_leased()?;
+        let findings = super::image_checks::stored(&store, reference)?;
+        print!("{}", stagecraft_lint::render(args.format, &findings));
+        return Ok(stagecraft_lint::exit_code(&findings, args.error_on));
     }
     let file = args
         .path

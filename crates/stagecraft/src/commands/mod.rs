@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod cache;
 pub(crate) mod context;
+pub(crate) mod image_checks;
 pub(crate) mod images;
 pub(crate) mod lint;
 pub(crate) mod parse;

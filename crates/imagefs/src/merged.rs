@@ -1,4 +1,5 @@
-//! A read-only merged view of a stack of layer snapshots, without mounting anything.
+//! [`MergedView`]: a read-only merged view of a stack of layer snapshots, without mounting
+//! anything; [`LayeredFs`]: the same as an [`ImageFs`].
 //!
 //! Snapshots are directories in overlayfs "upper" form: a deleted path is a 0/0 character
 //! device, a directory that hides everything below it carries the `trusted.overlay.opaque`
@@ -6,6 +7,7 @@
 //! about a stage's filesystem before or without running anything in it: does `/app` exist and is
 //! it a directory, what does `/etc/passwd` say, which files does `COPY --from=stage /out/` take.
 
+use crate::{EntryKind, FileEntry, ImageFs, not_a_file};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::collections::{BTreeSet, HashSet};
@@ -26,7 +28,7 @@ use std::sync::Arc;
 /// such as `up -> /` in a build context therefore names the context itself, never the host's
 /// root, even if the view's own bookkeeping were wrong.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MergedView {
+pub struct MergedView {
     layers: Vec<PathBuf>,
     /// An `O_PATH` descriptor of each layer directory (`None`: it could not be opened, and
     /// the layer holds nothing).
@@ -35,7 +37,7 @@ pub(crate) struct MergedView {
 
 /// A path found in the view: where its bytes live and its metadata.
 #[derive(Debug, Clone)]
-pub(crate) struct Found {
+pub struct Found {
     /// The real path inside the topmost layer that has it (for messages and the context
     /// index; open it with [`Found::open`], never by this path).
     pub real_path: PathBuf,
@@ -53,7 +55,7 @@ pub(crate) struct Found {
 
 impl Found {
     /// Opens it for reading, never following a symlink on the host.
-    pub(crate) fn open(&self) -> io::Result<File> {
+    pub fn open(&self) -> io::Result<File> {
         let fd = open_beneath(
             self.root.as_deref(),
             &self.resolved,
@@ -62,13 +64,8 @@ impl Found {
         Ok(File::from(fd))
     }
 
-    /// The layer (bottom = 0) whose copy is visible.
-    pub(crate) fn layer(&self) -> usize {
-        self.layers[0]
-    }
-
     /// The sha256 of its bytes, read through [`Found::open`].
-    pub(crate) fn sha256(&self) -> io::Result<[u8; 32]> {
+    pub fn sha256(&self) -> io::Result<[u8; 32]> {
         use sha2::{Digest as _, Sha256};
         let mut file = self.open()?;
         let mut hasher = Sha256::new();
@@ -83,8 +80,13 @@ impl Found {
         Ok(hasher.finalize().into())
     }
 
+    /// The layer (bottom = 0) whose copy is visible.
+    pub fn layer(&self) -> usize {
+        self.layers[0]
+    }
+
     /// The target of a symlink, as stored.
-    pub(crate) fn read_link(&self) -> io::Result<PathBuf> {
+    pub fn read_link(&self) -> io::Result<PathBuf> {
         let fd = open_beneath(
             self.root.as_deref(),
             &self.resolved,
@@ -122,7 +124,7 @@ fn open_beneath(root: Option<&OwnedFd>, path: &Path, flags: OFlags) -> io::Resul
 }
 
 /// Whether a snapshot entry is an overlay whiteout (a 0/0 character device).
-pub(crate) fn is_whiteout(metadata: &Metadata) -> bool {
+pub fn is_whiteout(metadata: &Metadata) -> bool {
     metadata.file_type().is_char_device() && metadata.rdev() == 0
 }
 
@@ -139,7 +141,7 @@ fn is_opaque_fd(dir: impl AsFd) -> bool {
 }
 
 /// Splits a path into normal components, resolving `.`/`..` lexically inside the root.
-pub(crate) fn clean_components(path: &Path) -> Vec<OsString> {
+pub fn clean_components(path: &Path) -> Vec<OsString> {
     let mut parts: Vec<OsString> = Vec::new();
     for component in path.components() {
         match component {
@@ -161,7 +163,7 @@ struct Entry {
 
 impl MergedView {
     /// A view of `layers`, bottom first.
-    pub(crate) fn new(layers: Vec<PathBuf>) -> Self {
+    pub fn new(layers: Vec<PathBuf>) -> Self {
         let roots = layers
             .iter()
             .map(|layer| {
@@ -179,12 +181,12 @@ impl MergedView {
 
     /// Looks a path up without following symlinks in its last component; symlinks in parent
     /// components are followed (inside the view) up to 40 times, like the kernel.
-    pub(crate) fn lookup(&self, path: &Path) -> Option<Found> {
+    pub fn lookup(&self, path: &Path) -> Option<Found> {
         self.lookup_with(path, false, 0)
     }
 
     /// Looks a path up following a symlink in the last component too.
-    pub(crate) fn lookup_follow(&self, path: &Path) -> Option<Found> {
+    pub fn lookup_follow(&self, path: &Path) -> Option<Found> {
         self.lookup_with(path, true, 0)
     }
 
@@ -304,11 +306,50 @@ impl MergedView {
         found
     }
 
+    /// The layer that added a file as it is now: the lowest layer of the unbroken run of
+    /// copies that ends at its visible one. A layer that only changed the file's mode or
+    /// times (`RUN chmod`, `touch`) holds a whole copy, but did not add it. A whiteout or
+    /// anything but a directory on the way, an opaque directory above it, or another kind of
+    /// entry at its path ends the run.
+    pub fn first_added(&self, found: &Found) -> usize {
+        let mut first = found.layer();
+        // Its directories from the root down.
+        let mut ancestors: Vec<&Path> = found.resolved.ancestors().skip(1).collect();
+        ancestors.reverse();
+        for index in (0..found.layer()).rev() {
+            let mut opaque = false;
+            for ancestor in &ancestors {
+                match self.entry(index, ancestor) {
+                    Some(entry) if !entry.metadata.is_dir() => return first,
+                    Some(entry) => opaque |= entry.opaque,
+                    None => {}
+                }
+            }
+            if let Some(entry) = self.entry(index, &found.resolved) {
+                if !entry.metadata.is_file() {
+                    return first;
+                }
+                first = index;
+            }
+            // An opaque directory hides what the layers below have in it.
+            if opaque {
+                return first;
+            }
+        }
+        first
+    }
+
     /// The visible entries of a directory, sorted by name (bytes).
-    pub(crate) fn read_dir(&self, dir: &Found) -> Vec<OsString> {
+    pub fn read_dir(&self, dir: &Found) -> Vec<OsString> {
+        self.names_from(dir, 0)
+    }
+
+    /// The entries of a directory that layers from `first` up have (or delete), sorted by
+    /// name: a name only lower layers have is left out without being looked at.
+    fn names_from(&self, dir: &Found, first: usize) -> Vec<OsString> {
         let mut names: BTreeSet<OsString> = BTreeSet::new();
         let mut hidden: HashSet<OsString> = HashSet::new();
-        for &index in &dir.layers {
+        for &index in dir.layers.iter().filter(|&&index| index >= first) {
             let Ok(fd) = open_beneath(
                 self.roots[index].as_deref(),
                 &dir.resolved,
@@ -347,7 +388,7 @@ impl MergedView {
     }
 
     /// Reads a whole file from the view (following symlinks), if it exists.
-    pub(crate) fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let found = self.lookup_follow(path)?;
         if !found.metadata.is_file() {
             return None;
@@ -360,27 +401,118 @@ impl MergedView {
     /// Every visible path below `dir_path` (itself excluded), depth-first in name order, with
     /// its found entry. Paths are named under `dir_path` as given (a link on the way stays in
     /// the name); symlinks inside are listed, not followed.
-    pub(crate) fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
+    pub fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
+        self.walk_from(dir_path, 0)
+    }
+
+    /// Like [`MergedView::walk`], but only the entries whose visible copy is in layer `first`
+    /// or above; a directory no such layer has is not read at all, so the cost follows the
+    /// size of the top layers, not of the image.
+    pub fn walk_from(&self, dir_path: &Path, first: usize) -> Vec<(PathBuf, Found)> {
         let mut out = Vec::new();
         if let Some(dir) = self.lookup_follow(dir_path) {
             let named = Path::new("/").join(clean_components(dir_path).iter().collect::<PathBuf>());
-            self.walk_into(&named, &dir, &mut out);
+            self.walk_into(&named, &dir, first, &mut out);
         }
         out
     }
 
-    fn walk_into(&self, named: &Path, dir: &Found, out: &mut Vec<(PathBuf, Found)>) {
+    fn walk_into(&self, named: &Path, dir: &Found, first: usize, out: &mut Vec<(PathBuf, Found)>) {
         if !dir.metadata.is_dir() {
             return;
         }
-        for name in self.read_dir(dir) {
+        for name in self.names_from(dir, first) {
             let Some(child) = self.child(dir, &name) else {
                 continue;
             };
             let child_named = named.join(&name);
-            out.push((child_named.clone(), child.clone()));
-            self.walk_into(&child_named, &child, out);
+            if child.layer() >= first {
+                out.push((child_named.clone(), child.clone()));
+            }
+            if child.layers.iter().any(|&index| index >= first) {
+                self.walk_into(&child_named, &child, first, out);
+            }
         }
+    }
+}
+
+/// An image's layer snapshots (directories in overlayfs "upper" form, bottom first) as an
+/// [`ImageFs`]: every entry says which layer's copy is visible.
+#[derive(Debug, Clone)]
+pub struct LayeredFs {
+    view: MergedView,
+    first_listed: usize,
+}
+
+impl LayeredFs {
+    /// The image whose layers are `layers`, bottom first.
+    pub fn new(layers: Vec<PathBuf>) -> Self {
+        LayeredFs {
+            view: MergedView::new(layers),
+            first_listed: 0,
+        }
+    }
+
+    /// Lists only the entries layers from `first` up made visible (a build's own layers above
+    /// its base image's): [`ImageFs::entries`] then reads only the directories those layers
+    /// have. Everything stays reachable by path.
+    pub fn listing_from(mut self, first: usize) -> Self {
+        self.first_listed = first;
+        self
+    }
+
+    /// The merged view of the layers.
+    pub fn view(&self) -> &MergedView {
+        &self.view
+    }
+}
+
+impl ImageFs for LayeredFs {
+    fn entries(&self) -> io::Result<Vec<FileEntry>> {
+        let entries = self.view.walk_from(Path::new("/"), self.first_listed);
+        Ok(entries
+            .into_iter()
+            .map(|(path, found)| {
+                let file_type = found.metadata.file_type();
+                let kind = EntryKind::of(file_type);
+                FileEntry {
+                    path,
+                    size: found.metadata.len(),
+                    mode: found.metadata.mode() & 0o7777,
+                    kind,
+                    layer: Some(found.layer()),
+                }
+            })
+            .collect())
+    }
+
+    fn open(&self, path: &Path) -> io::Result<File> {
+        let found = self
+            .view
+            .lookup_follow(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if !found.metadata.is_file() {
+            return Err(not_a_file(path));
+        }
+        found.open()
+    }
+
+    fn first_added(&self, entry: &FileEntry) -> Option<usize> {
+        match self.view.lookup(&entry.path) {
+            Some(found) if found.metadata.is_file() => Some(self.view.first_added(&found)),
+            _ => entry.layer,
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        let found = self
+            .view
+            .lookup_follow(path)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if !found.metadata.is_dir() {
+            return Err(io::Error::from(io::ErrorKind::NotADirectory));
+        }
+        Ok(self.view.read_dir(&found))
     }
 }
 
@@ -572,6 +704,97 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(walked_names(&view, "/"), ["/a", "/b", "/self"]);
+    }
+
+    #[test]
+    fn layered_fs_says_which_layer_each_entry_is_from_and_can_list_the_top_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = layer(
+            &tmp.path().join("0"),
+            &[
+                ("usr/bin/tool", "f:base"),
+                ("usr/lib/libx.so", "f:x"),
+                ("etc/passwd", "f:root"),
+            ],
+        );
+        let own = layer(
+            &tmp.path().join("1"),
+            &[
+                ("usr/bin/tool", "f:new"),
+                ("usr/lib/libx.so", "w"),
+                ("app/run", "f:run"),
+            ],
+        );
+        let fs = LayeredFs::new(vec![base, own]);
+        let listed = |fs: &LayeredFs| {
+            let mut entries: Vec<(String, EntryKind, Option<usize>)> = fs
+                .entries()
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.path.display().to_string(), e.kind, e.layer))
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries
+        };
+        let all = listed(&fs);
+        assert!(all.contains(&("/usr/bin/tool".into(), EntryKind::File, Some(1))));
+        assert!(all.contains(&("/etc/passwd".into(), EntryKind::File, Some(0))));
+        assert!(!all.iter().any(|(path, ..)| path == "/usr/lib/libx.so"));
+        let top = fs.clone().listing_from(1);
+        let paths: Vec<String> = listed(&top).into_iter().map(|(path, ..)| path).collect();
+        // `/usr` and `/usr/bin` are base directories the top layer also has: listed only
+        // when the top layer's copy is the visible one, which it is (no opaque lower copy).
+        assert!(paths.contains(&"/app/run".to_owned()), "{paths:?}");
+        assert!(paths.contains(&"/usr/bin/tool".to_owned()), "{paths:?}");
+        assert!(!paths.contains(&"/etc/passwd".to_owned()), "{paths:?}");
+        assert!(!paths.iter().any(|p| p.starts_with("/etc")), "{paths:?}");
+        let mut text = String::new();
+        io::Read::read_to_string(&mut top.open(Path::new("/etc/passwd")).unwrap(), &mut text)
+            .unwrap();
+        assert_eq!(text, "root");
+        assert_eq!(
+            top.open(Path::new("/usr/lib/libx.so")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            top.open(Path::new("/usr")).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            top.read_dir(Path::new("/usr/lib")).unwrap(),
+            Vec::<OsString>::new()
+        );
+    }
+
+    #[test]
+    fn a_file_was_added_by_the_first_layer_of_its_unbroken_run_of_copies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = vec![
+            layer(
+                &tmp.path().join("0"),
+                &[("app/bin", "f:v1"), ("etc/x", "f:x")],
+            ),
+            layer(&tmp.path().join("1"), &[("app/bin", "f:v2")]),
+            layer(&tmp.path().join("2"), &[("other", "f:o")]),
+            // chmod: a copy of the same file.
+            layer(&tmp.path().join("3"), &[("app/bin", "f:v2"), ("etc", "o")]),
+            layer(&tmp.path().join("4"), &[("etc/x", "f:x2")]),
+        ];
+        let fs = LayeredFs::new(layers.clone());
+        let first = |path: &str| {
+            let found = fs.view().lookup(Path::new(path)).unwrap();
+            fs.view().first_added(&found)
+        };
+        // The run goes down through a layer without the file to the first layer that has it.
+        assert_eq!(first("/app/bin"), 0);
+        // The opaque /etc of layer 3 hides layer 0's copy: layer 3 has none, so layer 4 made it.
+        assert_eq!(first("/etc/x"), 4);
+        // A whiteout breaks the run.
+        let mut broken = layers;
+        broken.insert(1, layer(&tmp.path().join("w"), &[("app/bin", "w")]));
+        let fs = LayeredFs::new(broken);
+        let found = fs.view().lookup(Path::new("/app/bin")).unwrap();
+        assert_eq!(fs.view().first_added(&found), 2);
     }
 
     #[test]

@@ -1,42 +1,14 @@
-//! What the catalogers need of an image's root file system: its regular files, which layer
-//! added each, and a way to read one without ever leaving the root.
+//! [`DirFs`]: a root file system unpacked in a directory.
 
+use crate::{EntryKind, FileEntry, ImageFs, not_a_file};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-/// A regular file of the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileEntry {
-    /// Absolute in the image (`/usr/bin/env`), as a process inside it would name it.
-    pub path: PathBuf,
-    /// Size in bytes.
-    pub size: u64,
-    /// Permission bits (`0o755`); the catalogers look at the executable bits only.
-    pub mode: u32,
-    /// Index of the layer (bottom = 0) whose copy of the file is visible, `None` when the
-    /// file system has no layers (a plain directory).
-    pub layer: Option<usize>,
-}
-
-/// An image's root file system as the catalogers see it.
-///
-/// Implemented here for a plain directory ([`DirFs`]); the engine implements it for its
-/// stack of layer snapshots, where deleted files are already gone and `layer` says which
-/// layer's copy of a file is visible.
-pub trait ImageFs {
-    /// Every regular file (symlinks, directories and special files left out), in any order.
-    fn files(&self) -> io::Result<Vec<FileEntry>>;
-
-    /// Opens the regular file at `path` (absolute in the image) for reading. Symlinks on the
-    /// way are resolved inside the image, as `chroot` would, never on the host; a path that
-    /// names anything but a regular file is an error.
-    fn open(&self, path: &Path) -> io::Result<File>;
-}
 
 /// A root file system unpacked in a directory (a `type=local` output, a test fixture).
 #[derive(Debug, Clone)]
@@ -96,7 +68,7 @@ impl DirFs {
 }
 
 impl ImageFs for DirFs {
-    fn files(&self) -> io::Result<Vec<FileEntry>> {
+    fn entries(&self) -> io::Result<Vec<FileEntry>> {
         // Fail loudly on a root that is not there; unreadable directories inside are skipped.
         std::fs::metadata(&self.root)?;
         let starts: Vec<PathBuf> = if self.subtrees.is_empty() {
@@ -104,28 +76,30 @@ impl ImageFs for DirFs {
         } else {
             self.subtrees.clone()
         };
-        let mut files = Vec::new();
+        let mut entries = Vec::new();
         for start in starts {
-            let walk = walkdir::WalkDir::new(self.root.join(&start)).follow_links(false);
+            let walk = walkdir::WalkDir::new(self.root.join(&start))
+                .follow_links(false)
+                .min_depth(usize::from(start.as_os_str().is_empty()));
             for entry in walk.into_iter().filter_map(Result::ok) {
-                if !entry.file_type().is_file() {
-                    continue;
-                }
                 let Ok(metadata) = entry.metadata() else {
                     continue;
                 };
                 let Ok(relative) = entry.path().strip_prefix(&self.root) else {
                     continue;
                 };
-                files.push(FileEntry {
+                let file_type = entry.file_type();
+                let kind = EntryKind::of(file_type);
+                entries.push(FileEntry {
                     path: Path::new("/").join(relative),
                     size: metadata.len(),
                     mode: metadata.mode() & 0o7777,
+                    kind,
                     layer: None,
                 });
             }
         }
-        Ok(files)
+        Ok(entries)
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {
@@ -133,20 +107,27 @@ impl ImageFs for DirFs {
         // device node of the image could block or act on the host's device.
         let probe = File::from(self.open_in_root(path, OFlags::PATH)?);
         if !probe.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a regular file", path.display()),
-            ));
+            return Err(not_a_file(path));
         }
         let file = File::from(self.open_in_root(path, OFlags::RDONLY | OFlags::NONBLOCK)?);
         // The image is not expected to change under us, but check the file we got is still one.
         if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a regular file", path.display()),
-            ));
+            return Err(not_a_file(path));
         }
         Ok(file)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&dir)? {
+            let name = entry?.file_name().to_bytes().to_owned();
+            if name != b"." && name != b".." {
+                names.push(std::ffi::OsStr::from_bytes(&name).to_owned());
+            }
+        }
+        Ok(names)
     }
 }
 
@@ -182,8 +163,54 @@ mod tests {
                 path: PathBuf::from("/usr/bin/tool"),
                 size: 10,
                 mode: 0o755,
+                kind: EntryKind::File,
                 layer: None,
             }]
+        );
+    }
+
+    #[test]
+    fn entries_say_what_each_is_and_keep_the_special_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::set_permissions(
+            root.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
+        std::fs::write(root.join("tmp/su"), "").unwrap();
+        std::fs::set_permissions(
+            root.join("tmp/su"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+        )
+        .unwrap();
+        symlink("su", root.join("tmp/link")).unwrap();
+        let mut entries: Vec<(String, EntryKind, u32)> = DirFs::new(root)
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.path.display().to_string(), e.kind, e.mode))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(entries[0], ("/tmp".into(), EntryKind::Dir, 0o1777));
+        assert_eq!(entries[1].1, EntryKind::Symlink);
+        assert_eq!(entries[2], ("/tmp/su".into(), EntryKind::File, 0o4755));
+        assert_eq!(entries.len(), 3);
+    }
+
+    #[test]
+    fn read_dir_resolves_links_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/ld.so.conf.d")).unwrap();
+        std::fs::write(root.join("etc/ld.so.conf.d/a.conf"), "").unwrap();
+        symlink("/etc/ld.so.conf.d", root.join("conf")).unwrap();
+        let fs = DirFs::new(root);
+        assert_eq!(fs.read_dir(Path::new("/conf")).unwrap(), ["a.conf"]);
+        assert_eq!(
+            fs.read_dir(Path::new("/missing")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
         );
     }
 
