@@ -5,6 +5,7 @@ mod dispatch;
 mod file;
 mod multistage;
 mod practices;
+mod shellcheck;
 
 use crate::RuleSelection;
 use crate::model::{Ctx, Model, Sink, Step};
@@ -34,6 +35,7 @@ pub(crate) fn run_with_plan(ctx: &Ctx<'_>, sink: &mut Sink<'_>, rules: RuleSelec
         practices::check(ctx, sink);
         multistage::check(ctx, sink);
         context::check(ctx, sink);
+        shellcheck::check(ctx, sink, &ctx.model.options.shellcheck);
     }
 }
 

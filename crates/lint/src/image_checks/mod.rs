@@ -235,7 +235,7 @@ fn locate(
                 }
             };
             Finding {
-                rule: problem.rule.id,
+                rule: problem.rule.id.into(),
                 severity: problem.rule.severity,
                 file: image.name.clone(),
                 line: 0,
@@ -245,7 +245,7 @@ fn locate(
                     None => problem.message,
                 },
                 hint: problem.hint,
-                url: problem.rule.url,
+                url: problem.rule.url.into(),
                 layer,
             }
         })
