@@ -13,6 +13,7 @@ use crate::script::SimpleCommand;
 use stagecraft_dockerfile::CommandKind;
 use stagecraft_shell::Lexer;
 
+pub(crate) use dispatch::DEFAULT_PATH;
 pub(crate) use stagecraft_gopath::{clean as clean_path, matches as glob_match};
 
 /// The groups hold BuildKit's checks (`file`, `dispatch`) apart from stagecraft's own
