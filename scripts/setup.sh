@@ -14,8 +14,9 @@ fi
 # registry, skopeo and umoci as interoperability peers, dockerd (BuildKit) as the reference,
 # headless Chromium to render the HTML size report, and newuidmap/newgidmap (uidmap) plus
 # useradd (passwd) for rootless builds with subordinate ids and their tests, and slirp4netns,
-# the user-mode network stack of RUN's network sandbox; PyYAML reads deploy/'s recipes in their test.
-apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium uidmap passwd slirp4netns python3-yaml)
+# the user-mode network stack of RUN's network sandbox; ShellCheck for `lint`'s checks of RUN
+# scripts; PyYAML reads deploy/'s recipes in their test.
+apt_packages=(busybox-static skopeo umoci docker-registry docker.io chromium uidmap passwd slirp4netns shellcheck python3-yaml)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

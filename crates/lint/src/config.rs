@@ -79,8 +79,14 @@ impl CheckConfig {
         if rule.experimental {
             self.experimental_all || self.experimental.contains(rule.id)
         } else {
-            !self.skip_all && !self.skip.contains(rule.id)
+            self.enables_id(rule.id)
         }
+    }
+
+    /// Whether a (non-experimental) rule called `id` reports: not skipped by name or by
+    /// `skip=all`. Also for the ids of other tools' findings (ShellCheck's `SC2086`).
+    pub(crate) fn enables_id(&self, id: &str) -> bool {
+        !self.skip_all && !self.skip.contains(id)
     }
 }
 

@@ -10,7 +10,7 @@
 //!     "FROM alpine:3.20 AS Build\nRUN apk add curl\nUSER 1000\nCMD echo hi\n",
 //! )?;
 //! let findings = lint(&file, &LintOptions::default());
-//! let ids: Vec<&str> = findings.iter().map(|f| f.rule).collect();
+//! let ids: Vec<&str> = findings.iter().map(|f| f.rule.as_ref()).collect();
 //! assert_eq!(ids, ["StageNameCasing", "ApkAddNoCache", "JSONArgsRecommended"]);
 //! assert_eq!(findings[0].severity, Severity::Warning);
 //! assert!(render_text(&findings).starts_with(
@@ -42,6 +42,7 @@ use model::{Ctx, Model, Sink};
 use serde::Serialize;
 use stagecraft_dockerfile::{Arguments, Dockerfile, ParseError, Position, SourceFile};
 use stagecraft_plan::{Plan, PlanError, PlanOptions};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -70,6 +71,34 @@ pub struct LintOptions {
     /// unset, as BuildKit knows from the image it resolved; without it such a variable is
     /// unknown, and the rules that would need its value do not guess.
     pub image_env: BTreeMap<String, Vec<(String, String)>>,
+    /// Whether the shell scripts of `RUN`s are checked by ShellCheck (off unless asked for).
+    pub shellcheck: ShellCheck,
+}
+
+/// Whether and with which program `RUN` scripts are checked by ShellCheck.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ShellCheck {
+    /// Not checked.
+    #[default]
+    Off,
+    /// With the `shellcheck` on `PATH`; an info finding says so when there is none.
+    Auto,
+    /// With this program.
+    Program(PathBuf),
+}
+
+impl FromStr for ShellCheck {
+    type Err = String;
+
+    /// `auto`, `off`, or the path of a ShellCheck program.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(ShellCheck::Auto),
+            "off" => Ok(ShellCheck::Off),
+            "" => Err("use `auto`, `off` or the path of a shellcheck program".to_owned()),
+            path => Ok(ShellCheck::Program(PathBuf::from(path))),
+        }
+    }
 }
 
 /// Which rules a lint run checks.
@@ -86,8 +115,8 @@ pub enum RuleSelection {
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The rule's id (`UndefinedVar`).
-    pub rule: &'static str,
+    /// The rule's id (`UndefinedVar`, or a ShellCheck code such as `SC2086`).
+    pub rule: Cow<'static, str>,
     /// How serious it is (`# check=error=true` turns warnings into errors).
     pub severity: Severity,
     /// The Dockerfile's name as given to the parser.
@@ -101,8 +130,9 @@ pub struct Finding {
     pub message: String,
     /// How to fix it.
     pub hint: String,
-    /// The rule's documentation page, relative to the repository root.
-    pub url: &'static str,
+    /// The rule's documentation page, relative to the repository root (ShellCheck's wiki page
+    /// for its codes).
+    pub url: Cow<'static, str>,
     /// For an image check, the index (bottom = 0) of the layer that added the file the
     /// finding is about.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -322,14 +352,14 @@ fn parse_error_finding(file: &str, error: &ParseError) -> Finding {
 /// A `BuildError` finding: never skipped, always an error.
 fn build_error(file: &str, position: Position, message: String, hint: &str) -> Finding {
     Finding {
-        rule: rules::BuildError.id,
+        rule: rules::BuildError.id.into(),
         severity: Severity::Error,
         file: file.to_owned(),
         line: position.line,
         column: position.column,
         message,
         hint: hint.to_owned(),
-        url: rules::BuildError.url,
+        url: rules::BuildError.url.into(),
         layer: None,
     }
 }

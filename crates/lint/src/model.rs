@@ -8,7 +8,7 @@ use crate::rules::{Rule, Severity};
 use crate::script::Script;
 use crate::{Finding, LintOptions};
 use stagecraft_dockerfile::{
-    Command, CommandKind, Dockerfile, Instruction, Keyword, Span, Stage, Stages,
+    Command, CommandKind, Dockerfile, Heredoc, Instruction, Keyword, Span, Stage, Stages,
 };
 use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_plan::{Base, DependencyKind, Plan};
@@ -64,26 +64,42 @@ fn run_script(args: &[String], shell_form: bool, instruction: &Instruction) -> S
     if !shell_form {
         return Script::from_argv(args);
     }
-    let line = args.first().map_or("", String::as_str).trim();
-    if let [heredoc] = instruction.heredocs.as_slice()
-        && line
-            .trim_start_matches('<')
-            .trim_start_matches('-')
-            .trim_matches(['"', '\''])
-            == heredoc.name
-    {
+    let line = args.first().map_or("", String::as_str);
+    if let Some(heredoc) = whole_heredoc(line, instruction) {
         let body = heredoc.chomped_content();
-        let is_shell = body
-            .lines()
-            .next()
-            .is_none_or(|first| !first.starts_with("#!") || first.contains("sh"));
-        return if is_shell {
+        return if is_shell_body(&body) {
             Script::parse(&body)
         } else {
             Script::default()
         };
     }
-    Script::parse(line)
+    Script::parse(line.trim())
+}
+
+/// The heredoc a shell-form RUN whose whole command `line` is that heredoc (`RUN <<EOF`)
+/// runs as its script.
+pub(crate) fn whole_heredoc<'a>(line: &str, instruction: &'a Instruction) -> Option<&'a Heredoc> {
+    match instruction.heredocs.as_slice() {
+        [heredoc]
+            if line
+                .trim()
+                .trim_start_matches('<')
+                .trim_start_matches('-')
+                .trim_matches(['"', '\''])
+                == heredoc.name =>
+        {
+            Some(heredoc)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a heredoc body run as a script is a shell script: no `#!` line, or one naming a
+/// shell (`#!/usr/bin/env python3` is not).
+pub(crate) fn is_shell_body(body: &str) -> bool {
+    body.lines()
+        .next()
+        .is_none_or(|first| !first.starts_with("#!") || first.contains("sh"))
 }
 
 /// A parsed `--mount=type=cache,target=/root/.cache` value.
@@ -403,15 +419,52 @@ impl<'a> Sink<'a> {
             rule.severity
         };
         self.findings.push(Finding {
-            rule: rule.id,
+            rule: rule.id.into(),
             severity,
             file: self.file.source.name().to_owned(),
             line,
             column,
             message,
             hint,
-            url: rule.url,
+            url: rule.url.into(),
             layer,
+        });
+    }
+
+    /// Reports a finding of another tool (`id` such as ShellCheck's `SC2086`, documented at
+    /// `url`) on behalf of `rule`, at a 1-based line and column, unless the configuration (or
+    /// `comments` above the instruction) skips `id` or `rule`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn report_external(
+        &mut self,
+        rule: &Rule,
+        id: String,
+        url: String,
+        severity: Severity,
+        (line, column, comments): (usize, usize, &[String]),
+        message: String,
+        hint: String,
+    ) {
+        let merged = self.config.with_comments(comments);
+        let config = merged.as_ref().unwrap_or(&self.config);
+        if !config.enables(rule) || !config.enables_id(&id) {
+            return;
+        }
+        let severity = if self.config.error && severity == Severity::Warning {
+            Severity::Error
+        } else {
+            severity
+        };
+        self.findings.push(Finding {
+            rule: id.into(),
+            severity,
+            file: self.file.source.name().to_owned(),
+            line,
+            column,
+            message,
+            hint,
+            url: url.into(),
+            layer: None,
         });
     }
 
@@ -426,7 +479,7 @@ impl<'a> Sink<'a> {
         self.findings.sort_by_key(|f| (f.line, f.column));
         let mut seen = HashSet::new();
         self.findings
-            .retain(|f| seen.insert((f.rule, f.line, f.column, f.message.clone())));
+            .retain(|f| seen.insert((f.rule.clone(), f.line, f.column, f.message.clone())));
         self.findings
     }
 }

@@ -1,7 +1,7 @@
 //! Output formats: text for people, JSON for scripts, SARIF 2.1.0 for code-scanning services.
 
 use crate::Finding;
-use crate::rules::{RULES, Severity};
+use crate::rules::{RULES, Severity, find_rule};
 use serde_json::{Value, json};
 use std::fmt::Write;
 use std::str::FromStr;
@@ -64,12 +64,17 @@ pub fn render_text(findings: &[Finding]) -> String {
         } else {
             format!("{}:{}:{}", f.file, f.line, f.column)
         };
+        // The page of a rule is built into the binary: the command works wherever it is
+        // installed. Another tool's codes have their page on the web.
+        let docs = match find_rule(&f.rule) {
+            Some(rule) => format!("stagecraft lint --explain {}", rule.id),
+            None => f.url.to_string(),
+        };
         // Writing to a String cannot fail.
         let _ = write!(
             out,
-            // The page is built into the binary: the command works wherever it is installed.
-            "{place}: {}[{}]: {}\n  = help: {}\n  = docs: stagecraft lint --explain {}\n\n",
-            f.severity, f.rule, f.message, f.hint, f.rule
+            "{place}: {}[{}]: {}\n  = help: {}\n  = docs: {docs}\n\n",
+            f.severity, f.rule, f.message, f.hint
         );
     }
     let counts: Vec<String> = [Severity::Error, Severity::Warning, Severity::Info]
@@ -103,14 +108,23 @@ pub fn render_json(findings: &[Finding]) -> String {
 
 /// A minimal valid SARIF 2.1.0 log: one run, the rules that fired, one result per finding.
 pub fn render_sarif(findings: &[Finding]) -> String {
-    let used: Vec<_> = RULES
+    let mut used: Vec<&str> = RULES
         .iter()
         .filter(|rule| findings.iter().any(|f| f.rule == rule.id))
+        .map(|rule| rule.id)
         .collect();
+    // Other tools' codes (ShellCheck's `SC2086`), after stagecraft's rules, each once.
+    let mut external: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| find_rule(&f.rule).is_none())
+        .collect();
+    external.sort_by(|a, b| a.rule.cmp(&b.rule));
+    external.dedup_by(|a, b| a.rule == b.rule);
+    used.extend(external.iter().map(|f| f.rule.as_ref()));
     let rules: Vec<Value> = used
         .iter()
-        .map(|rule| {
-            json!({
+        .map(|id| match find_rule(id) {
+            Some(rule) => json!({
                 "id": rule.id,
                 "shortDescription": {"text": rule.summary},
                 "fullDescription": {"text": rule.description()},
@@ -119,7 +133,20 @@ pub fn render_sarif(findings: &[Finding]) -> String {
                     "markdown": rule.docs,
                 },
                 "defaultConfiguration": {"level": sarif_level(rule.severity)},
-            })
+            }),
+            None => {
+                let finding = external.iter().find(|f| f.rule == *id);
+                let url = finding.map_or("", |f| f.url.as_ref());
+                json!({
+                    "id": id,
+                    "shortDescription": {"text": format!("ShellCheck {id}")},
+                    "helpUri": url,
+                    "help": {
+                        "text": format!("ShellCheck {id}: see {url}"),
+                        "markdown": format!("ShellCheck [{id}]({url})"),
+                    },
+                })
+            }
         })
         .collect();
     let results: Vec<Value> = findings
@@ -137,7 +164,7 @@ pub fn render_sarif(findings: &[Finding]) -> String {
             }
             json!({
                 "ruleId": f.rule,
-                "ruleIndex": used.iter().position(|rule| rule.id == f.rule),
+                "ruleIndex": used.iter().position(|id| f.rule == *id),
                 "level": sarif_level(f.severity),
                 "message": {"text": f.message},
                 "locations": [{"physicalLocation": location}],

@@ -41,6 +41,8 @@ pub enum Origin {
     BestPractice,
     /// stagecraft's own rules about multi-stage builds and the build context.
     Stagecraft,
+    /// Another tool's checks, run by stagecraft (ShellCheck).
+    Tool,
     /// A check of the built image itself (its files and config), which only a builder can
     /// make: after every build, and with `stagecraft lint --image`.
     Image,
@@ -49,12 +51,13 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// `buildkit`, `best-practice`, `stagecraft`, `image` or `build`.
+    /// `buildkit`, `best-practice`, `stagecraft`, `tool`, `image` or `build`.
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::BuildKit => "buildkit",
             Origin::BestPractice => "best-practice",
             Origin::Stagecraft => "stagecraft",
+            Origin::Tool => "tool",
             Origin::Image => "image",
             Origin::Build => "build",
         }
@@ -179,6 +182,9 @@ rules! {
     UnreachableStage: Info, Stagecraft, "Stages the target does not need are not built";
     ChownRecursiveAfterCopy: Warning, Stagecraft, "Set ownership with COPY --chown/--chmod, not a recursive chown/chmod afterwards";
     CopyBuilderSourceTree: Warning, Stagecraft, "The final stage should copy the build's output, not the builder's whole source tree";
+
+    // Other tools' checks.
+    ShellCheck: Info, Tool, "Shell scripts in RUN are checked by ShellCheck (findings SC1000–SC9999) when it is installed";
 
     // Checks of the built image: its files and config.
     EntrypointNotFound: Warning, Image, "The ENTRYPOINT/CMD program must exist in the image, be executable, and have its #! interpreter";

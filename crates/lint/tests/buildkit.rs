@@ -350,7 +350,7 @@ fn duplicate_stage_names_do_not_hide_other_findings() {
     let text = "FROM golang:1.22 AS build\nWORKDIR src\nRUN go build -o /out/app .\n\
                 FROM alpine:3.20 AS build\nCOPY --from=build /out/app /app\nCMD /app\n";
     let findings = lint_text(text);
-    let rules: Vec<(&str, usize)> = findings.iter().map(|f| (f.rule, f.line)).collect();
+    let rules: Vec<(&str, usize)> = findings.iter().map(|f| (f.rule.as_ref(), f.line)).collect();
     for expected in [
         ("WorkdirRelativePath", 2),
         ("DuplicateStageName", 4),

@@ -67,8 +67,8 @@ fn sarif_output_is_a_valid_log() {
     assert_eq!(results.len(), findings.len());
     for (result, finding) in results.iter().zip(&findings) {
         let index = result["ruleIndex"].as_u64().unwrap() as usize;
-        assert_eq!(rules[index]["id"], finding.rule);
-        assert_eq!(result["ruleId"], finding.rule);
+        assert_eq!(rules[index]["id"], finding.rule.as_ref());
+        assert_eq!(result["ruleId"], finding.rule.as_ref());
         assert!(["error", "warning", "note"].contains(&result["level"].as_str().unwrap()));
         let region = &result["locations"][0]["physicalLocation"]["region"];
         assert_eq!(region["startLine"], finding.line);

@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 /// BuildKit's default `PATH`, which every Linux stage has even on `scratch`.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// ARGs BuildKit keeps out of the environment (so never "undefined").
 const NON_ENV_ARGS: [&str; 2] = ["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];

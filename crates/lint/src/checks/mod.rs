@@ -5,6 +5,7 @@ mod dispatch;
 mod file;
 mod multistage;
 mod practices;
+mod shellcheck;
 
 use crate::RuleSelection;
 use crate::model::{Ctx, Model, Sink, Step};
@@ -12,6 +13,7 @@ use crate::script::SimpleCommand;
 use stagecraft_dockerfile::CommandKind;
 use stagecraft_shell::Lexer;
 
+pub(crate) use dispatch::DEFAULT_PATH;
 pub(crate) use stagecraft_gopath::{clean as clean_path, matches as glob_match};
 
 /// The groups hold BuildKit's checks (`file`, `dispatch`) apart from stagecraft's own
@@ -34,6 +36,7 @@ pub(crate) fn run_with_plan(ctx: &Ctx<'_>, sink: &mut Sink<'_>, rules: RuleSelec
         practices::check(ctx, sink);
         multistage::check(ctx, sink);
         context::check(ctx, sink);
+        shellcheck::check(ctx, sink, &ctx.model.options.shellcheck);
     }
 }
 

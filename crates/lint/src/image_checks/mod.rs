@@ -12,6 +12,7 @@ mod libraries;
 mod permissions;
 mod users;
 
+use crate::checks::DEFAULT_PATH;
 use crate::model::{At, Ctx, Model, Sink};
 use crate::rules::Rule;
 use crate::{Finding, LintOptions, check_config, plan_options};
@@ -24,9 +25,6 @@ use std::path::Path;
 /// Config files (`/etc/passwd`, `ld.so.conf`) larger than this are not read: no real one
 /// comes close.
 const CONFIG_LIMIT: u64 = 4 << 20;
-
-/// The `PATH` a container gets when the image sets none (docker's and BuildKit's default).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// An image to check.
 pub struct CheckedImage<'a> {
@@ -74,15 +72,9 @@ pub fn check_image(image: &CheckedImage<'_>, built_from: Option<BuiltFrom<'_>>) 
         return Vec::new();
     }
     let mut problems = Vec::new();
-    let listed = image.fs.entries();
-    let entries: Vec<FileEntry> = match &listed {
-        Ok(entries) => entries
-            .iter()
-            .filter(|entry| image.is_own(entry))
-            .cloned()
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    // A file system that cannot be listed leaves the checks of the image's config.
+    let mut entries = image.fs.entries().unwrap_or_default();
+    entries.retain(|entry| image.is_own(entry));
     entrypoint::check(image, &entries, &mut problems);
     users::check(image, &mut problems);
     libraries::check(image, &entries, &mut problems);
@@ -235,7 +227,7 @@ fn locate(
                 }
             };
             Finding {
-                rule: problem.rule.id,
+                rule: problem.rule.id.into(),
                 severity: problem.rule.severity,
                 file: image.name.clone(),
                 line: 0,
@@ -245,7 +237,7 @@ fn locate(
                     None => problem.message,
                 },
                 hint: problem.hint,
-                url: problem.rule.url,
+                url: problem.rule.url.into(),
                 layer,
             }
         })

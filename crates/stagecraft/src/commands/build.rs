@@ -366,7 +366,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         .into_iter()
         // `BuildError` findings are the build's own errors, which it reports itself.
         .filter(|f| {
-            stagecraft_lint::find_rule(f.rule)
+            stagecraft_lint::find_rule(&f.rule)
                 .is_some_and(|rule| rule.origin == stagecraft_lint::Origin::BuildKit)
         })
         .collect();

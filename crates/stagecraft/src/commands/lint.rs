@@ -41,10 +41,14 @@ pub(crate) struct LintArgs {
     /// Print a rule's documentation page and exit.
     #[arg(long, value_name = "RULE", exclusive = true)]
     explain: Option<String>,
+    /// Check RUN scripts with ShellCheck: `auto` (the `shellcheck` on PATH; an info finding
+    /// when there is none), `off`, or the path of the program.
+    #[arg(long, value_name = "auto|off|PATH", default_value = "auto")]
+    shellcheck: stagecraft_lint::ShellCheck,
     /// Check an image of the store instead of a Dockerfile: the ENTRYPOINT/CMD program, the
     /// USER, the shared libraries of its programs, setuid and world-writable files (the image
     /// checks every build runs).
-    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["path", "file", "context", "target", "build_args", "build_contexts"])]
+    #[arg(long, value_name = "IMAGE", conflicts_with_all = ["path", "file", "context", "target", "build_args", "build_contexts", "shellcheck"])]
     image: Option<String>,
 }
 
@@ -87,6 +91,7 @@ pub(crate) fn run(args: &LintArgs) -> Result<u8, CommandError> {
         target: args.target.clone(),
         build_args: super::build::build_arg_map("--build-arg", &args.build_args)?,
         build_contexts: args.build_contexts.iter().cloned().collect(),
+        shellcheck: args.shellcheck.clone(),
         ..LintOptions::default()
     };
     let source = stagecraft_dockerfile::SourceFile::from_bytes(name, &bytes);
