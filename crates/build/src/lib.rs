@@ -20,6 +20,7 @@ mod options;
 mod output;
 mod runner;
 mod session;
+mod stdin;
 
 pub use base_images::StoreOrRegistry;
 pub use cache::{ImportedCaches, export_cache};
@@ -29,3 +30,4 @@ pub use options::{CacheLocation, Destination, Output, compression_by_name, parse
 pub use output::{BuiltImage, Exported, export, fill_output_dir, write_output_file};
 pub use runner::NamespaceRunner;
 pub use session::{BuildRequest, BuildResult, Session};
+pub use stdin::StdinContext;
