@@ -27,7 +27,9 @@ pub use cache::{ImportedCaches, export_cache};
 pub use error::{Error, Result};
 pub use network::{block_on, registry};
 pub use options::{CacheLocation, Destination, Output, compression_by_name, parse_compression};
-pub use output::{BuiltImage, Exported, export, fill_output_dir, write_output_file};
+pub use output::{
+    BuiltImage, Exported, export, fill_output_dir, write_archive_to, write_output_file,
+};
 pub use runner::NamespaceRunner;
 pub use session::{BuildRequest, BuildResult, Session};
 pub use stdin::StdinContext;

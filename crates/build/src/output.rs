@@ -110,7 +110,7 @@ pub enum Exported {
 }
 
 /// Writes an archive to `dest`: a file that appears only once complete, or standard output.
-fn write_archive_to<E: std::fmt::Display>(
+pub fn write_archive_to<E: std::fmt::Display>(
     store: &Store,
     dest: &Destination,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::result::Result<(), E>,

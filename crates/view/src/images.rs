@@ -171,6 +171,7 @@ fn header(field: &str) -> String {
         "VirtualSize" => "VIRTUAL SIZE".to_owned(),
         "SharedSize" => "SHARED SIZE".to_owned(),
         "UniqueSize" => "UNIQUE SIZE".to_owned(),
+        "TotalCount" => "TOTAL".to_owned(),
         other => other.to_uppercase(),
     }
 }
@@ -178,8 +179,9 @@ fn header(field: &str) -> String {
 /// How a listing is printed: docker's `--format` values.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListFormat {
-    /// The default table, or `table TEMPLATE` (columns with headers).
-    Table(Template),
+    /// The default table, or `table TEMPLATE` (columns with headers), and headers that
+    /// differ from the usual ones for a field.
+    Table(Template, Vec<(String, String)>),
     /// `json`: one JSON object per row, per line.
     Json,
     /// A template, one line per row, no header.
@@ -192,12 +194,20 @@ impl ListFormat {
         let format = format.unwrap_or("table");
         Ok(match format {
             "json" => ListFormat::Json,
-            "table" => ListFormat::Table(Template::parse(default_table)?),
+            "table" => ListFormat::Table(Template::parse(default_table)?, Vec::new()),
             other => match other.strip_prefix("table ") {
-                Some(template) => ListFormat::Table(Template::parse(template)?),
+                Some(template) => ListFormat::Table(Template::parse(template)?, Vec::new()),
                 None => ListFormat::Lines(Template::parse(other)?),
             },
         })
+    }
+
+    /// Heads the column of `field` with `header` in a table (`history` calls `ID` `IMAGE`).
+    pub fn with_header(mut self, field: &str, header: &str) -> ListFormat {
+        if let ListFormat::Table(_, headers) = &mut self {
+            headers.push((field.to_owned(), header.to_owned()));
+        }
+        self
     }
 
     /// Prints `rows`, each followed by a newline.
@@ -211,12 +221,17 @@ impl ListFormat {
                 .iter()
                 .map(|row| template.render(row).map(|line| line + "\n"))
                 .collect(),
-            ListFormat::Table(template) => {
+            ListFormat::Table(template, headers) => {
                 let mut lines = vec![
                     template
                         .printed_fields()
                         .iter()
-                        .map(|f| header(f))
+                        .map(|field| {
+                            headers
+                                .iter()
+                                .find(|(f, _)| f == field)
+                                .map_or_else(|| header(field), |(_, h)| h.clone())
+                        })
                         .collect::<Vec<_>>(),
                 ];
                 for row in rows {
@@ -238,6 +253,74 @@ pub fn images_table(digests: bool) -> &'static str {
         "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.Platforms}}"
     }
 }
+
+/// What `system df` counts: the store's parts, with what `prune` (and `prune --all`) would
+/// free of each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskUsageCounts {
+    /// Distinct tagged images.
+    pub images: usize,
+    /// Bytes of image content: what tags reach, and what nothing references.
+    pub images_size: u64,
+    /// Of it, what nothing references (what `prune` frees).
+    pub unreferenced_size: u64,
+    /// Build cache records.
+    pub cache_records: usize,
+    /// Bytes of the records and of the content only they keep (what `prune --all` frees).
+    pub cache_size: u64,
+    /// Cache mounts (`RUN --mount=type=cache`), which no prune removes.
+    pub cache_mounts: usize,
+    /// Their bytes.
+    pub cache_mounts_size: u64,
+    /// Context indexes.
+    pub context_indexes: usize,
+    /// Their bytes (all reclaimable: they are hints).
+    pub context_indexes_size: u64,
+}
+
+/// The rows of `system df`: docker's fields (`Type`, `TotalCount`, `Active`, `Size`,
+/// `Reclaimable`), one per part of the store.
+pub fn disk_usage_rows(counts: &DiskUsageCounts) -> Vec<Value> {
+    let reclaimable = |size: u64, of: u64| {
+        let percent = (size * 100).checked_div(of).unwrap_or(0);
+        format!("{} ({percent}%)", human_bytes(size))
+    };
+    let row = |kind: &str, total: usize, active: String, size: u64, freed: String| json!({"Type": kind, "TotalCount": total.to_string(), "Active": active, "Size": human_bytes(size), "Reclaimable": freed});
+    vec![
+        row(
+            "Images",
+            counts.images,
+            counts.images.to_string(),
+            counts.images_size,
+            reclaimable(counts.unreferenced_size, counts.images_size),
+        ),
+        row(
+            "Build Cache",
+            counts.cache_records,
+            "0".to_owned(),
+            counts.cache_size,
+            human_bytes(counts.cache_size),
+        ),
+        row(
+            "Cache Mounts",
+            counts.cache_mounts,
+            counts.cache_mounts.to_string(),
+            counts.cache_mounts_size,
+            human_bytes(0),
+        ),
+        row(
+            "Context Indexes",
+            counts.context_indexes,
+            "0".to_owned(),
+            counts.context_indexes_size,
+            human_bytes(counts.context_indexes_size),
+        ),
+    ]
+}
+
+/// The default `system df` table.
+pub const DISK_USAGE_TABLE: &str =
+    "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
 
 /// What `inspect` shows of an image in docker's shape (`docker image inspect`), for
 /// templates such as `{{.Id}}` and `{{.Config.Env}}`.
@@ -486,6 +569,33 @@ mod tests {
             .render(&rows)
             .unwrap();
         assert_eq!(custom, "IMAGE ID       SIZE\naaaaaaaaaaaa   1.037MB\n");
+    }
+
+    #[test]
+    fn disk_usage_reads_as_docker_system_df() {
+        let rows = disk_usage_rows(&DiskUsageCounts {
+            images: 2,
+            images_size: 4_000_000,
+            unreferenced_size: 1_000_000,
+            cache_records: 5,
+            cache_size: 300_000,
+            cache_mounts: 1,
+            cache_mounts_size: 2_000,
+            context_indexes: 0,
+            context_indexes_size: 0,
+        });
+        let table = ListFormat::parse(None, DISK_USAGE_TABLE)
+            .unwrap()
+            .render(&rows)
+            .unwrap();
+        assert_eq!(
+            table,
+            "TYPE              TOTAL     ACTIVE    SIZE      RECLAIMABLE\n\
+             Images            2         2         4MB       1MB (25%)\n\
+             Build Cache       5         0         300kB     300kB\n\
+             Cache Mounts      1         1         2kB       0B\n\
+             Context Indexes   0         0         0B        0B\n"
+        );
     }
 
     #[test]

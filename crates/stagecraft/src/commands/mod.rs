@@ -5,12 +5,14 @@ pub(crate) mod cache;
 pub(crate) mod context;
 pub(crate) mod images;
 pub(crate) mod lint;
+pub(crate) mod login;
 pub(crate) mod parse;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod runtime;
 pub(crate) mod sbom;
 pub(crate) mod size;
+pub(crate) mod system;
 
 use std::io::Read;
 use std::path::Path;
