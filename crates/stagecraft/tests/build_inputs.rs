@@ -1,7 +1,8 @@
 //! Where `build` reads from and what else it can be asked, as `docker buildx build`: `build -`
 //! (a Dockerfile, or a context archive, on standard input), `-f -` (the Dockerfile on standard
-//! input, the context a directory), and `--call=targets|outline|check` (answers about the
-//! Dockerfile; nothing is built). As root: builds need namespaces.
+//! input, the context a directory), `--call=targets|outline|check` (answers about the
+//! Dockerfile; nothing is built), and the limits of RUN steps (`--ulimit`, `--shm-size`). As
+//! root: builds need namespaces.
 
 mod common;
 
@@ -244,4 +245,41 @@ fn call_check_is_check_and_unknown_methods_are_refused() {
     let (ok, _, stderr) = call(&["--call=outline", "--check"]);
     assert!(!ok);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+#[test]
+fn ulimit_and_shm_size_reach_run_steps_and_their_cache_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(
+        dir.path(),
+        &[(
+            "Dockerfile",
+            "FROM busybox:latest\nRUN (ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -n 1 | awk '{print $2}') > /limits\n",
+        )],
+    );
+    let limits = |extra: &[&str]| {
+        let out = dir.path().join("out");
+        let _ = fs::remove_dir_all(&out);
+        let mut args = extra.to_vec();
+        let dest = format!("type=local,dest={}", out.display());
+        args.extend(["-o", &dest]);
+        m.build(&args);
+        fs::read_to_string(out.join("limits")).unwrap()
+    };
+    assert_eq!(
+        limits(&["--ulimit", "nofile=100:200", "--shm-size", "128m"]),
+        "100\n200\n131072\n"
+    );
+    // Without them the step is another one, not the cached run with the limits.
+    let defaults = limits(&[]);
+    assert!(defaults.ends_with("\n65536\n"), "{defaults}");
+    assert!(!defaults.starts_with("100\n"), "{defaults}");
+    let output = m
+        .stagecraft()
+        .args(["build", "--ulimit", "files=1"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the types are core, cpu"));
 }

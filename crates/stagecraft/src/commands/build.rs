@@ -74,6 +74,14 @@ pub(crate) struct BuildArgs {
     /// An extra `/etc/hosts` entry for RUN steps: `HOST:IP` (or `HOST=IP`); repeatable.
     #[arg(long = "add-host", value_name = "HOST:IP", value_parser = host_entry_flag)]
     add_hosts: Vec<stagecraft_exec::HostEntry>,
+    /// A resource limit for RUN steps, as docker's `--ulimit`: `NAME=SOFT[:HARD]`
+    /// (`nofile=1024:2048`, `-1` unlimited); repeatable. Part of the steps' cache keys.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = ulimit_flag)]
+    ulimits: Vec<stagecraft_exec::Ulimit>,
+    /// The size of RUN steps' `/dev/shm` (`128m`, `1g`; default 64 MiB). Part of the steps'
+    /// cache keys.
+    #[arg(long, value_name = "SIZE", value_parser = super::images::size_flag)]
+    shm_size: Option<u64>,
     /// Accepted for buildx scripts: the image is always in stagecraft's store, so there is
     /// nothing to load (a note says so).
     #[arg(long)]
@@ -252,6 +260,11 @@ fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry, String> {
         host: host.to_owned(),
         ip,
     })
+}
+
+/// One `--ulimit` value.
+fn ulimit_flag(value: &str) -> Result<stagecraft_exec::Ulimit, String> {
+    value.parse()
 }
 
 /// One `--allow` value.
@@ -622,6 +635,8 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             secret_args: secret_args.into_keys().collect(),
             cache_normalize_mode: args.cache_normalize_mode,
             extra_hosts: args.add_hosts.clone(),
+            ulimits: args.ulimits.clone(),
+            shm_size: args.shm_size,
             network: match args.network {
                 NetworkMode::Default => Network::Sandbox,
                 NetworkMode::None => Network::None,
