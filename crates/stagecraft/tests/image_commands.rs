@@ -232,8 +232,11 @@ fn rmi_and_tag_take_docker_s_names_and_ids() {
     let (m, id) = machine(dir.path());
     let error = fails(&m, &["tag", "app:1", "my app:2"]);
     assert!(error.contains("cannot contain spaces"), "{error}");
-    run(&m, &["tag", "app:1", "app:2"]);
     let short = &id["sha256:".len().."sha256:".len() + 12];
+    assert_eq!(
+        run(&m, &["tag", short, "app:2"]),
+        "docker.io/library/app:2\n"
+    );
     // Two names: docker asks for -f.
     assert!(fails(&m, &["rmi", short]).contains("pass -f"));
     assert_eq!(

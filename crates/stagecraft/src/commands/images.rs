@@ -51,7 +51,7 @@ pub(crate) struct ImagesArgs {
 /// `stagecraft tag SRC DST`.
 #[derive(clap::Args)]
 pub(crate) struct TagArgs {
-    /// An image in the store.
+    /// An image in the store, by name or image ID.
     source: String,
     /// The new name.
     target: String,
@@ -293,9 +293,7 @@ pub(crate) fn images(args: &ImagesArgs) -> CommandResult {
 /// Runs `stagecraft tag`.
 pub(crate) fn tag(args: &TagArgs) -> CommandResult {
     let (store, _lease) = open_store_leased()?;
-    let digest = store
-        .resolve_tag(&args.source)?
-        .ok_or_else(|| CommandError(format!("error: no image {} in the store", args.source)))?;
+    let digest = store.lookup_image(&args.source)?;
     let reference = store.set_tag(&args.target, &digest)?;
     println!("{reference}");
     Ok(())

@@ -53,13 +53,20 @@ pub(crate) fn version(args: &VersionArgs) -> CommandResult {
     match args.format.as_deref() {
         Some("json") => println!("{}", serde_json::to_string(&version)?),
         Some(template) => println!("{}", Template::parse(template)?.render(&version)?),
-        None => println!(
-            "Client: stagecraft\n Version:    {}\n OS/Arch:    {}/{}\n Daemon:     none (the store is {})",
-            env!("CARGO_PKG_VERSION"),
-            platform.os,
-            platform.architecture,
-            open_store()?.root().display()
-        ),
+        None => {
+            // Named, not opened: asking the version must not create a store.
+            let root = match std::env::var_os("STAGECRAFT_ROOT") {
+                Some(root) => std::path::PathBuf::from(root),
+                None => stagecraft_store::default_root()?,
+            };
+            println!(
+                "Client: stagecraft\n Version:    {}\n OS/Arch:    {}/{}\n Daemon:     none (the store is {})",
+                env!("CARGO_PKG_VERSION"),
+                platform.os,
+                platform.architecture,
+                root.display()
+            );
+        }
     }
     Ok(())
 }
