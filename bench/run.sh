@@ -190,13 +190,7 @@ mkdir -p "$work/sizes"
 buildah "${bh_store[@]}" push -q bench/w1 "oci-archive:$work/sizes/bh.tar" >/dev/null
 declare -A size
 for tool in "${tools[@]}"; do size[$tool]=$(python3 bench/image-size.py "$work/sizes/$tool.tar"); done
-size_own_sc=$("$bin" images --format json | python3 -c '
-import json, sys
-for i in json.load(sys.stdin):
-    if any("bench/w1" in t for t in (i.get("tags") or i.get("names") or [i.get("name", "")])):
-        print(i.get("size", "?")); break
-else:
-    print("?")' 2>/dev/null || echo "?")
+size_own_sc=$("$bin" inspect -f '{{.Size}}' bench/w1 2>/dev/null || echo "?")
 size_own_bk=$(/usr/bin/docker image inspect -f '{{.Size}}' bench/w1)
 size_own_bh=$(buildah "${bh_store[@]}" images --format '{{.Size}}' localhost/bench/w1:latest)
 rm -rf "$work/sizes"

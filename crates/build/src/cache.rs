@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::network::block_on;
 use crate::options::CacheLocation;
-use stagecraft_image::Digest;
+use stagecraft_image::{AnyManifest, Digest, media_type};
 use stagecraft_registry::Registry;
 use stagecraft_solve::progress::{Event, ProgressSink};
 use stagecraft_solve::remote_cache::{CacheDocument, CacheMode, LocalCache, cache_config};
@@ -86,6 +86,7 @@ fn read_cache(
                     .manifest(&reference)
                     .await
                     .map_err(|e| e.to_string())?;
+                refuse_image(&manifest.bytes, text)?;
                 let config = cache_config(&manifest.bytes, text)?;
                 stagecraft_registry::fetch_blob(registry, store, &reference, &config.digest)
                     .await
@@ -97,6 +98,23 @@ fn read_cache(
             Ok((CacheOrigin::Registry(reference), document))
         }
     }
+}
+
+/// Refuses an image given as a cache (buildx's `--cache-from IMAGE` for its inline cache),
+/// saying why and what to use.
+fn refuse_image(manifest: &[u8], origin: &str) -> Result<(), String> {
+    let is_image = match AnyManifest::from_slice(manifest, None) {
+        Ok(AnyManifest::Index(_)) => true,
+        Ok(AnyManifest::Image(manifest)) => media_type::is_config(&manifest.config.media_type),
+        Err(_) => false,
+    };
+    if is_image {
+        return Err(format!(
+            "{origin} is an image, not a stagecraft build cache: {}",
+            crate::options::INLINE_CACHE
+        ));
+    }
+    Ok(())
 }
 
 impl CacheBlobs for ImportedCaches<'_> {

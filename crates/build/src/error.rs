@@ -63,6 +63,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// An input of the build (standard input's context, a Dockerfile in it) is unusable.
+    #[error("{what}: {message}")]
+    Input {
+        /// What the session was reading.
+        what: String,
+        /// Why it cannot be used.
+        message: String,
+    },
     /// The process's network runtime could not start.
     #[error("starting the network runtime: {0}")]
     Runtime(String),

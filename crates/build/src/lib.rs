@@ -22,6 +22,7 @@ mod options;
 mod output;
 mod runner;
 mod session;
+mod stdin;
 
 pub use attest::Attestations;
 pub use attest::sbom;
@@ -33,6 +34,9 @@ pub use options::{
     AttestOptions, CacheLocation, Destination, Output, ProvenanceMode, ProvenanceOptions,
     compression_by_name, parse_compression,
 };
-pub use output::{BuiltImage, Exported, export, fill_output_dir, write_output_file};
+pub use output::{
+    BuiltImage, Exported, export, fill_output_dir, write_archive_to, write_output_file,
+};
 pub use runner::NamespaceRunner;
 pub use session::{BuildRequest, BuildResult, Session};
+pub use stdin::StdinContext;

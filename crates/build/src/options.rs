@@ -552,6 +552,9 @@ impl AttestOptions {
     }
 }
 
+/// Why there is no inline cache, and what to use instead.
+pub(crate) const INLINE_CACHE: &str = "stagecraft has no inline cache: BuildKit's (moby.buildkit.cache.v0 in the image config) holds BuildKit's step keys, which stagecraft's content-addressed keys cannot match, and an inline cache of stagecraft's own would change the image's config and ID\n  = help: export the cache beside the image with --cache-to type=registry,ref=REPO:buildcache (mode=max for every stage), and read it back with --cache-from type=registry,ref=REPO:buildcache";
+
 impl CacheLocation {
     /// Parses `--cache-to` (`export`) or `--cache-from` the way buildx does: `type=local`
     /// takes `dest=` to export and `src=` to import, `type=registry` takes `ref=`; a value
@@ -583,6 +586,7 @@ impl CacheLocation {
                 CacheLocation::Local(PathBuf::from(field(if export { "dest" } else { "src" })?))
             }
             Some("registry") => CacheLocation::Registry(field("ref")?.to_owned()),
+            Some("inline") => return Err(invalid(INLINE_CACHE.to_owned())),
             Some(other) => {
                 return Err(invalid(format!(
                     "unsupported cache type {other:?}\n  = help: use type=local or type=registry"
@@ -779,6 +783,10 @@ mod tests {
         for (bad, help) in [
             ("type=local,src=/c", "dest="),
             ("type=gha", "unsupported cache type"),
+            (
+                "type=inline",
+                "--cache-to type=registry,ref=REPO:buildcache",
+            ),
             ("type=registry,ref=r/c,mode=all", "mode=min or mode=max"),
         ] {
             let error = CacheLocation::parse(bad, true).unwrap_err().to_string();

@@ -111,7 +111,7 @@ pub enum Exported {
 }
 
 /// Writes an archive to `dest`: a file that appears only once complete, or standard output.
-fn write_archive_to<E: std::fmt::Display>(
+pub fn write_archive_to<E: std::fmt::Display>(
     store: &Store,
     dest: &Destination,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::result::Result<(), E>,
@@ -154,7 +154,7 @@ impl Output {
 }
 
 /// Writes one output of `image`, recorded under `names` (the tags) and the output's own names,
-/// with the `attestations` that output carries (see [`crate::attest`]): a push or an image
+/// with the `attestations` that output carries (made by the session): a push or an image
 /// index gets them in attestation manifests, each statement about its platform image as the
 /// output has it (names, compressed manifest digest); `local` and `tar` get them as files
 /// beside each platform's root. A multi-platform image goes out as buildx sends one: an OCI

@@ -127,6 +127,8 @@ impl Runner for NamespaceRunner<'_> {
             })
             .collect();
         spec.extra_hosts = request.extra_hosts.to_vec();
+        spec.ulimits = request.ulimits.to_vec();
+        spec.shm_size = request.shm_size;
         spec.security = match request.security {
             "insecure" => stagecraft_exec::Security::Insecure,
             _ => stagecraft_exec::Security::Sandbox,

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Parses `300ms`, `1.5h`, `2h45m`, `0` … as Go does. Negative durations are returned as
 /// `Err` with Go's wording only when malformed; a valid negative value yields `Ok(None)` so the
 /// caller can report it as too small.
-pub(crate) fn parse_go_duration(text: &str) -> Result<Option<Duration>, String> {
+pub fn parse_go_duration(text: &str) -> Result<Option<Duration>, String> {
     let invalid = || format!("time: invalid duration {}", crate::go_quote(text));
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),

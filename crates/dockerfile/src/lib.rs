@@ -31,6 +31,7 @@ pub use ast::{
     Word, flag_name,
 };
 pub use dump::JsonDocument;
+pub use duration::parse_go_duration;
 pub use error::ParseError;
 pub use instructions::{
     AddCommand, ArgDeclaration, Command, CommandKind, CommandLine, CopyCommand, Healthcheck,

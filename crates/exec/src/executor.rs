@@ -129,6 +129,8 @@ impl Executor {
             netns_fd,
             mounts: sorted_mounts(&spec.mounts),
             secrets_dir: state.dir.path().join("secrets"),
+            ulimits: spec.ulimits.clone(),
+            shm_size: spec.shm_size,
         };
         let frame = protocol::encode_spec(&helper_spec)
             .map_err(|e| ExecError::InvalidSpec(format!("paths must be valid UTF-8: {e}")))?;

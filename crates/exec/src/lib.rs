@@ -83,8 +83,8 @@
 //! # What is not done (yet)
 //!
 //! AppArmor or SELinux labels, cgroups (so no memory/CPU limits and no
-//! `/sys/fs/cgroup` mount), rlimits (inherited from the caller, as BuildKit does when no ulimit is
-//! given), or TTY allocation.
+//! `/sys/fs/cgroup` mount), or TTY allocation. Rlimits are the caller's unless the spec sets
+//! some ([`ExecSpec::ulimits`]), as BuildKit leaves them when no ulimit is given.
 // Namespaces, mounts, seccomp and the re-executed helper need system calls std does not
 // wrap; every unsafe block says why it is sound (SAFETY).
 #![allow(unsafe_code)]
@@ -95,6 +95,7 @@ mod error;
 mod etc_files;
 mod executor;
 mod helper;
+mod limits;
 mod netns;
 mod process;
 mod protocol;
@@ -111,6 +112,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ExecError;
 pub use executor::{Canceller, Execution, Executor};
 pub use helper::helper_main;
+pub use limits::{LimitResource, Ulimit};
 pub use netns::{NetworkSandbox, NetworkSandboxError, STACK_PROGRAM};
 pub use process::HelperCommand;
 
@@ -288,6 +290,12 @@ pub struct ExecSpec {
     /// `true` (the default, like BuildKit's `RUN`) gives the command `/dev/null` as stdin; `false`
     /// lets it inherit the caller's stdin.
     pub stdin_null: bool,
+    /// Resource limits (`--ulimit`); none leaves the caller's.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// The size of `/dev/shm` in bytes (`--shm-size`); `None` is BuildKit's 64 MiB.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
 }
 
 impl ExecSpec {
@@ -308,6 +316,8 @@ impl ExecSpec {
             mounts: Vec::new(),
             extra_hosts: Vec::new(),
             stdin_null: true,
+            ulimits: Vec::new(),
+            shm_size: None,
         }
     }
 }

@@ -62,6 +62,10 @@ pub(crate) struct HelperSpec {
     /// An empty directory where the init mounts the tmpfs holding the secret mounts' files, in
     /// its own mount namespace (nothing is mounted there when the step has no secret).
     pub(crate) secrets_dir: PathBuf,
+    /// Resource limits the init sets before it becomes the command.
+    pub(crate) ulimits: Vec<crate::Ulimit>,
+    /// The size of `/dev/shm` in bytes, `None` for the default.
+    pub(crate) shm_size: Option<u64>,
 }
 
 /// A message from the helper (or its init process) to the parent.
@@ -158,12 +162,15 @@ mod tests {
             seccomp: crate::seccomp::Filters::default_for_run().unwrap(),
             mounts: vec![],
             secrets_dir: "/s".into(),
+            ulimits: vec!["nofile=10:20".parse().unwrap()],
+            shm_size: Some(1 << 20),
         };
         let frame = encode_spec(&spec).unwrap();
         let back = read_spec(&frame[..]).unwrap();
         assert_eq!(back.args, spec.args);
         assert_eq!(back.rootfs, spec.rootfs);
         assert_eq!(back.seccomp, spec.seccomp);
+        assert_eq!((back.ulimits, back.shm_size), (spec.ulimits, spec.shm_size));
         assert_eq!((back.network, back.netns_fd), (Network::Sandbox, Some(7)));
         assert!(
             read_spec(&frame[..frame.len() - 1])

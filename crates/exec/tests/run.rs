@@ -967,3 +967,29 @@ fn symlinks_in_the_image_cannot_reach_the_host() {
     assert_eq!(stdout_of(&spec), "127.0.0.1\tlocalhost buildkitsandbox\n");
     assert_eq!(layer.upper_entries(), Vec::<String>::new());
 }
+
+#[test]
+fn ulimits_and_the_shm_size_reach_the_command() {
+    require_root!();
+    let layer = Layer::new();
+    // Defaults: the caller's limits, BuildKit's 64 MiB /dev/shm.
+    let defaults = stdout_of(&layer.spec("df -k /dev/shm | tail -n 1"));
+    assert!(defaults.contains(" 65536 "), "{defaults}");
+    let mut spec = layer.spec("ulimit -Sn; ulimit -Hn; ulimit -Su; df -k /dev/shm | tail -n 1");
+    spec.ulimits = vec![
+        "nofile=100:200".parse().unwrap(),
+        "nproc=50".parse().unwrap(),
+    ];
+    spec.shm_size = Some(128 << 20);
+    let out = stdout_of(&spec);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["100", "200", "50"], "{out}");
+    assert!(lines[3].contains(" 131072 "), "{out}");
+    // A hard limit above what the kernel allows is refused before anything runs.
+    let mut spec = layer.spec("echo ran");
+    spec.ulimits = vec!["nofile=1:99999999999".parse().unwrap()];
+    let (result, out) = run(&spec);
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("setrlimit(nofile=1:99999999999)"), "{error}");
+    assert!(!out.stdout.contains("ran"));
+}

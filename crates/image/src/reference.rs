@@ -114,6 +114,13 @@ impl Reference {
         if input.is_empty() {
             return Err(ReferenceError::Empty);
         }
+        // Said first: a space is the mistake people make most, and the rules below would call
+        // it a bad path component.
+        if input.contains(char::is_whitespace) {
+            return Err(format_error(
+                "an image reference cannot contain spaces or other white space",
+            ));
+        }
         if input.len() == 64
             && input
                 .bytes()
@@ -459,7 +466,9 @@ mod tests {
             ("user/App", "must be lowercase"),
             ("busybox:", "invalid tag"),
             ("busybox:-x", "invalid tag"),
-            ("busybox:a b", "invalid tag"),
+            ("busybox:a b", "cannot contain spaces"),
+            ("my app:1", "cannot contain spaces"),
+            ("app\t", "cannot contain spaces"),
             (":tag", "repository name is empty"),
             ("a//b", "empty component"),
             ("app/", "empty component"),

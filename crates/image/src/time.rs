@@ -5,8 +5,8 @@ use std::fmt;
 
 /// A UTC instant with nanosecond precision, formatted exactly like Go's
 /// `time.Time.MarshalJSON` (`time.RFC3339Nano`) so that `created` fields,
-/// and with them config digests, match BuildKit's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// and with them config digests, match BuildKit's. The default is the Unix epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp {
     secs: i64,
     nanos: u32,

@@ -22,6 +22,7 @@
 
 mod platform;
 mod scope;
+pub mod subrequests;
 
 pub use platform::predefined_args;
 pub use scope::Scope;
@@ -132,6 +133,21 @@ pub struct StagePlan {
     pub external_images: Vec<String>,
     /// Whether the target needs it.
     pub needed: bool,
+    /// The global arguments its `FROM` line uses (in the base name or `--platform`).
+    pub from_args: BTreeSet<String>,
+}
+
+/// An `ARG` before the first `FROM`, resolved.
+#[derive(Debug, Clone)]
+pub struct MetaArg {
+    /// The name.
+    pub name: String,
+    /// The value: the `--build-arg`, else the default expanded; `None` when it has neither.
+    pub value: Option<String>,
+    /// The global arguments its default expanded (an argument built from others uses them).
+    pub uses: BTreeSet<String>,
+    /// The `ARG` instruction.
+    pub location: stagecraft_dockerfile::Location,
 }
 
 /// A build plan.
@@ -145,6 +161,8 @@ pub struct Plan {
     pub order: Vec<usize>,
     /// Global arguments after overrides: predefined ones, then the `ARG`s before `FROM`.
     pub global_args: Vec<(String, String)>,
+    /// The `ARG`s before the first `FROM`, each declaration in file order.
+    pub meta_args: Vec<MetaArg>,
     /// `--build-arg`s that no `ARG` declares (BuildKit warns about them).
     pub unused_build_args: Vec<String>,
     /// The escape character, for expanding words later.
@@ -186,27 +204,49 @@ impl Plan {
             set_global(&mut global, &mut global_args, name, value);
         }
         let mut declared: BTreeSet<String> = BTreeSet::new();
+        let mut meta_arg_plans: Vec<MetaArg> = Vec::new();
         for command in &meta_args {
             let CommandKind::Arg(declarations) = &command.kind else {
                 continue;
             };
             for declaration in declarations {
                 declared.insert(declaration.name.clone());
-                let value = match (
+                let (value, mut uses) = match (
                     options.build_args.get(&declaration.name),
                     &declaration.default,
                 ) {
-                    (Some(value), _) => Some(value.clone()),
-                    (None, Some(default)) => Some(
-                        lexer
-                            .process_word(default, &global)
-                            .map_err(|e| located(file, declaration.span, e.to_string()))?,
-                    ),
-                    (None, None) => None,
+                    (Some(value), _) => (Some(value.clone()), BTreeSet::new()),
+                    (None, Some(default)) => {
+                        let expansion = lexer
+                            .process_word_with_matches(default, &global)
+                            .map_err(|e| located(file, declaration.span, e.to_string()))?;
+                        (Some(expansion.result), expansion.matched)
+                    }
+                    (None, None) => (None, BTreeSet::new()),
                 };
-                if let Some(value) = value {
-                    set_global(&mut global, &mut global_args, &declaration.name, value);
+                // `ARG V=$V-suffix` builds on the earlier V: what that one used, this uses.
+                if uses.remove(&declaration.name)
+                    && let Some(earlier) = meta_arg_plans
+                        .iter()
+                        .rev()
+                        .find(|a| a.name == declaration.name)
+                {
+                    uses.extend(earlier.uses.iter().cloned());
                 }
+                if let Some(value) = &value {
+                    set_global(
+                        &mut global,
+                        &mut global_args,
+                        &declaration.name,
+                        value.clone(),
+                    );
+                }
+                meta_arg_plans.push(MetaArg {
+                    name: declaration.name.clone(),
+                    value,
+                    uses,
+                    location: command.location.clone(),
+                });
             }
         }
         for stage in &stages {
@@ -220,9 +260,11 @@ impl Plan {
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
         let mut planned: Vec<StagePlan> = Vec::with_capacity(stages.len());
         for stage in &stages {
-            let base_name = lexer
-                .process_word(&stage.base.value, &global)
+            let base_expansion = lexer
+                .process_word_with_matches(&stage.base.value, &global)
                 .map_err(|e| located(file, stage.base.span, e.to_string()))?;
+            let mut from_args = base_expansion.matched;
+            let base_name = base_expansion.result;
             if base_name.is_empty() {
                 return Err(located(
                     file,
@@ -235,9 +277,11 @@ impl Plan {
             let platform = match &stage.platform {
                 None => None,
                 Some(word) => {
-                    let value = lexer
-                        .process_word(&word.value, &global)
+                    let expansion = lexer
+                        .process_word_with_matches(&word.value, &global)
                         .map_err(|e| located(file, word.span, e.to_string()))?;
+                    from_args.extend(expansion.matched);
+                    let value = expansion.result;
                     if value.is_empty() {
                         return Err(located(
                             file,
@@ -293,6 +337,7 @@ impl Plan {
                 dependencies,
                 external_images: Vec::new(),
                 needed: false,
+                from_args,
             });
         }
 
@@ -361,6 +406,7 @@ impl Plan {
             target,
             order,
             global_args,
+            meta_args: meta_arg_plans,
             unused_build_args,
             escape: file.escape,
             target_platform,

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 pub use oci_client::Reference;
 
+pub mod credentials;
 mod transfer;
 pub use transfer::{
     TransferError, fetch_blob, fetch_blobs, pull, push, push_index, push_manifest_with_blobs,
@@ -69,6 +70,17 @@ pub enum RegistryError {
         /// The digest of what arrived.
         actual: String,
     },
+    /// The registry refused the credentials given to `login`.
+    #[error(
+        "login to {server} failed: the registry refused the username and password{}",
+        if .detail.is_empty() { String::new() } else { format!(" ({})", .detail) }
+    )]
+    LoginRefused {
+        /// The registry.
+        server: String,
+        /// What it said.
+        detail: String,
+    },
     /// Local file trouble while streaming.
     #[error("{path}: {source}")]
     Io {
@@ -103,7 +115,7 @@ fn hint(error: &OciDistributionError) -> &'static str {
     if text.contains("Connection refused") || text.contains("error sending request") {
         "\n  = help: is the registry running and reachable? Registries other than localhost need HTTPS unless passed with --insecure-registry HOST:PORT"
     } else if text.contains("401") || text.contains("Unauthorized") {
-        "\n  = help: log in with `docker login` (stagecraft reads ~/.docker/config.json)"
+        "\n  = help: log in with `stagecraft login` or `docker login` (both keep credentials in ~/.docker/config.json)"
     } else {
         ""
     }
@@ -216,14 +228,56 @@ impl Registry {
             .clone()
     }
 
+    /// Whether `host` takes `user` and `password`, as `docker login` checks before keeping
+    /// them: the registry is asked for a token (or, for basic authentication, a manifest)
+    /// with them. A repository that does not exist answers "unknown" to good credentials and
+    /// "unauthorized" to bad ones.
+    pub async fn check_login(
+        &self,
+        host: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), RegistryError> {
+        let probe = parse_reference(&format!("{host}/stagecraft-login-check/probe:latest"))?;
+        let client = self.client(&probe);
+        let auth = RegistryAuth::Basic(user.to_owned(), password.to_owned());
+        let result = match client.auth(&probe, &auth, RegistryOperation::Pull).await {
+            Ok(_) => client.fetch_manifest_digest(&probe, &auth).await.map(drop),
+            Err(error) => Err(error),
+        };
+        let refused = |detail: String| RegistryError::LoginRefused {
+            server: host.to_owned(),
+            detail,
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(OciDistributionError::AuthenticationFailure(detail)) => Err(refused(detail)),
+            Err(error @ OciDistributionError::UnauthorizedError { .. }) => {
+                Err(refused(error.to_string()))
+            }
+            Err(OciDistributionError::ServerError { code, message, .. })
+                if code == 401 || code == 403 =>
+            {
+                Err(refused(message))
+            }
+            Err(error @ OciDistributionError::RegistryError { .. })
+                if error.to_string().contains("UNAUTHORIZED") =>
+            {
+                Err(refused(describe(&error)))
+            }
+            // Reached, and not refused: the probe repository is simply not there.
+            Err(
+                OciDistributionError::ImageManifestNotFoundError(_)
+                | OciDistributionError::RegistryError { .. }
+                | OciDistributionError::ServerError { .. },
+            ) => Ok(()),
+            Err(error) => Err(remote("logging in to", &probe)(error)),
+        }
+    }
+
     /// Credentials for the reference's registry from docker's config, anonymous otherwise.
     fn auth(reference: &Reference) -> RegistryAuth {
-        let server = match reference.resolve_registry() {
-            "index.docker.io" | "docker.io" | "registry-1.docker.io" => {
-                "https://index.docker.io/v1/".to_owned()
-            }
-            other => other.to_owned(),
-        };
+        let server = credentials::credential_key(reference.resolve_registry());
         match docker_credential::get_credential(&server) {
             Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
                 RegistryAuth::Basic(user, password)

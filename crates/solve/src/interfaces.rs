@@ -34,6 +34,10 @@ pub struct RunRequest<'a> {
     pub network: stagecraft_exec::Network,
     /// `--add-host` entries for the step's `/etc/hosts`.
     pub extra_hosts: &'a [stagecraft_exec::HostEntry],
+    /// `--ulimit` resource limits.
+    pub ulimits: &'a [stagecraft_exec::Ulimit],
+    /// `--shm-size`: `/dev/shm`'s size in bytes.
+    pub shm_size: Option<u64>,
     /// `sandbox` or `insecure` (granted: the engine checked the entitlement).
     pub security: &'a str,
     /// `RUN --mount`s, resolved to host paths.

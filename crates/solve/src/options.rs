@@ -45,6 +45,10 @@ pub struct BuildOptions {
     pub network: stagecraft_exec::Network,
     /// `--add-host`: extra `/etc/hosts` entries every `RUN` sees.
     pub extra_hosts: Vec<stagecraft_exec::HostEntry>,
+    /// `--ulimit`: resource limits of every `RUN` (none: the builder's own).
+    pub ulimits: Vec<stagecraft_exec::Ulimit>,
+    /// `--shm-size`: the size of every `RUN`'s `/dev/shm` in bytes (none: 64 MiB).
+    pub shm_size: Option<u64>,
     /// Privileges granted with `--allow` (`RUN --security=insecure` needs `security.insecure`).
     pub entitlements: BTreeSet<crate::Entitlement>,
 }

@@ -31,8 +31,10 @@ enum Command {
     Images(commands::images::ImagesArgs),
     /// Give an image another name.
     Tag(commands::images::TagArgs),
-    /// Show an image's config and layers as JSON.
+    /// Show images' config and layers as JSON (`--format`: docker's inspect object).
     Inspect(commands::images::InspectArgs),
+    /// Show the steps that made an image, newest first, as `docker history`.
+    History(commands::images::HistoryArgs),
     /// Remove image names (their blobs go with `prune`).
     Rmi(commands::images::RmiArgs),
     /// Load an OCI layout (directory or tar) or a docker archive.
@@ -52,10 +54,33 @@ enum Command {
     /// List the cache mounts (RUN --mount=type=cache) in the store; export them to a tar file or
     /// a registry, and import them, so that a CI runner starts warm.
     Cache(commands::cache::CacheArgs),
+    /// Remove build cache (`docker builder prune`; the same as `stagecraft cache prune`).
+    Builder(BuilderArgs),
+    /// Keep a registry's credentials in docker's config (checked with the registry first).
+    Login(commands::login::LoginArgs),
+    /// Forget a registry's credentials.
+    Logout(commands::login::LogoutArgs),
+    /// What the store weighs (`system df`).
+    System(commands::system::SystemArgs),
+    /// Print the version.
+    Version(commands::system::VersionArgs),
     /// Report what each layer (and stage) of an image weighs and what bloats it.
     Size(commands::size::SizeArgs),
     /// List the packages in a root file system (a `type=local` output) as SPDX JSON or a table.
     Sbom(commands::sbom::SbomArgs),
+}
+
+/// `stagecraft builder …`, as `docker builder`.
+#[derive(clap::Args)]
+struct BuilderArgs {
+    #[command(subcommand)]
+    command: BuilderCommand,
+}
+
+#[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove build cache records and the content only they keep; cache mounts stay.
+    Prune(commands::cache::PruneArgs),
 }
 
 impl Command {
@@ -64,10 +89,17 @@ impl Command {
     /// its own user namespace. `save` does not: an unpacked root filesystem it writes belongs to
     /// the user, who could not remove files of subordinate owners.
     fn writes_as_root(&self) -> bool {
-        matches!(
-            self,
-            Command::Build(_) | Command::Import(_) | Command::Prune(_) | Command::Verify
-        )
+        match self {
+            Command::Cache(args) => args.writes_as_root(),
+            other => matches!(
+                other,
+                Command::Build(_)
+                    | Command::Import(_)
+                    | Command::Prune(_)
+                    | Command::Builder(_)
+                    | Command::Verify
+            ),
+        }
     }
 }
 
@@ -98,6 +130,14 @@ fn main() -> ExitCode {
         Command::Images(args) => commands::images::images(&args),
         Command::Tag(args) => commands::images::tag(&args),
         Command::Inspect(args) => commands::images::inspect(&args),
+        Command::History(args) => commands::images::history(&args),
+        Command::Builder(BuilderArgs {
+            command: BuilderCommand::Prune(args),
+        }) => commands::cache::prune(&args),
+        Command::Login(args) => commands::login::login(&args),
+        Command::Logout(args) => commands::login::logout(&args),
+        Command::System(args) => commands::system::run(&args),
+        Command::Version(args) => commands::system::version(&args),
         Command::Rmi(args) => commands::images::rmi(&args),
         Command::Load(args) => commands::images::load(&args),
         Command::Save(args) => commands::images::save(&args),

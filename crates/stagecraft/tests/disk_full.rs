@@ -174,10 +174,8 @@ fn a_full_disk_gives_a_clear_error_and_leaves_a_verifiable_store() {
         .args(["images", "--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&images.stdout).unwrap(),
-        serde_json::json!([])
-    );
+    assert!(images.status.success());
+    assert_eq!(String::from_utf8_lossy(&images.stdout), "", "no image");
 
     // With room again, the same store works.
     std::fs::write(rootfs.join("big.bin"), b"small now").unwrap();

@@ -282,7 +282,7 @@ fn two_platforms_give_one_index_and_share_the_build_platform_stage() {
     let listing = String::from_utf8_lossy(&images.stdout);
     let line = listing
         .lines()
-        .find(|l| l.contains("app:multi"))
+        .find(|l| l.starts_with("app ") && l.contains(" multi "))
         .unwrap_or_else(|| panic!("{listing}"));
     assert!(line.contains("linux/amd64,linux/arm64"), "{line}");
 }

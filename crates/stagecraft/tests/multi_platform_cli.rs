@@ -88,25 +88,22 @@ fn images_lists_the_platforms_of_each_tag() {
     assert!(header.contains("PLATFORMS"), "{table}");
     let row = table
         .lines()
-        .find(|line| line.starts_with("docker.io/library/busybox:multi"))
+        .find(|line| line.starts_with("busybox ") && line.contains(" multi "))
         .unwrap_or_else(|| panic!("{table}"));
     assert!(row.contains("linux/amd64,linux/arm64"), "{row}");
+    // A multi-platform image's ID is its index's digest, as `build` reports it.
     assert!(row.contains(env.index_digest.short()), "{row}");
 
-    let json = env.json(&["images", "--format", "json"]);
-    let entry = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "docker.io/library/busybox:multi")
-        .unwrap();
-    assert_eq!(entry["digest"], env.index_digest.as_str());
-    assert_eq!(
-        entry["platforms"],
-        serde_json::json!(["linux/amd64", "linux/arm64"])
-    );
+    let json: Vec<Value> = env
+        .run(&["images", "--format", "json", "busybox:multi"])
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let entry = &json[0];
+    assert_eq!(entry["Digest"], env.index_digest.as_str());
+    assert_eq!(entry["Platforms"], "linux/amd64,linux/arm64");
     // This machine's platform's image gives the size.
-    assert!(entry["size"].as_u64().unwrap() > 500_000, "{entry}");
+    assert!(entry["Size"].as_str().unwrap().ends_with("MB"), "{entry}");
 }
 
 #[test]

@@ -122,3 +122,44 @@ fn a_cache_exported_on_one_machine_makes_another_build_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn inline_caches_are_refused_with_what_to_use_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = busybox_layout(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _registry = RegistryProcess::start(&dir.path().join("registry"), port);
+    let m = Machine::new(dir.path(), "m", &busybox, &FILES);
+    let image = format!("127.0.0.1:{port}/app:1");
+    m.stagecraft()
+        .args(["tag", "busybox:latest", &image])
+        .assert()
+        .success();
+    m.stagecraft().args(["push", &image]).assert().success();
+
+    // An image as --cache-from (buildx reads its inline cache): a warning that says why not.
+    let (_, stderr) = m.build(&["--cache-from", &image]);
+    assert!(
+        stderr.contains("is an image, not a stagecraft build cache")
+            && stderr.contains("--cache-to type=registry,ref=REPO:buildcache"),
+        "{stderr}"
+    );
+    // --cache-to type=inline: an error before anything runs.
+    let output = m
+        .stagecraft()
+        .args(["build", "--cache-to", "type=inline"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("stagecraft has no inline cache"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ran-build-42"), "{stderr}");
+}

@@ -224,8 +224,11 @@ fn import_tag_inspect_rmi_prune_verify() {
     env.run("s", &["import", &rootfs.display().to_string(), "mine:1"]);
     env.run("s", &["tag", "mine:1", "mine:2"]);
     let images = env.run("s", &["images", "--format", "json"]);
-    let images: serde_json::Value = serde_json::from_str(&images).unwrap();
-    assert_eq!(images.as_array().unwrap().len(), 2);
+    let images: Vec<serde_json::Value> = images
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(images.len(), 2);
     let inspect: serde_json::Value =
         serde_json::from_str(&env.run("s", &["inspect", "mine:2"])).unwrap();
     assert_eq!(inspect["layers"].as_array().unwrap().len(), 1);

@@ -125,6 +125,22 @@ pub enum Error {
         /// What it is.
         found: &'static str,
     },
+    /// Nothing in the store has this name or image ID.
+    #[error(
+        "no image named {text:?} or with that image ID in this store\n  = help: `stagecraft images` lists the images, with their IDs"
+    )]
+    ImageNotFound {
+        /// What was looked for.
+        text: String,
+    },
+    /// An image ID prefix matches several images.
+    #[error("image ID prefix {prefix:?} is ambiguous: it matches {}; give more of it", .ids.join(", "))]
+    AmbiguousImageId {
+        /// The prefix given.
+        prefix: String,
+        /// The IDs it matches.
+        ids: Vec<String>,
+    },
     /// An index has no manifest for the platform asked for.
     #[error("image {reference} has no manifest for platform {platform}; it has: {available}")]
     PlatformNotFound {

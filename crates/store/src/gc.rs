@@ -42,9 +42,18 @@ pub struct PruneOptions {
     pub keep_storage: Option<u64>,
     /// Never remove cache records (content they reference stays too).
     pub keep_cache: bool,
+    /// With `all`: remove only the cache records last written before this time (docker's
+    /// `builder prune --filter until=`); newer ones stay, with what they reference.
+    pub records_older_than: Option<SystemTime>,
+    /// With `all`: keep the cache records whose content tagged images hold anyway (removing
+    /// them frees nothing), as `docker builder prune` without `--all` keeps cache shared with
+    /// images.
+    pub keep_shared_records: bool,
+    /// Report what would be removed, and remove nothing (under a lease: builds go on).
+    pub dry_run: bool,
 }
 
-/// What [`Store::prune`] removed.
+/// What [`Store::prune`] removed (in a dry run, what it would remove).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
     /// Blobs removed.
@@ -61,6 +70,10 @@ pub struct PruneReport {
     pub removed_context_indexes: usize,
     /// Bytes freed, in apparent file sizes.
     pub bytes_freed: u64,
+    /// Of `bytes_freed`, the cache records' own bytes.
+    pub cache_record_bytes: u64,
+    /// Of `bytes_freed`, the context indexes' bytes.
+    pub context_index_bytes: u64,
 }
 
 /// How [`Store::verify`] behaves.
@@ -174,6 +187,10 @@ impl Store {
     /// `options` say so, and everything left in `ingest/` by writers that
     /// died. Waits for the exclusive lock.
     pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport> {
+        if options.dry_run {
+            let _lease = self.lease()?;
+            return prune(self, options);
+        }
         self.lock_exclusive()?.prune(options)
     }
 
@@ -423,9 +440,13 @@ enum Candidate {
 
 fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
     let mut report = PruneReport::default();
-    clean_ingest(store, &mut report)?;
+    let dry_run = options.dry_run;
+    // A dry run leaves `ingest/` alone: under a lease, what is there may be a live write.
+    if !dry_run {
+        clean_ingest(store, &mut report)?;
+    }
     if options.all && !options.keep_cache {
-        remove_context_indexes(store, &mut report)?;
+        remove_context_indexes(store, dry_run, &mut report)?;
     }
 
     let inventory = Inventory::scan(store)?;
@@ -434,12 +455,28 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
         memo: HashMap::new(),
     };
     let tag_roots: Vec<Digest> = store.read_tags()?.into_values().collect();
-    let records_are_roots = options.keep_cache || !options.all;
-    let mut live_records: Vec<&RecordEntry> = if records_are_roots {
-        inventory.records.iter().collect()
+    let held_by_tags = if options.keep_shared_records {
+        reachable(&inventory, &mut links, tag_roots.iter().cloned())
     } else {
-        Vec::new()
+        HashSet::new()
     };
+    // The records `all` may remove; the others keep what they reference.
+    let removable = |record: &RecordEntry| {
+        options.all
+            && !options.keep_cache
+            && options
+                .records_older_than
+                .is_none_or(|limit| record.modified < limit)
+            && !(options.keep_shared_records
+                && !record.refs.is_empty()
+                && record.refs.iter().all(|d| held_by_tags.contains(d)))
+    };
+    let records_are_roots = options.keep_cache || !options.all;
+    let mut live_records: Vec<&RecordEntry> = inventory
+        .records
+        .iter()
+        .filter(|r| records_are_roots || !removable(r))
+        .collect();
     let roots_of = |records: &[&RecordEntry]| {
         let mut roots = tag_roots.clone();
         roots.extend(records.iter().flat_map(|r| r.refs.iter().cloned()));
@@ -467,6 +504,7 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
             inventory
                 .records
                 .iter()
+                .filter(|r| removable(r))
                 .map(|r| (r.modified, Candidate::Record(r.key.clone()))),
         );
     }
@@ -482,7 +520,9 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
             if !over_limit(*usage) {
                 break;
             }
-            *usage = usage.saturating_sub(remove_candidate(store, &inventory, &candidate, report)?);
+            *usage = usage.saturating_sub(remove_candidate(
+                store, &inventory, &candidate, dry_run, report,
+            )?);
             removed.insert(candidate);
         }
         Ok(())
@@ -499,6 +539,7 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
                 store,
                 &inventory,
                 &Candidate::Record(record.key.clone()),
+                dry_run,
                 &mut report,
             )?);
             let live = reachable(&inventory, &mut links, roots_of(&live_records));
@@ -532,43 +573,52 @@ fn unreachable_content(
         .collect()
 }
 
-/// Removes one candidate, records it in the report, returns bytes freed.
+/// Removes one candidate (unless `dry_run`), records it in the report, returns bytes freed.
 fn remove_candidate(
     store: &Store,
     inventory: &Inventory,
     candidate: &Candidate,
+    dry_run: bool,
     report: &mut PruneReport,
 ) -> Result<u64> {
     let freed = match candidate {
         Candidate::Blob(digest) => {
-            let path = store.blob_path(digest);
-            remove_file_if_present(&path)?;
+            if !dry_run {
+                remove_file_if_present(&store.blob_path(digest))?;
+            }
             report.removed_blobs.push(digest.clone());
             inventory.blobs.get(digest).map_or(0, |b| b.size)
         }
         Candidate::Snapshot(digest) => {
-            let freed = discard_snapshot(store, &store.snapshot_dir(digest))?;
+            let freed = match inventory.snapshots.get(digest) {
+                Some(snapshot) if dry_run => tree_size(&snapshot.path),
+                _ => discard_snapshot(store, &store.snapshot_dir(digest))?,
+            };
             report.removed_snapshots.push(digest.clone());
             freed
         }
         Candidate::Record(key) => {
             let path = store.cache_record_path(key)?;
-            remove_file_if_present(&path)?;
+            if !dry_run {
+                remove_file_if_present(&path)?;
+            }
             report.removed_cache_records.push(key.clone());
-            inventory
+            let size = inventory
                 .records
                 .iter()
                 .find(|r| &r.key == key)
-                .map_or(0, |r| r.size)
+                .map_or(0, |r| r.size);
+            report.cache_record_bytes += size;
+            size
         }
     };
     report.bytes_freed += freed;
     Ok(freed)
 }
 
-/// Removes every context index: they reference nothing, and a build without one hashes its
-/// context files again and writes a new one.
-fn remove_context_indexes(store: &Store, report: &mut PruneReport) -> Result<()> {
+/// Removes every context index (unless `dry_run`): they reference nothing, and a build without
+/// one hashes its context files again and writes a new one.
+fn remove_context_indexes(store: &Store, dry_run: bool, report: &mut PruneReport) -> Result<()> {
     let dir = store.context_index_dir();
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -584,8 +634,11 @@ fn remove_context_indexes(store: &Store, report: &mut PruneReport) -> Result<()>
     for entry in entries.flatten() {
         let path = entry.path();
         let size = entry.metadata().map_or(0, |m| m.len());
-        remove_file_if_present(&path)?;
+        if !dry_run {
+            remove_file_if_present(&path)?;
+        }
         report.removed_context_indexes += 1;
+        report.context_index_bytes += size;
         report.bytes_freed += size;
     }
     Ok(())

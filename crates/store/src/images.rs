@@ -194,6 +194,13 @@ impl Store {
     /// BuildKit takes it (and warns: the caller compares).
     pub fn image_for_platform(&self, reference: &str, platform: &Platform) -> Result<Image> {
         let digest = self.resolve_existing(reference)?;
+        self.image_at(&digest, reference, platform)
+    }
+
+    /// The image of the manifest or index `digest` (what a tag points at), for `platform`
+    /// when it is an index, as [`Store::image_for_platform`]; `reference` names it in errors.
+    pub fn image_at(&self, digest: &Digest, reference: &str, platform: &Platform) -> Result<Image> {
+        let digest = digest.clone();
         match self.read_any_manifest(&digest)? {
             AnyManifest::Image(manifest) => self.image_of(digest, manifest, None),
             AnyManifest::Index(index) => {
@@ -229,6 +236,58 @@ impl Store {
                 .platform_manifests()
                 .map(|(_, platform)| platform.clone())
                 .collect(),
+        })
+    }
+
+    /// docker's image ID of the manifest or index `target` (what a tag points at): the
+    /// config's digest, or for a multi-platform image, which has no one config, its index's
+    /// digest (as `build` reports it).
+    pub fn image_id(&self, target: &Digest) -> Result<Digest> {
+        Ok(match self.read_any_manifest(target)? {
+            AnyManifest::Image(manifest) => manifest.config.digest,
+            AnyManifest::Index(_) => target.clone(),
+        })
+    }
+
+    /// What docker's image commands take for an image: a name (`app:1`, `name@sha256:…`), or
+    /// an image ID, whole or a prefix matching one image (`sha256:` optional). Returns what
+    /// the image's tags point at (a manifest or index digest).
+    pub fn lookup_image(&self, text: &str) -> Result<Digest> {
+        if let Ok(reference) = Reference::parse(text)
+            && let Some(digest) = self.resolve_tag(&reference.to_string())?
+        {
+            return Ok(digest);
+        }
+        let prefix = text.strip_prefix("sha256:").unwrap_or(text);
+        let is_id = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if is_id {
+            let mut found: Vec<(Digest, Digest)> = Vec::new();
+            for (_, target) in self.list_tags()? {
+                let Ok(id) = self.image_id(&target) else {
+                    continue;
+                };
+                let matches = id.hex().starts_with(prefix) || target.hex().starts_with(prefix);
+                if matches && !found.iter().any(|(_, t)| t == &target) {
+                    found.push((id, target));
+                }
+            }
+            match found.len() {
+                0 => {}
+                1 => return Ok(found.remove(0).1),
+                _ => {
+                    return Err(Error::AmbiguousImageId {
+                        prefix: text.to_owned(),
+                        ids: found.iter().map(|(id, _)| id.short().to_owned()).collect(),
+                    });
+                }
+            }
+        }
+        Err(Error::ImageNotFound {
+            text: text.to_owned(),
         })
     }
 

@@ -330,3 +330,115 @@ fn prune_never_touches_cache_mounts() {
     );
     assert_eq!(store.list_cache_mounts().unwrap()[0].size, 2000);
 }
+
+#[test]
+fn a_dry_run_reports_what_prune_would_remove_and_removes_nothing() {
+    let (_dir, store) = store();
+    let stray = store.write_blob_bytes(&[5u8; 4000]).unwrap();
+    let cached = store.write_blob_bytes(&[6u8; 3000]).unwrap();
+    store
+        .put_cache_record("step", cached.digest.as_str().as_bytes())
+        .unwrap();
+    let options = PruneOptions {
+        all: true,
+        dry_run: true,
+        ..PruneOptions::default()
+    };
+    let dry = store.prune(&options).unwrap();
+    assert_eq!(dry.removed_cache_records, vec!["step".to_owned()]);
+    assert_eq!(dry.removed_blobs.len(), 2);
+    assert!(dry.bytes_freed >= 7000, "{dry:?}");
+    assert!(store.has_blob(&stray.digest) && store.has_blob(&cached.digest));
+    assert!(store.get_cache_record("step").unwrap().is_some());
+    // The real run removes exactly that.
+    let real = store
+        .prune(&PruneOptions {
+            dry_run: false,
+            ..options
+        })
+        .unwrap();
+    assert_eq!(real.bytes_freed, dry.bytes_freed);
+    assert!(!store.has_blob(&stray.digest));
+}
+
+#[test]
+fn cache_records_can_be_pruned_by_age_and_kept_when_images_share_them() {
+    let (_dir, store) = store();
+    let image = tiny_image(&store, b"tagged layer");
+    store.set_tag("app:1", &image.manifest_digest).unwrap();
+    let layer = image.manifest.layers[0].digest.clone();
+    let own = store.write_blob_bytes(&[8u8; 2000]).unwrap();
+    store
+        .put_cache_record("shared", layer.as_str().as_bytes())
+        .unwrap();
+    store
+        .put_cache_record("own", own.digest.as_str().as_bytes())
+        .unwrap();
+
+    // Records written after the limit stay, with what they reference.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let report = store
+        .prune(&PruneOptions {
+            all: true,
+            records_older_than: Some(an_hour_ago),
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert!(report.removed_cache_records.is_empty(), "{report:?}");
+    assert!(store.has_blob(&own.digest));
+
+    // Shared records stay: removing them would free nothing.
+    let report = store
+        .prune(&PruneOptions {
+            all: true,
+            keep_shared_records: true,
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert_eq!(report.removed_cache_records, vec!["own".to_owned()]);
+    assert_eq!(report.removed_blobs, vec![own.digest]);
+    assert!(store.get_cache_record("shared").unwrap().is_some());
+    assert!(store.has_blob(&layer));
+}
+
+#[test]
+fn images_are_found_by_name_or_image_id_prefix() {
+    let (_dir, store) = store();
+    let one = tiny_image(&store, b"one");
+    let two = tiny_image(&store, b"two");
+    store.set_tag("app:1", &one.manifest_digest).unwrap();
+    store.set_tag("app:also-1", &one.manifest_digest).unwrap();
+    store.set_tag("app:2", &two.manifest_digest).unwrap();
+    assert_eq!(store.lookup_image("app:1").unwrap(), one.manifest_digest);
+    assert_eq!(
+        store.image_id(&one.manifest_digest).unwrap(),
+        one.config_digest
+    );
+    let id = one.config_digest.hex();
+    for text in [&id[..12], id, &format!("sha256:{}", &id[..5])] {
+        assert_eq!(
+            store.lookup_image(text).unwrap(),
+            one.manifest_digest,
+            "{text}"
+        );
+    }
+    let err = store.lookup_image("app:3").unwrap_err();
+    assert!(matches!(err, Error::ImageNotFound { .. }), "{err:?}");
+    // A prefix both IDs share is ambiguous (the empty one always is not an ID).
+    let common_prefix: String = one
+        .config_digest
+        .hex()
+        .chars()
+        .zip(two.config_digest.hex().chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    if !common_prefix.is_empty() {
+        let err = store.lookup_image(&common_prefix).unwrap_err();
+        assert!(matches!(err, Error::AmbiguousImageId { .. }), "{err:?}");
+    }
+    assert!(matches!(
+        store.lookup_image("").unwrap_err(),
+        Error::ImageNotFound { .. } | Error::Reference(_)
+    ));
+}

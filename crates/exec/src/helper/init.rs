@@ -20,7 +20,8 @@
 //! 5. Mask and write-protect the sensitive parts of `/proc` and `/sys` (containerd's
 //!    `maskedPaths`/`readonlyPaths`). This needs the new root, and must precede the capability
 //!    drop because mounting needs `CAP_SYS_ADMIN`.
-//! 6. Hostname, loopback interface (`--network=none`): also privileged, so before the drop.
+//! 6. Hostname, loopback interface (`--network=none`), resource limits (`--ulimit`): also
+//!    privileged, so before the drop.
 //! 7. Docker's default seccomp profile (while still privileged, as runc loads it), capabilities
 //!    down to Docker's default set, then groups, gid, uid (in that order: changing the uid first
 //!    would lose the right to change groups). `--security=insecure` skips the filter, the masks
@@ -197,6 +198,8 @@ fn setup_and_exec(init: &Init<'_>) -> Result<Infallible, Failure> {
     if spec.network == Network::None {
         loopback_up()?;
     }
+    // Raising a hard limit needs CAP_SYS_RESOURCE: before the filter and the drop.
+    crate::limits::apply(&spec.ulimits).map_err(setup)?;
 
     // 7. Seccomp, then identity. The filter goes on while the init still has CAP_SYS_ADMIN, as
     // runc loads it (no `no_new_privs`: setuid binaries keep working, as under Docker); the calls
@@ -264,13 +267,18 @@ fn standard_mounts(root: &OwnedFd, spec: &HelperSpec, ids: &IdSpace) -> Result<(
         MountFlags::NOSUID | MountFlags::NOEXEC,
         Some(devpts),
     )?;
+    // BuildKit's /dev/shm is 64 MiB unless the build says otherwise (`--shm-size`).
+    let shm = match spec.shm_size {
+        Some(bytes) => format!("mode=1777,size={bytes}"),
+        None => "mode=1777,size=65536k".to_owned(),
+    };
     mount_new(
         root,
         "/dev/shm",
         "shm",
         "tmpfs",
         nosuid_noexec_nodev,
-        Some("mode=1777,size=65536k"),
+        Some(&shm),
     )?;
     mount_new(
         root,

@@ -312,7 +312,7 @@ impl BuildRun<'_> {
         let args_json = serde_json::to_string(&args).unwrap_or_default();
         let env_json = serde_json::to_string(&env).unwrap_or_default();
         let prepared = self.prepare_mounts(command, run, state, &cwd)?;
-        let key = CacheKey::new("RUN")
+        let mut key = CacheKey::new("RUN")
             .text("parent", &state.key)
             .text("args", &args_json)
             .text("env", &env_json)
@@ -336,8 +336,22 @@ impl BuildRun<'_> {
                     .collect::<Vec<_>>()
                     .join("\n"),
             )
-            .text("mounts", &prepared.key)
-            .finish();
+            .text("mounts", &prepared.key);
+        // As BuildKit's exec op meta, the limits are part of the step; keyed only when set, so
+        // builds without them keep their keys.
+        if !self.options.ulimits.is_empty() {
+            let ulimits: Vec<String> = self
+                .options
+                .ulimits
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            key = key.text("ulimits", &ulimits.join(","));
+        }
+        if let Some(bytes) = self.options.shm_size {
+            key = key.text("shm size", &bytes.to_string());
+        }
+        let key = key.finish();
         let mut run_env = env.clone();
         for entry in &prepared.env {
             let (key, value) = entry.split_once('=').unwrap_or((entry, ""));
@@ -364,6 +378,15 @@ impl BuildRun<'_> {
         ];
         if run.security != "sandbox" {
             inputs.push(("security".to_owned(), run.security.clone()));
+        }
+        for limit in &self.options.ulimits {
+            inputs.push((
+                format!("ulimit {}", limit.resource.name()),
+                limit.to_string(),
+            ));
+        }
+        if let Some(bytes) = self.options.shm_size {
+            inputs.push(("shm size".to_owned(), bytes.to_string()));
         }
         inputs.extend(env.iter().map(|entry| {
             let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
@@ -400,6 +423,8 @@ impl BuildRun<'_> {
                     network,
                     security: &run.security,
                     extra_hosts: &self.options.extra_hosts,
+                    ulimits: &self.options.ulimits,
+                    shm_size: self.options.shm_size,
                     mounts: &prepared.mounts,
                 };
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];

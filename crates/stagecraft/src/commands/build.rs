@@ -2,25 +2,30 @@
 
 use super::progress::{BuildSummary, ProgressMode, Renderer};
 use super::runtime::{open_store_leased, registry};
-use super::{CommandError, CommandResult, parse_dockerfile};
+use super::{
+    CommandError, CommandResult, MAX_DOCKERFILE_BYTES, parse_dockerfile, parse_dockerfile_bytes,
+};
 use stagecraft_build::{
-    BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session,
+    BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session, StdinContext,
 };
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
 use stagecraft_solve::{BuildOptions, Entitlement, StageOutcome};
-use stagecraft_store::ManifestFormat;
+use stagecraft_store::{Lease, ManifestFormat, Store};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `stagecraft build`.
 #[derive(clap::Args)]
 pub(crate) struct BuildArgs {
-    /// The build context directory.
+    /// The build context directory; `-` reads standard input, as `docker build -`: a tar
+    /// archive (plain or compressed) is the context, anything else the Dockerfile (built with
+    /// an empty context).
     #[arg(default_value = ".")]
     context: PathBuf,
-    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    /// The Dockerfile (default: CONTEXT/Dockerfile); `-` reads it from standard input. With a
+    /// context archive on standard input, a path inside the archive.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
     /// Name and tag the result (`name:tag`); repeatable.
@@ -69,6 +74,14 @@ pub(crate) struct BuildArgs {
     /// An extra `/etc/hosts` entry for RUN steps: `HOST:IP` (or `HOST=IP`); repeatable.
     #[arg(long = "add-host", value_name = "HOST:IP", value_parser = host_entry_flag)]
     add_hosts: Vec<stagecraft_exec::HostEntry>,
+    /// A resource limit for RUN steps, as docker's `--ulimit`: `NAME=SOFT[:HARD]`
+    /// (`nofile=1024:2048`, `-1` unlimited); repeatable. Part of the steps' cache keys.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = ulimit_flag)]
+    ulimits: Vec<stagecraft_exec::Ulimit>,
+    /// The size of RUN steps' `/dev/shm` (`128m`, `1g`; default 64 MiB). Part of the steps'
+    /// cache keys.
+    #[arg(long, value_name = "SIZE", value_parser = super::images::size_flag)]
+    shm_size: Option<u64>,
     /// Accepted for buildx scripts: the image is always in stagecraft's store, so there is
     /// nothing to load (a note says so).
     #[arg(long)]
@@ -100,10 +113,17 @@ pub(crate) struct BuildArgs {
     /// Print the plan (stages, dependencies, what is skipped) and stop.
     #[arg(long)]
     dry_run: bool,
-    /// Run the build checks only (BuildKit's `--check`): print the findings, build nothing;
-    /// exit 1 when there are any.
-    #[arg(long)]
+    /// Run the build checks only (BuildKit's `--check`, short for `--call=check`): print the
+    /// findings, build nothing; exit 1 when there are any.
+    #[arg(long, conflicts_with = "call")]
     check: bool,
+    /// What to evaluate instead of building, as buildx's `--call`: `build` (the default),
+    /// `check` (the build checks), `outline` (the build arguments with their values and
+    /// descriptions, the secrets and SSH agents the target uses) or `targets` (the stages with
+    /// their descriptions). `,format=json` prints BuildKit's JSON; `,ignorestatus=true` makes
+    /// `check` exit 0 with findings.
+    #[arg(long, value_name = "METHOD[,format=json]", value_parser = call_flag)]
+    call: Option<Call>,
     /// Layer compression for outputs that carry compressed layers (`type=oci`, `type=registry`,
     /// `--push`, `--cache-to`): gzip (compatible), zstd (faster, smaller) or uncompressed.
     /// Layers are stored uncompressed and compressed once, when first exported.
@@ -141,6 +161,72 @@ pub(crate) struct BuildArgs {
     /// variant of the command enum.
     #[command(flatten)]
     session: Box<SessionArgs>,
+}
+
+/// What `--call` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum CallMethod {
+    /// Build (the default).
+    #[default]
+    Build,
+    /// The build checks alone.
+    Check,
+    /// What the target takes: arguments, secrets, SSH agents.
+    Outline,
+    /// The stages.
+    Targets,
+}
+
+/// A `--call` value: the method and how to print its answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Call {
+    method: CallMethod,
+    /// `format=json`: BuildKit's JSON instead of text.
+    json: bool,
+    /// `ignorestatus=true`: findings do not make `check` fail.
+    ignore_status: bool,
+}
+
+/// Parses `--call` as buildx does: a method name and `key=value` fields.
+fn call_flag(value: &str) -> Result<Call, String> {
+    let mut call = Call::default();
+    let mut method = None;
+    for field in value.split(',') {
+        match field.split_once('=') {
+            Some(("format", "json")) => call.json = true,
+            Some(("format", "text" | "")) => call.json = false,
+            Some(("format", other)) => {
+                return Err(format!(
+                    "invalid format {other:?}: use format=json or format=text"
+                ));
+            }
+            Some(("ignorestatus", flag)) => {
+                call.ignore_status = flag.parse().map_err(|_| {
+                    format!("invalid ignorestatus value {flag:?}: use true or false")
+                })?;
+            }
+            Some((key, _)) => {
+                return Err(format!(
+                    "invalid field {key:?}: the fields are format= and ignorestatus="
+                ));
+            }
+            None if method.is_some() => return Err(format!("invalid value {value:?}: one method")),
+            None => method = Some(field),
+        }
+    }
+    call.method = match method.unwrap_or("build") {
+        "build" => CallMethod::Build,
+        // buildx calls the subrequest `lint` and accepts both names.
+        "check" | "lint" => CallMethod::Check,
+        "outline" => CallMethod::Outline,
+        "targets" => CallMethod::Targets,
+        other => {
+            return Err(format!(
+                "unsupported method {other:?}: stagecraft answers build, check, outline and targets"
+            ));
+        }
+    };
+    Ok(call)
 }
 
 /// `--network` values, as buildx takes them.
@@ -193,6 +279,11 @@ fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry, String> {
         host: host.to_owned(),
         ip,
     })
+}
+
+/// One `--ulimit` value.
+fn ulimit_flag(value: &str) -> Result<stagecraft_exec::Ulimit, String> {
+    value.parse()
 }
 
 /// One `--allow` value.
@@ -314,25 +405,92 @@ fn platform_flag(text: &str) -> Result<Platform, String> {
     Platform::parse(text.trim()).map_err(|e| e.to_string())
 }
 
+/// Where the build's context and Dockerfile come from: a directory and a file, or standard
+/// input as `docker build -` and `-f -` read it.
+struct Sources {
+    /// The context directory.
+    context: PathBuf,
+    /// The Dockerfile's path, for its `NAME.dockerignore` (none when it came from stdin).
+    dockerfile_path: Option<PathBuf>,
+    /// The Dockerfile, parsed.
+    file: stagecraft_dockerfile::Dockerfile,
+    /// A context read from standard input, removed when the build ends.
+    stdin: Option<StdinContext>,
+    /// The store, opened (and leased) already when the context came from standard input.
+    store: Option<(Store, Lease)>,
+}
+
+impl Sources {
+    fn read(args: &BuildArgs) -> Result<Sources, CommandError> {
+        let dash = Path::new("-");
+        if args.context != dash {
+            // Before the Dockerfile is looked for: a missing context is the first thing to say.
+            if !args.context.is_dir() {
+                return Err(CommandError(format!(
+                    "error: build context {} {}\n  = help: pass the directory to build from (default: the current one), or - to read it from standard input",
+                    args.context.display(),
+                    if args.context.exists() {
+                        "is not a directory"
+                    } else {
+                        "does not exist"
+                    }
+                )));
+            }
+            let dockerfile_path = args
+                .file
+                .clone()
+                .unwrap_or_else(|| args.context.join("Dockerfile"));
+            return Ok(Sources {
+                context: args.context.clone(),
+                file: parse_dockerfile(&dockerfile_path)?,
+                // `-f -`: the context's own .dockerignore applies.
+                dockerfile_path: (dockerfile_path != dash).then_some(dockerfile_path),
+                stdin: None,
+                store: None,
+            });
+        }
+        if args.file.as_deref() == Some(dash) {
+            return Err(CommandError(
+                "error: the Dockerfile and the context cannot both come from standard input (build - with -f -)\n  = help: pass the context directory, or put the Dockerfile in the context archive".to_owned(),
+            ));
+        }
+        let (store, lease) = open_store_leased()?;
+        let stdin = StdinContext::read(&store, std::io::stdin().lock(), MAX_DOCKERFILE_BYTES)
+            .map_err(|e| CommandError(e.render()))?;
+        let (name, bytes) = match (&stdin.dockerfile, &args.file) {
+            (Some(bytes), None) => ("<stdin>".to_owned(), bytes.clone()),
+            (Some(_), Some(_)) => {
+                return Err(CommandError(
+                    "error: -f names a Dockerfile in the context, but standard input held a Dockerfile, not a context archive\n  = help: leave out -f, or pipe a tar of the context".to_owned(),
+                ));
+            }
+            (None, file) => {
+                let name = file.clone().unwrap_or_else(|| PathBuf::from("Dockerfile"));
+                let bytes = stdin
+                    .dockerfile_in_archive(&name)
+                    .map_err(|e| CommandError(e.render()))?;
+                (name.display().to_string(), bytes)
+            }
+        };
+        Ok(Sources {
+            context: stdin.dir.path().to_owned(),
+            dockerfile_path: None,
+            file: parse_dockerfile_bytes(&name, &bytes)?,
+            stdin: Some(stdin),
+            store: Some((store, lease)),
+        })
+    }
+}
+
 /// Runs `stagecraft build`.
 pub(crate) fn run(args: &BuildArgs) -> CommandResult {
-    // Before the Dockerfile is looked for: a missing context is the first thing to say.
-    if !args.context.is_dir() {
-        return Err(CommandError(format!(
-            "error: build context {} {}\n  = help: pass the directory to build from (default: the current one)",
-            args.context.display(),
-            if args.context.exists() {
-                "is not a directory"
-            } else {
-                "does not exist"
-            }
-        )));
-    }
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
-    let file = parse_dockerfile(&dockerfile_path)?;
+    let Sources {
+        context,
+        dockerfile_path,
+        file,
+        stdin: _stdin,
+        store: opened,
+    } = Sources::read(args)?;
     let secret_args = build_arg_map("--secret-build-arg", &args.secret_build_args)?;
     let mut build_args = build_arg_map("--build-arg", &args.build_args)?;
     build_args.extend(secret_args.clone());
@@ -348,6 +506,33 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         platform: Some(platforms.first().cloned().unwrap_or_else(Platform::host)),
         build_platform: Some(Platform::host()),
     };
+    let call = match (args.call, args.check) {
+        (_, true) => Call {
+            method: CallMethod::Check,
+            ..Call::default()
+        },
+        (call, false) => call.unwrap_or_default(),
+    };
+    match call.method {
+        CallMethod::Outline => {
+            let plan = Plan::new(&file, &plan_options).map_err(|e| CommandError(e.render()))?;
+            let outline = stagecraft_plan::subrequests::outline(&file, &plan, &plan_options);
+            print_answer(&outline, call.json, stagecraft_view::render_outline)?;
+            return Ok(());
+        }
+        CallMethod::Targets => {
+            // Every stage is listed: which one is the target does not matter here.
+            let options = PlanOptions {
+                target: None,
+                ..plan_options
+            };
+            let plan = Plan::new(&file, &options).map_err(|e| CommandError(e.render()))?;
+            let targets = stagecraft_plan::subrequests::list_targets(&file, &plan);
+            print_answer(&targets, call.json, stagecraft_view::render_targets)?;
+            return Ok(());
+        }
+        CallMethod::Build | CallMethod::Check => {}
+    }
     if args.dry_run {
         let plan = Plan::new(&file, &plan_options).map_err(|e| CommandError(e.render()))?;
         print!("{}", plan.describe());
@@ -356,7 +541,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     // BuildKit's build checks run with every build: findings are warnings, unless the
     // Dockerfile says `# check=error=true`; `--check` runs them alone.
     let lint_options = stagecraft_lint::LintOptions {
-        context_dir: Some(args.context.clone()),
+        context_dir: Some(context.clone()),
         target: args.target.clone(),
         build_args: plan_options.build_args.clone(),
         rules: stagecraft_lint::RuleSelection::BuildKit,
@@ -370,15 +555,22 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
                 .is_some_and(|rule| rule.origin == stagecraft_lint::Origin::BuildKit)
         })
         .collect();
-    if !findings.is_empty() {
+    if call.method == CallMethod::Check && call.json {
+        print!(
+            "{}",
+            stagecraft_lint::render(stagecraft_lint::Format::Json, &findings)
+        );
+    } else if !findings.is_empty() {
         eprint!(
             "{}",
             stagecraft_lint::render(stagecraft_lint::Format::Text, &findings)
         );
     }
-    if args.check {
-        return if findings.is_empty() {
-            eprintln!("Check complete, no warnings found.");
+    if call.method == CallMethod::Check {
+        return if findings.is_empty() || call.ignore_status {
+            if findings.is_empty() && !call.json {
+                eprintln!("Check complete, no warnings found.");
+            }
             Ok(())
         } else {
             Err(CommandError(format!(
@@ -449,7 +641,10 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         args.sbom.as_deref(),
         default_provenance,
     )?;
-    let (store, _lease) = open_store_leased()?;
+    let (store, _lease) = match opened {
+        Some(opened) => opened,
+        None => open_store_leased()?,
+    };
     let registry = registry(&args.insecure);
     let renderer = Renderer::new(if args.quiet {
         ProgressMode::Quiet
@@ -460,8 +655,8 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         dockerfile: &file,
         options: BuildOptions {
             plan: plan_options,
-            context_dir: args.context.clone(),
-            dockerfile_path: Some(dockerfile_path),
+            context_dir: context,
+            dockerfile_path,
             no_cache: args.no_cache,
             no_cache_filter: args.no_cache_filter.clone(),
             source_date_epoch,
@@ -472,6 +667,8 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             secret_args: secret_args.into_keys().collect(),
             cache_normalize_mode: args.cache_normalize_mode,
             extra_hosts: args.add_hosts.clone(),
+            ulimits: args.ulimits.clone(),
+            shm_size: args.shm_size,
             network: match args.network {
                 NetworkMode::Default => Network::Sandbox,
                 NetworkMode::None => Network::None,
@@ -563,6 +760,22 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             Some((_, digest)) => println!("{digest}"),
             None => println!("{}", result.image_id()),
         }
+    }
+    Ok(())
+}
+
+/// Prints a `--call` answer: BuildKit's JSON (Go's indented encoding), or the text buildx
+/// prints.
+fn print_answer<T: serde::Serialize>(
+    answer: &T,
+    json: bool,
+    text: fn(&T) -> String,
+) -> CommandResult {
+    if json {
+        let bytes = stagecraft_image::to_go_json_indented(answer)?;
+        println!("{}", String::from_utf8_lossy(&bytes));
+    } else {
+        print!("{}", text(answer));
     }
     Ok(())
 }

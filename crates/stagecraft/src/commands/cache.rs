@@ -28,6 +28,38 @@ enum CacheCommand {
     /// Restore cache mounts from a tar file or a registry, replacing the contents of the store's
     /// mounts of the same ids.
     Import(ImportArgs),
+    /// Remove build cache records and the content only they keep (`docker builder prune`);
+    /// cache mounts stay.
+    Prune(PruneArgs),
+}
+
+impl CacheArgs {
+    /// Whether the command removes files of any owner (snapshots), which needs root.
+    pub(crate) fn writes_as_root(&self) -> bool {
+        matches!(self.command, CacheCommand::Prune(_))
+    }
+}
+
+/// `stagecraft cache prune`, `stagecraft builder prune`.
+#[derive(clap::Args)]
+pub(crate) struct PruneArgs {
+    /// Remove all build cache. Without it, records whose layers tagged images hold stay:
+    /// removing them frees nothing.
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// `until=DURATION|TIME`: only cache last used before then (`24h`, `2024-05-01T00:00:00Z`).
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Stop once the store is under this size (`10GB`, `500MB`, `1.5GiB`: 1024-based, as
+    /// in docker).
+    #[arg(long, value_parser = super::images::size_flag)]
+    keep_storage: Option<u64>,
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Accepted for docker scripts: stagecraft never asks for confirmation.
+    #[arg(short = 'f', long)]
+    force: bool,
 }
 
 /// `stagecraft cache ls`.
@@ -81,7 +113,39 @@ pub(crate) fn run(args: &CacheArgs) -> CommandResult {
         CacheCommand::Ls(args) => ls(args),
         CacheCommand::Export(args) => export(args),
         CacheCommand::Import(args) => import(args),
+        CacheCommand::Prune(args) => prune(args),
     }
+}
+
+/// Runs `stagecraft cache prune` (and `builder prune`).
+pub(crate) fn prune(args: &PruneArgs) -> CommandResult {
+    let mut older_than = None;
+    for filter in &args.filters {
+        match filter.split_once('=') {
+            Some(("until", value)) => {
+                let now = Timestamp::now().unwrap_or_default();
+                let limit = stagecraft_view::units::parse_until(value, now)
+                    .map_err(|e| CommandError(format!("error: --filter {filter}: {e}")))?;
+                let secs = u64::try_from(limit.unix_secs()).unwrap_or(0);
+                older_than = Some(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+            }
+            _ => {
+                return Err(CommandError(format!(
+                    "error: unsupported filter {filter:?}: stagecraft's build cache prune takes until=DURATION|TIME"
+                )));
+            }
+        }
+    }
+    let report = open_store()?.prune(&stagecraft_store::PruneOptions {
+        all: true,
+        records_older_than: older_than,
+        keep_shared_records: !args.all,
+        keep_storage: args.keep_storage,
+        dry_run: args.dry_run,
+        ..Default::default()
+    })?;
+    super::images::print_prune_report(&report, args.dry_run);
+    Ok(())
 }
 
 fn ls(args: &LsArgs) -> CommandResult {

@@ -6,12 +6,14 @@ pub(crate) mod context;
 pub(crate) mod image_checks;
 pub(crate) mod images;
 pub(crate) mod lint;
+pub(crate) mod login;
 pub(crate) mod parse;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod runtime;
 pub(crate) mod sbom;
 pub(crate) mod size;
+pub(crate) mod system;
 
 use std::io::Read;
 use std::path::Path;
@@ -81,14 +83,23 @@ pub(crate) fn read_dockerfile(path: &Path) -> Result<(String, Vec<u8>), CommandE
 
 /// The largest Dockerfile read. BuildKit refuses lines over 64 KiB; real Dockerfiles are a few
 /// kilobytes, and 16 MiB parse in well under a second.
-const MAX_DOCKERFILE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_DOCKERFILE_BYTES: u64 = 16 << 20;
 
 /// Parses a Dockerfile, printing its warnings to standard error.
 pub(crate) fn parse_dockerfile(
     path: &Path,
 ) -> Result<stagecraft_dockerfile::Dockerfile, CommandError> {
     let (name, bytes) = read_dockerfile(path)?;
-    let dockerfile = stagecraft_dockerfile::parse_bytes(&name, &bytes)
+    parse_dockerfile_bytes(&name, &bytes)
+}
+
+/// Parses a Dockerfile already read (`name` is what errors call it), printing its warnings to
+/// standard error.
+pub(crate) fn parse_dockerfile_bytes(
+    name: &str,
+    bytes: &[u8],
+) -> Result<stagecraft_dockerfile::Dockerfile, CommandError> {
+    let dockerfile = stagecraft_dockerfile::parse_bytes(name, bytes)
         .map_err(|error| CommandError(error.render()))?;
     for warning in &dockerfile.warnings {
         eprintln!(

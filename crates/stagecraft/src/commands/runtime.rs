@@ -1,7 +1,9 @@
 //! Shared plumbing for commands that touch the store: opening it, leases, clean interrupts.
 
 use super::CommandError;
-pub(crate) use stagecraft_build::{block_on, fill_output_dir, registry, write_output_file};
+pub(crate) use stagecraft_build::{
+    block_on, fill_output_dir, registry, write_archive_to, write_output_file,
+};
 use stagecraft_store::Store;
 
 /// Opens the store and takes a lease for the rest of the command: content a command writes

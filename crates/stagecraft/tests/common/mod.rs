@@ -75,9 +75,23 @@ pub(crate) struct RegistryProcess {
 
 impl RegistryProcess {
     pub(crate) fn start(data: &Path, port: u16) -> RegistryProcess {
+        Self::start_with(data, port, &[])
+    }
+
+    /// A registry that demands basic authentication as `user_password` (`USER:PASS`).
+    pub(crate) fn start_with_htpasswd(
+        data: &Path,
+        port: u16,
+        user_password: &str,
+    ) -> RegistryProcess {
+        Self::start_with(data, port, &["--htpasswd", user_password])
+    }
+
+    fn start_with(data: &Path, port: u16, extra: &[&str]) -> RegistryProcess {
         let output = std::process::Command::new(shared_dir().join("fixtures/start-registry"))
             .arg(port.to_string())
             .arg(data)
+            .args(extra)
             .output()
             .unwrap();
         assert!(
