@@ -361,30 +361,47 @@ pub(crate) fn is_download(command: &SimpleCommand) -> bool {
 
 /// A command that takes an empty or truncated input without failing and with consequences: a
 /// shell or interpreter runs whatever arrived (nothing, for a failed download), `tee` and `dd`
-/// save it, and archive tools unpack what they got.
+/// save it, a compressor compresses it, and `tar`/`cpio` unpack a plain archive cut at a file
+/// boundary. Not a decompressor (`gunzip`, `xz -d`, `tar xz`): an empty or truncated compressed
+/// stream makes it fail (GNU and BusyBox tools alike), and the step with it.
 pub(crate) fn trusts_its_input(command: &SimpleCommand) -> bool {
     let program = command.program();
     SHELLS.contains(&program)
         || ["python", "perl", "ruby", "node", "php"]
             .iter()
             .any(|interpreter| program.starts_with(interpreter))
-        || matches!(
-            program,
-            "tar"
-                | "bsdtar"
-                | "gzip"
-                | "gunzip"
-                | "zcat"
-                | "bzip2"
-                | "bunzip2"
-                | "xz"
-                | "unxz"
-                | "zstd"
-                | "unzstd"
-                | "cpio"
-                | "tee"
-                | "dd"
-        )
+        || match program {
+            "tar" | "bsdtar" => !tar_decompresses(command),
+            "gzip" | "bzip2" | "xz" | "zstd" => !command.has_option(&["-d", "--decompress"]),
+            "cpio" | "tee" | "dd" => true,
+            _ => false,
+        }
+}
+
+/// Whether a `tar` reads a compressed archive: `-z`/`-j`/`-J`/`-Z` alone or in a bundle
+/// (`xzf`, `-xJf`), a long option naming a compressor, or a compress program (`-I zstd`).
+fn tar_decompresses(command: &SimpleCommand) -> bool {
+    const LONG: [&str; 9] = [
+        "--gzip",
+        "--gunzip",
+        "--bzip2",
+        "--xz",
+        "--lzma",
+        "--zstd",
+        "--compress",
+        "--uncompress",
+        "--use-compress-program",
+    ];
+    command.has_option(&LONG)
+        || command.args().iter().enumerate().any(|(index, arg)| {
+            // Short options, bundled or not; the first argument may omit its dash (`tar xzf`).
+            let bundle = match arg.strip_prefix('-') {
+                Some(rest) if !rest.starts_with('-') => rest,
+                None if index == 0 => arg.as_str(),
+                _ => return false,
+            };
+            bundle.contains(['z', 'j', 'J', 'Z', 'I'])
+        })
 }
 
 /// Options of `go build` / `go install` that take a separate value.

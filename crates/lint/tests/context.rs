@@ -179,6 +179,25 @@ fn secret_file_in_context_quiet_when_ignored_or_harmless() {
 }
 
 #[test]
+fn secret_file_in_context_leaves_test_fixtures_and_build_stages_alone() {
+    let key = "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n";
+    // Keys made for tests.
+    let dir = context(&[
+        ("internal/tls/testdata/server.key", key),
+        ("tests/fixtures/client.pem", key),
+        ("main.go", ""),
+    ]);
+    assert_eq!(count("SecretFileInContext", COPY_ALL, dir.path()), 0);
+    // A real key, copied only into a build stage whose output is a binary.
+    let dir = context(&[("deploy/server.key", key), ("main.go", "")]);
+    let builder = "FROM golang:1.22 AS build\nWORKDIR /src\nCOPY . .\nRUN go build -o /app .\n\
+                   FROM gcr.io/distroless/static-debian12\nCOPY --from=build /app /app\nENTRYPOINT [\"/app\"]\n";
+    assert_eq!(count("SecretFileInContext", builder, dir.path()), 0);
+    // The same key copied into the final stage ships.
+    assert_eq!(count("SecretFileInContext", COPY_ALL, dir.path()), 1);
+}
+
+#[test]
 fn lockfile_in_context_counts_as_copied() {
     let dir = context(&[
         (".dockerignore", "node_modules\n"),

@@ -127,12 +127,20 @@ rule_cases! {
     pipefail_missing: "PipefailMissing" {
         fires: [
             "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/install.sh | sh\n",
-            "FROM alpine:3.20\nRUN <<EOF\nwget -qO- https://example.com/x.tgz | tar xz\nEOF\n",
+            // A plain tar cut at a file boundary unpacks what it got and succeeds.
+            "FROM alpine:3.20\nRUN <<EOF\nwget -qO- https://example.com/x.tar | tar x -C /opt\nEOF\n",
+            "FROM alpine:3.20\nRUN wget -qO- https://example.com/x.txt | gzip > /x.gz\n",
             "FROM debian:bookworm-slim\nRUN apt-get update && curl -sL https://example.com/setup | bash -\n",
             "FROM python:3.12-slim\nRUN curl -sSL https://example.com/get-tool.py | python3 -\n",
         ],
         quiet: [
             "FROM alpine:3.20\nRUN set -o pipefail && wget -qO- https://example.com/x.tgz | tar xz\n",
+            // A decompressor fails on an empty or truncated stream: so does the step.
+            "FROM alpine:3.20\nRUN wget -qO- https://example.com/x.tgz | tar xz\n",
+            "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/t.tar.gz | tar -xz -C /usr/local/bin\n",
+            "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/t.tar.xz | tar --xz -x\n",
+            "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/f.gz | gunzip > /usr/local/bin/f\n",
+            "FROM debian:bookworm-slim\nRUN curl -fsSL https://example.com/f.zst | zstd -d -o /f\n",
             "FROM debian:bookworm-slim\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\nRUN curl -fsSL https://example.com/install.sh | bash\n",
             "FROM debian:bookworm-slim\nRUN [\"/bin/bash\", \"-c\", \"set -o pipefail && curl -fsSL https://x | bash\"]\n",
             "FROM alpine:3.20\nRUN test -f /etc/os-release || echo missing\n",
@@ -209,11 +217,18 @@ rule_cases! {
         ],
     }
     add_url_without_checksum: "AddUrlWithoutChecksum" {
-        fires: ["FROM alpine:3.20\nADD https://example.com/tool.tar.gz /opt/\n"],
+        fires: [
+            "FROM alpine:3.20\nADD https://example.com/tool.tar.gz /opt/\n",
+            // A query does not make a download a repository.
+            "FROM alpine:3.20\nADD https://example.com/tool.tar.gz?download=1 /opt/\n",
+        ],
         quiet: [
             "FROM alpine:3.20\nADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d https://example.com/tool.tar.gz /opt/\n",
             "FROM alpine:3.20\nADD https://github.com/moby/buildkit.git#v0.14.0 /src\n",
             "FROM alpine:3.20\nADD rootfs.tar.xz /\n",
+            // BuildKit's query form of a git source is a repository too.
+            "FROM alpine:3.20\nADD https://example.com/team/tool.git?ref=v1.2.3 /src\n",
+            "FROM alpine:3.20\nADD https://example.com/team/tool.git?commit=0123456789abcdef0123456789abcdef01234567 /src\n",
         ],
     }
     pip_install_unpinned: "PipInstallUnpinned" {
@@ -274,4 +289,33 @@ fn messages_teach() {
     );
     assert_eq!(findings[0].hint, "write `--from=builder`");
     assert_eq!((findings[0].line, findings[0].column), (3, 6));
+}
+
+#[test]
+fn names_installed_in_both_branches_of_an_if_are_listed_once() {
+    let pip = fires(
+        "PipInstallUnpinned",
+        "FROM python:3.12-slim\nRUN if [ -n \"$GPU\" ]; then pip install --no-cache-dir torch flask; else pip install --no-cache-dir torch; fi\n",
+    );
+    assert_eq!(pip.len(), 1);
+    assert!(
+        pip[0]
+            .message
+            .contains("pip install of torch, flask without"),
+        "{}",
+        pip[0].message
+    );
+    let compilers = fires(
+        "CompilerInRuntime",
+        "FROM rust:1.79 AS build\nRUN cargo build --release\nFROM alpine:3.20\n\
+         RUN if [ \"$X\" = 1 ]; then apk add --no-cache gcc; else apk add --no-cache gcc musl-dev; fi\n\
+         COPY --from=build /target/release/app /app\nCMD [\"/app\"]\n",
+    );
+    assert_eq!(compilers.len(), 1);
+    assert_eq!(
+        compilers[0].message.matches("gcc").count(),
+        1,
+        "{}",
+        compilers[0].message
+    );
 }

@@ -79,7 +79,20 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
              they change with every commit or install, which invalidates this COPY's cache",
         );
     }
-    for (step, paths) in by_first_copy(&copies, &found.secrets) {
+    // A secret reaches the image only through the stages the target is built on: a build
+    // stage's copy of the context is left behind (CopyBuilderSourceTree judges what the target
+    // copies out of one).
+    let shipped: Vec<&Step<'_>> = ctx
+        .chain(ctx.target())
+        .into_iter()
+        .flat_map(|view| &view.steps)
+        .collect();
+    let shipped_copies: Vec<(&Step<'_>, Vec<String>)> = copies
+        .iter()
+        .filter(|(step, _)| shipped.iter().any(|s| std::ptr::eq(*s, *step)))
+        .cloned()
+        .collect();
+    for (step, paths) in by_first_copy(&shipped_copies, &found.secrets) {
         report(
             sink,
             &rules::SecretFileInContext,
@@ -188,7 +201,11 @@ impl Scan {
                     } else if depth + 1 < MAX_DEPTH && (may_reinclude || !excluded(&path)) {
                         stack.push((entry.path(), path, depth + 1));
                     }
-                } else if kind.is_file() && is_secret(&entry.path(), &name) && !excluded(&path) {
+                } else if kind.is_file()
+                    && !in_test_fixtures(&relative)
+                    && is_secret(&entry.path(), &name)
+                    && !excluded(&path)
+                {
                     scan.secrets.push(path);
                 }
             }
@@ -205,6 +222,17 @@ impl Scan {
 
 /// `.env` files (not the `.env.example` kind), SSH private keys, and `.pem`/`.key` files
 /// holding a private key.
+/// Whether a directory (relative to the context) holds test fixtures: keys there are made for
+/// tests (Go's `testdata`, `fixtures`, `test`/`tests` trees), not anybody's secret.
+fn in_test_fixtures(relative: &str) -> bool {
+    relative.split('/').any(|component| {
+        matches!(
+            component,
+            "testdata" | "fixtures" | "__fixtures__" | "test" | "tests"
+        )
+    })
+}
+
 fn is_secret(path: &Path, name: &str) -> bool {
     if name == ".env" || matches!(name, "id_rsa" | "id_dsa" | "id_ecdsa" | "id_ed25519") {
         return true;

@@ -458,11 +458,15 @@ fn final_stage(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
             if tools::apk_virtual(command).is_some_and(|group| removed.contains(&group)) {
                 continue;
             }
-            kept.extend(
-                packages
-                    .into_iter()
-                    .filter(|p| tools::is_compiler_package(p) && !removed.contains(p)),
-            );
+            for package in packages {
+                // Each name once: the branches of an `if`/`else` install the same tools twice.
+                if tools::is_compiler_package(package)
+                    && !removed.contains(&package)
+                    && !kept.contains(&package)
+                {
+                    kept.push(package);
+                }
+            }
         }
         if !kept.is_empty() {
             sink.report(

@@ -208,11 +208,13 @@ fn apt_get_upgrade(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
 
 /// PipInstallUnpinned: packages named without a version in an image that ships.
 fn pip_install_unpinned(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
-    let unpinned: Vec<&str> = script
-        .commands()
-        .iter()
-        .flat_map(tools::pip_unpinned)
-        .collect();
+    let mut unpinned: Vec<&str> = Vec::new();
+    // Each name once: the branches of an `if`/`else` install the same packages twice.
+    for name in script.commands().iter().flat_map(tools::pip_unpinned) {
+        if !unpinned.contains(&name) {
+            unpinned.push(name);
+        }
+    }
     let Some(first) = unpinned.first() else {
         return;
     };
@@ -266,7 +268,17 @@ fn add_url_without_checksum(step: &Step<'_>, sink: &mut Sink<'_>) {
     if add.checksum.is_some() {
         return;
     }
-    // Git sources are pinned by their ref, not by a checksum of a download.
+    // Git sources are pinned by their ref, not by a checksum of a download. BuildKit takes an
+    // http(s) URL for a repository when its path, before any query or fragment, ends in `.git`
+    // (`…/tool.git#v1`, `…/tool.git?ref=v1&commit=…`).
+    let is_repository = |url: &str| {
+        let without_fragment = url.split('#').next().unwrap_or(url);
+        let path = without_fragment
+            .split('?')
+            .next()
+            .unwrap_or(without_fragment);
+        path.ends_with(".git")
+    };
     let url = add
         .paths
         .sources
@@ -274,8 +286,7 @@ fn add_url_without_checksum(step: &Step<'_>, sink: &mut Sink<'_>) {
         .map(|s| s.value.as_str())
         .find(|source| {
             (source.starts_with("https://") || source.starts_with("http://"))
-                && !source.contains(".git#")
-                && !source.ends_with(".git")
+                && !is_repository(source)
         });
     if let Some(url) = url {
         sink.report(
