@@ -34,14 +34,8 @@ command -v buildah >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install 
 [ -x /usr/bin/time ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 [ -n "${STAGECRAFT_BIN:-}" ] || cargo build --release --quiet -p stagecraft
 
-stop_pidfile() {  # PIDFILE: SIGTERM, wait up to 20 s, then SIGKILL
-    local pid i
-    [ -s "$1" ] || return 0
-    pid=$(cat "$1")
-    kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/daemons.sh
+source scripts/lib/daemons.sh
 cleanup() {
     local code=$?
     set +e
@@ -50,14 +44,9 @@ cleanup() {
         buildah "${bh_store[@]}" rm -a >/dev/null 2>&1
         buildah "${bh_store[@]}" rmi -a -f >/dev/null 2>&1
     fi
-    # dockerd's pid file disappears when it exits: read both pids before stopping either
-    local containerd_pid=$work/containerd.pid
-    cp "$work/dd/exec/containerd/containerd.pid" "$containerd_pid" 2>/dev/null
-    stop_pidfile "$work/dd/dockerd.pid"
-    stop_pidfile "$containerd_pid"
+    stop_dockerd "$work/dd"
     stop_pidfile "$work/reg/registry.pid"
-    # whatever is still mounted below $work (Buildah's and dockerd's overlays), deepest first
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r m; do umount -l "$m"; done
+    unmount_below "$work"
     rm -rf "$work"
     exit "$code"
 }
@@ -74,7 +63,8 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 "$shared/fixtures/make-busybox-image" "$work/bb" >/dev/null
 "$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
-export DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "127.0.0.1:$port")
+DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "127.0.0.1:$port")
+export DOCKER_HOST
 export STAGECRAFT_ROOT=$work/store
 bh_root=$work/bh/root
 bh_store=(--root "$bh_root" --runroot "$work/bh/runroot" --storage-driver overlay)

@@ -23,24 +23,15 @@ cargo build --release --quiet -p stagecraft
 bin=$repo/target/release/stagecraft
 read -r -a security <<<"${FLEET_SECURITY:---security-opt seccomp=unconfined --security-opt systempaths=unconfined --device /dev/net/tun --cap-drop ALL --cap-add SETUID --cap-add SETGID}"
 
-stop_pidfile() {  # PIDFILE: SIGTERM, wait up to 20 s, then SIGKILL
-    local pid i
-    [ -s "$1" ] || return 0
-    pid=$(cat "$1")
-    kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/daemons.sh
+source scripts/lib/daemons.sh
 cleanup() {
     local code=$?
     set +e
     trap - EXIT INT TERM
-    local containerd_pid=$work/containerd.pid
-    cp "$work/dd/exec/containerd/containerd.pid" "$containerd_pid" 2>/dev/null
-    stop_pidfile "$work/dd/dockerd.pid"
-    stop_pidfile "$containerd_pid"
+    stop_dockerd "$work/dd"
     stop_pidfile "$work/reg/registry.pid"
-    findmnt -rn -o TARGET | grep -F "$work/" | sort -r | while read -r m; do umount -l "$m"; done
+    unmount_below "$work"
     rm -rf "$work"
     exit "$code"
 }
@@ -52,7 +43,8 @@ export STAGECRAFT_ROOT=$work/host-store
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
 registry=127.0.0.1:$port
-export DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "$registry")
+DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "$registry")
+export DOCKER_HOST
 docker=/usr/bin/docker
 
 # --- bases: busybox for the project (in the registry, as a CI runner would pull it), and a
