@@ -3,11 +3,11 @@
 # never by process name, so nothing else on the machine is touched.
 
 stop_pidfile() {  # PIDFILE: SIGTERM, wait up to 20 s, then SIGKILL
-    local pid i
+    local pid
     [ -s "$1" ] || return 0
     pid=$(cat "$1")
     kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
 }
 
