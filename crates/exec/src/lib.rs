@@ -95,6 +95,7 @@ mod error;
 mod etc_files;
 mod executor;
 mod helper;
+mod hints;
 mod limits;
 mod netns;
 mod process;

@@ -24,6 +24,7 @@
 //! it, so a step sees neither the host's processes nor its mounts. A rootless process can only
 //! write where the user can, which for a build is its store.
 
+use crate::hints::{MAP_HELPER_IN_CONTAINER_HINT, USERNS_HINT};
 use std::fs::File;
 use std::io::{Read, Write};
 
@@ -129,24 +130,6 @@ fn unshare_user() -> Result<(), ExecError> {
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER) }
         .map_err(|e| ExecError::Namespaces(format!("unshare: {}{}", errno_text(e), USERNS_HINT)))
 }
-
-/// Why creating a user namespace fails when it does: on a host, a sysctl; in a container, its
-/// seccomp profile (docker's default and Kubernetes' RuntimeDefault allow the namespace flags of
-/// `unshare` and `clone` only with CAP_SYS_ADMIN).
-pub(crate) const USERNS_HINT: &str = "; unprivileged user namespaces may be disabled: check \
-     /proc/sys/user/max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns; in a \
-     container, its seccomp profile refuses them: run it with --security-opt seccomp=unconfined \
-     (Kubernetes: securityContext.seccompProfile.type: Unconfined), or a profile that allows \
-     unshare and clone with CLONE_NEWUSER";
-
-/// Why `newuidmap` is refused in a container: set-uid root, it writes the map with an euid that
-/// does not own the new namespace, and the kernel then asks for CAP_SYS_ADMIN, which no
-/// unprivileged container has; with a file capability it keeps the caller's uid, the owner.
-const MAP_HELPER_IN_CONTAINER_HINT: &str = "; in a container, a set-uid newuidmap/newgidmap \
-     needs CAP_SYS_ADMIN: give them file capabilities instead (setcap cap_setuid=ep \
-     /usr/bin/newuidmap; setcap cap_setgid=ep /usr/bin/newgidmap, as the stagecraft image does), \
-     keep SETUID and SETGID in the container's capabilities, and do not set no-new-privileges \
-     (Kubernetes: allowPrivilegeEscalation: false), which switches file capabilities off";
 
 /// The user a process runs as, as `/etc/subuid` may name it.
 struct Owner<'a> {

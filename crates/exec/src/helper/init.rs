@@ -32,6 +32,8 @@
 //!    program, the start of its binary goes back with the failure, so the parent can tell a
 //!    foreign program without an emulator (see [`crate::emulation`]).
 
+use super::look_path::look_path;
+use crate::hints::PROC_IN_CONTAINER_HINT;
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -427,13 +429,6 @@ fn secret_files(spec: &HelperSpec) -> Result<std::collections::BTreeMap<usize, S
 }
 
 /// Creates the mount point `target` (a directory) in the rootfs and mounts a new `fstype` on it.
-/// Why a fresh `/proc` is refused in a container: the kernel allows one in a user namespace only
-/// when no part of the outer `/proc` is hidden, and container runtimes hide some by default.
-const PROC_IN_CONTAINER_HINT: &str = "; in a container this means its /proc has masked paths \
-     (docker's and Kubernetes' default), and the kernel then refuses a new /proc in a user \
-     namespace: run it with --security-opt systempaths=unconfined (Kubernetes: \
-     securityContext.procMount: Unmasked, with hostUsers: false)";
-
 fn mount_new(
     root: &OwnedFd,
     target: &str,
@@ -859,50 +854,6 @@ fn exec(args: &[String], env: &[String]) -> Result<Infallible, Failure> {
         },
         _ => Failure::Start(message),
     })
-}
-
-/// Go's `exec.LookPath` as runc uses it, with Go's error texts.
-fn look_path(file: &str, path_var: Option<&str>) -> Result<String, String> {
-    if file.contains('/') {
-        return find_executable(file)
-            .map(|()| file.to_owned())
-            .map_err(|e| format!("exec: {file:?}: {e}"));
-    }
-    // Go's filepath.SplitList: an empty PATH has no entries; an empty entry means ".".
-    let dirs = match path_var {
-        None | Some("") => Vec::new(),
-        Some(p) => p.split(':').collect(),
-    };
-    for dir in dirs {
-        let dir = if dir.is_empty() { "." } else { dir };
-        let candidate = format!("{}/{file}", dir.trim_end_matches('/'));
-        if find_executable(&candidate).is_ok() {
-            if !candidate.starts_with('/') {
-                return Err(format!(
-                    "exec: {file:?}: cannot run executable found relative to current directory"
-                ));
-            }
-            return Ok(candidate);
-        }
-    }
-    Err(format!(
-        "exec: {file:?}: executable file not found in $PATH"
-    ))
-}
-
-/// Go's `findExecutable`: exists, is not a directory, and is executable for the effective ids.
-fn find_executable(path: &str) -> Result<(), String> {
-    let st = rustix::fs::stat(path).map_err(|e| format!("stat {path}: {}", errno_text(e)))?;
-    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-        return Err(errno_text(Errno::ISDIR));
-    }
-    rustix::fs::accessat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::Access::EXEC_OK,
-        AtFlags::EACCESS,
-    )
-    .map_err(errno_text)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 
 pub(crate) mod fs;
 mod init;
+mod look_path;
 mod rootfs;
 mod stubs;
 
@@ -44,8 +45,9 @@ use rustix::process::{Pid, PidfdFlags, WaitOptions};
 use rustix::thread::UnshareFlags;
 
 use crate::error::{Failure, errno_text};
+use crate::hints::USERNS_HINT;
 use crate::protocol::{self, HelperSpec, Report, SPEC_FD_ARG, STATUS_FD_ARG};
-use crate::userns::{IdSpace, USERNS_HINT, map_caller_to_root};
+use crate::userns::{IdSpace, map_caller_to_root};
 use crate::{ExitStatus, MountKind, Network, Rootfs};
 
 /// Signals the helper passes on to the command, so that signalling the helper (the process the
