@@ -4,7 +4,7 @@
 use crate::network::block_on;
 use stagecraft_image::Platform;
 use stagecraft_registry::Registry;
-use stagecraft_solve::BaseImages;
+use stagecraft_solve::{BaseImages, OciLayoutRef};
 use stagecraft_store::{Image, Store};
 
 /// Base images: from the store when present, else pulled.
@@ -54,5 +54,19 @@ impl BaseImages for StoreOrRegistry<'_> {
                 "{in_store}, and pulling it failed: {e}\n  = help: load it first with `stagecraft load` if it is not in a registry (for several platforms, load an image index); for a registry over plain HTTP, pass --insecure-registry HOST:PORT"
             )
         })
+    }
+
+    fn resolve_layout(
+        &self,
+        layout: &OciLayoutRef,
+        platform: &Platform,
+    ) -> Result<Image, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(stagecraft_export::load_layout_image(
+            self.store,
+            &layout.path,
+            layout.tag.as_deref(),
+            layout.digest.as_ref(),
+            platform,
+        )?)
     }
 }

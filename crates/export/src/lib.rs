@@ -688,6 +688,74 @@ fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, Export
     Ok(loaded)
 }
 
+/// Copies the image an OCI layout directory holds into the store and returns it, as buildx
+/// and BuildKit resolve an `oci-layout://PATH[:TAG][@DIGEST]` context: by `digest` (a
+/// manifest or index among the layout's blobs), else the `index.json` entry named `tag` (by
+/// `io.containerd.image.name`, then `org.opencontainers.image.ref.name`), else its only entry.
+/// An index is resolved for `platform`, and only that platform's manifest, config and layers
+/// are copied.
+pub fn load_layout_image(
+    store: &Store,
+    dir: &Path,
+    tag: Option<&str>,
+    digest: Option<&Digest>,
+    platform: &Platform,
+) -> Result<Image, ExportError> {
+    let index_path = dir.join("index.json");
+    let name = format!("oci-layout://{}", dir.display());
+    let digest = match digest {
+        Some(digest) => digest.clone(),
+        None => {
+            let bytes = fs::read(&index_path).map_err(|source| ExportError::Format {
+                path: index_path.clone(),
+                reason: format!("not an OCI layout: {source}"),
+            })?;
+            let index = ImageIndex::from_slice(&bytes).map_err(|e| ExportError::Format {
+                path: index_path.clone(),
+                reason: e.to_string(),
+            })?;
+            let tag = tag.unwrap_or("latest");
+            let named = |annotation: &str| {
+                index
+                    .manifests
+                    .iter()
+                    .find(|m| m.annotations.get(annotation).map(String::as_str) == Some(tag))
+            };
+            let entry = named(IMAGE_NAME_ANNOTATION)
+                .or_else(|| named(REF_NAME_ANNOTATION))
+                .or(match &index.manifests[..] {
+                    [only] => Some(only),
+                    _ => None,
+                })
+                .ok_or_else(|| ExportError::Format {
+                    path: index_path.clone(),
+                    reason: format!(
+                        "no image named {tag:?} among its {} entries\n  = help: name one with :TAG (its org.opencontainers.image.ref.name) or @DIGEST",
+                        index.manifests.len()
+                    ),
+                })?;
+            entry.digest.clone()
+        }
+    };
+    store_blob_from(store, dir, &digest)?;
+    let manifest = match store.read_any_manifest(&digest)? {
+        stagecraft_image::AnyManifest::Image(_) => Some(digest.clone()),
+        stagecraft_image::AnyManifest::Index(index) => {
+            index.find(platform).map(|entry| entry.digest.clone())
+        }
+    };
+    // Without the platform, `image_at` says which platforms the index has.
+    if let Some(manifest) = manifest {
+        store_blob_from(store, dir, &manifest)?;
+        let manifest = store.read_manifest(&manifest)?;
+        store_blob_from(store, dir, &manifest.config.digest)?;
+        for layer in &manifest.layers {
+            store_blob_from(store, dir, &layer.digest)?;
+        }
+    }
+    Ok(store.image_at(&digest, &name, platform)?)
+}
+
 /// Reads a stored manifest (or index, picking this platform, else the index's first one: a
 /// multi-platform image built for other machines loads too) back as an [`Image`].
 pub fn image_from_manifest_digest(store: &Store, digest: &Digest) -> Result<Image, ExportError> {

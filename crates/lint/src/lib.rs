@@ -60,8 +60,10 @@ pub struct LintOptions {
     pub target: Option<String>,
     /// `--build-arg NAME=VALUE` values (`BUILDKIT_DOCKERFILE_CHECK` replaces `# check=`).
     pub build_args: BTreeMap<String, String>,
-    /// The names of the named build contexts (`--build-context NAME=…`): `FROM NAME` and
-    /// `COPY --from=NAME` use them, not an image or an undefined stage.
+    /// The names of the named build contexts (`--build-context NAME=…`), each as
+    /// `stagecraft_plan::context_name` normalizes it: a stage of that name is replaced by the
+    /// context, and `FROM NAME` and `COPY --from=NAME` use it, not an image or an undefined
+    /// stage (`NAME`, `NAME:latest` and `docker.io/library/NAME` alike, as in BuildKit).
     pub build_contexts: BTreeSet<String>,
     /// Which rules run.
     pub rules: RuleSelection,
@@ -290,7 +292,6 @@ pub fn base_images(file: &Dockerfile, options: &LintOptions) -> Vec<String> {
     for stage in &plan.stages {
         if let stagecraft_plan::Base::Image(reference) = &stage.base
             && !images.contains(reference)
-            && !options.build_contexts.contains(reference)
         {
             images.push(reference.clone());
         }
@@ -302,6 +303,7 @@ pub(crate) fn plan_options(options: &LintOptions) -> PlanOptions {
     PlanOptions {
         target: options.target.clone(),
         build_args: options.build_args.clone(),
+        named_contexts: options.build_contexts.clone(),
         ..PlanOptions::default()
     }
 }

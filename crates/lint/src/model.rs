@@ -284,17 +284,14 @@ impl<'a> Ctx<'a> {
     /// context (whose contents are not known), or an image reference docker would reject.
     pub(crate) fn root_image(&self, index: usize) -> Option<ImageRef> {
         match self.root_base(index)? {
-            Base::Image(reference) if !self.model.options.build_contexts.contains(reference) => {
-                ImageRef::parse(reference)
-            }
-            _ => None,
+            Base::Image(reference) => ImageRef::parse(reference),
+            Base::Scratch | Base::Stage(_) | Base::Context(_) => None,
         }
     }
 
     /// Whether a stage's `FROM` chain starts from a named build context (`--build-context`).
     pub(crate) fn is_on_named_context(&self, index: usize) -> bool {
-        matches!(self.root_base(index), Some(Base::Image(reference))
-            if self.model.options.build_contexts.contains(reference))
+        matches!(self.root_base(index), Some(Base::Context(_)))
     }
 
     fn root_base(&self, index: usize) -> Option<&'a Base> {

@@ -46,6 +46,33 @@ pub struct PlanOptions {
     pub platform: Option<Platform>,
     /// The platform the build runs on: `BUILDPLATFORM` (default: this machine's).
     pub build_platform: Option<Platform>,
+    /// The names of the named build contexts (`--build-context NAME=…`), each as
+    /// [`context_name`] normalizes it. A stage of that name is replaced by the context, and
+    /// `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` that name no stage take it
+    /// instead of an image.
+    pub named_contexts: BTreeSet<String>,
+}
+
+/// The name a named build context is known by, as buildx and BuildKit normalize it: the
+/// reference's short form without a `:latest` tag, so that `alpine`, `alpine:latest` and
+/// `docker.io/library/alpine` name the same context, and `alpine:3.20` another one.
+///
+/// ```
+/// use stagecraft_plan::context_name;
+///
+/// assert_eq!(context_name("docker.io/library/alpine:latest")?, "alpine");
+/// assert_eq!(context_name("alpine:3.20")?, "alpine:3.20");
+/// assert_eq!(context_name("ghcr.io/o/app")?, "ghcr.io/o/app");
+/// assert!(context_name("Has Space").is_err());
+/// # Ok::<(), stagecraft_image::ReferenceError>(())
+/// ```
+pub fn context_name(name: &str) -> Result<String, stagecraft_image::ReferenceError> {
+    let familiar = stagecraft_image::Reference::parse(name)?.familiar();
+    // BuildKit trims the suffix once (`strings.TrimSuffix`).
+    Ok(match familiar.strip_suffix(":latest") {
+        Some(short) => short.to_owned(),
+        None => familiar,
+    })
 }
 
 /// Why no plan could be made.
@@ -89,6 +116,9 @@ pub enum Base {
     Stage(usize),
     /// An image reference, variables expanded.
     Image(String),
+    /// A named build context (`--build-context NAME=…`), by its [`context_name`]: `FROM NAME`
+    /// where no stage is called NAME, or a stage of that name, which the context replaces.
+    Context(String),
 }
 
 /// Why one stage needs another.
@@ -131,6 +161,13 @@ pub struct StagePlan {
     pub dependencies: Vec<Dependency>,
     /// Images used by `COPY --from=` or `RUN --mount=…,from=` that are not stages.
     pub external_images: Vec<String>,
+    /// Named build contexts used by `COPY --from=` or `RUN --mount=…,from=` that are not
+    /// stages, by their [`context_name`].
+    pub external_contexts: Vec<String>,
+    /// Whether a named build context of the stage's name replaces the whole stage, as in
+    /// BuildKit: its base is [`Base::Context`], and its instructions do not run (nor are the
+    /// stages they copy from needed).
+    pub replaced: bool,
     /// Whether the target needs it.
     pub needed: bool,
     /// The global arguments its `FROM` line uses (in the base name or `--platform`).
@@ -171,6 +208,8 @@ pub struct Plan {
     pub target_platform: Platform,
     /// The platform built on (`BUILDPLATFORM`).
     pub build_platform: Platform,
+    /// The named build contexts' names ([`PlanOptions::named_contexts`]).
+    pub named_contexts: BTreeSet<String>,
 }
 
 impl Plan {
@@ -304,7 +343,19 @@ impl Plan {
                 })?,
                 _ => target_platform.clone(),
             };
-            let (base, dependencies) = if base_name == "scratch" {
+            // BuildKit looks the stage's own name up first: a context of that name replaces
+            // the stage whatever its FROM says (still checked below, as BuildKit parses it).
+            let replacement = stage
+                .name
+                .as_deref()
+                .filter(|name| !RESERVED_STAGE_NAMES.contains(name))
+                .and_then(|name| named_context(&options.named_contexts, name));
+            let (base, dependencies) = if let Some(context) = &replacement {
+                if base_name != "scratch" && !names.contains_key(&base_name) {
+                    check_reference(file, &stage.base, &base_name)?;
+                }
+                (Base::Context(context.clone()), Vec::new())
+            } else if base_name == "scratch" {
                 (Base::Scratch, Vec::new())
             } else if let Some(&index) = names.get(&base_name) {
                 let line = stage.location.start_line;
@@ -320,7 +371,10 @@ impl Plan {
                 // As BuildKit, every stage's base must be a valid reference before anything
                 // runs, needed by the target or not.
                 check_reference(file, &stage.base, &base_name)?;
-                (Base::Image(base_name), Vec::new())
+                match named_context(&options.named_contexts, &base_name) {
+                    Some(context) => (Base::Context(context), Vec::new()),
+                    None => (Base::Image(base_name), Vec::new()),
+                }
             };
             if let Some(name) = &stage.name {
                 names.insert(name.clone(), stage.index);
@@ -336,6 +390,8 @@ impl Plan {
                 image_platform,
                 dependencies,
                 external_images: Vec::new(),
+                external_contexts: Vec::new(),
+                replaced: replacement.is_some(),
                 needed: false,
                 from_args,
             });
@@ -346,7 +402,14 @@ impl Plan {
         for index in 0..planned.len() {
             let mut extra = Vec::new();
             let mut images = Vec::new();
-            for command in &planned[index].stage.commands {
+            let mut contexts = Vec::new();
+            // A replaced stage's instructions never run.
+            let commands = if planned[index].replaced {
+                &[][..]
+            } else {
+                &planned[index].stage.commands[..]
+            };
+            for command in commands {
                 let line = command.location.start_line;
                 let sources: Vec<(Word, DependencyKind)> = match &command.kind {
                     CommandKind::Copy(copy) => copy
@@ -368,13 +431,17 @@ impl Plan {
                         Some(stage) => extra.push(Dependency { stage, kind, line }),
                         None => {
                             check_reference(file, &word, &word.value)?;
-                            images.push(word.value.clone());
+                            match named_context(&options.named_contexts, &word.value) {
+                                Some(context) => contexts.push(context),
+                                None => images.push(word.value.clone()),
+                            }
                         }
                     }
                 }
             }
             planned[index].dependencies.extend(extra);
             planned[index].external_images = images;
+            planned[index].external_contexts = contexts;
         }
 
         detect_cycles(file, &planned)?;
@@ -411,7 +478,14 @@ impl Plan {
             escape: file.escape,
             target_platform,
             build_platform,
+            named_contexts: options.named_contexts.clone(),
         })
+    }
+
+    /// The named build context `reference` (a `FROM` or `--from` value that names no stage)
+    /// stands for, by its [`context_name`]; `None` when it is an image.
+    pub fn named_context(&self, reference: &str) -> Option<String> {
+        named_context(&self.named_contexts, reference)
     }
 
     /// Display names of the needed stages, in build order.
@@ -439,6 +513,10 @@ impl Plan {
                 Base::Scratch => "scratch".to_owned(),
                 Base::Stage(i) => format!("stage {}", self.stages[*i].display_name),
                 Base::Image(image) => format!("image {image}"),
+                Base::Context(name) if stage.replaced => {
+                    format!("named context {name} (replaces the stage)")
+                }
+                Base::Context(name) => format!("named context {name}"),
             };
             let mut needs: Vec<String> = stage
                 .dependencies
@@ -447,6 +525,12 @@ impl Plan {
                 .map(|d| format!("{} (line {})", self.stages[d.stage].display_name, d.line))
                 .collect();
             needs.extend(stage.external_images.iter().map(|i| format!("image {i}")));
+            needs.extend(
+                stage
+                    .external_contexts
+                    .iter()
+                    .map(|c| format!("named context {c}")),
+            );
             let fate = if stage.stage.index == self.target {
                 "target"
             } else if stage.needed {
@@ -480,6 +564,26 @@ fn set_global(env: &mut Env, args: &mut Vec<(String, String)>, key: &str, value:
         Some(slot) => slot.1 = value,
         None => args.push((key.to_owned(), value)),
     }
+}
+
+/// Stage names BuildKit never looks a named context up for.
+const RESERVED_STAGE_NAMES: [&str; 2] = ["scratch", "context"];
+
+/// The named context among `contexts` (names as [`context_name`] gives them) that
+/// `reference`, a `FROM` or `--from` value, names; an invalid reference names none.
+///
+/// ```
+/// let contexts = ["alpine".to_owned()].into();
+/// assert_eq!(stagecraft_plan::named_context(&contexts, "alpine:latest").as_deref(), Some("alpine"));
+/// assert_eq!(stagecraft_plan::named_context(&contexts, "alpine:3"), None);
+/// ```
+pub fn named_context(contexts: &BTreeSet<String>, reference: &str) -> Option<String> {
+    if contexts.is_empty() {
+        return None;
+    }
+    context_name(reference)
+        .ok()
+        .filter(|name| contexts.contains(name))
 }
 
 fn located(file: &Dockerfile, span: Span, message: impl Into<String>) -> ParseError {

@@ -241,3 +241,61 @@ fn an_invalid_from_platform_is_located() {
         "{message}"
     );
 }
+
+#[test]
+fn named_contexts_replace_stages_and_images_by_their_normalized_names() {
+    let options = PlanOptions {
+        named_contexts: ["alpine", "builder", "ghcr.io/o/tools:1", "context"]
+            .map(String::from)
+            .into(),
+        ..Default::default()
+    };
+    let text = "\
+FROM golang:1.22 AS deps
+FROM golang:1.22 AS builder
+COPY --from=deps /go /go
+RUN go build -o /app
+FROM docker.io/library/alpine:latest AS base
+FROM alpine:3.20 AS pinned
+FROM base
+COPY --from=builder /app /app
+COPY --from=ghcr.io/o/tools:1 /bin/tool /bin/tool
+COPY --from=busybox /bin/sh /bin/sh
+RUN --mount=from=alpine,target=/a true
+";
+    let plan = plan_with(text, &options).unwrap();
+    // The stage `builder` is replaced: its instructions do not run, so `deps` is not needed.
+    assert_eq!(plan.stages[1].base, Base::Context("builder".into()));
+    assert!(plan.stages[1].replaced);
+    assert!(plan.stages[1].dependencies.is_empty());
+    assert!(!plan.stages[0].needed);
+    // `FROM docker.io/library/alpine:latest` is the context `alpine`; `alpine:3.20` is not.
+    assert_eq!(plan.stages[2].base, Base::Context("alpine".into()));
+    assert!(!plan.stages[2].replaced);
+    assert_eq!(plan.stages[3].base, Base::Image("alpine:3.20".into()));
+    assert_eq!(plan.stages[4].external_images, ["busybox"]);
+    assert_eq!(
+        plan.stages[4].external_contexts,
+        ["ghcr.io/o/tools:1", "alpine"]
+    );
+    assert_eq!(
+        plan.named_context("alpine:latest").as_deref(),
+        Some("alpine")
+    );
+    assert_eq!(plan.named_context("alpine:3.20"), None);
+    insta::assert_snapshot!(plan.describe(), @r"
+    skip   deps             from image golang:1.22
+    build  builder          from named context builder (replaces the stage)
+    build  base             from named context alpine
+    skip   pinned           from image alpine:3.20
+    target stage-4          from stage base, copies from builder (line 8), image busybox, named context ghcr.io/o/tools:1, named context alpine
+    ");
+    // A stage called `context` is never replaced (BuildKit reserves the name), and a replaced
+    // stage's FROM must still be a valid reference.
+    let plan = plan_with("FROM busybox AS context\n", &options).unwrap();
+    assert_eq!(plan.stages[0].base, Base::Image("busybox".into()));
+    assert!(
+        error("FROM Alpine AS builder\n", &options).contains("failed to parse stage name"),
+        "an invalid FROM of a replaced stage is an error"
+    );
+}

@@ -4,19 +4,18 @@
 use crate::cache::flight::Flights;
 use crate::convert::config::fill_history_times;
 use crate::convert::dispatch::secret_values;
-use crate::fs::context_index::ContextHashes;
+use crate::convert::named::NamedContexts;
+use crate::fs::local_context::LocalContext;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{BuildError, BuildOutcome, LayerRef, StageOutcome, StageReport};
 use crate::progress::{Event, SkipReason};
 use crate::state::{BuildRun, BuildShared, FinishedRun, StageSlot};
 use stagecraft_dockerfile::{CommandKind, Dockerfile};
-use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{Platform, Timestamp};
 use stagecraft_plan::Plan;
 use stagecraft_shell::Lexer;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
@@ -53,6 +52,7 @@ impl Engine<'_> {
             .map(|platform| {
                 let mut plan_options = options.plan.clone();
                 plan_options.platform = Some(platform.clone());
+                plan_options.named_contexts = options.named_contexts.keys().cloned().collect();
                 Plan::new(file, &plan_options)
             })
             .collect::<Result<Vec<Plan>, _>>()?;
@@ -62,8 +62,12 @@ impl Engine<'_> {
             .lease()
             .map_err(|e| BuildError::Other(format!("locking the store: {e}")))?;
         let shared = BuildShared {
-            matcher: load_ignore(&options.context_dir, options.dockerfile_path.as_deref())?,
-            context_hashes: ContextHashes::load(self.store, &options.context_dir),
+            context: LocalContext::main(
+                self.store,
+                &options.context_dir,
+                options.dockerfile_path.as_deref(),
+            )?,
+            named: NamedContexts::new(&options.named_contexts)?,
             created: options
                 .source_date_epoch
                 .and_then(|s| Timestamp::from_unix(s, 0))
@@ -125,7 +129,10 @@ impl Engine<'_> {
         });
         let finished: Vec<FinishedRun> = runs.into_iter().map(BuildRun::finished).collect();
         // Saved whether or not the build succeeded: the hashes hold either way.
-        self.save_context_hashes(shared.context_hashes);
+        shared.context.finish(self.store, self.progress, true);
+        for context in shared.named.into_loaded() {
+            context.finish(self.store, self.progress, false);
+        }
         let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
         // A cancelled stage only says another one failed: report that one.
         errors.sort_by_key(|error| matches!(error, BuildError::Cancelled));
@@ -210,35 +217,4 @@ impl Engine<'_> {
             steps,
         })
     }
-
-    /// Says how the build came by its context files' hashes and saves the context index for
-    /// the next build. The index is only a hint: failing to save it costs the next build
-    /// time, not correctness, so it is reported and the build goes on.
-    fn save_context_hashes(&self, hashes: ContextHashes) {
-        let counts = hashes.counts();
-        if counts.hashed + counts.from_index > 0 {
-            self.progress.event(counts.event());
-        }
-        if let Err(error) = hashes.save(self.store) {
-            self.progress.event(Event::Info {
-                message: format!(
-                    "warning: the context index could not be saved, the next build will hash these files again: {error}"
-                ),
-                context_files: None,
-            });
-        }
-    }
-}
-
-pub(crate) fn load_ignore(
-    context: &Path,
-    dockerfile: Option<&Path>,
-) -> Result<PatternMatcher, BuildError> {
-    let Some(path) = stagecraft_dockerignore::find_ignore_file(context, dockerfile) else {
-        return Ok(PatternMatcher::default());
-    };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| BuildError::Other(format!("reading {}: {e}", path.display())))?;
-    PatternMatcher::from_ignore_file(&text)
-        .map_err(|e| BuildError::Other(format!("{}: {e}", path.display())))
 }

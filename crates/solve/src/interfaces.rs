@@ -1,6 +1,7 @@
 //! The seams to the rest of stagecraft: base images, the `RUN` executor and imported cache
 //! blobs, which the caller provides (and tests fake).
 
+use crate::options::OciLayoutRef;
 use crate::outcome::LayerRef;
 use crate::progress::{ProgressSink, Stream};
 use stagecraft_image::Platform;
@@ -12,6 +13,15 @@ pub trait BaseImages: Sync {
     /// Returns the image for `reference`, fetching it if needed. Its layer blobs must be in the
     /// store afterwards.
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, String>;
+
+    /// Returns the image `layout` names (a named context's `oci-layout://…`), for `platform`
+    /// when it is an index, copying its blobs from the layout into the store: its layer blobs
+    /// must be in the store afterwards.
+    fn resolve_layout(
+        &self,
+        layout: &OciLayoutRef,
+        platform: &Platform,
+    ) -> Result<Image, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// What a `RUN` step asks of the executor.

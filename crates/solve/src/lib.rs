@@ -36,7 +36,9 @@ pub use entitlements::Entitlement;
 pub use interfaces::{
     BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner, SecretFile,
 };
-pub use options::BuildOptions;
+pub use options::{
+    BuildOptions, NamedContext, NamedContextError, OciLayoutRef, parse_build_context,
+};
 pub use outcome::{
     BuildError, BuildOutcome, LayerRef, Material, StageOutcome, StageReport, StepRecord,
 };

@@ -3,7 +3,7 @@
 
 use crate::convert::dispatch::changes_filesystem;
 use crate::outcome::{BuildError, StageOutcome};
-use crate::progress::{Event, SkipReason, StepStatus};
+use crate::progress::{Event, SkipReason};
 use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_plan::Base;
 use std::sync::{Arc, Mutex};
@@ -76,52 +76,49 @@ impl BuildRun<'_> {
 
     pub(crate) fn run_stage(&self, index: usize) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[index];
-        // Steps are numbered as BuildKit numbers them: the base image, then every instruction
-        // that changes the filesystem.
-        let fs_steps = stage
-            .stage
-            .commands
+        // A stage a named context replaces runs none of its instructions.
+        let commands: &[_] = if stage.replaced {
+            &[]
+        } else {
+            &stage.stage.commands
+        };
+        // Steps are numbered as BuildKit numbers them: the base image (or named context),
+        // then every instruction that changes the filesystem.
+        let fs_steps = commands
             .iter()
             .filter(|c| changes_filesystem(&c.kind))
             .count();
-        let from_image = matches!(stage.base, Base::Image(_));
+        let from_step = matches!(stage.base, Base::Image(_) | Base::Context(_));
         // The `FROM` step is announced before the image, and so its ONBUILD triggers, is
         // known: its total leaves the triggers out.
-        let mut total = fs_steps + usize::from(from_image);
-        let mut position = 0;
-        let mut state = if let Base::Image(reference) = &stage.base {
-            position = 1;
-            let at = StepAt {
-                stage: index,
-                position: 1,
-                total,
-                line: stage.stage.location.start_line,
-            };
-            let (id, started) = self.start_step(at, &format!("FROM {reference}"));
-            let state = self.base_state(index);
-            let status = if state.is_ok() {
-                StepStatus::Done
-            } else {
-                StepStatus::Failed
-            };
-            self.finish_step(id, status, started, None, None);
-            state?
-        } else {
-            self.base_state(index)?
-        };
-        let triggers = self.onbuild_triggers(index, &mut state)?;
-        total += triggers
-            .iter()
-            .filter(|(_, c)| changes_filesystem(&c.kind))
-            .count();
+        let mut total = fs_steps + usize::from(from_step);
+        let mut position = usize::from(from_step);
         let no_cache = self.options.no_cache
             || self
                 .options
                 .no_cache_filter
                 .iter()
                 .any(|name| stage.stage.name.as_deref() == Some(name.to_lowercase().as_str()));
-        let mut ran_any = false;
-        let own = stage.stage.commands.iter().map(|command| (None, command));
+        let at = StepAt {
+            stage: index,
+            position: 1,
+            total,
+            line: stage.stage.location.start_line,
+        };
+        let (mut state, ran_base) = self.base_state(index, at, no_cache)?;
+        let triggers = if stage.replaced {
+            // BuildKit clears the triggers of the image that replaces a stage: they never run.
+            state.config.config.on_build.clear();
+            Vec::new()
+        } else {
+            self.onbuild_triggers(index, &mut state)?
+        };
+        total += triggers
+            .iter()
+            .filter(|(_, c)| changes_filesystem(&c.kind))
+            .count();
+        let mut ran_any = ran_base;
+        let own = commands.iter().map(|command| (None, command));
         let triggered = triggers
             .iter()
             .map(|(expression, command)| (Some(expression.as_str()), command));

@@ -2,12 +2,12 @@
 //! stage's filesystem and config between steps ([`StageState`]).
 
 use crate::cache::flight::Flights;
-use crate::fs::context_index::ContextHashes;
+use crate::convert::named::NamedContexts;
+use crate::fs::local_context::LocalContext;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{LayerRef, Material, StageOutcome, StepRecord};
 use stagecraft_dockerfile::{Command, Dockerfile, Span};
-use stagecraft_dockerignore::PatternMatcher;
 use stagecraft_image::{History, ImageConfig};
 use stagecraft_imagefs::MergedView;
 use stagecraft_plan::{Plan, Scope};
@@ -95,9 +95,10 @@ pub(crate) type StageResult = Result<Arc<StageState>, ()>;
 
 /// Shared by every platform's graph of one build.
 pub(crate) struct BuildShared {
-    pub(crate) matcher: PatternMatcher,
-    /// The hashes of the context's files, by the index the previous build left.
-    pub(crate) context_hashes: ContextHashes,
+    /// The main build context.
+    pub(crate) context: LocalContext,
+    /// The named build contexts (`--build-context`), each fetched once when first used.
+    pub(crate) named: NamedContexts,
     /// SOURCE_DATE_EPOCH as a timestamp: every history entry's time and the image's, when set.
     pub(crate) created: Option<String>,
     /// Numbers steps across the whole build, every platform's graph included.

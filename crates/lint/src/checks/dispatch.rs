@@ -82,9 +82,9 @@ pub(crate) fn check(ctx: &Ctx<'_>, sink: &mut Sink<'_>) {
             Some(Base::Stage(parent)) => {
                 finished.get(*parent).cloned().flatten().unwrap_or_default()
             }
+            Some(Base::Context(_)) => fresh_state(false),
             Some(Base::Image(reference)) => match ctx.model.options.image_env.get(reference) {
                 Some(env) => image_state(env),
-                None if ctx.model.options.build_contexts.contains(reference) => fresh_state(false),
                 None => fresh_state(
                     ImageRef::parse(reference).is_some_and(|image| image.has_bare_environment()),
                 ),

@@ -308,9 +308,9 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
         return;
     };
     // An image named through a variable is chosen by whoever builds (`--build-arg`); as in
-    // hadolint, only images written out in the FROM line are judged. A named build context is
-    // not an image at all.
-    if view.stage.base.value.contains('$') || ctx.model.options.build_contexts.contains(reference) {
+    // hadolint, only images written out in the FROM line are judged. (A named build context
+    // is not an image at all: its base is `Base::Context`.)
+    if view.stage.base.value.contains('$') {
         return;
     }
     let Some(image) = ImageRef::parse(reference) else {
@@ -510,7 +510,8 @@ pub(crate) fn copy_from(model: &Model<'_>, sink: &mut Sink<'_>) {
                 // named build context (`--build-context NAME=…`) is what the name means.
                 None if value.contains([':', '@', '/', '$'])
                     || value.parse::<usize>().is_ok()
-                    || model.options.build_contexts.contains(value) => {}
+                    || stagecraft_plan::named_context(&model.options.build_contexts, value)
+                        .is_some() => {}
                 None => {
                     let suggestion = suggest::closest(value, &names);
                     sink.report(

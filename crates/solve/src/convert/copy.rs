@@ -97,26 +97,12 @@ impl BuildRun<'_> {
             }
             (flag, query) => flag.or(query).unwrap_or(false),
         };
-        let scratch = self
-            .engine
-            .store
-            .scratch_dir("git")
-            .map_err(|e| BuildError::Other(format!("creating a checkout directory: {e}")))?;
-        let checkout = scratch.path().join("repository");
-        let commit = git
-            .checkout(&checkout, keep_git_dir)
-            .map_err(|e| self.located(command, format!("ADD {}: {e}", sources[index])))?;
+        let (scratch, checkout, commit) = self.fetch_repository(&git, keep_git_dir, |e| {
+            self.located(command, format!("ADD {}: {e}", sources[index]))
+        })?;
         self.add_material(Material::Git {
             url: git.remote.clone(),
             commit: commit.clone(),
-        });
-        self.engine.progress.event(Event::Info {
-            message: format!(
-                "git: {} at {} is commit {commit}",
-                git.remote,
-                git.reference.as_deref().unwrap_or("HEAD")
-            ),
-            context_files: None,
         });
         let path = match &git.subdir {
             Some(subdir) => format!("/{subdir}"),
@@ -129,6 +115,34 @@ impl BuildRun<'_> {
             keep_git_dir,
         };
         Ok((Some(scratch), Some(checkout)))
+    }
+
+    /// Checks the repository `git` out into a fresh directory of the store's ingest area, as
+    /// `ADD` and a named context do: returns that directory (removed on drop), the checkout in
+    /// it and its commit, which progress reports. `failed` makes the error of a failed
+    /// checkout.
+    pub(crate) fn fetch_repository(
+        &self,
+        git: &crate::ops::git::GitSource,
+        keep_git_dir: bool,
+        failed: impl FnOnce(String) -> BuildError,
+    ) -> Result<(ScratchDir, PathBuf, String), BuildError> {
+        let scratch = self
+            .engine
+            .store
+            .scratch_dir("git")
+            .map_err(|e| BuildError::Other(format!("creating a checkout directory: {e}")))?;
+        let checkout = scratch.path().join("repository");
+        let commit = git.checkout(&checkout, keep_git_dir).map_err(failed)?;
+        self.engine.progress.event(Event::Info {
+            message: format!(
+                "git: {} at {} is commit {commit}",
+                git.remote,
+                git.reference.as_deref().unwrap_or("HEAD")
+            ),
+            context_files: None,
+        });
+        Ok((scratch, checkout, commit))
     }
 
     /// Downloads `ADD`'s URL sources into a fresh directory of the store's ingest area (none
@@ -267,18 +281,8 @@ impl BuildRun<'_> {
                     .collect::<Result<Vec<_>, BuildError>>()?;
                 (CopySource::Inline(docs), "inline".to_owned())
             }
-            (None, None) => (
-                CopySource::Context {
-                    view: MergedView::new(vec![self.options.context_dir.clone()]),
-                    matcher: &self.shared.matcher,
-                    hashes: &self.shared.context_hashes,
-                },
-                "context".to_owned(),
-            ),
-            (Some(from), None) => {
-                let (view, key) = self.source_view(command, from)?;
-                (CopySource::Stage(view), key)
-            }
+            (None, None) => (self.shared.context.copy_source(), "context".to_owned()),
+            (Some(from), None) => self.source_view(command, from)?,
         };
         let spec = CopySpec {
             sources: &locals,
@@ -353,16 +357,7 @@ impl BuildRun<'_> {
             Some(from) => format!("{keyword} --from={from} {} {dest_raw}", sources.join(" ")),
             None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
         };
-        let mut inputs = vec![("instruction".to_owned(), name.clone())];
-        inputs.extend(entries.into_iter().map(|(path, description)| {
-            (
-                format!("file {path}"),
-                CacheKey::new("entry")
-                    .text("description", &description)
-                    .finish()[..12]
-                    .to_owned(),
-            )
-        }));
+        let inputs = copy_inputs(&name, entries);
         let ran = self.layer_step(
             StepAt::new(stage_index, position, total, command),
             &name,
@@ -376,6 +371,22 @@ impl BuildRun<'_> {
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
     }
+}
+
+/// What `--explain` compares of a copy step named `name` between builds: the step, and each
+/// entry it copies with a short digest of what the key saw of it.
+pub(crate) fn copy_inputs(name: &str, entries: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut inputs = vec![("instruction".to_owned(), name.to_owned())];
+    inputs.extend(entries.into_iter().map(|(path, description)| {
+        (
+            format!("file {path}"),
+            CacheKey::new("entry")
+                .text("description", &description)
+                .finish()[..12]
+                .to_owned(),
+        )
+    }));
+    inputs
 }
 
 /// The parts of `COPY` and `ADD` the copy step needs.

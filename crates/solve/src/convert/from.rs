@@ -1,10 +1,12 @@
 //! `FROM`: a stage's starting state from `scratch`, another stage or an image, and the
-//! `ONBUILD` triggers its base declares; `--from` sources of `COPY` and mounts.
+//! `ONBUILD` triggers its base declares; `--from` sources of `COPY` and mounts. Named build
+//! contexts are in [`super::named`].
 
 use crate::cache::key::CacheKey;
+use crate::ops::copy::CopySource;
 use crate::outcome::{BuildError, LayerRef, Material};
-use crate::progress::Event;
-use crate::state::{BuildRun, DEFAULT_PATH, StageState};
+use crate::progress::{Event, StepStatus};
+use crate::state::{BuildRun, DEFAULT_PATH, StageState, StepAt};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig, Platform};
 use stagecraft_imagefs::MergedView;
@@ -13,30 +15,23 @@ use stagecraft_plan::{Base, Scope};
 use stagecraft_store::{Image, Store};
 use std::path::{Path, PathBuf};
 
+/// An image resolved for a platform: the image, its layers and their snapshots, bottom first.
+pub(crate) type ImageLayers = (Image, Vec<LayerRef>, Vec<PathBuf>);
+
 impl BuildRun<'_> {
-    pub(crate) fn base_state(&self, index: usize) -> Result<StageState, BuildError> {
+    /// The state stage `index` starts from, and whether making it ran a step (a named
+    /// context's files are copied into a layer). Its `FROM` step, when it has one (an image or
+    /// a named context), is step `at`.
+    pub(crate) fn base_state(
+        &self,
+        index: usize,
+        at: StepAt,
+        no_cache: bool,
+    ) -> Result<(StageState, bool), BuildError> {
         let stage = &self.plan.stages[index];
         let platform = &stage.image_platform;
         match &stage.base {
-            Base::Scratch => {
-                // BuildKit gives an empty image the default PATH.
-                let mut config = ImageConfig::for_platform(platform);
-                config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
-                Ok(StageState {
-                    scope: Scope::from_image_env(config.config.env.iter().map(String::as_str)),
-                    config,
-                    args: Vec::new(),
-                    layers: Vec::new(),
-                    layer_keys: Vec::new(),
-                    layer_sources: Vec::new(),
-                    snapshots: Vec::new(),
-                    base_layers: 0,
-                    key: CacheKey::new("scratch")
-                        .text("platform", &platform.to_string())
-                        .finish(),
-                    cmd_set: false,
-                })
-            }
+            Base::Scratch => Ok((scratch_state(platform), false)),
             Base::Stage(base) => {
                 // The base stage's own ONBUILD instructions stay in `on_build`: they are this
                 // stage's triggers (its base image's triggers ran in the base stage already).
@@ -48,30 +43,37 @@ impl BuildRun<'_> {
                     let (key, value) = entry.split_once('=').unwrap_or((&entry, ""));
                     state.scope.set(key, value);
                 }
-                Ok(state)
+                Ok((state, false))
             }
             Base::Image(reference) => {
-                let (image, layers, snapshots) = self.image_layers(reference, platform)?;
-                self.check_base_platform(reference, &image, platform);
-                let config = image.config.clone();
-                let scope = Scope::from_image_env(config.config.env.iter().map(String::as_str));
-                let base_layers = layers.len();
-                Ok(StageState {
-                    config,
-                    scope,
-                    args: Vec::new(),
-                    layer_keys: vec![None; base_layers],
-                    layer_sources: vec![None; base_layers],
-                    layers,
-                    snapshots,
-                    base_layers,
-                    key: CacheKey::new("image")
-                        .text("manifest", image.manifest_digest.as_str())
-                        .finish(),
-                    cmd_set: false,
-                })
+                let state = self.announced(at, &format!("FROM {reference}"), || {
+                    let layers = self.image_layers(reference, platform)?;
+                    self.check_base_platform(reference, &layers.0, platform);
+                    Ok(image_state(layers))
+                })?;
+                Ok((state, false))
             }
+            Base::Context(name) => self.named_base_state(index, name, at, no_cache),
         }
+    }
+
+    /// Runs `make` as step `at` called `name`, which shows as done (or failed) without a
+    /// layer of its own: resolving a base image.
+    pub(crate) fn announced<T>(
+        &self,
+        at: StepAt,
+        name: &str,
+        make: impl FnOnce() -> Result<T, BuildError>,
+    ) -> Result<T, BuildError> {
+        let (id, started) = self.start_step(at, name);
+        let made = make();
+        let status = if made.is_ok() {
+            StepStatus::Done
+        } else {
+            StepStatus::Failed
+        };
+        self.finish_step(id, status, started, None, None);
+        made
     }
 
     /// BuildKit's `InvalidBaseImagePlatform` check: a base named by a single manifest is taken
@@ -145,8 +147,7 @@ impl BuildRun<'_> {
         &self,
         reference: &str,
         platform: &Platform,
-    ) -> Result<(Image, Vec<LayerRef>, Vec<PathBuf>), BuildError> {
-        let store = self.engine.store;
+    ) -> Result<ImageLayers, BuildError> {
         let image = self
             .engine
             .base_images
@@ -160,7 +161,17 @@ impl BuildRun<'_> {
                 .clone()
                 .unwrap_or_else(|| image.manifest_digest.clone()),
         });
-        let snapshots = image_snapshots(store, &image)
+        self.unpacked(reference, image)
+    }
+
+    /// `image` (which must be in the store) with its layers and their snapshots, each layer
+    /// unpacked once; `reference` names it in errors.
+    pub(crate) fn unpacked(
+        &self,
+        reference: &str,
+        image: Image,
+    ) -> Result<ImageLayers, BuildError> {
+        let snapshots = image_snapshots(self.engine.store, &image)
             .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
         let layers = image
             .manifest
@@ -181,13 +192,14 @@ impl BuildRun<'_> {
         Ok((image, layers, snapshots))
     }
 
-    /// The filesystem `from` names: a stage (by name or index) or an image (for the build's
-    /// target platform, as BuildKit resolves `--from` images).
+    /// The files `from` names, as a copy source: a stage (by name or index), a named build
+    /// context, or an image (for the build's target platform, as BuildKit resolves `--from`
+    /// images); with what the cache key says of where they came from.
     pub(crate) fn source_view(
         &self,
         command: &Command,
         from: &str,
-    ) -> Result<(MergedView, String), BuildError> {
+    ) -> Result<(CopySource<'_>, String), BuildError> {
         let stage = match from.parse::<usize>() {
             Ok(index) if index < self.plan.stages.len() => Some(index),
             _ => self
@@ -196,20 +208,22 @@ impl BuildRun<'_> {
                 .iter()
                 .position(|s| s.stage.name.as_deref() == Some(from.to_lowercase().as_str())),
         };
-        match stage {
-            Some(index) => {
-                let state = self.wait_for(index)?;
-                Ok((state.view(), format!("stage {}", state.key)))
-            }
-            None => {
-                self.refuse_stage_typo(command, from)?;
-                let (image, _, snapshots) = self.image_layers(from, &self.plan.target_platform)?;
-                Ok((
-                    MergedView::new(snapshots),
-                    format!("image {}", image.manifest_digest),
-                ))
-            }
+        if let Some(index) = stage {
+            let state = self.wait_for(index)?;
+            return Ok((
+                CopySource::Stage(state.view()),
+                format!("stage {}", state.key),
+            ));
         }
+        if let Some(name) = self.plan.named_context(from) {
+            return self.named_source(&name);
+        }
+        self.refuse_stage_typo(command, from)?;
+        let (image, _, snapshots) = self.image_layers(from, &self.plan.target_platform)?;
+        Ok((
+            CopySource::Stage(MergedView::new(snapshots)),
+            format!("image {}", image.manifest_digest),
+        ))
     }
 
     /// A `--from` name one or two edits from a stage's that the store has no image of is a
@@ -247,6 +261,47 @@ impl BuildRun<'_> {
                 "name the stage as its FROM … AS line does ({stage}); for an image of that name, write its full reference (docker.io/library/{from})"
             )),
         ))
+    }
+}
+
+/// The state of an empty image for `platform`, which BuildKit gives the default PATH.
+pub(crate) fn scratch_state(platform: &Platform) -> StageState {
+    let mut config = ImageConfig::for_platform(platform);
+    config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
+    StageState {
+        scope: Scope::from_image_env(config.config.env.iter().map(String::as_str)),
+        config,
+        args: Vec::new(),
+        layers: Vec::new(),
+        layer_keys: Vec::new(),
+        layer_sources: Vec::new(),
+        snapshots: Vec::new(),
+        base_layers: 0,
+        key: CacheKey::new("scratch")
+            .text("platform", &platform.to_string())
+            .finish(),
+        cmd_set: false,
+    }
+}
+
+/// The state of a stage that starts from an image: its config, and its layers as the base.
+pub(crate) fn image_state((image, layers, snapshots): ImageLayers) -> StageState {
+    let config = image.config.clone();
+    let scope = Scope::from_image_env(config.config.env.iter().map(String::as_str));
+    let base_layers = layers.len();
+    StageState {
+        config,
+        scope,
+        args: Vec::new(),
+        layer_keys: vec![None; base_layers],
+        layer_sources: vec![None; base_layers],
+        layers,
+        snapshots,
+        base_layers,
+        key: CacheKey::new("image")
+            .text("manifest", image.manifest_digest.as_str())
+            .finish(),
+        cmd_set: false,
     }
 }
 

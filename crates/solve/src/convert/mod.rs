@@ -5,4 +5,5 @@ pub(crate) mod config;
 pub(crate) mod copy;
 pub(crate) mod dispatch;
 pub(crate) mod from;
+pub(crate) mod named;
 pub(crate) mod run;

@@ -8,7 +8,7 @@ use crate::convert::config::{
 };
 use crate::interfaces::{RunMount, RunMountKind, RunRequest, SecretFile};
 use crate::mounts::{MountSpec, MountType, parse_mount_with};
-use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
+use crate::ops::copy::{CopyPlan, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
 use crate::state::{BuildRun, StageState, StepAt};
@@ -136,20 +136,9 @@ impl BuildRun<'_> {
                 }),
                 MountType::Bind => {
                     let source = spec.source.clone().unwrap_or_else(|| "/".to_owned());
-                    let (view, origin): (MergedView, String) = match &spec.from {
+                    let (copy_source, origin) = match &spec.from {
                         Some(from) => self.source_view(command, from)?,
-                        None => (
-                            MergedView::new(vec![self.options.context_dir.clone()]),
-                            "context".to_owned(),
-                        ),
-                    };
-                    let copy_source = match &spec.from {
-                        Some(_) => CopySource::Stage(view),
-                        None => CopySource::Context {
-                            view,
-                            matcher: &self.shared.matcher,
-                            hashes: &self.shared.context_hashes,
-                        },
+                        None => (self.shared.context.copy_source(), "context".to_owned()),
                     };
                     let sources = [source.clone()];
                     let copy_spec = CopySpec::as_is(&sources);
@@ -268,10 +257,10 @@ impl BuildRun<'_> {
             Some(spec.gid.unwrap_or(0)),
         );
         if let Some(from) = &spec.from {
-            let (view, _) = self.source_view(command, from)?;
+            let (source, _) = self.source_view(command, from)?;
             let sources = [spec.source.clone().unwrap_or_else(|| "/".to_owned())];
             let seed = CopySpec::as_is(&sources);
-            CopyPlan::resolve(&CopySource::Stage(view), &seed, &MergedView::default())
+            CopyPlan::resolve(&source, &seed, &MergedView::default())
                 .and_then(|plan| plan.write(fresh.path(), &MergedView::default()))
                 .map_err(|e| {
                     self.located(

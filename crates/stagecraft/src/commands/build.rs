@@ -11,7 +11,7 @@ use stagecraft_build::{
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
-use stagecraft_solve::{BuildOptions, Entitlement, StageOutcome};
+use stagecraft_solve::{BuildOptions, Entitlement, NamedContext, StageOutcome};
 use stagecraft_store::{Lease, ManifestFormat, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,13 @@ pub(crate) struct BuildArgs {
     /// `KEY=VALUE` label added to the image.
     #[arg(long = "label")]
     labels: Vec<String>,
+    /// A named build context, as buildx: `NAME=DIR`, `NAME=docker-image://REF`,
+    /// `NAME=oci-layout://PATH[:TAG|@DIGEST]`, or a git repository or http(s) URL. It replaces
+    /// the stage called NAME, and `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME`
+    /// take it when no stage has that name (`--build-context alpine=docker-image://…`
+    /// overrides `FROM alpine`); repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE", value_parser = build_context_flag)]
+    build_contexts: Vec<(String, NamedContext)>,
     /// Outputs, as buildx: `type=oci|docker|tar|local|registry,dest=…|name=…`, or a directory.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
@@ -286,6 +293,11 @@ fn ulimit_flag(value: &str) -> Result<stagecraft_exec::Ulimit, String> {
     value.parse()
 }
 
+/// One `--build-context` value.
+fn build_context_flag(value: &str) -> Result<(String, NamedContext), String> {
+    stagecraft_solve::parse_build_context(value).map_err(|e| e.to_string())
+}
+
 /// One `--allow` value.
 fn entitlement_flag(value: &str) -> Result<Entitlement, String> {
     value.parse()
@@ -500,11 +512,15 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             platforms.push(platform.clone());
         }
     }
+    // The last value of a name wins, as in buildx's map.
+    let named_contexts: BTreeMap<String, NamedContext> =
+        args.build_contexts.iter().cloned().collect();
     let plan_options = PlanOptions {
         target: args.target.clone(),
         build_args,
         platform: Some(platforms.first().cloned().unwrap_or_else(Platform::host)),
         build_platform: Some(Platform::host()),
+        named_contexts: named_contexts.keys().cloned().collect(),
     };
     let call = match (args.call, args.check) {
         (_, true) => Call {
@@ -544,6 +560,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         context_dir: Some(context.clone()),
         target: args.target.clone(),
         build_args: plan_options.build_args.clone(),
+        build_contexts: plan_options.named_contexts.clone(),
         rules: stagecraft_lint::RuleSelection::BuildKit,
         ..Default::default()
     };
@@ -682,6 +699,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
                 // grant.
                 .chain((args.network == NetworkMode::Host).then_some(Entitlement::NetworkHost))
                 .collect(),
+            named_contexts,
         },
         platforms,
         tags: args.tags.clone(),

@@ -145,10 +145,14 @@ fn explain(id: &str) -> Result<&'static str, CommandError> {
     )))
 }
 
-/// The name of a `--build-context NAME=SOURCE` value.
+/// The name of a `--build-context NAME=SOURCE` value, normalized as buildx does
+/// (`alpine:latest` is `alpine`).
 fn context_name(value: &str) -> Result<String, String> {
     match value.split_once('=') {
-        Some((name, source)) if !name.is_empty() && !source.is_empty() => Ok(name.to_owned()),
+        Some((name, source)) if !name.is_empty() && !source.is_empty() => {
+            stagecraft_plan::context_name(name)
+                .map_err(|e| format!("invalid context name {name:?}: {e}"))
+        }
         _ => Err(format!(
             "{value:?} is not NAME=SOURCE (e.g. `--build-context assets=./web/dist`)"
         )),
