@@ -5,6 +5,8 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::pgzip::ParallelGzEncoder;
+
 /// OCI media type of an uncompressed layer.
 pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// OCI media type of a gzip-compressed layer.
@@ -30,7 +32,8 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 pub enum Compression {
     /// A plain tar; the blob digest equals the diff-id.
     None,
-    /// gzip through flate2's zlib-rs backend, with an empty gzip header (no
+    /// gzip through flate2's zlib-rs backend, block-parallel as pigz does it
+    /// (one gzip member, see [`LayerWriter`]), with an empty gzip header (no
     /// file name, mtime 0) so the output depends only on the input and level.
     Gzip {
         /// 0 (store) to 9 (best); values above 9 are treated as 9.
@@ -148,7 +151,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 enum Encoder<W: Write> {
     Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParallelGzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
@@ -157,7 +160,10 @@ enum Encoder<W: Write> {
 /// compressed bytes (digest, size) and writes them to the destination.
 ///
 /// It is `Send` when `W` is, so callers can compress several layers on a
-/// rayon pool. zstd always runs libzstd's multithreaded mode with at least one
+/// rayon pool. Both compressors use every core for one layer: gzip deflates
+/// 128 KiB blocks on the rayon pool (each with the 32 KiB before it as its
+/// dictionary) into one standard gzip member, with the same bytes whatever the
+/// thread count. zstd always runs libzstd's multithreaded mode with at least one
 /// worker, because its output differs between 0 workers and ≥ 1 workers but is
 /// identical for any count ≥ 1; the worker count is thus only a speed knob.
 pub struct LayerWriter<W: Write> {
@@ -184,11 +190,10 @@ impl<W: Write> LayerWriter<W> {
         };
         let encoder = match compression {
             Compression::None => Encoder::Plain(sink),
-            Compression::Gzip { level } => Encoder::Gzip(
-                // GzBuilder's defaults are what determinism needs: mtime 0, no
-                // file name, no comment, OS byte 255 (unknown).
-                flate2::GzBuilder::new().write(sink, flate2::Compression::new(level.min(9))),
-            ),
+            Compression::Gzip { level } => Encoder::Gzip(ParallelGzEncoder::new(
+                sink,
+                flate2::Compression::new(level.min(9)),
+            )?),
             Compression::Zstd { level } => {
                 let mut encoder = zstd::stream::write::Encoder::new(sink, level)?;
                 encoder.multithread(workers.max(1))?;

@@ -63,6 +63,7 @@ mod apply;
 mod compress;
 mod error;
 mod fsutil;
+mod pgzip;
 mod tarfmt;
 mod tarread;
 mod write;

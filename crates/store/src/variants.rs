@@ -48,7 +48,10 @@ fn compressed_media_type(uncompressed: &str, compression: Compression) -> &'stat
 fn variant_key(diff_id: &Digest, compression: Compression) -> String {
     let (algorithm, level) = match compression {
         Compression::None => ("none", 0),
-        Compression::Gzip { level } => ("gzip", i64::from(level)),
+        // "gzip-blocks": the block-parallel encoder's bytes differ from the single-stream gzip
+        // that stores made before it; a new name keeps those old blobs from being handed out
+        // for the same layer, so every store exports the same digest from now on.
+        Compression::Gzip { level } => ("gzip-blocks", i64::from(level)),
         Compression::Zstd { level } => ("zstd", i64::from(level)),
     };
     format!("layer-variant-{algorithm}-{level}-{}", diff_id.hex())
