@@ -6,7 +6,7 @@
 use stagecraft_image::Platform;
 use stagecraft_solve::progress::{Event, SkipReason, StepStatus, Stream};
 use stagecraft_solve::{
-    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, RunRequest, Runner,
+    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef, RunRequest, Runner,
 };
 use stagecraft_store::{Image, Store};
 use std::sync::{Condvar, Mutex};
@@ -18,6 +18,14 @@ struct NoImages;
 impl BaseImages for NoImages {
     fn resolve(&self, reference: &str, _: &Platform) -> Result<Image, String> {
         Err(format!("{reference}: this test has no images"))
+    }
+
+    fn resolve_layout(
+        &self,
+        layout: &OciLayoutRef,
+        _: &Platform,
+    ) -> Result<Image, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("{layout:?}: this test has no images").into())
     }
 }
 
