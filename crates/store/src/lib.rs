@@ -121,6 +121,7 @@ mod output;
 mod scratch;
 mod snapshots;
 mod store;
+mod styles;
 mod tags;
 mod variants;
 
@@ -139,3 +140,4 @@ pub use output::{OutputDir, OutputFile};
 pub use scratch::{ScratchDir, ScratchFile};
 pub use stagecraft_image::{Digest, Reference};
 pub use store::{Lease, Store, default_root};
+pub use styles::Annotations;
