@@ -6,7 +6,8 @@ use super::{
     CommandError, CommandResult, MAX_DOCKERFILE_BYTES, parse_dockerfile, parse_dockerfile_bytes,
 };
 use stagecraft_build::{
-    BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session, StdinContext,
+    Annotation, BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session,
+    StdinContext,
 };
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
@@ -60,6 +61,12 @@ pub(crate) struct BuildArgs {
     /// Outputs, as buildx: `type=oci|docker|tar|local|registry,dest=…|name=…`, or a directory.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
+    /// An annotation of the image outputs (`-o type=oci|docker|image|registry`, `--push`), as
+    /// buildx: `KEY=VALUE` on the manifest, or `TYPE[,TYPE…]:KEY=VALUE` with the types
+    /// `manifest`, `manifest-descriptor`, `index`, `index-descriptor`, each optionally for one
+    /// platform (`manifest[linux/arm64]:KEY=VALUE`); repeatable.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    annotations: Vec<String>,
     /// Push the tagged image to its registry (`--output type=registry`).
     #[arg(long)]
     push: bool,
@@ -610,6 +617,15 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<_, _>>()?;
+    let mut annotations = Vec::new();
+    for text in &args.annotations {
+        annotations.extend(Annotation::parse_flag(text)?);
+    }
+    if !annotations.is_empty() && !args.push && outputs.iter().all(|o| o.image_keys().is_none()) {
+        return Err(CommandError(
+            "error: --annotation: no output carries an image manifest to annotate\n  = help: add -o type=oci|docker|image|registry,… or --push (the store's own image, -t, is not annotated, as buildx leaves its default output alone)".to_owned(),
+        ));
+    }
     let streams_to_stdout = outputs.iter().any(Output::to_stdout);
     if streams_to_stdout && (args.report || outputs.len() > 1) {
         return Err(CommandError(
@@ -710,6 +726,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         compression: args.compression,
         always_pull: args.pull,
         attest,
+        annotations,
     };
     if args.load {
         renderer.info(
