@@ -66,6 +66,14 @@ impl BuiltImage {
         }
     }
 
+    /// The media type of what names point at: the manifest's, or the index's.
+    pub fn media_type(&self) -> &str {
+        match self {
+            BuiltImage::Single(image) => &image.manifest.media_type,
+            BuiltImage::Multi(image) => &image.index.media_type,
+        }
+    }
+
     /// The image as layouts and registries receive it: layers compressed with `compression`.
     fn compressed(&self, store: &Store, compression: Compression) -> Result<BuiltImage> {
         let what = "compressing the image's layers";
@@ -99,6 +107,8 @@ pub enum Exported {
     Layout {
         /// The manifest or index digest in the layout.
         digest: Digest,
+        /// Its media type (OCI, or Docker's with `oci-mediatypes=false`).
+        media_type: String,
     },
     /// A push of this manifest, or for a multi-platform image this index (after every
     /// platform's manifest).
@@ -107,6 +117,8 @@ pub enum Exported {
         name: String,
         /// The manifest or index digest the registry has.
         digest: String,
+        /// Its media type (OCI, or Docker's with `oci-mediatypes=false`).
+        media_type: String,
     },
 }
 
@@ -366,6 +378,7 @@ pub fn export(
             })?;
             vec![Exported::Layout {
                 digest: image.digest().clone(),
+                media_type: image.media_type().to_owned(),
             }]
         }
         Output::Docker {
@@ -482,6 +495,7 @@ pub fn export(
                 exported.push(Exported::Pushed {
                     name: reference.whole(),
                     digest,
+                    media_type: pushed.media_type().to_owned(),
                 });
             }
             exported

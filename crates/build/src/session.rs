@@ -75,29 +75,41 @@ impl BuildResult {
         }
     }
 
-    /// The digest others can see the image by: the pushed manifest's, else an exported OCI
-    /// layout's, else (only in the store, where docker names images so) the image ID. Never
-    /// the store's own manifest digest, which names uncompressed layers no registry has.
-    pub fn digest(&self) -> String {
+    /// What others can see the image by, as its media type and digest: the pushed manifest
+    /// (or index), else an exported OCI layout's; `None` when the image is only in the store,
+    /// whose own manifest names uncompressed layers no registry has.
+    pub fn published(&self) -> Option<(&str, String)> {
         self.exports
             .iter()
             .find_map(|e| match e {
-                Exported::Pushed { digest, .. } => Some(digest.clone()),
+                Exported::Pushed {
+                    digest, media_type, ..
+                } => Some((media_type.as_str(), digest.clone())),
                 _ => None,
             })
             .or_else(|| {
                 self.exports.iter().find_map(|e| match e {
-                    Exported::Layout { digest } => Some(digest.to_string()),
+                    Exported::Layout { digest, media_type } => {
+                        Some((media_type.as_str(), digest.to_string()))
+                    }
                     _ => None,
                 })
             })
+    }
+
+    /// The digest others can see the image by ([`BuildResult::published`]), else (only in
+    /// the store, where docker names images so) the image ID. Never the store's own manifest
+    /// digest.
+    pub fn digest(&self) -> String {
+        self.published()
+            .map(|(_, digest)| digest)
             .unwrap_or_else(|| self.image_id().to_string())
     }
 
     /// Every push: reference and manifest digest.
     pub fn pushed(&self) -> impl Iterator<Item = (&str, &str)> {
         self.exports.iter().filter_map(|e| match e {
-            Exported::Pushed { name, digest } => Some((name.as_str(), digest.as_str())),
+            Exported::Pushed { name, digest, .. } => Some((name.as_str(), digest.as_str())),
             _ => None,
         })
     }

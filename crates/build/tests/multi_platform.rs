@@ -149,7 +149,7 @@ fn an_oci_layout_holds_the_index_with_every_platform_compressed() {
         &ExportFacts::default(),
     )
     .unwrap();
-    let [Exported::Layout { digest }] = &exported[..] else {
+    let [Exported::Layout { digest, .. }] = &exported[..] else {
         panic!("{exported:?}")
     };
 
@@ -263,6 +263,7 @@ fn a_push_sends_every_platform_then_the_index() {
         Exported::Pushed {
             name: pushed,
             digest,
+            ..
         },
     ] = &exported[..]
     else {

@@ -109,8 +109,24 @@ fn docker_media_types_give_a_schema_2_manifest_and_refuse_attestations() {
         stderr.contains("cannot export attestations") && stderr.contains("--provenance=false"),
         "{stderr}"
     );
-    let (ok, stderr) = try_build(&m, &["-o", push, "--provenance=false"]);
+    let metadata = dir.path().join("metadata.json");
+    let (ok, stderr) = try_build(
+        &m,
+        &[
+            "-o",
+            push,
+            "--provenance=false",
+            "--metadata-file",
+            metadata.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{stderr}");
+    // The metadata describes what was pushed, media type included.
+    let metadata: Value = serde_json::from_slice(&fs::read(&metadata).unwrap()).unwrap();
+    assert_eq!(
+        metadata["containerimage.descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     let raw = std::process::Command::new("skopeo")
         .args([
             "inspect",

@@ -6,8 +6,7 @@ use super::{
     CommandError, CommandResult, MAX_DOCKERFILE_BYTES, parse_dockerfile, parse_dockerfile_bytes,
 };
 use stagecraft_build::{
-    Annotation, BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session,
-    StdinContext,
+    Annotation, BuildRequest, BuildResult, CacheLocation, Exported, Output, Session, StdinContext,
 };
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
@@ -839,8 +838,8 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
             .map(|e| match e {
                 Exported::Files => "files".to_owned(),
                 Exported::Named { names } => names.join(","),
-                Exported::Layout { digest } => format!("oci-layout {digest}"),
-                Exported::Pushed { name, digest } => format!("{name}@{digest}"),
+                Exported::Layout { digest, .. } => format!("oci-layout {digest}"),
+                Exported::Pushed { name, digest, .. } => format!("{name}@{digest}"),
             })
             .collect(),
         seconds: elapsed.as_secs_f64(),
@@ -860,24 +859,16 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
 
 /// `--metadata-file`: buildx's keys for the image the build made.
 fn metadata(result: &BuildResult) -> serde_json::Value {
-    let pushed = result.pushed().next();
-    let layout = result.exports.iter().find_map(|e| match e {
-        Exported::Layout { digest } => Some(digest.to_string()),
-        _ => None,
-    });
     let mut metadata = serde_json::json!({
         "containerimage.config.digest": result.image_id().to_string(),
         "containerimage.digest": result.digest(),
     });
     // A manifest others know: pushed, or in an OCI layout. The store's own manifest names
     // uncompressed layers no registry has, so it is never described here.
-    if pushed.is_some() || layout.is_some() {
+    if let Some((media_type, digest)) = result.published() {
         metadata["containerimage.descriptor"] = serde_json::json!({
-            "mediaType": match &result.image {
-                BuiltImage::Single(_) => stagecraft_image::media_type::OCI_MANIFEST,
-                BuiltImage::Multi(_) => stagecraft_image::media_type::OCI_INDEX,
-            },
-            "digest": result.digest(),
+            "mediaType": media_type,
+            "digest": digest,
         });
     }
     let named = result.exports.iter().flat_map(|e| match e {
