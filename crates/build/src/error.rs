@@ -52,6 +52,17 @@ pub enum Error {
         /// The build's platforms, comma-separated.
         platforms: String,
     },
+    /// An output cannot carry what the build gives it, as BuildKit's exporters refuse it
+    /// (attestations or descriptor annotations with Docker media types, index annotations of
+    /// a single image, `rewrite-timestamp` without an epoch). `reason` may end with
+    /// `= help:` lines.
+    #[error("output {output}: {reason}")]
+    OutputConflict {
+        /// The output (`type=oci`).
+        output: String,
+        /// What conflicts, and how to resolve it.
+        reason: String,
+    },
     /// Reading the image for an output.
     #[error(transparent)]
     Export(#[from] stagecraft_export::ExportError),

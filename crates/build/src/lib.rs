@@ -31,11 +31,11 @@ pub use cache::{ImportedCaches, export_cache};
 pub use error::{Error, Result};
 pub use network::{block_on, registry};
 pub use options::{
-    AttestOptions, CacheLocation, Destination, Output, ProvenanceMode, ProvenanceOptions,
-    compression_by_name, parse_compression,
+    Annotation, AnnotationTarget, AttestOptions, CacheLocation, Destination, ImageKeys, Output,
+    ProvenanceMode, ProvenanceOptions, compression_by_name, parse_compression,
 };
 pub use output::{
-    BuiltImage, Exported, export, fill_output_dir, write_archive_to, write_output_file,
+    BuiltImage, ExportFacts, Exported, export, fill_output_dir, write_archive_to, write_output_file,
 };
 pub use runner::NamespaceRunner;
 pub use session::{BuildRequest, BuildResult, Session};

@@ -1,6 +1,7 @@
 //! buildx's option syntax: `--output type=…,dest=…`, `--cache-to type=…,mode=…`, compressions.
 
 use crate::error::{Error, Result};
+use stagecraft_image::Platform;
 use stagecraft_layer::Compression;
 use stagecraft_solve::remote_cache::CacheMode;
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub enum Output {
         names: Vec<String>,
         /// The layers' compression, when the output says.
         compression: Option<Compression>,
+        /// Media types, annotations, timestamps.
+        keys: ImageKeys,
     },
     /// A `docker load` archive.
     Docker {
@@ -44,6 +47,8 @@ pub enum Output {
         dest: Destination,
         /// Extra names recorded in the archive (`name=`), besides the tags.
         names: Vec<String>,
+        /// Media types, annotations, timestamps.
+        keys: ImageKeys,
     },
     /// The final file system as a tar.
     Tar(Destination),
@@ -58,7 +63,251 @@ pub enum Output {
         push: bool,
         /// The pushed layers' compression, when the output says.
         compression: Option<Compression>,
+        /// Media types, annotations, timestamps.
+        keys: ImageKeys,
     },
+}
+
+/// What an image output (`type=oci|docker|image|registry`) makes of the image besides its
+/// names and compression: BuildKit's image exporter keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageKeys {
+    /// `oci-mediatypes=false`: Docker schema 2 media types for the manifest, config and
+    /// layers, and a Docker manifest list for an index.
+    pub docker_media_types: bool,
+    /// `rewrite-timestamp=true`: the file times in the layers the build made clamped to
+    /// `SOURCE_DATE_EPOCH` (which the build must have).
+    pub rewrite_timestamp: bool,
+    /// `annotation…=` keys, and the build's `--annotation`s.
+    pub annotations: Vec<Annotation>,
+}
+
+/// Where an annotation goes, as BuildKit and buildx name the places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnotationTarget {
+    /// `manifest` (the default): each image manifest.
+    Manifest,
+    /// `manifest-descriptor`: each image's entry in the index (or in an OCI layout's
+    /// `index.json`).
+    ManifestDescriptor,
+    /// `index`: the image index of a multi-platform (or attested) image.
+    Index,
+    /// `index-descriptor`: the index's entry in an OCI layout's `index.json`.
+    IndexDescriptor,
+}
+
+impl AnnotationTarget {
+    fn parse(text: &str) -> Option<AnnotationTarget> {
+        Some(match text {
+            "manifest" => AnnotationTarget::Manifest,
+            "manifest-descriptor" => AnnotationTarget::ManifestDescriptor,
+            "index" => AnnotationTarget::Index,
+            "index-descriptor" => AnnotationTarget::IndexDescriptor,
+            _ => return None,
+        })
+    }
+}
+
+/// One annotation of an image output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    /// Where it goes.
+    pub target: AnnotationTarget,
+    /// `[PLATFORM]`: only that platform's manifest (or entry); every one when `None`.
+    pub platform: Option<Platform>,
+    /// The key (`org.opencontainers.image.title`).
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// Why an annotation was refused.
+fn annotation_error(text: &str, reason: String) -> Error {
+    Error::InvalidOption {
+        flag: "--annotation",
+        value: text.to_owned(),
+        reason,
+    }
+}
+
+/// `TYPE` or `TYPE[PLATFORM]` of an annotation.
+fn annotation_place(text: &str, place: &str) -> Result<(AnnotationTarget, Option<Platform>)> {
+    let (kind, platform) = match place.split_once('[') {
+        Some((kind, rest)) => {
+            let platform = rest.strip_suffix(']').ok_or_else(|| {
+                annotation_error(text, format!("{place:?}: a platform ends with ]"))
+            })?;
+            let platform = Platform::parse(platform).map_err(|e| {
+                annotation_error(text, format!("invalid platform {platform:?}: {e}"))
+            })?;
+            (kind, Some(platform))
+        }
+        None => (place, None),
+    };
+    let target = AnnotationTarget::parse(kind).ok_or_else(|| {
+        annotation_error(
+            text,
+            format!("unknown annotation type {kind:?}\n  = help: use manifest, manifest-descriptor, index or index-descriptor"),
+        )
+    })?;
+    Ok((target, platform))
+}
+
+impl Annotation {
+    /// Parses buildx's `--annotation [TYPES:]KEY=VALUE`, where TYPES is a comma-separated
+    /// list of `manifest`, `manifest-descriptor`, `index` and `index-descriptor`, each with
+    /// an optional `[PLATFORM]` (none: `manifest`); one annotation per type.
+    pub fn parse_flag(text: &str) -> Result<Vec<Annotation>> {
+        let (key, value) = text.split_once('=').ok_or_else(|| {
+            annotation_error(text, "expected KEY=VALUE (or TYPE:KEY=VALUE)".to_owned())
+        })?;
+        let (places, key) = match key.split_once(':') {
+            Some((places, key)) => (Some(places), key),
+            None => (None, key),
+        };
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(annotation_error(text, format!("invalid key {key:?}")));
+        }
+        let places = match places {
+            None => vec![(AnnotationTarget::Manifest, None)],
+            Some(places) => places
+                .split(',')
+                .map(|place| annotation_place(text, place))
+                .collect::<Result<_>>()?,
+        };
+        Ok(places
+            .into_iter()
+            .map(|(target, platform)| Annotation {
+                target,
+                platform,
+                key: key.to_owned(),
+                value: value.to_owned(),
+            })
+            .collect())
+    }
+
+    /// Parses an output key `annotation[-TYPE][[PLATFORM]].KEY` (BuildKit's exporter form)
+    /// with its value; `None` for a key that is not an annotation.
+    fn from_output_key(key: &str, value: &str) -> Option<Result<Annotation>> {
+        let rest = key.strip_prefix("annotation")?;
+        if !rest.starts_with(['-', '[', '.']) {
+            return None;
+        }
+        // The key follows the first `.` after the place (a platform holds none).
+        let close = rest.find(']').map_or(0, |at| at + 1);
+        let dot = close + rest[close..].find('.')?;
+        let (place, annotation) = (&rest[..dot], &rest[dot + 1..]);
+        let place = place.strip_prefix('-').unwrap_or(place);
+        let place = if place.is_empty() || place.starts_with('[') {
+            format!("manifest{place}")
+        } else {
+            place.to_owned()
+        };
+        Some(
+            annotation_place(key, &place).and_then(|(target, platform)| {
+                if annotation.is_empty() || annotation.contains(char::is_whitespace) {
+                    return Err(annotation_error(key, format!("invalid key {annotation:?}")));
+                }
+                Ok(Annotation {
+                    target,
+                    platform,
+                    key: annotation.to_owned(),
+                    value: value.to_owned(),
+                })
+            }),
+        )
+    }
+
+    /// Whether it applies to the image of `platform` (`None`: an image of no one platform).
+    pub fn applies_to(&self, platform: Option<&Platform>) -> bool {
+        match (&self.platform, platform) {
+            (None, _) => true,
+            (Some(wanted), Some(platform)) => {
+                wanted.clone().normalized() == platform.clone().normalized()
+            }
+            (Some(_), None) => false,
+        }
+    }
+}
+
+impl ImageKeys {
+    /// The annotations for `target` of the image of `platform` (indexes: all of them), by
+    /// key (a later one wins).
+    pub fn annotations_for(
+        &self,
+        target: AnnotationTarget,
+        platform: Option<&Platform>,
+    ) -> stagecraft_store::Annotations {
+        // An index is of no one platform: BuildKit takes its annotations whatever platform
+        // they name.
+        let any_platform = matches!(
+            target,
+            AnnotationTarget::Index | AnnotationTarget::IndexDescriptor
+        );
+        self.annotations
+            .iter()
+            .filter(|a| a.target == target && (any_platform || a.applies_to(platform)))
+            .map(|a| (a.key.clone(), a.value.clone()))
+            .collect()
+    }
+
+    /// Whether any annotation has `target`.
+    pub fn has(&self, target: AnnotationTarget) -> bool {
+        self.annotations.iter().any(|a| a.target == target)
+    }
+
+    /// Checks these keys (of the output `output`) against a build for `platforms` with
+    /// `compression` and `source_date_epoch`, as BuildKit's exporter does before it writes
+    /// anything.
+    pub(crate) fn check(
+        &self,
+        output: &str,
+        platforms: &[Platform],
+        compression: Compression,
+        source_date_epoch: Option<i64>,
+    ) -> Result<()> {
+        let conflict = |reason: String| Error::OutputConflict {
+            output: output.to_owned(),
+            reason,
+        };
+        if self.rewrite_timestamp && source_date_epoch.is_none() {
+            return Err(conflict(
+                "rewrite-timestamp=true needs SOURCE_DATE_EPOCH (there is no epoch to clamp file times to)\n  = help: pass --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or set it in the environment".to_owned(),
+            ));
+        }
+        if self.docker_media_types {
+            if matches!(compression, Compression::Zstd { .. }) {
+                return Err(conflict(
+                    "exporter option \"compression=zstd\" conflicts with \"oci-mediatypes=false\"\n  = help: Docker media types have no zstd layer: use --compression gzip".to_owned(),
+                ));
+            }
+            if self
+                .annotations
+                .iter()
+                .any(|a| a.target != AnnotationTarget::Manifest)
+            {
+                return Err(conflict(
+                    "cannot export annotations with \"oci-mediatypes=false\": only manifest annotations fit Docker media types".to_owned(),
+                ));
+            }
+        }
+        for annotation in &self.annotations {
+            if let Some(platform) = &annotation.platform
+                && !platforms.iter().any(|p| annotation.applies_to(Some(p)))
+            {
+                return Err(conflict(format!(
+                    "invalid annotation {}: no platform {platform} in the build (it is for {})",
+                    annotation.key,
+                    platforms
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Output {
@@ -69,6 +318,28 @@ impl Output {
             | Output::Docker { names, .. }
             | Output::Image { names, .. } => names.clone(),
             Output::Tar(_) | Output::Local(_) => Vec::new(),
+        }
+    }
+
+    /// The image keys of an output that carries an image (none for `local` and `tar`).
+    pub fn image_keys(&self) -> Option<&ImageKeys> {
+        match self {
+            Output::Oci { keys, .. } | Output::Docker { keys, .. } | Output::Image { keys, .. } => {
+                Some(keys)
+            }
+            Output::Tar(_) | Output::Local(_) => None,
+        }
+    }
+
+    /// Adds `annotations` (`--annotation`) to an output that carries an image; returns whether
+    /// it does (a `local` or `tar` output has no manifest to annotate).
+    pub fn annotate(&mut self, annotations: &[Annotation]) -> bool {
+        match self {
+            Output::Oci { keys, .. } | Output::Docker { keys, .. } | Output::Image { keys, .. } => {
+                keys.annotations.extend(annotations.iter().cloned());
+                true
+            }
+            Output::Tar(_) | Output::Local(_) => false,
         }
     }
 
@@ -209,8 +480,7 @@ pub fn parse_compression(name: &str, level: Option<&str>) -> Result<Compression>
 
 /// Keys of buildx's exporters that stagecraft does not implement yet: refused with a clear
 /// message, never ignored.
-const NOT_YET: [&str; 9] = [
-    "rewrite-timestamp",
+const NOT_YET: [&str; 8] = [
     "push-by-digest",
     "unpack",
     "store",
@@ -247,7 +517,14 @@ impl Output {
         })?;
         let valid: &[&str] = match kind {
             "local" | "tar" => &["type", "dest"],
-            "docker" => &["type", "dest", "name"],
+            "docker" => &[
+                "type",
+                "dest",
+                "name",
+                "oci-mediatypes",
+                "rewrite-timestamp",
+                "annotation.*",
+            ],
             "oci" => &[
                 "type",
                 "dest",
@@ -256,6 +533,8 @@ impl Output {
                 "compression-level",
                 "force-compression",
                 "oci-mediatypes",
+                "rewrite-timestamp",
+                "annotation.*",
             ],
             "image" | "registry" => &[
                 "type",
@@ -265,6 +544,8 @@ impl Output {
                 "compression-level",
                 "force-compression",
                 "oci-mediatypes",
+                "rewrite-timestamp",
+                "annotation.*",
             ],
             other => {
                 return Err(invalid(format!(
@@ -272,11 +553,19 @@ impl Output {
                 )));
             }
         };
-        for key in fields.keys() {
+        let mut keys = ImageKeys::default();
+        for (key, values) in &fields {
             if valid.contains(&key.as_str()) {
                 continue;
             }
-            if NOT_YET.contains(&key.as_str()) || key.starts_with("annotation") {
+            if valid.contains(&"annotation.*")
+                && let Some(annotation) =
+                    Annotation::from_output_key(key, values.last().map_or("", String::as_str))
+            {
+                keys.annotations.push(annotation?);
+                continue;
+            }
+            if NOT_YET.contains(&key.as_str()) {
                 return Err(invalid(format!(
                     "{key}= is a buildx output key that is not supported yet (refused rather than ignored)"
                 )));
@@ -286,21 +575,16 @@ impl Output {
                 valid.join(", ")
             )));
         }
-        if let Some(value) = single(&fields, "oci-mediatypes") {
-            match boolean(value) {
-                Some(true) => {}
-                Some(false) => {
-                    return Err(invalid(
-                        "oci-mediatypes=false (docker media types) is not supported yet: images are written with OCI media types".to_owned(),
-                    ));
-                }
-                None => {
-                    return Err(invalid(format!(
-                        "oci-mediatypes={value:?} is not true or false"
-                    )));
-                }
-            }
-        }
+        let flag = |key: &str| -> Result<Option<bool>> {
+            single(&fields, key)
+                .map(|value| {
+                    boolean(value)
+                        .ok_or_else(|| invalid(format!("{key}={value:?} is not true or false")))
+                })
+                .transpose()
+        };
+        keys.docker_media_types = flag("oci-mediatypes")? == Some(false);
+        keys.rewrite_timestamp = flag("rewrite-timestamp")? == Some(true);
         if let Some(value) = single(&fields, "force-compression")
             && boolean(value).is_none()
         {
@@ -336,15 +620,22 @@ impl Output {
             }
             None => None,
         };
+        if keys.docker_media_types && matches!(compression, Some(Compression::Zstd { .. })) {
+            return Err(invalid(
+                "exporter option \"compression=zstd\" conflicts with \"oci-mediatypes=false\"\n  = help: Docker media types have no zstd layer: use compression=gzip".to_owned(),
+            ));
+        }
         Ok(match kind {
             "oci" => Output::Oci {
                 dest: Destination::parse(dest()?),
                 names,
                 compression,
+                keys,
             },
             "docker" => Output::Docker {
                 dest: Destination::parse(dest()?),
                 names,
+                keys,
             },
             "tar" => Output::Tar(Destination::parse(dest()?)),
             "local" => match dest()? {
@@ -373,6 +664,7 @@ impl Output {
                     names,
                     push,
                     compression,
+                    keys,
                 }
             }
         })
@@ -613,7 +905,8 @@ mod tests {
             Output::Oci {
                 dest: file("out.tar"),
                 names: vec![],
-                compression: None
+                compression: None,
+                keys: ImageKeys::default()
             }
         );
         assert_eq!(
@@ -621,7 +914,8 @@ mod tests {
             Output::Oci {
                 dest: file("o.tar"),
                 names: vec![],
-                compression: Some(Compression::Zstd { level: 9 })
+                compression: Some(Compression::Zstd { level: 9 }),
+                keys: ImageKeys::default()
             }
         );
         let error = Output::parse("type=oci,dest=o.tar,compression=gzip,compression-level=12");
@@ -630,7 +924,8 @@ mod tests {
             Output::parse("type=docker,dest=a.tar,name=app:1").unwrap(),
             Output::Docker {
                 dest: file("a.tar"),
-                names: vec!["app:1".into()]
+                names: vec!["app:1".into()],
+                keys: ImageKeys::default()
             }
         );
         assert_eq!(
@@ -652,7 +947,8 @@ mod tests {
             Output::Image {
                 names: vec!["foo:1".into()],
                 push: false,
-                compression: None
+                compression: None,
+                keys: ImageKeys::default()
             }
         );
         assert_eq!(
@@ -660,7 +956,8 @@ mod tests {
             Output::Image {
                 names: vec!["foo:1".into()],
                 push: false,
-                compression: None
+                compression: None,
+                keys: ImageKeys::default()
             }
         );
         // Several names: quoted (buildx's CSV) or repeated.
@@ -673,7 +970,8 @@ mod tests {
                 Output::Image {
                     names: vec!["r:5000/a:1".into(), "r:5000/a:2".into()],
                     push: true,
-                    compression: None
+                    compression: None,
+                    keys: ImageKeys::default()
                 },
                 "{text}"
             );
@@ -687,14 +985,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("its keys are type, dest, name"), "{error}");
-        for text in [
-            "type=oci,dest=a.tar,annotation.org.opencontainers.image.title=x",
-            "type=oci,dest=a.tar,rewrite-timestamp=true",
-            "type=oci,dest=a.tar,oci-mediatypes=false",
-        ] {
-            let error = Output::parse(text).unwrap_err().to_string();
-            assert!(error.contains("not supported yet"), "{text}: {error}");
-        }
+        let error = Output::parse("type=oci,dest=a.tar,push-by-digest=true")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not supported yet"), "{error}");
         assert!(Output::parse("type=oci,dest=a.tar,force-compression=true").is_ok());
     }
 
@@ -791,6 +1085,93 @@ mod tests {
         ] {
             let error = CacheLocation::parse(bad, true).unwrap_err().to_string();
             assert!(error.contains(help), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn image_keys_parse_like_buildkit() {
+        let output = Output::parse(
+            "type=oci,dest=a.tar,oci-mediatypes=false,rewrite-timestamp=true,annotation.a=1,annotation-manifest[linux/arm64].b=2,annotation-index.c=3,annotation-manifest-descriptor.d=4,annotation-index-descriptor.e=5",
+        )
+        .unwrap();
+        let keys = output.image_keys().unwrap();
+        assert!(keys.docker_media_types && keys.rewrite_timestamp);
+        let mut places: Vec<(AnnotationTarget, Option<String>, &str, &str)> = keys
+            .annotations
+            .iter()
+            .map(|a| {
+                (
+                    a.target,
+                    a.platform.as_ref().map(ToString::to_string),
+                    a.key.as_str(),
+                    a.value.as_str(),
+                )
+            })
+            .collect();
+        places.sort_by_key(|place| place.2);
+        assert_eq!(
+            places,
+            [
+                (AnnotationTarget::Manifest, None, "a", "1"),
+                (
+                    AnnotationTarget::Manifest,
+                    Some("linux/arm64".to_owned()),
+                    "b",
+                    "2"
+                ),
+                (AnnotationTarget::Index, None, "c", "3"),
+                (AnnotationTarget::ManifestDescriptor, None, "d", "4"),
+                (AnnotationTarget::IndexDescriptor, None, "e", "5"),
+            ]
+        );
+        // The image keys are BuildKit's image exporters': not local's or tar's.
+        for bad in [
+            "type=local,dest=d,annotation.a=1",
+            "type=oci,dest=a.tar,annotation-layer.a=1",
+            "type=oci,dest=a.tar,oci-mediatypes=no",
+            "type=oci,dest=a.tar,oci-mediatypes=false,compression=zstd",
+        ] {
+            assert!(Output::parse(bad).is_err(), "{bad}");
+        }
+        // Only manifest annotations fit Docker media types; a platform must be the build's.
+        let amd64 = [Platform::parse("linux/amd64").unwrap()];
+        let gzip = Compression::gzip();
+        assert!(output.check(&amd64, gzip, Some(1)).is_err());
+        let docker =
+            Output::parse("type=docker,dest=a.tar,oci-mediatypes=false,annotation.a=1").unwrap();
+        assert!(docker.check(&amd64, gzip, Some(1)).is_ok());
+        let error = Output::parse("type=image,name=a,annotation[linux/arm64].a=1")
+            .unwrap()
+            .check(&amd64, gzip, None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no platform linux/arm64"), "{error}");
+        let error = Output::parse("type=image,name=a,rewrite-timestamp=true")
+            .unwrap()
+            .check(&amd64, gzip, None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs SOURCE_DATE_EPOCH"), "{error}");
+    }
+
+    #[test]
+    fn annotation_flags_parse_like_buildx() {
+        let parsed = Annotation::parse_flag(
+            "index,manifest[linux/amd64]:org.opencontainers.image.title=My app",
+        )
+        .unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].target, AnnotationTarget::Index);
+        assert_eq!(parsed[1].target, AnnotationTarget::Manifest);
+        assert_eq!(
+            parsed[1].platform.as_ref().unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(parsed[1].value, "My app");
+        let plain = Annotation::parse_flag("k=v").unwrap();
+        assert_eq!(plain[0].target, AnnotationTarget::Manifest);
+        for bad in ["novalue", "layer:k=v", "manifest[bad platform]:k=v", "=v"] {
+            assert!(Annotation::parse_flag(bad).is_err(), "{bad}");
         }
     }
 }

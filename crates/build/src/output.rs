@@ -4,12 +4,12 @@
 use crate::attest::{Attestations, Carrier};
 use crate::error::{Error, Result};
 use crate::network::block_on;
-use crate::options::{Destination, Output};
+use crate::options::{AnnotationTarget, Destination, ImageKeys, Output};
 use stagecraft_export::NamedImage;
 use stagecraft_image::{Digest, Platform};
 use stagecraft_layer::Compression;
 use stagecraft_registry::Registry;
-use stagecraft_store::{Image, MultiPlatformImage, OutputFile, Store};
+use stagecraft_store::{Annotations, Image, ManifestFormat, MultiPlatformImage, OutputFile, Store};
 use std::path::Path;
 
 /// Writes the output file `path` (an archive): `write` fills a partial file beside it, which
@@ -66,6 +66,14 @@ impl BuiltImage {
         }
     }
 
+    /// The media type of what names point at: the manifest's, or the index's.
+    pub fn media_type(&self) -> &str {
+        match self {
+            BuiltImage::Single(image) => &image.manifest.media_type,
+            BuiltImage::Multi(image) => &image.index.media_type,
+        }
+    }
+
     /// The image as layouts and registries receive it: layers compressed with `compression`.
     fn compressed(&self, store: &Store, compression: Compression) -> Result<BuiltImage> {
         let what = "compressing the image's layers";
@@ -99,6 +107,8 @@ pub enum Exported {
     Layout {
         /// The manifest or index digest in the layout.
         digest: Digest,
+        /// Its media type (OCI, or Docker's with `oci-mediatypes=false`).
+        media_type: String,
     },
     /// A push of this manifest, or for a multi-platform image this index (after every
     /// platform's manifest).
@@ -107,6 +117,8 @@ pub enum Exported {
         name: String,
         /// The manifest or index digest the registry has.
         digest: String,
+        /// Its media type (OCI, or Docker's with `oci-mediatypes=false`).
+        media_type: String,
     },
 }
 
@@ -142,14 +154,170 @@ fn docker_cannot_hold(platforms: impl IntoIterator<Item = Platform>) -> Error {
 }
 
 impl Output {
-    /// Whether this output can hold a build for `platforms`: a docker archive holds one image,
-    /// so not several platforms (as buildx's docker exporter refuses manifest lists). Checked
-    /// before a build starts, so it does not run only to fail at its export.
-    pub fn check_platforms(&self, platforms: &[Platform]) -> Result<()> {
+    /// How the output is named in messages (`type=oci`).
+    fn label(&self) -> &'static str {
+        match self {
+            Output::Oci { .. } => "type=oci",
+            Output::Docker { .. } => "type=docker",
+            Output::Tar(_) => "type=tar",
+            Output::Local(_) => "type=local",
+            Output::Image { push: true, .. } => "type=registry",
+            Output::Image { .. } => "type=image",
+        }
+    }
+
+    /// Whether this output can hold a build for `platforms` with the session's `compression`
+    /// and `source_date_epoch`: a docker archive holds one image, so not several platforms (as
+    /// buildx's docker exporter refuses manifest lists), and its image keys must fit (see
+    /// [`ImageKeys`]). Checked before a build starts, so it does not run only to fail at its
+    /// export.
+    pub fn check(
+        &self,
+        platforms: &[Platform],
+        compression: Compression,
+        source_date_epoch: Option<i64>,
+    ) -> Result<()> {
         if platforms.len() > 1 && matches!(self, Output::Docker { .. }) {
             return Err(docker_cannot_hold(platforms.iter().cloned()));
         }
-        Ok(())
+        let compression = match self {
+            Output::Oci {
+                compression: Some(own),
+                ..
+            }
+            | Output::Image {
+                compression: Some(own),
+                ..
+            } => *own,
+            _ => compression,
+        };
+        match self.image_keys() {
+            Some(keys) => keys.check(self.label(), platforms, compression, source_date_epoch),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What exports need to know of the build besides its image.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFacts {
+    /// `SOURCE_DATE_EPOCH`, for `rewrite-timestamp=true`.
+    pub source_date_epoch: Option<i64>,
+    /// How many layers of each platform's image (in the built image's order) its base image
+    /// gave: `rewrite-timestamp` leaves those as they are, as BuildKit does.
+    pub base_layers: Vec<usize>,
+}
+
+impl BuiltImage {
+    /// The image as an output with `keys` carries it, before attestations: the file times of
+    /// its own layers clamped (`rewrite-timestamp`), its layers compressed with `compression`
+    /// (`None`: as stored), in the media types and with the manifest annotations asked for.
+    fn shaped(
+        &self,
+        store: &Store,
+        keys: &ImageKeys,
+        compression: Option<Compression>,
+        facts: &ExportFacts,
+    ) -> Result<BuiltImage> {
+        let what = "preparing the image for the output";
+        let mut image = self.clone();
+        if keys.rewrite_timestamp
+            && let Some(epoch) = facts.source_date_epoch
+        {
+            image = match &image {
+                BuiltImage::Single(single) => {
+                    let first = facts.base_layers.first().copied().unwrap_or(0);
+                    BuiltImage::Single(
+                        store
+                            .retimed_image(single, first, epoch)
+                            .map_err(Error::store(what))?,
+                    )
+                }
+                BuiltImage::Multi(multi) => BuiltImage::Multi(
+                    store
+                        .retimed_index(multi, &facts.base_layers, epoch)
+                        .map_err(Error::store(what))?,
+                ),
+            };
+        }
+        if let Some(compression) = compression {
+            image = image.compressed(store, compression)?;
+        }
+        if !keys.docker_media_types && !keys.has(AnnotationTarget::Manifest) {
+            return Ok(image);
+        }
+        let format = if keys.docker_media_types {
+            ManifestFormat::Docker
+        } else {
+            ManifestFormat::Oci
+        };
+        let manifest =
+            |platform: &Platform| keys.annotations_for(AnnotationTarget::Manifest, Some(platform));
+        Ok(match &image {
+            BuiltImage::Single(single) => BuiltImage::Single(
+                store
+                    .styled_image(single, format, &manifest(&single.config.platform()))
+                    .map_err(Error::store(what))?,
+            ),
+            BuiltImage::Multi(multi) => BuiltImage::Multi(
+                store
+                    .styled_index(multi, format, &manifest)
+                    .map_err(Error::store(what))?,
+            ),
+        })
+    }
+}
+
+/// `image` (shaped for `output`) with the attestations `carrier` takes, then with the index
+/// and descriptor annotations of `keys`; with the annotations of its entry in an OCI layout's
+/// `index.json` (`manifest-descriptor` of a single image, `index-descriptor` of an index).
+/// Attestations with Docker media types, and index annotations of a single image, are
+/// refused as BuildKit refuses them.
+fn finished(
+    store: &Store,
+    image: &BuiltImage,
+    attestations: &Attestations,
+    names: &[String],
+    carrier: Carrier,
+    output: &Output,
+    keys: &ImageKeys,
+) -> Result<(BuiltImage, Annotations)> {
+    let conflict = |reason: &str| Error::OutputConflict {
+        output: output.label().to_owned(),
+        reason: reason.to_owned(),
+    };
+    if keys.docker_media_types && attestations.carries(carrier, image) {
+        return Err(conflict(
+            "cannot export attestations with \"oci-mediatypes=false\": an attestation manifest is an OCI artifact\n  = help: pass --provenance=false (and --sbom=false) for Docker media types, or keep OCI media types",
+        ));
+    }
+    let attested = attestations.attach(store, image, names, carrier)?;
+    match attested {
+        BuiltImage::Single(single) => {
+            if keys.has(AnnotationTarget::Index) || keys.has(AnnotationTarget::IndexDescriptor) {
+                return Err(conflict(
+                    "index annotations not supported for single platform export: the image has no index\n  = help: annotate the manifest (manifest: or no prefix), or build several --platform values",
+                ));
+            }
+            let entry = keys.annotations_for(
+                AnnotationTarget::ManifestDescriptor,
+                Some(&single.config.platform()),
+            );
+            Ok((BuiltImage::Single(single), entry))
+        }
+        BuiltImage::Multi(multi) => {
+            let annotated = store
+                .annotated_index(
+                    &multi,
+                    &keys.annotations_for(AnnotationTarget::Index, None),
+                    &|platform| {
+                        keys.annotations_for(AnnotationTarget::ManifestDescriptor, Some(platform))
+                    },
+                )
+                .map_err(Error::store("annotating the image index"))?;
+            let entry = keys.annotations_for(AnnotationTarget::IndexDescriptor, None);
+            Ok((BuiltImage::Multi(annotated), entry))
+        }
     }
 }
 
@@ -161,7 +329,10 @@ impl Output {
 /// layout or a push of its index (every platform's manifest first), its tag in the store
 /// naming the index, a directory or tar entry prefix per platform for `local` and `tar`
 /// (`linux_amd64/`, `linux_arm_v7/`); a docker archive cannot hold one
-/// ([`Error::DockerMultiPlatform`]).
+/// ([`Error::DockerMultiPlatform`]). An image output's [`ImageKeys`] shape what it carries
+/// (see [`Store::styled_image`], [`Store::retimed_image`]), with what `facts` say of the
+/// build.
+#[allow(clippy::too_many_arguments)]
 pub fn export(
     store: &Store,
     image: &BuiltImage,
@@ -170,9 +341,8 @@ pub fn export(
     output: &Output,
     compression: Compression,
     registry: &Registry,
+    facts: &ExportFacts,
 ) -> Result<Vec<Exported>> {
-    let compressed =
-        |own: &Option<Compression>| image.compressed(store, own.unwrap_or(compression));
     let all_names =
         |extra: &[String]| -> Vec<String> { names.iter().chain(extra).cloned().collect() };
     Ok(match output {
@@ -180,45 +350,71 @@ pub fn export(
             dest,
             names: extra,
             compression: own,
+            keys,
         } => {
             let names = all_names(extra);
-            let image = attestations.attach(store, &compressed(own)?, &names, Carrier::Index)?;
+            let shaped = image.shaped(store, keys, Some(own.unwrap_or(compression)), facts)?;
+            let (image, entry) = finished(
+                store,
+                &shaped,
+                attestations,
+                &names,
+                Carrier::Index,
+                output,
+                keys,
+            )?;
             write_archive_to(store, dest, |out| match &image {
                 BuiltImage::Single(image) => {
                     let named = [NamedImage {
                         image: image.clone(),
                         names,
+                        annotations: entry,
                     }];
                     stagecraft_export::write_archive(store, &named, false, out)
                 }
                 BuiltImage::Multi(image) => {
-                    stagecraft_export::write_index_archive(store, image, &names, false, out)
+                    stagecraft_export::write_index_archive(store, image, &names, &entry, false, out)
                 }
             })?;
             vec![Exported::Layout {
                 digest: image.digest().clone(),
+                media_type: image.media_type().to_owned(),
             }]
         }
-        Output::Docker { dest, names: extra } => {
+        Output::Docker {
+            dest,
+            names: extra,
+            keys,
+        } => {
             if let BuiltImage::Multi(image) = image {
                 return Err(docker_cannot_hold(
                     image.platform_images().map(|(platform, _)| platform),
                 ));
             }
             let names = all_names(extra);
-            let image = attestations.attach(store, image, &names, Carrier::Index)?;
+            let shaped = image.shaped(store, keys, None, facts)?;
+            let (image, entry) = finished(
+                store,
+                &shaped,
+                attestations,
+                &names,
+                Carrier::Index,
+                output,
+                keys,
+            )?;
             write_archive_to(store, dest, |out| match &image {
                 BuiltImage::Single(image) => {
                     let named = [NamedImage {
                         image: image.clone(),
                         names,
+                        annotations: entry,
                     }];
                     stagecraft_export::write_archive(store, &named, true, out)
                 }
                 // An attested image: the index (with its attestations) and docker's
                 // manifest.json for the image, as BuildKit's docker exporter writes it.
                 BuiltImage::Multi(index) => {
-                    stagecraft_export::write_index_archive(store, index, &names, true, out)
+                    stagecraft_export::write_index_archive(store, index, &names, &entry, true, out)
                 }
             })?;
             vec![Exported::Files]
@@ -247,8 +443,18 @@ pub fn export(
             names: references,
             push,
             compression: own,
+            keys,
         } => {
-            let named = attestations.attach(store, image, references, Carrier::Index)?;
+            let shaped = image.shaped(store, keys, None, facts)?;
+            let (named, _) = finished(
+                store,
+                &shaped,
+                attestations,
+                references,
+                Carrier::Index,
+                output,
+                keys,
+            )?;
             let mut exported = Vec::new();
             let mut set = Vec::new();
             for name in references {
@@ -260,7 +466,16 @@ pub fn export(
             if !push {
                 return Ok(vec![Exported::Named { names: set }]);
             }
-            let pushed = attestations.attach(store, &compressed(own)?, &set, Carrier::Push)?;
+            let shaped = image.shaped(store, keys, Some(own.unwrap_or(compression)), facts)?;
+            let (pushed, _) = finished(
+                store,
+                &shaped,
+                attestations,
+                &set,
+                Carrier::Push,
+                output,
+                keys,
+            )?;
             for name in &set {
                 let failed = |message: String| Error::Transfer {
                     what: format!("pushing {name}"),
@@ -280,6 +495,7 @@ pub fn export(
                 exported.push(Exported::Pushed {
                     name: reference.whole(),
                     digest,
+                    media_type: pushed.media_type().to_owned(),
                 });
             }
             exported

@@ -5,8 +5,8 @@ use crate::attest::{Attestations, Carrier};
 use crate::base_images::StoreOrRegistry;
 use crate::cache::{ImportedCaches, export_cache};
 use crate::error::{Error, Result};
-use crate::options::{AttestOptions, CacheLocation, Output};
-use crate::output::{BuiltImage, Exported, export};
+use crate::options::{Annotation, AttestOptions, CacheLocation, ImageKeys, Output};
+use crate::output::{BuiltImage, ExportFacts, Exported, export};
 use crate::runner::NamespaceRunner;
 use stagecraft_dockerfile::Dockerfile;
 use stagecraft_image::{Digest, Platform, Timestamp};
@@ -42,6 +42,9 @@ pub struct BuildRequest<'a> {
     pub always_pull: bool,
     /// The attestations to make (`--sbom`, `--provenance`, `--attest`).
     pub attest: AttestOptions,
+    /// `--annotation`s: added to every output that carries an image, `--push`'s included
+    /// (as buildx adds them to each output's keys).
+    pub annotations: Vec<Annotation>,
 }
 
 /// What a build made.
@@ -72,29 +75,41 @@ impl BuildResult {
         }
     }
 
-    /// The digest others can see the image by: the pushed manifest's, else an exported OCI
-    /// layout's, else (only in the store, where docker names images so) the image ID. Never
-    /// the store's own manifest digest, which names uncompressed layers no registry has.
-    pub fn digest(&self) -> String {
+    /// What others can see the image by, as its media type and digest: the pushed manifest
+    /// (or index), else an exported OCI layout's; `None` when the image is only in the store,
+    /// whose own manifest names uncompressed layers no registry has.
+    pub fn published(&self) -> Option<(&str, String)> {
         self.exports
             .iter()
             .find_map(|e| match e {
-                Exported::Pushed { digest, .. } => Some(digest.clone()),
+                Exported::Pushed {
+                    digest, media_type, ..
+                } => Some((media_type.as_str(), digest.clone())),
                 _ => None,
             })
             .or_else(|| {
                 self.exports.iter().find_map(|e| match e {
-                    Exported::Layout { digest } => Some(digest.to_string()),
+                    Exported::Layout { digest, media_type } => {
+                        Some((media_type.as_str(), digest.to_string()))
+                    }
                     _ => None,
                 })
             })
+    }
+
+    /// The digest others can see the image by ([`BuildResult::published`]), else (only in
+    /// the store, where docker names images so) the image ID. Never the store's own manifest
+    /// digest.
+    pub fn digest(&self) -> String {
+        self.published()
+            .map(|(_, digest)| digest)
             .unwrap_or_else(|| self.image_id().to_string())
     }
 
     /// Every push: reference and manifest digest.
     pub fn pushed(&self) -> impl Iterator<Item = (&str, &str)> {
         self.exports.iter().filter_map(|e| match e {
-            Exported::Pushed { name, digest } => Some((name.as_str(), digest.as_str())),
+            Exported::Pushed { name, digest, .. } => Some((name.as_str(), digest.as_str())),
             _ => None,
         })
     }
@@ -145,9 +160,27 @@ impl Session<'_> {
             ],
             several => several.to_vec(),
         };
+        let mut outputs = request.outputs.clone();
+        for output in &mut outputs {
+            output.annotate(&request.annotations);
+        }
+        // `--push`: every tag goes to its registry, as `type=image,push=true` of the tags.
+        let push = request.push.then(|| Output::Image {
+            names: Vec::new(),
+            push: true,
+            compression: None,
+            keys: ImageKeys {
+                annotations: request.annotations.clone(),
+                ..ImageKeys::default()
+            },
+        });
         // Before anything runs: an output that cannot hold the result fails now, not after.
-        for output in &request.outputs {
-            output.check_platforms(&platforms)?;
+        for output in outputs.iter().chain(&push) {
+            output.check(
+                &platforms,
+                request.compression,
+                request.options.source_date_epoch,
+            )?;
         }
         let outcomes = engine.build_platforms(request.dockerfile, &request.options, &platforms)?;
         let finished = now()?;
@@ -191,22 +224,39 @@ impl Session<'_> {
                 .map_err(Error::store(format!("tagging {tag}")))?;
             names.push(reference.to_string());
         }
-        // `--push`: every tag goes to its registry, as `type=image,push=true` of the tags.
-        let pushes = (request.push && !names.is_empty()).then(|| Output::Image {
-            names: names.clone(),
-            push: true,
-            compression: None,
+        let pushes = push.filter(|_| !names.is_empty()).map(|push| match push {
+            Output::Image {
+                push,
+                compression,
+                keys,
+                ..
+            } => Output::Image {
+                names: names.clone(),
+                push,
+                compression,
+                keys,
+            },
+            other => other,
         });
+        let facts = ExportFacts {
+            source_date_epoch: request.options.source_date_epoch,
+            // The layers no step of the build made are its base image's.
+            base_layers: outcomes
+                .iter()
+                .map(|o| o.layers.len() - o.target_cache_keys.len())
+                .collect(),
+        };
         let mut exports = Vec::new();
-        for output in request.outputs.iter().cloned().chain(pushes) {
+        for output in outputs.iter().chain(&pushes) {
             exports.extend(export(
                 store,
                 &built,
                 &attestations,
                 &names,
-                &output,
+                output,
                 request.compression,
                 self.registry,
+                &facts,
             )?);
         }
         let mut cache_exports = Vec::new();

@@ -5,7 +5,8 @@
 //! them: the offline busybox fixture's two platforms, their layers stored uncompressed.
 
 use stagecraft_build::{
-    Attestations, BuiltImage, Destination, Error, Exported, Output, export, registry,
+    Attestations, BuiltImage, Destination, Error, ExportFacts, Exported, ImageKeys, Output, export,
+    registry,
 };
 use stagecraft_image::media_type::{OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST};
 use stagecraft_image::{Digest, ImageIndex, ImageManifest, Platform};
@@ -69,6 +70,7 @@ impl Fixture {
             output,
             Compression::gzip(),
             &registry(&[]),
+            &ExportFacts::default(),
         )
     }
 }
@@ -140,12 +142,14 @@ fn an_oci_layout_holds_the_index_with_every_platform_compressed() {
             dest: Destination::File(archive.clone()),
             names: vec![],
             compression: None,
+            keys: ImageKeys::default(),
         },
         Compression::gzip(),
         &registry(&[]),
+        &ExportFacts::default(),
     )
     .unwrap();
-    let [Exported::Layout { digest }] = &exported[..] else {
+    let [Exported::Layout { digest, .. }] = &exported[..] else {
         panic!("{exported:?}")
     };
 
@@ -252,12 +256,14 @@ fn a_push_sends_every_platform_then_the_index() {
             names: vec![name.clone()],
             push: true,
             compression: None,
+            keys: ImageKeys::default(),
         })
         .unwrap();
     let [
         Exported::Pushed {
             name: pushed,
             digest,
+            ..
         },
     ] = &exported[..]
     else {
@@ -313,6 +319,7 @@ fn a_push_sends_every_platform_then_the_index() {
             names: vec![name.clone()],
             push: true,
             compression: None,
+            keys: ImageKeys::default(),
         })
         .unwrap();
     assert_eq!(again, exported);
@@ -337,6 +344,7 @@ fn an_image_output_without_push_tags_the_index() {
             names: vec!["app:multi".to_owned()],
             push: false,
             compression: None,
+            keys: ImageKeys::default(),
         })
         .unwrap();
     assert_eq!(
@@ -416,6 +424,7 @@ fn a_docker_archive_cannot_hold_several_platforms() {
     let output = Output::Docker {
         dest: Destination::File(dest.clone()),
         names: vec![],
+        keys: ImageKeys::default(),
     };
     let error = fixture.export(&output).unwrap_err();
     assert!(
@@ -439,14 +448,17 @@ fn a_docker_archive_cannot_hold_several_platforms() {
         Platform::parse("linux/amd64").unwrap(),
         Platform::parse("linux/arm64").unwrap(),
     ];
-    let early = output.check_platforms(&asked).unwrap_err();
+    let early = output.check(&asked, Compression::gzip(), None).unwrap_err();
     assert_eq!(early.to_string(), message);
-    output.check_platforms(&asked[..1]).unwrap();
+    output
+        .check(&asked[..1], Compression::gzip(), None)
+        .unwrap();
     Output::Oci {
         dest: Destination::File(dest),
         names: vec![],
         compression: None,
+        keys: ImageKeys::default(),
     }
-    .check_platforms(&asked)
+    .check(&asked, Compression::gzip(), None)
     .unwrap();
 }

@@ -112,6 +112,9 @@ pub struct NamedImage {
     pub image: Image,
     /// Full references (`docker.io/library/app:1`) to record, possibly none.
     pub names: Vec<String>,
+    /// Annotations of its entry in a layout's `index.json` besides the names
+    /// (`annotation-manifest-descriptor.*`).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// The blobs of an image: manifest (and index if any), config, layers.
@@ -176,8 +179,9 @@ fn images_index_json(store: &Store, images: &[NamedImage]) -> Result<Vec<u8>, Ex
         .iter()
         .map(|named| {
             let image = &named.image;
-            let descriptor =
+            let mut descriptor =
                 stored_descriptor(store, &image.manifest.media_type, &image.manifest_digest)?;
+            descriptor.annotations.extend(named.annotations.clone());
             Ok((descriptor, named.names.as_slice()))
         })
         .collect::<Result<Vec<_>, ExportError>>()?;
@@ -352,7 +356,8 @@ fn append_docker_manifest(
 /// Writes a multi-platform image as an OCI layout tar, as BuildKit's `oci` exporter does:
 /// `index.json` lists the image's index (once per name in `names`, annotated like
 /// [`write_archive`]'s), and the blobs hold the index, every platform's manifest, config and
-/// layers, and its attestation manifests with their blobs. Compress it first
+/// layers, and its attestation manifests with their blobs; the index's entry has
+/// `annotations` besides the names (`annotation-index-descriptor.*`). Compress it first
 /// ([`Store::compressed_index`]) for a layout other tools expect. With `docker`, the archive
 /// also has docker's `manifest.json` and `repositories` for the index's images, as BuildKit's
 /// docker exporter writes an attested image (an index of one image and its attestations).
@@ -360,10 +365,12 @@ pub fn write_index_archive(
     store: &Store,
     image: &MultiPlatformImage,
     names: &[String],
+    annotations: &BTreeMap<String, String>,
     docker: bool,
     out: impl Write,
 ) -> Result<(), ExportError> {
-    let descriptor = stored_descriptor(store, &image.index.media_type, &image.index_digest)?;
+    let mut descriptor = stored_descriptor(store, &image.index.media_type, &image.index_digest)?;
+    descriptor.annotations.extend(annotations.clone());
     let index = index_json(&[(descriptor, names)])?;
     let attestations = image.attestations.iter().flat_map(|attestation| {
         std::iter::once(attestation.descriptor.digest.clone()).chain(attestation.blobs())
@@ -379,6 +386,7 @@ pub fn write_index_archive(
             .map(|image| NamedImage {
                 image: image.clone(),
                 names: names.to_vec(),
+                annotations: BTreeMap::new(),
             })
             .collect();
         append_docker_manifest(&mut builder, &named)?;

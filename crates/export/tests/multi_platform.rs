@@ -149,6 +149,7 @@ fn an_index_archive_names_the_index_and_loads_back_whole() {
         &store,
         &image,
         std::slice::from_ref(&name),
+        &Default::default(),
         false,
         fs::File::create(&archive).unwrap(),
     )
@@ -210,6 +211,7 @@ fn an_index_of_other_machines_platforms_loads() {
         &store,
         &image,
         std::slice::from_ref(&name),
+        &Default::default(),
         false,
         fs::File::create(&archive).unwrap(),
     )

@@ -36,6 +36,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`clamp_layer_times`] rewrites an existing layer with its file times clamped to
+//! `SOURCE_DATE_EPOCH` (BuildKit's `rewrite-timestamp`).
+//!
 //! [`TarReader`] / [`open_layer`] list a layer's entries with Go
 //! `archive/tar` semantics (what docker and BuildKit see), for tools that
 //! inspect layers without applying them.
@@ -64,6 +67,7 @@ mod compress;
 mod error;
 mod fsutil;
 mod pgzip;
+mod retime;
 mod tarfmt;
 mod tarread;
 mod write;
@@ -75,6 +79,7 @@ pub use compress::{
     MEDIA_TYPE_TAR_ZSTD, is_tar_stream,
 };
 pub use error::{Error, Result, owner_error};
+pub use retime::clamp_layer_times;
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
 pub use write::{
     DiffSource, OverlayXattr, TarOptions, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,

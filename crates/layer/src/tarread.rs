@@ -14,7 +14,7 @@ use std::io::{self, Read};
 
 use crate::compress::{Compression, decompressing_reader};
 
-const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// Go's cap on PAX and GNU long-name bodies (`maxSpecialFileSize`).
 const MAX_SPECIAL_SIZE: u64 = 1 << 20;
 
@@ -43,7 +43,7 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    fn from_flag(flag: u8) -> Self {
+    pub(crate) fn from_flag(flag: u8) -> Self {
         match flag {
             b'0' | 0 | b'7' => Self::Regular,
             b'1' => Self::Hardlink,
@@ -58,7 +58,7 @@ impl EntryKind {
     }
 
     /// Entries whose data Go ignores whatever the size field says.
-    fn header_only(self) -> bool {
+    pub(crate) fn header_only(self) -> bool {
         matches!(
             self,
             Self::Hardlink
@@ -113,7 +113,7 @@ pub struct TarReader<R> {
     done: bool,
 }
 
-fn malformed(message: impl Into<String>) -> io::Error {
+pub(crate) fn malformed(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
@@ -284,7 +284,11 @@ impl<R: Read> Read for TarReader<R> {
 /// Decodes a numeric header field as Go does: octal, with spaces and NULs
 /// around it ignored and an empty field meaning 0, or big-endian base-256
 /// when the top bit of the first byte is set (negative values are refused).
-fn numeric(block: &[u8; BLOCK], what: &str, range: std::ops::Range<usize>) -> io::Result<u64> {
+pub(crate) fn numeric(
+    block: &[u8; BLOCK],
+    what: &str,
+    range: std::ops::Range<usize>,
+) -> io::Result<u64> {
     let field = &block[range];
     let bad = || malformed(format!("malformed {what} field in tar header"));
     if field[0] & 0x80 != 0 {
@@ -317,7 +321,7 @@ fn numeric(block: &[u8; BLOCK], what: &str, range: std::ops::Range<usize>) -> io
     })
 }
 
-fn verify_checksum(block: &[u8; BLOCK]) -> io::Result<()> {
+pub(crate) fn verify_checksum(block: &[u8; BLOCK]) -> io::Result<()> {
     let stored = numeric(block, "checksum", 148..156)?;
     // The checksum field counts as eight spaces. Go, like GNU tar, also
     // accepts the historical signed-byte sum.
@@ -343,7 +347,7 @@ fn trim_nul(mut bytes: Vec<u8>) -> Vec<u8> {
 
 /// Parses PAX records (`"<len> <key>=<value>\n"`), trusting the length so
 /// values may hold any byte.
-fn parse_pax(mut body: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn parse_pax(mut body: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut records = Vec::new();
     // Go stops at trailing NUL padding some writers leave.
     while !body.is_empty() && body[0] != 0 {
@@ -374,7 +378,7 @@ fn parse_pax(mut body: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(records)
 }
 
-fn pax_number(key: &[u8], value: &[u8]) -> io::Result<u64> {
+pub(crate) fn pax_number(key: &[u8], value: &[u8]) -> io::Result<u64> {
     std::str::from_utf8(value)
         .ok()
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -389,7 +393,7 @@ fn pax_number(key: &[u8], value: &[u8]) -> io::Result<u64> {
 
 /// Parses a PAX time (`"1700000000.123456789"`, possibly negative) into
 /// seconds and nanoseconds.
-fn pax_time(value: &[u8]) -> io::Result<(i64, u32)> {
+pub(crate) fn pax_time(value: &[u8]) -> io::Result<(i64, u32)> {
     let bad = || malformed("PAX `mtime` record is not a time");
     let text = std::str::from_utf8(value).map_err(|_| bad())?;
     let (secs, frac) = text.split_once('.').unwrap_or((text, ""));

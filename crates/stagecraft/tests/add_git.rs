@@ -2,26 +2,10 @@
 
 mod common;
 
-use common::{LoopbackServer, Machine, busybox_layout};
+use common::{LoopbackServer, Machine, busybox_layout, git, serve_git};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 /// A repository served as `git://127.0.0.1:PORT/repo.git`: tag `v1` has README "one", `main`
 /// one commit later has README "two", an executable script and a docs directory.
@@ -40,25 +24,7 @@ fn serve_repository(dir: &Path) -> (LoopbackServer, String, String) {
     git(&work, &["add", "."]);
     git(&work, &["commit", "--quiet", "-m", "two"]);
     let head = git(&work, &["rev-parse", "HEAD"]);
-    let served = dir.join("served");
-    fs::create_dir(&served).unwrap();
-    git(
-        dir,
-        &["clone", "--quiet", "--bare", "work", "served/repo.git"],
-    );
-    let server = LoopbackServer::start(|port| {
-        let mut command = Command::new("git");
-        command
-            .arg("daemon")
-            .arg("--reuseaddr")
-            .arg("--export-all")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", served.display()))
-            .arg(&served);
-        command
-    });
-    let url = format!("git://127.0.0.1:{}/repo.git", server.port);
+    let (server, url) = serve_git(dir, &work);
     (server, url, head)
 }
 

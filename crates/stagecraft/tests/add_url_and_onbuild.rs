@@ -3,31 +3,11 @@
 
 mod common;
 
-use common::{LoopbackServer, Machine, busybox_layout};
+use common::{HttpServer, Machine, busybox_layout};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
-
-/// `python3 -m http.server` serving a directory on a free loopback port, killed on drop.
-struct HttpServer(LoopbackServer);
-
-impl HttpServer {
-    fn start(dir: &Path) -> HttpServer {
-        HttpServer(LoopbackServer::start(|port| {
-            let mut command = Command::new("python3");
-            command
-                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-                .arg(dir)
-                .arg(port.to_string());
-            command
-        }))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.0.port)
-    }
-}
 
 /// The entries of a tar: path → (uid, mode, mtime, content).
 fn tar_entries(path: &Path) -> std::collections::BTreeMap<String, (u64, u32, u64, Vec<u8>)> {

@@ -168,7 +168,7 @@ fn an_image_output_without_push_only_names_the_image() {
     // Keys an exporter does not have are refused, naming the valid ones.
     let output = m
         .stagecraft()
-        .args(["build", "-o", "type=docker,dest=x.tar,oci-mediatypes=false"])
+        .args(["build", "-o", "type=docker,dest=x.tar,compression=zstd"])
         .arg(&m.context)
         .output()
         .unwrap();

@@ -114,6 +114,14 @@ fn named_build_contexts_are_not_undefined_stages_or_images() {
         "tools=docker-image://example.com/tools:1.4",
     ]));
     assert_eq!((with, code), (Vec::new(), 0));
+    // Names are normalized as buildx and BuildKit do: `tools:latest` is `tools`.
+    let (with, _) = rules(lint(&store).arg(&file).args([
+        "--build-context",
+        "assets=./web/dist",
+        "--build-context",
+        "docker.io/library/tools:latest=docker-image://example.com/tools:1.4",
+    ]));
+    assert_eq!(with, Vec::<String>::new());
 
     lint(&store)
         .arg(&file)

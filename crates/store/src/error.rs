@@ -164,6 +164,17 @@ pub enum Error {
         /// The missing manifest's digest.
         digest: Digest,
     },
+    /// A layer whose compression Docker schema 2 has no media type for (zstd), in an image
+    /// asked for with Docker media types.
+    #[error(
+        "layer {digest} is {media_type}, which Docker media types cannot describe\n  = help: use compression=gzip (or uncompressed) with oci-mediatypes=false, or keep OCI media types"
+    )]
+    NoDockerMediaType {
+        /// The layer's blob.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
     /// `write_index` was given no images.
     #[error("a multi-platform index needs at least one image; none was given")]
     EmptyIndex,

@@ -122,6 +122,7 @@ mod output;
 mod scratch;
 mod snapshots;
 mod store;
+mod styles;
 mod tags;
 mod variants;
 
@@ -140,3 +141,4 @@ pub use output::{OutputDir, OutputFile};
 pub use scratch::{ScratchDir, ScratchFile};
 pub use stagecraft_image::{Digest, Reference};
 pub use store::{Lease, Store, default_root};
+pub use styles::Annotations;

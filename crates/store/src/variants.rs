@@ -148,11 +148,24 @@ impl Store {
                 Ok((platform.clone(), self.compressed_image(image, compression)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let unchanged = compressed
+        self.replaced_images(image, compressed, &image.index.media_type)
+    }
+
+    /// `image` with its platform images replaced by `new` (same platforms, same order) under
+    /// a new index of `media_type` with the same annotations; attestation manifests follow
+    /// their image (their statements' subjects get its new manifest digest). When nothing
+    /// changed, `image` is returned as it is, so a loaded or pulled index keeps its bytes.
+    pub(crate) fn replaced_images(
+        &self,
+        image: &MultiPlatformImage,
+        new: Vec<(Platform, Image)>,
+        media_type: &str,
+    ) -> Result<MultiPlatformImage> {
+        let unchanged = new
             .iter()
             .zip(&image.images)
             .all(|((_, new), old)| new.manifest_digest == old.manifest_digest);
-        if unchanged {
+        if unchanged && media_type == image.index.media_type {
             return Ok(image.clone());
         }
         let mut attestations = Vec::with_capacity(image.attestations.len());
@@ -160,7 +173,7 @@ impl Store {
             let moved = image
                 .images
                 .iter()
-                .zip(&compressed)
+                .zip(&new)
                 .find(|(old, _)| old.manifest_digest == attestation.subject);
             attestations.push(match moved {
                 Some((old, (_, new))) if old.manifest_digest != new.manifest_digest => {
@@ -174,7 +187,11 @@ impl Store {
                 _ => attestation.clone(),
             });
         }
-        self.store_index(image.index.clone(), compressed, attestations)
+        let index = stagecraft_image::ImageIndex {
+            media_type: media_type.to_owned(),
+            ..image.index.clone()
+        };
+        self.store_index(index, new, attestations)
     }
 
     /// Compresses the plain tar blob `digest` into a new blob.

@@ -160,6 +160,13 @@ impl Attestations {
             .collect()
     }
 
+    /// Whether `carrier` takes any attestation of `image`.
+    pub(crate) fn carries(&self, carrier: Carrier, image: &BuiltImage) -> bool {
+        self.selected(carrier, matches!(image, BuiltImage::Multi(_)))
+            .iter()
+            .any(|list| !list.is_empty())
+    }
+
     /// `image` with the attestations `carrier` takes attached, each statement about its
     /// platform image under every name in `names` (a `pkg:docker/…` purl each; `_` without a
     /// name): an index of the images and their attestation manifests. Returned as it is when
@@ -171,10 +178,10 @@ impl Attestations {
         names: &[String],
         carrier: Carrier,
     ) -> Result<BuiltImage> {
-        let selected = self.selected(carrier, matches!(image, BuiltImage::Multi(_)));
-        if selected.iter().all(Vec::is_empty) {
+        if !self.carries(carrier, image) {
             return Ok(image.clone());
         }
+        let selected = self.selected(carrier, matches!(image, BuiltImage::Multi(_)));
         let what = "attaching the attestations";
         let index = match image {
             // A single image with attestations goes out as an index of one image, as buildx

@@ -6,7 +6,7 @@ use super::{
     CommandError, CommandResult, MAX_DOCKERFILE_BYTES, parse_dockerfile, parse_dockerfile_bytes,
 };
 use stagecraft_build::{
-    BuildRequest, BuildResult, BuiltImage, CacheLocation, Exported, Output, Session, StdinContext,
+    Annotation, BuildRequest, BuildResult, CacheLocation, Exported, Output, Session, StdinContext,
 };
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
@@ -60,6 +60,12 @@ pub(crate) struct BuildArgs {
     /// Outputs, as buildx: `type=oci|docker|tar|local|registry,dest=…|name=…`, or a directory.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
+    /// An annotation of the image outputs (`-o type=oci|docker|image|registry`, `--push`), as
+    /// buildx: `KEY=VALUE` on the manifest, or `TYPE[,TYPE…]:KEY=VALUE` with the types
+    /// `manifest`, `manifest-descriptor`, `index`, `index-descriptor`, each optionally for one
+    /// platform (`manifest[linux/arm64]:KEY=VALUE`); repeatable.
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    annotations: Vec<String>,
     /// Push the tagged image to its registry (`--output type=registry`).
     #[arg(long)]
     push: bool,
@@ -610,6 +616,15 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<_, _>>()?;
+    let mut annotations = Vec::new();
+    for text in &args.annotations {
+        annotations.extend(Annotation::parse_flag(text)?);
+    }
+    if !annotations.is_empty() && !args.push && outputs.iter().all(|o| o.image_keys().is_none()) {
+        return Err(CommandError(
+            "error: --annotation: no output carries an image manifest to annotate\n  = help: add -o type=oci|docker|image|registry,… or --push (the store's own image, -t, is not annotated, as buildx leaves its default output alone)".to_owned(),
+        ));
+    }
     let streams_to_stdout = outputs.iter().any(Output::to_stdout);
     if streams_to_stdout && (args.report || outputs.len() > 1) {
         return Err(CommandError(
@@ -710,6 +725,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         compression: args.compression,
         always_pull: args.pull,
         attest,
+        annotations,
     };
     if args.load {
         renderer.info(
@@ -822,8 +838,8 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
             .map(|e| match e {
                 Exported::Files => "files".to_owned(),
                 Exported::Named { names } => names.join(","),
-                Exported::Layout { digest } => format!("oci-layout {digest}"),
-                Exported::Pushed { name, digest } => format!("{name}@{digest}"),
+                Exported::Layout { digest, .. } => format!("oci-layout {digest}"),
+                Exported::Pushed { name, digest, .. } => format!("{name}@{digest}"),
             })
             .collect(),
         seconds: elapsed.as_secs_f64(),
@@ -843,24 +859,16 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
 
 /// `--metadata-file`: buildx's keys for the image the build made.
 fn metadata(result: &BuildResult) -> serde_json::Value {
-    let pushed = result.pushed().next();
-    let layout = result.exports.iter().find_map(|e| match e {
-        Exported::Layout { digest } => Some(digest.to_string()),
-        _ => None,
-    });
     let mut metadata = serde_json::json!({
         "containerimage.config.digest": result.image_id().to_string(),
         "containerimage.digest": result.digest(),
     });
     // A manifest others know: pushed, or in an OCI layout. The store's own manifest names
     // uncompressed layers no registry has, so it is never described here.
-    if pushed.is_some() || layout.is_some() {
+    if let Some((media_type, digest)) = result.published() {
         metadata["containerimage.descriptor"] = serde_json::json!({
-            "mediaType": match &result.image {
-                BuiltImage::Single(_) => stagecraft_image::media_type::OCI_MANIFEST,
-                BuiltImage::Multi(_) => stagecraft_image::media_type::OCI_INDEX,
-            },
-            "digest": result.digest(),
+            "mediaType": media_type,
+            "digest": digest,
         });
     }
     let named = result.exports.iter().flat_map(|e| match e {

@@ -564,7 +564,11 @@ pub(crate) fn save(args: &SaveArgs) -> CommandResult {
             }
             _ => Vec::new(),
         };
-        named.push(NamedImage { image, names });
+        named.push(NamedImage {
+            image,
+            names,
+            annotations: Default::default(),
+        });
     }
     if let Destination::File(path) = &dest
         && args.format == "dir"

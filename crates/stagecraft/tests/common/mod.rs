@@ -233,6 +233,75 @@ impl Drop for LoopbackServer {
     }
 }
 
+/// `python3 -m http.server` serving a directory on a free loopback port, killed on drop.
+pub(crate) struct HttpServer(LoopbackServer);
+
+impl HttpServer {
+    pub(crate) fn start(dir: &Path) -> HttpServer {
+        HttpServer(LoopbackServer::start(|port| {
+            let mut command = std::process::Command::new("python3");
+            command
+                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                .arg(dir)
+                .arg(port.to_string());
+            command
+        }))
+    }
+
+    /// The URL of `path` on the server.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.0.port)
+    }
+}
+
+/// Runs `git ARGS` in `dir` (as user `t`); returns its standard output, trimmed.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Serves the repository `work` (a bare clone of it under `dir/served`) with `git daemon`:
+/// returns the server and the repository's `git://127.0.0.1:PORT/repo.git` URL.
+pub(crate) fn serve_git(dir: &Path, work: &Path) -> (LoopbackServer, String) {
+    let served = dir.join("served");
+    fs::create_dir(&served).unwrap();
+    let bare = served.join("repo.git");
+    git(
+        dir,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    let server = LoopbackServer::start(|port| {
+        let mut command = std::process::Command::new("git");
+        command
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", served.display()))
+            .arg(&served);
+        command
+    });
+    let url = format!("git://127.0.0.1:{}/repo.git", server.port);
+    (server, url)
+}
+
 /// The manifest an OCI layout tar (`save --format oci`, `--output type=oci`) names in its
 /// `index.json`, with its digest, read from the store `root` that wrote it.
 pub(crate) fn exported_manifest(layout_tar: &Path, root: &Path) -> serde_json::Value {
