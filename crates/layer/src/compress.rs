@@ -249,34 +249,46 @@ impl<W: Write> Write for LayerWriter<W> {
     }
 }
 
-/// A reader that hashes and counts what passes through it.
+/// A reader that hashes (or only counts) what passes through it.
 pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Hashes and counts.
     pub(crate) fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            count: 0,
+        }
+    }
+
+    /// Only counts: for a stream whose digest another reader already takes.
+    pub(crate) fn counting(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: None,
             count: 0,
         }
     }
 
     /// Reads the rest of the stream (so the digest covers all of it) and
-    /// returns the digest and the byte count.
-    pub(crate) fn drain_and_finish(mut self) -> io::Result<(String, u64)> {
+    /// returns the digest (`None` when only counting) and the byte count.
+    pub(crate) fn drain_and_finish(mut self) -> io::Result<(Option<String>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((digest_string(self.hasher), self.count))
+        Ok((self.hasher.map(digest_string), self.count))
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

@@ -159,7 +159,13 @@ pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> R
     let input = |source| Error::Input { source };
     let mut raw = HashingReader::new(reader);
     let (compression, decoded) = decompressing_reader(&mut raw).map_err(input)?;
-    let mut tar_in = HashingReader::new(decoded);
+    // A plain tar is its own blob: its diff ID is its digest, and hashing it
+    // twice would double the cost of applying it.
+    let mut tar_in = if compression == Compression::None {
+        HashingReader::counting(decoded)
+    } else {
+        HashingReader::new(decoded)
+    };
     let mut applier = Applier {
         root: root_fd,
         options: *options,
@@ -185,8 +191,12 @@ pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> R
     }
     applier.finish_dirs()?;
     let mut stats = applier.stats;
-    (stats.diff_id, stats.uncompressed_size) = tar_in.drain_and_finish().map_err(input)?;
-    (stats.digest, stats.size) = raw.drain_and_finish().map_err(input)?;
+    let (diff_id, uncompressed_size) = tar_in.drain_and_finish().map_err(input)?;
+    let (digest, size) = raw.drain_and_finish().map_err(input)?;
+    let digest = digest.expect("the blob is always hashed");
+    stats.diff_id = diff_id.unwrap_or_else(|| digest.clone());
+    stats.uncompressed_size = uncompressed_size;
+    (stats.digest, stats.size) = (digest, size);
     Ok(stats)
 }
 

@@ -157,11 +157,15 @@ fn chown_entry(
 /// Creates the regular file `name` in `dir` (it must not exist) with `data`'s content (an
 /// open source file or bytes), owned by `uid:gid`, with `mode`. The owner comes before the
 /// mode: changing owners clears setuid and setgid bits. Returns the new file.
-fn create_file(
+///
+/// Generic rather than `&mut dyn Read` on purpose: `io::copy` only sees that both ends are
+/// files, and copies with `copy_file_range` (in the kernel, no buffer in between; a reflink on
+/// file systems that have them), when it knows the reader's type.
+fn create_file<R: io::Read>(
     dir: &OwnedFd,
     name: &OsStr,
     path: &Path,
-    data: &mut dyn io::Read,
+    data: &mut R,
     (uid, gid, mode): (u32, u32, u32),
 ) -> Result<fs::File, CopyError> {
     let fd = rustix::fs::openat(
