@@ -203,6 +203,8 @@ impl Output {
                 compression: Some(own),
                 ..
             } => *own,
+            // A docker archive holds the layers as stored, uncompressed.
+            Output::Docker { .. } => Compression::None,
             _ => compression,
         };
         match self.image_keys() {
