@@ -38,5 +38,5 @@ pub use output::{
     BuiltImage, ExportFacts, Exported, export, fill_output_dir, write_archive_to, write_output_file,
 };
 pub use runner::NamespaceRunner;
-pub use session::{BuildRequest, BuildResult, Session};
+pub use session::{BuildRequest, BuildResult, Published, Session};
 pub use stdin::StdinContext;

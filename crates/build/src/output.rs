@@ -74,6 +74,14 @@ impl BuiltImage {
         }
     }
 
+    /// The config digest of a single image (none for an index).
+    pub fn config_digest(&self) -> Option<&Digest> {
+        match self {
+            BuiltImage::Single(image) => Some(&image.config_digest),
+            BuiltImage::Multi(_) => None,
+        }
+    }
+
     /// The image as layouts and registries receive it: layers compressed with `compression`.
     fn compressed(&self, store: &Store, compression: Compression) -> Result<BuiltImage> {
         let what = "compressing the image's layers";
@@ -109,6 +117,9 @@ pub enum Exported {
         digest: Digest,
         /// Its media type (OCI, or Docker's with `oci-mediatypes=false`).
         media_type: String,
+        /// The config of a single image as the layout has it (another than the stored
+        /// image's with `rewrite-timestamp`).
+        config_digest: Option<Digest>,
     },
     /// A push of this manifest, or for a multi-platform image this index (after every
     /// platform's manifest).
@@ -119,6 +130,9 @@ pub enum Exported {
         digest: String,
         /// Its media type (OCI, or Docker's with `oci-mediatypes=false`).
         media_type: String,
+        /// The config of a single image as pushed (another than the stored image's with
+        /// `rewrite-timestamp`).
+        config_digest: Option<Digest>,
     },
 }
 
@@ -189,6 +203,8 @@ impl Output {
                 compression: Some(own),
                 ..
             } => *own,
+            // A docker archive holds the layers as stored, uncompressed.
+            Output::Docker { .. } => Compression::None,
             _ => compression,
         };
         match self.image_keys() {
@@ -379,6 +395,7 @@ pub fn export(
             vec![Exported::Layout {
                 digest: image.digest().clone(),
                 media_type: image.media_type().to_owned(),
+                config_digest: image.config_digest().cloned(),
             }]
         }
         Output::Docker {
@@ -496,6 +513,7 @@ pub fn export(
                     name: reference.whole(),
                     digest,
                     media_type: pushed.media_type().to_owned(),
+                    config_digest: pushed.config_digest().cloned(),
                 });
             }
             exported

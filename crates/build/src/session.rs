@@ -75,26 +75,16 @@ impl BuildResult {
         }
     }
 
-    /// What others can see the image by, as its media type and digest: the pushed manifest
-    /// (or index), else an exported OCI layout's; `None` when the image is only in the store,
-    /// whose own manifest names uncompressed layers no registry has.
-    pub fn published(&self) -> Option<(&str, String)> {
-        self.exports
+    /// What others can see the image by: the pushed manifest (or index), else an exported
+    /// OCI layout's; `None` when the image is only in the store, whose own manifest names
+    /// uncompressed layers no registry has.
+    pub fn published(&self) -> Option<Published<'_>> {
+        let pushed = self
+            .exports
             .iter()
-            .find_map(|e| match e {
-                Exported::Pushed {
-                    digest, media_type, ..
-                } => Some((media_type.as_str(), digest.clone())),
-                _ => None,
-            })
-            .or_else(|| {
-                self.exports.iter().find_map(|e| match e {
-                    Exported::Layout { digest, media_type } => {
-                        Some((media_type.as_str(), digest.to_string()))
-                    }
-                    _ => None,
-                })
-            })
+            .filter(|e| matches!(e, Exported::Pushed { .. }))
+            .find_map(Published::of);
+        pushed.or_else(|| self.exports.iter().find_map(Published::of))
     }
 
     /// The digest others can see the image by ([`BuildResult::published`]), else (only in
@@ -102,7 +92,7 @@ impl BuildResult {
     /// digest.
     pub fn digest(&self) -> String {
         self.published()
-            .map(|(_, digest)| digest)
+            .map(|published| published.digest)
             .unwrap_or_else(|| self.image_id().to_string())
     }
 
@@ -111,6 +101,42 @@ impl BuildResult {
         self.exports.iter().filter_map(|e| match e {
             Exported::Pushed { name, digest, .. } => Some((name.as_str(), digest.as_str())),
             _ => None,
+        })
+    }
+}
+
+/// The manifest (or index) others see a build's image by ([`BuildResult::published`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published<'a> {
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: &'a str,
+    /// The config of a single image as published (none for an index).
+    pub config_digest: Option<&'a Digest>,
+}
+
+impl Published<'_> {
+    /// What `export` published, if it names a manifest others can see.
+    fn of(export: &Exported) -> Option<Published<'_>> {
+        let (digest, media_type, config_digest) = match export {
+            Exported::Pushed {
+                digest,
+                media_type,
+                config_digest,
+                ..
+            } => (digest.clone(), media_type, config_digest),
+            Exported::Layout {
+                digest,
+                media_type,
+                config_digest,
+            } => (digest.to_string(), media_type, config_digest),
+            Exported::Files | Exported::Named { .. } => return None,
+        };
+        Some(Published {
+            digest,
+            media_type,
+            config_digest: config_digest.as_ref(),
         })
     }
 }

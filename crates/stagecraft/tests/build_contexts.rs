@@ -158,6 +158,25 @@ RUN cat /base-marker /copied > /both
         fs::read_to_string(out.join("both")).unwrap(),
         "base\nbase\n"
     );
+    // `docker-image://scratch` is BuildKit's empty image.
+    fs::write(
+        m.context.join("Dockerfile"),
+        "FROM empty\nCOPY base/Dockerfile /\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("empty");
+    let (ok, _, stderr) = try_build(
+        &m,
+        &[
+            "--build-context",
+            "empty=docker-image://scratch",
+            "-o",
+            &format!("type=local,dest={}", empty.display()),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(common::names_in(&empty), ["Dockerfile"]);
+    fs::write(m.context.join("Dockerfile"), dockerfile).unwrap();
     // `alpine:3.20` is another name: the plan takes the image (pulled, were it built).
     let (ok, plan, stderr) = try_build(
         &m,

@@ -292,6 +292,7 @@ fn rewrite_timestamp_clamps_the_builds_own_layers_to_the_epoch() {
         if rewrite {
             output.push_str(",rewrite-timestamp=true");
         }
+        let metadata = dir.path().join(format!("metadata-{rewrite}.json"));
         let (ok, stderr) = try_build(
             &m,
             &[
@@ -299,12 +300,20 @@ fn rewrite_timestamp_clamps_the_builds_own_layers_to_the_epoch() {
                 &format!("SOURCE_DATE_EPOCH={epoch}"),
                 "-o",
                 &output,
+                "--metadata-file",
+                metadata.to_str().unwrap(),
             ],
         );
         assert!(ok, "{stderr}");
         let files = layout_files(&out);
         let manifest = blob(&files, &index_json(&files)["manifests"][0]["digest"]);
         let config = blob(&files, &manifest["config"]["digest"]);
+        // The metadata names the config the layout has.
+        let metadata: Value = serde_json::from_slice(&fs::read(&metadata).unwrap()).unwrap();
+        assert_eq!(
+            metadata["containerimage.config.digest"],
+            manifest["config"]["digest"]
+        );
         let layers: Vec<(String, Vec<u64>)> = manifest["layers"]
             .as_array()
             .unwrap()

@@ -859,16 +859,22 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
 
 /// `--metadata-file`: buildx's keys for the image the build made.
 fn metadata(result: &BuildResult) -> serde_json::Value {
+    let published = result.published();
+    // The config as published (`rewrite-timestamp` makes another than the stored one's).
+    let config = published
+        .as_ref()
+        .and_then(|p| p.config_digest)
+        .unwrap_or_else(|| result.image_id());
     let mut metadata = serde_json::json!({
-        "containerimage.config.digest": result.image_id().to_string(),
+        "containerimage.config.digest": config.to_string(),
         "containerimage.digest": result.digest(),
     });
     // A manifest others know: pushed, or in an OCI layout. The store's own manifest names
     // uncompressed layers no registry has, so it is never described here.
-    if let Some((media_type, digest)) = result.published() {
+    if let Some(published) = published {
         metadata["containerimage.descriptor"] = serde_json::json!({
-            "mediaType": media_type,
-            "digest": digest,
+            "mediaType": published.media_type,
+            "digest": published.digest,
         });
     }
     let named = result.exports.iter().flat_map(|e| match e {
