@@ -166,13 +166,19 @@ fn an_image_output_without_push_only_names_the_image() {
         "the named image is the one built"
     );
     // Keys an exporter does not have are refused, naming the valid ones.
+    let refused = dir.path().join("x.tar");
     let output = m
         .stagecraft()
-        .args(["build", "-o", "type=docker,dest=x.tar,compression=zstd"])
+        .args(["build", "-o"])
+        .arg(format!(
+            "type=docker,dest={},compression=zstd",
+            refused.display()
+        ))
         .arg(&m.context)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
+    assert!(!refused.exists(), "a refused output was written");
     assert!(String::from_utf8_lossy(&output.stderr).contains("its keys are type, dest, name"));
 }
 
