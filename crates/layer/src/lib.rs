@@ -36,6 +36,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`LazyRootfs`] flattens layers into one root file system tar without
+//! writing the files' bytes in between: a plain layer's files are created
+//! sparse and the tar writer reads their bytes from the layer blob.
+//!
 //! [`TarReader`] / [`open_layer`] list a layer's entries with Go
 //! `archive/tar` semantics (what docker and BuildKit see), for tools that
 //! inspect layers without applying them.
@@ -63,6 +67,7 @@ mod apply;
 mod compress;
 mod error;
 mod fsutil;
+mod lazy;
 mod pgzip;
 mod tarfmt;
 mod tarread;
@@ -75,6 +80,7 @@ pub use compress::{
     MEDIA_TYPE_TAR_ZSTD, is_tar_stream,
 };
 pub use error::{Error, Result, owner_error};
+pub use lazy::LazyRootfs;
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
 pub use write::{
     DiffSource, OverlayXattr, TarOptions, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
