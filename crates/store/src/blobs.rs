@@ -9,7 +9,7 @@ use stagecraft_image::{Descriptor, Digest, Digester};
 use tempfile::TempPath;
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Lease, Store, sync_parent};
+use crate::store::{Lease, Store};
 
 /// What a blob write produced: its digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ struct Staged {
 /// A blob being written through [`Write`], for producers that push bytes (a tar writer, a
 /// compressor) rather than offer a reader. The bytes go to a temporary file in `ingest/` and
 /// are hashed on the way, so nothing is written twice; [`BlobWriter::commit`] fsyncs the file
-/// and moves it to its content address. Dropped without a commit, it deletes its file. It
+/// and moves it to its content address (see [`Store::write_blob`] for what is synced). Dropped without a commit, it deletes its file. It
 /// holds a [`Lease`] while alive, like every write into the store.
 pub struct BlobWriter<'a> {
     store: &'a Store,
@@ -99,9 +99,10 @@ impl Store {
     /// Stores everything `reader` yields and returns its digest and size.
     ///
     /// The bytes go to a temporary file in `ingest/`, which is fsynced and
-    /// then renamed to `blobs/sha256/<hex>`, and the directory is fsynced: a
-    /// crash leaves at worst a stray temporary file, never a blob whose
-    /// content does not match its name. Concurrent writers of the same
+    /// then renamed to `blobs/sha256/<hex>`: a crash leaves at worst a stray
+    /// temporary file or a missing blob, never a blob whose content does not
+    /// match its name. The rename itself is made durable by the next tag
+    /// update (or any sync of the file system), not here. Concurrent writers of the same
     /// content are harmless (each rename installs identical bytes).
     pub fn write_blob(&self, reader: impl Read) -> Result<BlobInfo> {
         let _lease = self.lease()?;
@@ -261,10 +262,12 @@ impl Store {
         if fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == info.size) {
             return Ok(info);
         }
+        // The name is not synced here, one fsync per blob less: a blob whose rename a crash
+        // undoes is simply absent, and every reader checks presence. Tags, the one durable
+        // thing that names blobs, sync the directory before they are written.
         temp.persist(&dest)
             .map_err(|e| e.error)
             .at("move a new blob into", &dest)?;
-        sync_parent(&dest)?;
         Ok(info)
     }
 }

@@ -55,10 +55,12 @@
 //!
 //! Nothing is ever written in place (but the contents of a cache mount,
 //! which the steps using it change as they like). A blob is written to `ingest/`,
-//! fsynced, renamed to its name and the directory fsynced, so a blob file
-//! always matches its name (short of disk corruption, which
-//! [`Store::verify`] detects). `tags.json` is replaced by the same
-//! write-then-rename. Cache records and context indexes are hints, replaced by
+//! fsynced and renamed to its name, so a blob file always matches its name
+//! (short of disk corruption, which [`Store::verify`] detects); the renames
+//! are made durable together, by an fsync of `blobs/sha256/` before each
+//! update of `tags.json`, the one durable file that names blobs (a blob that
+//! a crash takes back is absent, and readers check presence). `tags.json`
+//! itself is replaced by write, fsync, rename and fsync of its directory. Cache records and context indexes are hints, replaced by
 //! a write-then-rename with no fsync: a power loss may leave one old, missing
 //! or unreadable, which their readers take as absent (a rebuild, a rehash) —
 //! syncing them would cost two fsyncs per record, dozens per build. A snapshot
