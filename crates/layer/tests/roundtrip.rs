@@ -385,6 +385,9 @@ fn lazy_flattening_never_takes_bytes_from_a_replaced_file() {
     fs::write(lower.join("a"), vec![b'A'; 1 << 20]).unwrap();
     fs::create_dir(&upper).unwrap();
     fs::write(upper.join("a"), vec![b'B'; 1 << 20]).unwrap();
+    // Same size, and the two writes may share a timestamp tick: a distinct mtime is what
+    // makes the diff see the change.
+    set_mtime(&upper.join("a"), 1_000_000_000);
     let options = TarOptions::default();
     let blob = |name: &str, source: &DiffSource<'_>, compression| {
         let path = tmp.path().join(name);
