@@ -437,15 +437,29 @@ pub fn export(
             vec![Exported::Files]
         }
         Output::Tar(dest) => {
-            write_archive_to(store, dest, |out| {
-                stagecraft_export::write_tree_tar(
-                    store,
-                    |dir| -> Result<()> {
-                        unpack(store, image, dir)?;
-                        attestations.write_files(dir, image)
-                    },
-                    out,
-                )
+            write_archive_to(store, dest, |out| -> Result<()> {
+                if attestations.writes_files() {
+                    // Attestation files describe every file by its sha256: the root file
+                    // system must be on disk with its bytes.
+                    return stagecraft_export::write_tree_tar(
+                        store,
+                        |dir| -> Result<()> {
+                            unpack(store, image, dir)?;
+                            attestations.write_files(dir, image)
+                        },
+                        out,
+                    );
+                }
+                // The files' bytes go from the layers straight into the tar.
+                match image {
+                    BuiltImage::Single(image) => {
+                        stagecraft_export::write_rootfs_tar(store, image, out)?
+                    }
+                    BuiltImage::Multi(image) => {
+                        stagecraft_export::write_rootfs_tar_per_platform(store, image, out)?
+                    }
+                }
+                Ok(())
             })?;
             vec![Exported::Files]
         }

@@ -39,6 +39,10 @@
 //! [`clamp_layer_times`] rewrites an existing layer with its file times clamped to
 //! `SOURCE_DATE_EPOCH` (BuildKit's `rewrite-timestamp`).
 //!
+//! [`LazyRootfs`] flattens layers into one root file system tar without
+//! writing the files' bytes in between: a plain layer's files are created
+//! sparse and the tar writer reads their bytes from the layer blob.
+//!
 //! [`TarReader`] / [`open_layer`] list a layer's entries with Go
 //! `archive/tar` semantics (what docker and BuildKit see), for tools that
 //! inspect layers without applying them.
@@ -66,6 +70,7 @@ mod apply;
 mod compress;
 mod error;
 mod fsutil;
+mod lazy;
 mod pgzip;
 mod retime;
 mod tarfmt;
@@ -79,6 +84,7 @@ pub use compress::{
     MEDIA_TYPE_TAR_ZSTD, is_tar_stream,
 };
 pub use error::{Error, Result, owner_error};
+pub use lazy::LazyRootfs;
 pub use retime::clamp_layer_times;
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
 pub use write::{

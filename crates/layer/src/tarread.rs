@@ -110,6 +110,8 @@ pub struct TarReader<R> {
     remaining: u64,
     /// Padding after the current entry's data.
     padding: u64,
+    /// Bytes consumed from `inner` so far.
+    position: u64,
     done: bool,
 }
 
@@ -133,8 +135,15 @@ impl<R: Read> TarReader<R> {
             inner,
             remaining: 0,
             padding: 0,
+            position: 0,
             done: false,
         }
+    }
+
+    /// Where the current entry's unread data starts in the stream: right after
+    /// [`next_entry`](Self::next_entry), the offset of its first data byte.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
     }
 
     /// The underlying reader, positioned after the last block read.
@@ -227,7 +236,10 @@ impl<R: Read> TarReader<R> {
             match self.inner.read(&mut block[filled..]) {
                 Ok(0) if filled == 0 => return Ok(false),
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => filled += n,
+                Ok(n) => {
+                    filled += n;
+                    self.position += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -244,6 +256,7 @@ impl<R: Read> TarReader<R> {
         }
         let mut body = Vec::with_capacity(size as usize);
         (&mut self.inner).take(size).read_to_end(&mut body)?;
+        self.position += body.len() as u64;
         if body.len() as u64 != size {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -256,6 +269,7 @@ impl<R: Read> TarReader<R> {
             return Ok(());
         }
         let skipped = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
+        self.position += skipped;
         if skipped != n {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -277,6 +291,7 @@ impl<R: Read> Read for TarReader<R> {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         self.remaining -= n as u64;
+        self.position += n as u64;
         Ok(n)
     }
 }

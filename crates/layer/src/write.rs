@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::compress::{Compression, LayerInfo, LayerWriter};
 use crate::error::{Error, Result};
 use crate::fsutil::{Xattrs, read_xattr, read_xattrs};
+use crate::lazy::LazyRootfs;
 use crate::tarfmt::{DataError, EntryHeader, Kind, TarStream};
 
 /// The name prefix marking a deleted entry (`.wh.<name>`).
@@ -139,8 +140,19 @@ pub struct TarOptions {
 /// Writes the layer tar (uncompressed) for `source` to `out` and returns
 /// `out`. The same tree and options always give the same bytes.
 pub fn write_tar<W: Write>(source: &DiffSource<'_>, options: &TarOptions, out: W) -> Result<W> {
+    write_tar_with(source, options, None, out)
+}
+
+/// [`write_tar`], taking the bytes of the files `lazy` deferred from their layers.
+pub(crate) fn write_tar_with<W: Write>(
+    source: &DiffSource<'_>,
+    options: &TarOptions,
+    lazy: Option<&LazyRootfs>,
+    out: W,
+) -> Result<W> {
     let mut emitter = Emitter {
         tar: TarStream::new(out),
+        lazy,
         epoch: options.source_date_epoch,
         links: HashMap::new(),
         stack: Vec::new(),
@@ -230,8 +242,10 @@ struct Frame {
     written: bool,
 }
 
-struct Emitter<W> {
+struct Emitter<'l, W> {
     tar: TarStream<W>,
+    /// Where deferred files' bytes are, for a [`LazyRootfs`].
+    lazy: Option<&'l LazyRootfs>,
     epoch: Option<i64>,
     /// (dev, ino) of multiply-linked entries already written → their name,
     /// so later names become hardlink entries.
@@ -286,7 +300,7 @@ fn lstat_opt(path: &Path) -> Result<Option<Metadata>> {
     }
 }
 
-impl<W: Write> Emitter<W> {
+impl<W: Write> Emitter<'_, W> {
     fn clamp(&self, mtime: i64) -> i64 {
         match self.epoch {
             Some(epoch) if mtime > epoch => epoch,
@@ -420,8 +434,14 @@ impl<W: Write> Emitter<W> {
             .header(&header)
             .map_err(|source| Error::Output { source })?;
         if kind == Kind::Regular {
-            let mut file = open_nofollow(&node.path)?;
-            match self.tar.data(&mut file, size, &mut self.buf) {
+            let written = match self.lazy.and_then(|lazy| lazy.contents(meta)) {
+                Some(mut layer_bytes) => self.tar.data(&mut layer_bytes, size, &mut self.buf),
+                None => {
+                    let mut file = open_nofollow(&node.path)?;
+                    self.tar.data(&mut file, size, &mut self.buf)
+                }
+            };
+            match written {
                 Ok(()) => {}
                 Err(DataError::Read(e)) => return Err(Error::io("read", &node.path, e)),
                 Err(DataError::Write(source)) => return Err(Error::Output { source }),

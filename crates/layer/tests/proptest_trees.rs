@@ -11,7 +11,8 @@ use common::*;
 use proptest::prelude::*;
 use rustix::fs::FileType;
 use stagecraft_layer::{
-    ApplyOptions, Compression, DiffSource, TarOptions, apply_layer, write_layer,
+    ApplyOptions, Compression, DiffSource, LazyRootfs, TarOptions, apply_layer, write_layer,
+    write_tar,
 };
 
 /// Names worth mixing: short, dotted, non-ASCII, with a space, and one long
@@ -242,5 +243,50 @@ proptest! {
         apply_layer(layer1.as_slice(), &flat, &ApplyOptions::default()).unwrap();
         apply_layer(layer2.as_slice(), &flat, &ApplyOptions::default()).unwrap();
         assert_same(&expected, &snapshot(&flat, SnapOpts { file_mtimes: true, dir_mtimes: false }));
+    }
+
+    /// A stack of random layers (plain, gzip or zstd, each deleting and replacing what the
+    /// ones below made, so inode numbers get reused) flattens to the same tar bytes through
+    /// [`LazyRootfs`] as through applying it to a directory and archiving that.
+    #[test]
+    fn lazy_flattening_writes_the_same_tar(
+        base in prop::collection::vec(op_strategy(false), 1..20),
+        change1 in prop::collection::vec(op_strategy(true), 1..12),
+        change2 in prop::collection::vec(op_strategy(true), 1..12),
+        choices in prop::collection::vec(any::<u8>(), 3),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let trees: Vec<PathBuf> = ["t0", "t1", "t2"].iter().map(|n| tmp.path().join(n)).collect();
+        fs::create_dir(&trees[0]).unwrap();
+        build(&trees[0], &base);
+        for (i, change) in [&change1, &change2].into_iter().enumerate() {
+            fs::create_dir(&trees[i + 1]).unwrap();
+            copy_tree(&trees[i], &trees[i + 1]);
+            build(&trees[i + 1], change);
+        }
+        let options = TarOptions::default();
+        let sources = [
+            DiffSource::Rootfs { root: &trees[0] },
+            DiffSource::Directories { lower: &trees[0], upper: &trees[1] },
+            DiffSource::Directories { lower: &trees[1], upper: &trees[2] },
+        ];
+        let blobs: Vec<PathBuf> = sources.iter().zip(&choices).enumerate().map(|(i, (source, &choice))| {
+            let path = tmp.path().join(format!("layer{i}"));
+            write_layer(source, &options, compression(choice), fs::File::create(&path).unwrap()).unwrap();
+            path
+        }).collect();
+
+        let (applied, lazy_root) = (tmp.path().join("applied"), tmp.path().join("lazy"));
+        fs::create_dir(&applied).unwrap();
+        fs::create_dir(&lazy_root).unwrap();
+        let apply = ApplyOptions::default();
+        let mut lazy = LazyRootfs::new();
+        for blob in &blobs {
+            apply_layer(fs::File::open(blob).unwrap(), &applied, &apply).unwrap();
+            lazy.apply_layer(blob, &lazy_root, &apply).unwrap();
+        }
+        let expected = write_tar(&DiffSource::Rootfs { root: &applied }, &options, Vec::new()).unwrap();
+        let flattened = lazy.write_tar(&lazy_root, &options, Vec::new()).unwrap();
+        prop_assert!(expected == flattened, "the lazy tar differs");
     }
 }

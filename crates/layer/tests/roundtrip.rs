@@ -371,3 +371,64 @@ fn applying_without_chown_keeps_the_applier_as_owner() {
         rustix::process::geteuid().as_raw()
     );
 }
+
+/// A file a compressed layer writes may take the inode number of one a plain layer left its
+/// bytes in (here: the file it replaces, deleted just before); its own bytes are what the
+/// flattened tar must hold. Also: a deferred file's bytes are never written to the directory.
+#[test]
+fn lazy_flattening_never_takes_bytes_from_a_replaced_file() {
+    use stagecraft_layer::LazyRootfs;
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (lower, upper) = (tmp.path().join("lower"), tmp.path().join("upper"));
+    fs::create_dir(&lower).unwrap();
+    fs::write(lower.join("a"), vec![b'A'; 1 << 20]).unwrap();
+    fs::create_dir(&upper).unwrap();
+    fs::write(upper.join("a"), vec![b'B'; 1 << 20]).unwrap();
+    // Same size, and the two writes may share a timestamp tick: a distinct mtime is what
+    // makes the diff see the change.
+    set_mtime(&upper.join("a"), 1_000_000_000);
+    let options = TarOptions::default();
+    let blob = |name: &str, source: &DiffSource<'_>, compression| {
+        let path = tmp.path().join(name);
+        write_layer(
+            source,
+            &options,
+            compression,
+            fs::File::create(&path).unwrap(),
+        )
+        .unwrap();
+        path
+    };
+    let plain = blob(
+        "plain",
+        &DiffSource::Rootfs { root: &lower },
+        Compression::None,
+    );
+    let gzip = blob(
+        "gzip",
+        &DiffSource::Directories {
+            lower: &lower,
+            upper: &upper,
+        },
+        Compression::Gzip { level: 1 },
+    );
+    let root = tmp.path().join("flat");
+    fs::create_dir(&root).unwrap();
+    let mut lazy = LazyRootfs::new();
+    lazy.apply_layer(&plain, &root, &ApplyOptions::default())
+        .unwrap();
+    assert_eq!(
+        fs::metadata(root.join("a")).unwrap().blocks(),
+        0,
+        "bytes written"
+    );
+    lazy.apply_layer(&gzip, &root, &ApplyOptions::default())
+        .unwrap();
+    let flattened = lazy.write_tar(&root, &options, Vec::new()).unwrap();
+    let expected = write_tar(&DiffSource::Rootfs { root: &upper }, &options, Vec::new()).unwrap();
+    assert!(
+        flattened == expected,
+        "the flattened tar holds the replaced bytes"
+    );
+}

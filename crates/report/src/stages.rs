@@ -237,10 +237,14 @@ pub fn weigh_stages(store: &Store, stages: &mut [StageSizes]) -> Result<()> {
 }
 
 /// The stages recorded for the image `manifest` by the build that made it; `None` when no
-/// build recorded them (an image loaded or pulled, or built before stages were recorded), or
-/// the record has a version this code does not know.
+/// build recorded them (an image loaded or pulled, or built before stages were recorded), the
+/// record has a version this code does not know, or it is unreadable (cache records are not
+/// synced: a power loss may garble one).
 pub fn load_stage_sizes(store: &Store, manifest: &Digest) -> Result<Option<Vec<StageSizes>>> {
-    let record: Option<StageRecord> = store.get_cache_json(&stage_record_key(manifest))?;
+    let record: Option<StageRecord> = match store.get_cache_json(&stage_record_key(manifest)) {
+        Err(stagecraft_store::Error::Json { .. }) => None,
+        read => read?,
+    };
     Ok(record
         .filter(|record| record.version == RECORD_VERSION)
         .map(|record| record.stages))

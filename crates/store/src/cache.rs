@@ -4,6 +4,11 @@
 //! text inside a record counts as a reference: [`Store::prune`] keeps the
 //! blobs and snapshots so named (and, for manifests and configs, what they
 //! reference) for as long as the record exists.
+//!
+//! Records are hints, written without fsyncs (`Store::write_hint`): after a
+//! power loss one may be missing, old or unreadable, and readers must take an
+//! unreadable record as absent (a rebuild), and check that what a record
+//! names is still there before using it.
 
 use std::fs;
 use std::io;
@@ -13,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Store, read_if_present, sync_parent};
+use crate::store::{Store, read_if_present};
 
 const MAX_KEY_LEN: usize = 200;
 
@@ -25,7 +30,7 @@ impl Store {
         if fs::read(&path).is_ok_and(|existing| existing == bytes) {
             return Ok(());
         }
-        self.write_atomically(&path, bytes)
+        self.write_hint(&path, bytes)
     }
 
     /// Stores `value` as the JSON record `key`.
@@ -61,7 +66,8 @@ impl Store {
         let path = self.cache_record_path(key)?;
         let _lease = self.lease()?;
         match fs::remove_file(&path) {
-            Ok(()) => sync_parent(&path).map(|()| true),
+            // Not synced: a removed record that a crash brings back is only a stale hint.
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(Error::Io {
                 action: "remove cache record",

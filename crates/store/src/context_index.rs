@@ -25,11 +25,12 @@ impl Store {
 
     /// Stores (or replaces, atomically) the index of the build context
     /// `context`. Concurrent builds of one context may each save theirs: the
-    /// last one stays, whole.
+    /// last one stays, whole. Not synced: a crash may
+    /// cost the index, never a wrong hash (entries are keyed by the files' stat).
     pub fn put_context_index(&self, context: &Path, bytes: &[u8]) -> Result<()> {
         let path = self.context_index_path(context)?;
         let _lease = self.lease()?;
-        self.write_atomically(&path, bytes)
+        self.write_hint(&path, bytes)
     }
 
     /// `context-index/<hex>`, named by the sha256 of the context's canonical

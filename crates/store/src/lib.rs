@@ -55,12 +55,19 @@
 //!
 //! Nothing is ever written in place (but the contents of a cache mount,
 //! which the steps using it change as they like). A blob is written to `ingest/`,
-//! fsynced, renamed to its name and the directory fsynced, so a blob file
-//! always matches its name (short of disk corruption, which
-//! [`Store::verify`] detects). `tags.json`, cache records and context
-//! indexes are replaced by the same write-then-rename. A snapshot is filled in `ingest/`, the
-//! filesystem synced (`syncfs`), its `complete` marker written, and the
-//! whole directory renamed into `snapshots/`; [`Store::snapshot_path`] only
+//! fsynced and renamed to its name, so a blob file always matches its name
+//! (short of disk corruption, which [`Store::verify`] detects); the renames
+//! are made durable together, by an fsync of `blobs/sha256/` before each
+//! update of `tags.json`, the one durable file that names blobs (a blob that
+//! a crash takes back is absent, and readers check presence). `tags.json`
+//! itself is replaced by write, fsync, rename and fsync of its directory. Cache records and context indexes are hints, replaced by
+//! a write-then-rename with no fsync: a power loss may leave one old, missing
+//! or unreadable, which their readers take as absent (a rebuild, a rehash) —
+//! syncing them would cost two fsyncs per record, dozens per build. A snapshot
+//! is filled in `ingest/`, its `complete` marker written, the filesystem synced
+//! (one `syncfs`, not an fsync per file), and the whole directory renamed into
+//! `snapshots/` (not synced: a snapshot a crash takes back is unpacked again
+//! from its blob); [`Store::snapshot_path`] only
 //! returns snapshots with a marker that names them. Deleting a snapshot
 //! starts with a rename back into `ingest/`, so no reader sees one
 //! half-deleted. A new cache mount is filled in `ingest/` and renamed into

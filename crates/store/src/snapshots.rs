@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use stagecraft_image::Digest;
 
 use crate::error::{Error, IoContext, Result};
-use crate::store::{Store, sync_dir, sync_filesystem, sync_parent};
+use crate::store::{Store, sync_filesystem};
 
 /// The directory holding a snapshot's files.
 const CONTENT_DIR: &str = "fs";
@@ -29,7 +29,7 @@ impl Store {
     /// calling `fill` with an empty temporary directory to populate.
     ///
     /// The directory is renamed into place only after `fill` succeeded, the
-    /// filesystem was synced and the completion marker written; if `fill`
+    /// completion marker was written and the filesystem synced; if `fill`
     /// fails, nothing is kept. Concurrent creators of the same snapshot may
     /// both run `fill`; the first rename wins and the other's copy is
     /// discarded. `fill` is trusted to produce the content of `diff_id`.
@@ -54,20 +54,20 @@ impl Store {
             source: source.into(),
         })?;
 
-        // Make the content durable before the marker claims it is complete.
-        sync_filesystem(&guard.path)?;
         let marker = guard.path.join(COMPLETE_MARKER);
         let mut file = File::create(&marker).at("create", &marker)?;
         file.write_all(diff_id.as_str().as_bytes())
             .at("write", &marker)?;
-        file.sync_all().at("flush", &marker)?;
-        sync_dir(&guard.path)?;
+        // One sync for the content and the marker: the marker can only claim the content
+        // under `snapshots/`, where the directory goes once both are durable.
+        sync_filesystem(&guard.path)?;
 
         let dest = self.snapshot_dir(diff_id);
         match fs::rename(&guard.path, &dest) {
             Ok(()) => {
                 guard.armed = false;
-                sync_parent(&dest)?;
+                // The rename is not synced: if a crash undoes it, the snapshot is back in
+                // `ingest/` (removed as a leftover) and is unpacked again from its blob.
                 Ok(dest.join(CONTENT_DIR))
             }
             // Renaming a directory onto a non-empty one fails: another

@@ -11,6 +11,7 @@ use std::sync::{Arc, Once};
 use serde::{Deserialize, Serialize};
 use stagecraft_image::Digest;
 use stagecraft_layer::OverlayXattr;
+use tempfile::TempPath;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -201,13 +202,34 @@ impl Store {
     /// the complete new one, even after a crash: scratch file in `ingest/`,
     /// fsync, rename, fsync of the directory.
     pub(crate) fn write_atomically(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        let (mut file, temp) = self.scratch_file("write")?.into_parts();
-        file.write_all(bytes).at("write", &temp)?;
-        file.sync_all().at("flush", &temp)?;
+        let temp = self.write_scratch_file(bytes, true)?;
         temp.persist(dest)
             .map_err(|e| e.error)
             .at("move a new file into", dest)?;
         sync_parent(dest)
+    }
+
+    /// Writes the hint `bytes` to `dest` so that running readers see either
+    /// the old file or the complete new one, but syncs nothing: after a power
+    /// loss the file may be the old one, missing, empty or garbled. Only for
+    /// files whose readers take anything unreadable as absent (cache records,
+    /// context indexes), where that costs a rebuild or a rehash, and two
+    /// fsyncs a file would cost every build.
+    pub(crate) fn write_hint(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let temp = self.write_scratch_file(bytes, false)?;
+        temp.persist(dest)
+            .map_err(|e| e.error)
+            .at("move a new file into", dest)
+    }
+
+    /// A scratch file in `ingest/` holding `bytes`, flushed to disk if `sync`.
+    fn write_scratch_file(&self, bytes: &[u8], sync: bool) -> Result<TempPath> {
+        let (mut file, temp) = self.scratch_file("write")?.into_parts();
+        file.write_all(bytes).at("write", &temp)?;
+        if sync {
+            file.sync_all().at("flush", &temp)?;
+        }
+        Ok(temp)
     }
 
     /// Checks `layout.json` (version and overlay flavour), writing it for a

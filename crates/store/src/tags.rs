@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stagecraft_image::{AnyManifest, Digest, Reference};
 
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Store, sync_dir};
 
 const TAGS_VERSION: u32 = 1;
 
@@ -133,6 +133,9 @@ impl Store {
             what: "tag file",
             source,
         })?;
+        // Blob names are not synced one by one (see `Store::commit`): the tags are the one
+        // durable thing that names blobs, so the names they may reach are made durable first.
+        sync_dir(&self.blobs_dir())?;
         self.write_atomically(&self.tags_path(), &bytes)
     }
 }

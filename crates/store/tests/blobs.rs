@@ -242,3 +242,29 @@ fn simulated_crash_leftovers_are_found_and_cleaned() {
     assert_eq!(report.removed_temp_entries, 1);
     assert!(entries(&ingest).is_empty());
 }
+
+/// Blobs of several MiB are hashed on a thread beside the writer: whatever the write sizes
+/// (flushes included), the digest and the file are those of the bytes.
+#[test]
+fn big_blobs_hash_right_whatever_the_write_sizes() {
+    use std::io::Write;
+    let (_dir, store) = store();
+    let bytes: Vec<u8> = (0..3_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let expected = Digest::of(&bytes);
+    for piece in [1, 4096, 1 << 20, (1 << 20) + 7, bytes.len()] {
+        let mut writer = store.blob_writer().unwrap();
+        for (i, part) in bytes.chunks(piece.max(333)).enumerate() {
+            writer.write_all(part).unwrap();
+            if i % 3 == 0 {
+                writer.flush().unwrap();
+            }
+        }
+        let info = writer.commit().unwrap();
+        assert_eq!(info.digest, expected, "writes of {piece} bytes");
+        assert_eq!(info.size, bytes.len() as u64);
+        assert!(store.read_blob(&expected).unwrap() == bytes);
+    }
+    assert_eq!(store.write_blob(bytes.as_slice()).unwrap().digest, expected);
+}

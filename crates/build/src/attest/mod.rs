@@ -149,10 +149,9 @@ impl Attestations {
 
     /// Which statements `carrier` takes, per image.
     fn selected(&self, carrier: Carrier, multi_platform: bool) -> Vec<Vec<&Attestation>> {
-        let explicit = self.per_image.iter().flatten().any(|a| !a.inline_only);
         let all = match carrier {
             Carrier::Push => true,
-            Carrier::Index => explicit || multi_platform,
+            Carrier::Index => self.writes_files() || multi_platform,
         };
         self.per_image
             .iter()
@@ -207,6 +206,12 @@ impl Attestations {
                 .attest(&index, &statements)
                 .map_err(Error::store(what))?,
         ))
+    }
+
+    /// Whether [`Attestations::write_files`] writes any file: some statement was asked for
+    /// explicitly (not only inline).
+    pub(crate) fn writes_files(&self) -> bool {
+        self.per_image.iter().flatten().any(|a| !a.inline_only)
     }
 
     /// Writes the statements that are not inline-only as files (indented JSON, mode 0600,

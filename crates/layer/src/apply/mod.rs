@@ -23,6 +23,7 @@ use rustix::process::{Gid, Uid};
 
 use crate::compress::{Compression, HashingReader, decompressing_reader};
 use crate::error::{Error, Result};
+use crate::lazy::LazyRootfs;
 use crate::tarread::{EntryKind, TarEntry, TarReader};
 use crate::write::{OverlayXattr, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 
@@ -150,6 +151,18 @@ pub struct ApplyStats {
 /// directories are created with mode 0755, and directory modes and mtimes
 /// are set after all entries so that adding children does not disturb them.
 pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> Result<ApplyStats> {
+    apply_stream(reader, root, options, None)
+}
+
+/// [`apply_layer`], with regular files' bytes left in the layer when `deferral` is given and
+/// the stream is a plain tar (see [`LazyRootfs`]). A deferred apply does not hash the stream:
+/// its caller trusts the blob, and the stats' digests are left empty.
+pub(crate) fn apply_stream<R: Read>(
+    reader: R,
+    root: &Path,
+    options: &ApplyOptions,
+    deferral: Option<Deferral<'_>>,
+) -> Result<ApplyStats> {
     let root_fd = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -157,18 +170,28 @@ pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> R
     )
     .map_err(|e| Error::io("open layer target directory", root, e.into()))?;
     let input = |source| Error::Input { source };
-    let mut raw = HashingReader::new(reader);
+    let hash = deferral.is_none();
+    let mut raw = if hash {
+        HashingReader::new(reader)
+    } else {
+        HashingReader::counting(reader)
+    };
     let (compression, decoded) = decompressing_reader(&mut raw).map_err(input)?;
     // A plain tar is its own blob: its diff ID is its digest, and hashing it
     // twice would double the cost of applying it.
-    let mut tar_in = if compression == Compression::None {
-        HashingReader::counting(decoded)
-    } else {
+    let mut tar_in = if hash && compression != Compression::None {
         HashingReader::new(decoded)
+    } else {
+        HashingReader::counting(decoded)
     };
     let mut applier = Applier {
         root: root_fd,
         options: *options,
+        // Only a plain tar's stream offsets are offsets in the blob.
+        deferral: deferral.map(|deferral| Deferral {
+            plain: compression == Compression::None,
+            ..deferral
+        }),
         cache: None,
         unpacked: HashSet::new(),
         dirs: Vec::new(),
@@ -187,13 +210,14 @@ pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> R
     };
     let mut tar = TarReader::new(&mut tar_in);
     while let Some(entry) = tar.next_entry().map_err(input)? {
-        applier.entry(entry, &mut tar)?;
+        let offset = tar.position();
+        applier.entry(entry, offset, &mut tar)?;
     }
     applier.finish_dirs()?;
     let mut stats = applier.stats;
     let (diff_id, uncompressed_size) = tar_in.drain_and_finish().map_err(input)?;
     let (digest, size) = raw.drain_and_finish().map_err(input)?;
-    let digest = digest.expect("the blob is always hashed");
+    let digest = digest.unwrap_or_default();
     stats.diff_id = diff_id.unwrap_or_else(|| digest.clone());
     stats.uncompressed_size = uncompressed_size;
     (stats.digest, stats.size) = (digest, size);
@@ -227,9 +251,20 @@ struct Meta {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-struct Applier {
+/// A deferred apply's bookkeeping: where regular files' bytes are left.
+pub(crate) struct Deferral<'d> {
+    /// Records the files.
+    pub(crate) rootfs: &'d mut LazyRootfs,
+    /// The layer's index in `rootfs`.
+    pub(crate) layer: usize,
+    /// Whether the stream is a plain tar; only then are bytes left in it.
+    pub(crate) plain: bool,
+}
+
+struct Applier<'d> {
     root: OwnedFd,
     options: ApplyOptions,
+    deferral: Option<Deferral<'d>>,
     /// The last parent directory resolved, by relative path. Entries are
     /// grouped by directory, so this saves most path walks; it is dropped
     /// whenever anything is removed, since a removal can change what a path
@@ -309,7 +344,7 @@ fn is_permission_like(errno: Errno) -> bool {
     matches!(errno, Errno::PERM | Errno::ACCESS | Errno::NOTSUP)
 }
 
-impl Applier {
+impl Applier<'_> {
     fn open_dir(&self, rel: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
         let path: &[u8] = if rel.is_empty() { b"." } else { rel };
         let mut attempts = 0;
@@ -365,7 +400,8 @@ impl Applier {
         self.stats.warnings.push(warning);
     }
 
-    fn entry(&mut self, entry: TarEntry, data: &mut dyn Read) -> Result<()> {
+    /// Applies one entry; `offset` is where its data starts in the stream.
+    fn entry(&mut self, entry: TarEntry, offset: u64, data: &mut dyn Read) -> Result<()> {
         let name = entry.path.as_slice();
         if entry.kind == EntryKind::GlobalHeader {
             self.warn(ApplyWarning::EntrySkipped {
@@ -418,7 +454,10 @@ impl Applier {
         };
         match entry.kind {
             EntryKind::Directory => self.directory(name, &parent, base, rel.clone(), meta)?,
-            EntryKind::Regular => self.regular(name, &parent, base, meta, data)?,
+            EntryKind::Regular => {
+                let extent = (offset, entry.size);
+                self.regular(name, &parent, base, meta, extent, data)?;
+            }
             EntryKind::Symlink => self.symlink(name, &parent, base, link()?, meta)?,
             EntryKind::Hardlink => self.hardlink(name, &parent, base, link()?)?,
             EntryKind::CharDevice | EntryKind::BlockDevice | EntryKind::Fifo => {
@@ -539,12 +578,15 @@ impl Applier {
         Ok(())
     }
 
+    /// Creates a regular file whose data is the `(offset, length)` extent of the stream,
+    /// read from `data`.
     fn regular(
         &mut self,
         entry: &[u8],
         parent: &OwnedFd,
         name: &[u8],
         meta: Meta,
+        (offset, length): (u64, u64),
         data: &mut dyn Read,
     ) -> Result<()> {
         self.make_room(entry, parent, name, false)?;
@@ -557,15 +599,34 @@ impl Applier {
         )
         .map_err(|e| Error::apply(entry, "create file", e))?;
         let mut file = File::from(fd);
-        loop {
-            let n = match data.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(Error::Input { source }),
-            };
-            file.write_all(&self.buf[..n])
-                .map_err(|e| Error::apply(entry, "write file", e))?;
+        match &mut self.deferral {
+            Some(deferral) if deferral.plain => {
+                // The right size, no bytes: a sparse file, which costs no writes.
+                file.set_len(length)
+                    .map_err(|e| Error::apply(entry, "size file", e))?;
+                deferral
+                    .rootfs
+                    .defer(&file, deferral.layer, offset, length)
+                    .map_err(|e| Error::apply(entry, "inspect file", e))?;
+            }
+            deferral => {
+                loop {
+                    let n = match data.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(source) => return Err(Error::Input { source }),
+                    };
+                    file.write_all(&self.buf[..n])
+                        .map_err(|e| Error::apply(entry, "write file", e))?;
+                }
+                if let Some(deferral) = deferral {
+                    deferral
+                        .rootfs
+                        .forget(&file)
+                        .map_err(|e| Error::apply(entry, "inspect file", e))?;
+                }
+            }
         }
         // Order matters: chown clears setuid/setgid bits and file
         // capabilities, so mode and xattrs come after it.
