@@ -1,10 +1,9 @@
 //! `RUN` through stagecraft's own namespace executor (this binary re-executed as its helper).
 
 use crate::error::{Error, Result};
-use stagecraft_exec::Network;
+use stagecraft_exec::{ExecError, ExecSpec, ExitStatus, Network};
 use stagecraft_layer::OverlayXattr;
-use stagecraft_solve::progress::{Event, ProgressSink, Stream};
-use stagecraft_solve::{RunMountKind, RunRequest, Runner};
+use stagecraft_solve::progress::{Event, ProgressSink};
 use stagecraft_store::Store;
 use std::sync::{Arc, OnceLock};
 
@@ -88,62 +87,21 @@ impl<'a> NamespaceRunner<'a> {
     }
 }
 
-impl Runner for NamespaceRunner<'_> {
+impl stagecraft_exec::Run for NamespaceRunner<'_> {
     fn run(
         &self,
-        request: &RunRequest<'_>,
-        output: &mut dyn FnMut(Stream, &[u8]),
-    ) -> Result<i32, String> {
-        let rootfs = stagecraft_exec::Rootfs::Overlay {
-            // overlayfs wants the topmost layer first.
-            lower_dirs: request.lower_dirs.iter().rev().cloned().collect(),
-            upper_dir: request.upper_dir.to_owned(),
-            work_dir: request.work_dir.to_owned(),
+        spec: &ExecSpec,
+        output: &mut dyn FnMut(stagecraft_exec::Stream, &[u8]),
+    ) -> std::result::Result<ExitStatus, ExecError> {
+        let (executor, network) = self.executor_for(spec.network);
+        if network == spec.network {
+            return executor.run(spec, output);
+        }
+        // The sandbox could not start: the step gets the host's network (the user was told).
+        let fallback = ExecSpec {
+            network,
+            ..spec.clone()
         };
-        let mut spec = stagecraft_exec::ExecSpec::new(rootfs, request.args.to_vec());
-        spec.env = request.env.to_vec();
-        spec.cwd = request.cwd.to_owned();
-        spec.user = request.user.to_owned();
-        spec.mounts = request
-            .mounts
-            .iter()
-            .map(|mount| stagecraft_exec::Mount {
-                target: mount.target.clone(),
-                kind: match &mount.kind {
-                    RunMountKind::Bind { source, readonly } => stagecraft_exec::MountKind::Bind {
-                        source: source.clone(),
-                        readonly: *readonly,
-                    },
-                    RunMountKind::Tmpfs { size } => {
-                        stagecraft_exec::MountKind::Tmpfs { size: *size }
-                    }
-                    RunMountKind::Secret(secret) => stagecraft_exec::MountKind::Secret {
-                        data: stagecraft_exec::SecretData::new(secret.data.clone()),
-                        mode: secret.mode,
-                        uid: secret.uid,
-                        gid: secret.gid,
-                    },
-                },
-            })
-            .collect();
-        spec.extra_hosts = request.extra_hosts.to_vec();
-        spec.ulimits = request.ulimits.to_vec();
-        spec.shm_size = request.shm_size;
-        spec.security = match request.security {
-            "insecure" => stagecraft_exec::Security::Insecure,
-            _ => stagecraft_exec::Security::Sandbox,
-        };
-        let (executor, network) = self.executor_for(request.network);
-        spec.network = network;
-        let status = executor
-            .run(&spec, &mut |stream, bytes: &[u8]| {
-                let stream = match stream {
-                    stagecraft_exec::Stream::Stdout => Stream::Stdout,
-                    stagecraft_exec::Stream::Stderr => Stream::Stderr,
-                };
-                output(stream, bytes)
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(status.code())
+        executor.run(&fallback, output)
     }
 }

@@ -185,7 +185,17 @@ pub enum Security {
     Insecure,
 }
 
-/// An extra mount for the command (the future `RUN --mount`).
+impl Security {
+    /// The mode as `RUN --security=` spells it: `sandbox` or `insecure`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Security::Sandbox => "sandbox",
+            Security::Insecure => "insecure",
+        }
+    }
+}
+
+/// An extra mount for the command (`RUN --mount`, resolved to host paths).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     /// Where the mount appears inside the container. Relative paths are taken from `/`. Missing
@@ -320,6 +330,30 @@ impl ExecSpec {
             ulimits: Vec::new(),
             shm_size: None,
         }
+    }
+}
+
+/// Runs the step an [`ExecSpec`] describes: the one interface between the build engine and
+/// whatever runs `RUN` commands. [`Executor`] is the real one; tests fake it (recording the
+/// specs they are given, writing into the overlay's upper directory), so the engine is tested
+/// without namespaces.
+pub trait Run: Sync {
+    /// Runs the step, passing output chunks to `output`. A command that ran returns its
+    /// [`ExitStatus`], zero or not; [`ExecError`] means it could not run.
+    fn run(
+        &self,
+        spec: &ExecSpec,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<ExitStatus, ExecError>;
+}
+
+impl Run for Executor {
+    fn run(
+        &self,
+        spec: &ExecSpec,
+        output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<ExitStatus, ExecError> {
+        Executor::run(self, spec, output)
     }
 }
 

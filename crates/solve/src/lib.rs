@@ -7,7 +7,7 @@
 //!        │             │ each step that makes a layer
 //!        │        cache/ (key → record? reuse : run, commit, record; explain misses)
 //!        │             │ on a miss
-//!        │        ops/ (copy, git, http) and the Runner (RUN, in crate `exec`)
+//!        │        ops/ (copy, git, http) and exec::Run (RUN, in crate `exec`)
 //!        │             │ reading files of the context, stages and images
 //!        └──────  fs/ (merged layer views resolved inside their root; context index)
 //! ```
@@ -33,9 +33,7 @@ pub mod remote_cache;
 
 pub use convert::from::{UnpackError, image_snapshots};
 pub use entitlements::Entitlement;
-pub use interfaces::{
-    BaseImages, CacheBlobs, Engine, RunMount, RunMountKind, RunRequest, Runner, SecretFile,
-};
+pub use interfaces::{BaseImages, CacheBlobs, Engine};
 pub use options::{
     BuildOptions, NamedContext, NamedContextError, OciLayoutRef, parse_build_context,
 };

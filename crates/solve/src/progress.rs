@@ -50,6 +50,15 @@ pub enum Stream {
     Stderr,
 }
 
+impl From<stagecraft_exec::Stream> for Stream {
+    fn from(stream: stagecraft_exec::Stream) -> Stream {
+        match stream {
+            stagecraft_exec::Stream::Stdout => Stream::Stdout,
+            stagecraft_exec::Stream::Stderr => Stream::Stderr,
+        }
+    }
+}
+
 /// One thing that happened during a build.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

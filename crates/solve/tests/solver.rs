@@ -4,10 +4,9 @@
 //! step between the platforms of one build are checked on what the engine asks and reports.
 
 use stagecraft_image::Platform;
-use stagecraft_solve::progress::{Event, SkipReason, StepStatus, Stream};
-use stagecraft_solve::{
-    BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef, RunRequest, Runner,
-};
+use stagecraft_exec::{ExecError, ExecSpec, ExitStatus, Rootfs, Run, Stream};
+use stagecraft_solve::progress::{Event, SkipReason, StepStatus};
+use stagecraft_solve::{BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef};
 use stagecraft_store::{Image, Store};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -59,22 +58,22 @@ impl FakeRunner {
     }
 }
 
-impl Runner for FakeRunner {
+impl Run for FakeRunner {
     fn run(
         &self,
-        request: &RunRequest<'_>,
+        spec: &ExecSpec,
         _: &mut dyn FnMut(Stream, &[u8]),
-    ) -> Result<i32, String> {
+    ) -> Result<ExitStatus, ExecError> {
         // `$NAME` of the step's environment, as the shell would expand it.
-        let mut script = request.args.last().cloned().unwrap_or_default();
-        for entry in request.env {
+        let mut script = spec.args.last().cloned().unwrap_or_default();
+        for entry in &spec.env {
             if let Some((name, value)) = entry.split_once('=') {
                 script = script.replace(&format!("${name}"), value);
             }
         }
         self.calls.lock().unwrap().push(script.clone());
         if script == "fail" {
-            return Ok(1);
+            return Ok(ExitStatus::Code(1));
         }
         if let Some(count) = script
             .split_whitespace()
@@ -82,12 +81,15 @@ impl Runner for FakeRunner {
             .filter(|_| script.starts_with("meet "))
             && !self.meet(count.parse().unwrap())
         {
-            return Ok(2);
+            return Ok(ExitStatus::Code(2));
         }
+        let Rootfs::Overlay { upper_dir, .. } = &spec.rootfs else {
+            return Err(ExecError::InvalidSpec("the engine runs on overlays".into()));
+        };
         let name = script.split_whitespace().next().unwrap_or("empty");
-        std::fs::write(request.upper_dir.join(format!("out-{name}")), &script)
-            .map_err(|e| e.to_string())?;
-        Ok(0)
+        std::fs::write(upper_dir.join(format!("out-{name}")), &script)
+            .map_err(|e| ExecError::Setup(e.to_string()))?;
+        Ok(ExitStatus::Code(0))
     }
 }
 

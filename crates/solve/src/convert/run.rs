@@ -1,19 +1,18 @@
 //! `RUN`: mounts prepared (cache, bind, tmpfs, secret, ssh), the command, environment and user
-//! resolved, and the step run through the [`crate::Runner`] on top of the stage's layers.
+//! resolved, and the step run through the engine's [`stagecraft_exec::Run`] on top of the stage's layers.
 
 use crate::cache::key::CacheKey;
 use crate::cache::step::distinct_layers;
 use crate::convert::config::{
     add_env, go_quote_list, heredoc_command, normalize_workdir, run_command_string,
 };
-use crate::interfaces::{RunMount, RunMountKind, RunRequest, SecretFile};
 use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
 use crate::state::{BuildRun, StageState, StepAt};
 use stagecraft_dockerfile::{Command, ParseError};
-use stagecraft_exec::Network;
+use stagecraft_exec::{ExecSpec, Mount, MountKind, Network, Rootfs, SecretData, Security};
 use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
 use stagecraft_store::{CacheMountAccess, CacheMountLock};
@@ -122,17 +121,17 @@ impl BuildRun<'_> {
                     };
                     let held = cache_locks.entry(id).or_insert(access);
                     *held = access.max(*held);
-                    prepared.mounts.push(RunMount {
+                    prepared.mounts.push(Mount {
                         target: target(String::new()),
-                        kind: RunMountKind::Bind {
+                        kind: MountKind::Bind {
                             source: dir,
                             readonly: spec.readonly,
                         },
                     });
                 }
-                MountType::Tmpfs => prepared.mounts.push(RunMount {
+                MountType::Tmpfs => prepared.mounts.push(Mount {
                     target: target(String::new()),
-                    kind: RunMountKind::Tmpfs { size: spec.size },
+                    kind: MountKind::Tmpfs { size: spec.size },
                 }),
                 MountType::Bind => {
                     let source = spec.source.clone().unwrap_or_else(|| "/".to_owned());
@@ -157,9 +156,9 @@ impl BuildRun<'_> {
                     plan.write(copy.path(), &MergedView::default())
                         .map_err(|e| BuildError::Other(e.to_string()))?;
                     let single_file = plan_single_file(copy.path());
-                    prepared.mounts.push(RunMount {
+                    prepared.mounts.push(Mount {
                         target: target(String::new()),
-                        kind: RunMountKind::Bind {
+                        kind: MountKind::Bind {
                             source: single_file.unwrap_or_else(|| copy.path().to_owned()),
                             readonly: spec.readonly,
                         },
@@ -183,14 +182,14 @@ impl BuildRun<'_> {
                         }
                     }
                     // Never written here: the executor serves it from a tmpfs of the step's own.
-                    prepared.mounts.push(RunMount {
+                    prepared.mounts.push(Mount {
                         target: target(format!("/run/secrets/{id}")),
-                        kind: RunMountKind::Secret(SecretFile {
-                            data: value.clone(),
+                        kind: MountKind::Secret {
+                            data: SecretData::new(value.clone()),
                             mode: spec.mode.unwrap_or(0o400),
                             uid: spec.uid.unwrap_or(0),
                             gid: spec.gid.unwrap_or(0),
-                        }),
+                        },
                     });
                 }
                 MountType::Ssh => {
@@ -208,9 +207,9 @@ impl BuildRun<'_> {
                     if ssh_mounts == 1 {
                         prepared.env.push(format!("SSH_AUTH_SOCK={target}"));
                     }
-                    prepared.mounts.push(RunMount {
+                    prepared.mounts.push(Mount {
                         target,
-                        kind: RunMountKind::Bind {
+                        kind: MountKind::Bind {
                             source: socket.clone(),
                             readonly: false,
                         },
@@ -286,6 +285,12 @@ impl BuildRun<'_> {
         // Again for the RUNs of ONBUILD triggers, which `build` could not see.
         self.check_entitlements(command, run)?;
         let network = self.run_network(run);
+        // The parser accepted only `sandbox` and `insecure`; the entitlement is checked.
+        let security = if run.security == "insecure" {
+            Security::Insecure
+        } else {
+            Security::Sandbox
+        };
         let mut args = run.command.args.clone();
         if let Some(first) = run.command.heredocs.first() {
             args = heredoc_command(&args, &run.command.heredocs, first);
@@ -308,7 +313,7 @@ impl BuildRun<'_> {
             .text("cwd", &cwd)
             .text("user", &user)
             .text("network", network_key(network))
-            .text("security", &run.security)
+            .text("security", security.name())
             // Emulated or not, what a RUN makes depends on the platform it runs as.
             .text(
                 "platform",
@@ -365,8 +370,8 @@ impl BuildRun<'_> {
             ("network".to_owned(), network_key(network).to_owned()),
             ("mounts".to_owned(), prepared.key.clone()),
         ];
-        if run.security != "sandbox" {
-            inputs.push(("security".to_owned(), run.security.clone()));
+        if security != Security::Sandbox {
+            inputs.push(("security".to_owned(), security.name().to_owned()));
         }
         for limit in &self.options.ulimits {
             inputs.push((
@@ -401,23 +406,27 @@ impl BuildRun<'_> {
             inputs,
             state,
             |upper, work, id| {
-                let request = RunRequest {
-                    lower_dirs: &lowers,
-                    upper_dir: upper,
-                    work_dir: work,
-                    args: &args,
-                    env: &run_env,
-                    cwd: &cwd,
-                    user: &user,
-                    network,
-                    security: &run.security,
-                    extra_hosts: &self.options.extra_hosts,
-                    ulimits: &self.options.ulimits,
-                    shm_size: self.options.shm_size,
-                    mounts: &prepared.mounts,
-                };
+                let mut spec = ExecSpec::new(
+                    Rootfs::Overlay {
+                        // overlayfs wants the topmost layer first.
+                        lower_dirs: lowers.iter().rev().cloned().collect(),
+                        upper_dir: upper.to_owned(),
+                        work_dir: work.to_owned(),
+                    },
+                    args.clone(),
+                );
+                spec.env = run_env.clone();
+                spec.cwd = cwd.clone();
+                spec.user = user.clone();
+                spec.network = network;
+                spec.security = security;
+                spec.extra_hosts = self.options.extra_hosts.clone();
+                spec.ulimits = self.options.ulimits.clone();
+                spec.shm_size = self.options.shm_size;
+                spec.mounts = prepared.mounts.clone();
                 let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-                let mut emit = |stream: Stream, bytes: &[u8]| {
+                let mut emit = |stream: stagecraft_exec::Stream, bytes: &[u8]| {
+                    let stream = Stream::from(stream);
                     let buffer = &mut pending[usize::from(stream == Stream::Stderr)];
                     buffer.extend_from_slice(bytes);
                     while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
@@ -431,7 +440,9 @@ impl BuildRun<'_> {
                         progress.event(Event::Log { id, stream, line });
                     }
                 };
-                let code = runner.run(&request, &mut emit)?;
+                let status = runner
+                    .run(&spec, &mut emit)
+                    .map_err(|e| e.to_string())?;
                 for (i, rest) in pending.iter().enumerate() {
                     if !rest.is_empty() {
                         let line = self.mask(&String::from_utf8_lossy(rest));
@@ -449,8 +460,8 @@ impl BuildRun<'_> {
                         });
                     }
                 }
-                if code != 0 {
-                    return Err(format!("exit code: {code}"));
+                if !status.success() {
+                    return Err(format!("exit code: {}", status.code()));
                 }
                 Ok(())
             },
@@ -483,7 +494,7 @@ impl BuildRun<'_> {
 
 /// Mounts prepared for one `RUN`, with what must stay alive while it runs.
 pub(crate) struct PreparedMounts {
-    mounts: Vec<RunMount>,
+    mounts: Vec<Mount>,
     /// What the mounts contribute to the cache key (bind mount contents only: caches, tmpfs
     /// and secrets never change the key).
     key: String,
