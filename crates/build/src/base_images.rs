@@ -4,7 +4,7 @@
 use crate::network::block_on;
 use stagecraft_image::Platform;
 use stagecraft_registry::Registry;
-use stagecraft_solve::{BaseImages, OciLayoutRef};
+use stagecraft_solve::{BaseImageError, BaseImages, InStore, OciLayoutRef};
 use stagecraft_store::{Image, Store};
 
 /// Base images: from the store when present, else pulled.
@@ -21,7 +21,7 @@ pub struct StoreOrRegistry<'a> {
 }
 
 impl BaseImages for StoreOrRegistry<'_> {
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, String> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<Image, BaseImageError> {
         // Stages resolve their bases in parallel; one at a time here keeps a shared base from
         // being fetched twice.
         let mut pulled = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
@@ -32,27 +32,29 @@ impl BaseImages for StoreOrRegistry<'_> {
             return Ok(image);
         }
         pulled.push((reference.to_owned(), platform.clone()));
-        let parsed = stagecraft_registry::parse_reference(reference).map_err(|e| e.to_string())?;
+        let parsed = stagecraft_registry::parse_reference(reference)
+            .map_err(|e| BaseImageError::Reference(e.into()))?;
         let result = block_on(stagecraft_registry::pull(
             self.registry,
             self.store,
             &parsed,
             platform,
         ))
-        .map_err(|e| e.to_string())?;
-        result.map_err(|e| {
-            let in_store = match in_store {
+        .map_err(|e| BaseImageError::Runtime(e.into()))?;
+        result.map_err(|e| BaseImageError::Pull {
+            in_store: match in_store {
                 // The store has the name, for other platforms: say which.
                 Err(stagecraft_store::Error::PlatformNotFound {
                     platform,
                     available,
                     ..
-                }) => format!("the store has it for {available}, not for {platform}"),
-                _ => "not in the store (`stagecraft images` lists what it has)".to_owned(),
-            };
-            format!(
-                "{in_store}, and pulling it failed: {e}\n  = help: load it first with `stagecraft load` if it is not in a registry (for several platforms, load an image index); for a registry over plain HTTP, pass --insecure-registry HOST:PORT"
-            )
+                }) => InStore::OtherPlatforms {
+                    available: available.to_string(),
+                    platform: platform.to_string(),
+                },
+                _ => InStore::Nothing,
+            },
+            source: e.into(),
         })
     }
 

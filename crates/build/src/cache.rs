@@ -9,7 +9,7 @@ use stagecraft_image::{AnyManifest, Digest, media_type};
 use stagecraft_registry::Registry;
 use stagecraft_solve::progress::{Event, ProgressSink};
 use stagecraft_solve::remote_cache::{CacheDocument, CacheMode, LocalCache, cache_config};
-use stagecraft_solve::{BuildOutcome, CacheBlobs, LayerRef};
+use stagecraft_solve::{BuildOutcome, CacheBlobError, CacheBlobs, LayerRef};
 use stagecraft_store::Store;
 use std::collections::BTreeSet;
 
@@ -118,7 +118,7 @@ fn refuse_image(manifest: &[u8], origin: &str) -> Result<(), String> {
 }
 
 impl CacheBlobs for ImportedCaches<'_> {
-    fn fetch(&self, store: &Store, layer: &LayerRef) -> Result<bool, String> {
+    fn fetch(&self, store: &Store, layer: &LayerRef) -> Result<bool, CacheBlobError> {
         let Some((origin, _)) = self
             .origins
             .iter()
@@ -135,8 +135,11 @@ impl CacheBlobs for ImportedCaches<'_> {
                     reference,
                     &layer.digest,
                 ))
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("{}: {e}", reference.whole()))?;
+                .map_err(|e| CacheBlobError::Runtime(e.into()))?
+                .map_err(|e| CacheBlobError::Registry {
+                    reference: reference.whole(),
+                    source: e.into(),
+                })?;
                 Ok(true)
             }
         }

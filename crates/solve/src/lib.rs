@@ -33,7 +33,9 @@ pub mod remote_cache;
 
 pub use convert::from::{UnpackError, image_snapshots};
 pub use entitlements::Entitlement;
-pub use interfaces::{BaseImages, CacheBlobs, Engine};
+pub use interfaces::{
+    BaseImageError, BaseImages, BoxError, CacheBlobError, CacheBlobs, Engine, InStore,
+};
 pub use options::{
     BuildOptions, NamedContext, NamedContextError, OciLayoutRef, parse_build_context,
 };

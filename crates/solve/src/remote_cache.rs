@@ -24,6 +24,7 @@
 //! [`crate::CacheBlobs`]. Lazy, because a `mode=max` cache holds every stage of every target
 //! exported into it, and a build only needs the blobs up to its first miss.
 
+use crate::interfaces::CacheBlobError;
 use crate::outcome::{BuildOutcome, LayerRef};
 use stagecraft_image::{Descriptor, Digest, ImageIndex, ImageManifest, media_type};
 use stagecraft_layer::Compression;
@@ -277,16 +278,24 @@ impl LocalCache {
     }
 
     /// Copies a layer blob into the store (verified); `Ok(false)` when the directory lacks it.
-    pub fn fetch(&self, store: &Store, digest: &Digest) -> Result<bool, String> {
+    pub fn fetch(&self, store: &Store, digest: &Digest) -> Result<bool, CacheBlobError> {
         let path = self.blob_path(digest);
         let file = match fs::File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => {
+                return Err(CacheBlobError::Local {
+                    path,
+                    source: e.into(),
+                });
+            }
         };
-        store
-            .write_blob_expecting(std::io::BufReader::new(file), digest)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Err(e) = store.write_blob_expecting(std::io::BufReader::new(file), digest) {
+            return Err(CacheBlobError::Local {
+                path,
+                source: e.into(),
+            });
+        }
         Ok(true)
     }
 }

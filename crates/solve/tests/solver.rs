@@ -6,7 +6,7 @@
 use stagecraft_image::Platform;
 use stagecraft_exec::{ExecError, ExecSpec, ExitStatus, Rootfs, Run, Stream};
 use stagecraft_solve::progress::{Event, SkipReason, StepStatus};
-use stagecraft_solve::{BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef};
+use stagecraft_solve::{BaseImageError, BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef};
 use stagecraft_store::{Image, Store};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -15,8 +15,10 @@ use std::time::Duration;
 struct NoImages;
 
 impl BaseImages for NoImages {
-    fn resolve(&self, reference: &str, _: &Platform) -> Result<Image, String> {
-        Err(format!("{reference}: this test has no images"))
+    fn resolve(&self, reference: &str, _: &Platform) -> Result<Image, BaseImageError> {
+        Err(BaseImageError::Reference(
+            format!("{reference}: this test has no images").into(),
+        ))
     }
 
     fn resolve_layout(

@@ -245,7 +245,7 @@ impl BuildRun<'_> {
                 Err(error) => {
                     return Err(Miss::FetchFailed {
                         layer: layer.digest.short().to_string(),
-                        error,
+                        error: error.to_string(),
                     });
                 }
             }
