@@ -44,7 +44,7 @@ impl Engine<'_> {
         platforms: &[Platform],
     ) -> Result<Vec<BuildOutcome>, BuildError> {
         if platforms.is_empty() {
-            return Err(BuildError::Other("no platform to build for".into()));
+            return Err(BuildError::Engine("no platform to build for".into()));
         }
         // Every graph is planned before anything runs: a Dockerfile error is one error.
         let plans = platforms
@@ -57,10 +57,10 @@ impl Engine<'_> {
             })
             .collect::<Result<Vec<Plan>, _>>()?;
         // A lease keeps `prune` from collecting blobs and snapshots this build relies on.
-        let _lease = self
-            .store
-            .lease()
-            .map_err(|e| BuildError::Other(format!("locking the store: {e}")))?;
+        let _lease = self.store.lease().map_err(|e| BuildError::Store {
+            what: "locking the store".into(),
+            source: e,
+        })?;
         let shared = BuildShared {
             context: LocalContext::main(
                 self.store,
@@ -162,7 +162,7 @@ impl Engine<'_> {
             steps,
         } = run;
         let Some(Some(Ok(target))) = results.get(plan.target).cloned() else {
-            return Err(BuildError::Other(
+            return Err(BuildError::Engine(
                 "the target stage produced no result".into(),
             ));
         };
@@ -179,7 +179,10 @@ impl Engine<'_> {
         let image = self
             .store
             .write_image(&config, descriptors, options.manifest_format)
-            .map_err(|e| BuildError::Other(format!("storing the image: {e}")))?;
+            .map_err(|e| BuildError::Store {
+                what: "storing the image".into(),
+                source: e,
+            })?;
         let mut cache_records = BTreeMap::new();
         for state in results.iter().flatten().flatten() {
             for (key, layer) in state.layer_keys.iter().zip(&state.layers) {

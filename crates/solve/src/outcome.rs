@@ -16,9 +16,64 @@ pub enum BuildError {
     /// A step failed at a place in the Dockerfile.
     #[error("{0}")]
     Step(ParseError),
-    /// Anything else (store, layer, base image).
+    /// The store refused something the build needed (a scratch directory, a snapshot, a cache
+    /// record, the image, a lock).
+    #[error("{what}: {source}")]
+    Store {
+        /// What the build was doing (`creating a step directory`, `storing the image`, …).
+        what: String,
+        /// The store's error.
+        #[source]
+        source: stagecraft_store::Error,
+    },
+    /// A file or directory of the build's own could not be read, created or moved.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was done, and on which path.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A base image could not be resolved or unpacked.
+    #[error("base image {reference}: {source}")]
+    BaseImage {
+        /// The reference as the Dockerfile names it.
+        reference: String,
+        /// Why ([`crate::BaseImageError`], or the unpacking's error).
+        #[source]
+        source: crate::BoxError,
+    },
+    /// A step's layer could not be written or stored.
+    #[error("{what} the layer of {step}: {source}")]
+    Layer {
+        /// `writing` (the tar) or `storing` (the blob).
+        what: &'static str,
+        /// The step's name.
+        step: String,
+        /// The layer writer's or the store's error.
+        #[source]
+        source: crate::BoxError,
+    },
+    /// A step's operation (the command of a `RUN`, a copy, a download) failed; the message is
+    /// the operation's, and the caller locates it in the Dockerfile.
     #[error("{0}")]
-    Other(String),
+    Operation(String),
+    /// A named context (`--build-context`) could not be fetched or used.
+    #[error("{0}")]
+    NamedContext(String),
+    /// The context's `.dockerignore` could not be read or parsed.
+    #[error("{0}")]
+    Dockerignore(String),
+    /// A stage only an `ONBUILD` trigger needs, which the scheduler never started.
+    #[error(
+        "stage {0} is needed by an ONBUILD trigger, but the target does not depend on it otherwise; reference it from the target (e.g. COPY --from={0} of a file) or build it as the target"
+    )]
+    OnbuildOnlyStage(String),
+    /// The caller asked for something the engine cannot do (no platform), or the engine broke
+    /// an invariant of its own.
+    #[error("{0}")]
+    Engine(String),
     /// The stage stopped because another one failed; that one's error is the build's.
     #[error("the build stopped after another stage failed")]
     Cancelled,
@@ -30,8 +85,7 @@ impl BuildError {
         match self {
             BuildError::Plan(e) => e.render(),
             BuildError::Step(e) => e.render(),
-            BuildError::Other(message) => format!("error: {message}"),
-            BuildError::Cancelled => format!("error: {self}"),
+            _ => format!("error: {self}"),
         }
     }
 }

@@ -14,10 +14,9 @@ impl BuildRun<'_> {
         // The plan schedules the stages the Dockerfile's own instructions need; an ONBUILD
         // trigger of a base image may name one nothing else needs, and nobody would run it.
         if !self.plan.stages[index].needed {
-            return Err(BuildError::Other(format!(
-                "stage {} is needed by an ONBUILD trigger, but the target does not depend on it otherwise; reference it from the target (e.g. COPY --from={} of a file) or build it as the target",
-                self.plan.stages[index].display_name, self.plan.stages[index].display_name
-            )));
+            return Err(BuildError::OnbuildOnlyStage(
+                self.plan.stages[index].display_name.clone(),
+            ));
         }
         let slot = &self.results[index];
         let mut result = slot.result.lock().unwrap_or_else(|e| e.into_inner());

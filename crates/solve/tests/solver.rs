@@ -3,10 +3,12 @@
 //! starts `FROM scratch`). Scheduling, cancellation, cache hits and misses, and the sharing of a
 //! step between the platforms of one build are checked on what the engine asks and reports.
 
-use stagecraft_image::Platform;
 use stagecraft_exec::{ExecError, ExecSpec, ExitStatus, Rootfs, Run, Stream};
+use stagecraft_image::Platform;
 use stagecraft_solve::progress::{Event, SkipReason, StepStatus};
-use stagecraft_solve::{BaseImageError, BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef};
+use stagecraft_solve::{
+    BaseImageError, BaseImages, BuildError, BuildOptions, BuildOutcome, Engine, OciLayoutRef,
+};
 use stagecraft_store::{Image, Store};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;

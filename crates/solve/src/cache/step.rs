@@ -180,18 +180,21 @@ impl BuildRun<'_> {
         let finish = |status, layer: Option<&Digest>| {
             self.finish_step(id, status, started, Some(miss_reason.to_string()), layer);
         };
-        let scratch = store
-            .scratch_dir("step")
-            .map_err(|e| BuildError::Other(format!("creating a step directory: {e}")))?;
+        let scratch = store.scratch_dir("step").map_err(|e| BuildError::Store {
+            what: "creating a step directory".into(),
+            source: e,
+        })?;
         let upper = scratch.path().join("upper");
         let work = scratch.path().join("work");
         for dir in [&upper, &work] {
-            std::fs::create_dir(dir)
-                .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir(dir).map_err(|e| BuildError::Io {
+                what: dir.display().to_string(),
+                source: e,
+            })?;
         }
         if let Err(message) = fill(&upper, &work, id) {
             finish(StepStatus::Failed, None);
-            return Err(BuildError::Other(message));
+            return Err(BuildError::Operation(message));
         }
         let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
         let layer = self
@@ -201,7 +204,10 @@ impl BuildRun<'_> {
             .create_snapshot(&layer.diff_id, |content: &Path| {
                 std::fs::rename(&upper, content)
             })
-            .map_err(|e| BuildError::Other(format!("saving the layer snapshot: {e}")))?;
+            .map_err(|e| BuildError::Store {
+                what: "saving the layer snapshot".into(),
+                source: e,
+            })?;
         store
             .put_cache_json(
                 key,
@@ -209,7 +215,10 @@ impl BuildRun<'_> {
                     layer: layer.clone(),
                 },
             )
-            .map_err(|e| BuildError::Other(format!("writing a cache record: {e}")))?;
+            .map_err(|e| BuildError::Store {
+                what: "writing a cache record".into(),
+                source: e,
+            })?;
         self.steps_run.fetch_add(1, Ordering::Relaxed);
         finish(StepStatus::Done, Some(&layer.diff_id));
         leader.land((layer.clone(), snapshot.clone()));
@@ -280,14 +289,18 @@ impl BuildRun<'_> {
         let options = TarOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
-        let storing = |e: &dyn std::fmt::Display| {
-            BuildError::Other(format!("storing the layer of {name}: {e}"))
+        let failed = |what: &'static str, source: crate::BoxError| BuildError::Layer {
+            what,
+            step: name.to_owned(),
+            source,
         };
-        let writer = store.blob_writer().map_err(|e| storing(&e))?;
+        let writer = store
+            .blob_writer()
+            .map_err(|e| failed("storing", e.into()))?;
         let blob = write_tar(&source, &options, writer)
-            .map_err(|e| BuildError::Other(format!("writing the layer of {name}: {e}")))?
+            .map_err(|e| failed("writing", e.into()))?
             .commit()
-            .map_err(|e| storing(&e))?;
+            .map_err(|e| failed("storing", e.into()))?;
         Ok(LayerRef {
             diff_id: blob.digest.clone(),
             media_type: MEDIA_TYPE_TAR.to_owned(),

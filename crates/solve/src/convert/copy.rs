@@ -131,7 +131,10 @@ impl BuildRun<'_> {
             .engine
             .store
             .scratch_dir("git")
-            .map_err(|e| BuildError::Other(format!("creating a checkout directory: {e}")))?;
+            .map_err(|e| BuildError::Store {
+                what: "creating a checkout directory".into(),
+                source: e,
+            })?;
         let checkout = scratch.path().join("repository");
         let commit = git.checkout(&checkout, keep_git_dir).map_err(failed)?;
         self.engine.progress.event(Event::Info {
@@ -162,13 +165,18 @@ impl BuildRun<'_> {
             .engine
             .store
             .scratch_dir("download")
-            .map_err(|e| BuildError::Other(format!("creating a download directory: {e}")))?;
+            .map_err(|e| BuildError::Store {
+                what: "creating a download directory".into(),
+                source: e,
+            })?;
         let mut downloads = Vec::new();
         for (i, url) in urls.iter().enumerate() {
             // One directory per URL: two URLs may end in the same file name.
             let dir = root.path().join(i.to_string());
-            std::fs::create_dir(&dir)
-                .map_err(|e| BuildError::Other(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir(&dir).map_err(|e| BuildError::Io {
+                what: dir.display().to_string(),
+                source: e,
+            })?;
             let download = crate::ops::http::download(url, &dir, checksum).map_err(|e| {
                 let pinned = matches!(e, crate::ops::http::DownloadError::Checksum { .. });
                 let error = ParseError::new(

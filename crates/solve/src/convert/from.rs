@@ -152,7 +152,10 @@ impl BuildRun<'_> {
             .engine
             .base_images
             .resolve(reference, platform)
-            .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
+            .map_err(|e| BuildError::BaseImage {
+                reference: reference.to_owned(),
+                source: Box::new(e),
+            })?;
         self.add_material(Material::Image {
             reference: reference.to_owned(),
             platform: platform.clone(),
@@ -171,8 +174,11 @@ impl BuildRun<'_> {
         reference: &str,
         image: Image,
     ) -> Result<ImageLayers, BuildError> {
-        let snapshots = image_snapshots(self.engine.store, &image)
-            .map_err(|e| BuildError::Other(format!("base image {reference}: {e}")))?;
+        let snapshots =
+            image_snapshots(self.engine.store, &image).map_err(|e| BuildError::BaseImage {
+                reference: reference.to_owned(),
+                source: Box::new(e),
+            })?;
         let layers = image
             .manifest
             .layers

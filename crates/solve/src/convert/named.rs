@@ -61,7 +61,7 @@ impl NamedContexts {
             if let NamedContext::Dir(dir) = source
                 && !dir.is_dir()
             {
-                return Err(BuildError::Other(format!(
+                return Err(BuildError::NamedContext(format!(
                     "failed to get build context {name}: {} {}\n  = help: --build-context {name}=DIR takes a directory; an image is docker-image://REF",
                     dir.display(),
                     if dir.exists() {
@@ -149,7 +149,7 @@ impl BuildRun<'_> {
     fn named_slot(&self, name: &str) -> Result<&Slot, BuildError> {
         // The plan only names contexts the options have: this is a caller's mistake.
         self.shared.named.slots.get(name).ok_or_else(|| {
-            BuildError::Other(format!(
+            BuildError::Engine(format!(
                 "no named context {name} (the plan's named contexts are not the build's)"
             ))
         })
@@ -169,7 +169,7 @@ impl BuildRun<'_> {
                     .engine
                     .base_images
                     .resolve_layout(layout, platform)
-                    .map_err(|e| BuildError::Other(format!("{what}: {e}")))?;
+                    .map_err(|e| BuildError::NamedContext(format!("{what}: {e}")))?;
                 self.add_material(Material::Image {
                     reference: what.clone(),
                     platform: platform.clone(),
@@ -207,7 +207,9 @@ impl BuildRun<'_> {
                     .map_err(|e| e.to_string())
             })
             .as_ref()
-            .map_err(|message| BuildError::Other(format!("named context {name}: {message}")))?;
+            .map_err(|message| {
+                BuildError::NamedContext(format!("named context {name}: {message}"))
+            })?;
         // Every graph that uses it took it from outside.
         if let Some(material) = &fetched.material {
             self.add_material(material.clone());
@@ -222,14 +224,16 @@ impl BuildRun<'_> {
             NamedContext::Git(url) => {
                 let git = match crate::ops::git::parse(url) {
                     Some(Ok(git)) => git,
-                    Some(Err(reason)) => return Err(BuildError::Other(reason)),
+                    Some(Err(reason)) => return Err(BuildError::NamedContext(reason)),
                     None => {
-                        return Err(BuildError::Other(format!("{url} is not a git repository")));
+                        return Err(BuildError::NamedContext(format!(
+                            "{url} is not a git repository"
+                        )));
                     }
                 };
                 let keep_git_dir = git.keep_git_dir.unwrap_or(false);
                 let (scratch, checkout, commit) =
-                    self.fetch_repository(&git, keep_git_dir, BuildError::Other)?;
+                    self.fetch_repository(&git, keep_git_dir, BuildError::NamedContext)?;
                 let root = match &git.subdir {
                     None => checkout,
                     // Resolved inside the checkout: a link there cannot lead out of it.
@@ -238,7 +242,7 @@ impl BuildRun<'_> {
                         .filter(|found| found.metadata.is_dir())
                         .map(|found| found.real_path)
                         .ok_or_else(|| {
-                            BuildError::Other(format!(
+                            BuildError::NamedContext(format!(
                                 "{url}: the repository has no directory {subdir}"
                             ))
                         })?,
@@ -255,15 +259,20 @@ impl BuildRun<'_> {
                 })
             }
             NamedContext::Url(url) => {
-                let scratch = store.scratch_dir("download").map_err(|e| {
-                    BuildError::Other(format!("creating a download directory: {e}"))
-                })?;
+                let scratch = store
+                    .scratch_dir("download")
+                    .map_err(|e| BuildError::Store {
+                        what: "creating a download directory".into(),
+                        source: e,
+                    })?;
                 let download = crate::ops::http::download(url, scratch.path(), None)
-                    .map_err(|e| BuildError::Other(e.to_string()))?;
+                    .map_err(|e| BuildError::NamedContext(e.to_string()))?;
                 // BuildKit names the file of an http context `context`, whatever the URL.
                 let file = scratch.path().join("context");
-                std::fs::rename(&download.path, &file)
-                    .map_err(|e| BuildError::Other(format!("{}: {e}", file.display())))?;
+                std::fs::rename(&download.path, &file).map_err(|e| BuildError::Io {
+                    what: file.display().to_string(),
+                    source: e,
+                })?;
                 let root = scratch.path().to_owned();
                 Ok(Fetched {
                     context: LocalContext::fetched(store, &root, scratch),
@@ -283,7 +292,7 @@ impl BuildRun<'_> {
             }),
             // Never asked: `named_files` fetches only files.
             NamedContext::Image(_) | NamedContext::OciLayout(_) | NamedContext::Scratch => Err(
-                BuildError::Other(format!("named context {name} is an image, not files")),
+                BuildError::NamedContext(format!("named context {name} is an image, not files")),
             ),
         }
     }
@@ -298,7 +307,7 @@ impl BuildRun<'_> {
         at: StepAt,
         no_cache: bool,
     ) -> Result<(StageState, bool), BuildError> {
-        let failed = |e: CopyError| BuildError::Other(format!("named context {name}: {e}"));
+        let failed = |e: CopyError| BuildError::NamedContext(format!("named context {name}: {e}"));
         let mut state = scratch_state(platform);
         let sources = ["/".to_owned()];
         let spec = CopySpec::as_is(&sources);

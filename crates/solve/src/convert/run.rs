@@ -80,9 +80,10 @@ impl BuildRun<'_> {
             _locks: Vec::new(),
         };
         let scratch_dir = || {
-            store
-                .scratch_dir("mount")
-                .map_err(|e| BuildError::Other(format!("creating a mount directory: {e}")))
+            store.scratch_dir("mount").map_err(|e| BuildError::Store {
+                what: "creating a mount directory".into(),
+                source: e,
+            })
         };
         let mut ssh_mounts = 0;
         // Each cache mount once, with the strongest access the step asks for: two locks on one
@@ -154,7 +155,7 @@ impl BuildRun<'_> {
                     // A private copy: `rw` changes are thrown away and the context stays untouched.
                     let copy = scratch_dir()?;
                     plan.write(copy.path(), &MergedView::default())
-                        .map_err(|e| BuildError::Other(e.to_string()))?;
+                        .map_err(|e| BuildError::Operation(e.to_string()))?;
                     let single_file = plan_single_file(copy.path());
                     prepared.mounts.push(Mount {
                         target: target(String::new()),
@@ -222,7 +223,10 @@ impl BuildRun<'_> {
         for (id, access) in cache_locks {
             let lock = store
                 .lock_cache_mount(&id, access)
-                .map_err(|e| BuildError::Other(format!("locking cache mount {id:?}: {e}")))?;
+                .map_err(|e| BuildError::Store {
+                    what: format!("locking cache mount {id:?}"),
+                    source: e,
+                })?;
             prepared._locks.push(lock);
         }
         Ok(prepared)
@@ -239,8 +243,10 @@ impl BuildRun<'_> {
         written: &str,
     ) -> Result<PathBuf, BuildError> {
         let store = self.engine.store;
-        let store_error =
-            |e: stagecraft_store::Error| BuildError::Other(format!("cache mount {id:?}: {e}"));
+        let store_error = |e: stagecraft_store::Error| BuildError::Store {
+            what: format!("cache mount {id:?}"),
+            source: e,
+        };
         if let Some(dir) = store.use_cache_mount(id).map_err(store_error)? {
             return Ok(dir);
         }
@@ -440,9 +446,7 @@ impl BuildRun<'_> {
                         progress.event(Event::Log { id, stream, line });
                     }
                 };
-                let status = runner
-                    .run(&spec, &mut emit)
-                    .map_err(|e| e.to_string())?;
+                let status = runner.run(&spec, &mut emit).map_err(|e| e.to_string())?;
                 for (i, rest) in pending.iter().enumerate() {
                     if !rest.is_empty() {
                         let line = self.mask(&String::from_utf8_lossy(rest));
@@ -467,7 +471,12 @@ impl BuildRun<'_> {
             },
         );
         let ran = ran.map_err(|error| match error {
-            BuildError::Other(message) => {
+            // As before the errors had types: whatever failed while the step ran (the command,
+            // its directories, its layer) is reported as the process's failure, at the RUN.
+            message @ (BuildError::Operation(_)
+            | BuildError::Store { .. }
+            | BuildError::Io { .. }
+            | BuildError::Layer { .. }) => {
                 let tail: Vec<String> = tail
                     .into_inner()
                     .unwrap_or_else(|e| e.into_inner())

@@ -36,8 +36,10 @@ impl LocalContext {
         let matcher = match stagecraft_dockerignore::find_ignore_file(dir, dockerfile) {
             None => PatternMatcher::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| BuildError::Other(format!("reading {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Io {
+                    what: format!("reading {}", path.display()),
+                    source: e,
+                })?;
                 ignore_patterns(&text, &path)?
             }
         };
@@ -112,5 +114,5 @@ impl LocalContext {
 
 fn ignore_patterns(text: &str, path: &Path) -> Result<PatternMatcher, BuildError> {
     PatternMatcher::from_ignore_file(text)
-        .map_err(|e| BuildError::Other(format!("{}: {e}", path.display())))
+        .map_err(|e| BuildError::Dockerignore(format!("{}: {e}", path.display())))
 }
