@@ -4,7 +4,7 @@
 use crate::cache::flight::Flights;
 use crate::convert::config::fill_history_times;
 use crate::convert::dispatch::secret_values;
-use crate::convert::named::NamedContexts;
+use crate::convert::named_slots::NamedContexts;
 use crate::fs::local_context::LocalContext;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;

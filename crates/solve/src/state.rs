@@ -2,7 +2,7 @@
 //! stage's filesystem and config between steps ([`StageState`]).
 
 use crate::cache::flight::Flights;
-use crate::convert::named::NamedContexts;
+use crate::convert::named_slots::NamedContexts;
 use crate::fs::local_context::LocalContext;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;

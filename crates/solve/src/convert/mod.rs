@@ -6,4 +6,5 @@ pub(crate) mod copy;
 pub(crate) mod dispatch;
 pub(crate) mod from;
 pub(crate) mod named;
+pub(crate) mod named_slots;
 pub(crate) mod run;

@@ -13,6 +13,7 @@
 use crate::cache::key::CacheKey;
 use crate::convert::copy::copy_inputs;
 use crate::convert::from::{ImageLayers, image_state, scratch_state};
+use crate::convert::named_slots::{Fetched, NamedContexts, Slot};
 use crate::fs::local_context::LocalContext;
 use crate::ops::copy::{CopyError, CopyPlan, CopySource, CopySpec, digest_of_entries};
 use crate::options::NamedContext;
@@ -26,30 +27,6 @@ use std::sync::OnceLock;
 
 /// The comment BuildKit's exporter gives history entries of layers no instruction made.
 const EXPORTER_HISTORY_COMMENT: &str = "buildkit.exporter.image.v0";
-
-/// A build's named contexts, shared by every platform's graph.
-pub(crate) struct NamedContexts {
-    slots: BTreeMap<String, Slot>,
-}
-
-/// One named context.
-struct Slot {
-    source: NamedContext,
-    /// The files of a directory, checkout or download: read (or fetched) once, by the first
-    /// stage of any graph that needs them. The error is kept as text, reported at each use.
-    files: OnceLock<Result<Fetched, String>>,
-}
-
-/// The files of a named context, ready to copy.
-struct Fetched {
-    context: LocalContext,
-    /// What the build took from outside for it (a commit, a download), for provenance.
-    material: Option<Material>,
-    /// How progress names loading it (after `[context NAME]`).
-    title: String,
-    /// The history text of the layer it gives a stage, as BuildKit describes the snapshot.
-    description: String,
-}
 
 impl NamedContexts {
     /// The contexts of `options.named_contexts`. A directory that is not one is an error now,
