@@ -284,3 +284,38 @@ fn npm_dev_dependencies_read_from_the_package_json_in_the_context() {
         1
     );
 }
+
+#[test]
+fn a_makefile_at_the_repository_root_counts_for_a_dockerfile_below_it() {
+    let repo = context(&[
+        (".git/", ""),
+        (
+            "Makefile",
+            "images:\n\tdocker build -t acme-runtime docker/runtime\n",
+        ),
+        (
+            "docker/app/Dockerfile",
+            "FROM acme-runtime\nCOPY app /app\n",
+        ),
+        ("docker/app/app", "x"),
+    ]);
+    let path = repo.path().join("docker/app/Dockerfile");
+    let file = stagecraft_dockerfile::parse_str(
+        path.to_str().unwrap(),
+        &fs::read_to_string(&path).unwrap(),
+    )
+    .unwrap();
+    let options = stagecraft_lint::LintOptions {
+        context_dir: Some(repo.path().join("docker/app")),
+        ..stagecraft_lint::LintOptions::default()
+    };
+    let findings = stagecraft_lint::lint(&file, &options);
+    assert!(
+        of(&findings, "UntaggedBaseImage").is_empty(),
+        "{findings:#?}"
+    );
+    // Outside a repository, directories above the Dockerfile's are not the project's.
+    fs::remove_dir(repo.path().join(".git")).unwrap();
+    let findings = stagecraft_lint::lint(&file, &options);
+    assert_eq!(of(&findings, "UntaggedBaseImage").len(), 1, "{findings:#?}");
+}

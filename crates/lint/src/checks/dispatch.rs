@@ -531,7 +531,8 @@ fn is_key_fingerprints(raw: &str) -> bool {
         .split([' ', '\t', ',', ';'])
         .filter(|w| !w.is_empty())
         .collect();
-    let keys: Vec<String> = if words.len().is_multiple_of(10) && words.iter().all(|w| w.len() == 4) {
+    let keys: Vec<String> = if words.len().is_multiple_of(10) && words.iter().all(|w| w.len() == 4)
+    {
         words.chunks(10).map(<[&str]>::concat).collect()
     } else {
         words.iter().map(|w| (*w).to_owned()).collect()

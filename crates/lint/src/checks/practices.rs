@@ -348,15 +348,38 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
     }
 }
 
-/// The directories whose build files may build a base image: the context and the
-/// Dockerfile's own directory.
+/// The directories whose build files may build a base image: the context, the Dockerfile's
+/// own directory, and the directories above it up to the repository's root (the one holding
+/// `.git`), where a project's Makefile usually is.
 fn project_dirs(ctx: &Ctx<'_>) -> Vec<std::path::PathBuf> {
+    /// How far above the Dockerfile a repository root is looked for.
+    const MAX_LEVELS: usize = 4;
     let mut dirs: Vec<std::path::PathBuf> = ctx.model.options.context_dir.iter().cloned().collect();
     let dockerfile = std::path::Path::new(ctx.model.file.source.name());
-    if let Some(parent) = dockerfile.parent().filter(|_| dockerfile.is_file())
-        && !dirs.iter().any(|d| d == parent)
-    {
-        dirs.push(parent.to_path_buf());
+    if !dockerfile.is_file() {
+        return dirs;
+    }
+    let Ok(dockerfile) = dockerfile.canonicalize() else {
+        return dirs;
+    };
+    let mut above: Vec<std::path::PathBuf> = Vec::new();
+    for dir in dockerfile.ancestors().skip(1).take(MAX_LEVELS + 1) {
+        above.push(dir.to_path_buf());
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    // Without a repository root in reach, only the Dockerfile's own directory is the project's.
+    if !above.last().is_some_and(|dir| dir.join(".git").exists()) {
+        above.truncate(1);
+    }
+    for dir in above {
+        let known = dirs
+            .iter()
+            .any(|d| d.canonicalize().is_ok_and(|d| d == dir));
+        if !known {
+            dirs.push(dir);
+        }
     }
     dirs
 }
