@@ -110,8 +110,20 @@ rule_cases! {
             "FROM node:20-slim\nARG NPM_TOKEN\n",
             "FROM python:3.12-slim\nENV DATABASE_PASSWORD=hunter2\n",
             "FROM alpine:3.20\nENV aws_secret_access_key=x\n",
+            // An empty default still asks for the secret with --build-arg.
+            "FROM alpine:3.20\nARG SERVICE_API_KEY=\"\"\n",
+            // Only a literal empty value is a placeholder.
+            "FROM alpine:3.20\nARG TOKEN\nENV SERVICE_TOKEN=$TOKEN\n",
+            // Not hex: not a fingerprint.
+            "FROM alpine:3.20\nENV SIGNING_KEY=correct-horse-battery-staple\n",
         ],
         quiet: [
+            // OpenPGP fingerprints that verify a download are public.
+            "FROM debian:bookworm-slim\nENV GPG_KEY=0123456789ABCDEF0123456789ABCDEF01234567\n",
+            "FROM debian:bookworm-slim\nENV GPG_KEYS=\"0123456789ABCDEF0123456789ABCDEF01234567 FEDCBA9876543210\"\n",
+            "FROM debian:bookworm-slim\nARG RELEASE_KEY=\"0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567\"\n",
+            // An empty placeholder puts nothing into the image.
+            "FROM node:20-slim\nENV SERVICE_API_KEY=\"\" SERVICE_TOKEN=\n",
             "FROM node:20-slim\nARG NODE_VERSION\nENV GPG_PUBLIC_KEY=abc KEY_FILE=/run/secrets/key\n\
              RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm ci\n",
             "FROM alpine:3.20\nENV MONKEY=1 KEYBOARD=us AUTHOR=jane\n",
@@ -127,8 +139,17 @@ rule_cases! {
         ],
     }
     from_platform_flag_const_disallowed: "FromPlatformFlagConstDisallowed" {
-        fires: ["FROM --platform=linux/amd64 alpine:3.20\n", "FROM --platform=linux/arm64 golang:1.22 AS build\n"],
+        fires: [
+            "FROM --platform=linux/amd64 alpine:3.20\n",
+            "FROM --platform=linux/arm64 golang:1.22 AS build\n",
+            // The image's name says arm64, the flag asks for amd64.
+            "FROM --platform=linux/amd64 arm64v8/alpine:3.20\n",
+        ],
         quiet: [
+            // Images that exist for one platform only: nothing else could be built.
+            "FROM --platform=linux/arm64 arm64v8/debian:bookworm AS rootfs\n",
+            "FROM --platform=linux/amd64 example.com/toolchain:2.1-x86_64 AS sdk\n",
+            "FROM --platform=linux/arm64 nvcr.io/nvidia/l4t-base:r36.2.0 AS board\n",
             "FROM --platform=linux/amd64 alpine:3.20 AS build-amd64\n",
             "FROM --platform=$BUILDPLATFORM golang:1.22 AS build\n",
         ],

@@ -215,3 +215,107 @@ fn unreadable_ignore_file_is_a_build_error() {
     let findings = lint_in("FROM alpine:3.20\n", dir.path());
     assert_eq!(of(&findings, "BuildError").len(), 1);
 }
+
+#[test]
+fn base_images_the_project_builds_need_no_tag() {
+    let dir = context(&[
+        (
+            "Makefile",
+            "base:\n\tdocker build -t acme-base -f base.Dockerfile .\ntools:\n\tdocker build --tag=$(REGISTRY)/acme-tools:latest tools\n",
+        ),
+        (
+            "compose.yaml",
+            "services:\n  db:\n    image: postgres\n  worker:\n    build: ./worker\n    image: acme-worker\n",
+        ),
+    ]);
+    let local = "FROM acme-base\nFROM acme-tools:latest\nFROM acme-worker\nCOPY x /x\n";
+    assert_eq!(count("UntaggedBaseImage", local, dir.path()), 0);
+    assert_eq!(count("LatestTag", local, dir.path()), 0);
+    // Pulled images stay under the rules, even when a compose file runs them.
+    assert_eq!(count("UntaggedBaseImage", "FROM postgres\n", dir.path()), 1);
+    assert_eq!(
+        count("LatestTag", "FROM acme-base-extra:latest\n", dir.path()),
+        1
+    );
+    // Without the context, nothing says the image is local.
+    assert_eq!(
+        of(&lint_text("FROM acme-base\n"), "UntaggedBaseImage").len(),
+        1
+    );
+}
+
+const NPM_CI: &str = "FROM node:20-alpine\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY server.js .\nCMD [\"node\", \"server.js\"]\n";
+
+#[test]
+fn npm_dev_dependencies_read_from_the_package_json_in_the_context() {
+    let without = context(&[
+        (
+            "package.json",
+            r#"{"name":"svc","dependencies":{"express":"^4"}}"#,
+        ),
+        ("package-lock.json", "{}"),
+    ]);
+    assert_eq!(
+        count("NpmDevDependenciesInRuntime", NPM_CI, without.path()),
+        0
+    );
+    let empty = context(&[("package.json", r#"{"name":"svc","devDependencies":{}}"#)]);
+    assert_eq!(
+        count("NpmDevDependenciesInRuntime", NPM_CI, empty.path()),
+        0
+    );
+    let whole =
+        "FROM node:20-alpine\nWORKDIR /app\nCOPY . .\nRUN npm ci\nCMD [\"node\", \"server.js\"]\n";
+    assert_eq!(
+        count("NpmDevDependenciesInRuntime", whole, without.path()),
+        0
+    );
+
+    let with = context(&[(
+        "package.json",
+        r#"{"name":"svc","devDependencies":{"typescript":"^5"}}"#,
+    )]);
+    assert_eq!(count("NpmDevDependenciesInRuntime", NPM_CI, with.path()), 1);
+    assert_eq!(count("NpmDevDependenciesInRuntime", whole, with.path()), 1);
+    // A manifest the context does not have: the rule keeps its guess.
+    let elsewhere = context(&[("web/package.json", r#"{"name":"svc"}"#)]);
+    assert_eq!(
+        count("NpmDevDependenciesInRuntime", NPM_CI, elsewhere.path()),
+        1
+    );
+}
+
+#[test]
+fn a_makefile_at_the_repository_root_counts_for_a_dockerfile_below_it() {
+    let repo = context(&[
+        (".git/", ""),
+        (
+            "Makefile",
+            "images:\n\tdocker build -t acme-runtime docker/runtime\n",
+        ),
+        (
+            "docker/app/Dockerfile",
+            "FROM acme-runtime\nCOPY app /app\n",
+        ),
+        ("docker/app/app", "x"),
+    ]);
+    let path = repo.path().join("docker/app/Dockerfile");
+    let file = stagecraft_dockerfile::parse_str(
+        path.to_str().unwrap(),
+        &fs::read_to_string(&path).unwrap(),
+    )
+    .unwrap();
+    let options = stagecraft_lint::LintOptions {
+        context_dir: Some(repo.path().join("docker/app")),
+        ..stagecraft_lint::LintOptions::default()
+    };
+    let findings = stagecraft_lint::lint(&file, &options);
+    assert!(
+        of(&findings, "UntaggedBaseImage").is_empty(),
+        "{findings:#?}"
+    );
+    // Outside a repository, directories above the Dockerfile's are not the project's.
+    fs::remove_dir(repo.path().join(".git")).unwrap();
+    let findings = stagecraft_lint::lint(&file, &options);
+    assert_eq!(of(&findings, "UntaggedBaseImage").len(), 1, "{findings:#?}");
+}

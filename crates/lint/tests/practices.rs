@@ -93,8 +93,22 @@ rule_cases! {
         ],
     }
     cd_instead_of_workdir: "CdInsteadOfWorkdir" {
-        fires: ["FROM node:20-slim\nCOPY . /app\nRUN cd /app && npm ci\n", "FROM node:20-slim\nRUN cd frontend && npm run build\n"],
+        fires: [
+            "FROM node:20-slim\nCOPY . /app\nRUN cd /app && npm ci\n",
+            "FROM node:20-slim\nRUN cd frontend && npm run build\n",
+            // A build stage's working directory ships nowhere: WORKDIR is the fix there even
+            // after a WORKDIR, and even under /usr.
+            "FROM gcc:14 AS build\nWORKDIR /src\nCOPY . .\nRUN cd /usr/src/lib && make\n\
+             FROM debian:bookworm-slim\nCOPY --from=build /out /out\n",
+        ],
         quiet: [
+            // The shipped stage chose its working directory; a WORKDIR for one step would
+            // move where the container starts.
+            "FROM node:20-slim\nWORKDIR /home/node\nCOPY vendor /opt/plugin\nRUN cd /opt/plugin && npm rebuild\n\
+             USER node\nCMD [\"node\", \"/opt/plugin/index.js\"]\n",
+            // A step in a system directory of the image that ships.
+            "FROM python:3.13-slim\nRUN cd /usr/local/bin && ln -s python3 py\n",
+            "FROM debian:bookworm-slim\nRUN cd /etc/ssl/certs && c_rehash .\n",
             "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nRUN npm ci\n",
             "FROM debian:bookworm-slim\nRUN cd /tmp && curl -fsSLO https://example.com/tool.tgz && tar xzf tool.tgz\n",
             "FROM debian:bookworm-slim\nRUN curl -fsSLO https://example.com/src.tgz && tar xzf src.tgz && cd src && make install\n",

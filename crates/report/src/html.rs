@@ -199,6 +199,13 @@ fn layer_table(report: &ImageReport, out: &mut String) {
         human_bytes(totals.wasted_bytes),
         human_bytes(totals.metadata_only_bytes),
     );
+    if report.layers.iter().map(|l| l.files).sum::<u64>() != totals.final_files {
+        let _ = writeln!(
+            out,
+            "<p>The files column counts every entry other than a directory that each layer adds: links, and files a later layer deletes or replaces, too. The {} files of the summary are the regular files left in the final filesystem.</p>",
+            totals.final_files
+        );
+    }
 }
 
 fn wasted_table(report: &ImageReport, out: &mut String) {
@@ -213,11 +220,7 @@ fn wasted_table(report: &ImageReport, out: &mut String) {
         report.totals.wasted_entries
     );
     for entry in &report.wasted {
-        let why = if entry.changed.is_empty() {
-            entry.kind.label().to_owned()
-        } else {
-            format!("{} ({})", entry.kind.label(), entry.changed.join(", "))
-        };
+        let why = entry.why();
         let _ = writeln!(
             out,
             "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td></tr>",
@@ -229,7 +232,24 @@ fn wasted_table(report: &ImageReport, out: &mut String) {
             escape(&entry.path)
         );
     }
-    out.push_str("</table>\n");
+    out.push_str("</table>\n<h3>How to fix it</h3>\n<ul>\n");
+    for (kind, fix) in crate::waste_fixes(&report.wasted) {
+        let _ = writeln!(out, "<li><b>{kind}</b>: {}</li>", code_spans(&escape(fix)));
+    }
+    out.push_str("</ul>\n");
+}
+
+/// `text` with its backquoted spans set as code.
+fn code_spans(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            let _ = write!(out, "<code>{part}</code>");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 fn stage_tables(stages: &StageComparison, out: &mut String) {
@@ -251,15 +271,15 @@ fn stage_tables(stages: &StageComparison, out: &mut String) {
     if stages.before_after.is_empty() {
         return;
     }
-    out.push_str("<h2>Before and after</h2>\n<table>\n<tr><th>builder stage</th><th class=\"n\">stage size</th><th class=\"n\">final image</th><th class=\"n\">saved</th></tr>\n");
+    out.push_str("<h2>The final image next to each builder stage</h2>\n<p>What shipping that stage instead would weigh. The final stage is built on its own base, not shrunk from the builder, so it may be the larger one.</p>\n<table>\n<tr><th>builder stage</th><th class=\"n\">stage size</th><th class=\"n\">final image</th><th class=\"n\">the final image is</th></tr>\n");
     for row in &stages.before_after {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td></tr>",
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&row.stage),
             human_bytes(row.stage_bytes),
             human_bytes(row.final_bytes),
-            row.saved_percent
+            crate::text::final_compared(row),
         );
     }
     out.push_str("</table>\n");

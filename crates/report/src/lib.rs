@@ -34,7 +34,7 @@ use stagecraft_store::{Image, Store};
 
 pub use error::{Error, Result};
 pub use html::render_html;
-pub use scan::{FileSize, FinalFile, WasteKind, WastedEntry};
+pub use scan::{FileSize, FinalFile, WasteKind, WastedEntry, waste_fixes};
 pub use stages::{
     BeforeAfter, StageComparison, StageLayer, StageRow, StageSizes, StageStatus, compare_stages,
     load_stage_sizes, save_stage_sizes, stage_record_key, weigh_stages,

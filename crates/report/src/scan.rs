@@ -62,6 +62,57 @@ impl WasteKind {
     }
 }
 
+impl WastedEntry {
+    /// What to change in the Dockerfile so these bytes are not shipped.
+    pub fn fix(&self) -> &'static str {
+        match self.kind {
+            WasteKind::Deleted => {
+                "delete it in the same RUN that creates it, or keep it out of the layers with a \
+                 cache or tmpfs mount (`RUN --mount=type=cache,…`) or a build stage whose \
+                 result alone is copied: a later layer's deletion hides it, but every pull still \
+                 downloads it"
+            }
+            WasteKind::Overwritten => {
+                "write it once: change it in the RUN that creates it, or COPY only its final \
+                 version; the replaced copy still ships in the layer below"
+            }
+            WasteKind::MetadataOnlyReadd
+                if self.changed.iter().any(|c| *c == "owner" || *c == "mode") =>
+            {
+                "set owner and mode while copying (`COPY --chown=user:group --chmod=…`) instead \
+                 of `RUN chown -R`/`chmod -R` afterwards, which copies every file into a new \
+                 layer"
+            }
+            WasteKind::MetadataOnlyReadd => {
+                "drop the step that writes the same file again (a `touch`, a second COPY or \
+                 extraction of the same content): only its timestamp changed"
+            }
+        }
+    }
+
+    /// The WHY column: the kind, and for a metadata-only re-add what changed.
+    pub fn why(&self) -> String {
+        if self.changed.is_empty() {
+            self.kind.label().to_owned()
+        } else {
+            format!("{} ({})", self.kind.label(), self.changed.join(","))
+        }
+    }
+}
+
+/// The fixes for a list of wasted entries, each once, in the order of the first entry that
+/// needs it, with the kinds (`why`) it applies to.
+pub fn waste_fixes(wasted: &[WastedEntry]) -> Vec<(&'static str, &'static str)> {
+    let mut fixes: Vec<(&'static str, &'static str)> = Vec::new();
+    for entry in wasted {
+        let fix = entry.fix();
+        if !fixes.iter().any(|(_, f)| *f == fix) {
+            fixes.push((entry.kind.label(), fix));
+        }
+    }
+    fixes
+}
+
 /// Bytes one layer added that a later layer hid, in one go (fields in sorting order: equal
 /// sizes list by path, then chronologically). A deleted or replaced directory is
 /// one entry (its path, all the files under it that came from `added_in`), as dive lists it.

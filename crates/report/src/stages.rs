@@ -213,6 +213,8 @@ pub fn save_stage_sizes(store: &Store, manifest: &Digest, stages: &[StageSizes])
 /// compare like with like, whichever of their layers came compressed from a registry.
 pub fn weigh_stages(store: &Store, stages: &mut [StageSizes]) -> Result<()> {
     use std::io::Read;
+    // Base image layers are shared by stages: each is measured once.
+    let mut measured: std::collections::HashMap<Digest, u64> = std::collections::HashMap::new();
     for layer in stages.iter_mut().flat_map(|stage| stage.layers.iter_mut()) {
         let mut magic = [0u8; 4];
         let read = store
@@ -222,6 +224,19 @@ pub fn weigh_stages(store: &Store, stages: &mut [StageSizes]) -> Result<()> {
         if stagecraft_layer::Compression::sniff(&magic[..read])
             != stagecraft_layer::Compression::None
         {
+            // A pulled layer: its size is the compressed one, and what it unpacks to is known
+            // only by reading it.
+            if layer.uncompressed_size.is_none() {
+                let size = match measured.get(&layer.digest) {
+                    Some(size) => *size,
+                    None => {
+                        let size = unpacked_size(store, &layer.digest)?;
+                        measured.insert(layer.digest.clone(), size);
+                        size
+                    }
+                };
+                layer.uncompressed_size = Some(size);
+            }
             continue;
         }
         let plain = stagecraft_image::Descriptor::new(
@@ -234,6 +249,17 @@ pub fn weigh_stages(store: &Store, stages: &mut [StageSizes]) -> Result<()> {
         layer.size = travelling.size;
     }
     Ok(())
+}
+
+/// The length of a compressed layer's tar stream.
+fn unpacked_size(store: &Store, digest: &Digest) -> Result<u64> {
+    let blob = std::io::BufReader::new(store.open_blob(digest)?);
+    let layer_error = |source: std::io::Error| crate::Error::Layer {
+        digest: digest.clone(),
+        source,
+    };
+    let (_, tar) = stagecraft_layer::open_layer(blob).map_err(layer_error)?;
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(layer_error)
 }
 
 /// The stages recorded for the image `manifest` by the build that made it; `None` when no

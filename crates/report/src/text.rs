@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{ImageReport, StageComparison};
+use crate::{ImageReport, StageComparison, WastedEntry, waste_fixes};
 
 /// Longest `created_by` shown in a table row; the JSON and HTML reports keep it whole.
 const CREATED_BY_WIDTH: usize = 70;
@@ -38,7 +38,7 @@ pub fn render_text(report: &ImageReport) -> String {
     // Writing to a String cannot fail, hence the ignored results throughout.
     let _ = writeln!(
         out,
-        "IMAGE {} ({})\n{} layers, {} compressed, {} uncompressed; {} files, {}; wasted {} ({} in metadata-only re-adds); efficiency {:.1}%",
+        "IMAGE {} ({})\n{} layers, {} compressed, {} uncompressed; {} files, {} in the final filesystem; wasted {} ({} in metadata-only re-adds); efficiency {:.1}%",
         report.image,
         report.manifest_digest,
         totals.layers,
@@ -96,29 +96,42 @@ pub fn render_text(report: &ImageReport) -> String {
         }
     }
 
+    let entries: u64 = report.layers.iter().map(|l| l.files).sum();
+    if entries != totals.final_files {
+        let _ = writeln!(
+            out,
+            "(FILES counts every non-directory entry each layer adds: links, and files a later \
+             layer deletes or replaces, too; the {} files above are the regular files left in \
+             the final filesystem)",
+            totals.final_files
+        );
+    }
+
     if report.wasted.is_empty() {
         out.push_str("\nWASTED SPACE: none\n");
     } else {
+        let whys: Vec<String> = report.wasted.iter().map(WastedEntry::why).collect();
+        let why_width = whys
+            .iter()
+            .map(|w| w.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(3);
         let _ = writeln!(
             out,
-            "\nWASTED SPACE (the biggest {} of {})\n{:>10} {:>6} {:>5} {:>5}  {:<22}  PATH",
+            "\nWASTED SPACE (the biggest {} of {})",
             report.wasted.len(),
             totals.wasted_entries,
-            "BYTES",
-            "FILES",
-            "ADDED",
-            "BY",
-            "WHY"
         );
-        for entry in &report.wasted {
-            let why = if entry.changed.is_empty() {
-                entry.kind.label().to_owned()
-            } else {
-                format!("{} ({})", entry.kind.label(), entry.changed.join(","))
-            };
+        let _ = writeln!(
+            out,
+            "{:>10} {:>6} {:>8} {:>9}  {:<why_width$}  PATH",
+            "BYTES", "FILES", "ADDED IN", "HIDDEN BY", "WHY"
+        );
+        for (entry, why) in report.wasted.iter().zip(&whys) {
             let _ = writeln!(
                 out,
-                "{:>10} {:>6} {:>5} {:>5}  {:<22}  {}",
+                "{:>10} {:>6} {:>8} {:>9}  {:<why_width$}  {}",
                 human_bytes(entry.bytes),
                 entry.files,
                 entry.added_in,
@@ -126,6 +139,10 @@ pub fn render_text(report: &ImageReport) -> String {
                 why,
                 entry.path
             );
+        }
+        out.push_str("\nTO FIX\n");
+        for (kind, fix) in waste_fixes(&report.wasted) {
+            let _ = writeln!(out, "  {kind}: {fix}");
         }
     }
 
@@ -162,27 +179,37 @@ pub fn render_stages(comparison: &StageComparison) -> String {
     if !comparison.before_after.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<20} {:>12} {:>12} {:>12} {:>8}",
-            "BEFORE → AFTER", "STAGE", "FINAL", "SAVED", "SAVED %"
+            "\nTHE FINAL IMAGE NEXT TO EACH BUILDER STAGE (what shipping that stage instead would weigh;\n\
+             the final stage is built on its own base, not shrunk from the builder, so it may be larger)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<20} {:>12} {:>12}  THE FINAL IMAGE IS",
+            "STAGE", "STAGE SIZE", "FINAL SIZE"
         );
         for row in &comparison.before_after {
-            let saved = if row.saved_bytes < 0 {
-                format!("-{}", human_bytes(row.saved_bytes.unsigned_abs()))
-            } else {
-                human_bytes(row.saved_bytes.unsigned_abs())
-            };
             let _ = writeln!(
                 out,
-                "{:<20} {:>12} {:>12} {:>12} {:>7.1}%",
+                "{:<20} {:>12} {:>12}  {}",
                 row.stage,
                 human_bytes(row.stage_bytes),
                 human_bytes(row.final_bytes),
-                saved,
-                row.saved_percent
+                final_compared(row),
             );
         }
     }
     out
+}
+
+/// How the final image compares with a builder stage, in words: `280MB (93.3%) smaller`,
+/// `15MB larger`, `the same size`.
+pub(crate) fn final_compared(row: &crate::BeforeAfter) -> String {
+    let difference = human_bytes(row.saved_bytes.unsigned_abs());
+    match row.saved_bytes {
+        0 => "the same size".to_owned(),
+        saved if saved > 0 => format!("{difference} ({:.1}%) smaller", row.saved_percent),
+        _ => format!("{difference} larger"),
+    }
 }
 
 /// The final stage's layers, one line each: compressed size, short digest, instruction.
@@ -237,6 +264,35 @@ mod tests {
         assert_eq!(human_bytes(1_500), "1.5kB");
         assert_eq!(human_bytes(12_345_678), "12.35MB");
         assert_eq!(human_bytes(123_456_789), "123.5MB");
+    }
+
+    #[test]
+    fn the_final_image_is_compared_in_words() {
+        let row = |stage_bytes: u64, final_bytes: u64| {
+            let saved = stage_bytes as i64 - final_bytes as i64;
+            crate::BeforeAfter {
+                stage: "build".into(),
+                stage_bytes,
+                final_bytes,
+                saved_bytes: saved,
+                saved_percent: saved as f64 * 100.0 / stage_bytes as f64,
+            }
+        };
+        assert_eq!(
+            final_compared(&row(300_000_000, 20_000_000)),
+            "280MB (93.3%) smaller"
+        );
+        assert_eq!(final_compared(&row(5_000_000, 20_000_000)), "15MB larger");
+        assert_eq!(final_compared(&row(1_000, 1_000)), "the same size");
+        let table = render_stages(&crate::StageComparison {
+            stages: Vec::new(),
+            before_after: vec![row(5_000_000, 20_000_000)],
+            final_layers: Vec::new(),
+        });
+        assert!(
+            !table.contains("SAVED") && !table.contains("-15MB"),
+            "{table}"
+        );
     }
 
     #[test]

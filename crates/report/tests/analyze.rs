@@ -205,6 +205,19 @@ fn deleted_overwritten_and_metadata_only_bytes_are_wasted() {
     let text = render_text(&report);
     assert!(text.contains("metadata-only re-add (mode)"), "{text}");
     assert!(text.contains("efficiency 77.4%"), "{text}");
+    // The wasted table's header lines up with its rows: PATH starts where the paths do.
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().position(|l| l.contains("HIDDEN BY")).unwrap();
+    let path_column = lines[header].find("PATH").unwrap();
+    for row in &lines[header + 1..header + 4] {
+        assert_eq!(row.find('/'), Some(path_column), "{text}");
+    }
+    // Each kind of waste found comes with its fix, once.
+    assert!(text.contains("TO FIX"), "{text}");
+    assert_eq!(text.matches("\n  deleted: ").count(), 1, "{text}");
+    assert!(text.contains("COPY --chown"), "{text}");
+    // The two file counts say what they count.
+    assert!(text.contains("in the final filesystem"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
     assert_eq!(json["totals"]["wasted_bytes"], 91_000);
     assert_eq!(json["wasted"][2]["kind"], "metadata-only-readd");
@@ -215,6 +228,10 @@ fn deleted_overwritten_and_metadata_only_bytes_are_wasted() {
         assert!(html.contains(layer.digest.as_str()));
     }
     assert!(html.contains("<svg") && html.contains("/bin/tool"));
+    assert!(
+        html.contains("How to fix it") && html.contains("<code>COPY --chown"),
+        "{html}"
+    );
     assert!(!html.contains("http://") && !html.contains("https://"));
 }
 

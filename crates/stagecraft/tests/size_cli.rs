@@ -151,6 +151,16 @@ fn deleted_and_chowned_files_are_wasted_space() {
     assert!(text.contains("deleted"), "{text}");
     assert!(text.contains("/blob"), "{text}");
     assert!(text.contains("WASTED SPACE (the biggest 2 of 2)"), "{text}");
+    // The report says how to fix what it finds.
+    assert!(text.contains("TO FIX"), "{text}");
+    assert!(text.contains("COPY --chown"), "{text}");
+    let page = dir.path().join("size.html");
+    size(&machine, &["bloated:1", "--html", page.to_str().unwrap()]);
+    let page = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        page.contains("How to fix it") && page.contains("<code>COPY --chown"),
+        "{page}"
+    );
 }
 
 #[test]
@@ -188,7 +198,12 @@ fn stage_sizes_put_the_final_image_next_to_its_builder() {
 
     let text = size(&machine, &["app:final", "--stage"]);
     assert!(text.contains("final (final)"), "{text}");
-    assert!(text.contains("BEFORE → AFTER"), "{text}");
+    // Labelled as a comparison: the final stage is not a shrunk copy of the builder.
+    assert!(
+        text.contains("THE FINAL IMAGE NEXT TO EACH BUILDER STAGE"),
+        "{text}"
+    );
+    assert!(text.contains("smaller"), "{text}");
     let report = size_json(&machine, &["app:final", "--stage"]);
     let before_after = &report["stages"]["before_after"][0];
     assert_eq!(before_after["stage"], "build");
@@ -201,6 +216,11 @@ fn stage_sizes_put_the_final_image_next_to_its_builder() {
     assert_eq!(
         u64_at(final_row, "/compressed_bytes"),
         u64_at(&report, "/totals/compressed_bytes")
+    );
+    // Every stage's uncompressed size is known, the pulled base's included.
+    assert_eq!(
+        u64_at(final_row, "/uncompressed_bytes"),
+        u64_at(&report, "/totals/uncompressed_bytes")
     );
 
     // An image no build recorded: the layer report, and a note on where stage sizes come from.

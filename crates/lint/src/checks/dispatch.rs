@@ -150,7 +150,10 @@ impl<'c> Dispatcher<'c, '_, '_> {
                 let expanded = self.key_values(pairs, step);
                 for (pair, (key, _)) in pairs.iter().zip(&expanded) {
                     self.legacy_format(pair, instruction);
-                    self.secret_name("ENV", key, step);
+                    // An empty placeholder puts nothing into the image.
+                    if !is_empty_literal(&pair.value.value) {
+                        self.secret_name("ENV", key, step, Some(&pair.value.value));
+                    }
                 }
                 self.state.env.extend(expanded);
             }
@@ -212,7 +215,12 @@ impl<'c> Dispatcher<'c, '_, '_> {
             }
             CommandKind::Arg(declarations) => {
                 for declaration in declarations {
-                    self.secret_name("ARG", &declaration.name, step);
+                    self.secret_name(
+                        "ARG",
+                        &declaration.name,
+                        step,
+                        declaration.default.as_deref(),
+                    );
                     let value = match (
                         self.ctx.model.options.build_args.get(&declaration.name),
                         &declaration.default,
@@ -392,9 +400,11 @@ impl<'c> Dispatcher<'c, '_, '_> {
         );
     }
 
-    fn secret_name(&mut self, instruction: &str, key: &str, step: &Step<'_>) {
+    /// SecretsUsedInArgOrEnv, as BuildKit decides by the name alone, except for a value
+    /// that is written out and plainly public: OpenPGP key fingerprints (`GPG_KEY=7169…`).
+    fn secret_name(&mut self, instruction: &str, key: &str, step: &Step<'_>, value: Option<&str>) {
         let (deny, allow) = &*SECRET_NAME;
-        if deny.is_match(key) && !allow.is_match(key) {
+        if deny.is_match(key) && !allow.is_match(key) && !value.is_some_and(is_key_fingerprints) {
             self.sink.report(
                 &rules::SecretsUsedInArgOrEnv,
                 step.at(),
@@ -503,6 +513,40 @@ impl<'c> Dispatcher<'c, '_, '_> {
 
 /// An absolute path: `/app`, or on Windows images `C:\app` or `\app` (an offline linter
 /// cannot ask the base image for its OS; nobody writes those on Linux).
+/// A value that is empty as written: `""`, `''` or nothing.
+fn is_empty_literal(raw: &str) -> bool {
+    matches!(raw.trim(), "" | "\"\"" | "''")
+}
+
+/// A written-out list of OpenPGP fingerprints or long key ids (hex, 16 or 40 digits, `0x`
+/// allowed, spaces between groups or keys): public identifiers of the keys that verify a
+/// download, not secrets.
+fn is_key_fingerprints(raw: &str) -> bool {
+    let value = raw.trim().trim_matches(|c| c == '"' || c == '\'');
+    if value.is_empty() || value.contains('$') {
+        return false;
+    }
+    // Keys are separated by spaces or commas; a fingerprint may be written in ten groups of 4.
+    let words: Vec<&str> = value
+        .split([' ', '\t', ',', ';'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    let keys: Vec<String> = if words.len().is_multiple_of(10) && words.iter().all(|w| w.len() == 4)
+    {
+        words.chunks(10).map(<[&str]>::concat).collect()
+    } else {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    };
+    !keys.is_empty()
+        && keys.iter().all(|key| {
+            let hex = key
+                .strip_prefix("0x")
+                .or_else(|| key.strip_prefix("0X"))
+                .unwrap_or(key);
+            matches!(hex.len(), 16 | 40) && hex.chars().all(|c| c.is_ascii_hexdigit())
+        })
+}
+
 fn is_absolute(path: &str) -> bool {
     let mut chars = path.chars();
     path.starts_with(['/', '\\'])
@@ -552,6 +596,22 @@ mod tests {
         assert!(secret("password") && secret("AUTH"));
         assert!(!secret("PUBLIC_KEY") && !secret("KEY_FILE") && !secret("TOKEN_VERSION"));
         assert!(!secret("KEYBOARD") && !secret("MONKEY") && !secret("AUTHOR"));
+    }
+
+    #[test]
+    fn key_fingerprints() {
+        assert!(is_key_fingerprints(
+            "7169605F62C751356D054A26A821E680E5FA6305"
+        ));
+        assert!(is_key_fingerprints(
+            "\"0x7169605F62C75135 A821E680E5FA6305\""
+        ));
+        assert!(is_key_fingerprints(
+            "7169 605F 62C7 5135 6D05  4A26 A821 E680 E5FA 6305"
+        ));
+        assert!(!is_key_fingerprints("s3cr3t-value") && !is_key_fingerprints("${GPG_KEY}"));
+        assert!(!is_key_fingerprints("deadbeef") && !is_key_fingerprints(""));
+        assert!(is_empty_literal("\"\"") && is_empty_literal("") && !is_empty_literal("x"));
     }
 
     #[test]

@@ -322,7 +322,13 @@ fn from_arguments(model: &Model<'_>, sink: &mut Sink<'_>) {
                 );
             }
             if expansion.matched.is_empty() && expansion.unmatched.is_empty() {
-                constant_platform(&expansion.result, view.stage.name.as_deref(), at, sink);
+                constant_platform(
+                    &expansion.result,
+                    view.stage.name.as_deref(),
+                    &view.stage.base.value,
+                    at,
+                    sink,
+                );
             }
         }
     }
@@ -356,13 +362,21 @@ fn undeclared_in_from(expansion: &Expansion, known: &[String], at: At<'_>, sink:
 }
 
 /// FromPlatformFlagConstDisallowed: a fixed `--platform` makes the stage ignore the platform
-/// the build asks for, unless the stage's name says which platform it is for.
-fn constant_platform(value: &str, stage_name: Option<&str>, at: At<'_>, sink: &mut Sink<'_>) {
+/// the build asks for, unless the stage's name says which platform it is for (BuildKit's
+/// exception) or the base image exists for that one platform only, so no other could be built
+/// (stagecraft's: `arm64v8/alpine`, `…:r36-aarch64`, NVIDIA's Jetson `l4t-*` images).
+fn constant_platform(
+    value: &str,
+    stage_name: Option<&str>,
+    base: &str,
+    at: At<'_>,
+    sink: &mut Sink<'_>,
+) {
     let Some((os, arch)) = os_and_arch(value) else {
         return;
     };
     let name = stage_name.unwrap_or("");
-    if name.contains(&os) || name.contains(&arch) {
+    if name.contains(&os) || name.contains(&arch) || single_platform_image(base, &arch) {
         return;
     }
     sink.report(
@@ -375,6 +389,27 @@ fn constant_platform(value: &str, stage_name: Option<&str>, at: At<'_>, sink: &m
         "use --platform=$BUILDPLATFORM for build tools, or name the stage after the platform \
          it is meant for (e.g. `AS build-amd64`)",
     );
+}
+
+/// Whether the base image's name says it is built for `arch` alone: an architecture word in
+/// its repository or tag, or an image family that exists for one architecture.
+fn single_platform_image(base: &str, arch: &str) -> bool {
+    let aliases: &[&str] = match arch {
+        "amd64" => &["amd64", "x86_64", "x64"],
+        "arm64" => &["arm64", "arm64v8", "aarch64"],
+        "arm" => &["arm32v7", "arm32v6", "armhf", "armv7", "armel"],
+        "386" => &["i386", "i686"],
+        "ppc64le" => &["ppc64le"],
+        "s390x" => &["s390x"],
+        "riscv64" => &["riscv64"],
+        _ => &[],
+    };
+    let lower = base.to_lowercase();
+    let mut words = lower.split(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+    // NVIDIA's Linux for Tegra (Jetson) images exist for arm64 only.
+    words.any(|word| {
+        aliases.contains(&word) || (arch == "arm64" && matches!(word, "l4t" | "jetson"))
+    })
 }
 
 /// containerd's `platforms.Parse`, reduced to the OS and normalized architecture.

@@ -3,6 +3,7 @@
 pub(crate) mod context;
 mod dispatch;
 mod file;
+mod local_images;
 mod multistage;
 mod practices;
 mod shellcheck;

@@ -601,6 +601,9 @@ fn npm_dev_dependencies(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
             }
         }
     }
+    if !installs.is_empty() && no_dev_dependencies(ctx, target) {
+        return;
+    }
     for (step, command) in installs {
         sink.report(
             &rules::NpmDevDependenciesInRuntime,
@@ -610,6 +613,52 @@ fn npm_dev_dependencies(ctx: &Ctx<'_>, target: usize, sink: &mut Sink<'_>) {
              devDependencies, build in an earlier stage, or `npm prune --omit=dev` after building",
         );
     }
+}
+
+/// Whether the `package.json` files the final image copies from the context are known and
+/// declare no devDependencies (then `npm ci` installs nothing to prune). Without a context,
+/// or when none of them can be found there, the answer is no: the rule keeps its guess.
+fn no_dev_dependencies(ctx: &Ctx<'_>, target: usize) -> bool {
+    let Some(root) = &ctx.model.options.context_dir else {
+        return false;
+    };
+    let mut manifests = BTreeSet::new();
+    for step in ctx.chain_steps(target) {
+        for source in context_sources(step) {
+            let source = source
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .to_owned();
+            let parent = source.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let candidates = [
+                source.clone(),
+                format!("{source}/package.json"),
+                format!("{parent}/package.json"),
+            ];
+            for candidate in candidates {
+                let candidate = candidate.trim_start_matches("./").trim_start_matches('/');
+                let candidate = candidate.strip_prefix("./").unwrap_or(candidate);
+                if (candidate == "package.json" || candidate.ends_with("/package.json"))
+                    && (source == "." || source_covers(&source, candidate))
+                    && root.join(candidate).is_file()
+                {
+                    manifests.insert(candidate.to_owned());
+                }
+            }
+        }
+    }
+    !manifests.is_empty()
+        && manifests.iter().all(|manifest| {
+            let Ok(text) = std::fs::read_to_string(root.join(manifest)) else {
+                return false;
+            };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+                return false;
+            };
+            json.get("devDependencies")
+                .and_then(serde_json::Value::as_object)
+                .is_none_or(serde_json::Map::is_empty)
+        })
 }
 
 /// UnreachableStage.

@@ -42,6 +42,8 @@ struct StageFacts {
     windows: bool,
     /// Something wrote `APT::Get::Assume-Yes` configuration.
     assume_yes_configured: bool,
+    /// A WORKDIR set the working directory.
+    workdir_set: bool,
 }
 
 impl StageFacts {
@@ -52,12 +54,14 @@ impl StageFacts {
             recommends_configured: false,
             windows,
             assume_yes_configured: false,
+            workdir_set: false,
         }
     }
 
     fn observe(&mut self, step: &Step<'_>) {
         self.variables.observe(step);
         self.shell_set |= matches!(step.command.kind, CommandKind::Shell(_));
+        self.workdir_set |= matches!(step.command.kind, CommandKind::Workdir(_));
         self.recommends_configured |= step
             .script
             .as_ref()
@@ -85,7 +89,7 @@ fn check_step(step: &Step<'_>, facts: &StageFacts, shipped: bool, sink: &mut Sin
                 apt_get_upgrade(step, script, sink);
                 pip_install_unpinned(step, script, sink);
             }
-            cd_instead_of_workdir(step, script, sink);
+            cd_instead_of_workdir(step, script, facts, shipped, sink);
             sudo_in_run(step, script, sink);
             apt_get_install_without_yes(step, script, facts, sink);
             if run.command.prepend_shell && !facts.shell_set && !facts.windows {
@@ -318,6 +322,13 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
     };
     let at = At::span(view.from, view.stage.base.span);
     let name = image.short_name();
+    let moving =
+        image.is_untagged() || (image.tag.as_deref() == Some("latest") && image.digest.is_none());
+    // An image the project's own build scripts make just before is not pulled: its tag pins
+    // nothing.
+    if moving && super::local_images::built_by_project(&name, &project_dirs(ctx)) {
+        return;
+    }
     if image.is_untagged() {
         sink.report(
             &rules::UntaggedBaseImage,
@@ -335,6 +346,42 @@ fn base_image_tag(ctx: &Ctx<'_>, index: usize, sink: &mut Sink<'_>) {
             format!("pin a version, e.g. `FROM {name}:<version>` (add `@sha256:…` to pin exactly)"),
         );
     }
+}
+
+/// The directories whose build files may build a base image: the context, the Dockerfile's
+/// own directory, and the directories above it up to the repository's root (the one holding
+/// `.git`), where a project's Makefile usually is.
+fn project_dirs(ctx: &Ctx<'_>) -> Vec<std::path::PathBuf> {
+    /// How far above the Dockerfile a repository root is looked for.
+    const MAX_LEVELS: usize = 4;
+    let mut dirs: Vec<std::path::PathBuf> = ctx.model.options.context_dir.iter().cloned().collect();
+    let dockerfile = std::path::Path::new(ctx.model.file.source.name());
+    if !dockerfile.is_file() {
+        return dirs;
+    }
+    let Ok(dockerfile) = dockerfile.canonicalize() else {
+        return dirs;
+    };
+    let mut above: Vec<std::path::PathBuf> = Vec::new();
+    for dir in dockerfile.ancestors().skip(1).take(MAX_LEVELS + 1) {
+        above.push(dir.to_path_buf());
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    // Without a repository root in reach, only the Dockerfile's own directory is the project's.
+    if !above.last().is_some_and(|dir| dir.join(".git").exists()) {
+        above.truncate(1);
+    }
+    for dir in above {
+        let known = dirs
+            .iter()
+            .any(|d| d.canonicalize().is_ok_and(|d| d == dir));
+        if !known {
+            dirs.push(dir);
+        }
+    }
+    dirs
 }
 
 /// AptGetNoInstallRecommends, AptListsNotCleaned, PipNoCacheDir and ApkAddNoCache: caches and
@@ -413,7 +460,17 @@ fn image_bloat(step: &Step<'_>, script: &Script, facts: &StageFacts, sink: &mut 
 }
 
 /// CdInsteadOfWorkdir: a RUN that begins by changing directory wants a WORKDIR.
-fn cd_instead_of_workdir(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) {
+///
+/// In a stage that ships, WORKDIR is also the container's working directory, so it is only
+/// the right fix while nothing has chosen one: after a WORKDIR, or for a step in a system
+/// directory (`cd /usr/local/bin && ln -s …`), a WORKDIR would move where the program starts.
+fn cd_instead_of_workdir(
+    step: &Step<'_>,
+    script: &Script,
+    facts: &StageFacts,
+    shipped: bool,
+    sink: &mut Sink<'_>,
+) {
     let Some(first) = script.commands().first() else {
         return;
     };
@@ -430,12 +487,28 @@ fn cd_instead_of_workdir(step: &Step<'_>, script: &Script, sink: &mut Sink<'_>) 
     if temporary {
         return;
     }
+    if shipped && (facts.workdir_set || is_system_directory(dir)) {
+        return;
+    }
     sink.report(
         &rules::CdInsteadOfWorkdir,
         step.at(),
         format!("RUN starts with `cd {dir}`: the directory change ends with this RUN"),
         format!("put `WORKDIR {dir}` before the RUN: it applies to every later instruction and creates the directory"),
     );
+}
+
+/// Directories of the operating system and its packages (`/usr/local/…` included), which a
+/// container is not started in; `/app`, `/opt/…` or `/srv/…` are the application's own.
+fn is_system_directory(dir: &str) -> bool {
+    const SYSTEM: [&str; 9] = [
+        "/usr", "/etc", "/var", "/lib", "/lib64", "/bin", "/sbin", "/root", "/boot",
+    ];
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty()
+        || SYSTEM
+            .iter()
+            .any(|system| dir == *system || dir.starts_with(&format!("{system}/")))
 }
 
 /// Archives ADD unpacks: the one thing ADD does with a local file that COPY does not.
