@@ -8,7 +8,7 @@ use crate::convert::from::unpacked_snapshot;
 use crate::outcome::{BuildError, LayerRef, StepRecord};
 use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_image::{Digest, Timestamp};
 use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::time::Instant;
 
 impl BuildRun<'_> {
     /// Announces a step and starts its record; returns its build-wide number and start time.
-    pub(crate) fn start_step(&self, at: StepAt, name: &str) -> (usize, Instant) {
+    pub(crate) fn start_step(&self, at: StepCtx, name: &str) -> (usize, Instant) {
         let id = self.shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
         self.steps.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id,
@@ -72,35 +72,26 @@ impl BuildRun<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_step(
         &self,
-        at: StepAt,
+        at: StepCtx,
         name: &str,
         key: &str,
         link: bool,
-        no_cache: bool,
         inputs: Vec<(String, String)>,
         state: &mut StageState,
         fill: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<bool, BuildError> {
-        self.layer_step_with(
-            at,
-            name,
-            key,
-            link,
-            no_cache,
-            inputs,
-            state,
-            |upper, _work, _id| fill(upper),
-        )
+        self.layer_step_with(at, name, key, link, inputs, state, |upper, _work, _id| {
+            fill(upper)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_step_with(
         &self,
-        at: StepAt,
+        at: StepCtx,
         name: &str,
         key: &str,
         link: bool,
-        no_cache: bool,
         inputs: Vec<(String, String)>,
         state: &mut StageState,
         fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
@@ -128,7 +119,7 @@ impl BuildRun<'_> {
                 return Ok(false);
             }
         };
-        let lookup = if no_cache {
+        let lookup = if at.no_cache {
             Err(Miss::NoCache)
         } else {
             self.cached_layer(key)

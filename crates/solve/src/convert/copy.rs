@@ -7,7 +7,7 @@ use crate::fs::users::resolve_owner;
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
@@ -199,15 +199,11 @@ impl BuildRun<'_> {
         Ok((Some(root), downloads))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn copy_step(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        ctx: StepCtx,
         command: &Command,
         state: &mut StageState,
-        no_cache: bool,
         args: CopyArgs<'_>,
     ) -> Result<bool, BuildError> {
         let keyword = if args.is_add { "ADD" } else { "COPY" };
@@ -366,16 +362,9 @@ impl BuildRun<'_> {
             None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
         };
         let inputs = copy_inputs(&name, entries);
-        let ran = self.layer_step(
-            StepAt::new(stage_index, position, total, command),
-            &name,
-            &key,
-            args.link,
-            no_cache,
-            inputs,
-            state,
-            |upper| plan.write(upper, &dest_view).map_err(|e| e.to_string()),
-        )?;
+        let ran = self.layer_step(ctx, &name, &key, args.link, inputs, state, |upper| {
+            plan.write(upper, &dest_view).map_err(|e| e.to_string())
+        })?;
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
     }

@@ -6,7 +6,7 @@ use crate::cache::key::CacheKey;
 use crate::ops::copy::CopySource;
 use crate::outcome::{BuildError, LayerRef, Material};
 use crate::progress::{Event, StepStatus};
-use crate::state::{BuildRun, DEFAULT_PATH, StageState, StepAt};
+use crate::state::{BuildRun, DEFAULT_PATH, StageState, StepCtx};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig, Platform};
 use stagecraft_imagefs::MergedView;
@@ -25,8 +25,7 @@ impl BuildRun<'_> {
     pub(crate) fn base_state(
         &self,
         index: usize,
-        at: StepAt,
-        no_cache: bool,
+        at: StepCtx,
     ) -> Result<(StageState, bool), BuildError> {
         let stage = &self.plan.stages[index];
         let platform = &stage.image_platform;
@@ -53,7 +52,7 @@ impl BuildRun<'_> {
                 })?;
                 Ok((state, false))
             }
-            Base::Context(name) => self.named_base_state(index, name, at, no_cache),
+            Base::Context(name) => self.named_base_state(index, name, at),
         }
     }
 
@@ -61,7 +60,7 @@ impl BuildRun<'_> {
     /// layer of its own: resolving a base image.
     pub(crate) fn announced<T>(
         &self,
-        at: StepAt,
+        at: StepCtx,
         name: &str,
         make: impl FnOnce() -> Result<T, BuildError>,
     ) -> Result<T, BuildError> {

@@ -10,7 +10,7 @@ use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_exec::{ExecSpec, Mount, MountKind, Network, Rootfs, SecretData, Security};
 use stagecraft_imagefs::MergedView;
@@ -277,16 +277,12 @@ impl BuildRun<'_> {
         fresh.install().map_err(store_error)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_step(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        ctx: StepCtx,
         command: &Command,
         run: &stagecraft_dockerfile::RunCommand,
         state: &mut StageState,
-        no_cache: bool,
     ) -> Result<bool, BuildError> {
         // Again for the RUNs of ONBUILD triggers, which `build` could not see.
         self.check_entitlements(command, run)?;
@@ -323,7 +319,7 @@ impl BuildRun<'_> {
             // Emulated or not, what a RUN makes depends on the platform it runs as.
             .text(
                 "platform",
-                &self.plan.stages[stage_index].image_platform.to_string(),
+                &self.plan.stages[ctx.stage].image_platform.to_string(),
             )
             // BuildKit keys the exec op on its extra hosts too: /etc/hosts is what RUN saw.
             .text(
@@ -403,15 +399,8 @@ impl BuildRun<'_> {
             };
             (format!("variable {name}"), shown)
         }));
-        let ran = self.layer_step_with(
-            StepAt::new(stage_index, position, total, command),
-            &name,
-            &key,
-            false,
-            no_cache,
-            inputs,
-            state,
-            |upper, work, id| {
+        let ran =
+            self.layer_step_with(ctx, &name, &key, false, inputs, state, |upper, work, id| {
                 let mut spec = ExecSpec::new(
                     Rootfs::Overlay {
                         // overlayfs wants the topmost layer first.
@@ -468,8 +457,7 @@ impl BuildRun<'_> {
                     return Err(format!("exit code: {}", status.code()));
                 }
                 Ok(())
-            },
-        );
+            });
         let ran = ran.map_err(|error| match error {
             // As before the errors had types: whatever failed while the step ran (the command,
             // its directories, its layer) is reported as the process's failure, at the RUN.
