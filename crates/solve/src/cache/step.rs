@@ -78,7 +78,7 @@ impl BuildRun<'_> {
         link: bool,
         inputs: Vec<(String, String)>,
         state: &mut StageState,
-        fill: impl FnOnce(&Path) -> Result<(), String>,
+        fill: impl FnOnce(&Path) -> Result<(), crate::BoxError>,
     ) -> Result<bool, BuildError> {
         self.layer_step_with(at, name, key, link, inputs, state, |upper, _work, _id| {
             fill(upper)
@@ -94,7 +94,7 @@ impl BuildRun<'_> {
         link: bool,
         inputs: Vec<(String, String)>,
         state: &mut StageState,
-        fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
+        fill: impl FnOnce(&Path, &Path, usize) -> Result<(), crate::BoxError>,
     ) -> Result<bool, BuildError> {
         let store = self.engine.store;
         let (id, started) = self.start_step(at, name);
@@ -183,9 +183,9 @@ impl BuildRun<'_> {
                 source: e,
             })?;
         }
-        if let Err(message) = fill(&upper, &work, id) {
+        if let Err(error) = fill(&upper, &work, id) {
             finish(StepStatus::Failed, None);
-            return Err(BuildError::Operation(message));
+            return Err(BuildError::Operation(error));
         }
         let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
         let layer = self

@@ -62,7 +62,7 @@ impl BuildRun<'_> {
         else {
             return Ok((None, None));
         };
-        let mut git = parsed.map_err(|e| self.located(command, e))?;
+        let mut git = parsed.map_err(|e| self.located(command, e.to_string()))?;
         if !args.is_add {
             return Err(self.located(
                 command,
@@ -125,7 +125,7 @@ impl BuildRun<'_> {
         &self,
         git: &crate::ops::git::GitSource,
         keep_git_dir: bool,
-        failed: impl FnOnce(String) -> BuildError,
+        failed: impl FnOnce(crate::ops::git::GitError) -> BuildError,
     ) -> Result<(ScratchDir, PathBuf, String), BuildError> {
         let scratch = self
             .engine
@@ -363,7 +363,7 @@ impl BuildRun<'_> {
         };
         let inputs = copy_inputs(&name, entries);
         let ran = self.layer_step(ctx, &name, &key, args.link, inputs, state, |upper| {
-            plan.write(upper, &dest_view).map_err(|e| e.to_string())
+            plan.write(upper, &dest_view).map_err(Into::into)
         })?;
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)

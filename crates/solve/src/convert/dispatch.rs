@@ -269,7 +269,7 @@ impl BuildRun<'_> {
                     let owner = owner.unwrap_or(crate::fs::users::Owner { uid: 0, gid: 0 });
                     crate::ops::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
                         .map(drop)
-                        .map_err(|e| e.to_string())
+                        .map_err(Into::into)
                 })?;
                 state.history(name, true, created);
                 return Ok(ran);

@@ -200,7 +200,7 @@ impl BuildRun<'_> {
             NamedContext::Git(url) => {
                 let git = match crate::ops::git::parse(url) {
                     Some(Ok(git)) => git,
-                    Some(Err(reason)) => return Err(BuildError::NamedContext(reason)),
+                    Some(Err(reason)) => return Err(BuildError::NamedContext(reason.to_string())),
                     None => {
                         return Err(BuildError::NamedContext(format!(
                             "{url} is not a git repository"
@@ -209,7 +209,9 @@ impl BuildRun<'_> {
                 };
                 let keep_git_dir = git.keep_git_dir.unwrap_or(false);
                 let (scratch, checkout, commit) =
-                    self.fetch_repository(&git, keep_git_dir, BuildError::NamedContext)?;
+                    self.fetch_repository(&git, keep_git_dir, |e| {
+                        BuildError::NamedContext(e.to_string())
+                    })?;
                 let root = match &git.subdir {
                     None => checkout,
                     // Resolved inside the checkout: a link there cannot lead out of it.
@@ -303,7 +305,7 @@ impl BuildRun<'_> {
             &mut state,
             |upper| {
                 plan.write(upper, &MergedView::default())
-                    .map_err(|e| e.to_string())
+                    .map_err(Into::into)
             },
         )?;
         state.history(fetched.description.clone(), true, &self.shared.created);

@@ -20,6 +20,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A `RUN` command that ended unsuccessfully, with its exit code (128 + the signal when a
+/// signal ended it).
+#[derive(Debug, thiserror::Error)]
+#[error("exit code: {0}")]
+struct ExitCode(i32);
+
 impl BuildRun<'_> {
     /// A `RUN` that asks for a privilege the build was not granted (`--allow`) is an error.
     pub(crate) fn check_entitlements(
@@ -155,7 +161,7 @@ impl BuildRun<'_> {
                     // A private copy: `rw` changes are thrown away and the context stays untouched.
                     let copy = scratch_dir()?;
                     plan.write(copy.path(), &MergedView::default())
-                        .map_err(|e| BuildError::Operation(e.to_string()))?;
+                        .map_err(|e| BuildError::Operation(e.into()))?;
                     let single_file = plan_single_file(copy.path());
                     prepared.mounts.push(Mount {
                         target: target(String::new()),
@@ -435,7 +441,7 @@ impl BuildRun<'_> {
                         progress.event(Event::Log { id, stream, line });
                     }
                 };
-                let status = runner.run(&spec, &mut emit).map_err(|e| e.to_string())?;
+                let status = runner.run(&spec, &mut emit)?;
                 for (i, rest) in pending.iter().enumerate() {
                     if !rest.is_empty() {
                         let line = self.mask(&String::from_utf8_lossy(rest));
@@ -454,7 +460,7 @@ impl BuildRun<'_> {
                     }
                 }
                 if !status.success() {
-                    return Err(format!("exit code: {}", status.code()));
+                    return Err(ExitCode(status.code()).into());
                 }
                 Ok(())
             });
