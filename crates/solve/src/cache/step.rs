@@ -254,7 +254,7 @@ impl BuildRun<'_> {
             unpacked_snapshot(store, &layer.diff_id, &layer.digest).map_err(|error| {
                 Miss::UnpackFailed {
                     layer: layer.digest.short().to_string(),
-                    error,
+                    error: error.to_string(),
                 }
             })?;
         Ok((layer, snapshot))
