@@ -90,8 +90,9 @@ fn main(args: &[OsString]) -> i32 {
     let mut spec_pipe = File::from(spec_fd);
     let spec = match protocol::read_spec(&mut spec_pipe) {
         Ok(spec) => spec,
-        Err(message) => {
-            let _ = protocol::send(&status_fd, &Report::Failed(Failure::InvalidSpec(message)));
+        Err(error) => {
+            let failure = Failure::InvalidSpec(error.to_string());
+            let _ = protocol::send(&status_fd, &Report::Failed(failure));
             return 1;
         }
     };
