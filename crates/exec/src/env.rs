@@ -2,24 +2,32 @@
 
 use crate::DEFAULT_PATH;
 
+/// An environment entry runc refuses, in runc's words.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum EnvError {
+    /// No `=` between name and value.
+    #[error("invalid environment variable {0:?}: missing '='")]
+    MissingEquals(String),
+    /// `=value`.
+    #[error("invalid environment variable {0:?}: name cannot be empty")]
+    EmptyName(String),
+    /// A NUL byte, which no C string can carry; the entry's name.
+    #[error("invalid environment variable {0:?}: contains nul byte (\\x00)")]
+    Nul(String),
+}
+
 /// Checks every entry the way runc's `prepareEnv` does, so a bad entry fails before any namespace
 /// is created, with runc's wording.
-pub(crate) fn validate(env: &[String]) -> Result<(), String> {
+pub(crate) fn validate(env: &[String]) -> Result<(), EnvError> {
     for entry in env {
         let Some((key, _)) = entry.split_once('=') else {
-            return Err(format!(
-                "invalid environment variable {entry:?}: missing '='"
-            ));
+            return Err(EnvError::MissingEquals(entry.clone()));
         };
         if key.is_empty() {
-            return Err(format!(
-                "invalid environment variable {entry:?}: name cannot be empty"
-            ));
+            return Err(EnvError::EmptyName(entry.clone()));
         }
         if entry.contains('\0') {
-            return Err(format!(
-                "invalid environment variable {key:?}: contains nul byte (\\x00)"
-            ));
+            return Err(EnvError::Nul(key.to_owned()));
         }
     }
     Ok(())
@@ -91,15 +99,21 @@ mod tests {
     fn validation_uses_runc_wording() {
         assert!(validate(&v(&["A=1", "B="])).is_ok());
         assert_eq!(
-            validate(&v(&["NOEQUALS"])).unwrap_err(),
+            validate(&v(&["NOEQUALS"])).unwrap_err().to_string(),
             "invalid environment variable \"NOEQUALS\": missing '='"
         );
         assert!(
             validate(&v(&["=x"]))
                 .unwrap_err()
+                .to_string()
                 .contains("name cannot be empty")
         );
-        assert!(validate(&v(&["A=\0"])).unwrap_err().contains("nul byte"));
+        assert!(
+            validate(&v(&["A=\0"]))
+                .unwrap_err()
+                .to_string()
+                .contains("nul byte")
+        );
     }
 
     // The cases of runc's env_test.go.

@@ -481,7 +481,7 @@ fn validate(spec: &ExecSpec) -> Result<(), ExecError> {
     if let Some(arg) = spec.args.iter().find(|a| a.contains('\0')) {
         return invalid(format!("argument {arg:?} contains a NUL byte"));
     }
-    crate::env::validate(&spec.env).map_err(ExecError::InvalidSpec)?;
+    crate::env::validate(&spec.env).map_err(|e| ExecError::InvalidSpec(e.to_string()))?;
     for (what, value) in [
         ("cwd", &spec.cwd),
         ("user", &spec.user),

@@ -113,7 +113,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ExecError;
 pub use executor::{Canceller, Execution, Executor};
 pub use helper::helper_main;
-pub use limits::{LimitResource, Ulimit};
+pub use limits::{LimitResource, Ulimit, UlimitError};
 pub use netns::{NetworkSandbox, NetworkSandboxError, STACK_PROGRAM};
 pub use process::HelperCommand;
 

@@ -102,34 +102,43 @@ pub struct Ulimit {
     pub hard: Option<u64>,
 }
 
+/// Why a `--ulimit` value is refused, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UlimitError {
+    /// No `=` between the type and the values.
+    #[error("invalid ulimit {0:?}: write NAME=SOFT[:HARD], e.g. nofile=1024:2048")]
+    Syntax(String),
+    /// A type docker does not know.
+    #[error("invalid ulimit type {0:?}: the types are {types}", types = NAMES.map(|(n, _)| n).join(", "))]
+    Type(String),
+    /// A value that is neither a number nor -1.
+    #[error("invalid ulimit value {0:?}: a number, or -1 for unlimited")]
+    Value(String),
+    /// A soft limit above the hard one.
+    #[error("invalid ulimit {0:?}: the soft limit must not be above the hard limit")]
+    SoftAboveHard(String),
+}
+
 impl FromStr for Ulimit {
-    type Err = String;
+    type Err = UlimitError;
 
     /// Parses docker's `NAME=SOFT[:HARD]`.
-    fn from_str(text: &str) -> Result<Ulimit, String> {
-        let (name, values) = text.split_once('=').ok_or_else(|| {
-            format!("invalid ulimit {text:?}: write NAME=SOFT[:HARD], e.g. nofile=1024:2048")
-        })?;
+    fn from_str(text: &str) -> Result<Ulimit, UlimitError> {
+        let (name, values) = text
+            .split_once('=')
+            .ok_or_else(|| UlimitError::Syntax(text.to_owned()))?;
         let resource = NAMES
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, r)| *r)
-            .ok_or_else(|| {
-                format!(
-                    "invalid ulimit type {name:?}: the types are {}",
-                    NAMES.map(|(n, _)| n).join(", ")
-                )
-            })?;
-        let value = |text: &str| -> Result<Option<u64>, String> {
+            .ok_or_else(|| UlimitError::Type(name.to_owned()))?;
+        let value = |text: &str| -> Result<Option<u64>, UlimitError> {
             match text.parse::<i64>() {
-                Ok(-1) => Ok(None),
-                Ok(n) => u64::try_from(n).map(Some).map_err(|_| {
-                    format!("invalid ulimit value {text:?}: a number, or -1 for unlimited")
-                }),
-                Err(_) => Err(format!(
-                    "invalid ulimit value {text:?}: a number, or -1 for unlimited"
-                )),
+                Ok(-1) => Some(None),
+                Ok(n) => u64::try_from(n).map(Some).ok(),
+                Err(_) => None,
             }
+            .ok_or_else(|| UlimitError::Value(text.to_owned()))
         };
         let (soft, hard) = match values.split_once(':') {
             Some((soft, hard)) => (value(soft)?, value(hard)?),
@@ -140,9 +149,7 @@ impl FromStr for Ulimit {
         };
         let as_number = |limit: Option<u64>| limit.unwrap_or(u64::MAX);
         if as_number(soft) > as_number(hard) {
-            return Err(format!(
-                "invalid ulimit {text:?}: the soft limit must not be above the hard limit"
-            ));
+            return Err(UlimitError::SoftAboveHard(text.to_owned()));
         }
         Ok(Ulimit {
             resource,
@@ -207,7 +214,7 @@ mod tests {
             ("nofile=2048:1024", "soft limit must not be above"),
             ("nofile=-1:10", "soft limit must not be above"),
         ] {
-            let error = parse(bad).unwrap_err();
+            let error = parse(bad).unwrap_err().to_string();
             assert!(error.contains(says), "{bad}: {error}");
         }
     }

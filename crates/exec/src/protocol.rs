@@ -93,25 +93,45 @@ pub(crate) fn encode_spec(spec: &HelperSpec) -> Result<Vec<u8>, serde_json::Erro
     Ok(frame)
 }
 
+/// Why the helper could not read the spec its parent framed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpecError {
+    /// The length prefix could not be read.
+    #[error("reading the spec length: {0}")]
+    Length(#[source] io::Error),
+    /// The length is over [`MAX_SPEC_BYTES`].
+    #[error("spec of {0} bytes is larger than {MAX_SPEC_BYTES}")]
+    TooLarge(u64),
+    /// The spec's bytes could not be read.
+    #[error("reading the spec: {0}")]
+    Read(#[source] io::Error),
+    /// The pipe ended before the length said.
+    #[error("spec truncated at {read} of {len} bytes")]
+    Truncated { read: u64, len: u64 },
+    /// The bytes are not a spec.
+    #[error("decoding the spec: {0}")]
+    Decode(#[source] serde_json::Error),
+}
+
 /// Reads one framed spec, leaving the pipe open for the cancel signal.
-pub(crate) fn read_spec(mut pipe: impl Read) -> Result<HelperSpec, String> {
+pub(crate) fn read_spec(mut pipe: impl Read) -> Result<HelperSpec, SpecError> {
     let mut len = [0u8; 8];
-    pipe.read_exact(&mut len)
-        .map_err(|e| format!("reading the spec length: {e}"))?;
+    pipe.read_exact(&mut len).map_err(SpecError::Length)?;
     let len = u64::from_le_bytes(len);
     if len > MAX_SPEC_BYTES {
-        return Err(format!(
-            "spec of {len} bytes is larger than {MAX_SPEC_BYTES}"
-        ));
+        return Err(SpecError::TooLarge(len));
     }
     let mut json = Vec::new();
     pipe.take(len)
         .read_to_end(&mut json)
-        .map_err(|e| format!("reading the spec: {e}"))?;
+        .map_err(SpecError::Read)?;
     if json.len() as u64 != len {
-        return Err(format!("spec truncated at {} of {len} bytes", json.len()));
+        return Err(SpecError::Truncated {
+            read: json.len() as u64,
+            len,
+        });
     }
-    serde_json::from_slice(&json).map_err(|e| format!("decoding the spec: {e}"))
+    serde_json::from_slice(&json).map_err(SpecError::Decode)
 }
 
 /// Sends a report. Errors are returned for the caller to ignore knowingly: if the parent is gone
@@ -175,6 +195,7 @@ mod tests {
         assert!(
             read_spec(&frame[..frame.len() - 1])
                 .unwrap_err()
+                .to_string()
                 .contains("truncated")
         );
     }

@@ -1,13 +1,12 @@
 //! Root file systems flattened from layers without copying the files' bytes.
 
-use std::collections::HashMap;
-use std::fs::{File, Metadata};
-use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::fs::File;
+use std::io::{BufReader, Write};
 use std::path::Path;
 
 use crate::apply::{ApplyOptions, ApplyWarning, Deferral, apply_stream};
 use crate::error::{Error, Result};
+use crate::extents::Extents;
 use crate::write::{DiffSource, TarOptions, write_tar_with};
 
 /// A root file system assembled from layer blobs as [`apply_layer`](crate::apply_layer)
@@ -26,18 +25,8 @@ use crate::write::{DiffSource, TarOptions, write_tar_with};
 /// directory: deferred files read as zeros.
 #[derive(Default)]
 pub struct LazyRootfs {
-    /// The applied blobs, open: their bytes stay readable whatever happens to their paths.
-    layers: Vec<File>,
-    /// Deferred files by (device, inode).
-    extents: HashMap<(u64, u64), Extent>,
-}
-
-/// Where a deferred file's bytes are.
-#[derive(Debug, Clone, Copy)]
-struct Extent {
-    layer: usize,
-    offset: u64,
-    length: u64,
+    /// The applied blobs and where the deferred files' bytes are in them.
+    extents: Extents,
 }
 
 impl LazyRootfs {
@@ -58,10 +47,9 @@ impl LazyRootfs {
     ) -> Result<Vec<ApplyWarning>> {
         let file = File::open(blob).map_err(|e| Error::io("open", blob, e))?;
         let stream = file.try_clone().map_err(|e| Error::io("open", blob, e))?;
-        let layer = self.layers.len();
-        self.layers.push(file);
+        let layer = self.extents.add_layer(file);
         let deferral = Deferral {
-            rootfs: self,
+            extents: &mut self.extents,
             layer,
             plain: false,
         };
@@ -73,61 +61,11 @@ impl LazyRootfs {
     /// [`DiffSource::Rootfs`] would, the same bytes, taking deferred files' bytes from their
     /// layers.
     pub fn write_tar<W: Write>(&self, root: &Path, options: &TarOptions, out: W) -> Result<W> {
-        write_tar_with(&DiffSource::Rootfs { root }, options, Some(self), out)
-    }
-
-    /// Records that `file`'s bytes are `length` bytes at `offset` in layer `layer`.
-    pub(crate) fn defer(
-        &mut self,
-        file: &File,
-        layer: usize,
-        offset: u64,
-        length: u64,
-    ) -> io::Result<()> {
-        let meta = file.metadata()?;
-        let extent = Extent {
-            layer,
-            offset,
-            length,
-        };
-        self.extents.insert((meta.dev(), meta.ino()), extent);
-        Ok(())
-    }
-
-    /// Records that `file` holds its own bytes (its inode may have been a deferred file's).
-    pub(crate) fn forget(&mut self, file: &File) -> io::Result<()> {
-        let meta = file.metadata()?;
-        self.extents.remove(&(meta.dev(), meta.ino()));
-        Ok(())
-    }
-
-    /// The bytes of the file `meta` describes, when they were left in a layer.
-    pub(crate) fn contents(&self, meta: &Metadata) -> Option<impl Read + '_> {
-        let extent = self.extents.get(&(meta.dev(), meta.ino()))?;
-        (extent.length == meta.len()).then(|| ExtentReader {
-            file: &self.layers[extent.layer],
-            offset: extent.offset,
-            end: extent.offset + extent.length,
-        })
-    }
-}
-
-/// Reads `offset..end` of a file, with positioned reads (the file is shared).
-struct ExtentReader<'f> {
-    file: &'f File,
-    offset: u64,
-    end: u64,
-}
-
-impl Read for ExtentReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = usize::try_from(self.end - self.offset).unwrap_or(usize::MAX);
-        let want = buf.len().min(left);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
+        write_tar_with(
+            &DiffSource::Rootfs { root },
+            options,
+            Some(&self.extents),
+            out,
+        )
     }
 }

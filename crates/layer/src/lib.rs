@@ -69,12 +69,14 @@
 mod apply;
 mod compress;
 mod error;
+mod extents;
 mod fsutil;
 mod lazy;
 mod pgzip;
 mod retime;
 mod tarfmt;
 mod tarread;
+mod whiteout;
 mod write;
 
 pub use apply::{ApplyOptions, ApplyStats, ApplyWarning, WhiteoutMode, apply_layer};
@@ -87,7 +89,5 @@ pub use error::{Error, Result, owner_error};
 pub use lazy::LazyRootfs;
 pub use retime::clamp_layer_times;
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
-pub use write::{
-    DiffSource, OverlayXattr, TarOptions, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX,
-    write_layer, write_tar,
-};
+pub use whiteout::{OverlayXattr, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+pub use write::{DiffSource, TarOptions, write_layer, write_tar};

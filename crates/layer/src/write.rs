@@ -21,63 +21,10 @@ use std::path::{Path, PathBuf};
 
 use crate::compress::{Compression, LayerInfo, LayerWriter};
 use crate::error::{Error, Result};
+use crate::extents::Extents;
 use crate::fsutil::{Xattrs, read_xattr, read_xattrs};
-use crate::lazy::LazyRootfs;
 use crate::tarfmt::{DataError, EntryHeader, Kind, TarStream};
-
-/// The name prefix marking a deleted entry (`.wh.<name>`).
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// The entry marking a directory as opaque: nothing from lower layers shows through.
-pub const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
-/// The prefix of whiteout meta entries (AUFS leftovers and the opaque marker).
-pub const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
-
-/// Which xattr namespace overlayfs keeps its markers in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum OverlayXattr {
-    /// `trusted.overlay.*`: rootful overlayfs (the default).
-    #[default]
-    Trusted,
-    /// `user.overlay.*`: overlayfs mounted with `userxattr` (rootless).
-    User,
-}
-
-impl OverlayXattr {
-    /// The namespace prefix overlayfs uses, e.g. `trusted.overlay.`.
-    pub const fn prefix(self) -> &'static str {
-        match self {
-            Self::Trusted => "trusted.overlay.",
-            Self::User => "user.overlay.",
-        }
-    }
-
-    /// The xattr that marks a directory opaque, e.g. `trusted.overlay.opaque`
-    /// (its value is `y`).
-    pub const fn opaque(self) -> &'static str {
-        match self {
-            Self::Trusted => "trusted.overlay.opaque",
-            Self::User => "user.overlay.opaque",
-        }
-    }
-
-    /// The namespace the overlays of this process use: `trusted.*` xattrs
-    /// need `CAP_SYS_ADMIN` in the initial user namespace, so only root of
-    /// the host gets [`OverlayXattr::Trusted`]; everyone else, root of a
-    /// rootless build's user namespace included, mounts with `userxattr` and
-    /// gets [`OverlayXattr::User`].
-    pub fn for_current_process() -> Self {
-        // The initial namespace maps every id to itself; a kernel without
-        // user namespaces has no uid_map at all.
-        let initial_namespace = std::fs::read_to_string("/proc/self/uid_map").map_or(true, |map| {
-            map.split_whitespace().eq(["0", "0", "4294967295"])
-        });
-        if initial_namespace && rustix::process::geteuid().is_root() {
-            Self::Trusted
-        } else {
-            Self::User
-        }
-    }
-}
+use crate::whiteout::{OverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 
 /// Where the changes of a layer come from.
 #[derive(Debug, Clone, Copy)]
@@ -143,16 +90,16 @@ pub fn write_tar<W: Write>(source: &DiffSource<'_>, options: &TarOptions, out: W
     write_tar_with(source, options, None, out)
 }
 
-/// [`write_tar`], taking the bytes of the files `lazy` deferred from their layers.
+/// [`write_tar`], taking the bytes of the files `extents` lists from their layers.
 pub(crate) fn write_tar_with<W: Write>(
     source: &DiffSource<'_>,
     options: &TarOptions,
-    lazy: Option<&LazyRootfs>,
+    extents: Option<&Extents>,
     out: W,
 ) -> Result<W> {
     let mut emitter = Emitter {
         tar: TarStream::new(out),
-        lazy,
+        extents,
         epoch: options.source_date_epoch,
         links: HashMap::new(),
         stack: Vec::new(),
@@ -244,8 +191,8 @@ struct Frame {
 
 struct Emitter<'l, W> {
     tar: TarStream<W>,
-    /// Where deferred files' bytes are, for a [`LazyRootfs`].
-    lazy: Option<&'l LazyRootfs>,
+    /// Where deferred files' bytes are, for a [`LazyRootfs`](crate::LazyRootfs).
+    extents: Option<&'l Extents>,
     epoch: Option<i64>,
     /// (dev, ino) of multiply-linked entries already written → their name,
     /// so later names become hardlink entries.
@@ -434,7 +381,7 @@ impl<W: Write> Emitter<'_, W> {
             .header(&header)
             .map_err(|source| Error::Output { source })?;
         if kind == Kind::Regular {
-            let written = match self.lazy.and_then(|lazy| lazy.contents(meta)) {
+            let written = match self.extents.and_then(|extents| extents.contents(meta)) {
                 Some(mut layer_bytes) => self.tar.data(&mut layer_bytes, size, &mut self.buf),
                 None => {
                     let mut file = open_nofollow(&node.path)?;

@@ -215,7 +215,7 @@ impl NamedContext {
                 Ok(_) => Ok(NamedContext::Git(value.to_owned())),
                 Err(reason) => Err(NamedContextError::Git {
                     value: value.to_owned(),
-                    reason,
+                    reason: reason.to_string(),
                 }),
             };
         }

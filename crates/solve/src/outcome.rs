@@ -57,8 +57,8 @@ pub enum BuildError {
     },
     /// A step's operation (the command of a `RUN`, a copy, a download) failed; the message is
     /// the operation's, and the caller locates it in the Dockerfile.
-    #[error("{0}")]
-    Operation(String),
+    #[error(transparent)]
+    Operation(crate::BoxError),
     /// A named context (`--build-context`) could not be fetched or used.
     #[error("{0}")]
     NamedContext(String),

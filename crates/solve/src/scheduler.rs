@@ -4,7 +4,7 @@
 use crate::convert::dispatch::changes_filesystem;
 use crate::outcome::{BuildError, StageOutcome};
 use crate::progress::{Event, SkipReason};
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_plan::Base;
 use std::sync::{Arc, Mutex};
 
@@ -98,13 +98,14 @@ impl BuildRun<'_> {
                 .no_cache_filter
                 .iter()
                 .any(|name| stage.stage.name.as_deref() == Some(name.to_lowercase().as_str()));
-        let at = StepAt {
+        let at = StepCtx {
             stage: index,
             position: 1,
             total,
             line: stage.stage.location.start_line,
+            no_cache,
         };
-        let (mut state, ran_base) = self.base_state(index, at, no_cache)?;
+        let (mut state, ran_base) = self.base_state(index, at)?;
         let triggers = if stage.replaced {
             // BuildKit clears the triggers of the image that replaces a stage: they never run.
             state.config.config.on_build.clear();
@@ -128,8 +129,15 @@ impl BuildRun<'_> {
             if changes_filesystem(&command.kind) {
                 position += 1;
             }
+            let ctx = StepCtx {
+                stage: index,
+                position,
+                total,
+                line: command.location.start_line,
+                no_cache,
+            };
             let ran = self
-                .dispatch(index, position, total, command, &mut state, no_cache)
+                .dispatch(ctx, command, &mut state)
                 .map_err(|error| match (trigger, error) {
                     // The error points at `FROM`; say which trigger it came from.
                     (Some(expression), BuildError::Step(e)) => BuildError::Step(

@@ -7,7 +7,7 @@ use crate::fs::local_context::LocalContext;
 use crate::interfaces::Engine;
 use crate::options::BuildOptions;
 use crate::outcome::{LayerRef, Material, StageOutcome, StepRecord};
-use stagecraft_dockerfile::{Command, Dockerfile, Span};
+use stagecraft_dockerfile::{Dockerfile, Span};
 use stagecraft_image::{History, ImageConfig};
 use stagecraft_imagefs::MergedView;
 use stagecraft_plan::{Plan, Scope};
@@ -132,26 +132,17 @@ pub(crate) struct BuildRun<'a> {
     pub(crate) steps: Mutex<BTreeMap<usize, StepRecord>>,
 }
 
-/// Where a step is: its stage, its place among the stage's steps, and the Dockerfile line
-/// of its instruction.
+/// The context a step runs in: its stage, its place among the stage's steps (as BuildKit
+/// numbers them), the Dockerfile line of its instruction, and whether the cache may answer it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct StepAt {
+pub(crate) struct StepCtx {
     pub(crate) stage: usize,
     pub(crate) position: usize,
     pub(crate) total: usize,
     pub(crate) line: usize,
-}
-
-impl StepAt {
-    /// The step of `command`, `position` of `total` in stage `stage`.
-    pub(crate) fn new(stage: usize, position: usize, total: usize, command: &Command) -> Self {
-        StepAt {
-            stage,
-            position,
-            total,
-            line: command.location.start_line,
-        }
-    }
+    /// `--no-cache` (or `--no-cache-filter` naming the stage): the step runs whatever the
+    /// cache holds.
+    pub(crate) no_cache: bool,
 }
 
 /// What is left of a graph once its stage threads are done.

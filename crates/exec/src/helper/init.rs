@@ -824,7 +824,8 @@ fn exec(args: &[String], env: &[String]) -> Result<Infallible, Failure> {
     let file = args
         .first()
         .ok_or_else(|| Failure::InvalidSpec("no command: args is empty".into()))?;
-    let path = look_path(file, crate::env::path_var(env)).map_err(Failure::Start)?;
+    let path =
+        look_path(file, crate::env::path_var(env)).map_err(|e| Failure::Start(e.to_string()))?;
     let to_c =
         |s: &str| CString::new(s).map_err(|_| Failure::InvalidSpec(format!("{s:?} contains NUL")));
     let c_path = to_c(&path)?;

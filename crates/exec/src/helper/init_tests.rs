@@ -14,27 +14,30 @@ fn look_path_follows_go() {
     }
     let bin = bin.to_str().unwrap();
     let path = format!("/nonexistent::{bin}");
-    assert_eq!(look_path("tool", Some(&path)), Ok(format!("{bin}/tool")));
     assert_eq!(
-        look_path("data", Some(&path)),
+        look_path("tool", Some(&path)).map_err(|e| e.to_string()),
+        Ok(format!("{bin}/tool"))
+    );
+    assert_eq!(
+        look_path("data", Some(&path)).map_err(|e| e.to_string()),
         Err("exec: \"data\": executable file not found in $PATH".into())
     );
     assert_eq!(
-        look_path("tool", Some("")),
+        look_path("tool", Some("")).map_err(|e| e.to_string()),
         Err("exec: \"tool\": executable file not found in $PATH".into())
     );
     assert_eq!(
-        look_path("/no/such", None),
+        look_path("/no/such", None).map_err(|e| e.to_string()),
         Err("exec: \"/no/such\": stat /no/such: no such file or directory".into())
     );
     let data = format!("{bin}/data");
     assert_eq!(
-        look_path(&data, None),
+        look_path(&data, None).map_err(|e| e.to_string()),
         Err(format!("exec: {data:?}: permission denied"))
     );
     let subdir = format!("{bin}/subdir");
     assert_eq!(
-        look_path(&subdir, None),
+        look_path(&subdir, None).map_err(|e| e.to_string()),
         Err(format!("exec: {subdir:?}: is a directory"))
     );
 }

@@ -90,8 +90,9 @@ fn main(args: &[OsString]) -> i32 {
     let mut spec_pipe = File::from(spec_fd);
     let spec = match protocol::read_spec(&mut spec_pipe) {
         Ok(spec) => spec,
-        Err(message) => {
-            let _ = protocol::send(&status_fd, &Report::Failed(Failure::InvalidSpec(message)));
+        Err(error) => {
+            let failure = Failure::InvalidSpec(error.to_string());
+            let _ = protocol::send(&status_fd, &Report::Failed(failure));
             return 1;
         }
     };
@@ -105,42 +106,64 @@ fn main(args: &[OsString]) -> i32 {
     }
 }
 
+/// Why what the parent hands the helper (the arguments naming its pipes, the descriptors) is
+/// unusable.
+#[derive(Debug, thiserror::Error)]
+enum HandoverError {
+    /// An argument that is not UTF-8.
+    #[error("non-UTF-8 argument")]
+    NotUtf8,
+    /// An argument other than the two descriptor flags.
+    #[error("unexpected argument {0:?}; the helper is started by stagecraft_exec::Executor")]
+    Unexpected(String),
+    /// A descriptor flag whose value is not a number.
+    #[error("bad descriptor in {0:?}")]
+    BadDescriptor(String),
+    /// One of the descriptor flags is missing.
+    #[error("missing {SPEC_FD_ARG}N or {STATUS_FD_ARG}M")]
+    Missing,
+    /// Standard streams, or the same descriptor twice.
+    #[error("bad descriptor numbers")]
+    BadNumbers,
+    /// A descriptor that is not open.
+    #[error("descriptor {fd}: {}", errno_text(*.errno))]
+    Closed { fd: i32, errno: rustix::io::Errno },
+}
+
 /// Takes ownership of the spec and status pipes named by `--spec-fd=N --status-fd=M`.
-fn take_pipes(args: &[OsString]) -> Result<(OwnedFd, OwnedFd), String> {
+fn take_pipes(args: &[OsString]) -> Result<(OwnedFd, OwnedFd), HandoverError> {
     let (mut spec, mut status) = (None, None);
     for arg in args {
-        let arg = arg.to_str().ok_or("non-UTF-8 argument")?;
+        let arg = arg.to_str().ok_or(HandoverError::NotUtf8)?;
         let (slot, value) = if let Some(v) = arg.strip_prefix(SPEC_FD_ARG) {
             (&mut spec, v)
         } else if let Some(v) = arg.strip_prefix(STATUS_FD_ARG) {
             (&mut status, v)
         } else {
-            return Err(format!(
-                "unexpected argument {arg:?}; the helper is started by stagecraft_exec::Executor"
-            ));
+            return Err(HandoverError::Unexpected(arg.to_owned()));
         };
         let fd: i32 = value
             .parse()
-            .map_err(|_| format!("bad descriptor in {arg:?}"))?;
+            .map_err(|_| HandoverError::BadDescriptor(arg.to_owned()))?;
         *slot = Some(fd);
     }
     let (Some(spec), Some(status)) = (spec, status) else {
-        return Err(format!("missing {SPEC_FD_ARG}N or {STATUS_FD_ARG}M"));
+        return Err(HandoverError::Missing);
     };
     if spec < 3 || status < 3 || spec == status {
-        return Err("bad descriptor numbers".into());
+        return Err(HandoverError::BadNumbers);
     }
     Ok((adopt_fd(spec)?, adopt_fd(status)?))
 }
 
 /// Takes ownership of a descriptor the parent passed by number (see `Executor::spawn`), marking
 /// it close-on-exec: it had to survive this process's `execve`; the command must not inherit it.
-fn adopt_fd(fd: i32) -> Result<OwnedFd, String> {
+fn adopt_fd(fd: i32) -> Result<OwnedFd, HandoverError> {
     // SAFETY: F_GETFD only inspects the descriptor number; it does not claim ownership.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_getfd(borrowed).map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
-    rustix::io::fcntl_setfd(borrowed, FdFlags::CLOEXEC)
-        .map_err(|e| format!("descriptor {fd}: {}", errno_text(e)))?;
+    let closed = |errno| HandoverError::Closed { fd, errno };
+    rustix::io::fcntl_getfd(borrowed).map_err(closed)?;
+    rustix::io::fcntl_setfd(borrowed, FdFlags::CLOEXEC).map_err(closed)?;
     // SAFETY: the parent opened it for this process alone and passed its number, once; nothing
     // else in this fresh process owns it, and it is open (checked).
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -157,7 +180,9 @@ fn supervise(
     // BuildKit's MkdirAll under buildkitd's usual 022. The init sets 022 for the command.
     rustix::process::umask(Mode::empty());
     let netns = match (spec.network, spec.netns_fd) {
-        (Network::Sandbox, Some(fd)) => Some(adopt_fd(fd).map_err(Failure::InvalidSpec)?),
+        (Network::Sandbox, Some(fd)) => {
+            Some(adopt_fd(fd).map_err(|e| Failure::InvalidSpec(e.to_string()))?)
+        }
         (Network::Sandbox, None) => {
             return Err(Failure::InvalidSpec(
                 "the sandbox network without a namespace descriptor".into(),

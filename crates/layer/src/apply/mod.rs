@@ -23,9 +23,9 @@ use rustix::process::{Gid, Uid};
 
 use crate::compress::{Compression, HashingReader, decompressing_reader};
 use crate::error::{Error, Result};
-use crate::lazy::LazyRootfs;
+use crate::extents::Extents;
 use crate::tarread::{EntryKind, TarEntry, TarReader};
-use crate::write::{OverlayXattr, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
+use crate::whiteout::{OverlayXattr, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 
 /// What to do with whiteout entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,7 +155,7 @@ pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> R
 }
 
 /// [`apply_layer`], with regular files' bytes left in the layer when `deferral` is given and
-/// the stream is a plain tar (see [`LazyRootfs`]). A deferred apply does not hash the stream:
+/// the stream is a plain tar (see [`LazyRootfs`](crate::LazyRootfs)). A deferred apply does not hash the stream:
 /// its caller trusts the blob, and the stats' digests are left empty.
 pub(crate) fn apply_stream<R: Read>(
     reader: R,
@@ -254,8 +254,8 @@ struct Meta {
 /// A deferred apply's bookkeeping: where regular files' bytes are left.
 pub(crate) struct Deferral<'d> {
     /// Records the files.
-    pub(crate) rootfs: &'d mut LazyRootfs,
-    /// The layer's index in `rootfs`.
+    pub(crate) extents: &'d mut Extents,
+    /// The layer's index in `extents`.
     pub(crate) layer: usize,
     /// Whether the stream is a plain tar; only then are bytes left in it.
     pub(crate) plain: bool,
@@ -605,7 +605,7 @@ impl Applier<'_> {
                 file.set_len(length)
                     .map_err(|e| Error::apply(entry, "size file", e))?;
                 deferral
-                    .rootfs
+                    .extents
                     .defer(&file, deferral.layer, offset, length)
                     .map_err(|e| Error::apply(entry, "inspect file", e))?;
             }
@@ -622,7 +622,7 @@ impl Applier<'_> {
                 }
                 if let Some(deferral) = deferral {
                     deferral
-                        .rootfs
+                        .extents
                         .forget(&file)
                         .map_err(|e| Error::apply(entry, "inspect file", e))?;
                 }

@@ -3,7 +3,7 @@
 
 use super::is_permission_like;
 use crate::error::{Error, Result};
-use crate::write::OverlayXattr;
+use crate::whiteout::OverlayXattr;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::HashSet;

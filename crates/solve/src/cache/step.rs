@@ -8,7 +8,7 @@ use crate::convert::from::unpacked_snapshot;
 use crate::outcome::{BuildError, LayerRef, StepRecord};
 use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_image::{Digest, Timestamp};
 use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::time::Instant;
 
 impl BuildRun<'_> {
     /// Announces a step and starts its record; returns its build-wide number and start time.
-    pub(crate) fn start_step(&self, at: StepAt, name: &str) -> (usize, Instant) {
+    pub(crate) fn start_step(&self, at: StepCtx, name: &str) -> (usize, Instant) {
         let id = self.shared.step_ids.fetch_add(1, Ordering::Relaxed) + 1;
         self.steps.lock().unwrap_or_else(|e| e.into_inner()).insert(
             id,
@@ -72,38 +72,29 @@ impl BuildRun<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_step(
         &self,
-        at: StepAt,
+        at: StepCtx,
         name: &str,
         key: &str,
         link: bool,
-        no_cache: bool,
         inputs: Vec<(String, String)>,
         state: &mut StageState,
-        fill: impl FnOnce(&Path) -> Result<(), String>,
+        fill: impl FnOnce(&Path) -> Result<(), crate::BoxError>,
     ) -> Result<bool, BuildError> {
-        self.layer_step_with(
-            at,
-            name,
-            key,
-            link,
-            no_cache,
-            inputs,
-            state,
-            |upper, _work, _id| fill(upper),
-        )
+        self.layer_step_with(at, name, key, link, inputs, state, |upper, _work, _id| {
+            fill(upper)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn layer_step_with(
         &self,
-        at: StepAt,
+        at: StepCtx,
         name: &str,
         key: &str,
         link: bool,
-        no_cache: bool,
         inputs: Vec<(String, String)>,
         state: &mut StageState,
-        fill: impl FnOnce(&Path, &Path, usize) -> Result<(), String>,
+        fill: impl FnOnce(&Path, &Path, usize) -> Result<(), crate::BoxError>,
     ) -> Result<bool, BuildError> {
         let store = self.engine.store;
         let (id, started) = self.start_step(at, name);
@@ -128,7 +119,7 @@ impl BuildRun<'_> {
                 return Ok(false);
             }
         };
-        let lookup = if no_cache {
+        let lookup = if at.no_cache {
             Err(Miss::NoCache)
         } else {
             self.cached_layer(key)
@@ -192,9 +183,9 @@ impl BuildRun<'_> {
                 source: e,
             })?;
         }
-        if let Err(message) = fill(&upper, &work, id) {
+        if let Err(error) = fill(&upper, &work, id) {
             finish(StepStatus::Failed, None);
-            return Err(BuildError::Operation(message));
+            return Err(BuildError::Operation(error));
         }
         let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
         let layer = self
@@ -263,7 +254,7 @@ impl BuildRun<'_> {
             unpacked_snapshot(store, &layer.diff_id, &layer.digest).map_err(|error| {
                 Miss::UnpackFailed {
                     layer: layer.digest.short().to_string(),
-                    error,
+                    error: error.to_string(),
                 }
             })?;
         Ok((layer, snapshot))

@@ -7,7 +7,7 @@ use crate::fs::users::resolve_owner;
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
 use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
@@ -62,7 +62,7 @@ impl BuildRun<'_> {
         else {
             return Ok((None, None));
         };
-        let mut git = parsed.map_err(|e| self.located(command, e))?;
+        let mut git = parsed.map_err(|e| self.located(command, e.to_string()))?;
         if !args.is_add {
             return Err(self.located(
                 command,
@@ -125,7 +125,7 @@ impl BuildRun<'_> {
         &self,
         git: &crate::ops::git::GitSource,
         keep_git_dir: bool,
-        failed: impl FnOnce(String) -> BuildError,
+        failed: impl FnOnce(crate::ops::git::GitError) -> BuildError,
     ) -> Result<(ScratchDir, PathBuf, String), BuildError> {
         let scratch = self
             .engine
@@ -199,15 +199,11 @@ impl BuildRun<'_> {
         Ok((Some(root), downloads))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn copy_step(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        ctx: StepCtx,
         command: &Command,
         state: &mut StageState,
-        no_cache: bool,
         args: CopyArgs<'_>,
     ) -> Result<bool, BuildError> {
         let keyword = if args.is_add { "ADD" } else { "COPY" };
@@ -366,16 +362,9 @@ impl BuildRun<'_> {
             None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
         };
         let inputs = copy_inputs(&name, entries);
-        let ran = self.layer_step(
-            StepAt::new(stage_index, position, total, command),
-            &name,
-            &key,
-            args.link,
-            no_cache,
-            inputs,
-            state,
-            |upper| plan.write(upper, &dest_view).map_err(|e| e.to_string()),
-        )?;
+        let ran = self.layer_step(ctx, &name, &key, args.link, inputs, state, |upper| {
+            plan.write(upper, &dest_view).map_err(Into::into)
+        })?;
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
     }

@@ -7,7 +7,7 @@ use crate::convert::copy::CopyArgs;
 use crate::fs::users::resolve_owner;
 use crate::options::BuildOptions;
 use crate::outcome::BuildError;
-use crate::state::{BuildRun, DEFAULT_SHELL, MASK, StageState, StepAt};
+use crate::state::{BuildRun, DEFAULT_SHELL, MASK, StageState, StepCtx};
 use stagecraft_dockerfile::{
     Command, CommandKind, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
 };
@@ -91,12 +91,9 @@ impl BuildRun<'_> {
     /// Applies one instruction. Returns whether something ran (a cache miss).
     pub(crate) fn dispatch(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        ctx: StepCtx,
         command: &Command,
         state: &mut StageState,
-        no_cache: bool,
     ) -> Result<bool, BuildError> {
         let created = &self.shared.created;
         match &command.kind {
@@ -262,41 +259,29 @@ impl BuildRun<'_> {
                     ("WORKDIR".to_owned(), workdir.clone()),
                     ("owner".to_owned(), describe_owner(owner)),
                 ];
-                let ran = self.layer_step(
-                    StepAt::new(stage_index, position, total, command),
-                    &name,
-                    &key,
-                    false,
-                    no_cache,
-                    inputs,
-                    state,
-                    |upper| {
-                        if view
-                            .lookup_follow(Path::new(&workdir))
-                            .is_some_and(|f| f.metadata.is_dir())
-                        {
-                            return Ok(());
-                        }
-                        let owner = owner.unwrap_or(crate::fs::users::Owner { uid: 0, gid: 0 });
-                        crate::ops::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
-                            .map(drop)
-                            .map_err(|e| e.to_string())
-                    },
-                )?;
+                let ran = self.layer_step(ctx, &name, &key, false, inputs, state, |upper| {
+                    if view
+                        .lookup_follow(Path::new(&workdir))
+                        .is_some_and(|f| f.metadata.is_dir())
+                    {
+                        return Ok(());
+                    }
+                    let owner = owner.unwrap_or(crate::fs::users::Owner { uid: 0, gid: 0 });
+                    crate::ops::copy::ensure_dir(upper, Path::new(&workdir), &view, owner)
+                        .map(drop)
+                        .map_err(Into::into)
+                })?;
                 state.history(name, true, created);
                 return Ok(ran);
             }
             CommandKind::Run(run) => {
-                return self.run_step(stage_index, position, total, command, run, state, no_cache);
+                return self.run_step(ctx, command, run, state);
             }
             CommandKind::Copy(copy) => {
                 return self.copy_step(
-                    stage_index,
-                    position,
-                    total,
+                    ctx,
                     command,
                     state,
-                    no_cache,
                     CopyArgs {
                         is_add: false,
                         paths: &copy.paths,
@@ -314,12 +299,9 @@ impl BuildRun<'_> {
             }
             CommandKind::Add(add) => {
                 return self.copy_step(
-                    stage_index,
-                    position,
-                    total,
+                    ctx,
                     command,
                     state,
-                    no_cache,
                     CopyArgs {
                         is_add: true,
                         paths: &add.paths,

@@ -6,7 +6,7 @@ use crate::cache::key::CacheKey;
 use crate::ops::copy::CopySource;
 use crate::outcome::{BuildError, LayerRef, Material};
 use crate::progress::{Event, StepStatus};
-use crate::state::{BuildRun, DEFAULT_PATH, StageState, StepAt};
+use crate::state::{BuildRun, DEFAULT_PATH, StageState, StepCtx};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_image::{Digest, ImageConfig, Platform};
 use stagecraft_imagefs::MergedView;
@@ -25,8 +25,7 @@ impl BuildRun<'_> {
     pub(crate) fn base_state(
         &self,
         index: usize,
-        at: StepAt,
-        no_cache: bool,
+        at: StepCtx,
     ) -> Result<(StageState, bool), BuildError> {
         let stage = &self.plan.stages[index];
         let platform = &stage.image_platform;
@@ -53,7 +52,7 @@ impl BuildRun<'_> {
                 })?;
                 Ok((state, false))
             }
-            Base::Context(name) => self.named_base_state(index, name, at, no_cache),
+            Base::Context(name) => self.named_base_state(index, name, at),
         }
     }
 
@@ -61,7 +60,7 @@ impl BuildRun<'_> {
     /// layer of its own: resolving a base image.
     pub(crate) fn announced<T>(
         &self,
-        at: StepAt,
+        at: StepCtx,
         name: &str,
         make: impl FnOnce() -> Result<T, BuildError>,
     ) -> Result<T, BuildError> {
@@ -313,12 +312,13 @@ pub(crate) fn image_state((image, layers, snapshots): ImageLayers) -> StageState
 
 /// A layer of an image in the store that could not be unpacked into a snapshot.
 #[derive(Debug, thiserror::Error)]
-#[error("unpacking layer {layer}: {reason}")]
+#[error("unpacking layer {layer}: {source}")]
 pub struct UnpackError {
     /// The layer's blob.
     pub layer: Digest,
-    /// What went wrong.
-    pub reason: String,
+    /// What went wrong: the store's error, with the layer's when applying it failed.
+    #[source]
+    pub source: stagecraft_store::Error,
 }
 
 /// The snapshot of every layer of `image` (which must be in the store), bottom first, each
@@ -331,9 +331,9 @@ pub fn image_snapshots(store: &Store, image: &Image) -> Result<Vec<PathBuf>, Unp
         .iter()
         .zip(&image.config.rootfs.diff_ids)
         .map(|(descriptor, diff_id)| {
-            unpacked_snapshot(store, diff_id, &descriptor.digest).map_err(|reason| UnpackError {
+            unpacked_snapshot(store, diff_id, &descriptor.digest).map_err(|source| UnpackError {
                 layer: descriptor.digest.clone(),
-                reason,
+                source,
             })
         })
         .collect()
@@ -345,22 +345,25 @@ pub(crate) fn unpacked_snapshot(
     store: &Store,
     diff_id: &Digest,
     digest: &Digest,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, stagecraft_store::Error> {
     if let Some(path) = store.snapshot_path(diff_id) {
         return Ok(path);
     }
     let blob = store.blob_path(digest);
-    store
-        .create_snapshot(diff_id, |dir: &Path| -> Result<(), String> {
+    store.create_snapshot(
+        diff_id,
+        |dir: &Path| -> Result<(), stagecraft_layer::Error> {
             let file =
-                std::fs::File::open(&blob).map_err(|e| format!("{}: {e}", blob.display()))?;
+                std::fs::File::open(&blob).map_err(|source| stagecraft_layer::Error::Io {
+                    action: "open",
+                    path: blob.clone(),
+                    source,
+                })?;
             let options = ApplyOptions {
                 whiteouts: WhiteoutMode::Overlay(store.overlay_xattr()),
                 ..ApplyOptions::default()
             };
-            apply_layer(std::io::BufReader::new(file), dir, &options)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-        .map_err(|e| e.to_string())
+            apply_layer(std::io::BufReader::new(file), dir, &options).map(|_| ())
+        },
+    )
 }

@@ -18,7 +18,7 @@ use crate::fs::local_context::LocalContext;
 use crate::ops::copy::{CopyError, CopyPlan, CopySource, CopySpec, digest_of_entries};
 use crate::options::NamedContext;
 use crate::outcome::{BuildError, Material};
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_image::Platform;
 use stagecraft_imagefs::MergedView;
 use std::collections::BTreeMap;
@@ -79,13 +79,12 @@ impl BuildRun<'_> {
         &self,
         index: usize,
         name: &str,
-        at: StepAt,
-        no_cache: bool,
+        at: StepCtx,
     ) -> Result<(StageState, bool), BuildError> {
         let platform = &self.plan.stages[index].image_platform;
         let slot = self.named_slot(name)?;
         if let Some(fetched) = self.named_files(name, slot)? {
-            return self.files_base_state(name, fetched, platform, at, no_cache);
+            return self.files_base_state(name, fetched, platform, at);
         }
         let title = match &slot.source {
             NamedContext::Image(reference) => format!("[context {name}] FROM {reference}"),
@@ -201,7 +200,7 @@ impl BuildRun<'_> {
             NamedContext::Git(url) => {
                 let git = match crate::ops::git::parse(url) {
                     Some(Ok(git)) => git,
-                    Some(Err(reason)) => return Err(BuildError::NamedContext(reason)),
+                    Some(Err(reason)) => return Err(BuildError::NamedContext(reason.to_string())),
                     None => {
                         return Err(BuildError::NamedContext(format!(
                             "{url} is not a git repository"
@@ -210,7 +209,9 @@ impl BuildRun<'_> {
                 };
                 let keep_git_dir = git.keep_git_dir.unwrap_or(false);
                 let (scratch, checkout, commit) =
-                    self.fetch_repository(&git, keep_git_dir, BuildError::NamedContext)?;
+                    self.fetch_repository(&git, keep_git_dir, |e| {
+                        BuildError::NamedContext(e.to_string())
+                    })?;
                 let root = match &git.subdir {
                     None => checkout,
                     // Resolved inside the checkout: a link there cannot lead out of it.
@@ -281,8 +282,7 @@ impl BuildRun<'_> {
         name: &str,
         fetched: &Fetched,
         platform: &Platform,
-        at: StepAt,
-        no_cache: bool,
+        at: StepCtx,
     ) -> Result<(StageState, bool), BuildError> {
         let failed = |e: CopyError| BuildError::NamedContext(format!("named context {name}: {e}"));
         let mut state = scratch_state(platform);
@@ -301,12 +301,11 @@ impl BuildRun<'_> {
             &step,
             &key,
             false,
-            no_cache,
             copy_inputs(&step, entries),
             &mut state,
             |upper| {
                 plan.write(upper, &MergedView::default())
-                    .map_err(|e| e.to_string())
+                    .map_err(Into::into)
             },
         )?;
         state.history(fetched.description.clone(), true, &self.shared.created);

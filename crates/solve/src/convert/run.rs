@@ -10,7 +10,7 @@ use crate::mounts::{MountSpec, MountType, parse_mount_with};
 use crate::ops::copy::{CopyPlan, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
-use crate::state::{BuildRun, StageState, StepAt};
+use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_dockerfile::{Command, ParseError};
 use stagecraft_exec::{ExecSpec, Mount, MountKind, Network, Rootfs, SecretData, Security};
 use stagecraft_imagefs::MergedView;
@@ -19,6 +19,12 @@ use stagecraft_store::{CacheMountAccess, CacheMountLock};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// A `RUN` command that ended unsuccessfully, with its exit code (128 + the signal when a
+/// signal ended it).
+#[derive(Debug, thiserror::Error)]
+#[error("exit code: {0}")]
+struct ExitCode(i32);
 
 impl BuildRun<'_> {
     /// A `RUN` that asks for a privilege the build was not granted (`--allow`) is an error.
@@ -155,7 +161,7 @@ impl BuildRun<'_> {
                     // A private copy: `rw` changes are thrown away and the context stays untouched.
                     let copy = scratch_dir()?;
                     plan.write(copy.path(), &MergedView::default())
-                        .map_err(|e| BuildError::Operation(e.to_string()))?;
+                        .map_err(|e| BuildError::Operation(e.into()))?;
                     let single_file = plan_single_file(copy.path());
                     prepared.mounts.push(Mount {
                         target: target(String::new()),
@@ -277,16 +283,12 @@ impl BuildRun<'_> {
         fresh.install().map_err(store_error)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_step(
         &self,
-        stage_index: usize,
-        position: usize,
-        total: usize,
+        ctx: StepCtx,
         command: &Command,
         run: &stagecraft_dockerfile::RunCommand,
         state: &mut StageState,
-        no_cache: bool,
     ) -> Result<bool, BuildError> {
         // Again for the RUNs of ONBUILD triggers, which `build` could not see.
         self.check_entitlements(command, run)?;
@@ -323,7 +325,7 @@ impl BuildRun<'_> {
             // Emulated or not, what a RUN makes depends on the platform it runs as.
             .text(
                 "platform",
-                &self.plan.stages[stage_index].image_platform.to_string(),
+                &self.plan.stages[ctx.stage].image_platform.to_string(),
             )
             // BuildKit keys the exec op on its extra hosts too: /etc/hosts is what RUN saw.
             .text(
@@ -403,15 +405,8 @@ impl BuildRun<'_> {
             };
             (format!("variable {name}"), shown)
         }));
-        let ran = self.layer_step_with(
-            StepAt::new(stage_index, position, total, command),
-            &name,
-            &key,
-            false,
-            no_cache,
-            inputs,
-            state,
-            |upper, work, id| {
+        let ran =
+            self.layer_step_with(ctx, &name, &key, false, inputs, state, |upper, work, id| {
                 let mut spec = ExecSpec::new(
                     Rootfs::Overlay {
                         // overlayfs wants the topmost layer first.
@@ -446,7 +441,7 @@ impl BuildRun<'_> {
                         progress.event(Event::Log { id, stream, line });
                     }
                 };
-                let status = runner.run(&spec, &mut emit).map_err(|e| e.to_string())?;
+                let status = runner.run(&spec, &mut emit)?;
                 for (i, rest) in pending.iter().enumerate() {
                     if !rest.is_empty() {
                         let line = self.mask(&String::from_utf8_lossy(rest));
@@ -465,11 +460,10 @@ impl BuildRun<'_> {
                     }
                 }
                 if !status.success() {
-                    return Err(format!("exit code: {}", status.code()));
+                    return Err(ExitCode(status.code()).into());
                 }
                 Ok(())
-            },
-        );
+            });
         let ran = ran.map_err(|error| match error {
             // As before the errors had types: whatever failed while the step ran (the command,
             // its directories, its layer) is reported as the process's failure, at the RUN.

@@ -26,12 +26,79 @@ pub(crate) struct GitSource {
     pub keep_git_dir: Option<bool>,
 }
 
+/// Why a git source is refused or its checkout failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GitError {
+    /// A boolean query parameter with a value that is not one.
+    #[error("invalid {key} value: {value:?}")]
+    BadFlag { key: String, value: String },
+    /// The query (or fragment) names two different values for one setting.
+    #[error("{what} conflicts: {existing:?} vs {value:?}")]
+    Conflict {
+        what: &'static str,
+        existing: String,
+        value: String,
+    },
+    /// `subdir=` disagrees with the fragment's subdirectory.
+    #[error("subdir conflicts: {existing:?} vs {value:?}")]
+    SubdirConflict {
+        existing: Option<String>,
+        value: String,
+    },
+    /// A query parameter without a value.
+    #[error("query {0:?} has no value")]
+    QueryWithoutValue(String),
+    /// A query parameter BuildKit does not know.
+    #[error("unexpected query {0:?}")]
+    UnexpectedQuery(String),
+    /// Both `branch=` and `tag=`.
+    #[error("branch conflicts with tag")]
+    BranchAndTag,
+    /// Creating or cleaning the checkout directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `git` command could not be run.
+    #[error("running git: {0} (ADD of a git repository needs the git command)")]
+    NoGit(#[source] std::io::Error),
+    /// A `git` command failed.
+    #[error("git {command}: {stderr}")]
+    Command { command: String, stderr: String },
+    /// Fetching the reference failed.
+    #[error("fetching {wanted} from {remote}: {source}")]
+    Fetch {
+        wanted: String,
+        remote: String,
+        #[source]
+        source: Box<GitError>,
+    },
+    /// Fetching the history to find a commit in failed.
+    #[error("fetching {remote} for commit {wanted}: {source}")]
+    FetchCommit {
+        wanted: String,
+        remote: String,
+        #[source]
+        source: Box<GitError>,
+    },
+    /// The reference resolved to another commit than `checksum=` says.
+    #[error("checksum mismatch: {remote} at {wanted} is commit {commit}, expected {expected}")]
+    ChecksumMismatch {
+        remote: String,
+        wanted: String,
+        commit: String,
+        expected: String,
+    },
+}
+
 /// The protocols BuildKit fetches git repositories over.
 const GIT_SCHEMES: [&str; 4] = ["http", "https", "ssh", "git"];
 
 /// The source as a git repository, or `None` when it is not one (then it is a local path or
 /// a plain URL). `Some(Err)` is a repository URL with a bad query.
-pub(crate) fn parse(source: &str) -> Option<Result<GitSource, String>> {
+pub(crate) fn parse(source: &str) -> Option<Result<GitSource, GitError>> {
     if source.starts_with("./") || source.starts_with("../") {
         return None;
     }
@@ -81,17 +148,20 @@ pub(crate) fn parse(source: &str) -> Option<Result<GitSource, String>> {
 }
 
 impl GitSource {
-    fn load_query(&mut self, query: &str) -> Result<(), String> {
+    fn load_query(&mut self, query: &str) -> Result<(), GitError> {
         let mut tag = None;
         let mut branch = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = split_once_or(pair, '=');
             let value = value.unwrap_or_default();
-            let flag = || -> Result<bool, String> {
+            let flag = || -> Result<bool, GitError> {
                 match value {
                     "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
                     "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-                    other => Err(format!("invalid {key} value: {other:?}")),
+                    other => Err(GitError::BadFlag {
+                        key: key.to_owned(),
+                        value: other.to_owned(),
+                    }),
                 }
             };
             match key {
@@ -101,18 +171,21 @@ impl GitSource {
                 "subdir" => {
                     let subdir = clean_subdir(value);
                     if self.subdir.is_some() && self.subdir != subdir {
-                        return Err(format!("subdir conflicts: {:?} vs {value:?}", self.subdir));
+                        return Err(GitError::SubdirConflict {
+                            existing: self.subdir.clone(),
+                            value: value.to_owned(),
+                        });
                     }
                     self.subdir = subdir;
                 }
                 "checksum" | "commit" => self.checksum = Some(value.to_owned()),
                 "keep-git-dir" => self.keep_git_dir = Some(flag()?),
-                _ if value.is_empty() => return Err(format!("query {key:?} has no value")),
-                other => return Err(format!("unexpected query {other:?}")),
+                _ if value.is_empty() => return Err(GitError::QueryWithoutValue(key.to_owned())),
+                other => return Err(GitError::UnexpectedQuery(other.to_owned())),
             }
         }
         if let (Some(_), Some(_)) = (&tag, &branch) {
-            return Err("branch conflicts with tag".to_owned());
+            return Err(GitError::BranchAndTag);
         }
         if let Some(tag) = tag {
             let full = with_prefix(&tag, "refs/tags/");
@@ -127,8 +200,11 @@ impl GitSource {
 
     /// Fetches the one commit the reference names into `dir` (which must not exist) and checks
     /// it out, keeping `.git` only when `keep_git_dir`. Returns the commit.
-    pub(crate) fn checkout(&self, dir: &Path, keep_git_dir: bool) -> Result<String, String> {
-        std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    pub(crate) fn checkout(&self, dir: &Path, keep_git_dir: bool) -> Result<String, GitError> {
+        std::fs::create_dir(dir).map_err(|source| GitError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let git = |args: &[&str]| run_git(dir, args);
         git(&["init", "--quiet"])?;
         git(&["remote", "add", "origin", &self.remote])?;
@@ -145,10 +221,17 @@ impl GitSource {
         ]);
         if let Err(error) = fetched {
             if !is_commit_id(wanted) {
-                return Err(format!("fetching {wanted} from {}: {error}", self.remote));
+                return Err(GitError::Fetch {
+                    wanted: wanted.to_owned(),
+                    remote: self.remote.clone(),
+                    source: Box::new(error),
+                });
             }
-            git(&["fetch", "--quiet", "--tags", "origin"])
-                .map_err(|e| format!("fetching {} for commit {wanted}: {e}", self.remote))?;
+            git(&["fetch", "--quiet", "--tags", "origin"]).map_err(|e| GitError::FetchCommit {
+                wanted: wanted.to_owned(),
+                remote: self.remote.clone(),
+                source: Box::new(e),
+            })?;
         }
         let target = if is_commit_id(wanted) {
             wanted
@@ -160,14 +243,19 @@ impl GitSource {
         if let Some(expected) = &self.checksum
             && !commit.starts_with(expected.as_str())
         {
-            return Err(format!(
-                "checksum mismatch: {} at {wanted} is commit {commit}, expected {expected}",
-                self.remote
-            ));
+            return Err(GitError::ChecksumMismatch {
+                remote: self.remote.clone(),
+                wanted: wanted.to_owned(),
+                commit,
+                expected: expected.clone(),
+            });
         }
         if !keep_git_dir {
             let dot_git = dir.join(".git");
-            std::fs::remove_dir_all(&dot_git).map_err(|e| format!("{}: {e}", dot_git.display()))?;
+            std::fs::remove_dir_all(&dot_git).map_err(|source| GitError::Io {
+                path: dot_git.display().to_string(),
+                source,
+            })?;
         }
         Ok(commit)
     }
@@ -175,7 +263,7 @@ impl GitSource {
 
 /// Runs `git ARGS` in `dir`, returning standard output. The umask is fixed so file modes do not
 /// depend on the user running the build (git applies it to checked-out files).
-fn run_git(dir: &Path, args: &[&str]) -> Result<String, String> {
+fn run_git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new("git");
     command
@@ -191,16 +279,13 @@ fn run_git(dir: &Path, args: &[&str]) -> Result<String, String> {
             Ok(())
         });
     }
-    let output = command
-        .output()
-        .map_err(|e| format!("running git: {e} (ADD of a git repository needs the git command)"))?;
+    let output = command.output().map_err(GitError::NoGit)?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!(
-            "git {}: {}",
-            args.first().copied().unwrap_or_default(),
-            stderr.trim()
-        ));
+        return Err(GitError::Command {
+            command: args.first().copied().unwrap_or_default().to_owned(),
+            stderr: stderr.trim().to_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -209,11 +294,13 @@ fn is_commit_id(reference: &str) -> bool {
     matches!(reference.len(), 40 | 64) && reference.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn set_once(slot: &mut Option<String>, value: &str, what: &str) -> Result<(), String> {
+fn set_once(slot: &mut Option<String>, value: &str, what: &'static str) -> Result<(), GitError> {
     match slot {
-        Some(existing) if existing != value => {
-            Err(format!("{what} conflicts: {existing:?} vs {value:?}"))
-        }
+        Some(existing) if existing != value => Err(GitError::Conflict {
+            what,
+            existing: existing.clone(),
+            value: value.to_owned(),
+        }),
         _ => {
             *slot = Some(value.to_owned());
             Ok(())

@@ -77,8 +77,9 @@ pub(crate) struct Checksum {
     hex: String,
 }
 
+/// A digest algorithm `--checksum` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Algorithm {
+pub(crate) enum Algorithm {
     Sha256,
     Sha384,
     Sha512,
@@ -102,23 +103,38 @@ impl Algorithm {
     }
 }
 
+/// Why a `--checksum` value is not a digest.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChecksumError {
+    /// No `ALGORITHM:` prefix.
+    #[error("invalid checksum {0:?}: expected ALGORITHM:HEX, e.g. sha256:<64 hex digits>")]
+    NoAlgorithm(String),
+    /// An algorithm other than sha256, sha384 and sha512.
+    #[error(
+        "invalid checksum {text:?}: unsupported algorithm {name:?} (use sha256, sha384 or sha512)"
+    )]
+    Unsupported { text: String, name: String },
+    /// The hex part has the wrong length or characters.
+    #[error("invalid checksum {text:?}: a {} digest is {} lowercase hex digits", algorithm.name(), algorithm.hex_len())]
+    BadHex { text: String, algorithm: Algorithm },
+}
+
 impl Checksum {
     /// Parses a digest as OCI's `digest.Parse` accepts it: `sha256:`, `sha384:` or `sha512:`
     /// followed by the lowercase hex of the right length.
-    pub(crate) fn parse(text: &str) -> Result<Checksum, String> {
-        let (name, hex) = text.split_once(':').ok_or_else(|| {
-            format!(
-                "invalid checksum {text:?}: expected ALGORITHM:HEX, e.g. sha256:<64 hex digits>"
-            )
-        })?;
+    pub(crate) fn parse(text: &str) -> Result<Checksum, ChecksumError> {
+        let (name, hex) = text
+            .split_once(':')
+            .ok_or_else(|| ChecksumError::NoAlgorithm(text.to_owned()))?;
         let algorithm = match name {
             "sha256" => Algorithm::Sha256,
             "sha384" => Algorithm::Sha384,
             "sha512" => Algorithm::Sha512,
             _ => {
-                return Err(format!(
-                    "invalid checksum {text:?}: unsupported algorithm {name:?} (use sha256, sha384 or sha512)"
-                ));
+                return Err(ChecksumError::Unsupported {
+                    text: text.to_owned(),
+                    name: name.to_owned(),
+                });
             }
         };
         if hex.len() != algorithm.hex_len()
@@ -126,11 +142,10 @@ impl Checksum {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         {
-            return Err(format!(
-                "invalid checksum {text:?}: a {} digest is {} lowercase hex digits",
-                algorithm.name(),
-                algorithm.hex_len()
-            ));
+            return Err(ChecksumError::BadHex {
+                text: text.to_owned(),
+                algorithm,
+            });
         }
         Ok(Checksum {
             algorithm,
@@ -383,13 +398,24 @@ mod tests {
         let checksum = Checksum::parse(&format!("sha256:{hex}")).unwrap();
         assert_eq!(checksum.to_string(), format!("sha256:{hex}"));
         assert!(Checksum::parse(&format!("sha512:{}", "0".repeat(128))).is_ok());
-        assert!(Checksum::parse(&hex).unwrap_err().contains("ALGORITHM:HEX"));
+        assert!(
+            Checksum::parse(&hex)
+                .unwrap_err()
+                .to_string()
+                .contains("ALGORITHM:HEX")
+        );
         assert!(
             Checksum::parse("md5:abc")
                 .unwrap_err()
+                .to_string()
                 .contains("unsupported")
         );
-        assert!(Checksum::parse("sha256:ABC").unwrap_err().contains("64"));
+        assert!(
+            Checksum::parse("sha256:ABC")
+                .unwrap_err()
+                .to_string()
+                .contains("64")
+        );
     }
 
     #[test]

@@ -295,7 +295,7 @@ fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry, String> {
 }
 
 /// One `--ulimit` value.
-fn ulimit_flag(value: &str) -> Result<stagecraft_exec::Ulimit, String> {
+fn ulimit_flag(value: &str) -> Result<stagecraft_exec::Ulimit, stagecraft_exec::UlimitError> {
     value.parse()
 }
 
