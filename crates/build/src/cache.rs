@@ -5,6 +5,9 @@
 use crate::error::{Error, Result};
 use crate::network::block_on;
 use crate::options::CacheLocation;
+use stagecraft_export::cache_mounts::{
+    CacheMountManifest, MergedMounts, MountBounds, merge_cache_mounts,
+};
 use stagecraft_image::{AnyManifest, Digest, ImageManifest, media_type};
 use stagecraft_registry::Registry;
 use stagecraft_registry::merge::{Current, MergePolicy, MergeStage, Merged, Planned};
@@ -344,6 +347,69 @@ pub fn push_cache_document(
         document,
         kept,
         evicted,
+        pushed,
+    })
+}
+
+/// What pushing cache mounts to a shared ref did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountsMerge {
+    /// The mounts of other exports kept, and those the bounds dropped, on the last attempt.
+    pub mounts: MergedMounts,
+    /// How the push went.
+    pub pushed: Merged,
+}
+
+/// Pushes a cache-mount export ([`stagecraft_export::cache_mounts::store_cache_mounts`])
+/// under a registry ref merged with the mounts the ref already holds, as
+/// [`push_cache_document`] does for build caches: every runner's mounts stay reachable.
+pub fn push_cache_mounts(
+    store: &Store,
+    registry: &Registry,
+    reference: &stagecraft_registry::Reference,
+    ours: &stagecraft_store::Artifact,
+    policy: &MergePolicy,
+    bounds: &MountBounds,
+    observe: &dyn Fn(MergeStage),
+) -> Result<MountsMerge, String> {
+    let ours_manifest =
+        CacheMountManifest::parse(&ours.manifest, "this export").map_err(|e| e.to_string())?;
+    let ours_ids: Vec<String> = ours_manifest.ids().map(str::to_owned).collect();
+    let mut last = None;
+    let mut merge = |current: Option<&Current>| -> Result<Planned, String> {
+        let merged = merge_cache_mounts(
+            &ours.manifest,
+            current.map(|c| c.manifest.bytes.as_slice()),
+            bounds,
+        )
+        .map_err(|e| e.to_string())?;
+        let planned = Planned {
+            manifest: merged.manifest.clone(),
+            media_type: ours.descriptor.media_type.clone(),
+            upload: ours.blobs.clone(),
+        };
+        last = Some(merged);
+        Ok(planned)
+    };
+    let holds_ours = |current: &Current| {
+        CacheMountManifest::parse(&current.manifest.bytes, "the reference").is_ok_and(|theirs| {
+            let ids: BTreeSet<&str> = theirs.ids().collect();
+            ours_ids.iter().all(|id| ids.contains(id.as_str()))
+        })
+    };
+    let pushed = block_on(stagecraft_registry::merge::push_merged(
+        registry,
+        store,
+        reference,
+        policy,
+        &mut merge,
+        &holds_ours,
+        observe,
+    ))
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    Ok(MountsMerge {
+        mounts: last.expect("a successful push merged at least once"),
         pushed,
     })
 }

@@ -28,7 +28,8 @@ pub use attest::Attestations;
 pub use attest::sbom;
 pub use base_images::StoreOrRegistry;
 pub use cache::{
-    CacheBounds, CacheMerge, ImportedCaches, export_cache, merge_documents, push_cache_document,
+    CacheBounds, CacheMerge, ImportedCaches, MountsMerge, export_cache, merge_documents,
+    push_cache_document, push_cache_mounts,
 };
 pub use error::{Error, Result};
 pub use network::{block_on, registry};

@@ -335,3 +335,90 @@ fn a_cache_written_before_merging_existed_is_merged_into() {
 fn registry_client() -> stagecraft_registry::Registry {
     registry(&[])
 }
+
+/// A runner's store with one cache mount of this id, holding one file.
+fn runner_with_mount(id: &str) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mount = store.new_cache_mount(id).unwrap();
+    fs::write(mount.path().join("content"), id).unwrap();
+    mount.install().unwrap();
+    (dir, store)
+}
+
+#[test]
+fn two_runners_exporting_cache_mounts_to_one_ref_keep_both() {
+    use stagecraft_export::cache_mounts::{MountBounds, store_cache_mounts};
+    let registry = LocalRegistry::start();
+    let (_a_dir, a) = runner_with_mount("/root/.cargo/registry");
+    let (_b_dir, b) = runner_with_mount("/root/.npm");
+    let ids = |id: &str| [id.to_owned()];
+    let a_artifact = store_cache_mounts(
+        &a,
+        &ids("/root/.cargo/registry"),
+        stagecraft_layer::Compression::gzip(),
+    )
+    .unwrap();
+    let b_artifact = store_cache_mounts(
+        &b,
+        &ids("/root/.npm"),
+        stagecraft_layer::Compression::gzip(),
+    )
+    .unwrap();
+    // As for build caches: both write before either checks, so one write is overwritten.
+    let writing = Barrier::new(2);
+    let written = Barrier::new(2);
+    let observe = |stage: MergeStage| match stage {
+        MergeStage::Writing(1) => drop(writing.wait()),
+        MergeStage::Written(1) => drop(written.wait()),
+        _ => {}
+    };
+    let reference = registry.reference("mounts");
+    let attempts: Vec<u32> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [(&a, &a_artifact), (&b, &b_artifact)]
+            .into_iter()
+            .map(|(store, artifact)| {
+                let (reference, observe) = (&reference, &observe);
+                scope.spawn(move || {
+                    stagecraft_build::push_cache_mounts(
+                        store,
+                        &registry_client(),
+                        reference,
+                        artifact,
+                        &quick(),
+                        &MountBounds::default(),
+                        observe,
+                    )
+                    .unwrap()
+                    .pushed
+                    .attempts
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = attempts.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1, 2], "{attempts:?}");
+
+    // A cold runner imports both mounts, with their contents.
+    let (_c_dir, cold) = runner_with_mount("/unrelated");
+    let client = registry_client();
+    let remote = block_on(client.manifest(&reference)).unwrap().unwrap();
+    let manifest =
+        stagecraft_export::cache_mounts::CacheMountManifest::parse(&remote.bytes, "mounts")
+            .unwrap();
+    block_on(stagecraft_registry::fetch_blobs(
+        &client,
+        &cold,
+        &reference,
+        manifest.blobs(),
+    ))
+    .unwrap()
+    .unwrap();
+    manifest.restore(&cold).unwrap();
+    for id in ["/root/.cargo/registry", "/root/.npm"] {
+        let path = cold.cache_mount_path(id).unwrap();
+        assert_eq!(fs::read_to_string(path.join("content")).unwrap(), id);
+    }
+}
