@@ -4,9 +4,12 @@
 #   1. runner A builds examples/fleet-project cold, exports its step cache to the registry
 #      (--cache-to type=registry,mode=max) and its cache mounts (stagecraft cache export --ref);
 #   2. runner B, cold, imports the cache mounts and builds with --cache-from: it must run 0 steps;
-#   3. one source file changes; runner B rebuilds and runs only the steps that depend on it.
+#   3. one source file changes; runner B rebuilds and runs only the steps that depend on it;
+#   4. runners A (main's commit) and B (the edit) export their caches to one ref at the same
+#      time; two cold runners, one per commit, must each run 0 steps from that ref, which
+#      holds only if neither export made the other's records unreachable.
 # Ends with `fleet: runner B cold build ran 0 of N steps; after one edit ran K of N steps` and
-# exits 0 only if that holds (K > 0 and K < N).
+# exits 0 only if that holds (K > 0 and K < N) and step 4 did.
 #
 # usage: scripts/fleet.sh   (root; installs what it needs; ~3 minutes, plus a one-time
 #   debootstrap of the runtime base, kept in target/fleet/)
@@ -80,7 +83,7 @@ chown 1000:1000 "$work/a" "$work/b"
 run_in() {  # RUNNER ARGS...: stagecraft ARGS in the runner's container (its store a volume)
     local runner=$1; shift
     $docker run --rm --network host "${security[@]}" \
-        -v "$work/$runner:/home/builder/.local/share/stagecraft" -v "$work/project:/work:ro" \
+        -v "$work/$runner:/home/builder/.local/share/stagecraft" -v "$work/${project_dir:-project}:/work:ro" \
         stagecraft:fleet "$@"
 }
 declare -A steps_run steps_total seconds
@@ -105,8 +108,22 @@ build_in a "runner A cold" --cache-to "type=registry,ref=$cache_ref,mode=max"
 run_in a cache export --ref "$mounts_ref" >/dev/null
 run_in b cache import --ref "$mounts_ref" >/dev/null
 build_in b "runner B cold" --cache-from "type=registry,ref=$cache_ref"
+cp -r "$work/project" "$work/project-main"
 echo "the pricing page, edited on a branch" > "$work/project/src/pricing.txt"
 build_in b "runner B after one edit" --cache-from "type=registry,ref=$cache_ref"
+# Two runners export to one ref at once (each from its own store: A has main's records, B
+# the edit's); then a cold runner per commit builds from that ref alone. Last-writer-wins
+# would leave one of them building steps.
+shared_ref=$registry/fleet/cache:shared
+mkdir -p "$work/d" "$work/e" && chown 1000:1000 "$work/d" "$work/e"
+project_dir=project-main build_in a "runner A, export at once" --cache-to "type=registry,ref=$shared_ref,mode=max" &
+export_a=$!
+build_in b "runner B, export at once" --cache-to "type=registry,ref=$shared_ref,mode=max" &
+export_b=$!
+wait "$export_a"
+wait "$export_b"
+project_dir=project-main build_in d "cold, main, shared ref" --cache-from "type=registry,ref=$shared_ref"
+build_in e "cold, edit, shared ref" --cache-from "type=registry,ref=$shared_ref"
 # For scale: a cold build with nothing to import.
 mkdir -p "$work/c" && chown 1000:1000 "$work/c"
 build_in c "a cold build, no shared cache"
@@ -114,5 +131,8 @@ build_in c "a cold build, no shared cache"
 n=${steps_total[runner B cold]}
 cold=${steps_run[runner B cold]}
 edit=${steps_run[runner B after one edit]}
+main_shared=${steps_run[cold, main, shared ref]}
+edit_shared=${steps_run[cold, edit, shared ref]}
+echo "fleet: after concurrent exports to one ref, cold runners ran $main_shared (main) and $edit_shared (edit) of $n steps" >&2
 echo "fleet: runner B cold build ran $cold of $n steps; after one edit ran $edit of $n steps"
-[ "$cold" -eq 0 ] && [ "$edit" -gt 0 ] && [ "$edit" -lt "$n" ]
+[ "$cold" -eq 0 ] && [ "$edit" -gt 0 ] && [ "$edit" -lt "$n" ] && [ "$main_shared" -eq 0 ] && [ "$edit_shared" -eq 0 ]

@@ -27,7 +27,10 @@ mod stdin;
 pub use attest::Attestations;
 pub use attest::sbom;
 pub use base_images::StoreOrRegistry;
-pub use cache::{ImportedCaches, export_cache};
+pub use cache::{
+    CacheBounds, CacheMerge, ImportedCaches, MountsMerge, export_cache, merge_documents,
+    push_cache_document, push_cache_mounts,
+};
 pub use error::{Error, Result};
 pub use network::{block_on, registry};
 pub use options::{

@@ -10,7 +10,13 @@
 //!
 //! * [`ID_ANNOTATION`]: the mount's id (`id=`, else its target);
 //! * [`MODE_ANNOTATION`], [`UID_ANNOTATION`], [`GID_ANNOTATION`]: the mount directory's own
-//!   mode (octal) and owner, which `mode=`, `uid=` and `gid=` gave it.
+//!   mode (octal) and owner, which `mode=`, `uid=` and `gid=` gave it;
+//! * [`EXPORTED_ANNOTATION`] (optional; exports before it lack it): when it was exported,
+//!   in Unix seconds.
+//!
+//! In a registry, several runners may push to one reference: [`merge_cache_mounts`] makes
+//! the pushed manifest the union of theirs and ours by mount id (ours win an id both have),
+//! bounded by [`MountBounds`], so that a runner exporting its mounts keeps the others'.
 //!
 //! In a registry the manifest is pushed under a reference, with its blobs. In a file it is an
 //! OCI image layout tar (`oci-layout`, `index.json` naming the manifest, `blobs/sha256/…`),
@@ -49,6 +55,8 @@ pub const MODE_ANNOTATION: &str = "vnd.stagecraft.cachemount.mode";
 pub const UID_ANNOTATION: &str = "vnd.stagecraft.cachemount.uid";
 /// The layer annotation with the numeric group of the mount directory.
 pub const GID_ANNOTATION: &str = "vnd.stagecraft.cachemount.gid";
+/// The layer annotation with when the mount was exported, in Unix seconds.
+pub const EXPORTED_ANNOTATION: &str = "vnd.stagecraft.cachemount.exported";
 
 /// What a mount directory is made with when an export does not say: a new mount's defaults.
 const DEFAULT_MODE: u32 = 0o755;
@@ -60,6 +68,7 @@ pub fn store_cache_mounts(
     ids: &[String],
     compression: Compression,
 ) -> Result<Artifact, ExportError> {
+    let now = stagecraft_image::Timestamp::now().map_or(0, |t| t.unix_secs());
     let mut layers = Vec::new();
     for id in ids {
         // Mounts are never removed, so the directory found stays once the lock is taken.
@@ -79,6 +88,7 @@ pub fn store_cache_mounts(
             ),
             (UID_ANNOTATION.to_owned(), meta.uid().to_string()),
             (GID_ANNOTATION.to_owned(), meta.gid().to_string()),
+            (EXPORTED_ANNOTATION.to_owned(), now.to_string()),
         ]);
         layers.push(layer);
     }
@@ -189,6 +199,97 @@ impl CacheMountManifest {
     }
 }
 
+/// How many mounts a reference that several runners merge into may hold: past either bound
+/// the mounts of others exported longest ago are dropped (ours never are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountBounds {
+    /// At most this many mounts.
+    pub max_mounts: usize,
+    /// At most this many bytes of (compressed) mount layers.
+    pub max_bytes: u64,
+}
+
+impl Default for MountBounds {
+    /// 64 mounts, 10 GiB: every package manager's cache of a few projects, and the size of
+    /// a GitHub Actions cache.
+    fn default() -> MountBounds {
+        MountBounds {
+            max_mounts: 64,
+            max_bytes: 10 << 30,
+        }
+    }
+}
+
+/// A merge of cache-mount exports: the manifest to push, and what happened to theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedMounts {
+    /// The merged manifest's bytes.
+    pub manifest: Vec<u8>,
+    /// Mounts of the other export kept.
+    pub kept: Vec<String>,
+    /// Mounts of the other export dropped by the bounds.
+    pub evicted: Vec<String>,
+}
+
+/// Merges our cache-mount export (`ours`, a manifest [`store_cache_mounts`] made) with
+/// `theirs` (what the reference holds, if anything): our mounts, then theirs of other ids,
+/// most recently exported first (an export without [`EXPORTED_ANNOTATION`] counts as the
+/// oldest), while they fit the bounds. `theirs` that is not a cache-mount export is
+/// replaced, as a plain push would.
+pub fn merge_cache_mounts(
+    ours: &[u8],
+    theirs: Option<&[u8]>,
+    bounds: &MountBounds,
+) -> Result<MergedMounts, ExportError> {
+    let parsed = CacheMountManifest::parse(ours, "this export")?;
+    let mut manifest =
+        ImageManifest::from_slice(ours).map_err(|e| ExportError::NotCacheMounts {
+            origin: "this export".to_owned(),
+            reason: e.to_string(),
+        })?;
+    let ours_ids: BTreeSet<&str> = parsed.ids().collect();
+    let mut bytes: u64 = manifest.layers.iter().map(|l| l.size).sum();
+    let mut merged = MergedMounts {
+        manifest: Vec::new(),
+        kept: Vec::new(),
+        evicted: Vec::new(),
+    };
+    let theirs = theirs.and_then(|bytes| CacheMountManifest::parse(bytes, "the reference").ok());
+    let mut candidates: Vec<MountLayer> = theirs
+        .map(|t| t.mounts)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|mount| !ours_ids.contains(mount.id.as_str()))
+        .collect();
+    let stamp = |mount: &MountLayer| {
+        mount
+            .layer
+            .annotations
+            .get(EXPORTED_ANNOTATION)
+            .and_then(|text| text.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    candidates.sort_by(|a, b| stamp(b).cmp(&stamp(a)).then_with(|| a.id.cmp(&b.id)));
+    for mount in candidates {
+        if manifest.layers.len() >= bounds.max_mounts
+            || bytes.saturating_add(mount.layer.size) > bounds.max_bytes
+        {
+            merged.evicted.push(mount.id);
+            continue;
+        }
+        bytes += mount.layer.size;
+        merged.kept.push(mount.id);
+        manifest.layers.push(mount.layer);
+    }
+    merged.manifest = manifest
+        .to_json()
+        .map_err(|e| ExportError::NotCacheMounts {
+            origin: "the merged export".to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(merged)
+}
+
 /// Unpacks a mount's layer into a new directory, made with the mount's mode and owner.
 fn unpack(store: &Store, mount: &MountLayer) -> Result<NewCacheMount, ExportError> {
     let fresh = store.new_cache_mount(&mount.id)?;
@@ -297,5 +398,91 @@ mod tests {
             error.contains("`stagecraft cache ls` lists them"),
             "{error}"
         );
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    fn export(mounts: &[(&str, u64, Option<i64>)]) -> Vec<u8> {
+        let layers = mounts
+            .iter()
+            .map(|(id, size, stamp)| {
+                let mut layer =
+                    Descriptor::new(media_type::OCI_LAYER_GZIP, Digest::of(id.as_bytes()), *size);
+                layer
+                    .annotations
+                    .insert(ID_ANNOTATION.to_owned(), (*id).to_owned());
+                if let Some(stamp) = stamp {
+                    layer
+                        .annotations
+                        .insert(EXPORTED_ANNOTATION.to_owned(), stamp.to_string());
+                }
+                layer
+            })
+            .collect();
+        let mut manifest = ImageManifest::new(
+            media_type::OCI_MANIFEST,
+            Descriptor::of_bytes(media_type::OCI_EMPTY_JSON, b"{}"),
+            layers,
+        );
+        manifest.artifact_type = ARTIFACT_TYPE.to_owned();
+        manifest.to_json().unwrap()
+    }
+
+    fn ids(manifest: &[u8]) -> Vec<String> {
+        CacheMountManifest::parse(manifest, "merged")
+            .unwrap()
+            .ids()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_merge_keeps_other_ids_newest_first_within_the_bounds() {
+        let ours = export(&[("npm", 10, Some(100))]);
+        // "legacy" comes from an export before stamps: the oldest.
+        let theirs = export(&[
+            ("npm", 99, Some(1)),
+            ("legacy", 10, None),
+            ("cargo", 10, Some(50)),
+            ("pip", 10, Some(70)),
+        ]);
+        let merged = merge_cache_mounts(&ours, Some(&theirs), &MountBounds::default()).unwrap();
+        assert_eq!(ids(&merged.manifest), ["npm", "pip", "cargo", "legacy"]);
+        // Ours replaces their mount of the same id.
+        let parsed = CacheMountManifest::parse(&merged.manifest, "m").unwrap();
+        assert_eq!(parsed.mounts[0].layer.size, 10);
+
+        let bounds = MountBounds {
+            max_mounts: 2,
+            max_bytes: u64::MAX,
+        };
+        let merged = merge_cache_mounts(&ours, Some(&theirs), &bounds).unwrap();
+        assert_eq!(ids(&merged.manifest), ["npm", "pip"]);
+        assert_eq!(merged.evicted, ["cargo", "legacy"]);
+        let bounds = MountBounds {
+            max_mounts: 64,
+            max_bytes: 25,
+        };
+        let merged = merge_cache_mounts(&ours, Some(&theirs), &bounds).unwrap();
+        assert_eq!(ids(&merged.manifest), ["npm", "pip"]);
+    }
+
+    #[test]
+    fn something_else_under_the_ref_is_replaced() {
+        let ours = export(&[("npm", 10, Some(100))]);
+        let image = ImageManifest::new(
+            media_type::OCI_MANIFEST,
+            Descriptor::of_bytes(media_type::OCI_CONFIG, b"{}"),
+            Vec::new(),
+        )
+        .to_json()
+        .unwrap();
+        let merged = merge_cache_mounts(&ours, Some(&image), &MountBounds::default()).unwrap();
+        assert_eq!(merged.manifest, ours);
+        let alone = merge_cache_mounts(&ours, None, &MountBounds::default()).unwrap();
+        assert_eq!(alone.manifest, ours);
     }
 }

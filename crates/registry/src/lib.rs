@@ -21,9 +21,11 @@ use tokio::io::AsyncWriteExt;
 pub use oci_client::Reference;
 
 pub mod credentials;
+pub mod merge;
 mod transfer;
 pub use transfer::{
     TransferError, fetch_blob, fetch_blobs, pull, push, push_index, push_manifest_with_blobs,
+    upload_blobs,
 };
 
 /// Media types a manifest request accepts: OCI and Docker, single images and indexes.
@@ -90,6 +92,49 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RegistryError {
+    /// Whether the registry said the tag, digest or repository does not exist (as opposed to
+    /// failing to answer, or refusing).
+    pub fn is_not_found(&self) -> bool {
+        let RegistryError::Remote { source, .. } = self else {
+            return false;
+        };
+        if matches!(source, OciDistributionError::ImageManifestNotFoundError(_)) {
+            return true;
+        }
+        if let OciDistributionError::ServerError { code: 404, .. } = source {
+            return true;
+        }
+        let text = source.to_string();
+        [
+            "MANIFEST_UNKNOWN",
+            "manifest unknown",
+            "NAME_UNKNOWN",
+            "repository name not known",
+        ]
+        .iter()
+        .any(|said| text.contains(said))
+    }
+}
+
+impl RegistryError {
+    /// Whether trying again may succeed: the registry answered with a server error (5xx).
+    /// distribution's filesystem storage, for one, answers 500 to a read of a tag that is
+    /// being written at that moment.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Remote {
+                source: OciDistributionError::ServerError {
+                    code: 500..=599,
+                    ..
+                },
+                ..
+            }
+        )
+    }
 }
 
 /// The registry's answer in words: the distribution API's error codes as a sentence (the raw

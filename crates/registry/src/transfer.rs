@@ -177,6 +177,19 @@ pub async fn push_manifest_with_blobs(
     manifest: &[u8],
     media_type: &str,
 ) -> Result<String, TransferError> {
+    upload_blobs(registry, store, reference, blobs).await?;
+    Ok(registry
+        .push_manifest(reference, manifest, media_type)
+        .await?)
+}
+
+/// Uploads the stored `blobs` that `reference`'s repository lacks, in parallel.
+pub async fn upload_blobs(
+    registry: &Registry,
+    store: &Store,
+    reference: &Reference,
+    blobs: &[Digest],
+) -> Result<(), TransferError> {
     let uploads = blobs.iter().map(|blob| async move {
         if registry.has_blob(reference, blob.as_str()).await? {
             return Ok::<(), TransferError>(());
@@ -189,7 +202,5 @@ pub async fn push_manifest_with_blobs(
     for result in futures_util::future::join_all(uploads).await {
         result?;
     }
-    Ok(registry
-        .push_manifest(reference, manifest, media_type)
-        .await?)
+    Ok(())
 }

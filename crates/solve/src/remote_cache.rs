@@ -7,10 +7,15 @@
 //!
 //! * **config** blob ([`CONFIG_MEDIA_TYPE`]) is a [`CacheDocument`]: `{"version":1,
 //!   "records":{"<step key>":{"diff_id":…,"media_type":…,"digest":…,"size":…,
-//!   "uncompressed_size":…,"created_by":…}}}` — the step's cache key and the layer it made;
+//!   "uncompressed_size":…,"created_by":…}},"exported":{"<step key>":<unix seconds>}}` — the
+//!   step's cache key and the layer it made, and when a build last exported the record
+//!   (`exported` is optional: readers that predate it ignore it, and a cache without it is
+//!   read as exported at time 0);
 //! * **layers** are the distinct layer blobs those records name, sorted by digest.
 //!
-//! In a registry (`type=registry,ref=REF`) the manifest is pushed under `REF` with its blobs.
+//! In a registry (`type=registry,ref=REF`) the manifest is pushed under `REF` with its blobs,
+//! merged with the records `REF` already holds, so that runners sharing one ref do not undo
+//! each other's exports (`stagecraft_build::cache`, with `stagecraft_registry::merge`).
 //! In a directory (`type=local,dest=DIR`) it is an OCI image layout: `DIR/oci-layout`,
 //! `DIR/index.json` naming the manifest, and `DIR/blobs/sha256/<hex>`; blobs of earlier
 //! exports stay, so one directory can collect the caches of several builds.
@@ -63,6 +68,12 @@ pub struct CacheDocument {
     pub version: u32,
     /// Layers by the cache key of the step that made them.
     pub records: BTreeMap<String, LayerRef>,
+    /// When a build last exported each record (Unix seconds), by key: what a registry
+    /// cache that several runners merge into evicts by (oldest first). Optional: caches
+    /// written before it existed have none, and their records count as the oldest; readers
+    /// that predate it ignore it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exported: BTreeMap<String, i64>,
 }
 
 impl CacheDocument {
@@ -83,6 +94,7 @@ impl CacheDocument {
         CacheDocument {
             version: VERSION,
             records,
+            exported: BTreeMap::new(),
         }
     }
 
@@ -153,6 +165,7 @@ impl CacheDocument {
         Ok(CacheDocument {
             version: self.version,
             records,
+            exported: self.exported.clone(),
         })
     }
 
@@ -334,6 +347,7 @@ mod tests {
         let document = CacheDocument {
             version: VERSION,
             records: BTreeMap::from([("k1".to_owned(), made.clone())]),
+            exported: BTreeMap::new(),
         };
         let artifact = document.store_artifact(&a).unwrap();
         let cache = LocalCache::new(dir.path().join("cache"));

@@ -212,6 +212,7 @@ fn export(args: &ExportArgs) -> CommandResult {
     // clap allows gzip and zstd only: a mount's tar always travels compressed.
     let compression = super::compression_flag(&args.compression).map_err(CommandError)?;
     let artifact = store_cache_mounts(&store, &ids, compression)?;
+    let mut note = Vec::new();
     let destination = match (&args.output, &args.reference) {
         (Some(path), _) => {
             write_output_file(&store, path, |out| {
@@ -220,16 +221,34 @@ fn export(args: &ExportArgs) -> CommandResult {
             path.display().to_string()
         }
         (None, Some(text)) => {
+            // Merged into what the ref holds, so that runners sharing it keep each other's
+            // mounts (a plain push would be last-writer-wins).
             let reference = stagecraft_registry::parse_reference(text)?;
-            let digest = block_on(stagecraft_registry::push_manifest_with_blobs(
-                &registry(&args.insecure),
+            let merged = stagecraft_build::push_cache_mounts(
                 &store,
+                &registry(&args.insecure),
                 &reference,
-                &artifact.blobs,
-                &artifact.manifest,
-                &artifact.descriptor.media_type,
-            ))??;
-            format!("{} ({digest})", reference.whole())
+                &artifact,
+                &stagecraft_registry::merge::MergePolicy::default(),
+                &stagecraft_export::cache_mounts::MountBounds::default(),
+                &|_| {},
+            )
+            .map_err(|e| CommandError(format!("error: exporting cache mounts to {text}: {e}")))?;
+            if !merged.mounts.kept.is_empty() {
+                note.push(format!(
+                    "kept {} other cache mounts the ref held: {}",
+                    merged.mounts.kept.len(),
+                    merged.mounts.kept.join(", ")
+                ));
+            }
+            if !merged.mounts.evicted.is_empty() {
+                note.push(format!(
+                    "dropped the ref's least recently exported cache mounts (past {} mounts or 10 GiB): {}",
+                    stagecraft_export::cache_mounts::MountBounds::default().max_mounts,
+                    merged.mounts.evicted.join(", ")
+                ));
+            }
+            format!("{} ({})", reference.whole(), merged.pushed.digest)
         }
         (None, None) => unreachable!("clap requires -o or --ref"),
     };
@@ -238,6 +257,9 @@ fn export(args: &ExportArgs) -> CommandResult {
         ids.len(),
         ids.join(", ")
     );
+    for line in note {
+        println!("{line}");
+    }
     Ok(())
 }
 
