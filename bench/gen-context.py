@@ -4,6 +4,7 @@
 usage: gen-context.py w1 DIR BASE [SCALE]   the 6-stage project: 20,000 files, ~300 MiB, a .dockerignore
        gen-context.py w5 DIR BASE [MIB]     big incompressible files (default 1024 MiB) and a COPY
        gen-context.py touch DIR N           W3's edit: one source file gets a line naming edit N
+       gen-context.py w9 DIR BASE [FILES]   a context of many small files (default 100,000), all COPY'd
 
 SCALE (default 1.0) shrinks W1's file sizes, not its file counts, for quick trials of the runner.
 """
@@ -123,6 +124,24 @@ def w5(out, base, mib):
     write(os.path.join(out, "Dockerfile"), W5_DOCKERFILE.format(base=base).encode())
 
 
+W9_DOCKERFILE = """\
+FROM {base}
+WORKDIR /ctx
+COPY . .
+RUN find . -type f | wc -l > /file-count
+"""
+
+
+def w9(out, base, files):
+    # 100 files per directory, 1,000 directories in 10 groups: a monorepo's checkout, small files
+    rng = random.Random(9)
+    for i in range(files):
+        n = 64 + int(rng.random() * 1536)
+        data = rng.randbytes((n + 1) // 2).hex().encode()[:n]
+        write(os.path.join(out, f"g{i // 10000:02d}/d{i // 100 % 100:02d}/f{i % 100:02d}.txt"), data)
+    write(os.path.join(out, "Dockerfile"), W9_DOCKERFILE.format(base=base).encode())
+
+
 def touch(out, n):
     path = os.path.join(out, name_in("src/app", 5 * 100 + 50))  # in mod005: part of app.bin
     with open(path, "rb") as f:
@@ -138,6 +157,8 @@ def main():
         w1(out, sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 1.0)
     elif kind == "w5":
         w5(out, sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 1024)
+    elif kind == "w9":
+        w9(out, sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 100000)
     elif kind == "touch":
         touch(out, int(sys.argv[3]))
     else:

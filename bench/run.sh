@@ -9,11 +9,17 @@
 #   W8 cross-compiling Dockerfile for linux/amd64,linux/arm64 (stagecraft: one two-platform build
 #      against two single-platform builds; BuildKit: dockerd 20.10's builder has no multi-platform
 #      output, so its two single-platform builds are shown for scale)
+#   W9 cold build of a 100,000-file context (~80 MB), all COPY'd, then one RUN reading it
+# W3 is also split into its two costly steps, `COPY src/ ./` and the RUN reading those files, as
+# each tool reports them (stagecraft --progress=json, BuildKit --progress=plain; Buildah prints
+# no step times). Export throughput: W5's image written as a gzip OCI archive (stagecraft
+# `-o type=oci`, Buildah `push oci-archive:`; dockerd 20.10's BuildKit has no OCI output), MB/s
+# of layer content, the two tools alternated.
 # Also: stagecraft's context hashing against `sha256sum` (W5's files), its peak RSS on W5, and the
 # sizes of W1's image from each tool.
 #
 # usage: bench/run.sh [REPEATS]   (default 3; W5 runs min(REPEATS, $W5_REPEATS=1) times)
-#   Needs root. ~7 minutes with 3 repeats on 2 cores (about 11 under heavy load). Exits non-zero if any build fails.
+#   Needs root. ~10 minutes with 3 repeats on 2 cores (more under heavy load). Exits non-zero if any build fails.
 #   STAGECRAFT_BIN=PATH skips `cargo build`; BENCH_SCALE=0.1 shrinks file sizes for a quick trial.
 # "Cold" means the tool's whole state is gone (BuildKit: `docker builder prune -af` and
 # `docker image prune -af`; stagecraft: an empty store; Buildah: `rmi -a -f`), so every tool sends
@@ -77,6 +83,8 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- workloads (deterministic: bench/gen-context.py) -------------------------------------------
 python3 bench/gen-context.py w1 "$work/w1" "$base" "$scale"
 python3 bench/gen-context.py w5 "$work/w5" "$base" "$w5_mib"
+w9_files=$(awk -v s="$scale" 'BEGIN { n = int(100000 * s); print (n < 1000 ? 1000 : n) }')
+python3 bench/gen-context.py w9 "$work/w9" "$base" "$w9_files"
 mkdir -p "$work/w4"
 { echo "FROM $base"; for i in $(seq 1 50); do echo "RUN true # $i"; done; } > "$work/w4/Dockerfile"
 mkdir -p "$work/w6"
@@ -112,15 +120,22 @@ w5_bytes=$(cat "$work"/w5/data/* | wc -c)
 tools=(sc bk bh)
 declare -A tool_name=([sc]=stagecraft [bk]=BuildKit [bh]=Buildah)
 rss_log=""
+steps_log=""   # when set, stagecraft's and BuildKit's step timings are appended to $steps_log.TOOL
 build_with() {  # TOOL ARGS...   (the same docker-build-style arguments for every tool)
     local tool=$1; shift
     case $tool in
-        sc) if [ -n "$rss_log" ]; then
+        sc) if [ -n "$steps_log" ]; then
+                "$bin" build --progress=json "$@" >>"$steps_log.sc"
+            elif [ -n "$rss_log" ]; then
                 /usr/bin/time -v -a -o "$rss_log" "$bin" build --progress=quiet "$@"
             else
                 "$bin" build --progress=quiet "$@"
             fi ;;
-        bk) DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host -q "$@" ;;
+        bk) if [ -n "$steps_log" ]; then
+                DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host --progress=plain "$@" 2>>"$steps_log.bk"
+            else
+                DOCKER_BUILDKIT=1 /usr/bin/docker build --network=host -q "$@"
+            fi ;;
         bh) buildah "${bh_store[@]}" bud --layers --runtime runc --network host --jobs 2 \
                 --tls-verify=false -q "$@" ;;
     esac
@@ -185,7 +200,50 @@ size_own_bk=$(/usr/bin/docker image inspect -f '{{.Size}}' bench/w1)
 size_own_bh=$(buildah "${bh_store[@]}" images --format '{{.Size}}' localhost/bench/w1:latest)
 rm -rf "$work/sizes"
 
+steps_log=$work/w3-steps
 bench W3 "$repeats" edit_one -t bench/w1 "$work/w1"
+steps_log=""
+# W3's COPY src/ and the RUN after it, per build, from each tool's own step timings: the median
+# of the repeats (seconds), "-" when the log has none.
+w3_steps() {  # TOOL
+    python3 - "$1" "$work/w3-steps.$1" <<'PY'
+import json, re, statistics, sys
+tool, path = sys.argv[1], sys.argv[2]
+copy, run = [], []
+try:
+    lines = open(path, errors="replace").read().splitlines()
+except OSError:
+    lines = []
+if tool == "sc":
+    names = {}
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == "step_started":
+            names[e["id"]] = (e.get("stage", ""), e.get("name", ""))
+        elif e.get("event") == "step_finished" and e.get("status") == "done":
+            stage, name = names.get(e["id"], ("", ""))
+            if stage == "build-app" and name.startswith("COPY src/"):
+                copy.append(e["duration"])
+            elif stage == "build-app" and name.startswith("RUN "):
+                run.append(e["duration"])
+else:
+    kind = {}
+    for line in lines:
+        m = re.match(r"#(\d+) \[build-app \d+/\d+\] (COPY src/|RUN )", line)
+        if m:
+            kind[m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"#(\d+) DONE ([0-9.]+)s", line)
+        if m and m.group(1) in kind:
+            (copy if kind.pop(m.group(1)) == "COPY src/" else run).append(float(m.group(2)))
+med = lambda v: f"{statistics.median(v):.3f}" if v else "-"
+print(med(copy), med(run))
+PY
+}
+for tool in sc bk; do read -r "result[W3copy.$tool]" "result[W3run.$tool]" <<<"$(w3_steps "$tool")"; done
 bench W4 "$repeats" noop --no-cache "$work/w4"
 bench W6 "$repeats" noop --no-cache "$work/w6"
 bench W7c "$repeats" cold --build-arg "BASE=$base" -t bench/w7 "$work/w7"
@@ -193,8 +251,32 @@ bench W7w "$repeats" noop --build-arg "BASE=$base" -t bench/w7 "$work/w7"
 
 rss_log=$work/rss.log
 bench W5 "$w5_repeats" cold -o "type=tar,dest=$work/out/w5.tar" "$work/w5"
+rss_log=$work/rss9.log
+bench W9 "$w5_repeats" cold -t bench/w9 "$work/w9"
 rss_log=""
 peak_rss_kb=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { print m + 0 }' "$work/rss.log")
+w9_rss_kb=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { print m + 0 }' "$work/rss9.log")
+rm -rf "$work/out"/*
+
+# Export throughput: W5's image (cached) written as a gzip OCI archive, stagecraft and Buildah
+# alternated, each export from a warm cache and a fresh destination.
+echo "bench: export throughput ($w5_repeats x 2)" >&2
+"$bin" build --progress=quiet -t bench/w5 "$work/w5" >/dev/null
+buildah "${bh_store[@]}" bud --layers --runtime runc --network host --tls-verify=false -q -t bench/w5 "$work/w5" >/dev/null
+export_sc=() export_bh=()
+for i in $(seq 1 "$w5_repeats"); do
+    for tool in $( ((i % 2)) && echo sc bh || echo bh sc); do
+        rm -rf "$work/out"/*; sync
+        case $tool in
+            sc) t=$(time_cmd "$bin" build --progress=quiet -o "type=oci,dest=$work/out/w5.oci.tar" "$work/w5") || exit 1
+                export_sc+=("$t") ;;
+            bh) t=$(time_cmd buildah "${bh_store[@]}" push -q localhost/bench/w5:latest "oci-archive:$work/out/w5.oci.tar") || exit 1
+                export_bh+=("$t") ;;
+        esac
+    done
+done
+result[Wx.sc]=$(printf '%s\n' "${export_sc[@]}" | median)
+result[Wx.bh]=$(printf '%s\n' "${export_bh[@]}" | median)
 rm -rf "$work/out"/*
 
 # Hashing: stagecraft's cached rebuild of W5 after every file was touched (new mtime, same bytes:
@@ -265,6 +347,7 @@ rows=(
     "W6:W6 2 stages x sleep 2 (no cache):"
     "W7c:W7 busybox-multistage example, cold:"
     "W7w:W7 busybox-multistage example, cached:"
+    "W9:W9 cold build, 100,000-file context:"
 )
 for row in "${rows[@]}"; do
     IFS=: read -r key label goal <<<"$row"
@@ -277,6 +360,22 @@ for row in "${rows[@]}"; do
     printf '%-44s %9.3fs %9.3fs %9.3fs %7.2fx %7.2fx  %-14s %s\n' "$label" "$s" "$b" "$h" "$rb" "$rh" "$gb" "$gh"
 done
 
+echo
+# W3's two steps; Buildah reports no step times.
+for part in copy:"COPY src/ ./" run:"RUN on the copied files"; do
+    key=${part%%:*} label=${part#*:}
+    s=${result[W3$key.sc]:--} b=${result[W3$key.bk]:--}
+    rb=-
+    [[ $s != - && $b != - ]] && rb=$(printf '%.2fx' "$(ratio "$s" "$b")")
+    printf '%-44s %10s %10s %10s %8s\n' "W3 step: $label" "${s}s" "${b}s" "n/a" "$rb"
+done
+printf 'W9 stagecraft peak RSS (/usr/bin/time -v): %d MB  (goal < 100 MB: %s)\n' "$((w9_rss_kb / 1024))" \
+    "$( ((w9_rss_kb / 1024 < 100)) && echo ok || echo MISSED)"
+((w9_rss_kb / 1024 < 100)) || missed+=("W9 peak RSS: $((w9_rss_kb / 1024)) MB >= 100 MB")
+(( $(echo "${result[W9.sc]} <= 4" | bc -l) )) || missed+=("W9: $(printf '%.2f' "${result[W9.sc]}") s > 4 s")
+printf 'Export, W5 as a gzip OCI archive:        stagecraft %.0f MB/s (%.2fs); Buildah %.0f MB/s (%.2fs); BuildKit (dockerd 20.10): no OCI output\n' \
+    "$(echo "$w5_bytes / ${result[Wx.sc]} / 1000000" | bc -l)" "${result[Wx.sc]}" \
+    "$(echo "$w5_bytes / ${result[Wx.bh]} / 1000000" | bc -l)" "${result[Wx.bh]}"
 echo
 w6=$(ratio "${result[W6.sc]}" 2)
 printf 'W6 against its longest stage (2 s):      %.2fx  (goal <= 1.15x: %s)\n' "$w6" "$(check "$w6" 1.15)"

@@ -67,16 +67,26 @@ impl Found {
     /// The sha256 of its bytes, read through [`Found::open`].
     pub fn sha256(&self) -> io::Result<[u8; 32]> {
         use sha2::{Digest as _, Sha256};
+        // One buffer per thread, zeroed once: a fresh 256 KiB buffer per file costs more
+        // (allocating and zeroing it) than hashing the small files most contexts are made of.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let mut file = self.open()?;
         let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let read = io::Read::read(&mut file, &mut buffer)?;
-            if read == 0 {
-                break;
+        BUFFER.with_borrow_mut(|buffer| {
+            if buffer.is_empty() {
+                buffer.resize(256 * 1024, 0);
             }
-            hasher.update(&buffer[..read]);
-        }
+            loop {
+                let read = io::Read::read(&mut file, buffer)?;
+                if read == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..read]);
+            }
+            Ok::<_, io::Error>(())
+        })?;
         Ok(hasher.finalize().into())
     }
 

@@ -40,14 +40,19 @@ impl Extents {
         offset: u64,
         length: u64,
     ) -> io::Result<()> {
-        let meta = file.metadata()?;
+        self.record(&file.metadata()?, layer, offset, length);
+        Ok(())
+    }
+
+    /// Records that the file `meta` describes holds `length` bytes at `offset` in layer
+    /// `layer`.
+    pub(crate) fn record(&mut self, meta: &Metadata, layer: usize, offset: u64, length: u64) {
         let extent = Extent {
             layer,
             offset,
             length,
         };
         self.files.insert((meta.dev(), meta.ino()), extent);
-        Ok(())
     }
 
     /// Records that `file` holds its own bytes (its inode may have been a deferred file's).

@@ -39,6 +39,15 @@ pub(crate) fn read_xattrs(path: &Path) -> io::Result<Xattrs> {
     Ok(xattrs)
 }
 
+/// Whether `path` (a final symlink not followed) has any extended attribute: one system call.
+pub(crate) fn has_xattrs(path: &Path) -> io::Result<bool> {
+    match rustix::fs::llistxattr_query(path) {
+        Ok(size) => Ok(size > 0),
+        Err(Errno::NOTSUP) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Reads one extended attribute without following a final symlink; `None`
 /// when it does not exist.
 pub(crate) fn read_xattr(path: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {

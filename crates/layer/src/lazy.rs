@@ -1,7 +1,9 @@
 //! Root file systems flattened from layers without copying the files' bytes.
 
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::io::{self, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::apply::{ApplyOptions, ApplyWarning, Deferral, apply_stream};
@@ -68,4 +70,122 @@ impl LazyRootfs {
             out,
         )
     }
+
+    /// Takes the plain layer tar `blob` as a source of file bytes for a later
+    /// [`write_diff_tar`](Self::write_diff_tar), and returns where its regular files' bytes
+    /// are: by entry name (no trailing `/`), the blob's number and the data's offset and
+    /// length, for [`reuse`](Self::reuse). A layer rebuilt from an earlier one (an
+    /// incremental `COPY`) takes its unchanged files' bytes from there: one open file instead
+    /// of one per file, and the bytes are the very ones the earlier tar holds.
+    pub fn reuse_blob(&mut self, blob: &Path) -> Result<HashMap<Vec<u8>, BlobExtent>> {
+        let file = File::open(blob).map_err(|e| Error::io("open", blob, e))?;
+        let files = regular_files(&file).map_err(|e| Error::io("read", blob, e))?;
+        let layer = self.extents.add_layer(file);
+        Ok(files
+            .into_iter()
+            .map(|(name, offset, length)| {
+                let extent = BlobExtent {
+                    layer,
+                    offset,
+                    length,
+                };
+                (name, extent)
+            })
+            .collect())
+    }
+
+    /// Records that the file `meta` describes holds the bytes of `extent` (from
+    /// [`reuse_blob`](Self::reuse_blob)). The caller vouches for it; a length that differs
+    /// from the file's is ignored when writing.
+    pub fn reuse(&mut self, meta: &Metadata, extent: BlobExtent) {
+        self.extents
+            .record(meta, extent.layer, extent.offset, extent.length);
+    }
+
+    /// Writes the layer tar of `source` as [`write_tar`](crate::write_tar) would, the same
+    /// bytes, taking the bytes of the files recorded with [`reuse`](Self::reuse) from their
+    /// blobs.
+    pub fn write_diff_tar<W: Write>(
+        &self,
+        source: &DiffSource<'_>,
+        options: &TarOptions,
+        out: W,
+    ) -> Result<W> {
+        write_tar_with(source, options, Some(&self.extents), out)
+    }
+}
+
+/// The regular files of the plain tar `file` with data: name (no trailing `/`), data offset and
+/// length. Headers are read where they are, the data in between is never read (a reader
+/// would go through every byte of the archive).
+fn regular_files(file: &File) -> io::Result<Vec<(Vec<u8>, u64, u64)>> {
+    use crate::tarread::{BLOCK, numeric, parse_pax, pax_number, verify_checksum};
+    let padded = |size: u64| size.div_ceil(BLOCK as u64) * BLOCK as u64;
+    let mut files = Vec::new();
+    let mut position = 0u64;
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut pax_size: Option<u64> = None;
+    loop {
+        let mut block = [0u8; BLOCK];
+        match file.read_exact_at(&mut block, position) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        verify_checksum(&block)?;
+        let flag = block[156];
+        let size = numeric(&block, "size", 124..136)?;
+        let data = position + BLOCK as u64;
+        if matches!(flag, b'x' | b'L') {
+            if size > 1 << 20 {
+                return Err(crate::tarread::malformed("extension header over 1 MiB"));
+            }
+            let mut body = vec![0u8; size as usize];
+            file.read_exact_at(&mut body, data)?;
+            if flag == b'L' {
+                body.truncate(body.iter().position(|&b| b == 0).unwrap_or(body.len()));
+                long_name = Some(body);
+            } else {
+                for (key, value) in parse_pax(&body)? {
+                    match key.as_slice() {
+                        b"path" => long_name = Some(value),
+                        b"size" => pax_size = Some(pax_number(&key, &value)?),
+                        _ => {}
+                    }
+                }
+            }
+            position = data + padded(size);
+            continue;
+        }
+        let size = pax_size.take().unwrap_or(size);
+        let name = match long_name.take() {
+            Some(name) => name,
+            None => tar::Header::from_byte_slice(&block)
+                .path_bytes()
+                .into_owned(),
+        };
+        let regular = matches!(flag, b'0' | 0 | b'7');
+        if regular && size > 0 {
+            files.push((name, data, size));
+        }
+        // Only regular files (and the extension headers above) carry data here.
+        position = data
+            + if regular || !matches!(flag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') {
+                padded(size)
+            } else {
+                0
+            };
+    }
+    Ok(files)
+}
+
+/// Where a regular file's bytes are in a blob given to [`LazyRootfs::reuse_blob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobExtent {
+    layer: usize,
+    offset: u64,
+    length: u64,
 }

@@ -86,7 +86,7 @@ pub use compress::{
     MEDIA_TYPE_TAR_ZSTD, is_tar_stream,
 };
 pub use error::{Error, Result, owner_error};
-pub use lazy::LazyRootfs;
+pub use lazy::{BlobExtent, LazyRootfs};
 pub use retime::clamp_layer_times;
 pub use tarread::{EntryKind, TarEntry, TarReader, open_layer};
 pub use whiteout::{OverlayXattr, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};

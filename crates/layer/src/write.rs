@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::compress::{Compression, LayerInfo, LayerWriter};
 use crate::error::{Error, Result};
 use crate::extents::Extents;
-use crate::fsutil::{Xattrs, read_xattr, read_xattrs};
+use crate::fsutil::{Xattrs, has_xattrs, read_xattr, read_xattrs};
 use crate::tarfmt::{DataError, EntryHeader, Kind, TarStream};
 use crate::whiteout::{OverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 
@@ -167,6 +167,8 @@ fn check_dir(path: &Path) -> Result<()> {
 struct Node {
     path: PathBuf,
     meta: Metadata,
+    /// Known to have no extended attributes (one `llistxattr` said so): none to read.
+    no_xattrs: bool,
 }
 
 impl Node {
@@ -227,7 +229,11 @@ fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
         .map(|name| {
             let path = dir.join(name);
             let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
-            Ok(Node { path, meta })
+            Ok(Node {
+                path,
+                meta,
+                no_xattrs: false,
+            })
         })
         .collect()
 }
@@ -276,7 +282,14 @@ impl<W: Write> Emitter<'_, W> {
                     frame.node.path.clone(),
                     frame.node.meta.clone(),
                 );
-                self.write_entry(&rel, &Node { path, meta })?;
+                self.write_entry(
+                    &rel,
+                    &Node {
+                        path,
+                        meta,
+                        no_xattrs: false,
+                    },
+                )?;
             }
         }
         Ok(())
@@ -364,7 +377,11 @@ impl<W: Write> Emitter<'_, W> {
         } else {
             Kind::Fifo
         };
-        let xattrs = self.xattrs(&node.path)?;
+        let xattrs = if node.no_xattrs {
+            Vec::new()
+        } else {
+            self.xattrs(&node.path)?
+        };
         let header = EntryHeader {
             name: &name,
             kind,
@@ -501,7 +518,7 @@ impl<W: Write> Emitter<'_, W> {
         ns: OverlayXattr,
         lower_visible: bool,
     ) -> Result<()> {
-        for node in read_sorted(dir)? {
+        for mut node in read_sorted(dir)? {
             let name = file_name(&node).to_vec();
             let child = join(rel, &name);
             let lower = if lowers.is_empty() || !lower_visible {
@@ -517,7 +534,14 @@ impl<W: Write> Emitter<'_, W> {
                 }
                 continue;
             }
+            // Most entries have no xattrs at all: one call says so, and saves asking for
+            // each marker by name (and listing them again for the header).
+            node.no_xattrs =
+                !has_xattrs(&node.path).map_err(|e| Error::io("read xattrs of", &node.path, e))?;
             for feature in ["metacopy", "redirect"] {
+                if node.no_xattrs {
+                    break;
+                }
                 let xattr = format!("{}{feature}", ns.prefix());
                 if read_xattr(&node.path, xattr.as_bytes())
                     .map_err(|e| Error::io("read xattrs of", &node.path, e))?
@@ -539,9 +563,10 @@ impl<W: Write> Emitter<'_, W> {
                 }
                 continue;
             }
-            let opaque = read_xattr(&node.path, ns.opaque().as_bytes())
-                .map_err(|e| Error::io("read xattrs of", &node.path, e))?
-                .is_some_and(|v| v == b"y");
+            let opaque = !node.no_xattrs
+                && read_xattr(&node.path, ns.opaque().as_bytes())
+                    .map_err(|e| Error::io("read xattrs of", &node.path, e))?
+                    .is_some_and(|v| v == b"y");
             let lower_is_dir = lower.as_ref().is_some_and(Node::is_dir);
             // An opaque directory hides its lower contents, so even a
             // directory with unchanged metadata must be written to carry
@@ -600,7 +625,11 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
                 components[components.len() - 1],
             ));
             if let Some(meta) = lstat_opt(&path)? {
-                let node = Node { path, meta };
+                let node = Node {
+                    path,
+                    meta,
+                    no_xattrs: false,
+                };
                 return Ok((!node.is_whiteout()).then_some(node));
             }
         }

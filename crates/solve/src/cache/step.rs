@@ -10,7 +10,7 @@ use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
 use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_image::{Digest, Timestamp};
-use stagecraft_layer::{DiffSource, MEDIA_TYPE_TAR, TarOptions, write_tar};
+use stagecraft_layer::{DiffSource, LazyRootfs, MEDIA_TYPE_TAR, TarOptions, write_tar};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -95,6 +95,25 @@ impl BuildRun<'_> {
         inputs: Vec<(String, String)>,
         state: &mut StageState,
         fill: impl FnOnce(&Path, &Path, usize) -> Result<(), crate::BoxError>,
+    ) -> Result<bool, BuildError> {
+        self.layer_step_reusing(at, name, key, link, inputs, state, |upper, work, id| {
+            fill(upper, work, id).map(|()| None)
+        })
+    }
+
+    /// [`layer_step_with`](Self::layer_step_with), where `fill` may also say where some of the
+    /// layer's files already have their bytes (an earlier layer tar): the tar writer takes
+    /// them from there instead of reading the files one by one. The tar is the same bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn layer_step_reusing(
+        &self,
+        at: StepCtx,
+        name: &str,
+        key: &str,
+        link: bool,
+        inputs: Vec<(String, String)>,
+        state: &mut StageState,
+        fill: impl FnOnce(&Path, &Path, usize) -> Result<Option<LazyRootfs>, crate::BoxError>,
     ) -> Result<bool, BuildError> {
         let store = self.engine.store;
         let (id, started) = self.start_step(at, name);
@@ -183,13 +202,16 @@ impl BuildRun<'_> {
                 source: e,
             })?;
         }
-        if let Err(error) = fill(&upper, &work, id) {
-            finish(StepStatus::Failed, None);
-            return Err(BuildError::Operation(error));
-        }
+        let reused = match fill(&upper, &work, id) {
+            Ok(reused) => reused,
+            Err(error) => {
+                finish(StepStatus::Failed, None);
+                return Err(BuildError::Operation(error));
+            }
+        };
         let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
         let layer = self
-            .commit_layer(&upper, lowers, name)
+            .commit_layer_reusing(&upper, lowers, name, reused.as_ref())
             .inspect_err(|_| finish(StepStatus::Failed, None))?;
         let snapshot = store
             .create_snapshot(&layer.diff_id, |content: &Path| {
@@ -264,11 +286,14 @@ impl BuildRun<'_> {
     /// straight into the store and hashed on the way (its digest is the diff ID). Compression
     /// waits until the layer leaves the store ([`Store::compressed_layer`]): most builds never
     /// need it, and it is the slowest part of making a layer.
-    pub(crate) fn commit_layer(
+    ///
+    /// The bytes of the files `reused` knows are taken from the blobs it names (the same tar).
+    pub(crate) fn commit_layer_reusing(
         &self,
         upper: &Path,
         lowers: &[PathBuf],
         name: &str,
+        reused: Option<&LazyRootfs>,
     ) -> Result<LayerRef, BuildError> {
         let store = self.engine.store;
         let lower_dirs: Vec<PathBuf> = distinct_layers(lowers).into_iter().rev().collect();
@@ -288,7 +313,11 @@ impl BuildRun<'_> {
         let writer = store
             .blob_writer()
             .map_err(|e| failed("storing", e.into()))?;
-        let blob = write_tar(&source, &options, writer)
+        let written = match reused {
+            Some(reused) => reused.write_diff_tar(&source, &options, writer),
+            None => write_tar(&source, &options, writer),
+        };
+        let blob = written
             .map_err(|e| failed("writing", e.into()))?
             .commit()
             .map_err(|e| failed("storing", e.into()))?;

@@ -4,7 +4,7 @@
 use crate::cache::key::CacheKey;
 use crate::convert::config::destination;
 use crate::fs::users::resolve_owner;
-use crate::ops::copy::{CopyPlan, CopySource, CopySpec};
+use crate::ops::copy::{CopyPlan, CopySource, CopySpec, PreviousCopy};
 use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
 use crate::state::{BuildRun, StageState, StepCtx};
@@ -361,13 +361,151 @@ impl BuildRun<'_> {
             Some(from) => format!("{keyword} --from={from} {} {dest_raw}", sources.join(" ")),
             None => format!("{keyword} {} {dest_raw}", sources.join(" ")),
         };
+        // An edit-rebuild changes a few files of a big copy: the step's earlier result (same
+        // instruction, options and base: the key without the content) has the rest.
+        let identity = (source_kind == "context" && downloads.is_empty() && plan.only_entries())
+            .then(|| {
+                let key = CacheKey::new("copy identity")
+                    .text("keyword", keyword)
+                    .text("parent", parent_key)
+                    .text("dest", &dest)
+                    .owner("chown", owner)
+                    .mode("chmod", chmod)
+                    .flag("link", args.link)
+                    .flag("parents", args.parents)
+                    .flag("unpack", spec.unpack_archives)
+                    .flag("normalize modes", spec.normalize_modes);
+                let key = locals.iter().fold(key, |key, s| key.text("source", s));
+                excludes
+                    .iter()
+                    .fold(key, |key, e| key.text("exclude", e))
+                    .finish()
+            });
+        let files = identity.as_ref().map(|_| encode_files(&entries));
         let inputs = copy_inputs(&name, entries);
-        let ran = self.layer_step(ctx, &name, &key, args.link, inputs, state, |upper| {
-            plan.write(upper, &dest_view).map_err(Into::into)
-        })?;
+        let ran = self.layer_step_reusing(
+            ctx,
+            &name,
+            &key,
+            args.link,
+            inputs,
+            state,
+            |upper, _work, _id| {
+                let previous = match (&identity, &files) {
+                    (Some(identity), Some(files)) => self.previous_copy(identity, files),
+                    _ => None,
+                };
+                let Some((previous, blob)) = previous else {
+                    return plan
+                        .write(upper, &dest_view)
+                        .map(|()| None)
+                        .map_err(crate::BoxError::from);
+                };
+                let linked = plan
+                    .write_reusing(upper, &dest_view, Some(&previous))
+                    .map_err(crate::BoxError::from)?;
+                if linked.is_empty() {
+                    return Ok(None);
+                }
+                // The linked files' bytes are in the earlier layer tar: the new one copies them
+                // from there. (Without it, they are read from the files.)
+                let mut reused = stagecraft_layer::LazyRootfs::new();
+                if let Ok(extents) = reused.reuse_blob(&blob) {
+                    for (rel, meta) in &linked {
+                        if let Some(extent) = extents.get(rel) {
+                            reused.reuse(meta, *extent);
+                        }
+                    }
+                }
+                Ok(Some(reused))
+            },
+        )?;
+        if let (Some(identity), Some(files), Some(layer)) = (&identity, &files, state.layers.last())
+        {
+            // Hints: a lost one costs the next edit a full copy.
+            let store = self.engine.store;
+            let _ = store.put_cache_json(
+                identity,
+                &PreviousLayer {
+                    layer: layer.clone(),
+                },
+            );
+            let _ = store.put_cache_record(&files_key(identity, &layer.diff_id), files);
+        }
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
     }
+}
+
+impl BuildRun<'_> {
+    /// The earlier result of the copy step `identity` and the blob of its layer tar, with the
+    /// destination paths whose entry is unchanged since (`files`: this build's entries, as
+    /// [`encode_files`] gives them). `None` when there is none, or it is no longer stored.
+    fn previous_copy(&self, identity: &str, files: &[u8]) -> Option<(PreviousCopy, PathBuf)> {
+        let store = self.engine.store;
+        let previous: PreviousLayer = store.get_cache_json(identity).ok()??;
+        let layer = previous.layer;
+        // Only a plain tar's bytes can be taken as they are.
+        if layer.digest != layer.diff_id {
+            return None;
+        }
+        let snapshot = store.snapshot_path(&layer.diff_id)?;
+        let blob = store.blob_path(&layer.digest);
+        let old = store
+            .get_cache_record(&files_key(identity, &layer.diff_id))
+            .ok()??;
+        let old = decode_files(&old);
+        let unchanged = decode_files(files)
+            .into_iter()
+            .filter(|(path, description)| old.get(path) == Some(description))
+            .map(|(path, _)| String::from_utf8_lossy(path).into_owned())
+            .collect();
+        Some((
+            PreviousCopy {
+                snapshot,
+                unchanged,
+            },
+            blob,
+        ))
+    }
+}
+
+/// The record at a copy step's identity: the layer it made last.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PreviousLayer {
+    layer: crate::outcome::LayerRef,
+}
+
+/// The record of the entries (destination paths and descriptions) the copy step `identity`
+/// made `layer` of.
+fn files_key(identity: &str, layer: &stagecraft_image::Digest) -> String {
+    CacheKey::new("copy files")
+        .text("identity", identity)
+        .text("layer", layer.as_str())
+        .finish()
+}
+
+/// Entries as `path NUL description NUL`, one after the other (neither holds a NUL).
+fn encode_files(entries: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.iter().map(|(p, d)| p.len() + d.len() + 2).sum());
+    for (path, description) in entries {
+        out.extend_from_slice(path.as_bytes());
+        out.push(0);
+        out.extend_from_slice(description.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// The entries [`encode_files`] wrote, by path (a later entry of a path wins, as it does when
+/// the files are written).
+fn decode_files(bytes: &[u8]) -> std::collections::HashMap<&[u8], &[u8]> {
+    let mut fields = bytes.split(|&b| b == 0);
+    let mut files = std::collections::HashMap::new();
+    while let (Some(path), Some(description)) = (fields.next(), fields.next()) {
+        files.insert(path, description);
+    }
+    files
 }
 
 /// What `--explain` compares of a copy step named `name` between builds: the step, and each

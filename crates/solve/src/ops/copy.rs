@@ -178,10 +178,57 @@ fn create_file<R: io::Read>(
     let mut file = fs::File::from(fd);
     // `io::copy` between files uses copy_file_range: the data stays in the kernel.
     io::copy(data, &mut file).map_err(io_error(path))?;
+    finish_file(file, path, (uid, gid, mode))
+}
+
+/// Gives a new file its owner, then its mode (changing owners clears setuid and setgid).
+fn finish_file(
+    file: fs::File,
+    path: &Path,
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<fs::File, CopyError> {
     rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
         .map_err(owner_failed(path, uid, gid))?;
     rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(errno_at(path))?;
     Ok(file)
+}
+
+/// [`create_file`] for a regular file of `size` bytes (its size when the plan was made, which
+/// its content digest is of): `copy_file_range` calls until `size` bytes are copied (most
+/// files take one call, where `io::copy` takes a second one to see the end), and `io::copy`
+/// for the rest when that falls short.
+fn copy_regular_file(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    mut from: fs::File,
+    size: u64,
+    attributes: (u32, u32, u32),
+) -> Result<fs::File, CopyError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(errno_at(path))?;
+    let mut file = fs::File::from(fd);
+    let mut copied = 0u64;
+    while copied < size {
+        let want = usize::try_from(size - copied)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        match rustix::fs::copy_file_range(&from, None, &file, None, want) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => copied += n as u64,
+        }
+    }
+    if copied < size {
+        // Both offsets moved with the copy: `io::copy` goes on from there (a file system
+        // without copy_file_range, or a file that shrank: it ends where the file does).
+        io::copy(&mut from, &mut file).map_err(io_error(path))?;
+    }
+    finish_file(file, path, attributes)
 }
 
 /// The access and modification times of `metadata`, to give a copy.
@@ -514,6 +561,38 @@ impl<'a> CopyPlan<'a> {
     /// without following any link: a link an earlier source put in the layer (`a -> /etc`)
     /// is replaced by a directory when a later entry needs `a/`, never written through.
     pub(crate) fn write(&self, upper: &Path, dest_view: &MergedView) -> Result<(), CopyError> {
+        self.write_reusing(upper, dest_view, None).map(drop)
+    }
+
+    /// Whether every entry comes from a source view (no heredoc, no archive to unpack): the
+    /// plans [`write_reusing`](Self::write_reusing) can take unchanged files of an earlier
+    /// result for.
+    pub(crate) fn only_entries(&self) -> bool {
+        self.items
+            .iter()
+            .all(|item| matches!(item, Item::Entry { .. }))
+    }
+
+    /// [`write`](Self::write), except that a regular file `previous` lists as unchanged, and
+    /// which its snapshot holds with the very attributes the copy would give (type, size,
+    /// mode, owner, modification time), is hard-linked from there instead of copied: the
+    /// result is the same tree, and the layer tar the same bytes. Returns the linked files:
+    /// their path in the layer (relative, as in a tar) and their metadata.
+    pub(crate) fn write_reusing(
+        &self,
+        upper: &Path,
+        dest_view: &MergedView,
+        previous: Option<&PreviousCopy>,
+    ) -> Result<Vec<(Vec<u8>, fs::Metadata)>, CopyError> {
+        let mut linked = Vec::new();
+        // In an empty directory, a name only exists once an entry of this copy made it: the
+        // rest need no look for something to replace. (An unpacked archive makes names this
+        // loop does not see, after which every name is looked for.)
+        let mut made: Option<std::collections::HashSet<&Path>> = fs::read_dir(upper)
+            .map_err(io_error(upper))?
+            .next()
+            .is_none()
+            .then(std::collections::HashSet::new);
         let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
         for dir in &self.dest_dirs {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
@@ -535,6 +614,7 @@ impl<'a> CopyPlan<'a> {
                     path: found.real_path.clone(),
                     source: io::Error::other(e.to_string()),
                 })?;
+                made = None;
                 continue;
             }
             let dest = match item {
@@ -554,7 +634,13 @@ impl<'a> CopyPlan<'a> {
             };
             let dir_fd = &parent.insert(dir).1;
             let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-            remove_existing(dir_fd, name, &target)?;
+            // The first entry at this name in an empty directory: nothing there yet.
+            let first = made
+                .as_mut()
+                .is_some_and(|made| made.insert(dest.as_path()));
+            if !first {
+                remove_existing(dir_fd, name, &target)?;
+            }
             match item {
                 Item::Archive { .. } => {}
                 Item::Data { data, .. } => {
@@ -590,8 +676,36 @@ impl<'a> CopyPlan<'a> {
                         rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
                         chown_entry(dir_fd, name, &target, uid, gid)?;
                     } else if kind.is_file() {
-                        let mut from = found.open().map_err(io_error(&found.real_path))?;
-                        let to = create_file(dir_fd, name, &target, &mut from, (uid, gid, mode))?;
+                        if let Some(previous) = previous
+                            && let Some(meta) =
+                                previous.reusable(dest, &found.metadata, (uid, gid, mode))
+                        {
+                            let old = previous
+                                .snapshot
+                                .join(dest.strip_prefix("/").unwrap_or(dest));
+                            if rustix::fs::linkat(
+                                rustix::fs::CWD,
+                                &old,
+                                dir_fd,
+                                name,
+                                AtFlags::empty(),
+                            )
+                            .is_ok()
+                            {
+                                let rel = dest.strip_prefix("/").unwrap_or(dest);
+                                linked.push((rel.as_os_str().as_encoded_bytes().to_vec(), meta));
+                                continue;
+                            }
+                        }
+                        let from = found.open().map_err(io_error(&found.real_path))?;
+                        let to = copy_regular_file(
+                            dir_fd,
+                            name,
+                            &target,
+                            from,
+                            found.metadata.len(),
+                            (uid, gid, mode),
+                        )?;
                         // Times are set on the open file: no path lookup.
                         rustix::fs::futimens(&to, &source_times(&found.metadata))
                             .map_err(errno_at(&target))?;
@@ -609,7 +723,40 @@ impl<'a> CopyPlan<'a> {
                 }
             }
         }
-        Ok(())
+        Ok(linked)
+    }
+}
+
+/// The earlier result of the same copy (same destination, options and base): its snapshot, and
+/// the destination paths whose entry (kind, mode, owner, content) is unchanged since.
+pub(crate) struct PreviousCopy {
+    /// The content directory of the earlier result's snapshot (read only).
+    pub snapshot: PathBuf,
+    /// Destination paths (absolute, as [`CopyPlan::entries`] names them) whose description is
+    /// the same as then.
+    pub unchanged: std::collections::HashSet<String>,
+}
+
+impl PreviousCopy {
+    /// The metadata of the earlier snapshot's file for `dest`, if that file may stand for a
+    /// fresh copy of `source` with `(uid, gid, mode)`: its entry is unchanged and it has
+    /// exactly the attributes the copy would give it.
+    fn reusable(
+        &self,
+        dest: &Path,
+        source: &fs::Metadata,
+        (uid, gid, mode): (u32, u32, u32),
+    ) -> Option<fs::Metadata> {
+        if !self.unchanged.contains(&*dest.to_string_lossy()) {
+            return None;
+        }
+        let old = fs::symlink_metadata(self.snapshot.join(dest.strip_prefix("/").ok()?)).ok()?;
+        (old.file_type().is_file()
+            && old.len() == source.len()
+            && old.mode() & 0o7777 == mode
+            && (old.uid(), old.gid()) == (uid, gid)
+            && (old.mtime(), old.mtime_nsec()) == (source.mtime(), source.mtime_nsec()))
+            .then_some(old)
     }
 }
 
