@@ -148,6 +148,17 @@ pub(crate) fn build_arg_map(
     Ok(map)
 }
 
+/// Checks a `--builder` name (or `BUILDX_BUILDER`'s): stagecraft is the one builder, called
+/// `default` (buildx's name for the builder of the current Docker context) or `stagecraft`.
+pub(super) fn builder_name(source: &str, name: &str) -> Result<(), CommandError> {
+    match name {
+        "default" | "stagecraft" => Ok(()),
+        other => Err(CommandError(format!(
+            "error: {source} {other:?}: no such builder: stagecraft builds in this process, without BuildKit instances to choose from\n  = help: leave out {source}, or use {source} default (or stagecraft)"
+        ))),
+    }
+}
+
 /// One `--platform` value: `os/arch[/variant]`, normalized as containerd does.
 pub(super) fn platform_flag(text: &str) -> Result<Platform, String> {
     Platform::parse(text.trim()).map_err(|e| e.to_string())
@@ -156,6 +167,17 @@ pub(super) fn platform_flag(text: &str) -> Result<Platform, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builder_names() {
+        assert!(builder_name("--builder", "default").is_ok());
+        assert!(builder_name("--builder", "stagecraft").is_ok());
+        let error = builder_name("--builder", "mybuilder").unwrap_err().0;
+        assert!(
+            error.contains("--builder \"mybuilder\": no such builder"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn build_args_from_flags_and_environment() {

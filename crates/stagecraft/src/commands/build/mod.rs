@@ -179,6 +179,27 @@ pub(crate) struct BuildArgs {
     /// repeatable, or comma-separated.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',', value_parser = entitlement_flag)]
     allow: Vec<Entitlement>,
+    /// The builder instance, as buildx's `--builder` (or `BUILDX_BUILDER`): stagecraft is its
+    /// own, daemonless builder, so `default` and `stagecraft` are accepted and any other name
+    /// (a `docker buildx create` instance) is an error.
+    #[arg(long, value_name = "NAME")]
+    builder: Option<String>,
+    /// Debug logging, as buildx's `-D`: the resolved request (platforms, outputs, caches,
+    /// attestations, network, entitlements) and timings on standard error (also
+    /// `BUILDX_DEBUG=1`).
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// buildx's `--cgroup-parent`: refused, RUN steps are not placed in cgroups (see the
+    /// message for why).
+    #[arg(long, value_name = "CGROUP", hide = true)]
+    cgroup_parent: Option<String>,
+    /// buildx's `--resource` (`memory=`, `cpu-quota=`): refused, RUN steps are not placed in
+    /// cgroups, which are what would enforce them.
+    #[arg(long = "resource", value_name = "KEY=VALUE", hide = true)]
+    resources: Vec<String>,
+    /// buildx's `--policy` (Rego source policies): refused, stagecraft has no policy engine.
+    #[arg(long = "policy", value_name = "filename=PATH,…", hide = true)]
+    policies: Vec<String>,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
@@ -207,6 +228,7 @@ struct SessionArgs {
 
 /// Runs `stagecraft build`.
 pub(crate) fn run(args: &BuildArgs) -> CommandResult {
+    refuse_unsupported(args)?;
     let Sources {
         context,
         dockerfile_path,
@@ -412,6 +434,14 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         attest,
         annotations,
     };
+    let debug = args.debug
+        || std::env::var("BUILDX_DEBUG")
+            .ok()
+            .and_then(|v| stagecraft_build::parse_go_bool(&v))
+            .unwrap_or(false);
+    if debug {
+        debug_request(&renderer, &request, &store);
+    }
     if args.load {
         renderer.info(
             "--load: the image is in stagecraft's store already (stagecraft images, save, push)"
@@ -424,6 +454,16 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         registry: &registry,
     };
     let result = session.build(&request, &renderer);
+    if debug {
+        renderer.info(format!(
+            "debug: session finished in {:.3}s: {}",
+            started.elapsed().as_secs_f64(),
+            match &result {
+                Ok(result) => format!("image {}", result.image_id()),
+                Err(error) => format!("{error:?}"),
+            }
+        ));
+    }
     if args.explain {
         eprint!("{}", renderer.explanations());
     }
@@ -479,6 +519,75 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             Some((_, digest)) => println!("{digest}"),
             None => println!("{}", result.image_id()),
         }
+    }
+    Ok(())
+}
+
+/// `-D/--debug`: what the flags resolved to, as buildx's debug log shows its request.
+fn debug_request(renderer: &Renderer, request: &BuildRequest<'_>, store: &stagecraft_store::Store) {
+    let options = &request.options;
+    let lines = [
+        format!("store {}", store.root().display()),
+        format!("context {}", options.context_dir.display()),
+        format!(
+            "target {:?}, platforms {:?}",
+            options.plan.target,
+            request
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ),
+        format!(
+            "build args {:?}",
+            options.plan.build_args.keys().collect::<Vec<_>>()
+        ),
+        format!("outputs {:?}, push {}", request.outputs, request.push),
+        format!(
+            "cache from {:?}, to {:?}",
+            request.cache_from, request.cache_to
+        ),
+        format!("attestations {:?}", request.attest),
+        format!(
+            "network {:?}, entitlements {:?}, named contexts {:?}",
+            options.network,
+            options.entitlements,
+            options.named_contexts.keys().collect::<Vec<_>>()
+        ),
+    ];
+    for line in lines {
+        renderer.info(format!("debug: {line}"));
+    }
+}
+
+/// buildx flags a daemonless builder has no meaning for, or that stagecraft cannot honour
+/// here: each an error naming the flag and why, before anything is read.
+fn refuse_unsupported(args: &BuildArgs) -> CommandResult {
+    let env_builder = std::env::var("BUILDX_BUILDER")
+        .ok()
+        .filter(|b| !b.is_empty());
+    if let Some((source, name)) = args
+        .builder
+        .as_deref()
+        .map(|name| ("--builder", name.to_owned()))
+        .or(env_builder.map(|name| ("BUILDX_BUILDER", name)))
+    {
+        flags::builder_name(source, &name)?;
+    }
+    if let Some(parent) = &args.cgroup_parent {
+        return Err(CommandError(format!(
+            "error: --cgroup-parent {parent:?} is not supported: stagecraft runs RUN steps in its own namespaces, without a container runtime or cgroups of their own, so there is no cgroup to place under a parent\n  = help: run stagecraft itself in the cgroup (systemd-run --scope -p Slice=…, or write its PID to the cgroup's cgroup.procs): RUN steps are its children and stay in it"
+        )));
+    }
+    if let Some(resource) = args.resources.first() {
+        return Err(CommandError(format!(
+            "error: --resource {resource:?} is not supported: limits such as memory= and cpu-quota= are enforced by cgroups, and stagecraft's RUN steps get none of their own\n  = help: limit stagecraft itself (systemd-run -p MemoryMax=2G -p CPUQuota=50% stagecraft build …): RUN steps are its children; --ulimit sets per-process limits"
+        )));
+    }
+    if let Some(policy) = args.policies.first() {
+        return Err(CommandError(format!(
+            "error: --policy {policy:?} is not supported: stagecraft has no source-policy engine to evaluate buildx's policy files\n  = help: pin sources instead: FROM image@sha256:…, ADD --checksum=sha256:…"
+        )));
     }
     Ok(())
 }
