@@ -383,3 +383,56 @@ fn a_cached_rebuild_reuses_the_sbom_and_the_default_leaves_local_outputs_alone()
         "{names:?}"
     );
 }
+
+/// `pull` keeps an image's attestation manifests: after a pull into another store, `inspect`
+/// lists them and `sbom` prints the attached SBOM (not one computed again).
+#[test]
+fn a_pulled_image_keeps_its_attestations() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path(), "m");
+    let _registry = common::RegistryProcess::start(&dir.path().join("registry"), 5391);
+    let name = "127.0.0.1:5391/app:pulled";
+    let (pushed, _) = m.build(&[
+        "--sbom=true",
+        "--provenance=mode=max",
+        "--build-arg",
+        "TOKEN=x",
+        "-t",
+        name,
+        "--push",
+    ]);
+    let attached = m.stagecraft().args(["sbom", name]).output().unwrap();
+    assert!(attached.status.success());
+
+    let other = machine(dir.path(), "other");
+    let pull = other.stagecraft().args(["pull", name]).output().unwrap();
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    assert!(String::from_utf8_lossy(&pull.stdout).contains(&pushed));
+    let inspected = other.stagecraft().args(["inspect", name]).output().unwrap();
+    assert!(inspected.status.success());
+    let inspected = json(&inspected.stdout);
+    assert!(
+        inspected["manifests"][1]["attestation_for"].is_string(),
+        "{inspected}"
+    );
+    let printed = other.stagecraft().args(["sbom", name]).output().unwrap();
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert_sbom(&json(&printed.stdout));
+    assert_eq!(json(&printed.stdout), json(&attached.stdout));
+    // The one-platform inspect names the attestation with its predicate types.
+    let platform = other
+        .stagecraft()
+        .args(["inspect", "--platform", "linux/amd64", name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&platform.stdout);
+    assert!(text.contains("https://slsa.dev/provenance/v1"), "{text}");
+}
