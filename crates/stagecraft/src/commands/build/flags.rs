@@ -92,6 +92,11 @@ pub(super) fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry,
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(format!("{value:?}: the host name is empty or has spaces"));
     }
+    if ip == "host-gateway" {
+        return Err(format!(
+            "{value:?}: host-gateway is docker's daemon address, and stagecraft has no daemon: pass the IP address the host has on the network RUN steps use (or --network=host, where the host is 127.0.0.1)"
+        ));
+    }
     let ip = ip
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -115,6 +120,17 @@ pub(super) fn build_context_flag(value: &str) -> Result<(String, NamedContext), 
 
 /// One `--allow` value.
 pub(super) fn entitlement_flag(value: &str) -> Result<Entitlement, String> {
+    // buildx's other entitlements, refused with the reason rather than only as unknown.
+    if value == "device" || value.starts_with("device=") {
+        return Err(format!(
+            "{value:?}: devices (RUN --device, CDI) are not supported: RUN steps see only /dev/null, zero, random and the like, never a host device"
+        ));
+    }
+    if value == "buildx.local.delete" {
+        return Err(format!(
+            "{value:?} is not supported: a type=local output writes into its directory and never deletes what is there\n  = help: empty the directory first (rm -rf DIR) for an exact copy of the result"
+        ));
+    }
     value.parse()
 }
 
@@ -167,6 +183,23 @@ pub(super) fn platform_flag(text: &str) -> Result<Platform, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildx_entitlements_and_host_gateway_are_refused_with_the_reason() {
+        assert!(entitlement_flag("device").unwrap_err().contains("devices"));
+        assert!(
+            entitlement_flag("buildx.local.delete")
+                .unwrap_err()
+                .contains("never deletes")
+        );
+        assert!(entitlement_flag("network.host").is_ok());
+        let error = host_entry_flag("host.docker.internal:host-gateway").unwrap_err();
+        assert!(
+            error.contains("host-gateway is docker's daemon address"),
+            "{error}"
+        );
+        assert!(host_entry_flag("db:10.0.0.2").is_ok());
+    }
 
     #[test]
     fn builder_names() {
