@@ -446,7 +446,7 @@ fn builder_stages_and_the_context_get_sboms_of_their_own() {
     let busybox = common::busybox_layout(dir.path());
     let dockerfile = "FROM busybox AS deps\n\
         ARG BUILDKIT_SBOM_SCAN_STAGE=true\n\
-        RUN mkdir -p /usr/lib/python3/dist-packages/builddep-2.0.dist-info && printf 'Metadata-Version: 2.1\\nName: builddep\\nVersion: 2.0\\n' > /usr/lib/python3/dist-packages/builddep-2.0.dist-info/METADATA\n\
+        RUN test -z \"$BUILDKIT_SBOM_SCAN_STAGE\" && mkdir -p /usr/lib/python3/dist-packages/builddep-2.0.dist-info && printf 'Metadata-Version: 2.1\\nName: builddep\\nVersion: 2.0\\n' > /usr/lib/python3/dist-packages/builddep-2.0.dist-info/METADATA\n\
         FROM busybox AS other\n\
         RUN mkdir -p /usr/lib/python3/dist-packages/unscanned-1.0.dist-info && printf 'Metadata-Version: 2.1\\nName: unscanned\\nVersion: 1.0\\n' > /usr/lib/python3/dist-packages/unscanned-1.0.dist-info/METADATA\n\
         FROM busybox\n\
