@@ -444,3 +444,47 @@ fn builder_debug_progress_none_and_unpack_are_accepted() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("sha256:"));
 }
+
+/// docker build's hidden legacy flags, as buildx takes them: `--rm`, `--force-rm`,
+/// `--compress`, `--squash`… build with a note that says why they do nothing; the resource
+/// limits (`-m`, `--cpu-quota`…) are refused as `--resource` is.
+#[test]
+fn legacy_docker_build_flags_are_noted_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let output = m
+        .stagecraft()
+        .args([
+            "build",
+            "--rm",
+            "--force-rm=false",
+            "--compress",
+            "--squash",
+        ])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("no intermediate containers"), "{stderr}");
+    assert!(
+        stderr.contains("--compress: the context is read in place"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--squash: removed with BuildKit"),
+        "{stderr}"
+    );
+    let output = m
+        .stagecraft()
+        .args(["build", "-m", "2g"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--resource \"memory=2g\" is not supported"),
+        "{stderr}"
+    );
+}

@@ -200,10 +200,94 @@ pub(crate) struct BuildArgs {
     /// buildx's `--policy` (Rego source policies): refused, stagecraft has no policy engine.
     #[arg(long = "policy", value_name = "filename=PATH,…", hide = true)]
     policies: Vec<String>,
+    /// docker build's hidden legacy flags, taken as buildx takes them (see
+    /// [`LegacyArgs`]). Boxed with the session flags' reason.
+    #[command(flatten)]
+    legacy: Box<LegacyArgs>,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
     session: Box<SessionArgs>,
+}
+
+/// `docker build` flags that buildx keeps hidden for old scripts: the ones with nothing to
+/// do here are accepted with a note saying so (buildx accepts them too, some with a
+/// warning), the resource limits are refused as `--resource` is.
+#[derive(clap::Args)]
+struct LegacyArgs {
+    /// `--rm[=BOOL]`: no intermediate containers to remove.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    rm: Option<bool>,
+    /// `--force-rm[=BOOL]`: likewise.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    force_rm: Option<bool>,
+    /// `--compress`: the context is read in place, never sent anywhere.
+    #[arg(long, hide = true)]
+    compress: bool,
+    /// `--isolation`: deprecated with BuildKit.
+    #[arg(long, hide = true)]
+    isolation: Option<String>,
+    /// `--security-opt`: deprecated with BuildKit (`RUN --security=insecure`).
+    #[arg(long = "security-opt", hide = true)]
+    security_opt: Vec<String>,
+    /// `--squash`: removed with BuildKit.
+    #[arg(long, hide = true)]
+    squash: bool,
+    /// The legacy resource limits (`-m`, `--memory-swap`, `-c`, `--cpu-period`,
+    /// `--cpu-quota`, `--cpuset-cpus`, `--cpuset-mems`), as `--resource KEY=VALUE`.
+    #[arg(short = 'm', long, hide = true)]
+    memory: Option<String>,
+    #[arg(long, hide = true)]
+    memory_swap: Option<String>,
+    #[arg(short = 'c', long, hide = true)]
+    cpu_shares: Option<String>,
+    #[arg(long, hide = true)]
+    cpu_period: Option<String>,
+    #[arg(long, hide = true)]
+    cpu_quota: Option<String>,
+    #[arg(long, hide = true)]
+    cpuset_cpus: Option<String>,
+    #[arg(long, hide = true)]
+    cpuset_mems: Option<String>,
+}
+
+impl LegacyArgs {
+    /// The legacy resource flags given, as `--resource` values (`memory=2g`).
+    fn resources(&self) -> Vec<String> {
+        [
+            ("memory", &self.memory),
+            ("memory-swap", &self.memory_swap),
+            ("cpu-shares", &self.cpu_shares),
+            ("cpu-period", &self.cpu_period),
+            ("cpu-quota", &self.cpu_quota),
+            ("cpuset-cpus", &self.cpuset_cpus),
+            ("cpuset-mems", &self.cpuset_mems),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key}={v}")))
+        .collect()
+    }
+
+    /// A note for each flag given that has nothing to do here.
+    fn notes(&self) -> Vec<&'static str> {
+        let mut notes = Vec::new();
+        if self.rm.is_some() || self.force_rm.is_some() {
+            notes.push("--rm/--force-rm: stagecraft makes no intermediate containers, there is nothing to remove");
+        }
+        if self.compress {
+            notes.push("--compress: the context is read in place, never sent to a daemon");
+        }
+        if self.isolation.is_some() {
+            notes.push("--isolation: deprecated with BuildKit, and has no effect (as in buildx)");
+        }
+        if !self.security_opt.is_empty() {
+            notes.push("--security-opt: deprecated with BuildKit, and has no effect: use RUN --security=insecure with --allow security.insecure");
+        }
+        if self.squash {
+            notes.push("--squash: removed with BuildKit, and has no effect: squash inside the build with a multi-stage Dockerfile");
+        }
+        notes
+    }
 }
 
 /// What a build takes from or gives to the world besides the context and the image.
@@ -442,6 +526,9 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
     if debug {
         debug_request(&renderer, &request, &store);
     }
+    for note in args.legacy.notes() {
+        renderer.info(note.to_owned());
+    }
     if args.load {
         renderer.info(
             "--load: the image is in stagecraft's store already (stagecraft images, save, push)"
@@ -579,7 +666,8 @@ fn refuse_unsupported(args: &BuildArgs) -> CommandResult {
             "error: --cgroup-parent {parent:?} is not supported: stagecraft runs RUN steps in its own namespaces, without a container runtime or cgroups of their own, so there is no cgroup to place under a parent\n  = help: run stagecraft itself in the cgroup (systemd-run --scope -p Slice=…, or write its PID to the cgroup's cgroup.procs): RUN steps are its children and stay in it"
         )));
     }
-    if let Some(resource) = args.resources.first() {
+    let legacy = args.legacy.resources();
+    if let Some(resource) = args.resources.first().or(legacy.first()) {
         return Err(CommandError(format!(
             "error: --resource {resource:?} is not supported: limits such as memory= and cpu-quota= are enforced by cgroups, and stagecraft's RUN steps get none of their own\n  = help: limit stagecraft itself (systemd-run -p MemoryMax=2G -p CPUQuota=50% stagecraft build …): RUN steps are its children; --ulimit sets per-process limits"
         )));
