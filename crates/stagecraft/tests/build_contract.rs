@@ -484,7 +484,7 @@ fn legacy_docker_build_flags_are_noted_or_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("--resource \"memory=2g\" is not supported"),
+        stderr.contains("--memory (buildx's --resource \"memory=2g\") is not supported"),
         "{stderr}"
     );
 }

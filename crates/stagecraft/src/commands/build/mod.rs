@@ -668,8 +668,15 @@ fn refuse_unsupported(args: &BuildArgs) -> CommandResult {
     }
     let legacy = args.legacy.resources();
     if let Some(resource) = args.resources.first().or(legacy.first()) {
+        // The legacy flags (`-m 2g`) are buildx's `--resource` keys: say which was typed.
+        let typed = if args.resources.is_empty() {
+            let key = resource.split('=').next().unwrap_or_default();
+            format!("--{key} (buildx's --resource {resource:?})")
+        } else {
+            format!("--resource {resource:?}")
+        };
         return Err(CommandError(format!(
-            "error: --resource {resource:?} is not supported: limits such as memory= and cpu-quota= are enforced by cgroups, and stagecraft's RUN steps get none of their own\n  = help: limit stagecraft itself (systemd-run -p MemoryMax=2G -p CPUQuota=50% stagecraft build …): RUN steps are its children; --ulimit sets per-process limits"
+            "error: {typed} is not supported: limits such as memory= and cpu-quota= are enforced by cgroups, and stagecraft's RUN steps get none of their own\n  = help: limit stagecraft itself (systemd-run -p MemoryMax=2G -p CPUQuota=50% stagecraft build …): RUN steps are its children; --ulimit sets per-process limits"
         )));
     }
     if let Some(policy) = args.policies.first() {
