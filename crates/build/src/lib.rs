@@ -17,6 +17,8 @@ mod attest;
 mod base_images;
 mod cache;
 mod error;
+mod inputs;
+mod metadata;
 mod network;
 mod options;
 mod output;
@@ -32,6 +34,7 @@ pub use cache::{
     push_cache_document, push_cache_mounts,
 };
 pub use error::{Error, Result};
+pub use inputs::{default_attestations, parse_go_bool, read_secrets, read_ssh, source_date_epoch};
 pub use network::{block_on, registry};
 pub use options::{
     Annotation, AnnotationTarget, AttestOptions, CacheLocation, Destination, ImageKeys, Output,

@@ -480,9 +480,8 @@ pub fn parse_compression(name: &str, level: Option<&str>) -> Result<Compression>
 
 /// Keys of buildx's exporters that stagecraft does not implement yet: refused with a clear
 /// message, never ignored.
-const NOT_YET: [&str; 8] = [
+const NOT_YET: [&str; 7] = [
     "push-by-digest",
-    "unpack",
     "store",
     "dangling-name-prefix",
     "name-canonical",
@@ -540,6 +539,7 @@ impl Output {
                 "type",
                 "name",
                 "push",
+                "unpack",
                 "compression",
                 "compression-level",
                 "force-compression",
@@ -585,6 +585,11 @@ impl Output {
         };
         keys.docker_media_types = flag("oci-mediatypes")? == Some(false);
         keys.rewrite_timestamp = flag("rewrite-timestamp")? == Some(true);
+        // BuildKit's `unpack=true` unpacks the image into the image store's snapshotter so
+        // that it can run; stagecraft's store keeps every layer uncompressed and makes a
+        // layer's snapshot when a build first uses it, so both values give the same store
+        // (`--push` is buildx's `type=registry,unpack=false`). The value must still be one.
+        flag("unpack")?;
         if let Some(value) = single(&fields, "force-compression")
             && boolean(value).is_none()
         {
@@ -990,6 +995,28 @@ mod tests {
             .to_string();
         assert!(error.contains("not supported yet"), "{error}");
         assert!(Output::parse("type=oci,dest=a.tar,force-compression=true").is_ok());
+    }
+
+    #[test]
+    fn unpack_is_a_boolean_of_image_outputs() {
+        for text in [
+            "type=image,name=a:1,unpack=true",
+            "type=image,name=a:1,unpack=false",
+            "type=registry,name=localhost:5000/a:1,unpack=false",
+        ] {
+            assert!(Output::parse(text).is_ok(), "{text}");
+        }
+        let error = Output::parse("type=image,name=a:1,unpack=yes")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unpack=\"yes\" is not true or false"),
+            "{error}"
+        );
+        let error = Output::parse("type=oci,dest=a.tar,unpack=true")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has no key \"unpack\""), "{error}");
     }
 
     #[test]

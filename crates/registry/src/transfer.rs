@@ -84,6 +84,35 @@ pub async fn pull(
             let by_digest = reference.clone_with_digest(entry.digest.to_string());
             let child = registry.manifest(&by_digest).await?;
             store.write_blob_expecting(&child.bytes[..], &entry.digest)?;
+            // The attestation manifests about that image (BuildKit's SBOM and provenance),
+            // so `inspect` and `sbom` read them after the pull as after a build.
+            for attestation in &index.manifests {
+                if stagecraft_image::intoto::attestation_subject(attestation).as_ref()
+                    != Some(&entry.digest)
+                {
+                    continue;
+                }
+                let by_digest = reference.clone_with_digest(attestation.digest.to_string());
+                let fetched = registry.manifest(&by_digest).await?;
+                let manifest = stagecraft_image::ImageManifest::from_slice(&fetched.bytes)
+                    .map_err(|e| {
+                        TransferError::Invalid(format!(
+                            "attestation manifest {} of {}: {e}",
+                            attestation.digest,
+                            reference.whole()
+                        ))
+                    })?;
+                // Its blobs first: a manifest in the store means the whole of it is.
+                fetch_blobs(
+                    registry,
+                    store,
+                    reference,
+                    std::iter::once(&manifest.config.digest)
+                        .chain(manifest.layers.iter().map(|l| &l.digest)),
+                )
+                .await?;
+                store.write_blob_expecting(&fetched.bytes[..], &attestation.digest)?;
+            }
             entry.digest.clone()
         }
     };

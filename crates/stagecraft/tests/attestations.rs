@@ -383,3 +383,122 @@ fn a_cached_rebuild_reuses_the_sbom_and_the_default_leaves_local_outputs_alone()
         "{names:?}"
     );
 }
+
+/// `pull` keeps an image's attestation manifests: after a pull into another store, `inspect`
+/// lists them and `sbom` prints the attached SBOM (not one computed again).
+#[test]
+fn a_pulled_image_keeps_its_attestations() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path(), "m");
+    let _registry = common::RegistryProcess::start(&dir.path().join("registry"), 5391);
+    let name = "127.0.0.1:5391/app:pulled";
+    let (pushed, _) = m.build(&[
+        "--sbom=true",
+        "--provenance=mode=max",
+        "--build-arg",
+        "TOKEN=x",
+        "-t",
+        name,
+        "--push",
+    ]);
+    let attached = m.stagecraft().args(["sbom", name]).output().unwrap();
+    assert!(attached.status.success());
+
+    let other = machine(dir.path(), "other");
+    let pull = other.stagecraft().args(["pull", name]).output().unwrap();
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    assert!(String::from_utf8_lossy(&pull.stdout).contains(&pushed));
+    let inspected = other.stagecraft().args(["inspect", name]).output().unwrap();
+    assert!(inspected.status.success());
+    let inspected = json(&inspected.stdout);
+    assert!(
+        inspected["manifests"][1]["attestation_for"].is_string(),
+        "{inspected}"
+    );
+    let printed = other.stagecraft().args(["sbom", name]).output().unwrap();
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert_sbom(&json(&printed.stdout));
+    assert_eq!(json(&printed.stdout), json(&attached.stdout));
+    // The one-platform inspect names the attestation with its predicate types.
+    let platform = other
+        .stagecraft()
+        .args(["inspect", "--platform", "linux/amd64", name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&platform.stdout);
+    assert!(text.contains("https://slsa.dev/provenance/v1"), "{text}");
+}
+
+/// `BUILDKIT_SBOM_SCAN_STAGE` / `BUILDKIT_SBOM_SCAN_CONTEXT`, as BuildKit reads them: SBOMs of
+/// the builder stages that declare the argument and of the build context, attached beside the
+/// image's as `sbom-NAME.spdx.json`; a stage that does not declare it is not scanned.
+#[test]
+fn builder_stages_and_the_context_get_sboms_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = common::busybox_layout(dir.path());
+    let dockerfile = "FROM busybox AS deps\n\
+        ARG BUILDKIT_SBOM_SCAN_STAGE=true\n\
+        RUN test -z \"$BUILDKIT_SBOM_SCAN_STAGE\" && mkdir -p /usr/lib/python3/dist-packages/builddep-2.0.dist-info && printf 'Metadata-Version: 2.1\\nName: builddep\\nVersion: 2.0\\n' > /usr/lib/python3/dist-packages/builddep-2.0.dist-info/METADATA\n\
+        FROM busybox AS other\n\
+        RUN mkdir -p /usr/lib/python3/dist-packages/unscanned-1.0.dist-info && printf 'Metadata-Version: 2.1\\nName: unscanned\\nVersion: 1.0\\n' > /usr/lib/python3/dist-packages/unscanned-1.0.dist-info/METADATA\n\
+        FROM busybox\n\
+        ARG BUILDKIT_SBOM_SCAN_CONTEXT\n\
+        COPY --from=deps /usr/lib/python3 /deps\n\
+        COPY --from=other /usr/lib/python3 /other\n";
+    let m = Machine::new(
+        dir.path(),
+        "scan",
+        &busybox,
+        &[
+            ("Dockerfile", dockerfile),
+            (
+                "node_modules/left-pad/package.json",
+                "{\"name\": \"left-pad\", \"version\": \"1.3.0\"}",
+            ),
+        ],
+    );
+    let local = dir.path().join("out");
+    let (_, stderr) = m.build(&[
+        "--sbom=true",
+        "--provenance=false",
+        "--build-arg",
+        "BUILDKIT_SBOM_SCAN_CONTEXT=true",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+    ]);
+    assert!(stderr.contains("packages in stage deps"), "{stderr}");
+    let names = |file: &str| -> Vec<String> {
+        let statement = json(&fs::read(local.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")));
+        assert_eq!(statement["predicateType"], "https://spdx.dev/Document");
+        statement["predicate"]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(names("sbom-deps.spdx.json").contains(&"builddep".to_owned()));
+    assert!(names("sbom-context.spdx.json").contains(&"left-pad".to_owned()));
+    assert!(!local.join("sbom-other.spdx.json").exists());
+    assert_valid_spdx(
+        dir.path(),
+        &json(&fs::read(local.join("sbom-deps.spdx.json")).unwrap())["predicate"],
+    );
+
+    // Without --sbom nothing is scanned, whatever the arguments say.
+    let plain = dir.path().join("plain");
+    m.build(&[
+        "--provenance=false",
+        "-o",
+        &format!("type=local,dest={}", plain.display()),
+    ]);
+    assert!(!plain.join("sbom-deps.spdx.json").exists());
+}

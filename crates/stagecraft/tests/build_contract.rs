@@ -359,3 +359,132 @@ fn pulling_a_missing_tag_is_one_readable_line() {
     assert!(stderr.contains("no such tag or digest"), "{stderr}");
     assert!(!stderr.contains("envelope"), "{stderr}");
 }
+
+/// buildx flags stagecraft cannot honour are errors that name the flag and say why; nothing
+/// is built.
+#[test]
+fn unsupported_buildx_flags_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    for (args, expected) in [
+        (
+            &["--cgroup-parent", "/ci"][..],
+            "--cgroup-parent \"/ci\" is not supported: stagecraft runs RUN steps",
+        ),
+        (
+            &["--resource", "memory=2g"][..],
+            "--resource \"memory=2g\" is not supported",
+        ),
+        (
+            &["--policy", "filename=p.rego"][..],
+            "--policy \"filename=p.rego\" is not supported",
+        ),
+        (
+            &["--builder", "mybuilder"][..],
+            "--builder \"mybuilder\": no such builder",
+        ),
+    ] {
+        let output = m
+            .stagecraft()
+            .arg("build")
+            .args(args)
+            .arg(&m.context)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    // BUILDX_BUILDER names a builder as --builder does.
+    let output = m
+        .stagecraft()
+        .env("BUILDX_BUILDER", "remote")
+        .arg("build")
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("BUILDX_BUILDER \"remote\": no such builder"),
+        "{stderr}"
+    );
+}
+
+/// `--builder default` (and `stagecraft`) is this builder; `-D` logs the resolved request;
+/// `--progress=none` is quiet; `unpack=` is accepted on image outputs.
+#[test]
+fn builder_debug_progress_none_and_unpack_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let output = m
+        .stagecraft()
+        .args([
+            "build",
+            "--builder",
+            "default",
+            "-D",
+            "-o",
+            "type=image,name=dbg:1,unpack=true",
+        ])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("debug: outputs [Image"), "{stderr}");
+    assert!(stderr.contains("debug: session finished in"), "{stderr}");
+    let output = m
+        .stagecraft()
+        .args(["build", "--builder", "stagecraft", "--progress=none"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("sha256:"));
+}
+
+/// docker build's hidden legacy flags, as buildx takes them: `--rm`, `--force-rm`,
+/// `--compress`, `--squash`… build with a note that says why they do nothing; the resource
+/// limits (`-m`, `--cpu-quota`…) are refused as `--resource` is.
+#[test]
+fn legacy_docker_build_flags_are_noted_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    let output = m
+        .stagecraft()
+        .args([
+            "build",
+            "--rm",
+            "--force-rm=false",
+            "--compress",
+            "--squash",
+        ])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("no intermediate containers"), "{stderr}");
+    assert!(
+        stderr.contains("--compress: the context is read in place"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--squash: removed with BuildKit"),
+        "{stderr}"
+    );
+    let output = m
+        .stagecraft()
+        .args(["build", "-m", "2g"])
+        .arg(&m.context)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--memory (buildx's --resource \"memory=2g\") is not supported"),
+        "{stderr}"
+    );
+}

@@ -13,6 +13,7 @@
 
 pub(crate) mod provenance;
 pub mod sbom;
+pub(crate) mod scan;
 
 use crate::error::{Error, Result};
 use crate::output::BuiltImage;
@@ -81,6 +82,15 @@ impl Attestations {
             return Ok(Attestations::default());
         }
         let file_time = request.options.source_date_epoch;
+        let scan_targets = if attest.sbom {
+            scan::targets(
+                request.dockerfile,
+                &request.options.plan.build_args,
+                request.options.plan.target.as_deref(),
+            )
+        } else {
+            scan::ScanTargets::default()
+        };
         let facts = attest
             .provenance
             .as_ref()
@@ -126,6 +136,11 @@ impl Attestations {
                     "sbom.spdx.json",
                     false,
                 ));
+                for (file_name, statement) in
+                    scan::extra_sboms(store, request, outcome, &scan_targets, progress)?
+                {
+                    list.push(Attestation::new(statement, &file_name, false));
+                }
             }
             if let (Some(options), Some(facts)) = (&attest.provenance, &facts) {
                 list.push(Attestation::new(

@@ -132,7 +132,15 @@ impl BuildRun<'_> {
                             .find(|(k, _)| *k == declaration.name)
                             .map(|(_, v)| v.clone()),
                     };
-                    if let Some(value) = &value {
+                    // BuildKit's `nonEnvArgs`: the SBOM scan switches are read by the
+                    // scanner alone, never expanded nor seen by RUN as variables.
+                    let non_env = matches!(
+                        declaration.name.as_str(),
+                        "BUILDKIT_SBOM_SCAN_STAGE" | "BUILDKIT_SBOM_SCAN_CONTEXT"
+                    );
+                    if let Some(value) = &value
+                        && !non_env
+                    {
                         state.scope.set(&declaration.name, value);
                     }
                     parts.push(match &value {

@@ -19,7 +19,8 @@ pub(crate) enum ProgressMode {
     Plain,
     /// JSON lines.
     Json,
-    /// Nothing.
+    /// Nothing (buildx's `none` too).
+    #[value(alias = "none")]
     Quiet,
 }
 

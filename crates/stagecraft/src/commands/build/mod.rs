@@ -1,20 +1,29 @@
-//! `stagecraft build`: docker-buildx-shaped flags over the build engine.
+//! `stagecraft build`: docker-buildx-shaped flags over the build engine. The flags become a
+//! [`BuildRequest`] here; the session itself (secrets, epoch, outputs, attestations,
+//! metadata) is `stagecraft_build`'s.
+
+mod flags;
+mod sources;
+
+pub(crate) use flags::build_arg_map;
+use flags::{
+    Call, CallMethod, NetworkMode, build_context_flag, call_flag, entitlement_flag,
+    host_entry_flag, platform_flag, ulimit_flag,
+};
+use sources::Sources;
 
 use super::progress::{BuildSummary, ProgressMode, Renderer};
 use super::runtime::{open_store_leased, registry};
-use super::{
-    CommandError, CommandResult, MAX_DOCKERFILE_BYTES, parse_dockerfile, parse_dockerfile_bytes,
-};
-use stagecraft_build::{
-    Annotation, BuildRequest, BuildResult, CacheLocation, Exported, Output, Session, StdinContext,
-};
+use super::{CommandError, CommandResult};
+use stagecraft_build::Annotation;
+use stagecraft_build::{BuildRequest, BuildResult, CacheLocation, Exported, Output, Session};
 use stagecraft_exec::Network;
 use stagecraft_layer::Compression;
 use stagecraft_plan::{Plan, PlanOptions, Platform};
 use stagecraft_solve::{BuildOptions, Entitlement, NamedContext, StageOutcome};
-use stagecraft_store::{Lease, ManifestFormat, Store};
+use stagecraft_store::ManifestFormat;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `stagecraft build`.
 #[derive(clap::Args)]
@@ -23,11 +32,11 @@ pub(crate) struct BuildArgs {
     /// archive (plain or compressed) is the context, anything else the Dockerfile (built with
     /// an empty context).
     #[arg(default_value = ".")]
-    context: PathBuf,
+    pub(super) context: PathBuf,
     /// The Dockerfile (default: CONTEXT/Dockerfile); `-` reads it from standard input. With a
     /// context archive on standard input, a path inside the archive.
     #[arg(short = 'f', long = "file")]
-    file: Option<PathBuf>,
+    pub(super) file: Option<PathBuf>,
     /// Name and tag the result (`name:tag`); repeatable.
     #[arg(short = 't', long = "tag")]
     tags: Vec<String>,
@@ -170,87 +179,115 @@ pub(crate) struct BuildArgs {
     /// repeatable, or comma-separated.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',', value_parser = entitlement_flag)]
     allow: Vec<Entitlement>,
+    /// The builder instance, as buildx's `--builder` (or `BUILDX_BUILDER`): stagecraft is its
+    /// own, daemonless builder, so `default` and `stagecraft` are accepted and any other name
+    /// (a `docker buildx create` instance) is an error.
+    #[arg(long, value_name = "NAME")]
+    builder: Option<String>,
+    /// Debug logging, as buildx's `-D`: the resolved request (platforms, outputs, caches,
+    /// attestations, network, entitlements) and timings on standard error (also
+    /// `BUILDX_DEBUG=1`).
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// buildx's `--cgroup-parent`: refused, RUN steps are not placed in cgroups (see the
+    /// message for why).
+    #[arg(long, value_name = "CGROUP", hide = true)]
+    cgroup_parent: Option<String>,
+    /// buildx's `--resource` (`memory=`, `cpu-quota=`): refused, RUN steps are not placed in
+    /// cgroups, which are what would enforce them.
+    #[arg(long = "resource", value_name = "KEY=VALUE", hide = true)]
+    resources: Vec<String>,
+    /// buildx's `--policy` (Rego source policies): refused, stagecraft has no policy engine.
+    #[arg(long = "policy", value_name = "filename=PATH,…", hide = true)]
+    policies: Vec<String>,
+    /// docker build's hidden legacy flags, taken as buildx takes them (see
+    /// [`LegacyArgs`]). Boxed with the session flags' reason.
+    #[command(flatten)]
+    legacy: Box<LegacyArgs>,
     /// Secrets, SSH agents and caches. Boxed: they would make `BuildArgs` by far the largest
     /// variant of the command enum.
     #[command(flatten)]
     session: Box<SessionArgs>,
 }
 
-/// What `--call` asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum CallMethod {
-    /// Build (the default).
-    #[default]
-    Build,
-    /// The build checks alone.
-    Check,
-    /// What the target takes: arguments, secrets, SSH agents.
-    Outline,
-    /// The stages.
-    Targets,
+/// `docker build` flags that buildx keeps hidden for old scripts: the ones with nothing to
+/// do here are accepted with a note saying so (buildx accepts them too, some with a
+/// warning), the resource limits are refused as `--resource` is.
+#[derive(clap::Args)]
+struct LegacyArgs {
+    /// `--rm[=BOOL]`: no intermediate containers to remove.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    rm: Option<bool>,
+    /// `--force-rm[=BOOL]`: likewise.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    force_rm: Option<bool>,
+    /// `--compress`: the context is read in place, never sent anywhere.
+    #[arg(long, hide = true)]
+    compress: bool,
+    /// `--isolation`: deprecated with BuildKit.
+    #[arg(long, hide = true)]
+    isolation: Option<String>,
+    /// `--security-opt`: deprecated with BuildKit (`RUN --security=insecure`).
+    #[arg(long = "security-opt", hide = true)]
+    security_opt: Vec<String>,
+    /// `--squash`: removed with BuildKit.
+    #[arg(long, hide = true)]
+    squash: bool,
+    /// The legacy resource limits (`-m`, `--memory-swap`, `-c`, `--cpu-period`,
+    /// `--cpu-quota`, `--cpuset-cpus`, `--cpuset-mems`), as `--resource KEY=VALUE`.
+    #[arg(short = 'm', long, hide = true)]
+    memory: Option<String>,
+    #[arg(long, hide = true)]
+    memory_swap: Option<String>,
+    #[arg(short = 'c', long, hide = true)]
+    cpu_shares: Option<String>,
+    #[arg(long, hide = true)]
+    cpu_period: Option<String>,
+    #[arg(long, hide = true)]
+    cpu_quota: Option<String>,
+    #[arg(long, hide = true)]
+    cpuset_cpus: Option<String>,
+    #[arg(long, hide = true)]
+    cpuset_mems: Option<String>,
 }
 
-/// A `--call` value: the method and how to print its answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Call {
-    method: CallMethod,
-    /// `format=json`: BuildKit's JSON instead of text.
-    json: bool,
-    /// `ignorestatus=true`: findings do not make `check` fail.
-    ignore_status: bool,
-}
-
-/// Parses `--call` as buildx does: a method name and `key=value` fields.
-fn call_flag(value: &str) -> Result<Call, String> {
-    let mut call = Call::default();
-    let mut method = None;
-    for field in value.split(',') {
-        match field.split_once('=') {
-            Some(("format", "json")) => call.json = true,
-            Some(("format", "text" | "")) => call.json = false,
-            Some(("format", other)) => {
-                return Err(format!(
-                    "invalid format {other:?}: use format=json or format=text"
-                ));
-            }
-            Some(("ignorestatus", flag)) => {
-                call.ignore_status = flag.parse().map_err(|_| {
-                    format!("invalid ignorestatus value {flag:?}: use true or false")
-                })?;
-            }
-            Some((key, _)) => {
-                return Err(format!(
-                    "invalid field {key:?}: the fields are format= and ignorestatus="
-                ));
-            }
-            None if method.is_some() => return Err(format!("invalid value {value:?}: one method")),
-            None => method = Some(field),
-        }
+impl LegacyArgs {
+    /// The legacy resource flags given, as `--resource` values (`memory=2g`).
+    fn resources(&self) -> Vec<String> {
+        [
+            ("memory", &self.memory),
+            ("memory-swap", &self.memory_swap),
+            ("cpu-shares", &self.cpu_shares),
+            ("cpu-period", &self.cpu_period),
+            ("cpu-quota", &self.cpu_quota),
+            ("cpuset-cpus", &self.cpuset_cpus),
+            ("cpuset-mems", &self.cpuset_mems),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key}={v}")))
+        .collect()
     }
-    call.method = match method.unwrap_or("build") {
-        "build" => CallMethod::Build,
-        // buildx calls the subrequest `lint` and accepts both names.
-        "check" | "lint" => CallMethod::Check,
-        "outline" => CallMethod::Outline,
-        "targets" => CallMethod::Targets,
-        other => {
-            return Err(format!(
-                "unsupported method {other:?}: stagecraft answers build, check, outline and targets"
-            ));
-        }
-    };
-    Ok(call)
-}
 
-/// `--network` values, as buildx takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum NetworkMode {
-    /// The build's network sandbox.
-    Default,
-    /// No network: only `lo`.
-    None,
-    /// The host's network.
-    Host,
+    /// A note for each flag given that has nothing to do here.
+    fn notes(&self) -> Vec<&'static str> {
+        let mut notes = Vec::new();
+        if self.rm.is_some() || self.force_rm.is_some() {
+            notes.push("--rm/--force-rm: stagecraft makes no intermediate containers, there is nothing to remove");
+        }
+        if self.compress {
+            notes.push("--compress: the context is read in place, never sent to a daemon");
+        }
+        if self.isolation.is_some() {
+            notes.push("--isolation: deprecated with BuildKit, and has no effect (as in buildx)");
+        }
+        if !self.security_opt.is_empty() {
+            notes.push("--security-opt: deprecated with BuildKit, and has no effect: use RUN --security=insecure with --allow security.insecure");
+        }
+        if self.squash {
+            notes.push("--squash: removed with BuildKit, and has no effect: squash inside the build with a multi-stage Dockerfile");
+        }
+        notes
+    }
 }
 
 /// What a build takes from or gives to the world besides the context and the image.
@@ -273,235 +310,9 @@ struct SessionArgs {
     cache_from: Vec<String>,
 }
 
-/// One `--add-host` value: `HOST:IP` as docker writes it, or `HOST=IP` as buildx also takes
-/// (an IPv6 address may hold colons: the host is before the first separator).
-fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry, String> {
-    let (host, ip) = value
-        .split_once('=')
-        .or_else(|| value.split_once(':'))
-        .ok_or_else(|| format!("{value:?} is not HOST:IP"))?;
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("{value:?}: the host name is empty or has spaces"));
-    }
-    let ip = ip
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| format!("{value:?}: {ip:?} is not an IP address"))?;
-    Ok(stagecraft_exec::HostEntry {
-        host: host.to_owned(),
-        ip,
-    })
-}
-
-/// One `--ulimit` value.
-fn ulimit_flag(value: &str) -> Result<stagecraft_exec::Ulimit, stagecraft_exec::UlimitError> {
-    value.parse()
-}
-
-/// One `--build-context` value.
-fn build_context_flag(value: &str) -> Result<(String, NamedContext), String> {
-    stagecraft_solve::parse_build_context(value).map_err(|e| e.to_string())
-}
-
-/// One `--allow` value.
-fn entitlement_flag(value: &str) -> Result<Entitlement, String> {
-    value.parse()
-}
-
-/// Reads `--secret` values: never logged, never stored.
-fn read_secrets(values: &[String]) -> Result<BTreeMap<String, Vec<u8>>, CommandError> {
-    let mut secrets = BTreeMap::new();
-    for value in values {
-        let mut id = None;
-        let mut source = None;
-        let mut env = None;
-        for field in value.split(',') {
-            match field.split_once('=') {
-                Some(("id", v)) => id = Some(v.to_owned()),
-                Some(("src" | "source", v)) => source = Some(PathBuf::from(v)),
-                Some(("env", v)) => env = Some(v.to_owned()),
-                Some(("type", "file" | "env")) => {}
-                _ => {
-                    return Err(CommandError(format!(
-                        "error: invalid --secret field {field:?}\n  = help: use id=NAME,src=FILE or id=NAME,env=VAR"
-                    )));
-                }
-            }
-        }
-        let id = id
-            .or_else(|| env.clone())
-            .ok_or_else(|| CommandError("error: --secret needs id=NAME".into()))?;
-        let bytes = match (source, env) {
-            (Some(path), _) => std::fs::read(&path).map_err(|e| {
-                CommandError(format!(
-                    "error: reading secret {id} from {}: {e}",
-                    path.display()
-                ))
-            })?,
-            (None, Some(var)) => std::env::var(&var)
-                .map_err(|_| {
-                    CommandError(format!(
-                        "error: secret {id}: environment variable {var} is not set"
-                    ))
-                })?
-                .into_bytes(),
-            (None, None) => std::env::var(&id)
-                .map_err(|_| {
-                    CommandError(format!(
-                        "error: secret {id} has no src= and no variable {id} is set"
-                    ))
-                })?
-                .into_bytes(),
-        };
-        secrets.insert(id, bytes);
-    }
-    Ok(secrets)
-}
-
-/// Reads `--ssh` values: agent sockets by id (buildx's key files are not supported).
-fn read_ssh(values: &[String]) -> Result<BTreeMap<String, PathBuf>, CommandError> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut agents = BTreeMap::new();
-    for value in values {
-        let (id, path) = match value.split_once('=') {
-            Some((id, path)) => (id, PathBuf::from(path)),
-            None => match std::env::var_os("SSH_AUTH_SOCK") {
-                Some(path) => (value.as_str(), PathBuf::from(path)),
-                None => {
-                    return Err(CommandError(format!(
-                        "error: --ssh {value}: SSH_AUTH_SOCK is not set\n  = help: start an agent (`eval $(ssh-agent)`) or pass --ssh {value}=SOCKET"
-                    )));
-                }
-            },
-        };
-        let is_socket = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
-        if !is_socket {
-            return Err(CommandError(format!(
-                "error: --ssh {id}: {} is not an SSH agent socket\n  = help: pass the agent's socket ($SSH_AUTH_SOCK); key files are not supported, add them to an agent with ssh-add",
-                path.display()
-            )));
-        }
-        let path = std::path::absolute(&path)?;
-        agents.insert(id.to_owned(), path);
-    }
-    Ok(agents)
-}
-
-/// `NAME=VALUE` entries of `flag` (also `lint --build-arg`; `NAME` alone takes the value from the environment, and is left out
-/// when the environment has none, as docker does). A name must be one word: `=foo`, an empty
-/// entry or `A B=c` is an error, never quietly ignored.
-pub(crate) fn build_arg_map(
-    flag: &str,
-    values: &[String],
-) -> Result<BTreeMap<String, String>, CommandError> {
-    let mut map = BTreeMap::new();
-    for entry in values {
-        let (name, value) = match entry.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_owned())),
-            None => (entry.as_str(), None),
-        };
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(CommandError(format!(
-                "error: {flag} {entry:?}: {}\n  = help: write {flag} NAME=VALUE, or {flag} NAME to take the value from the environment",
-                if name.is_empty() {
-                    "the name is empty"
-                } else {
-                    "a name cannot contain spaces"
-                }
-            )));
-        }
-        if let Some(value) = value.or_else(|| std::env::var(name).ok()) {
-            map.insert(name.to_owned(), value);
-        }
-    }
-    Ok(map)
-}
-
-/// One `--platform` value: `os/arch[/variant]`, normalized as containerd does.
-fn platform_flag(text: &str) -> Result<Platform, String> {
-    Platform::parse(text.trim()).map_err(|e| e.to_string())
-}
-
-/// Where the build's context and Dockerfile come from: a directory and a file, or standard
-/// input as `docker build -` and `-f -` read it.
-struct Sources {
-    /// The context directory.
-    context: PathBuf,
-    /// The Dockerfile's path, for its `NAME.dockerignore` (none when it came from stdin).
-    dockerfile_path: Option<PathBuf>,
-    /// The Dockerfile, parsed.
-    file: stagecraft_dockerfile::Dockerfile,
-    /// A context read from standard input, removed when the build ends.
-    stdin: Option<StdinContext>,
-    /// The store, opened (and leased) already when the context came from standard input.
-    store: Option<(Store, Lease)>,
-}
-
-impl Sources {
-    fn read(args: &BuildArgs) -> Result<Sources, CommandError> {
-        let dash = Path::new("-");
-        if args.context != dash {
-            // Before the Dockerfile is looked for: a missing context is the first thing to say.
-            if !args.context.is_dir() {
-                return Err(CommandError(format!(
-                    "error: build context {} {}\n  = help: pass the directory to build from (default: the current one), or - to read it from standard input",
-                    args.context.display(),
-                    if args.context.exists() {
-                        "is not a directory"
-                    } else {
-                        "does not exist"
-                    }
-                )));
-            }
-            let dockerfile_path = args
-                .file
-                .clone()
-                .unwrap_or_else(|| args.context.join("Dockerfile"));
-            return Ok(Sources {
-                context: args.context.clone(),
-                file: parse_dockerfile(&dockerfile_path)?,
-                // `-f -`: the context's own .dockerignore applies.
-                dockerfile_path: (dockerfile_path != dash).then_some(dockerfile_path),
-                stdin: None,
-                store: None,
-            });
-        }
-        if args.file.as_deref() == Some(dash) {
-            return Err(CommandError(
-                "error: the Dockerfile and the context cannot both come from standard input (build - with -f -)\n  = help: pass the context directory, or put the Dockerfile in the context archive".to_owned(),
-            ));
-        }
-        let (store, lease) = open_store_leased()?;
-        let stdin = StdinContext::read(&store, std::io::stdin().lock(), MAX_DOCKERFILE_BYTES)
-            .map_err(|e| CommandError(e.render()))?;
-        let (name, bytes) = match (&stdin.dockerfile, &args.file) {
-            (Some(bytes), None) => ("<stdin>".to_owned(), bytes.clone()),
-            (Some(_), Some(_)) => {
-                return Err(CommandError(
-                    "error: -f names a Dockerfile in the context, but standard input held a Dockerfile, not a context archive\n  = help: leave out -f, or pipe a tar of the context".to_owned(),
-                ));
-            }
-            (None, file) => {
-                let name = file.clone().unwrap_or_else(|| PathBuf::from("Dockerfile"));
-                let bytes = stdin
-                    .dockerfile_in_archive(&name)
-                    .map_err(|e| CommandError(e.render()))?;
-                (name.display().to_string(), bytes)
-            }
-        };
-        Ok(Sources {
-            context: stdin.dir.path().to_owned(),
-            dockerfile_path: None,
-            file: parse_dockerfile_bytes(&name, &bytes)?,
-            stdin: Some(stdin),
-            store: Some((store, lease)),
-        })
-    }
-}
-
 /// Runs `stagecraft build`.
 pub(crate) fn run(args: &BuildArgs) -> CommandResult {
+    refuse_unsupported(args)?;
     let Sources {
         context,
         dockerfile_path,
@@ -643,35 +454,13 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         .iter()
         .map(|c| CacheLocation::parse(c, false).map(|(location, _)| location))
         .collect::<Result<_, _>>()?;
-    // buildx documents SOURCE_DATE_EPOCH as a build argument; the environment variable works
-    // too (the argument wins).
-    let source_date_epoch = match plan_options
-        .build_args
-        .get("SOURCE_DATE_EPOCH")
-        .cloned()
-        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
-    {
-        None => None,
-        Some(text) => Some(text.parse::<i64>().map_err(|_| {
-            CommandError(format!(
-                "error: SOURCE_DATE_EPOCH={text:?} is not a number of seconds since 1970\n  = help: pass e.g. --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)"
-            ))
-        })?),
-    };
-    // buildx's switch for its default provenance.
-    let default_provenance = !std::env::var("BUILDX_NO_DEFAULT_ATTESTATIONS")
-        .ok()
-        .and_then(|v| match v.as_str() {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-            _ => None,
-        })
-        .unwrap_or(false);
+    let source_date_epoch = stagecraft_build::source_date_epoch(&plan_options.build_args)
+        .map_err(|e| CommandError(e.render()))?;
     let attest = stagecraft_build::AttestOptions::parse(
         &args.attests,
         args.provenance.as_deref(),
         args.sbom.as_deref(),
-        default_provenance,
+        stagecraft_build::default_attestations(),
     )?;
     let (store, _lease) = match opened {
         Some(opened) => opened,
@@ -694,8 +483,10 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             source_date_epoch,
             manifest_format: ManifestFormat::Oci,
             labels: build_arg_map("--label", &args.labels)?,
-            secrets: read_secrets(&args.session.secrets)?,
-            ssh: read_ssh(&args.session.ssh)?,
+            secrets: stagecraft_build::read_secrets(&args.session.secrets)
+                .map_err(|e| CommandError(e.render()))?,
+            ssh: stagecraft_build::read_ssh(&args.session.ssh)
+                .map_err(|e| CommandError(e.render()))?,
             secret_args: secret_args.into_keys().collect(),
             cache_normalize_mode: args.cache_normalize_mode,
             extra_hosts: args.add_hosts.clone(),
@@ -727,6 +518,17 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         attest,
         annotations,
     };
+    let debug = args.debug
+        || std::env::var("BUILDX_DEBUG")
+            .ok()
+            .and_then(|v| stagecraft_build::parse_go_bool(&v))
+            .unwrap_or(false);
+    if debug {
+        debug_request(&renderer, &request, &store);
+    }
+    for note in args.legacy.notes() {
+        renderer.info(note.to_owned());
+    }
     if args.load {
         renderer.info(
             "--load: the image is in stagecraft's store already (stagecraft images, save, push)"
@@ -739,6 +541,16 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         registry: &registry,
     };
     let result = session.build(&request, &renderer);
+    if debug {
+        renderer.info(format!(
+            "debug: session finished in {:.3}s: {}",
+            started.elapsed().as_secs_f64(),
+            match &result {
+                Ok(result) => format!("image {}", result.image_id()),
+                Err(error) => format!("{error:?}"),
+            }
+        ));
+    }
     if args.explain {
         eprint!("{}", renderer.explanations());
     }
@@ -770,7 +582,7 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
         })?;
     }
     if let Some(path) = &args.metadata_file {
-        let metadata = metadata(&result);
+        let metadata = result.metadata();
         let bytes = serde_json::to_vec_pretty(&metadata)?;
         std::fs::write(path, bytes).map_err(|e| {
             CommandError(format!(
@@ -794,6 +606,83 @@ pub(crate) fn run(args: &BuildArgs) -> CommandResult {
             Some((_, digest)) => println!("{digest}"),
             None => println!("{}", result.image_id()),
         }
+    }
+    Ok(())
+}
+
+/// `-D/--debug`: what the flags resolved to, as buildx's debug log shows its request.
+fn debug_request(renderer: &Renderer, request: &BuildRequest<'_>, store: &stagecraft_store::Store) {
+    let options = &request.options;
+    let lines = [
+        format!("store {}", store.root().display()),
+        format!("context {}", options.context_dir.display()),
+        format!(
+            "target {:?}, platforms {:?}",
+            options.plan.target,
+            request
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ),
+        format!(
+            "build args {:?}",
+            options.plan.build_args.keys().collect::<Vec<_>>()
+        ),
+        format!("outputs {:?}, push {}", request.outputs, request.push),
+        format!(
+            "cache from {:?}, to {:?}",
+            request.cache_from, request.cache_to
+        ),
+        format!("attestations {:?}", request.attest),
+        format!(
+            "network {:?}, entitlements {:?}, named contexts {:?}",
+            options.network,
+            options.entitlements,
+            options.named_contexts.keys().collect::<Vec<_>>()
+        ),
+    ];
+    for line in lines {
+        renderer.info(format!("debug: {line}"));
+    }
+}
+
+/// buildx flags a daemonless builder has no meaning for, or that stagecraft cannot honour
+/// here: each an error naming the flag and why, before anything is read.
+fn refuse_unsupported(args: &BuildArgs) -> CommandResult {
+    let env_builder = std::env::var("BUILDX_BUILDER")
+        .ok()
+        .filter(|b| !b.is_empty());
+    if let Some((source, name)) = args
+        .builder
+        .as_deref()
+        .map(|name| ("--builder", name.to_owned()))
+        .or(env_builder.map(|name| ("BUILDX_BUILDER", name)))
+    {
+        flags::builder_name(source, &name)?;
+    }
+    if let Some(parent) = &args.cgroup_parent {
+        return Err(CommandError(format!(
+            "error: --cgroup-parent {parent:?} is not supported: stagecraft runs RUN steps in its own namespaces, without a container runtime or cgroups of their own, so there is no cgroup to place under a parent\n  = help: run stagecraft itself in the cgroup (systemd-run --scope -p Slice=…, or write its PID to the cgroup's cgroup.procs): RUN steps are its children and stay in it"
+        )));
+    }
+    let legacy = args.legacy.resources();
+    if let Some(resource) = args.resources.first().or(legacy.first()) {
+        // The legacy flags (`-m 2g`) are buildx's `--resource` keys: say which was typed.
+        let typed = if args.resources.is_empty() {
+            let key = resource.split('=').next().unwrap_or_default();
+            format!("--{key} (buildx's --resource {resource:?})")
+        } else {
+            format!("--resource {resource:?}")
+        };
+        return Err(CommandError(format!(
+            "error: {typed} is not supported: limits such as memory= and cpu-quota= are enforced by cgroups, and stagecraft's RUN steps get none of their own\n  = help: limit stagecraft itself (systemd-run -p MemoryMax=2G -p CPUQuota=50% stagecraft build …): RUN steps are its children; --ulimit sets per-process limits"
+        )));
+    }
+    if let Some(policy) = args.policies.first() {
+        return Err(CommandError(format!(
+            "error: --policy {policy:?} is not supported: stagecraft has no source-policy engine to evaluate buildx's policy files\n  = help: pin sources instead: FROM image@sha256:…, ADD --checksum=sha256:…"
+        )));
     }
     Ok(())
 }
@@ -854,68 +743,5 @@ fn summary(result: &BuildResult, elapsed: std::time::Duration) -> BuildSummary {
             .flat_map(|o| &o.layers)
             .map(|l| l.size)
             .sum(),
-    }
-}
-
-/// `--metadata-file`: buildx's keys for the image the build made.
-fn metadata(result: &BuildResult) -> serde_json::Value {
-    let published = result.published();
-    // The config as published (`rewrite-timestamp` makes another than the stored one's).
-    let config = published
-        .as_ref()
-        .and_then(|p| p.config_digest)
-        .unwrap_or_else(|| result.image_id());
-    let mut metadata = serde_json::json!({
-        "containerimage.config.digest": config.to_string(),
-        "containerimage.digest": result.digest(),
-    });
-    // A manifest others know: pushed, or in an OCI layout. The store's own manifest names
-    // uncompressed layers no registry has, so it is never described here.
-    if let Some(published) = published {
-        metadata["containerimage.descriptor"] = serde_json::json!({
-            "mediaType": published.media_type,
-            "digest": published.digest,
-        });
-    }
-    let named = result.exports.iter().flat_map(|e| match e {
-        Exported::Named { names } => names.clone(),
-        Exported::Pushed { name, .. } => vec![name.clone()],
-        _ => Vec::new(),
-    });
-    let mut names: Vec<String> = Vec::new();
-    for name in result.names.iter().cloned().chain(named) {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    if !names.is_empty() {
-        metadata["image.name"] = serde_json::Value::String(names.join(","));
-    }
-    metadata
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_args_from_flags_and_environment() {
-        // SAFETY-free: the variable name is unique to this test.
-        let map = build_arg_map(
-            "--build-arg",
-            &[
-                "A=1".into(),
-                "B=x=y".into(),
-                "STAGECRAFT_SURELY_UNSET_VAR".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(map.get("A").map(String::as_str), Some("1"));
-        assert_eq!(map.get("B").map(String::as_str), Some("x=y"));
-        assert!(!map.contains_key("STAGECRAFT_SURELY_UNSET_VAR"));
-        for bad in ["=foo", "", "A B=c"] {
-            let error = build_arg_map("--build-arg", &[bad.into()]).unwrap_err().0;
-            assert!(error.contains("--build-arg NAME=VALUE"), "{bad}: {error}");
-        }
     }
 }
