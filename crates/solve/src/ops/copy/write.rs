@@ -1,0 +1,372 @@
+//! Writing a [`CopyPlan`] into a layer directory: every entry made through a descriptor of its
+//! parent (never through a link), owners and times as BuildKit sets them, and unchanged files
+//! of an earlier result linked instead of copied (an incremental `COPY`).
+
+use super::*;
+
+/// Gives the entry `name` of `dir` to `uid:gid` (the entry itself, never a link's target).
+fn chown_entry(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(), CopyError> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(owner_failed(path, uid, gid))
+}
+
+/// Creates the regular file `name` in `dir` (it must not exist) with `data`'s content (an
+/// open source file or bytes), owned by `uid:gid`, with `mode`. The owner comes before the
+/// mode: changing owners clears setuid and setgid bits. Returns the new file.
+///
+/// Generic rather than `&mut dyn Read` on purpose: `io::copy` only sees that both ends are
+/// files, and copies with `copy_file_range` (in the kernel, no buffer in between; a reflink on
+/// file systems that have them), when it knows the reader's type.
+fn create_file<R: io::Read>(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    data: &mut R,
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<fs::File, CopyError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(errno_at(path))?;
+    let mut file = fs::File::from(fd);
+    // `io::copy` between files uses copy_file_range: the data stays in the kernel.
+    io::copy(data, &mut file).map_err(io_error(path))?;
+    finish_file(file, path, (uid, gid, mode))
+}
+
+/// Gives a new file its owner, then its mode (changing owners clears setuid and setgid).
+fn finish_file(
+    file: fs::File,
+    path: &Path,
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<fs::File, CopyError> {
+    rustix::fs::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+        .map_err(owner_failed(path, uid, gid))?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(errno_at(path))?;
+    Ok(file)
+}
+
+/// [`create_file`] for a regular file of `size` bytes (its size when the plan was made, which
+/// its content digest is of): `copy_file_range` calls until `size` bytes are copied (most
+/// files take one call, where `io::copy` takes a second one to see the end), and `io::copy`
+/// for the rest when that falls short.
+fn copy_regular_file(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    mut from: fs::File,
+    size: u64,
+    attributes: (u32, u32, u32),
+) -> Result<fs::File, CopyError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(errno_at(path))?;
+    let mut file = fs::File::from(fd);
+    let mut copied = 0u64;
+    while copied < size {
+        let want = usize::try_from(size - copied)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        match rustix::fs::copy_file_range(&from, None, &file, None, want) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => copied += n as u64,
+        }
+    }
+    if copied < size {
+        // Both offsets moved with the copy: `io::copy` goes on from there (a file system
+        // without copy_file_range, or a file that shrank: it ends where the file does).
+        io::copy(&mut from, &mut file).map_err(io_error(path))?;
+    }
+    finish_file(file, path, attributes)
+}
+
+/// The access and modification times of `metadata`, to give a copy.
+fn source_times(metadata: &fs::Metadata) -> rustix::fs::Timestamps {
+    rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: metadata.atime(),
+            tv_nsec: metadata.atime_nsec(),
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: metadata.mtime(),
+            tv_nsec: metadata.mtime_nsec(),
+        },
+    }
+}
+
+impl CopyPlan<'_> {
+    /// Writes the entries into `upper` (an empty layer directory). Parent directories that
+    /// exist in `dest_view` are recreated with their attributes; missing ones are made `0755`
+    /// and owned by the `--chown` user (root otherwise).
+    ///
+    /// Every entry is made through a descriptor of its parent directory, reached from `upper`
+    /// without following any link: a link an earlier source put in the layer (`a -> /etc`)
+    /// is replaced by a directory when a later entry needs `a/`, never written through.
+    pub(crate) fn write(&self, upper: &Path, dest_view: &MergedView) -> Result<(), CopyError> {
+        self.write_reusing(upper, dest_view, None).map(drop)
+    }
+
+    /// [`write`](Self::write), except that a regular file `previous` lists as unchanged, and
+    /// which its snapshot holds with the very attributes the copy would give (type, size,
+    /// mode, owner, modification time), is hard-linked from there instead of copied: the
+    /// result is the same tree, and the layer tar the same bytes. Returns the linked files:
+    /// their path in the layer (relative, as in a tar) and their metadata.
+    pub(crate) fn write_reusing(
+        &self,
+        upper: &Path,
+        dest_view: &MergedView,
+        previous: Option<&PreviousCopy>,
+    ) -> Result<Vec<(Vec<u8>, fs::Metadata)>, CopyError> {
+        let mut linked = Vec::new();
+        // In an empty directory, a name only exists once an entry of this copy made it: the
+        // rest need no look for something to replace. (An unpacked archive makes names this
+        // loop does not see, after which every name is looked for.)
+        let mut made: Option<std::collections::HashSet<&Path>> = fs::read_dir(upper)
+            .map_err(io_error(upper))?
+            .next()
+            .is_none()
+            .then(std::collections::HashSet::new);
+        let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
+        for dir in &self.dest_dirs {
+            ensure_dir(upper, dir, dest_view, parent_owner)?;
+        }
+        // Files of one directory come together: its parent is reached (a few system calls per
+        // path component) once for them, not once per file.
+        let mut parent: Option<(PathBuf, OwnedFd)> = None;
+        for item in &self.items {
+            if let Item::Archive { found, dest } = item {
+                ensure_dir(upper, dest, dest_view, parent_owner)?;
+                let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
+                let file = found.open().map_err(io_error(&found.real_path))?;
+                stagecraft_layer::apply_layer(
+                    io::BufReader::new(file),
+                    &target,
+                    &stagecraft_layer::ApplyOptions::default(),
+                )
+                .map_err(|e| CopyError::Io {
+                    path: found.real_path.clone(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                made = None;
+                continue;
+            }
+            let dest = match item {
+                Item::Entry { dest, .. } | Item::Data { dest, .. } | Item::Archive { dest, .. } => {
+                    dest
+                }
+            };
+            let (Some(dest_parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+                continue;
+            };
+            let dir = match parent.take() {
+                Some((path, fd)) if path == dest_parent => (path, fd),
+                _ => (
+                    dest_parent.to_owned(),
+                    ensure_dir(upper, dest_parent, dest_view, parent_owner)?,
+                ),
+            };
+            let dir_fd = &parent.insert(dir).1;
+            let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
+            // The first entry at this name in an empty directory: nothing there yet.
+            let first = made
+                .as_mut()
+                .is_some_and(|made| made.insert(dest.as_path()));
+            if !first {
+                remove_existing(dir_fd, name, &target)?;
+            }
+            match item {
+                Item::Archive { .. } => {}
+                Item::Data { data, .. } => {
+                    let mode = self.chmod.unwrap_or(0o644);
+                    create_file(
+                        dir_fd,
+                        name,
+                        &target,
+                        &mut data.as_slice(),
+                        (parent_owner.uid, parent_owner.gid, mode),
+                    )?;
+                }
+                Item::Entry { found, .. } => {
+                    let kind = found.metadata.file_type();
+                    let (uid, gid) = self.owner_of(&found.metadata);
+                    let mode = self.mode_of(&found.metadata) & 0o7777;
+                    if kind.is_dir() {
+                        match rustix::fs::mkdirat(dir_fd, name, Mode::from_raw_mode(0o700)) {
+                            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                            Err(errno) => return Err(errno_at(&target)(errno)),
+                        }
+                        chown_entry(dir_fd, name, &target, uid, gid)?;
+                        // `remove_existing` left only a directory here: no link to follow.
+                        rustix::fs::chmodat(
+                            dir_fd,
+                            name,
+                            Mode::from_raw_mode(mode),
+                            AtFlags::empty(),
+                        )
+                        .map_err(errno_at(&target))?;
+                    } else if kind.is_symlink() {
+                        let link = found.read_link().map_err(io_error(&found.real_path))?;
+                        rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
+                        chown_entry(dir_fd, name, &target, uid, gid)?;
+                    } else if kind.is_file() {
+                        if let Some(previous) = previous
+                            && let Some(meta) =
+                                previous.reusable(dest, &found.metadata, (uid, gid, mode))
+                        {
+                            let old = previous
+                                .snapshot
+                                .join(dest.strip_prefix("/").unwrap_or(dest));
+                            if rustix::fs::linkat(
+                                rustix::fs::CWD,
+                                &old,
+                                dir_fd,
+                                name,
+                                AtFlags::empty(),
+                            )
+                            .is_ok()
+                            {
+                                let rel = dest.strip_prefix("/").unwrap_or(dest);
+                                linked.push((rel.as_os_str().as_encoded_bytes().to_vec(), meta));
+                                continue;
+                            }
+                        }
+                        let from = found.open().map_err(io_error(&found.real_path))?;
+                        let to = copy_regular_file(
+                            dir_fd,
+                            name,
+                            &target,
+                            from,
+                            found.metadata.len(),
+                            (uid, gid, mode),
+                        )?;
+                        // Times are set on the open file: no path lookup.
+                        rustix::fs::futimens(&to, &source_times(&found.metadata))
+                            .map_err(errno_at(&target))?;
+                        continue;
+                    } else {
+                        // Devices, fifos and sockets are not copied by BuildKit either.
+                        continue;
+                    }
+                    let _ = rustix::fs::utimensat(
+                        dir_fd,
+                        name,
+                        &source_times(&found.metadata),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    );
+                }
+            }
+        }
+        Ok(linked)
+    }
+}
+
+/// The earlier result of the same copy (same destination, options and base): its snapshot, and
+/// the destination paths whose entry (kind, mode, owner, content) is unchanged since.
+pub(crate) struct PreviousCopy {
+    /// The content directory of the earlier result's snapshot (read only).
+    pub snapshot: PathBuf,
+    /// Destination paths (absolute, as [`CopyPlan::entries`] names them) whose description is
+    /// the same as then.
+    pub unchanged: std::collections::HashSet<String>,
+}
+
+impl PreviousCopy {
+    /// The metadata of the earlier snapshot's file for `dest`, if that file may stand for a
+    /// fresh copy of `source` with `(uid, gid, mode)`: its entry is unchanged and it has
+    /// exactly the attributes the copy would give it.
+    fn reusable(
+        &self,
+        dest: &Path,
+        source: &fs::Metadata,
+        (uid, gid, mode): (u32, u32, u32),
+    ) -> Option<fs::Metadata> {
+        if !self.unchanged.contains(&*dest.to_string_lossy()) {
+            return None;
+        }
+        let old = fs::symlink_metadata(self.snapshot.join(dest.strip_prefix("/").ok()?)).ok()?;
+        (old.file_type().is_file()
+            && old.len() == source.len()
+            && old.mode() & 0o7777 == mode
+            && (old.uid(), old.gid()) == (uid, gid)
+            && (old.mtime(), old.mtime_nsec()) == (source.mtime(), source.mtime_nsec()))
+            .then_some(old)
+    }
+}
+
+/// Creates `dir` (an absolute image path) inside `upper`, with its parents, and returns it
+/// open: parents that exist in `dest_view` keep their attributes, missing ones are `0755` and
+/// belong to `owner`. The walk goes from descriptor to descriptor and never follows a link: a
+/// non-directory in the way (a link included) is replaced by a directory.
+pub(crate) fn ensure_dir(
+    upper: &Path,
+    dir: &Path,
+    dest_view: &MergedView,
+    owner: Owner,
+) -> Result<OwnedFd, CopyError> {
+    let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current = rustix::fs::open(upper, directory, Mode::empty()).map_err(errno_at(upper))?;
+    let mut image_path = PathBuf::from("/");
+    for component in clean_components(dir) {
+        image_path.push(&component);
+        let target = upper.join(image_path.strip_prefix("/").unwrap_or(&image_path));
+        match rustix::fs::openat(&current, &component, directory, Mode::empty()) {
+            Ok(next) => {
+                current = next;
+                continue;
+            }
+            Err(rustix::io::Errno::NOENT) => {}
+            // A link or a file: it makes way for the directory.
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                rustix::fs::unlinkat(&current, &component, AtFlags::empty())
+                    .map_err(errno_at(&target))?;
+            }
+            Err(errno) => return Err(errno_at(&target)(errno)),
+        }
+        rustix::fs::mkdirat(&current, &component, Mode::from_raw_mode(0o700))
+            .map_err(errno_at(&target))?;
+        let (mode, uid, gid) = match dest_view.lookup_follow(&image_path) {
+            Some(existing) if existing.metadata.is_dir() => (
+                existing.metadata.mode() & 0o7777,
+                existing.metadata.uid(),
+                existing.metadata.gid(),
+            ),
+            _ => (0o755, owner.uid, owner.gid),
+        };
+        let next = rustix::fs::openat(&current, &component, directory, Mode::empty())
+            .map_err(errno_at(&target))?;
+        rustix::fs::fchown(&next, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(owner_failed(&target, uid, gid))?;
+        rustix::fs::fchmod(&next, Mode::from_raw_mode(mode)).map_err(errno_at(&target))?;
+        current = next;
+    }
+    Ok(current)
+}
+
+/// Removes the entry `name` of `dir` unless it is a directory (which a copied directory
+/// merges into).
+fn remove_existing(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<(), CopyError> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => Ok(()),
+        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno_at(path)),
+        Err(_) => Ok(()),
+    }
+}
