@@ -3,8 +3,8 @@
 //! `FROM … AS name` starts a stage. Variables are not expanded here; the planner does that.
 
 use crate::ast::{Arguments, Dockerfile, Heredoc, Instruction, KeyValue, Keyword, Word};
+use crate::diagnostic::{Code, ParseError};
 use crate::duration::parse_go_duration;
-use crate::error::ParseError;
 use crate::flags::{FlagKind, FlagSpec, ParsedFlags, parse_flags};
 use crate::heredoc::parse_marker;
 use crate::source::Span;
@@ -306,7 +306,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&self, span: Span, message: impl Into<String>) -> ParseError {
-        ParseError::new(&self.file.source, span, message)
+        ParseError::new(Code::Instruction, &self.file.source, span, message)
     }
 
     fn whole(&self) -> Span {

@@ -13,9 +13,9 @@
 #![forbid(unsafe_code)]
 
 mod ast;
+mod diagnostic;
 mod dump;
 mod duration;
-mod error;
 mod flags;
 pub mod heredoc;
 mod instructions;
@@ -30,9 +30,9 @@ pub use ast::{
     Arguments, Directive, Directives, Dockerfile, Heredoc, Instruction, KeyValue, Keyword, Warning,
     Word, flag_name,
 };
+pub use diagnostic::{Code, Diagnostic, ParseError};
 pub use dump::JsonDocument;
 pub use duration::parse_go_duration;
-pub use error::ParseError;
 pub use instructions::{
     AddCommand, ArgDeclaration, Command, CommandKind, CommandLine, CopyCommand, Healthcheck,
     InlineSource, Location, RunCommand, SourcesAndDest, Stage, Stages,

@@ -3,7 +3,7 @@
 //! part of the compatibility contract (see `stagecraft parse --json`).
 
 use crate::ast::{Arguments, Instruction, KeyValue, Keyword, Word};
-use crate::error::ParseError;
+use crate::diagnostic::{Code, ParseError};
 use crate::json_array::{self, JsonArray};
 use crate::source::{SourceFile, Span};
 use crate::suggest;
@@ -84,6 +84,7 @@ impl Rest<'_> {
 
     fn error(&self, start: usize, end: usize, message: impl Into<String>) -> ParseError {
         ParseError::new(
+            Code::Syntax,
             self.source,
             self.line.span(self.start + start, self.start + end),
             message,
@@ -185,6 +186,7 @@ pub(crate) fn instruction_from_line(
 fn unknown_instruction(source: &SourceFile, command: Word) -> ParseError {
     let names: Vec<String> = Keyword::ALL.iter().map(|k| k.to_string()).collect();
     let error = ParseError::new(
+        Code::Syntax,
         source,
         command.span,
         format!("unknown instruction: {}", command.value),
@@ -564,6 +566,7 @@ fn parse_sub_command(rest: &Rest<'_>) -> Result<Arguments, ParseError> {
         // BuildKit's parser nests these and its instruction layer rejects them; rejecting
         // here also keeps hostile `ONBUILD ONBUILD …` lines from recursing deeply.
         return Err(ParseError::new(
+            Code::Syntax,
             rest.source,
             inner.keyword_text.span,
             "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",

@@ -2,7 +2,7 @@
 //! `parser.Parse` reads them.
 
 use crate::ast::{Arguments, Directive, Directives, Dockerfile, Heredoc, Instruction, Warning};
-use crate::error::ParseError;
+use crate::diagnostic::{Code, ParseError};
 use crate::heredoc;
 use crate::line_parsers::{self, LogicalLine};
 use crate::source::{SourceFile, Span};
@@ -61,7 +61,7 @@ impl<'a> Parser<'a> {
     }
 
     fn error(&self, span: Span, message: impl Into<String>) -> ParseError {
-        ParseError::new(self.source, span, message)
+        ParseError::new(Code::Syntax, self.source, span, message)
     }
 
     fn next_line(&mut self) -> Result<Option<PhysicalLine<'a>>, ParseError> {

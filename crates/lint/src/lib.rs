@@ -40,7 +40,7 @@ pub use rules::{Origin, RULES, Rule, Severity, find_rule};
 use config::CheckConfig;
 use model::{Ctx, Model, Sink};
 use serde::Serialize;
-use stagecraft_dockerfile::{Arguments, Dockerfile, ParseError, Position, SourceFile};
+use stagecraft_dockerfile::{Arguments, Diagnostic, Dockerfile, Position, SourceFile};
 use stagecraft_plan::{Plan, PlanError, PlanOptions};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -340,7 +340,7 @@ pub(crate) fn check_config(
     }
 }
 
-fn parse_error_finding(file: &str, error: &ParseError) -> Finding {
+fn parse_error_finding(file: &str, error: &Diagnostic) -> Finding {
     build_error(
         file,
         error.position(),

@@ -29,7 +29,7 @@ pub use scope::Scope;
 pub use stagecraft_image::Platform;
 
 use stagecraft_dockerfile::{
-    CommandKind, Dockerfile, ParseError, Span, Stage, Stages, Word, suggest,
+    Code, CommandKind, Diagnostic, Dockerfile, Span, Stage, Stages, Word, suggest,
 };
 use stagecraft_shell::{Env, Lexer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,9 +78,10 @@ pub fn context_name(name: &str) -> Result<String, stagecraft_image::ReferenceErr
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// A problem at a place in the Dockerfile.
+    /// A problem at a place in the Dockerfile: a syntax error, or a reference, an expansion
+    /// or a platform that cannot be planned.
     #[error("{0}")]
-    Dockerfile(#[from] ParseError),
+    Dockerfile(#[from] Diagnostic),
     /// `--target` names no stage.
     #[error("target stage {} could not be found{}", stagecraft_dockerfile::go_quote(.target), match .suggestion {
         Some(s) => format!(" (did you mean {s}?)"),
@@ -217,7 +218,8 @@ impl Plan {
     pub fn new(file: &Dockerfile, options: &PlanOptions) -> Result<Plan, PlanError> {
         let Stages { meta_args, stages } = file.stages()?;
         if stages.is_empty() {
-            return Err(ParseError::new(
+            return Err(Diagnostic::new(
+                Code::Stage,
                 &file.source,
                 Span::default(),
                 "dockerfile contains no stages to build",
@@ -256,9 +258,12 @@ impl Plan {
                 ) {
                     (Some(value), _) => (Some(value.clone()), BTreeSet::new()),
                     (None, Some(default)) => {
-                        let expansion = lexer
-                            .process_word_with_matches(default, &global)
-                            .map_err(|e| located(file, declaration.span, e.to_string()))?;
+                        let expansion =
+                            lexer
+                                .process_word_with_matches(default, &global)
+                                .map_err(|e| {
+                                    located(file, Code::Expansion, declaration.span, e.to_string())
+                                })?;
                         (Some(expansion.result), expansion.matched)
                     }
                     (None, None) => (None, BTreeSet::new()),
@@ -301,12 +306,13 @@ impl Plan {
         for stage in &stages {
             let base_expansion = lexer
                 .process_word_with_matches(&stage.base.value, &global)
-                .map_err(|e| located(file, stage.base.span, e.to_string()))?;
+                .map_err(|e| located(file, Code::Expansion, stage.base.span, e.to_string()))?;
             let mut from_args = base_expansion.matched;
             let base_name = base_expansion.result;
             if base_name.is_empty() {
                 return Err(located(
                     file,
+                    Code::Stage,
                     stage.base.span,
                     format!("base name ({}) should not be blank", stage.base.value),
                 )
@@ -318,12 +324,13 @@ impl Plan {
                 Some(word) => {
                     let expansion = lexer
                         .process_word_with_matches(&word.value, &global)
-                        .map_err(|e| located(file, word.span, e.to_string()))?;
+                        .map_err(|e| located(file, Code::Expansion, word.span, e.to_string()))?;
                     from_args.extend(expansion.matched);
                     let value = expansion.result;
                     if value.is_empty() {
                         return Err(located(
                             file,
+                            Code::Instruction,
                             word.span,
                             format!("empty platform value from expression {}", word.value),
                         )
@@ -336,6 +343,7 @@ impl Plan {
                 (Some(value), Some(word)) => Platform::parse(value).map_err(|e| {
                     located(
                         file,
+                        Code::Instruction,
                         word.span,
                         format!("failed to parse platform {value}: {}", e.reason),
                     )
@@ -586,13 +594,13 @@ pub fn named_context(contexts: &BTreeSet<String>, reference: &str) -> Option<Str
         .filter(|name| contexts.contains(name))
 }
 
-fn located(file: &Dockerfile, span: Span, message: impl Into<String>) -> ParseError {
-    ParseError::new(&file.source, span, message)
+fn located(file: &Dockerfile, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+    Diagnostic::new(code, &file.source, span, message)
 }
 
 /// The `from=` field of a `--mount` value, read as BuildKit's planner reads it (CSV fields,
 /// no variables).
-fn mount_from(file: &Dockerfile, mount: &Word) -> Result<Option<Word>, ParseError> {
+fn mount_from(file: &Dockerfile, mount: &Word) -> Result<Option<Word>, Diagnostic> {
     stagecraft_dockerfile::mounts::mount_from(&mount.value)
         .map(|from| {
             from.map(|value| Word {
@@ -600,16 +608,24 @@ fn mount_from(file: &Dockerfile, mount: &Word) -> Result<Option<Word>, ParseErro
                 span: mount.span,
             })
         })
-        .map_err(|e| located(file, mount.span, format!("--mount={}: {e}", mount.value)))
+        .map_err(|e| {
+            located(
+                file,
+                Code::Mount,
+                mount.span,
+                format!("--mount={}: {e}", mount.value),
+            )
+        })
 }
 
 /// Refuses an image reference that is not valid (`Alpine:3.20`, `docker:-dind`), at the word
 /// that named it, with BuildKit's words ("failed to parse stage name").
-fn check_reference(file: &Dockerfile, word: &Word, reference: &str) -> Result<(), ParseError> {
+fn check_reference(file: &Dockerfile, word: &Word, reference: &str) -> Result<(), Diagnostic> {
     match stagecraft_image::Reference::parse(reference) {
         Ok(_) => Ok(()),
         Err(error) => Err(located(
             file,
+            Code::Stage,
             word.span,
             format!("failed to parse stage name {reference:?}: {error}"),
         )
@@ -626,12 +642,13 @@ fn resolve_reference(
     word: &Word,
     names: &BTreeMap<String, usize>,
     stage_count: usize,
-) -> Result<Option<usize>, ParseError> {
+) -> Result<Option<usize>, Diagnostic> {
     // BuildKit refuses variables here: the stage graph must be known before expansion.
     let expanded = lexer.process_word(&word.value, &Env::new()).ok();
     if expanded.as_deref() != Some(word.value.as_str()) {
         return Err(located(
             file,
+            Code::Stage,
             word.span,
             "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
         ));
@@ -639,16 +656,19 @@ fn resolve_reference(
     if let Ok(index) = word.value.parse::<i64>() {
         return match usize::try_from(index) {
             Ok(i) if i < stage_count => Ok(Some(i)),
-            _ => Err(
-                located(file, word.span, format!("invalid stage index {index}"))
-                    .with_hint(format!("stages are numbered 0 to {}", stage_count - 1)),
-            ),
+            _ => Err(located(
+                file,
+                Code::Stage,
+                word.span,
+                format!("invalid stage index {index}"),
+            )
+            .with_hint(format!("stages are numbered 0 to {}", stage_count - 1))),
         };
     }
     Ok(names.get(&word.value.to_lowercase()).copied())
 }
 
-fn detect_cycles(file: &Dockerfile, stages: &[StagePlan]) -> Result<(), ParseError> {
+fn detect_cycles(file: &Dockerfile, stages: &[StagePlan]) -> Result<(), Diagnostic> {
     // Depth-first search with an explicit "on path" set, as BuildKit does.
     fn visit(
         stages: &[StagePlan],
@@ -684,6 +704,7 @@ fn detect_cycles(file: &Dockerfile, stages: &[StagePlan]) -> Result<(), ParseErr
                 .map_or(stage.stage.location.span, |c| c.location.span);
             return Err(located(
                 file,
+                Code::Stage,
                 span,
                 format!(
                     "circular dependency detected on stage: {}",

@@ -1,6 +1,6 @@
 //! What a build gives back: the image and its layers, each stage's outcome, or an error.
 
-use stagecraft_dockerfile::{ParseError, Span};
+use stagecraft_dockerfile::{Diagnostic, Span};
 use stagecraft_image::{Descriptor, Digest, Platform};
 use stagecraft_plan::PlanError;
 use stagecraft_store::Image;
@@ -13,9 +13,11 @@ pub enum BuildError {
     /// Planning failed.
     #[error("{0}")]
     Plan(#[from] PlanError),
-    /// A step failed at a place in the Dockerfile.
+    /// A step failed at a place in the Dockerfile: an argument, a reference, a mount, a
+    /// missing secret or entitlement, a source, or the step's operation, as a [`Diagnostic`]
+    /// with its code.
     #[error("{0}")]
-    Step(ParseError),
+    Step(Diagnostic),
     /// The store refused something the build needed (a scratch directory, a snapshot, a cache
     /// record, the image, a lock).
     #[error("{what}: {source}")]

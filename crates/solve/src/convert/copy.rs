@@ -8,7 +8,7 @@ use crate::ops::copy::{CopyPlan, CopySource, CopySpec, PreviousCopy};
 use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
 use crate::state::{BuildRun, StageState, StepCtx};
-use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_dockerfile::{Code, Command};
 use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
 use std::path::PathBuf;
@@ -30,18 +30,20 @@ impl BuildRun<'_> {
         if sources.len() > 1 {
             return Err(self.located(
                 command,
+                Code::Instruction,
                 "checksum can't be specified for multiple sources: use one ADD per URL",
             ));
         }
         if urls.is_empty() {
             return Err(self.located(
                 command,
+                Code::Instruction,
                 "checksum requires HTTP(S) or Git sources: a local file's content is already known",
             ));
         }
         crate::ops::http::Checksum::parse(&value)
             .map(Some)
-            .map_err(|e| self.located(command, format!("--checksum: {e}")))
+            .map_err(|e| self.located(command, Code::Instruction, format!("--checksum: {e}")))
     }
 
     /// For `ADD <git repository> <dest>`: checks the repository out into a fresh directory of
@@ -62,10 +64,11 @@ impl BuildRun<'_> {
         else {
             return Ok((None, None));
         };
-        let mut git = parsed.map_err(|e| self.located(command, e.to_string()))?;
+        let mut git = parsed.map_err(|e| self.located(command, Code::Source, e.to_string()))?;
         if !args.is_add {
             return Err(self.located(
                 command,
+                Code::Instruction,
                 format!(
                     "source can't be a git ref for COPY: {} (use ADD)",
                     sources[index]
@@ -75,6 +78,7 @@ impl BuildRun<'_> {
         if sources.len() > 1 {
             return Err(self.located(
                 command,
+                Code::Instruction,
                 "ADD of a git repository takes that one source: use one ADD per repository",
             ));
         }
@@ -83,6 +87,7 @@ impl BuildRun<'_> {
             if git.checksum.as_ref().is_some_and(|c| *c != checksum) {
                 return Err(self.located(
                     command,
+                    Code::Source,
                     format!(
                         "checksum mismatch {:?} != {checksum:?}",
                         git.checksum.unwrap_or_default()
@@ -93,12 +98,20 @@ impl BuildRun<'_> {
         }
         let keep_git_dir = match (args.keep_git_dir, git.keep_git_dir) {
             (Some(flag), Some(query)) if flag != query => {
-                return Err(self.located(command, "inconsistent keep-git-dir configuration"));
+                return Err(self.located(
+                    command,
+                    Code::Instruction,
+                    "inconsistent keep-git-dir configuration",
+                ));
             }
             (flag, query) => flag.or(query).unwrap_or(false),
         };
         let (scratch, checkout, commit) = self.fetch_repository(&git, keep_git_dir, |e| {
-            self.located(command, format!("ADD {}: {e}", sources[index]))
+            self.located(
+                command,
+                Code::Source,
+                format!("ADD {}: {e}", sources[index]),
+            )
         })?;
         self.add_material(Material::Git {
             url: git.remote.clone(),
@@ -179,9 +192,9 @@ impl BuildRun<'_> {
             })?;
             let download = crate::ops::http::download(url, &dir, checksum).map_err(|e| {
                 let pinned = matches!(e, crate::ops::http::DownloadError::Checksum { .. });
-                let error = ParseError::new(
-                    &self.file.source,
-                    command.location.span,
+                let error = self.diagnostic(
+                    command,
+                    Code::Source,
                     format!("{keyword} failed: {e}"),
                 );
                 BuildError::Step(if pinned {
@@ -224,6 +237,7 @@ impl BuildRun<'_> {
         if !urls.is_empty() && !args.is_add {
             return Err(self.located(
                 command,
+                Code::Instruction,
                 format!(
                     "source can't be a URL for COPY: {} (use ADD to download it)",
                     urls[0]
@@ -242,7 +256,7 @@ impl BuildRun<'_> {
                 let chown = self.expand(command, chown, state)?;
                 Some(
                     resolve_owner(&chown, &view)
-                        .map_err(|e| self.located(command, e.to_string()))?,
+                        .map_err(|e| self.located(command, Code::Instruction, e.to_string()))?,
                 )
             }
             None => None,
@@ -251,7 +265,7 @@ impl BuildRun<'_> {
             Some(chmod) => {
                 let chmod = self.expand(command, chmod, state)?;
                 Some(u32::from_str_radix(&chmod, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
-                    self.located(command, format!("invalid chmod parameter: '{chmod}'. it should be octal string and between 0 and 07777"))
+                    self.located(command, Code::Instruction, format!("invalid chmod parameter: '{chmod}'. it should be octal string and between 0 and 07777"))
                 })?)
             }
             None => None,
@@ -312,10 +326,10 @@ impl BuildRun<'_> {
             view
         };
         let plan = CopyPlan::resolve(&source, &spec, &dest_view)
-            .map_err(|e| self.located(command, format!("{keyword} failed: {e}")))?;
+            .map_err(|e| self.located(command, Code::Source, format!("{keyword} failed: {e}")))?;
         let mut entries = plan
             .entries()
-            .map_err(|e| self.located(command, e.to_string()))?;
+            .map_err(|e| self.located(command, Code::Source, e.to_string()))?;
         if let Some(checkout) = git.as_ref().filter(|c| c.keep_git_dir) {
             // A kept `.git` holds checkout times (index, logs): it is keyed by its commit.
             entries.retain(|(path, _)| !path.contains("/.git/") && !path.ends_with("/.git"));

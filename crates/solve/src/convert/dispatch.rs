@@ -9,19 +9,31 @@ use crate::options::BuildOptions;
 use crate::outcome::BuildError;
 use crate::state::{BuildRun, DEFAULT_SHELL, MASK, StageState, StepCtx};
 use stagecraft_dockerfile::{
-    Command, CommandKind, Healthcheck as ParsedHealthcheck, KeyValue, ParseError,
+    Code, Command, CommandKind, Diagnostic, Healthcheck as ParsedHealthcheck, KeyValue,
 };
 use stagecraft_image::Healthcheck;
 use std::collections::BTreeSet;
 use std::path::Path;
 
 impl BuildRun<'_> {
-    pub(crate) fn located(&self, command: &Command, message: impl Into<String>) -> BuildError {
-        BuildError::Step(ParseError::new(
-            &self.file.source,
-            command.location.span,
-            message,
-        ))
+    /// A diagnostic of kind `code` at `command`.
+    pub(crate) fn diagnostic(
+        &self,
+        command: &Command,
+        code: Code,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::new(code, &self.file.source, command.location.span, message)
+    }
+
+    /// The build's error for a failure of kind `code` at `command`.
+    pub(crate) fn located(
+        &self,
+        command: &Command,
+        code: Code,
+        message: impl Into<String>,
+    ) -> BuildError {
+        BuildError::Step(self.diagnostic(command, code, message))
     }
 
     pub(crate) fn expand(
@@ -33,7 +45,7 @@ impl BuildRun<'_> {
         let expansion = self
             .lexer
             .process_word_with_matches(word, &state.scope)
-            .map_err(|e| self.located(command, e.to_string()))?;
+            .map_err(|e| self.located(command, Code::Expansion, e.to_string()))?;
         self.refuse_secret_args(command, &expansion.matched, state)?;
         Ok(expansion.result)
     }
@@ -49,7 +61,7 @@ impl BuildRun<'_> {
         let (expansion, words) = self
             .lexer
             .process_words_with_matches(word, &state.scope)
-            .map_err(|e| self.located(command, e.to_string()))?;
+            .map_err(|e| self.located(command, Code::Expansion, e.to_string()))?;
         self.refuse_secret_args(command, &expansion.matched, state)?;
         Ok(words)
     }
@@ -70,9 +82,9 @@ impl BuildRun<'_> {
         });
         match secret {
             Some(name) => Err(BuildError::Step(
-                ParseError::new(
-                    &self.file.source,
-                    command.location.span,
+                self.diagnostic(
+                    command,
+                    Code::Secret,
                     format!("the secret build argument {name} would be written into the image here"),
                 )
                 .with_hint(format!(
@@ -177,7 +189,10 @@ impl BuildRun<'_> {
                 let mut ports = Vec::new();
                 for word in words {
                     for port in self.expand_words(command, &word.value, state)? {
-                        ports.extend(parse_port(&port).map_err(|e| self.located(command, e))?);
+                        ports.extend(
+                            parse_port(&port)
+                                .map_err(|e| self.located(command, Code::Instruction, e))?,
+                        );
                     }
                 }
                 for port in &ports {
@@ -254,7 +269,7 @@ impl BuildRun<'_> {
                 } else {
                     Some(
                         resolve_owner(&state.config.config.user, &state.view())
-                            .map_err(|e| self.located(command, e.to_string()))?,
+                            .map_err(|e| self.located(command, Code::Instruction, e.to_string()))?,
                     )
                 };
                 let key = CacheKey::new("WORKDIR")

@@ -7,7 +7,7 @@ use crate::ops::copy::CopySource;
 use crate::outcome::{BuildError, LayerRef, Material};
 use crate::progress::{Event, StepStatus};
 use crate::state::{BuildRun, DEFAULT_PATH, StageState, StepCtx};
-use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_dockerfile::{Code, Command, Diagnostic};
 use stagecraft_image::{Digest, ImageConfig, Platform};
 use stagecraft_imagefs::MergedView;
 use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};
@@ -109,7 +109,12 @@ impl BuildRun<'_> {
     ) -> Result<Vec<(String, Command)>, BuildError> {
         let from = &self.plan.stages[index].stage.location;
         let at_from = |message: String| {
-            BuildError::Step(ParseError::new(&self.file.source, from.span, message))
+            BuildError::Step(Diagnostic::new(
+                Code::Onbuild,
+                &self.file.source,
+                from.span,
+                message,
+            ))
         };
         std::mem::take(&mut state.config.config.on_build)
             .into_iter()
@@ -257,7 +262,8 @@ impl BuildRun<'_> {
             return Ok(());
         }
         Err(BuildError::Step(
-            ParseError::new(
+            Diagnostic::new(
+                Code::Stage,
                 &self.file.source,
                 command.location.span,
                 format!("no stage or image named {from} — did you mean stage {stage}?"),

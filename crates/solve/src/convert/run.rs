@@ -11,7 +11,7 @@ use crate::ops::copy::{CopyPlan, CopySpec};
 use crate::outcome::BuildError;
 use crate::progress::{Event, Stream};
 use crate::state::{BuildRun, StageState, StepCtx};
-use stagecraft_dockerfile::{Command, ParseError};
+use stagecraft_dockerfile::{Code, Command};
 use stagecraft_exec::{ExecSpec, Mount, MountKind, Network, Rootfs, SecretData, Security};
 use stagecraft_imagefs::MergedView;
 use stagecraft_store::ScratchDir;
@@ -36,17 +36,21 @@ impl BuildRun<'_> {
         let granted = &self.options.entitlements;
         if run.security == "insecure" && !granted.contains(&crate::Entitlement::SecurityInsecure) {
             // BuildKit's words; buildx's flag in the hint.
-            return Err(self.located(
-                command,
-                "RUN --security=insecure: security.insecure is not allowed\n  = help: grant it with `stagecraft build --allow security.insecure`",
+            return Err(BuildError::Step(
+                self.diagnostic(
+                    command,
+                    Code::Entitlement,
+                    "RUN --security=insecure: security.insecure is not allowed",
+                )
+                .with_hint("grant it with `stagecraft build --allow security.insecure`"),
             ));
         }
         if run.network == "host" && !granted.contains(&crate::Entitlement::NetworkHost) {
             let host = crate::Entitlement::NetworkHost;
             return Err(BuildError::Step(
-                ParseError::new(
-                    &self.file.source,
-                    command.location.span,
+                self.diagnostic(
+                    command,
+                    Code::Entitlement,
                     format!("RUN --network=host: entitlement {host} is not allowed"),
                 )
                 .with_hint(format!(
@@ -111,8 +115,9 @@ impl BuildRun<'_> {
             if let Some(error) = expansion_error {
                 return Err(error);
             }
-            let spec =
-                parsed.map_err(|e| self.located(command, format!("--mount={written}: {e}")))?;
+            let spec = parsed.map_err(|e| {
+                self.located(command, Code::Mount, format!("--mount={written}: {e}"))
+            })?;
             let target = |default: String| {
                 let raw = spec.target.clone().unwrap_or(default);
                 normalize_workdir(cwd, &raw)
@@ -149,10 +154,12 @@ impl BuildRun<'_> {
                     let sources = [source.clone()];
                     let copy_spec = CopySpec::as_is(&sources);
                     let plan = CopyPlan::resolve(&copy_source, &copy_spec, &MergedView::default())
-                        .map_err(|e| self.located(command, format!("--mount={written}: {e}")))?;
+                        .map_err(|e| {
+                            self.located(command, Code::Mount, format!("--mount={written}: {e}"))
+                        })?;
                     let digest = plan
                         .content_digest()
-                        .map_err(|e| self.located(command, e.to_string()))?;
+                        .map_err(|e| self.located(command, Code::Mount, e.to_string()))?;
                     prepared.key.push_str(&format!(
                         "bind {} {} {origin} {digest}\n",
                         target(String::new()),
@@ -176,7 +183,7 @@ impl BuildRun<'_> {
                     let id = spec.secret_id();
                     let Some(value) = self.options.secrets.get(&id) else {
                         if spec.required {
-                            return Err(self.located(command, format!("secret {id} is required but was not provided (pass it with --secret id={id},src=FILE)")));
+                            return Err(self.located(command, Code::Secret, format!("secret {id} is required but was not provided (pass it with --secret id={id},src=FILE)")));
                         }
                         continue;
                     };
@@ -203,7 +210,7 @@ impl BuildRun<'_> {
                     let id = spec.id.clone().unwrap_or_else(|| "default".to_owned());
                     let Some(socket) = self.options.ssh.get(&id) else {
                         if spec.required {
-                            return Err(self.located(command, format!("no SSH agent {id:?} was forwarded (pass it with --ssh {id}=$SSH_AUTH_SOCK)")));
+                            return Err(self.located(command, Code::Secret, format!("no SSH agent {id:?} was forwarded (pass it with --ssh {id}=$SSH_AUTH_SOCK)")));
                         }
                         continue;
                     };
@@ -276,6 +283,7 @@ impl BuildRun<'_> {
                 .map_err(|e| {
                     self.located(
                         command,
+                        Code::Mount,
                         format!("--mount={written}: seeding the cache: {e}"),
                     )
                 })?;
@@ -486,7 +494,7 @@ impl BuildRun<'_> {
                         text.push_str(&format!("    {line}\n"));
                     }
                 }
-                self.located(command, text)
+                self.located(command, Code::Step, text)
             }
             other => other,
         })?;
