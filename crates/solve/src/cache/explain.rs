@@ -14,14 +14,14 @@ pub(crate) struct StepInputs {
 }
 
 /// Why a step's cache lookup missed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Miss {
     /// `--no-cache`, or `--no-cache-filter` named the stage.
     NoCache,
     /// No record for these inputs: what changed since the step was last built here.
     Changed(Change),
     /// A record exists but cannot be read.
-    UnreadableRecord(String),
+    UnreadableRecord(stagecraft_store::Error),
     /// The recorded layer is neither in the store nor in an imported cache.
     LayerGone {
         /// The layer's short digest.
@@ -32,14 +32,14 @@ pub(crate) enum Miss {
         /// The layer's short digest.
         layer: String,
         /// What went wrong.
-        error: String,
+        error: crate::CacheBlobError,
     },
     /// Unpacking the recorded layer into a snapshot failed.
     UnpackFailed {
         /// The layer's short digest.
         layer: String,
         /// What went wrong.
-        error: String,
+        error: stagecraft_store::Error,
     },
 }
 

@@ -249,7 +249,7 @@ impl BuildRun<'_> {
         let record: CacheRecord = match store.get_cache_json(key) {
             Ok(Some(record)) => record,
             Ok(None) => return Err(Miss::Changed(Change::RecordGone)),
-            Err(e) => return Err(Miss::UnreadableRecord(e.to_string())),
+            Err(e) => return Err(Miss::UnreadableRecord(e)),
         };
         let layer = record.layer;
         if !store.has_blob(&layer.digest) {
@@ -267,7 +267,7 @@ impl BuildRun<'_> {
                 Err(error) => {
                     return Err(Miss::FetchFailed {
                         layer: layer.digest.short().to_string(),
-                        error: error.to_string(),
+                        error,
                     });
                 }
             }
@@ -276,7 +276,7 @@ impl BuildRun<'_> {
             unpacked_snapshot(store, &layer.diff_id, &layer.digest).map_err(|error| {
                 Miss::UnpackFailed {
                     layer: layer.digest.short().to_string(),
-                    error: error.to_string(),
+                    error,
                 }
             })?;
         Ok((layer, snapshot))
