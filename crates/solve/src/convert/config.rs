@@ -152,22 +152,36 @@ pub(crate) fn destination(workdir: &str, dest: &str) -> String {
     normalized
 }
 
+/// Why an `EXPOSE` port spec is invalid (BuildKit's words).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PortError {
+    /// `80/`: a slash and no protocol.
+    #[error("invalid port: {0:?}: no protocol")]
+    NoProtocol(String),
+    /// The container port is not a number up to 65535.
+    #[error("invalid containerPort: {0}")]
+    ContainerPort(String),
+    /// A range that ends before it starts.
+    #[error("invalid port range: {0}")]
+    Range(String),
+}
+
 /// `EXPOSE` port specs → `port/proto` entries (ranges expanded), as BuildKit parses them.
-pub(crate) fn parse_port(raw: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_port(raw: &str) -> Result<Vec<String>, PortError> {
     let (port_part, proto) = match raw.split_once('/') {
         Some((port, proto)) => (port, proto.to_lowercase()),
         None => (raw, "tcp".to_owned()),
     };
     if proto.is_empty() {
-        return Err(format!("invalid port: {raw:?}: no protocol"));
+        return Err(PortError::NoProtocol(raw.to_owned()));
     }
     // `[ip:][hostPort:]containerPort`: only the container port counts.
     let container = port_part.rsplit(':').next().unwrap_or(port_part);
-    let number = |s: &str| -> Result<u32, String> {
+    let number = |s: &str| {
         s.parse::<u32>()
             .ok()
             .filter(|p| *p <= 65535)
-            .ok_or_else(|| format!("invalid containerPort: {container}"))
+            .ok_or_else(|| PortError::ContainerPort(container.to_owned()))
     };
     let (start, end) = match container.split_once('-') {
         Some((a, b)) if a != b => (number(a)?, number(b)?),
@@ -175,7 +189,7 @@ pub(crate) fn parse_port(raw: &str) -> Result<Vec<String>, String> {
         None => (number(container)?, number(container)?),
     };
     if end < start {
-        return Err(format!("invalid port range: {container}"));
+        return Err(PortError::Range(container.to_owned()));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -204,8 +218,16 @@ mod tests {
             ["8000/tcp", "8001/tcp", "8002/tcp"]
         );
         assert_eq!(parse_port("127.0.0.1:8080:80").unwrap(), ["80/tcp"]);
-        assert!(parse_port("http").is_err());
-        assert!(parse_port("70000").is_err());
+        assert_eq!(
+            parse_port("http").unwrap_err().to_string(),
+            "invalid containerPort: http"
+        );
+        assert!(matches!(
+            parse_port("70000"),
+            Err(PortError::ContainerPort(_))
+        ));
+        assert!(matches!(parse_port("90-80"), Err(PortError::Range(_))));
+        assert!(matches!(parse_port("80/"), Err(PortError::NoProtocol(_))));
     }
 
     #[test]

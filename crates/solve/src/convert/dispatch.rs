@@ -189,10 +189,9 @@ impl BuildRun<'_> {
                 let mut ports = Vec::new();
                 for word in words {
                     for port in self.expand_words(command, &word.value, state)? {
-                        ports.extend(
-                            parse_port(&port)
-                                .map_err(|e| self.located(command, Code::Instruction, e))?,
-                        );
+                        ports.extend(parse_port(&port).map_err(|e| {
+                            self.located(command, Code::Instruction, e.to_string())
+                        })?);
                     }
                 }
                 for port in &ports {
