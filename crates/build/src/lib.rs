@@ -38,7 +38,7 @@ pub use inputs::{default_attestations, parse_go_bool, read_secrets, read_ssh, so
 pub use network::{block_on, registry};
 pub use options::{
     Annotation, AnnotationTarget, AttestOptions, CacheLocation, Destination, ImageKeys, Output,
-    ProvenanceMode, ProvenanceOptions, compression_by_name, parse_compression,
+    ProvenanceMode, ProvenanceOptions, UnknownCompression, compression_by_name, parse_compression,
 };
 pub use output::{
     BuiltImage, ExportFacts, Exported, export, fill_output_dir, write_archive_to, write_output_file,

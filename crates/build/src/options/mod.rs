@@ -291,15 +291,18 @@ fn boolean(value: &str) -> Option<bool> {
     }
 }
 
+/// A compression name other than `gzip`, `zstd` and `uncompressed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compression {0:?}\n  = help: use gzip, zstd or uncompressed")]
+pub struct UnknownCompression(pub String);
+
 /// A `--compression` value: `gzip`, `zstd` or `uncompressed`, at the algorithm's default level.
-pub fn compression_by_name(name: &str) -> std::result::Result<Compression, String> {
+pub fn compression_by_name(name: &str) -> std::result::Result<Compression, UnknownCompression> {
     match name {
         "gzip" => Ok(Compression::gzip()),
         "zstd" => Ok(Compression::zstd()),
         "uncompressed" => Ok(Compression::None),
-        other => Err(format!(
-            "unknown compression {other:?}\n  = help: use gzip, zstd or uncompressed"
-        )),
+        other => Err(UnknownCompression(other.to_owned())),
     }
 }
 
@@ -314,7 +317,7 @@ pub fn parse_compression(name: &str, level: Option<&str>) -> Result<Compression>
         },
         reason,
     };
-    let default = compression_by_name(name).map_err(invalid)?;
+    let default = compression_by_name(name).map_err(|e| invalid(e.to_string()))?;
     let Some(text) = level else {
         return Ok(default);
     };

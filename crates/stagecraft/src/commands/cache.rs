@@ -210,7 +210,8 @@ fn export(args: &ExportArgs) -> CommandResult {
         ));
     }
     // clap allows gzip and zstd only: a mount's tar always travels compressed.
-    let compression = super::compression_flag(&args.compression).map_err(CommandError)?;
+    let compression =
+        super::compression_flag(&args.compression).map_err(|e| CommandError(e.to_string()))?;
     let artifact = store_cache_mounts(&store, &ids, compression)?;
     let mut note = Vec::new();
     let destination = match (&args.output, &args.reference) {

@@ -115,6 +115,8 @@ pub(crate) use stagecraft_report::human_bytes;
 
 /// A `--compression` flag: `gzip`, `zstd` or `uncompressed`, at the algorithm's default level
 /// (a clap value parser, shared by `build`, `save` and `push`).
-pub(crate) fn compression_flag(name: &str) -> Result<stagecraft_layer::Compression, String> {
+pub(crate) fn compression_flag(
+    name: &str,
+) -> Result<stagecraft_layer::Compression, stagecraft_build::UnknownCompression> {
     stagecraft_build::compression_by_name(name)
 }
