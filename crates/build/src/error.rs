@@ -82,9 +82,13 @@ pub enum Error {
         /// Why it cannot be used.
         message: String,
     },
-    /// The process's network runtime could not start.
+    /// The process's network runtime could not start (shared: every later transfer of the
+    /// process reports the same failure).
     #[error("starting the network runtime: {0}")]
-    Runtime(String),
+    Runtime(#[source] std::sync::Arc<std::io::Error>),
+    /// The system clock is before 1970, so the build has no time to record.
+    #[error("the clock is before 1970")]
+    Clock,
 }
 
 impl Error {

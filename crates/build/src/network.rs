@@ -2,23 +2,24 @@
 
 use crate::error::{Error, Result};
 use stagecraft_registry::{Registry, RegistryOptions};
+use std::sync::Arc;
 
 /// Runs a registry transfer on the process's one network runtime. One runtime for the whole
 /// process matters: HTTP connections are pooled per registry and belong to the runtime that
 /// opened them, so a second runtime would find them dead.
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
-    static RUNTIME: std::sync::OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
-        std::sync::OnceLock::new();
+    type Shared = std::result::Result<tokio::runtime::Runtime, Arc<std::io::Error>>;
+    static RUNTIME: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
     let runtime = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(Arc::new)
     });
     match runtime {
         Ok(runtime) => Ok(runtime.block_on(future)),
-        Err(e) => Err(Error::Runtime(e.clone())),
+        Err(e) => Err(Error::Runtime(Arc::clone(e))),
     }
 }
 

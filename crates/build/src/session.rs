@@ -157,8 +157,7 @@ impl Session<'_> {
         progress: &dyn ProgressSink,
     ) -> Result<BuildResult> {
         let store = self.store;
-        let now =
-            || Timestamp::now().ok_or_else(|| Error::Runtime("the clock is before 1970".into()));
+        let now = || Timestamp::now().ok_or(Error::Clock);
         let started = now()?;
         let imported = ImportedCaches::import(store, self.registry, &request.cache_from, progress);
         let base_images = StoreOrRegistry {
