@@ -64,6 +64,16 @@ pub enum BuildError {
     /// A named context (`--build-context`) could not be fetched or used.
     #[error("{0}")]
     NamedContext(String),
+    /// A named context's files could not be read, checked out or downloaded. Shared: every
+    /// stage that uses the context reports the one failure.
+    #[error("named context {name}: {source}")]
+    NamedContextFiles {
+        /// The context's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::sync::Arc<BuildError>,
+    },
     /// The context's `.dockerignore` could not be read or parsed.
     #[error("{0}")]
     Dockerignore(String),

@@ -23,7 +23,7 @@ use stagecraft_image::Platform;
 use stagecraft_imagefs::MergedView;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The comment BuildKit's exporter gives history entries of layers no instruction made.
 const EXPORTER_HISTORY_COMMENT: &str = "buildkit.exporter.image.v0";
@@ -178,13 +178,11 @@ impl BuildRun<'_> {
         }
         let fetched = slot
             .files
-            .get_or_init(|| {
-                self.fetch_files(name, &slot.source)
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| self.fetch_files(name, &slot.source).map_err(Arc::new))
             .as_ref()
-            .map_err(|message| {
-                BuildError::NamedContext(format!("named context {name}: {message}"))
+            .map_err(|source| BuildError::NamedContextFiles {
+                name: name.to_owned(),
+                source: Arc::clone(source),
             })?;
         // Every graph that uses it took it from outside.
         if let Some(material) = &fetched.material {

@@ -4,9 +4,9 @@
 
 use crate::fs::local_context::LocalContext;
 use crate::options::NamedContext;
-use crate::outcome::Material;
+use crate::outcome::{BuildError, Material};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// A build's named contexts, shared by every platform's graph.
 pub(crate) struct NamedContexts {
@@ -17,8 +17,8 @@ pub(crate) struct NamedContexts {
 pub(super) struct Slot {
     pub(super) source: NamedContext,
     /// The files of a directory, checkout or download: read (or fetched) once, by the first
-    /// stage of any graph that needs them. The error is kept as text, reported at each use.
-    pub(super) files: OnceLock<Result<Fetched, String>>,
+    /// stage of any graph that needs them. The error is shared, reported at each use.
+    pub(super) files: OnceLock<Result<Fetched, Arc<BuildError>>>,
 }
 
 /// The files of a named context, ready to copy.
