@@ -43,7 +43,16 @@ fi
 
 # The SBOM tests (crates/sbom): the SPDX project's own validator (PyPI spdx-tools, the
 # `pyspdxtools` command) checks the documents, and Debian's Go toolchain builds the binary whose
-# embedded build information the Go cataloger must read as `go version -m` does.
+# embedded build information the Go cataloger must read as `go version -m` does. `pip list`
+# (python3's pip, used below) and `npm ls` are the ground truth for the Python and Node.js
+# catalogers; npm's global module tree (npm and its bundled packages, as the nodejs package of
+# the project's machines installs them) is one of the trees they compare.
+if ! need_cmd npm; then
+    echo "setup: installing nodejs and npm" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 if ! dpkg -s golang-go >/dev/null 2>&1; then
     echo "setup: installing golang-go" >&2
     export DEBIAN_FRONTEND=noninteractive

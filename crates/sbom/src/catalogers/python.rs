@@ -7,7 +7,8 @@ use crate::fields::{Paragraph, headers};
 use crate::package::{Catalog, Ecosystem, Package};
 use crate::purl::Purl;
 use crate::scan::Scan;
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 /// Trove classifiers that name exactly one SPDX license. Others (`BSD License`, `Apache
 /// Software License`: which version?) stay as written and become `LicenseRef-`s.
@@ -42,10 +43,11 @@ const CLASSIFIERS: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn catalog(scan: &Scan, out: &mut Catalog) {
+    let mut found = Vec::new();
     for file in scan.files() {
-        if !is_metadata(&file.path) {
+        let Some(kind) = metadata_kind(&file.path) else {
             continue;
-        }
+        };
         let text = match scan.read_text(&file.path) {
             Ok(text) => text,
             Err(err) => {
@@ -62,26 +64,77 @@ pub(crate) fn catalog(scan: &Scan, out: &mut Catalog) {
         else {
             continue;
         };
-        out.packages.push(Package {
-            ecosystem: Ecosystem::Python,
-            name: name.to_owned(),
-            version: version.to_owned(),
-            purl: Purl::new("pypi", &normalise(name), version).to_string(),
-            licenses: licenses(&headers),
-            location: file.path.clone(),
-            layer: file.layer,
+        let normalised = normalise(name);
+        found.push(Found {
+            kind,
+            site: site_of(&file.path, kind).to_owned(),
+            package: Package {
+                ecosystem: Ecosystem::Python,
+                name: name.to_owned(),
+                version: version.to_owned(),
+                purl: Purl::new("pypi", &normalised, version).to_string(),
+                licenses: licenses(&headers),
+                location: file.path.clone(),
+                layer: file.layer,
+            },
+            normalised,
         });
+    }
+    // A distribution with a dist-info directory in a site directory is that distribution
+    // there: an egg-info of the same name beside it (Debian's python3-cryptography ships
+    // both) is shadowed, as importlib.metadata, and so pip, resolve it.
+    let installed: HashSet<(PathBuf, String)> = found
+        .iter()
+        .filter(|found| found.kind == Kind::DistInfo)
+        .map(|found| (found.site.clone(), found.normalised.clone()))
+        .collect();
+    out.packages.extend(
+        found
+            .into_iter()
+            .filter(|found| {
+                found.kind == Kind::DistInfo
+                    || !installed.contains(&(found.site.clone(), found.normalised.clone()))
+            })
+            .map(|found| found.package),
+    );
+}
+
+/// Which kind of metadata a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `NAME-VERSION.dist-info/METADATA` (wheels, pip).
+    DistInfo,
+    /// `NAME.egg-info/PKG-INFO` or the single file `NAME.egg-info` (setuptools, eggs).
+    EggInfo,
+}
+
+/// A distribution read, with what decides whether another one shadows it.
+struct Found {
+    kind: Kind,
+    /// The directory the distribution is installed in (`site-packages`).
+    site: PathBuf,
+    /// Its PEP 503 name.
+    normalised: String,
+    package: Package,
+}
+
+fn metadata_kind(path: &Path) -> Option<Kind> {
+    let parent = path.parent().and_then(file_name).unwrap_or_default();
+    match file_name(path)? {
+        "METADATA" => parent.ends_with(".dist-info").then_some(Kind::DistInfo),
+        "PKG-INFO" => parent.ends_with(".egg-info").then_some(Kind::EggInfo),
+        name => name.ends_with(".egg-info").then_some(Kind::EggInfo),
     }
 }
 
-fn is_metadata(path: &Path) -> bool {
-    let parent = path.parent().and_then(file_name).unwrap_or_default();
-    match file_name(path) {
-        Some("METADATA") => parent.ends_with(".dist-info"),
-        Some("PKG-INFO") => parent.ends_with(".egg-info"),
-        Some(name) => name.ends_with(".egg-info"),
-        None => false,
-    }
+/// The site directory of a metadata file: the parent of its `*-info` directory, or of the
+/// single-file `*.egg-info` itself.
+fn site_of(path: &Path, kind: Kind) -> &Path {
+    let info = match (kind, file_name(path)) {
+        (Kind::EggInfo, Some(name)) if name.ends_with(".egg-info") => path,
+        _ => path.parent().unwrap_or(path),
+    };
+    info.parent().unwrap_or(info)
 }
 
 /// PEP 503's normalised name, which the purl specification asks for PyPI: lower case, every
@@ -179,6 +232,47 @@ mod tests {
         assert_eq!(
             licenses,
             [vec!["ZPL 2.1".to_owned()], vec![], vec!["MIT".to_owned()]]
+        );
+    }
+
+    #[test]
+    fn a_dist_info_shadows_an_egg_info_of_the_same_name_in_its_directory() {
+        let fixture = Fixture::new();
+        let site = "usr/lib/python3/dist-packages";
+        let metadata = "Metadata-Version: 2.1\nName: cryptography\nVersion: 38.0.4\n";
+        fixture
+            .file(
+                &format!("{site}/cryptography-38.0.4.dist-info/METADATA"),
+                metadata,
+            )
+            .file(&format!("{site}/cryptography.egg-info/PKG-INFO"), metadata)
+            // Spelt differently, still the same distribution.
+            .file(
+                &format!("{site}/Six-1.16.0.dist-info/METADATA"),
+                "Name: Six\nVersion: 1.16.0\n",
+            )
+            .file(
+                &format!("{site}/six.egg-info"),
+                "Name: six\nVersion: 1.15.0\n",
+            )
+            // Another directory is another installation.
+            .file(
+                "opt/venv/lib/python3.11/site-packages/cryptography.egg-info/PKG-INFO",
+                metadata,
+            );
+        let found: Vec<_> = fixture
+            .catalog()
+            .packages
+            .into_iter()
+            .map(|p| p.location.display().to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "/usr/lib/python3/dist-packages/Six-1.16.0.dist-info/METADATA",
+                "/opt/venv/lib/python3.11/site-packages/cryptography.egg-info/PKG-INFO",
+                "/usr/lib/python3/dist-packages/cryptography-38.0.4.dist-info/METADATA",
+            ]
         );
     }
 
