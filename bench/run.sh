@@ -125,7 +125,8 @@ build_with() {  # TOOL ARGS...   (the same docker-build-style arguments for ever
     local tool=$1; shift
     case $tool in
         sc) if [ -n "$steps_log" ]; then
-                "$bin" build --progress=json "$@" >>"$steps_log.sc"
+                # Progress goes to stderr (as buildx's), the image ID to stdout.
+                "$bin" build --progress=json "$@" 2>>"$steps_log.sc" >/dev/null
             elif [ -n "$rss_log" ]; then
                 /usr/bin/time -v -a -o "$rss_log" "$bin" build --progress=quiet "$@"
             else
