@@ -360,6 +360,29 @@ fn pulling_a_missing_tag_is_one_readable_line() {
     assert!(!stderr.contains("envelope"), "{stderr}");
 }
 
+/// `--progress=rawjson` (BuildKit's raw solve status) is refused with the reason and the way
+/// to stagecraft's JSON lines; an unknown mode lists the valid ones, `none` among them.
+#[test]
+fn progress_rawjson_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = machine(dir.path());
+    for (mode, expected) in [
+        ("rawjson", "use --progress=json"),
+        ("fancy", "valid: auto, tty, plain, json, quiet, none"),
+    ] {
+        let output = m
+            .stagecraft()
+            .args(["build", "--progress", mode])
+            .arg(&m.context)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{mode}: {stderr}");
+        assert!(stderr.contains(expected), "{mode}: {stderr}");
+        assert!(output.stdout.is_empty(), "{mode}");
+    }
+}
+
 /// buildx flags stagecraft cannot honour are errors that name the flag and say why; nothing
 /// is built.
 #[test]

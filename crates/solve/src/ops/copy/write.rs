@@ -36,6 +36,15 @@ fn create_file<R: io::Read>(
     data: &mut R,
     (uid, gid, mode): (u32, u32, u32),
 ) -> Result<fs::File, CopyError> {
+    let mut file = create_exclusive(dir, name, path)?;
+    // `io::copy` between files uses copy_file_range: the data stays in the kernel.
+    io::copy(data, &mut file).map_err(io_error(path))?;
+    finish_file(file, path, (uid, gid, mode))
+}
+
+/// Creates `name` in `dir` for writing: it must not exist, and a link in its place is not
+/// followed. Private (`0600`) until [`finish_file`] gives it its owner and mode.
+fn create_exclusive(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<fs::File, CopyError> {
     let fd = rustix::fs::openat(
         dir,
         name,
@@ -43,10 +52,7 @@ fn create_file<R: io::Read>(
         Mode::from_raw_mode(0o600),
     )
     .map_err(errno_at(path))?;
-    let mut file = fs::File::from(fd);
-    // `io::copy` between files uses copy_file_range: the data stays in the kernel.
-    io::copy(data, &mut file).map_err(io_error(path))?;
-    finish_file(file, path, (uid, gid, mode))
+    Ok(fs::File::from(fd))
 }
 
 /// Gives a new file its owner, then its mode (changing owners clears setuid and setgid).
@@ -73,14 +79,7 @@ fn copy_regular_file(
     size: u64,
     attributes: (u32, u32, u32),
 ) -> Result<fs::File, CopyError> {
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(errno_at(path))?;
-    let mut file = fs::File::from(fd);
+    let mut file = create_exclusive(dir, name, path)?;
     let mut copied = 0u64;
     while copied < size {
         let want = usize::try_from(size - copied)

@@ -1,6 +1,7 @@
 //! `stagecraft build`'s flag values: each parsed as buildx parses it, or refused with the reason.
 
 use super::super::CommandError;
+use super::super::progress::ProgressMode;
 use stagecraft_plan::Platform;
 use stagecraft_solve::{Entitlement, NamedContext};
 use std::collections::BTreeMap;
@@ -105,6 +106,30 @@ pub(super) fn host_entry_flag(value: &str) -> Result<stagecraft_exec::HostEntry,
     Ok(stagecraft_exec::HostEntry {
         host: host.to_owned(),
         ip,
+    })
+}
+
+/// One `--progress` value. buildx's `rawjson` is BuildKit's solve-status stream (vertexes,
+/// statuses and logs of its LLB graph), which a stagecraft build has no equivalent of: it is
+/// refused with the way to stagecraft's own JSON lines rather than with clap's bare list.
+pub(super) fn progress_flag(value: &str) -> Result<ProgressMode, String> {
+    if value.eq_ignore_ascii_case("rawjson") {
+        return Err("rawjson is BuildKit's raw solve-status stream, which stagecraft has no LLB graph to produce; use --progress=json (one JSON event per line, with timestamps and a final event carrying the image ID, digests and counts)".to_owned());
+    }
+    <ProgressMode as clap::ValueEnum>::from_str(value, true).map_err(|_| {
+        let valid: Vec<String> = <ProgressMode as clap::ValueEnum>::value_variants()
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .flat_map(|value| {
+                let mut names = vec![value.get_name().to_owned()];
+                names.extend(value.get_name_and_aliases().skip(1).map(str::to_owned));
+                names
+            })
+            .collect();
+        format!(
+            "{value:?} is not a progress mode (valid: {})",
+            valid.join(", ")
+        )
     })
 }
 

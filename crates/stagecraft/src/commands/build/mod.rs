@@ -8,7 +8,7 @@ mod sources;
 pub(crate) use flags::build_arg_map;
 use flags::{
     Call, CallMethod, NetworkMode, build_context_flag, call_flag, entitlement_flag,
-    host_entry_flag, platform_flag, ulimit_flag,
+    host_entry_flag, platform_flag, progress_flag, ulimit_flag,
 };
 use sources::Sources;
 
@@ -91,7 +91,8 @@ pub(crate) struct BuildArgs {
     #[arg(long = "insecure-registry")]
     insecure: Vec<String>,
     /// How to show progress.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_parser = progress_flag, default_value = "auto",
+          value_name = "auto|tty|plain|json|quiet")]
     progress: ProgressMode,
     /// An extra `/etc/hosts` entry for RUN steps: `HOST:IP` (or `HOST=IP`); repeatable.
     #[arg(long = "add-host", value_name = "HOST:IP", value_parser = host_entry_flag)]
