@@ -1,6 +1,8 @@
 //! Images: config + layers + manifest, written and read back.
 
-use stagecraft_image::media_type::{DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST};
+use stagecraft_image::media_type::{
+    DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+};
 use stagecraft_image::{
     AnyManifest, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform, Reference,
 };
@@ -17,6 +19,24 @@ pub enum ManifestFormat {
     Oci,
     /// Docker schema 2 media types (what `docker build` loads and pushes).
     Docker,
+}
+
+impl ManifestFormat {
+    /// The media types of an image manifest and of its config in this format.
+    pub(crate) fn manifest_and_config_types(self) -> (&'static str, &'static str) {
+        match self {
+            ManifestFormat::Oci => (OCI_MANIFEST, OCI_CONFIG),
+            ManifestFormat::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),
+        }
+    }
+
+    /// The media type of an index in this format (a manifest list for Docker).
+    pub(crate) fn index_type(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => OCI_INDEX,
+            ManifestFormat::Docker => DOCKER_MANIFEST_LIST,
+        }
+    }
 }
 
 /// An image read from (or just written to) the store.
@@ -114,10 +134,7 @@ impl Store {
         }
         let _lease = self.lease()?;
         self.check_blobs_present(&layers)?;
-        let (manifest_type, config_type) = match format {
-            ManifestFormat::Oci => (OCI_MANIFEST, OCI_CONFIG),
-            ManifestFormat::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),
-        };
+        let (manifest_type, config_type) = format.manifest_and_config_types();
         let config_bytes = config.to_json().map_err(|source| Error::Serialize {
             what: "image config",
             source,
@@ -125,17 +142,32 @@ impl Store {
         let config_blob = self.write_blob_bytes(&config_bytes)?;
         let manifest =
             ImageManifest::new(manifest_type, config_blob.descriptor(config_type), layers);
-        let manifest_bytes = manifest.to_json().map_err(|source| Error::Serialize {
-            what: "image manifest",
-            source,
-        })?;
-        let manifest_blob = self.write_blob_bytes(&manifest_bytes)?;
+        let manifest_digest = self.write_manifest(&manifest)?;
         Ok(Image {
-            manifest_digest: manifest_blob.digest,
+            manifest_digest,
             manifest,
             config_digest: config_blob.digest,
             config: config.clone(),
             index_digest: None,
+        })
+    }
+
+    /// Writes `manifest` as a blob and returns its digest.
+    fn write_manifest(&self, manifest: &ImageManifest) -> Result<Digest> {
+        let bytes = manifest.to_json().map_err(|source| Error::Serialize {
+            what: "image manifest",
+            source,
+        })?;
+        Ok(self.write_blob_bytes(&bytes)?.digest)
+    }
+
+    /// `image` under `manifest` (written to the store): the same config, outside any index.
+    pub(crate) fn with_manifest(&self, image: &Image, manifest: ImageManifest) -> Result<Image> {
+        Ok(Image {
+            manifest_digest: self.write_manifest(&manifest)?,
+            manifest,
+            index_digest: None,
+            ..image.clone()
         })
     }
 

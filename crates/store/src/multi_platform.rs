@@ -2,9 +2,7 @@
 //! and registries serve.
 
 use stagecraft_image::intoto::{self, Statement};
-use stagecraft_image::media_type::{
-    DOCKER_MANIFEST_LIST, IN_TOTO, OCI_EMPTY_JSON, OCI_INDEX, OCI_MANIFEST,
-};
+use stagecraft_image::media_type::{IN_TOTO, OCI_EMPTY_JSON, OCI_MANIFEST};
 use stagecraft_image::{AnyManifest, Descriptor, Digest, ImageIndex, ImageManifest, Platform};
 
 use crate::error::{Error, Result};
@@ -109,12 +107,8 @@ impl Store {
                 });
             }
         }
-        let media_type = match format {
-            ManifestFormat::Oci => OCI_INDEX,
-            ManifestFormat::Docker => DOCKER_MANIFEST_LIST,
-        };
         self.store_index(
-            ImageIndex::new(media_type, Vec::new()),
+            ImageIndex::new(format.index_type(), Vec::new()),
             platforms.into_iter().zip(images.iter().cloned()).collect(),
             Vec::new(),
         )

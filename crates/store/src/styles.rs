@@ -11,8 +11,7 @@ use std::io::BufReader;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use stagecraft_image::media_type::{
-    DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST,
-    OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST,
+    DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_LAYER, OCI_LAYER_GZIP,
 };
 use stagecraft_image::{Descriptor, Digest, Platform};
 
@@ -61,10 +60,7 @@ impl Store {
         format: ManifestFormat,
         annotations: &Annotations,
     ) -> Result<Image> {
-        let (manifest_type, config_type) = match format {
-            ManifestFormat::Oci => (OCI_MANIFEST, OCI_CONFIG),
-            ManifestFormat::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),
-        };
+        let (manifest_type, config_type) = format.manifest_and_config_types();
         let mut manifest = image.manifest.clone();
         manifest.media_type = manifest_type.to_owned();
         manifest.config.media_type = config_type.to_owned();
@@ -84,17 +80,7 @@ impl Store {
         if manifest == image.manifest {
             return Ok(image.clone());
         }
-        let bytes = manifest.to_json().map_err(|source| Error::Serialize {
-            what: "image manifest",
-            source,
-        })?;
-        let stored = self.write_blob_bytes(&bytes)?;
-        Ok(Image {
-            manifest_digest: stored.digest,
-            manifest,
-            index_digest: None,
-            ..image.clone()
-        })
+        self.with_manifest(image, manifest)
     }
 
     /// `image` with every platform's image styled ([`Store::styled_image`], with
@@ -113,11 +99,7 @@ impl Store {
                 Ok((platform, styled))
             })
             .collect::<Result<Vec<_>>>()?;
-        let media_type = match format {
-            ManifestFormat::Oci => OCI_INDEX,
-            ManifestFormat::Docker => DOCKER_MANIFEST_LIST,
-        };
-        self.replaced_images(image, styled, media_type)
+        self.replaced_images(image, styled, format.index_type())
     }
 
     /// `image` with `index` added to the index's annotations and `entries(platform)` to each
@@ -270,6 +252,7 @@ impl Store {
 mod tests {
     use super::*;
     use stagecraft_image::ImageConfig;
+    use stagecraft_image::media_type::{DOCKER_CONFIG, DOCKER_MANIFEST_LIST};
     use stagecraft_layer::Compression;
 
     fn store() -> (tempfile::TempDir, Store) {

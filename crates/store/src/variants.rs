@@ -117,17 +117,7 @@ impl Store {
             layers,
             ..image.manifest.clone()
         };
-        let bytes = manifest.to_json().map_err(|source| Error::Serialize {
-            what: "image manifest",
-            source,
-        })?;
-        let stored = self.write_blob_bytes(&bytes)?;
-        Ok(Image {
-            manifest_digest: stored.digest,
-            manifest,
-            index_digest: None,
-            ..image.clone()
-        })
+        self.with_manifest(image, manifest)
     }
 
     /// `image` with every platform's image compressed ([`Store::compressed_image`]) under a
