@@ -379,19 +379,7 @@ pub fn export(
                 output,
                 keys,
             )?;
-            write_archive_to(store, dest, |out| match &image {
-                BuiltImage::Single(image) => {
-                    let named = [NamedImage {
-                        image: image.clone(),
-                        names,
-                        annotations: entry,
-                    }];
-                    stagecraft_export::write_archive(store, &named, false, out)
-                }
-                BuiltImage::Multi(image) => {
-                    stagecraft_export::write_index_archive(store, image, &names, &entry, false, out)
-                }
-            })?;
+            write_image_archive(store, dest, &image, names, entry, false)?;
             vec![Exported::Layout {
                 digest: image.digest().clone(),
                 media_type: image.media_type().to_owned(),
@@ -419,21 +407,7 @@ pub fn export(
                 output,
                 keys,
             )?;
-            write_archive_to(store, dest, |out| match &image {
-                BuiltImage::Single(image) => {
-                    let named = [NamedImage {
-                        image: image.clone(),
-                        names,
-                        annotations: entry,
-                    }];
-                    stagecraft_export::write_archive(store, &named, true, out)
-                }
-                // An attested image: the index (with its attestations) and docker's
-                // manifest.json for the image, as BuildKit's docker exporter writes it.
-                BuiltImage::Multi(index) => {
-                    stagecraft_export::write_index_archive(store, index, &names, &entry, true, out)
-                }
-            })?;
+            write_image_archive(store, dest, &image, names, entry, true)?;
             vec![Exported::Files]
         }
         Output::Tar(dest) => {
@@ -537,6 +511,33 @@ pub fn export(
 
 /// Applies the image's layers into `dir`: its root file system, or each platform's in its own
 /// directory.
+/// Writes `image` to `dest` as an OCI layout tar named `names`, with docker's `manifest.json`
+/// too when `docker` (a docker archive). A multi-platform or attested image is written as its
+/// index (with its attestations): for a docker archive, docker's manifest.json names the
+/// image in it, as BuildKit's docker exporter writes it.
+fn write_image_archive(
+    store: &Store,
+    dest: &Destination,
+    image: &BuiltImage,
+    names: Vec<String>,
+    entry: Annotations,
+    docker: bool,
+) -> Result<()> {
+    write_archive_to(store, dest, |out| match image {
+        BuiltImage::Single(image) => {
+            let named = [NamedImage {
+                image: image.clone(),
+                names,
+                annotations: entry,
+            }];
+            stagecraft_export::write_archive(store, &named, docker, out)
+        }
+        BuiltImage::Multi(index) => {
+            stagecraft_export::write_index_archive(store, index, &names, &entry, docker, out)
+        }
+    })
+}
+
 fn unpack(store: &Store, image: &BuiltImage, dir: &Path) -> Result<()> {
     match image {
         BuiltImage::Single(image) => stagecraft_export::unpack_rootfs(store, image, dir)?,
