@@ -23,7 +23,7 @@ pub use rootfs::{
 };
 
 use stagecraft_image::media_type;
-use stagecraft_image::{Descriptor, Digest, ImageConfig, ImageIndex, Platform};
+use stagecraft_image::{Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform};
 use stagecraft_layer::{ApplyOptions, Compression, DiffSource, LayerInfo, TarOptions, apply_layer};
 use stagecraft_store::{
     Artifact, BlobInfo, Image, ManifestFormat, MultiPlatformImage, ScratchDir, Store,
@@ -514,15 +514,7 @@ pub fn read_artifact_archive(store: &Store, path: &Path) -> Result<Digest, Expor
 }
 
 fn read_artifact_layout(store: &Store, dir: &Path) -> Result<Digest, ExportError> {
-    let index_path = dir.join("index.json");
-    let bytes = fs::read(&index_path).map_err(|source| ExportError::Format {
-        path: index_path.clone(),
-        reason: format!("not an OCI layout: {source}"),
-    })?;
-    let index = ImageIndex::from_slice(&bytes).map_err(|e| ExportError::Format {
-        path: index_path.clone(),
-        reason: e.to_string(),
-    })?;
+    let (index_path, index) = read_layout_index(dir)?;
     let [descriptor] = &index.manifests[..] else {
         return Err(ExportError::Format {
             path: index_path,
@@ -533,11 +525,7 @@ fn read_artifact_layout(store: &Store, dir: &Path) -> Result<Digest, ExportError
         });
     };
     store_blob_from(store, dir, &descriptor.digest)?;
-    let manifest = store.read_manifest(&descriptor.digest)?;
-    store_blob_from(store, dir, &manifest.config.digest)?;
-    for layer in &manifest.layers {
-        store_blob_from(store, dir, &layer.digest)?;
-    }
+    store_config_and_layers(store, dir, &store.read_manifest(&descriptor.digest)?)?;
     Ok(descriptor.digest.clone())
 }
 
@@ -588,11 +576,7 @@ fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>, Export
             }
         }
         for digest in &manifests {
-            let manifest = store.read_manifest(digest)?;
-            store_blob_from(store, dir, &manifest.config.digest)?;
-            for layer in &manifest.layers {
-                store_blob_from(store, dir, &layer.digest)?;
-            }
+            store_config_and_layers(store, dir, &store.read_manifest(digest)?)?;
         }
         // A bare `ref.name` is only a tag (`latest`), not a name: the caller names such images.
         let names: Vec<String> = descriptor
@@ -629,19 +613,11 @@ pub fn load_layout_image(
     digest: Option<&Digest>,
     platform: &Platform,
 ) -> Result<Image, ExportError> {
-    let index_path = dir.join("index.json");
     let name = format!("oci-layout://{}", dir.display());
     let digest = match digest {
         Some(digest) => digest.clone(),
         None => {
-            let bytes = fs::read(&index_path).map_err(|source| ExportError::Format {
-                path: index_path.clone(),
-                reason: format!("not an OCI layout: {source}"),
-            })?;
-            let index = ImageIndex::from_slice(&bytes).map_err(|e| ExportError::Format {
-                path: index_path.clone(),
-                reason: e.to_string(),
-            })?;
+            let (index_path, index) = read_layout_index(dir)?;
             let tag = tag.unwrap_or("latest");
             let named = |annotation: &str| {
                 index
@@ -675,13 +651,36 @@ pub fn load_layout_image(
     // Without the platform, `image_at` says which platforms the index has.
     if let Some(manifest) = manifest {
         store_blob_from(store, dir, &manifest)?;
-        let manifest = store.read_manifest(&manifest)?;
-        store_blob_from(store, dir, &manifest.config.digest)?;
-        for layer in &manifest.layers {
-            store_blob_from(store, dir, &layer.digest)?;
-        }
+        store_config_and_layers(store, dir, &store.read_manifest(&manifest)?)?;
     }
     Ok(store.image_at(&digest, &name, platform)?)
+}
+
+/// The `index.json` of the OCI layout `dir`, and its path.
+fn read_layout_index(dir: &Path) -> Result<(PathBuf, ImageIndex), ExportError> {
+    let index_path = dir.join("index.json");
+    let bytes = fs::read(&index_path).map_err(|source| ExportError::Format {
+        path: index_path.clone(),
+        reason: format!("not an OCI layout: {source}"),
+    })?;
+    let index = ImageIndex::from_slice(&bytes).map_err(|e| ExportError::Format {
+        path: index_path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok((index_path, index))
+}
+
+/// Stores the config and layer blobs of `manifest` from the layout `dir`.
+fn store_config_and_layers(
+    store: &Store,
+    dir: &Path,
+    manifest: &ImageManifest,
+) -> Result<(), ExportError> {
+    store_blob_from(store, dir, &manifest.config.digest)?;
+    for layer in &manifest.layers {
+        store_blob_from(store, dir, &layer.digest)?;
+    }
+    Ok(())
 }
 
 /// Reads a stored manifest (or index, picking this platform, else the index's first one: a
