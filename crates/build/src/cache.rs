@@ -334,7 +334,7 @@ pub fn push_cache_document(
                     .all(|key| theirs.records.contains_key(key))
             })
     };
-    let pushed = block_on(stagecraft_registry::merge::push_merged(
+    let pushed = push_merged(
         registry,
         store,
         reference,
@@ -342,9 +342,7 @@ pub fn push_cache_document(
         &mut merge,
         &holds_ours,
         observe,
-    ))
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    )?;
     let (document, kept, evicted) = last.expect("a successful push merged at least once");
     Ok(CacheMerge {
         document,
@@ -352,6 +350,24 @@ pub fn push_cache_document(
         evicted,
         pushed,
     })
+}
+
+/// [`stagecraft_registry::merge::push_merged`] on the network runtime, its failures as text
+/// (as the merges' own).
+fn push_merged(
+    registry: &Registry,
+    store: &Store,
+    reference: &stagecraft_registry::Reference,
+    policy: &MergePolicy,
+    merge: &mut dyn FnMut(Option<&Current>) -> std::result::Result<Planned, String>,
+    holds_ours: &dyn Fn(&Current) -> bool,
+    observe: &dyn Fn(MergeStage),
+) -> std::result::Result<Merged, String> {
+    block_on(stagecraft_registry::merge::push_merged(
+        registry, store, reference, policy, merge, holds_ours, observe,
+    ))
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// What pushing cache mounts to a shared ref did.
@@ -400,7 +416,7 @@ pub fn push_cache_mounts(
             ours_ids.iter().all(|id| ids.contains(id.as_str()))
         })
     };
-    let pushed = block_on(stagecraft_registry::merge::push_merged(
+    let pushed = push_merged(
         registry,
         store,
         reference,
@@ -408,9 +424,7 @@ pub fn push_cache_mounts(
         &mut merge,
         &holds_ours,
         observe,
-    ))
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(MountsMerge {
         mounts: last.expect("a successful push merged at least once"),
         pushed,
