@@ -7,6 +7,7 @@ use crate::fs::users::resolve_owner;
 use crate::ops::copy::{CopyPlan, CopySource, CopySpec, PreviousCopy};
 use crate::outcome::{BuildError, Material};
 use crate::progress::Event;
+use crate::remote_cache::CacheRecord;
 use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_dockerfile::{Code, Command};
 use stagecraft_imagefs::MergedView;
@@ -436,11 +437,12 @@ impl BuildRun<'_> {
         )?;
         if let (Some(identity), Some(files), Some(layer)) = (&identity, &files, state.layers.last())
         {
-            // Hints: a lost one costs the next edit a full copy.
+            // Hints: a lost one costs the next edit a full copy. The identity holds a step
+            // record as a key does: the layer the step made last.
             let store = self.engine.store;
             let _ = store.put_cache_json(
                 identity,
-                &PreviousLayer {
+                &CacheRecord {
                     layer: layer.clone(),
                 },
             );
@@ -457,7 +459,7 @@ impl BuildRun<'_> {
     /// [`encode_files`] gives them). `None` when there is none, or it is no longer stored.
     fn previous_copy(&self, identity: &str, files: &[u8]) -> Option<(PreviousCopy, PathBuf)> {
         let store = self.engine.store;
-        let previous: PreviousLayer = store.get_cache_json(identity).ok()??;
+        let previous: CacheRecord = store.get_cache_json(identity).ok()??;
         let layer = previous.layer;
         // Only a plain tar's bytes can be taken as they are.
         if layer.digest != layer.diff_id {
@@ -482,12 +484,6 @@ impl BuildRun<'_> {
             blob,
         ))
     }
-}
-
-/// The record at a copy step's identity: the layer it made last.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PreviousLayer {
-    layer: crate::outcome::LayerRef,
 }
 
 /// The record of the entries (destination paths and descriptions) the copy step `identity`
