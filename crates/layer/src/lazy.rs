@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::apply::{ApplyOptions, ApplyWarning, Deferral, apply_stream};
 use crate::error::{Error, Result};
 use crate::extents::Extents;
+use crate::tarread::{EntryKind, TarReader};
 use crate::write::{DiffSource, TarOptions, write_tar_with};
 
 /// A root file system assembled from layer blobs as [`apply_layer`](crate::apply_layer)
@@ -115,69 +115,16 @@ impl LazyRootfs {
     }
 }
 
-/// The regular files of the plain tar `file` with data: name (no trailing `/`), data offset and
-/// length. Headers are read where they are, the data in between is never read (a reader
-/// would go through every byte of the archive).
+/// The regular files of the plain tar `file` with data: name, data offset and length. The
+/// headers are read where they are ([`TarReader::next_entry_seeking`]); the data in between
+/// is never read (a reader would go through every byte of the archive).
 fn regular_files(file: &File) -> io::Result<Vec<(Vec<u8>, u64, u64)>> {
-    use crate::tarread::{BLOCK, numeric, parse_pax, pax_number, verify_checksum};
-    let padded = |size: u64| size.div_ceil(BLOCK as u64) * BLOCK as u64;
+    let mut tar = TarReader::new(file);
     let mut files = Vec::new();
-    let mut position = 0u64;
-    let mut long_name: Option<Vec<u8>> = None;
-    let mut pax_size: Option<u64> = None;
-    loop {
-        let mut block = [0u8; BLOCK];
-        match file.read_exact_at(&mut block, position) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e),
+    while let Some(entry) = tar.next_entry_seeking()? {
+        if entry.kind == EntryKind::Regular && entry.size > 0 {
+            files.push((entry.path, tar.position(), entry.size));
         }
-        if block.iter().all(|&b| b == 0) {
-            break;
-        }
-        verify_checksum(&block)?;
-        let flag = block[156];
-        let size = numeric(&block, "size", 124..136)?;
-        let data = position + BLOCK as u64;
-        if matches!(flag, b'x' | b'L') {
-            if size > 1 << 20 {
-                return Err(crate::tarread::malformed("extension header over 1 MiB"));
-            }
-            let mut body = vec![0u8; size as usize];
-            file.read_exact_at(&mut body, data)?;
-            if flag == b'L' {
-                body.truncate(body.iter().position(|&b| b == 0).unwrap_or(body.len()));
-                long_name = Some(body);
-            } else {
-                for (key, value) in parse_pax(&body)? {
-                    match key.as_slice() {
-                        b"path" => long_name = Some(value),
-                        b"size" => pax_size = Some(pax_number(&key, &value)?),
-                        _ => {}
-                    }
-                }
-            }
-            position = data + padded(size);
-            continue;
-        }
-        let size = pax_size.take().unwrap_or(size);
-        let name = match long_name.take() {
-            Some(name) => name,
-            None => tar::Header::from_byte_slice(&block)
-                .path_bytes()
-                .into_owned(),
-        };
-        let regular = matches!(flag, b'0' | 0 | b'7');
-        if regular && size > 0 {
-            files.push((name, data, size));
-        }
-        // Only regular files (and the extension headers above) carry data here.
-        position = data
-            + if regular || !matches!(flag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6') {
-                padded(size)
-            } else {
-                0
-            };
     }
     Ok(files)
 }

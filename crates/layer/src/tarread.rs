@@ -10,7 +10,7 @@
 //! This reader frames entries exactly as Go does. The `tar` crate's `Header`
 //! is still used to decode the fixed fields (octal and base-256 numbers).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 use crate::compress::{Compression, decompressing_reader};
 
@@ -277,6 +277,23 @@ impl<R: Read> TarReader<R> {
     }
 }
 
+impl<R: Read + Seek> TarReader<R> {
+    /// [`next_entry`](Self::next_entry), seeking over the current entry's unread data and
+    /// padding instead of reading them: walking a plain tar file's headers reads the headers
+    /// alone. (Past the end, the next read finds nothing: a clean end, as for a stream.)
+    pub(crate) fn next_entry_seeking(&mut self) -> io::Result<Option<TarEntry>> {
+        let unread = self.remaining + self.padding;
+        if unread > 0 && !self.done {
+            let offset = i64::try_from(unread).map_err(|_| malformed("entry size out of range"))?;
+            self.inner.seek(SeekFrom::Current(offset))?;
+            self.position += unread;
+            self.remaining = 0;
+            self.padding = 0;
+        }
+        self.next_entry()
+    }
+}
+
 impl<R: Read> Read for TarReader<R> {
     /// Reads the current entry's data.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -499,6 +516,44 @@ fn build_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seeking over entries' data finds the same entries at the same data offsets as reading
+    /// through it.
+    #[test]
+    fn seeking_walk_matches_a_reading_walk() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let long = format!("dir/{}", "n".repeat(150));
+        for (path, data) in [
+            ("a", &b"hello"[..]),
+            (&long[..], &[7u8; 1000][..]),
+            ("empty", &[][..]),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let archive = builder.into_inner().unwrap();
+        let walk = |seeking: bool| {
+            let mut tar = TarReader::new(io::Cursor::new(&archive));
+            let mut seen = Vec::new();
+            loop {
+                let next = if seeking {
+                    tar.next_entry_seeking()
+                } else {
+                    tar.next_entry()
+                };
+                let Some(entry) = next.unwrap() else { break };
+                seen.push((entry.path, entry.size, tar.position()));
+            }
+            seen
+        };
+        let read = walk(false);
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[1].0, long.as_bytes());
+        assert_eq!(&archive[read[1].2 as usize..][..1000], &[7u8; 1000][..]);
+        assert_eq!(walk(true), read);
+    }
 
     #[test]
     fn pax_values_may_contain_newlines() {
