@@ -21,9 +21,14 @@
 # usage: bench/run.sh [REPEATS]   (default 3; W5 runs min(REPEATS, $W5_REPEATS=1) times)
 #   Needs root. ~10 minutes with 3 repeats on 2 cores (more under heavy load). Exits non-zero if any build fails.
 #   STAGECRAFT_BIN=PATH skips `cargo build`; BENCH_SCALE=0.1 shrinks file sizes for a quick trial.
-# "Cold" means the tool's whole state is gone (BuildKit: `docker builder prune -af` and
-# `docker image prune -af`; stagecraft: an empty store; Buildah: `rmi -a -f`), so every tool sends
-# or hashes the full context and pulls the 1 MB base from the local registry inside the timing.
+# "Cold" means the tool starts from a new, empty state root (stagecraft: a new STAGECRAFT_ROOT;
+# Buildah: a new --root/--runroot; BuildKit: dockerd restarted, untimed, on a new data-root), so
+# every tool sends or hashes the full context and pulls the 1 MB base from the local registry
+# inside the timing. Old state is not deleted until the run ends: on ext4 without a journal (this
+# machine's root file system) the inode allocator skips inodes freed in the last 1-6 minutes
+# (`recently_deleted`), which made every file a build created 5-10x slower right after the
+# `rm -rf`/prune that used to make a tool cold — noise that fell on whichever tool ran next.
+# The run therefore needs free disk for every cold state it makes (checked at the start).
 # Before every timed build, `sync` (untimed) writes back what the previous tool left dirty, so no
 # tool pays for another's writeback in its fsyncs (ext4 data=ordered: an fsync waits for it).
 set -euo pipefail
@@ -46,11 +51,13 @@ cleanup() {
     local code=$?
     set +e
     trap - EXIT INT TERM
-    if [ -n "${bh_root:-}" ] && [ -d "$bh_root" ]; then
-        buildah "${bh_store[@]}" rm -a >/dev/null 2>&1
-        buildah "${bh_store[@]}" rmi -a -f >/dev/null 2>&1
-    fi
-    stop_dockerd "$work/dd"
+    local state
+    for state in "$work"/state/bh.*; do
+        [ -d "$state" ] || continue
+        buildah --root "$state/root" --runroot "$state/runroot" --storage-driver overlay rm -a >/dev/null 2>&1
+        buildah --root "$state/root" --runroot "$state/runroot" --storage-driver overlay rmi -a -f >/dev/null 2>&1
+    done
+    [ -n "${dd:-}" ] && stop_dockerd "$dd"
     stop_pidfile "$work/reg/registry.pid"
     unmount_below "$work"
     rm -rf "$work"
@@ -69,11 +76,31 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 "$shared/fixtures/make-busybox-image" "$work/bb" >/dev/null
 "$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
-DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "127.0.0.1:$port")
-export DOCKER_HOST
-export STAGECRAFT_ROOT=$work/store
-bh_root=$work/bh/root
-bh_store=(--root "$bh_root" --runroot "$work/bh/runroot" --storage-driver overlay)
+free_gb=$(df -P --block-size=1G "$work" | awk 'NR == 2 { print $4 }')
+need_gb=$(awk -v s="$scale" -v r="$repeats" 'BEGIN { printf "%d", (8 + 3 * r) * s + 4 }')
+if ((free_gb < need_gb)); then
+    echo "bench: $free_gb GB free below $work, the run keeps every cold state until it ends and needs ~$need_gb GB" >&2
+    exit 1
+fi
+# Every tool's state lives in $work/state/TOOL.N; `cold TOOL` moves it to the next N.
+state_seq=0
+dd="" bh_store=()
+cold() {  # TOOL: start the tool from a new, empty state root (the old one stays until the end)
+    state_seq=$((state_seq + 1))
+    local state=$work/state/$1.$state_seq
+    case $1 in
+        sc) export STAGECRAFT_ROOT=$state ;;
+        bk) [ -z "$dd" ] || stop_dockerd "$dd"
+            dd=$state
+            DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$dd" "127.0.0.1:$port")
+            export DOCKER_HOST
+            # the builder answers (untimed) before the first timed build
+            /usr/bin/docker builder prune -af >/dev/null ;;
+        bh) bh_store=(--root "$state/root" --runroot "$state/runroot" --storage-driver overlay) ;;
+    esac
+    rm -rf "$work/out"/*
+}
+for tool in sc bk bh; do cold "$tool"; done
 base=127.0.0.1:$port/busybox:latest
 "$shared/fixtures/make-busybox-image" "$work/bbm" latest --platform linux/amd64,linux/arm64 >/dev/null
 skopeo copy -q --all --dest-tls-verify=false "oci:$work/bbm:latest" "docker://127.0.0.1:$port/busybox-multi:latest"
@@ -140,14 +167,6 @@ build_with() {  # TOOL ARGS...   (the same docker-build-style arguments for ever
         bh) buildah "${bh_store[@]}" bud --layers --runtime runc --network host --jobs 2 \
                 --tls-verify=false -q "$@" ;;
     esac
-}
-cold() {  # TOOL: forget everything the tool has built or pulled
-    case $1 in
-        sc) rm -rf "$STAGECRAFT_ROOT" ;;
-        bk) /usr/bin/docker builder prune -af >/dev/null && /usr/bin/docker image prune -af >/dev/null ;;
-        bh) buildah "${bh_store[@]}" rm -a >/dev/null && buildah "${bh_store[@]}" rmi -a -f >/dev/null ;;
-    esac
-    rm -rf "$work/out"/*
 }
 noop() { :; }
 edit_count=0
