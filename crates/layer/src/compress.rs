@@ -35,6 +35,7 @@ pub enum Compression {
     /// gzip through flate2's zlib-rs backend, block-parallel as pigz does it
     /// (one gzip member, see [`LayerWriter`]), with an empty gzip header (no
     /// file name, mtime 0) so the output depends only on the input and level.
+    /// Blocks that look incompressible are stored rather than deflated.
     Gzip {
         /// 0 (store) to 9 (best); values above 9 are treated as 9.
         level: u32,
@@ -163,7 +164,8 @@ enum Encoder<W: Write> {
 /// rayon pool. Both compressors use every core for one layer: gzip deflates
 /// 128 KiB blocks on the rayon pool (each with the 32 KiB before it as its
 /// dictionary) into one standard gzip member, with the same bytes whatever the
-/// thread count. zstd always runs libzstd's multithreaded mode with at least one
+/// thread count; a block that looks incompressible is written as stored deflate
+/// blocks, at the cost of a copy instead of a full deflate. zstd always runs libzstd's multithreaded mode with at least one
 /// worker, because its output differs between 0 workers and ≥ 1 workers but is
 /// identical for any count ≥ 1; the worker count is thus only a speed knob.
 pub struct LayerWriter<W: Write> {
