@@ -305,6 +305,7 @@ fn wait<T>(receiver: &mpsc::Receiver<T>) -> io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::{mixed, noise, text};
     use proptest::prelude::*;
     use std::io::Read;
 
@@ -330,55 +331,6 @@ mod tests {
             decoder.into_inner().is_empty(),
             "bytes after the gzip member"
         );
-        out
-    }
-
-    /// Compressible but not trivial: text-like runs with pseudo-random words.
-    fn sample(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let word =
-                ["layer ", "tar ", "gzip ", "block ", "\n", "usr/lib/"][(state % 6) as usize];
-            out.extend_from_slice(word.as_bytes());
-            out.push((state >> 32) as u8);
-        }
-        out.truncate(len);
-        out
-    }
-
-    /// Incompressible: xorshift output, every byte of it.
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            out.extend_from_slice(&state.to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    /// Text and noise in stretches that straddle block boundaries, so some blocks are all
-    /// noise, some all text and some both.
-    fn mixed(len: usize, seed: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        let mut round = 0;
-        while out.len() < len {
-            let stretch = BLOCK_SIZE / 3 + (round % 5) * BLOCK_SIZE / 2;
-            if round % 2 == 0 {
-                out.extend_from_slice(&noise(stretch, seed ^ round as u64));
-            } else {
-                out.extend_from_slice(&sample(stretch, seed ^ round as u64));
-            }
-            round += 1;
-        }
-        out.truncate(len);
         out
     }
 
@@ -441,7 +393,7 @@ mod tests {
 
     #[test]
     fn short_compressible_input_is_exactly_a_single_stream_gzip() {
-        let data = sample(50_000, 7);
+        let data = text(50_000, 7);
         let mut reference = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
         reference.write_all(&data).unwrap();
         assert_eq!(
@@ -459,7 +411,7 @@ mod tests {
     #[test]
     fn thread_count_does_not_change_the_bytes() {
         for data in [
-            sample(3 * BLOCK_SIZE + 12_345, 3),
+            text(3 * BLOCK_SIZE + 12_345, 3),
             mixed(9 * BLOCK_SIZE + 777, 3),
         ] {
             same_bytes_with_any_thread_count(&data);
@@ -510,7 +462,7 @@ mod tests {
     #[test]
     fn gzip_tool_accepts_the_stream() {
         for data in [
-            sample(5 * BLOCK_SIZE + 99, 11),
+            text(5 * BLOCK_SIZE + 99, 11),
             mixed(7 * BLOCK_SIZE + 99, 11),
         ] {
             gzip_tool_decodes(&data);
@@ -538,7 +490,7 @@ mod tests {
 
     #[test]
     fn one_byte_blocks_take_their_dictionary_from_many_blocks() {
-        let data = sample(600, 9);
+        let data = text(600, 9);
         let gz = compress(&data, 6, 1, 7);
         assert_eq!(decode_one_member(&gz), data);
         assert_eq!(gz, compress(&data, 6, 1, 600));
@@ -546,7 +498,7 @@ mod tests {
 
     #[test]
     fn flush_does_not_change_the_bytes() {
-        let data = sample(4 * 1000 + 17, 5);
+        let data = text(4 * 1000 + 17, 5);
         let mut encoder =
             ParallelGzEncoder::with_block_size(Vec::new(), flate2::Compression::new(6), 1000)
                 .unwrap();
@@ -577,9 +529,9 @@ mod tests {
             level in 0u32..=9,
             chunk in 1usize..70_000,
         ) {
-            let mut data = sample(text_len, seed);
+            let mut data = text(text_len, seed);
             data.extend_from_slice(&random);
-            data.extend_from_slice(&sample(text_len / 2, seed ^ 1));
+            data.extend_from_slice(&text(text_len / 2, seed ^ 1));
             let gz = compress(&data, level, block_size, chunk);
             prop_assert_eq!(decode_one_member(&gz), data.clone());
             prop_assert_eq!(&gz, &compress(&data, level, block_size, data.len() + 1));
@@ -593,7 +545,7 @@ mod tests {
         fn block_boundaries(blocks in 0usize..4, delta in -2isize..=2, seed in any::<u64>()) {
             let block_size = 4096;
             let len = (blocks * block_size).saturating_add_signed(delta);
-            let data = sample(len, seed);
+            let data = text(len, seed);
             prop_assert_eq!(decode_one_member(&compress(&data, 6, block_size, 1000)), data);
         }
     }
