@@ -35,6 +35,7 @@ pub enum Compression {
     /// gzip through flate2's zlib-rs backend, block-parallel as pigz does it
     /// (one gzip member, see [`LayerWriter`]), with an empty gzip header (no
     /// file name, mtime 0) so the output depends only on the input and level.
+    /// Blocks that look incompressible are stored rather than deflated.
     Gzip {
         /// 0 (store) to 9 (best); values above 9 are treated as 9.
         level: u32,
@@ -163,7 +164,8 @@ enum Encoder<W: Write> {
 /// rayon pool. Both compressors use every core for one layer: gzip deflates
 /// 128 KiB blocks on the rayon pool (each with the 32 KiB before it as its
 /// dictionary) into one standard gzip member, with the same bytes whatever the
-/// thread count. zstd always runs libzstd's multithreaded mode with at least one
+/// thread count; a block that looks incompressible is written as stored deflate
+/// blocks, at the cost of a copy instead of a full deflate. zstd always runs libzstd's multithreaded mode with at least one
 /// worker, because its output differs between 0 workers and ≥ 1 workers but is
 /// identical for any count ≥ 1; the worker count is thus only a speed knob.
 pub struct LayerWriter<W: Write> {
@@ -400,5 +402,46 @@ mod tar_detection_tests {
         let mut broken = tar.clone();
         broken[0] ^= 1;
         assert!(!is_tar_stream(broken.as_slice()));
+    }
+}
+
+#[cfg(test)]
+mod mixed_input_tests {
+    use super::*;
+    use crate::testdata::mixed;
+
+    /// Text and noise, longer than two zstd jobs (8 MiB each at level 3) and than many gzip
+    /// blocks: each compressor writes the same bytes with one thread as with two, the bytes
+    /// decode to the input, and the text parts shrink while the noise costs next to nothing.
+    #[test]
+    fn mixed_input_gives_the_same_bytes_with_any_thread_count() {
+        let data = mixed(18 << 20, 5);
+        for compression in [Compression::gzip(), Compression::zstd()] {
+            let outputs: Vec<(LayerInfo, Vec<u8>)> = [1u32, 2]
+                .into_iter()
+                .map(|threads| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads as usize)
+                        .build()
+                        .unwrap();
+                    pool.install(|| {
+                        let mut writer =
+                            LayerWriter::with_zstd_workers(Vec::new(), compression, threads)
+                                .unwrap();
+                        writer.write_all(&data).unwrap();
+                        writer.finish().unwrap()
+                    })
+                })
+                .collect();
+            assert!(outputs[0] == outputs[1], "{compression:?}: output differs");
+            let (info, bytes) = &outputs[0];
+            let (found, mut decoded) = decompressing_reader(bytes.as_slice()).unwrap();
+            assert_eq!(found.media_type(), compression.media_type());
+            let mut plain = Vec::new();
+            decoded.read_to_end(&mut plain).unwrap();
+            assert!(plain == data, "{compression:?}: does not round-trip");
+            let ratio = info.size as f64 / data.len() as f64;
+            assert!((0.4..0.9).contains(&ratio), "{compression:?}: {ratio}");
+        }
     }
 }

@@ -76,6 +76,8 @@ mod pgzip;
 mod retime;
 mod tarfmt;
 mod tarread;
+#[cfg(test)]
+mod testdata;
 mod whiteout;
 mod write;
 

@@ -4,12 +4,18 @@
 //! order, into ONE standard gzip member whose trailer carries the CRC-32 combined from the
 //! blocks' CRCs. Any gzip reader accepts it; single-member readers too.
 //!
+//! A block that looks incompressible (media, archives, already compressed files: see
+//! [`looks_incompressible`]) is written as stored deflate blocks (BTYPE 00, zlib's level 0)
+//! instead: deflate spends its full effort on such bytes (random input deflates at about a
+//! third of the speed of text) to end up storing them anyway, while storing costs a copy.
+//!
 //! The output is a function of the input bytes and the level only: block boundaries sit at fixed
 //! input offsets (not where `write` calls happened to split the data), every block's dictionary
-//! is the input before it, and blocks are written in order whatever order the pool finishes
-//! them in. So the thread count, the scheduling and the caller's buffer sizes never change a
-//! byte, which matters because a compressed layer's digest is a cache key. An input shorter than
-//! one block gives exactly what a single-stream deflate of it gives.
+//! is the input before it, whether a block is stored depends on its bytes alone, and blocks are
+//! written in order whatever order the pool finishes them in. So the thread count, the
+//! scheduling and the caller's buffer sizes never change a byte, which matters because a
+//! compressed layer's digest is a cache key. A compressible input shorter than one block gives
+//! exactly what a single-stream deflate of it gives.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -24,6 +30,15 @@ pub(crate) const BLOCK_SIZE: usize = 128 * 1024;
 
 /// deflate's window: the most a block can refer back into the input before it.
 const WINDOW: usize = 32 * 1024;
+
+/// The stretch of a block whose byte histogram [`looks_incompressible`] judges at a time: long
+/// enough that a random stretch's histogram is flat beyond doubt (its squared counts sit eight
+/// standard deviations below the bound), short enough that a compressible stretch at a block's
+/// start settles the question after a few microseconds.
+const HISTOGRAM_SPAN: usize = 16 * 1024;
+
+/// The bytes at a block's start that [`looks_incompressible`] trial-deflates to look for repeats.
+const TRIAL_SAMPLE: usize = 4 * 1024;
 
 /// Blocks handed to the pool and not yet written, per pool thread: enough that a thread never
 /// waits for the writer, few enough that memory stays a few MiB per layer.
@@ -182,29 +197,80 @@ fn next_dictionary(dictionary: &[u8], block: &[u8]) -> Vec<u8> {
     next
 }
 
-/// Raw-deflates `block` with `dictionary` preset, ending it with `flush` (`Sync` for a block
-/// that more follow, which leaves the stream byte-aligned so the next block's bytes can simply
-/// follow; `Finish` for the last one).
+/// Whether `block` is not worth deflating: every [`HISTOGRAM_SPAN`] of it has a nearly flat byte
+/// histogram, so Huffman coding has (almost) nothing to gain, and a fast trial deflate of its
+/// first [`TRIAL_SAMPLE`] bytes finds too few repeats to come out smaller than the sample, so
+/// LZ77 has nothing to gain either (a flat histogram can still hide repeats: a counter, the same
+/// random kilobyte again and again).
+///
+/// "Nearly flat" is a collision entropy (-log2 of the sum of squared byte frequencies) of at
+/// least 7.8 bits a byte; Shannon entropy is never below it, so such a span would shrink by at
+/// most 2.5 % under any order-0 code. Random bytes sit at 7.98. A span shorter than about 2 KiB
+/// (a block's short tail) never qualifies: its estimate is biased low. Repeats further apart
+/// than the sample or reaching into the dictionary are not looked for: such a block is stored
+/// although deflate would have shortened it, which costs size, never correctness.
+fn looks_incompressible(block: &[u8]) -> bool {
+    let flat = |span: &[u8]| {
+        let mut counts = [0u32; 256];
+        for &byte in span {
+            counts[usize::from(byte)] += 1;
+        }
+        let squares: u64 = counts.iter().map(|&c| u64::from(c) * u64::from(c)).sum();
+        let len = span.len() as u64;
+        // sum(p^2) <= 2^-7.8 = 1.15 / 256, in integers: 256 * 20 * sum(c^2) <= 23 * len^2.
+        squares * 256 * 20 <= 23 * len * len
+    };
+    let sample = &block[..block.len().min(TRIAL_SAMPLE)];
+    !block.is_empty()
+        && block.chunks(HISTOGRAM_SPAN).all(flat)
+        // The fastest level codes literals with the fixed Huffman table, 8 or 9 bits a byte:
+        // on flat bytes it beats storing only through repeats.
+        && deflate(flate2::Compression::fast(), &[], sample, FlushCompress::Finish)
+            .is_ok_and(|trial| trial.len() >= sample.len())
+}
+
+/// Raw-deflates `block` with `dictionary` preset at `level`, or as stored blocks when it
+/// [`looks_incompressible`] (see [`deflate`] for `flush`).
 fn deflate_block(
     level: flate2::Compression,
     dictionary: &[u8],
     block: &[u8],
     flush: FlushCompress,
 ) -> io::Result<Deflated> {
-    let mut deflate = Compress::new(level, false);
+    let bytes = if level.level() > 0 && looks_incompressible(block) {
+        // Stored blocks refer to nothing before them: no dictionary to load.
+        deflate(flate2::Compression::none(), &[], block, flush)?
+    } else {
+        deflate(level, dictionary, block, flush)?
+    };
+    let mut crc = Crc::new();
+    crc.update(block);
+    Ok(Deflated { bytes, crc })
+}
+
+/// Raw-deflates `block` with `dictionary` preset, ending it with `flush` (`Sync` for a block
+/// that more follow, which leaves the stream byte-aligned so the next block's bytes can simply
+/// follow; `Finish` for the last one).
+fn deflate(
+    level: flate2::Compression,
+    dictionary: &[u8],
+    block: &[u8],
+    flush: FlushCompress,
+) -> io::Result<Vec<u8>> {
+    let mut stream = Compress::new(level, false);
     if !dictionary.is_empty() {
-        deflate
+        stream
             .set_dictionary(dictionary)
             .map_err(io::Error::other)?;
     }
     // Stored blocks cost 5 bytes per 64 KiB at worst; the sync or final marker a few more.
     let mut bytes = Vec::with_capacity(block.len() + block.len() / 64 + 64);
     loop {
-        let consumed = usize::try_from(deflate.total_in()).map_err(io::Error::other)?;
-        let status = deflate
+        let consumed = usize::try_from(stream.total_in()).map_err(io::Error::other)?;
+        let status = stream
             .compress_vec(&block[consumed..], &mut bytes, flush)
             .map_err(io::Error::other)?;
-        let all_in = usize::try_from(deflate.total_in()).map_err(io::Error::other)? == block.len();
+        let all_in = usize::try_from(stream.total_in()).map_err(io::Error::other)? == block.len();
         // Room left over after a sync flush means zlib had nothing more to say.
         let done = match flush {
             FlushCompress::Finish => status == Status::StreamEnd,
@@ -215,9 +281,7 @@ fn deflate_block(
         }
         bytes.reserve(bytes.capacity().max(4096));
     }
-    let mut crc = Crc::new();
-    crc.update(block);
-    Ok(Deflated { bytes, crc })
+    Ok(bytes)
 }
 
 /// Waits for a block. A rayon worker thread (several layers compress on the pool at once) must
@@ -241,6 +305,7 @@ fn wait<T>(receiver: &mpsc::Receiver<T>) -> io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::{mixed, noise, text};
     use proptest::prelude::*;
     use std::io::Read;
 
@@ -269,26 +334,66 @@ mod tests {
         out
     }
 
-    /// Compressible but not trivial: text-like runs with pseudo-random words.
-    fn sample(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let word =
-                ["layer ", "tar ", "gzip ", "block ", "\n", "usr/lib/"][(state % 6) as usize];
-            out.extend_from_slice(word.as_bytes());
-            out.push((state >> 32) as u8);
+    /// The payloads of a raw deflate stream made of stored blocks only, the last one final;
+    /// `None` when any block is not a stored block or bytes follow the final one.
+    fn stored_payloads(mut deflate: &[u8]) -> Option<Vec<&[u8]>> {
+        let mut payloads = Vec::new();
+        loop {
+            // BFINAL, then BTYPE 00, then padding to the byte: a header byte of 0 or 1.
+            let (&[header, l0, l1, n0, n1], rest) = deflate.split_first_chunk::<5>()?;
+            let len = u16::from_le_bytes([l0, l1]);
+            if header > 1 || !len != u16::from_le_bytes([n0, n1]) || rest.len() < len.into() {
+                return None;
+            }
+            let (payload, rest) = rest.split_at(len.into());
+            payloads.push(payload);
+            deflate = rest;
+            if header == 1 {
+                return deflate.is_empty().then_some(payloads);
+            }
         }
-        out.truncate(len);
-        out
     }
 
     #[test]
-    fn short_input_is_exactly_a_single_stream_gzip() {
-        let data = sample(50_000, 7);
+    fn incompressible_blocks_are_stored() {
+        let data = noise(3 * BLOCK_SIZE + 20_000, 13);
+        let gz = compress(&data, 6, BLOCK_SIZE, 65_536);
+        assert_eq!(decode_one_member(&gz), data);
+        // Between the 10-byte header and the 8-byte trailer: stored blocks holding the input,
+        // as long as deflate allows (64 KiB - 1), each of our blocks ended by an empty one (a
+        // sync marker). zlib's level 6 would also end up storing noise, but in blocks of 16 KiB,
+        // after looking for matches in every byte.
+        let payloads = stored_payloads(&gz[10..gz.len() - 8]).expect("only stored blocks");
+        assert_eq!(payloads.concat(), data);
+        let lengths: Vec<usize> = payloads.iter().map(|p| p.len()).collect();
+        let whole_block = [65_535, 65_535, 2, 0];
+        let tail = [20_000];
+        assert_eq!(
+            lengths,
+            [&whole_block[..]; 3]
+                .concat()
+                .into_iter()
+                .chain(tail)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn flat_histograms_with_repeats_are_deflated() {
+        // Every byte value equally often, so the histogram alone would call it noise; but it is
+        // the same 256 bytes (or the same 1 KiB of noise) over and over.
+        let counter: Vec<u8> = (0..=255u8).cycle().take(3 * BLOCK_SIZE).collect();
+        let repeated = noise(1024, 17).repeat(3 * BLOCK_SIZE / 1024);
+        for data in [counter, repeated] {
+            let gz = compress(&data, 6, BLOCK_SIZE, 65_536);
+            assert!(gz.len() < data.len() / 20, "{} bytes", gz.len());
+            assert_eq!(decode_one_member(&gz), data);
+        }
+    }
+
+    #[test]
+    fn short_compressible_input_is_exactly_a_single_stream_gzip() {
+        let data = text(50_000, 7);
         let mut reference = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
         reference.write_all(&data).unwrap();
         assert_eq!(
@@ -305,7 +410,15 @@ mod tests {
 
     #[test]
     fn thread_count_does_not_change_the_bytes() {
-        let data = sample(3 * BLOCK_SIZE + 12_345, 3);
+        for data in [
+            text(3 * BLOCK_SIZE + 12_345, 3),
+            mixed(9 * BLOCK_SIZE + 777, 3),
+        ] {
+            same_bytes_with_any_thread_count(&data);
+        }
+    }
+
+    fn same_bytes_with_any_thread_count(data: &[u8]) {
         let outputs: Vec<Vec<u8>> = [1, 2, 5]
             .into_iter()
             .map(|threads| {
@@ -313,22 +426,53 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .unwrap()
-                    .install(|| compress(&data, 6, BLOCK_SIZE, 65_536))
+                    .install(|| compress(data, 6, BLOCK_SIZE, 65_536))
             })
             .collect();
         assert_eq!(outputs[0], outputs[1]);
         assert_eq!(outputs[0], outputs[2]);
         // Outside any pool as well.
-        assert_eq!(outputs[0], compress(&data, 6, BLOCK_SIZE, 1 << 20));
+        assert_eq!(outputs[0], compress(data, 6, BLOCK_SIZE, 1 << 20));
         assert_eq!(decode_one_member(&outputs[0]), data);
     }
 
     #[test]
+    fn mixed_input_stores_only_the_noise() {
+        let data = mixed(9 * BLOCK_SIZE + 777, 21);
+        let gz = compress(&data, 6, BLOCK_SIZE, 65_536);
+        let noise_blocks = data
+            .chunks(BLOCK_SIZE)
+            .filter(|block| looks_incompressible(block))
+            .count();
+        let blocks = data.len().div_ceil(BLOCK_SIZE);
+        assert!(
+            (1..blocks).contains(&noise_blocks),
+            "{noise_blocks} of {blocks} blocks are noise"
+        );
+        // Stored noise blocks weigh what they hold, the text blocks shrink: in between.
+        assert!(gz.len() < data.len() * 9 / 10, "{} bytes", gz.len());
+        assert!(
+            gz.len() > noise_blocks * BLOCK_SIZE,
+            "{} bytes for {noise_blocks} stored blocks",
+            gz.len()
+        );
+        assert_eq!(decode_one_member(&gz), data);
+    }
+
+    #[test]
     fn gzip_tool_accepts_the_stream() {
-        let data = sample(5 * BLOCK_SIZE + 99, 11);
+        for data in [
+            text(5 * BLOCK_SIZE + 99, 11),
+            mixed(7 * BLOCK_SIZE + 99, 11),
+        ] {
+            gzip_tool_decodes(&data);
+        }
+    }
+
+    fn gzip_tool_decodes(data: &[u8]) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layer.tar.gz");
-        std::fs::write(&path, compress(&data, 6, BLOCK_SIZE, 10_000)).unwrap();
+        std::fs::write(&path, compress(data, 6, BLOCK_SIZE, 10_000)).unwrap();
         let test = std::process::Command::new("gzip")
             .arg("-t")
             .arg(&path)
@@ -346,7 +490,7 @@ mod tests {
 
     #[test]
     fn one_byte_blocks_take_their_dictionary_from_many_blocks() {
-        let data = sample(600, 9);
+        let data = text(600, 9);
         let gz = compress(&data, 6, 1, 7);
         assert_eq!(decode_one_member(&gz), data);
         assert_eq!(gz, compress(&data, 6, 1, 600));
@@ -354,7 +498,7 @@ mod tests {
 
     #[test]
     fn flush_does_not_change_the_bytes() {
-        let data = sample(4 * 1000 + 17, 5);
+        let data = text(4 * 1000 + 17, 5);
         let mut encoder =
             ParallelGzEncoder::with_block_size(Vec::new(), flate2::Compression::new(6), 1000)
                 .unwrap();
@@ -369,20 +513,25 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Any input, block size (ones below 32 KiB make dictionaries span blocks), level and write
-        /// chunking: one gzip member that decodes to the input, and the same bytes as with any
+        /// chunking, with random bytes long enough to be stored: one gzip member that decodes to the input, and the same bytes as with any
         /// other chunking.
         #[test]
         fn round_trips_and_ignores_write_sizes(
-            random in proptest::collection::vec(any::<u8>(), 0..8_000),
+            random in proptest::collection::vec(any::<u8>(), 0..40_000),
             text_len in 0usize..24_000,
             seed in any::<u64>(),
-            block_size in prop_oneof![500usize..5000, Just(WINDOW), Just(WINDOW + 1)],
+            block_size in prop_oneof![
+                500usize..5000,
+                Just(HISTOGRAM_SPAN - 1),
+                Just(WINDOW),
+                Just(WINDOW + 1),
+            ],
             level in 0u32..=9,
             chunk in 1usize..70_000,
         ) {
-            let mut data = sample(text_len, seed);
+            let mut data = text(text_len, seed);
             data.extend_from_slice(&random);
-            data.extend_from_slice(&sample(text_len / 2, seed ^ 1));
+            data.extend_from_slice(&text(text_len / 2, seed ^ 1));
             let gz = compress(&data, level, block_size, chunk);
             prop_assert_eq!(decode_one_member(&gz), data.clone());
             prop_assert_eq!(&gz, &compress(&data, level, block_size, data.len() + 1));
@@ -396,7 +545,7 @@ mod tests {
         fn block_boundaries(blocks in 0usize..4, delta in -2isize..=2, seed in any::<u64>()) {
             let block_size = 4096;
             let len = (blocks * block_size).saturating_add_signed(delta);
-            let data = sample(len, seed);
+            let data = text(len, seed);
             prop_assert_eq!(decode_one_member(&compress(&data, 6, block_size, 1000)), data);
         }
     }

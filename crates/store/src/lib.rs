@@ -34,8 +34,8 @@
 //!     complete                 marker containing the diff ID; written last
 //!   tags.json                  {"version":1,"tags":{"docker.io/library/busybox:latest":"sha256:…"}}
 //!   cache/<key>                build cache records (opaque bytes, JSON by convention);
-//!                              layer-variant-<alg>-<level>-<diff-id hex> (<alg>: gzip-blocks,
-//!                              zstd): a plain layer's
+//!                              layer-variant-<alg>-<level>-<diff-id hex> (<alg>:
+//!                              gzip-blocks-stored, zstd): a plain layer's
 //!                              compressed blob, made once (see Store::compressed_layer)
 //!   cache-mounts/<key>/        the contents of a `RUN --mount=type=cache`, <key> the
 //!                              hashed mount id (see [`cache_mount_key`])

@@ -48,10 +48,12 @@ fn compressed_media_type(uncompressed: &str, compression: Compression) -> &'stat
 fn variant_key(diff_id: &Digest, compression: Compression) -> String {
     let (algorithm, level) = match compression {
         Compression::None => ("none", 0),
-        // "gzip-blocks": the block-parallel encoder's bytes differ from the single-stream gzip
-        // that stores made before it; a new name keeps those old blobs from being handed out
-        // for the same layer, so every store exports the same digest from now on.
-        Compression::Gzip { level } => ("gzip-blocks", i64::from(level)),
+        // The name changes whenever the gzip encoder's bytes do, so a store never hands out a
+        // blob an older encoder made for the same layer and every store exports the same digest:
+        // "gzip-blocks" was the block-parallel encoder (its bytes differ from the single-stream
+        // gzip before it); "gzip-blocks-stored" is the same encoder writing incompressible
+        // blocks as stored deflate blocks.
+        Compression::Gzip { level } => ("gzip-blocks-stored", i64::from(level)),
         Compression::Zstd { level } => ("zstd", i64::from(level)),
     };
     format!("layer-variant-{algorithm}-{level}-{}", diff_id.hex())
@@ -335,6 +337,32 @@ mod tests {
         let second = store.compressed_layer(layer, Compression::zstd()).unwrap();
         assert_eq!(second.digest, first.digest);
         assert!(path.is_file());
+    }
+
+    #[test]
+    fn gzip_blobs_of_an_older_encoder_are_not_handed_out() {
+        let (_dir, store) = store();
+        let image = image_with_plain_layer(&store, &vec![b'z'; 50_000]);
+        let layer = &image.manifest.layers[0];
+        // What the encoder before stored blocks remembered for this layer: another blob.
+        let old_blob = store.write_blob_bytes(b"\x1f\x8bolder encoder").unwrap();
+        let old_record = VariantRecord {
+            digest: old_blob.digest.clone(),
+            size: old_blob.size,
+        };
+        for old_name in ["gzip", "gzip-blocks"] {
+            let key = format!("layer-variant-{old_name}-6-{}", layer.digest.hex());
+            store.put_cache_json(&key, &old_record).unwrap();
+        }
+        let compressed = store.compressed_layer(layer, Compression::gzip()).unwrap();
+        assert_ne!(compressed.digest, old_blob.digest);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(store.open_blob(&compressed.digest).unwrap()),
+            &mut plain,
+        )
+        .unwrap();
+        assert_eq!(plain, vec![b'z'; 50_000]);
     }
 
     #[test]
