@@ -298,8 +298,7 @@ pub(crate) struct PreviousCopy {
 
 /// A directory of the earlier snapshot, open, with its entries by name. The files of one
 /// destination directory are inspected and linked relative to it: an edit-rebuild of a big
-/// copy otherwise walks the snapshot's path twice per file (inspect, link), which cost more
-/// than the links themselves.
+/// copy otherwise walks the snapshot's path twice per file (inspect, link) on top of the link.
 struct OldDir {
     /// The directory, for `linkat`.
     fd: OwnedFd,
