@@ -217,18 +217,25 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// The children of a directory, sorted by name bytewise.
+///
+/// Each child is inspected through its directory entry, which asks relative to the open
+/// directory (the `lstat` of its path, without walking the path again for every child: a
+/// layer of a big tree otherwise spends a path walk per file).
 fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
-    let mut names: Vec<OsString> = Vec::new();
+    let mut entries: Vec<(OsString, fs::DirEntry)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
         let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
-        names.push(entry.file_name());
+        entries.push((entry.file_name(), entry));
     }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    names
+    entries.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+    entries
         .into_iter()
-        .map(|name| {
+        .map(|(name, entry)| {
             let path = dir.join(name);
-            let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
+            // Never follows a link, as `symlink_metadata` would not.
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("inspect", &path, e))?;
             Ok(Node {
                 path,
                 meta,

@@ -195,3 +195,57 @@ fn an_incremental_copy_gives_the_layer_a_full_copy_gives() {
     );
     assert_eq!(top_layer(&again).0, top_layer(&fresh_again).0);
 }
+
+/// Files the earlier result lists as unchanged but its snapshot no longer holds (a directory
+/// or a file gone) are copied afresh; the others are still linked, and the layer is still the
+/// full copy's.
+#[test]
+fn files_missing_from_the_earlier_snapshot_are_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    put(&context, "base/keep.txt", "base", 0o644, 500);
+    for i in 0..12 {
+        put(
+            &context,
+            &format!("src/m{}/f{i:02}.c", i % 3),
+            &format!("file {i}\n"),
+            0o644,
+            1000 + i,
+        );
+    }
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let first = build(&store, &context);
+    let (first_layer, first_snapshot) = top_layer(&first);
+    fs::remove_dir_all(first_snapshot.join("app/m2")).unwrap();
+    fs::remove_file(first_snapshot.join("app/m0/f03.c")).unwrap();
+
+    put(&context, "src/m1/f04.c", "file 4, edited\n", 0o644, 10);
+    let incremental = build(&store, &context);
+    let (incremental_layer, incremental_snapshot) = top_layer(&incremental);
+    assert_ne!(incremental_layer, first_layer);
+    let inode = |snapshot: &Path, path: &str| fs::metadata(snapshot.join(path)).unwrap().ino();
+    assert_eq!(
+        inode(incremental_snapshot, "app/m0/f00.c"),
+        inode(first_snapshot, "app/m0/f00.c"),
+        "an unchanged file still in the earlier snapshot is linked"
+    );
+    for copied in ["app/m2/f02.c", "app/m2/f11.c", "app/m0/f03.c"] {
+        assert_eq!(
+            fs::metadata(incremental_snapshot.join(copied))
+                .unwrap()
+                .nlink(),
+            1,
+            "{copied} is a copy of its own"
+        );
+    }
+    assert_eq!(
+        fs::read(incremental_snapshot.join("app/m2/f05.c")).unwrap(),
+        b"file 5\n"
+    );
+
+    let full = build(
+        &Store::open(dir.path().join("fresh-store")).unwrap(),
+        &context,
+    );
+    assert_eq!(incremental_layer, top_layer(&full).0);
+}

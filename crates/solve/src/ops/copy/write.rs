@@ -151,6 +151,8 @@ impl CopyPlan<'_> {
         // Files of one directory come together: its parent is reached (a few system calls per
         // path component) once for them, not once per file.
         let mut parent: Option<(PathBuf, OwnedFd)> = None;
+        // The same for the earlier snapshot's directory (`None` in it: no such directory).
+        let mut old_parent: Option<(PathBuf, Option<OldDir>)> = None;
         for item in &self.items {
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
@@ -227,21 +229,27 @@ impl CopyPlan<'_> {
                         rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
                         chown_entry(dir_fd, name, &target, uid, gid)?;
                     } else if kind.is_file() {
-                        if let Some(previous) = previous
-                            && let Some(meta) =
-                                previous.reusable(dest, &found.metadata, (uid, gid, mode))
-                        {
-                            let old = previous
-                                .snapshot
-                                .join(dest.strip_prefix("/").unwrap_or(dest));
-                            if rustix::fs::linkat(
-                                rustix::fs::CWD,
-                                &old,
-                                dir_fd,
-                                name,
-                                AtFlags::empty(),
-                            )
-                            .is_ok()
+                        if let Some(previous) = previous {
+                            let old_dir = match old_parent.take() {
+                                Some((path, dir)) if path == dest_parent => (path, dir),
+                                _ => (dest_parent.to_owned(), previous.open_dir(dest_parent)),
+                            };
+                            if let Some(old_dir) = &old_parent.insert(old_dir).1
+                                && let Some(meta) = previous.reusable(
+                                    old_dir,
+                                    name,
+                                    dest,
+                                    &found.metadata,
+                                    (uid, gid, mode),
+                                )
+                                && rustix::fs::linkat(
+                                    &old_dir.fd,
+                                    name,
+                                    dir_fd,
+                                    name,
+                                    AtFlags::empty(),
+                                )
+                                .is_ok()
                             {
                                 let rel = dest.strip_prefix("/").unwrap_or(dest);
                                 linked.push((rel.as_os_str().as_encoded_bytes().to_vec(), meta));
@@ -288,12 +296,41 @@ pub(crate) struct PreviousCopy {
     pub unchanged: std::collections::HashSet<String>,
 }
 
+/// A directory of the earlier snapshot, open, with its entries by name. The files of one
+/// destination directory are inspected and linked relative to it: an edit-rebuild of a big
+/// copy otherwise walks the snapshot's path twice per file (inspect, link) on top of the link.
+struct OldDir {
+    /// The directory, for `linkat`.
+    fd: OwnedFd,
+    /// Its entries, whose `metadata` asks relative to the directory, without following a link.
+    entries: std::collections::HashMap<std::ffi::OsString, fs::DirEntry>,
+}
+
 impl PreviousCopy {
-    /// The metadata of the earlier snapshot's file for `dest`, if that file may stand for a
-    /// fresh copy of `source` with `(uid, gid, mode)`: its entry is unchanged and it has
-    /// exactly the attributes the copy would give it.
+    /// The earlier snapshot's directory for `dir` (an absolute image path), open; `None` when
+    /// it is not a directory there.
+    fn open_dir(&self, dir: &Path) -> Option<OldDir> {
+        let path = self.snapshot.join(dir.strip_prefix("/").ok()?);
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let entries = fs::read_dir(&path)
+            .ok()?
+            .filter_map(|entry| entry.ok().map(|entry| (entry.file_name(), entry)))
+            .collect();
+        Some(OldDir { fd, entries })
+    }
+
+    /// The metadata of the earlier snapshot's file for `dest` (`name` in `old_dir`), if that
+    /// file may stand for a fresh copy of `source` with `(uid, gid, mode)`: its entry is
+    /// unchanged and it has exactly the attributes the copy would give it.
     fn reusable(
         &self,
+        old_dir: &OldDir,
+        name: &OsStr,
         dest: &Path,
         source: &fs::Metadata,
         (uid, gid, mode): (u32, u32, u32),
@@ -301,7 +338,7 @@ impl PreviousCopy {
         if !self.unchanged.contains(&*dest.to_string_lossy()) {
             return None;
         }
-        let old = fs::symlink_metadata(self.snapshot.join(dest.strip_prefix("/").ok()?)).ok()?;
+        let old = old_dir.entries.get(name)?.metadata().ok()?;
         (old.file_type().is_file()
             && old.len() == source.len()
             && old.mode() & 0o7777 == mode
