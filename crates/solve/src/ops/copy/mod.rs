@@ -16,12 +16,11 @@ use crate::ops::http::Download;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use sha2::{Digest as _, Sha256};
 use stagecraft_dockerignore::{PatternMatcher, lossy_name};
-use stagecraft_imagefs::{Found, MergedView, clean_components};
+use stagecraft_imagefs::{Found, MergedView, Stat, clean_components};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 mod write;
@@ -318,19 +317,20 @@ impl<'a> CopyPlan<'a> {
                     dest.to_owned()
                 };
                 self.dest_dirs.push(dest.clone());
-                for (path, entry) in view.walk(&source) {
+                let items = &mut self.items;
+                view.walk_each(&source, 0, &mut |path, entry| {
                     let full_rel = lossy_name(path.strip_prefix("/").unwrap_or(&path).as_os_str());
-                    let inner = path.strip_prefix(&source).unwrap_or(&path).to_owned();
+                    let inner = path.strip_prefix(&source).unwrap_or(&path);
                     if !included(&full_rel)
                         || excludes.is_some_and(|m| m.matches(&lossy_name(inner.as_os_str())))
                     {
-                        continue;
+                        return;
                     }
-                    self.items.push(Item::Entry {
+                    items.push(Item::Entry {
                         found: entry,
                         dest: dest.join(inner),
                     });
-                }
+                });
             } else {
                 let name = rel.file_name().unwrap_or(rel.as_os_str());
                 if excludes.is_some_and(|m| m.matches(&lossy_name(name))) {
@@ -421,17 +421,17 @@ impl<'a> CopyPlan<'a> {
         Ok(hex::encode(sha256))
     }
 
-    fn owner_of(&self, metadata: &fs::Metadata) -> (u32, u32) {
+    fn owner_of(&self, metadata: &Stat) -> (u32, u32) {
         match self.owner {
             Some(owner) => (owner.uid, owner.gid),
             None if self.context.is_some() => (0, 0),
-            None => (metadata.uid(), metadata.gid()),
+            None => (metadata.uid, metadata.gid),
         }
     }
 
     /// The mode the cache key sees: the effective one, with group and other write cleared
     /// under `normalize_modes` for context files (a `--chmod` is what it says, untouched).
-    fn key_mode(&self, metadata: &fs::Metadata) -> u32 {
+    fn key_mode(&self, metadata: &Stat) -> u32 {
         let mode = self.mode_of(metadata);
         if self.normalize_modes && self.context.is_some() && self.chmod.is_none() {
             mode & !0o022
@@ -440,11 +440,11 @@ impl<'a> CopyPlan<'a> {
         }
     }
 
-    fn mode_of(&self, metadata: &fs::Metadata) -> u32 {
-        let kind_bits = metadata.mode() & 0o170000;
+    fn mode_of(&self, metadata: &Stat) -> u32 {
+        let kind_bits = metadata.mode & 0o170000;
         match self.chmod {
-            Some(mode) if !metadata.file_type().is_symlink() => kind_bits | mode,
-            _ => metadata.mode(),
+            Some(mode) if !metadata.is_symlink() => kind_bits | mode,
+            _ => metadata.mode,
         }
     }
 

@@ -3,6 +3,7 @@
 //! of an earlier result linked instead of copied (an incremental `COPY`).
 
 use super::*;
+use std::os::unix::fs::MetadataExt;
 
 /// Gives the entry `name` of `dir` to `uid:gid` (the entry itself, never a link's target).
 fn chown_entry(
@@ -99,16 +100,14 @@ fn copy_regular_file(
 }
 
 /// The access and modification times of `metadata`, to give a copy.
-fn source_times(metadata: &fs::Metadata) -> rustix::fs::Timestamps {
+fn source_times(metadata: &Stat) -> rustix::fs::Timestamps {
+    let timespec = |time: stagecraft_imagefs::FileTime| rustix::fs::Timespec {
+        tv_sec: time.seconds,
+        tv_nsec: time.nanoseconds.into(),
+    };
     rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: metadata.atime(),
-            tv_nsec: metadata.atime_nsec(),
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: metadata.mtime(),
-            tv_nsec: metadata.mtime_nsec(),
-        },
+        last_access: timespec(metadata.accessed),
+        last_modification: timespec(metadata.modified),
     }
 }
 
@@ -254,7 +253,7 @@ impl CopyPlan<'_> {
                             name,
                             &target,
                             from,
-                            found.metadata.len(),
+                            found.metadata.size,
                             (uid, gid, mode),
                         )?;
                         // Times are set on the open file: no path lookup.
@@ -295,7 +294,7 @@ impl PreviousCopy {
     fn reusable(
         &self,
         dest: &Path,
-        source: &fs::Metadata,
+        source: &Stat,
         (uid, gid, mode): (u32, u32, u32),
     ) -> Option<fs::Metadata> {
         if !self.unchanged.contains(&*dest.to_string_lossy()) {
@@ -303,10 +302,11 @@ impl PreviousCopy {
         }
         let old = fs::symlink_metadata(self.snapshot.join(dest.strip_prefix("/").ok()?)).ok()?;
         (old.file_type().is_file()
-            && old.len() == source.len()
+            && old.len() == source.size
             && old.mode() & 0o7777 == mode
             && (old.uid(), old.gid()) == (uid, gid)
-            && (old.mtime(), old.mtime_nsec()) == (source.mtime(), source.mtime_nsec()))
+            && (old.mtime(), old.mtime_nsec())
+                == (source.modified.seconds, source.modified.nanoseconds.into()))
             .then_some(old)
     }
 }
@@ -344,9 +344,9 @@ pub(crate) fn ensure_dir(
             .map_err(errno_at(&target))?;
         let (mode, uid, gid) = match dest_view.lookup_follow(&image_path) {
             Some(existing) if existing.metadata.is_dir() => (
-                existing.metadata.mode() & 0o7777,
-                existing.metadata.uid(),
-                existing.metadata.gid(),
+                existing.metadata.mode & 0o7777,
+                existing.metadata.uid,
+                existing.metadata.gid,
             ),
             _ => (0o755, owner.uid, owner.gid),
         };
