@@ -600,6 +600,80 @@ mod tests {
         assert_eq!(split_pivot("a/b"), ("a/b".to_owned(), 0));
     }
 
+    /// A stage holding `big/<top>/fNNNN` files (`per_top` under each of `tops`) and
+    /// `big/0.txt`, `extra/0.txt` and `extra/z.txt`, each file holding its path; the plan of
+    /// copying `sources` from it to `/dest/`, and the layer it writes.
+    fn big_copy(
+        sources: &[&str],
+        tops: &[&str],
+        per_top: usize,
+    ) -> (bool, PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let mut files: Vec<String> = vec![
+            "big/0.txt".into(),
+            "extra/0.txt".into(),
+            "extra/z.txt".into(),
+        ];
+        for top in tops {
+            files.extend((0..per_top).map(|i| format!("big/{top}/f{i:04}")));
+        }
+        for file in &files {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, file).unwrap();
+        }
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        let spec = CopySpec {
+            dest: "/dest/".to_owned(),
+            owner: Some(Owner { uid: 0, gid: 0 }),
+            ..CopySpec::as_is(&sources)
+        };
+        let source = CopySource::Stage(MergedView::new(vec![root]));
+        let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
+        let split = plan.independent_halves().is_some();
+        let upper = dir.path().join("upper");
+        fs::create_dir(&upper).unwrap();
+        plan.write(&upper, &MergedView::default()).unwrap();
+        (split, upper, dir)
+    }
+
+    #[test]
+    fn a_large_copy_is_written_in_two_halves_to_the_same_tree() {
+        let tops = ["a", "b", "c", "d"];
+        let (split, upper, _dir) = big_copy(&["big/", "extra/z.txt"], &tops, 300);
+        assert!(split, "a copy of 1,200 files in four directories splits");
+        let mut copied = walkdir(&upper);
+        copied.sort();
+        let mut expected: Vec<PathBuf> = vec![upper.join("dest/0.txt"), upper.join("dest/z.txt")];
+        for top in tops {
+            expected.extend((0..300).map(|i| upper.join(format!("dest/{top}/f{i:04}"))));
+        }
+        expected.sort();
+        assert_eq!(copied, expected);
+        assert_eq!(
+            fs::read(upper.join("dest/c/f0123")).unwrap(),
+            b"big/c/f0123"
+        );
+        assert_eq!(fs::read(upper.join("dest/z.txt")).unwrap(), b"extra/z.txt");
+    }
+
+    #[test]
+    fn a_large_copy_whose_sources_meet_at_a_path_is_written_in_order() {
+        // `0.txt` comes from `big/` first and from `extra/` last: the halves would share it.
+        let (split, upper, _dir) = big_copy(&["big/", "extra/0.txt"], &["a"], 1100);
+        assert!(!split);
+        assert_eq!(fs::read(upper.join("dest/0.txt")).unwrap(), b"extra/0.txt");
+        // Two directory sources: never split.
+        let (split, upper, _dir) = big_copy(&["big/", "extra/"], &["a", "b"], 600);
+        assert!(!split);
+        assert_eq!(fs::read(upper.join("dest/0.txt")).unwrap(), b"extra/0.txt");
+        assert_eq!(
+            fs::read(upper.join("dest/b/f0599")).unwrap(),
+            b"big/b/f0599"
+        );
+    }
+
     #[test]
     fn a_link_an_earlier_source_copied_is_replaced_never_written_through() {
         let dir = tempfile::tempdir().unwrap();
