@@ -28,25 +28,28 @@ use std::sync::{Arc, OnceLock};
 /// root, even if the view's own bookkeeping were wrong.
 #[derive(Debug, Clone, Default)]
 pub struct MergedView {
-    layers: Vec<PathBuf>,
-    /// An `O_PATH` descriptor of each layer directory (`None`: it could not be opened, and
-    /// the layer holds nothing).
-    roots: Vec<Option<Arc<OwnedFd>>>,
+    layers: Vec<Arc<LayerDir>>,
+}
+
+/// A layer directory: its path, for messages, and what every look inside goes through.
+#[derive(Debug)]
+struct LayerDir {
+    path: PathBuf,
+    /// An `O_PATH` descriptor of the directory (`None`: it could not be opened, and the
+    /// layer holds nothing).
+    fd: Option<OwnedFd>,
 }
 
 /// A path found in the view: where its bytes live and its metadata.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The real path inside the topmost layer that has it (for messages and the context
-    /// index; open it with [`Found::open`], never by this path).
-    pub real_path: PathBuf,
     /// Its `lstat` (symlinks not followed).
     pub metadata: Stat,
     /// Where it is in the view, every symlink on the way resolved: absolute, and the same
     /// relative path inside its layer.
     resolved: PathBuf,
-    /// The directory descriptor of the layer that holds it.
-    root: Option<Arc<OwnedFd>>,
+    /// The layer that holds it.
+    layer_dir: Arc<LayerDir>,
     /// Layer indexes (bottom = 0) whose copy of this directory is visible: the topmost one and,
     /// unless it is opaque, every lower one down to the first opaque copy.
     layers: Vec<usize>,
@@ -56,11 +59,19 @@ impl Found {
     /// Opens it for reading, never following a symlink on the host.
     pub fn open(&self) -> io::Result<File> {
         let fd = open_beneath(
-            self.root.as_deref(),
+            self.layer_dir.fd.as_ref(),
             &self.resolved,
             OFlags::RDONLY | OFlags::NOFOLLOW,
         )?;
         Ok(File::from(fd))
+    }
+
+    /// The real path inside the topmost layer that has it (for messages and the context
+    /// index; open it with [`Found::open`], never by this path). Made on demand: a listing
+    /// of a large tree holds a `Found` per entry.
+    pub fn real_path(&self) -> PathBuf {
+        let relative = self.resolved.strip_prefix("/").unwrap_or(&self.resolved);
+        self.layer_dir.path.join(relative)
     }
 
     /// The sha256 of its bytes, read through [`Found::open`].
@@ -97,7 +108,7 @@ impl Found {
     /// The target of a symlink, as stored.
     pub fn read_link(&self) -> io::Result<PathBuf> {
         let fd = open_beneath(
-            self.root.as_deref(),
+            self.layer_dir.fd.as_ref(),
             &self.resolved,
             OFlags::PATH | OFlags::NOFOLLOW,
         )?;
@@ -223,19 +234,19 @@ impl Entry {
 impl MergedView {
     /// A view of `layers`, bottom first.
     pub fn new(layers: Vec<PathBuf>) -> Self {
-        let roots = layers
-            .iter()
-            .map(|layer| {
-                rustix::fs::open(
-                    layer,
+        let layers = layers
+            .into_iter()
+            .map(|path| {
+                let fd = rustix::fs::open(
+                    &path,
                     OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
-                .ok()
-                .map(Arc::new)
+                .ok();
+                Arc::new(LayerDir { path, fd })
             })
             .collect();
-        MergedView { layers, roots }
+        MergedView { layers }
     }
 
     /// Looks a path up without following symlinks in its last component; symlinks in parent
@@ -253,7 +264,7 @@ impl MergedView {
     /// link on the host. Absent when the layer has nothing there or a link is on the way.
     fn entry(&self, index: usize, path: &Path) -> Option<Entry> {
         let fd = open_beneath(
-            self.roots[index].as_deref(),
+            self.layers[index].fd.as_ref(),
             path,
             OFlags::PATH | OFlags::NOFOLLOW,
         )
@@ -274,10 +285,9 @@ impl MergedView {
 
     fn found(&self, index: usize, resolved: PathBuf, metadata: Stat) -> Found {
         Found {
-            real_path: self.layers[index].join(resolved.strip_prefix("/").unwrap_or(&resolved)),
             metadata,
             resolved,
-            root: self.roots[index].clone(),
+            layer_dir: self.layers[index].clone(),
             layers: vec![index],
         }
     }
@@ -419,7 +429,7 @@ impl MergedView {
             .iter()
             .filter_map(|&index| {
                 let fd = open_beneath(
-                    self.roots[index].as_deref(),
+                    self.layers[index].fd.as_ref(),
                     &dir.resolved,
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
                 )
@@ -562,7 +572,7 @@ impl ImageFs for LayeredFs {
     fn open(&self, path: &Path) -> io::Result<File> {
         if let Some(&layer) = self.listed_files.get().and_then(|files| files.get(path)) {
             let fd = open_beneath(
-                self.view.roots[layer].as_deref(),
+                self.view.layers[layer].fd.as_ref(),
                 path,
                 OFlags::RDONLY | OFlags::NOFOLLOW,
             )?;

@@ -266,7 +266,8 @@ impl ContextHashes {
     /// this build started): taken from the index when that stat allows, read otherwise. A file outside the context (an
     /// `ADD` download) is always read, and not recorded.
     pub(crate) fn sha256(&self, found: &Found) -> std::io::Result<[u8; 32]> {
-        let Ok(relative) = found.real_path.strip_prefix(&self.root) else {
+        let real_path = found.real_path();
+        let Ok(relative) = real_path.strip_prefix(&self.root) else {
             return found.sha256();
         };
         let path = relative.as_os_str().as_bytes();

@@ -261,6 +261,9 @@ impl<'a> CopyPlan<'a> {
                     }
                 });
         }
+        // A large copy's list grew by doubling: up to half of it is room the plan, held until
+        // the layer is written, never uses.
+        plan.items.shrink_to_fit();
         Ok(plan)
     }
 
@@ -393,7 +396,10 @@ impl<'a> CopyPlan<'a> {
                         } else if kind.is_symlink() {
                             found
                                 .read_link()
-                                .map_err(io_error(&found.real_path))?
+                                .map_err(|source| CopyError::Io {
+                                    path: found.real_path(),
+                                    source,
+                                })?
                                 .display()
                                 .to_string()
                         } else {
@@ -417,7 +423,10 @@ impl<'a> CopyPlan<'a> {
             Some(hashes) => hashes.sha256(found),
             None => found.sha256(),
         }
-        .map_err(io_error(&found.real_path))?;
+        .map_err(|source| CopyError::Io {
+            path: found.real_path(),
+            source,
+        })?;
         Ok(hex::encode(sha256))
     }
 

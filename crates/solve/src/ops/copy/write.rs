@@ -221,14 +221,17 @@ impl CopyPlan<'_> {
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
                 let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-                let file = found.open().map_err(io_error(&found.real_path))?;
+                let file = found.open().map_err(|source| CopyError::Io {
+                    path: found.real_path(),
+                    source,
+                })?;
                 stagecraft_layer::apply_layer(
                     io::BufReader::new(file),
                     &target,
                     &stagecraft_layer::ApplyOptions::default(),
                 )
                 .map_err(|e| CopyError::Io {
-                    path: found.real_path.clone(),
+                    path: found.real_path(),
                     source: io::Error::other(e.to_string()),
                 })?;
                 made = None;
@@ -289,7 +292,10 @@ impl CopyPlan<'_> {
                         )
                         .map_err(errno_at(&target))?;
                     } else if kind.is_symlink() {
-                        let link = found.read_link().map_err(io_error(&found.real_path))?;
+                        let link = found.read_link().map_err(|source| CopyError::Io {
+                            path: found.real_path(),
+                            source,
+                        })?;
                         rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
                         chown_entry(dir_fd, name, &target, uid, gid)?;
                     } else if kind.is_file() {
@@ -314,7 +320,10 @@ impl CopyPlan<'_> {
                                 continue;
                             }
                         }
-                        let from = found.open().map_err(io_error(&found.real_path))?;
+                        let from = found.open().map_err(|source| CopyError::Io {
+                            path: found.real_path(),
+                            source,
+                        })?;
                         let to = copy_regular_file(
                             dir_fd,
                             name,
