@@ -50,9 +50,11 @@ pub struct Found {
     resolved: PathBuf,
     /// The layer that holds it.
     layer_dir: Arc<LayerDir>,
-    /// Layer indexes (bottom = 0) whose copy of this directory is visible: the topmost one and,
-    /// unless it is opaque, every lower one down to the first opaque copy.
-    layers: Vec<usize>,
+    /// The layer (bottom = 0) whose copy is visible.
+    layer: usize,
+    /// For a directory, the lower layers whose copies show through it, top down to the first
+    /// opaque copy (empty, and not allocated, for anything else).
+    lower: Vec<usize>,
 }
 
 impl Found {
@@ -100,9 +102,15 @@ impl Found {
         Ok(hasher.finalize().into())
     }
 
+    /// Layer indexes (bottom = 0) whose copy of this directory is visible: the topmost one
+    /// and, unless it is opaque, every lower one down to the first opaque copy.
+    fn layers(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.layer).chain(self.lower.iter().copied())
+    }
+
     /// The layer (bottom = 0) whose copy is visible.
     pub fn layer(&self) -> usize {
-        self.layers[0]
+        self.layer
     }
 
     /// The target of a symlink, as stored.
@@ -288,7 +296,8 @@ impl MergedView {
             metadata,
             resolved,
             layer_dir: self.layers[index].clone(),
-            layers: vec![index],
+            layer: index,
+            lower: Vec::new(),
         }
     }
 
@@ -302,7 +311,7 @@ impl MergedView {
             if opaque {
                 break;
             }
-            root.layers.push(index);
+            root.lower.push(index);
             opaque = self.entry(index, Path::new("/")).is_some_and(|e| e.opaque);
         }
         Some(root)
@@ -354,7 +363,7 @@ impl MergedView {
         }
         let path = dir.resolved.join(name);
         let mut found: Option<Found> = None;
-        for &index in &dir.layers {
+        for index in dir.layers() {
             let Some(entry) = entry(index, &path) else {
                 continue;
             };
@@ -375,7 +384,7 @@ impl MergedView {
                     if !entry.metadata.is_dir() {
                         break;
                     }
-                    top.layers.push(index);
+                    top.lower.push(index);
                     if entry.opaque {
                         break;
                     }
@@ -425,9 +434,8 @@ impl MergedView {
 
     /// Each visible layer's copy of the directory `dir`, open for reading, by layer index.
     fn open_dirs(&self, dir: &Found) -> Vec<(usize, OwnedFd)> {
-        dir.layers
-            .iter()
-            .filter_map(|&index| {
+        dir.layers()
+            .filter_map(|index| {
                 let fd = open_beneath(
                     self.layers[index].fd.as_ref(),
                     &dir.resolved,
@@ -492,8 +500,7 @@ impl MergedView {
                 continue;
             };
             let child_named = named.join(&name);
-            let descend =
-                child.metadata.is_dir() && child.layers.iter().any(|&index| index >= first);
+            let descend = child.metadata.is_dir() && child.layers().any(|index| index >= first);
             if child.layer() >= first {
                 if !descend {
                     visit(child_named, child);
