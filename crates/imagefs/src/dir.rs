@@ -88,8 +88,7 @@ impl ImageFs for DirFs {
                 let Ok(relative) = entry.path().strip_prefix(&self.root) else {
                     continue;
                 };
-                let file_type = entry.file_type();
-                let kind = EntryKind::of(file_type);
+                let kind = EntryKind::of(rustix::fs::FileType::from_raw_mode(metadata.mode()));
                 entries.push(FileEntry {
                     path: Path::new("/").join(relative),
                     size: metadata.len(),

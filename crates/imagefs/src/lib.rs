@@ -15,10 +15,12 @@
 mod dir;
 pub mod elf;
 mod merged;
+mod stat;
 pub mod users;
 
 pub use dir::DirFs;
 pub use merged::{Found, LayeredFs, MergedView, clean_components, is_whiteout};
+pub use stat::{FileTime, Stat};
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -40,15 +42,12 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// The kind of an entry of this type.
-    fn of(file_type: std::fs::FileType) -> Self {
-        if file_type.is_file() {
-            EntryKind::File
-        } else if file_type.is_dir() {
-            EntryKind::Dir
-        } else if file_type.is_symlink() {
-            EntryKind::Symlink
-        } else {
-            EntryKind::Special
+    fn of(file_type: rustix::fs::FileType) -> Self {
+        match file_type {
+            rustix::fs::FileType::RegularFile => EntryKind::File,
+            rustix::fs::FileType::Directory => EntryKind::Dir,
+            rustix::fs::FileType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Special,
         }
     }
 }

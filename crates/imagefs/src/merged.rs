@@ -7,16 +7,15 @@
 //! about a stage's filesystem before or without running anything in it: does `/app` exist and is
 //! it a directory, what does `/etc/passwd` say, which files does `COPY --from=stage /out/` take.
 
-use crate::{EntryKind, FileEntry, ImageFs, not_a_file};
+use crate::{EntryKind, FileEntry, ImageFs, Stat, not_a_file};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -29,39 +28,52 @@ use std::sync::{Arc, OnceLock};
 /// root, even if the view's own bookkeeping were wrong.
 #[derive(Debug, Clone, Default)]
 pub struct MergedView {
-    layers: Vec<PathBuf>,
-    /// An `O_PATH` descriptor of each layer directory (`None`: it could not be opened, and
-    /// the layer holds nothing).
-    roots: Vec<Option<Arc<OwnedFd>>>,
+    layers: Vec<Arc<LayerDir>>,
+}
+
+/// A layer directory: its path, for messages, and what every look inside goes through.
+#[derive(Debug)]
+struct LayerDir {
+    path: PathBuf,
+    /// An `O_PATH` descriptor of the directory (`None`: it could not be opened, and the
+    /// layer holds nothing).
+    fd: Option<OwnedFd>,
 }
 
 /// A path found in the view: where its bytes live and its metadata.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The real path inside the topmost layer that has it (for messages and the context
-    /// index; open it with [`Found::open`], never by this path).
-    pub real_path: PathBuf,
-    /// Its metadata (symlinks not followed).
-    pub metadata: Metadata,
+    /// Its `lstat` (symlinks not followed).
+    pub metadata: Stat,
     /// Where it is in the view, every symlink on the way resolved: absolute, and the same
     /// relative path inside its layer.
     resolved: PathBuf,
-    /// The directory descriptor of the layer that holds it.
-    root: Option<Arc<OwnedFd>>,
-    /// Layer indexes (bottom = 0) whose copy of this directory is visible: the topmost one and,
-    /// unless it is opaque, every lower one down to the first opaque copy.
-    layers: Vec<usize>,
+    /// The layer that holds it.
+    layer_dir: Arc<LayerDir>,
+    /// The layer (bottom = 0) whose copy is visible.
+    layer: usize,
+    /// For a directory, the lower layers whose copies show through it, top down to the first
+    /// opaque copy (empty, and not allocated, for anything else).
+    lower: Vec<usize>,
 }
 
 impl Found {
     /// Opens it for reading, never following a symlink on the host.
     pub fn open(&self) -> io::Result<File> {
         let fd = open_beneath(
-            self.root.as_deref(),
+            self.layer_dir.fd.as_ref(),
             &self.resolved,
             OFlags::RDONLY | OFlags::NOFOLLOW,
         )?;
         Ok(File::from(fd))
+    }
+
+    /// The real path inside the topmost layer that has it (for messages and the context
+    /// index; open it with [`Found::open`], never by this path). Made on demand: a listing
+    /// of a large tree holds a `Found` per entry.
+    pub fn real_path(&self) -> PathBuf {
+        let relative = self.resolved.strip_prefix("/").unwrap_or(&self.resolved);
+        self.layer_dir.path.join(relative)
     }
 
     /// The sha256 of its bytes, read through [`Found::open`].
@@ -90,15 +102,21 @@ impl Found {
         Ok(hasher.finalize().into())
     }
 
+    /// Layer indexes (bottom = 0) whose copy of this directory is visible: the topmost one
+    /// and, unless it is opaque, every lower one down to the first opaque copy.
+    fn layers(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.layer).chain(self.lower.iter().copied())
+    }
+
     /// The layer (bottom = 0) whose copy is visible.
     pub fn layer(&self) -> usize {
-        self.layers[0]
+        self.layer
     }
 
     /// The target of a symlink, as stored.
     pub fn read_link(&self) -> io::Result<PathBuf> {
         let fd = open_beneath(
-            self.root.as_deref(),
+            self.layer_dir.fd.as_ref(),
             &self.resolved,
             OFlags::PATH | OFlags::NOFOLLOW,
         )?;
@@ -134,8 +152,8 @@ fn open_beneath(root: Option<&OwnedFd>, path: &Path, flags: OFlags) -> io::Resul
 }
 
 /// Whether a snapshot entry is an overlay whiteout (a 0/0 character device).
-pub fn is_whiteout(metadata: &Metadata) -> bool {
-    metadata.file_type().is_char_device() && metadata.rdev() == 0
+pub fn is_whiteout(stat: &Stat) -> bool {
+    stat.file_type() == rustix::fs::FileType::CharacterDevice && stat.rdev == 0
 }
 
 /// The overlay attributes that mark a directory opaque (rootful, rootless).
@@ -148,6 +166,39 @@ fn is_opaque_fd(dir: impl AsFd) -> bool {
         let mut value = [0u8; 1];
         matches!(rustix::fs::fgetxattr(dir, *name, &mut value), Ok(1) if value[0] == b'y')
     })
+}
+
+/// The entries of a directory (its layers' copies open in `dirs`, by layer index) that
+/// layers from `first` up have (or delete), sorted by name: a name only lower layers have is
+/// left out without being looked at.
+fn names_in(dirs: &[(usize, OwnedFd)], first: usize) -> Vec<OsString> {
+    let mut names: BTreeSet<OsString> = BTreeSet::new();
+    let mut hidden: HashSet<OsString> = HashSet::new();
+    for (_, fd) in dirs.iter().filter(|(index, _)| *index >= first) {
+        let Ok(entries) = rustix::fs::Dir::read_from(fd) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." || names.contains(name) || hidden.contains(name) {
+                continue;
+            }
+            // Only a character device can be a whiteout: other kinds need no `stat`.
+            let maybe_whiteout = matches!(
+                entry.file_type(),
+                rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::Unknown
+            );
+            let whiteout = maybe_whiteout
+                && rustix::fs::statat(fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| is_whiteout(&Stat::from(st)));
+            if whiteout {
+                hidden.insert(name.to_owned());
+            } else {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names.into_iter().collect()
 }
 
 /// Splits a path into normal components, resolving `.`/`..` lexically inside the root.
@@ -167,26 +218,43 @@ pub fn clean_components(path: &Path) -> Vec<OsString> {
 
 /// What one layer has at a path: its metadata and, for a directory, whether it is opaque.
 struct Entry {
-    metadata: Metadata,
+    metadata: Stat,
     opaque: bool,
+}
+
+impl Entry {
+    /// The entry `name` of the directory open at `dir`: one `stat` of that name, which is
+    /// never followed if it is a link (and a directory's opacity, through the directory).
+    fn at(dir: &OwnedFd, name: &OsStr) -> Option<Entry> {
+        let metadata = Stat::from(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?);
+        let opaque = metadata.is_dir()
+            && rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .is_ok_and(is_opaque_fd);
+        Some(Entry { metadata, opaque })
+    }
 }
 
 impl MergedView {
     /// A view of `layers`, bottom first.
     pub fn new(layers: Vec<PathBuf>) -> Self {
-        let roots = layers
-            .iter()
-            .map(|layer| {
-                rustix::fs::open(
-                    layer,
+        let layers = layers
+            .into_iter()
+            .map(|path| {
+                let fd = rustix::fs::open(
+                    &path,
                     OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
-                .ok()
-                .map(Arc::new)
+                .ok();
+                Arc::new(LayerDir { path, fd })
             })
             .collect();
-        MergedView { layers, roots }
+        MergedView { layers }
     }
 
     /// Looks a path up without following symlinks in its last component; symlinks in parent
@@ -204,18 +272,17 @@ impl MergedView {
     /// link on the host. Absent when the layer has nothing there or a link is on the way.
     fn entry(&self, index: usize, path: &Path) -> Option<Entry> {
         let fd = open_beneath(
-            self.roots[index].as_deref(),
+            self.layers[index].fd.as_ref(),
             path,
             OFlags::PATH | OFlags::NOFOLLOW,
         )
         .ok()?;
-        let file = File::from(fd);
-        let metadata = file.metadata().ok()?;
+        let metadata = Stat::from(rustix::fs::fstat(&fd).ok()?);
         // `fgetxattr` needs a descriptor that is more than `O_PATH`: reopen the directory
         // through the one we hold (no path walk on the host).
         let opaque = metadata.is_dir()
             && rustix::fs::openat(
-                &file,
+                &fd,
                 ".",
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
@@ -224,13 +291,13 @@ impl MergedView {
         Some(Entry { metadata, opaque })
     }
 
-    fn found(&self, index: usize, resolved: PathBuf, metadata: Metadata) -> Found {
+    fn found(&self, index: usize, resolved: PathBuf, metadata: Stat) -> Found {
         Found {
-            real_path: self.layers[index].join(resolved.strip_prefix("/").unwrap_or(&resolved)),
             metadata,
             resolved,
-            root: self.roots[index].clone(),
-            layers: vec![index],
+            layer_dir: self.layers[index].clone(),
+            layer: index,
+            lower: Vec::new(),
         }
     }
 
@@ -244,7 +311,7 @@ impl MergedView {
             if opaque {
                 break;
             }
-            root.layers.push(index);
+            root.lower.push(index);
             opaque = self.entry(index, Path::new("/")).is_some_and(|e| e.opaque);
         }
         Some(root)
@@ -280,13 +347,24 @@ impl MergedView {
 
     /// The entry `name` inside the directory `dir`.
     fn child(&self, dir: &Found, name: &OsStr) -> Option<Found> {
+        self.child_with(dir, name, |index, path| self.entry(index, path))
+    }
+
+    /// The entry `name` inside the directory `dir`, from what `entry` says each layer
+    /// (`index`) has at its path.
+    fn child_with(
+        &self,
+        dir: &Found,
+        name: &OsStr,
+        entry: impl Fn(usize, &Path) -> Option<Entry>,
+    ) -> Option<Found> {
         if !dir.metadata.is_dir() {
             return None;
         }
         let path = dir.resolved.join(name);
         let mut found: Option<Found> = None;
-        for &index in &dir.layers {
-            let Some(entry) = self.entry(index, &path) else {
+        for index in dir.layers() {
+            let Some(entry) = entry(index, &path) else {
                 continue;
             };
             match &mut found {
@@ -306,7 +384,7 @@ impl MergedView {
                     if !entry.metadata.is_dir() {
                         break;
                     }
-                    top.layers.push(index);
+                    top.lower.push(index);
                     if entry.opaque {
                         break;
                     }
@@ -351,50 +429,22 @@ impl MergedView {
 
     /// The visible entries of a directory, sorted by name (bytes).
     pub fn read_dir(&self, dir: &Found) -> Vec<OsString> {
-        self.names_from(dir, 0)
+        names_in(&self.open_dirs(dir), 0)
     }
 
-    /// The entries of a directory that layers from `first` up have (or delete), sorted by
-    /// name: a name only lower layers have is left out without being looked at.
-    fn names_from(&self, dir: &Found, first: usize) -> Vec<OsString> {
-        let mut names: BTreeSet<OsString> = BTreeSet::new();
-        let mut hidden: HashSet<OsString> = HashSet::new();
-        for &index in dir.layers.iter().filter(|&&index| index >= first) {
-            let Ok(fd) = open_beneath(
-                self.roots[index].as_deref(),
-                &dir.resolved,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
-            ) else {
-                continue;
-            };
-            let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = OsStr::from_bytes(entry.file_name().to_bytes());
-                if name == "." || name == ".." || names.contains(name) || hidden.contains(name) {
-                    continue;
-                }
-                // Only a character device can be a whiteout: other kinds need no `stat`.
-                let maybe_whiteout = matches!(
-                    entry.file_type(),
-                    rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::Unknown
-                );
-                let whiteout = maybe_whiteout
-                    && rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
-                        .is_ok_and(|st| {
-                            rustix::fs::FileType::from_raw_mode(st.st_mode)
-                                == rustix::fs::FileType::CharacterDevice
-                                && st.st_rdev == 0
-                        });
-                if whiteout {
-                    hidden.insert(name.to_owned());
-                } else {
-                    names.insert(name.to_owned());
-                }
-            }
-        }
-        names.into_iter().collect()
+    /// Each visible layer's copy of the directory `dir`, open for reading, by layer index.
+    fn open_dirs(&self, dir: &Found) -> Vec<(usize, OwnedFd)> {
+        dir.layers()
+            .filter_map(|index| {
+                let fd = open_beneath(
+                    self.layers[index].fd.as_ref(),
+                    &dir.resolved,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+                )
+                .ok()?;
+                Some((index, fd))
+            })
+            .collect()
     }
 
     /// Reads a whole file from the view (following symlinks), if it exists.
@@ -412,35 +462,54 @@ impl MergedView {
     /// its found entry. Paths are named under `dir_path` as given (a link on the way stays in
     /// the name); symlinks inside are listed, not followed.
     pub fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
-        self.walk_from(dir_path, 0)
-    }
-
-    /// Like [`MergedView::walk`], but only the entries whose visible copy is in layer `first`
-    /// or above; a directory no such layer has is not read at all, so the cost follows the
-    /// size of the top layers, not of the image.
-    pub fn walk_from(&self, dir_path: &Path, first: usize) -> Vec<(PathBuf, Found)> {
         let mut out = Vec::new();
-        if let Some(dir) = self.lookup_follow(dir_path) {
-            let named = Path::new("/").join(clean_components(dir_path).iter().collect::<PathBuf>());
-            self.walk_into(&named, &dir, first, &mut out);
-        }
+        self.walk_each(dir_path, 0, &mut |path, found| out.push((path, found)));
         out
     }
 
-    fn walk_into(&self, named: &Path, dir: &Found, first: usize, out: &mut Vec<(PathBuf, Found)>) {
+    /// Like [`MergedView::walk`], but hands each entry to `visit` as it is found (a caller
+    /// that keeps less than the whole [`Found`] of every entry need not hold them all), and
+    /// only the entries whose visible copy is in layer `first` or above; a directory no such
+    /// layer has is not read at all, so the cost follows the size of the top layers, not of
+    /// the image.
+    pub fn walk_each(&self, dir_path: &Path, first: usize, visit: &mut dyn FnMut(PathBuf, Found)) {
+        if let Some(dir) = self.lookup_follow(dir_path) {
+            let named = Path::new("/").join(clean_components(dir_path).iter().collect::<PathBuf>());
+            self.walk_into(&named, &dir, first, visit);
+        }
+    }
+
+    fn walk_into(
+        &self,
+        named: &Path,
+        dir: &Found,
+        first: usize,
+        visit: &mut dyn FnMut(PathBuf, Found),
+    ) {
         if !dir.metadata.is_dir() {
             return;
         }
-        for name in self.names_from(dir, first) {
-            let Some(child) = self.child(dir, &name) else {
+        // Each layer's copy of the directory, open once: an entry is one `stat` of its name
+        // in there, not a walk of its whole path from the layer's root.
+        let dirs = self.open_dirs(dir);
+        for name in names_in(&dirs, first) {
+            let Some(child) = self.child_with(dir, &name, |index, _| {
+                let (_, fd) = dirs.iter().find(|(open, _)| *open == index)?;
+                Entry::at(fd, &name)
+            }) else {
                 continue;
             };
             let child_named = named.join(&name);
+            let descend = child.metadata.is_dir() && child.layers().any(|index| index >= first);
             if child.layer() >= first {
-                out.push((child_named.clone(), child.clone()));
+                if !descend {
+                    visit(child_named, child);
+                    continue;
+                }
+                visit(child_named.clone(), child.clone());
             }
-            if child.layers.iter().any(|&index| index >= first) {
-                self.walk_into(&child_named, &child, first, out);
+            if descend {
+                self.walk_into(&child_named, &child, first, visit);
             }
         }
     }
@@ -455,8 +524,9 @@ impl MergedView {
 pub struct LayeredFs {
     view: MergedView,
     first_listed: usize,
-    /// The regular files of the first listing, by path.
-    listed_files: OnceLock<HashMap<PathBuf, Found>>,
+    /// The regular files of the first listing, by path: the layer whose copy is visible
+    /// (the path has no link on the way: a listing follows none).
+    listed_files: OnceLock<HashMap<PathBuf, usize>>,
 }
 
 impl LayeredFs {
@@ -485,33 +555,35 @@ impl LayeredFs {
 
 impl ImageFs for LayeredFs {
     fn entries(&self) -> io::Result<Vec<FileEntry>> {
-        let walked = self.view.walk_from(Path::new("/"), self.first_listed);
         let mut files = HashMap::new();
-        let entries = walked
-            .into_iter()
-            .map(|(path, found)| {
-                let file_type = found.metadata.file_type();
+        let mut entries = Vec::new();
+        self.view
+            .walk_each(Path::new("/"), self.first_listed, &mut |path, found| {
                 let entry = FileEntry {
                     path,
-                    size: found.metadata.len(),
-                    mode: found.metadata.mode() & 0o7777,
-                    kind: EntryKind::of(file_type),
+                    size: found.metadata.size,
+                    mode: found.metadata.mode & 0o7777,
+                    kind: EntryKind::of(found.metadata.file_type()),
                     layer: Some(found.layer()),
                 };
-                if file_type.is_file() {
-                    files.insert(entry.path.clone(), found);
+                if entry.kind == EntryKind::File {
+                    files.insert(entry.path.clone(), found.layer());
                 }
-                entry
-            })
-            .collect();
+                entries.push(entry);
+            });
         // A later listing (there is seldom one) finds the same files.
         let _ = self.listed_files.set(files);
         Ok(entries)
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {
-        if let Some(found) = self.listed_files.get().and_then(|files| files.get(path)) {
-            return found.open();
+        if let Some(&layer) = self.listed_files.get().and_then(|files| files.get(path)) {
+            let fd = open_beneath(
+                self.view.layers[layer].fd.as_ref(),
+                path,
+                OFlags::RDONLY | OFlags::NOFOLLOW,
+            )?;
+            return Ok(File::from(fd));
         }
         let found = self
             .view

@@ -406,6 +406,9 @@ impl BuildRun<'_> {
             inputs,
             state,
             |upper, _work, _id| {
+                // Moved in, so that its entries are freed once written, before the layer tar
+                // is made (a plan of a large copy holds an entry per file).
+                let plan = plan;
                 let previous = match (&identity, &files) {
                     (Some(identity), Some(files)) => self.previous_copy(identity, files),
                     _ => None,

@@ -216,7 +216,7 @@ impl BuildRun<'_> {
                     Some(subdir) => MergedView::new(vec![checkout])
                         .lookup_follow(&Path::new("/").join(subdir))
                         .filter(|found| found.metadata.is_dir())
-                        .map(|found| found.real_path)
+                        .map(|found| found.real_path())
                         .ok_or_else(|| {
                             BuildError::NamedContext(format!(
                                 "{url}: the repository has no directory {subdir}"

@@ -23,14 +23,12 @@
 
 use crate::progress::ContextFiles;
 use sha2::{Digest as _, Sha256};
-use stagecraft_imagefs::Found;
+use stagecraft_imagefs::{FileTime, Found, Stat};
 use stagecraft_store::Store;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::ffi::OsStr;
-use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -73,20 +71,18 @@ struct FileStat {
 }
 
 impl FileStat {
-    fn of(metadata: &Metadata) -> FileStat {
+    fn of(stat: &Stat) -> FileStat {
+        let timestamp = |time: FileTime| Timestamp {
+            seconds: time.seconds,
+            nanoseconds: time.nanoseconds,
+        };
         FileStat {
-            size: metadata.size(),
-            modified: Timestamp {
-                seconds: metadata.mtime(),
-                nanoseconds: metadata.mtime_nsec() as u32,
-            },
-            changed: Timestamp {
-                seconds: metadata.ctime(),
-                nanoseconds: metadata.ctime_nsec() as u32,
-            },
-            inode: metadata.ino(),
-            device: metadata.dev(),
-            mode: metadata.mode(),
+            size: stat.size,
+            modified: timestamp(stat.modified),
+            changed: timestamp(stat.changed),
+            inode: stat.inode,
+            device: stat.device,
+            mode: stat.mode,
         }
     }
 
@@ -270,7 +266,8 @@ impl ContextHashes {
     /// this build started): taken from the index when that stat allows, read otherwise. A file outside the context (an
     /// `ADD` download) is always read, and not recorded.
     pub(crate) fn sha256(&self, found: &Found) -> std::io::Result<[u8; 32]> {
-        let Ok(relative) = found.real_path.strip_prefix(&self.root) else {
+        let real_path = found.real_path();
+        let Ok(relative) = real_path.strip_prefix(&self.root) else {
             return found.sha256();
         };
         let path = relative.as_os_str().as_bytes();
@@ -325,8 +322,12 @@ impl ContextHashes {
             .filter(|(path, entry)| {
                 !seen.contains_key(path)
                     && entry.stat.settled_before(started)
-                    && std::fs::symlink_metadata(self.root.join(OsStr::from_bytes(path)))
-                        .is_ok_and(|metadata| FileStat::of(&metadata) == entry.stat)
+                    && rustix::fs::statat(
+                        rustix::fs::CWD,
+                        self.root.join(OsStr::from_bytes(path)),
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .is_ok_and(|st| FileStat::of(&Stat::from(st)) == entry.stat)
             })
             .collect();
         kept.extend(seen.into_iter().map(|(path, seen)| (path, seen.entry)));
@@ -435,7 +436,7 @@ mod tests {
         let index_file = || {
             let dir = store.root().join("context-index");
             let entry = fs::read_dir(dir).unwrap().next().unwrap().unwrap();
-            entry.metadata().unwrap().ino()
+            std::os::unix::fs::MetadataExt::ino(&entry.metadata().unwrap())
         };
         let before = index_file();
         let third = ContextHashes::load_started(&store, &context, late_start());

@@ -16,12 +16,11 @@ use crate::ops::http::Download;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
 use sha2::{Digest as _, Sha256};
 use stagecraft_dockerignore::{PatternMatcher, lossy_name};
-use stagecraft_imagefs::{Found, MergedView, clean_components};
+use stagecraft_imagefs::{Found, MergedView, Stat, clean_components};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 mod write;
@@ -262,6 +261,9 @@ impl<'a> CopyPlan<'a> {
                     }
                 });
         }
+        // A large copy's list grew by doubling: up to half of it is room the plan, held until
+        // the layer is written, never uses.
+        plan.items.shrink_to_fit();
         Ok(plan)
     }
 
@@ -318,19 +320,20 @@ impl<'a> CopyPlan<'a> {
                     dest.to_owned()
                 };
                 self.dest_dirs.push(dest.clone());
-                for (path, entry) in view.walk(&source) {
+                let items = &mut self.items;
+                view.walk_each(&source, 0, &mut |path, entry| {
                     let full_rel = lossy_name(path.strip_prefix("/").unwrap_or(&path).as_os_str());
-                    let inner = path.strip_prefix(&source).unwrap_or(&path).to_owned();
+                    let inner = path.strip_prefix(&source).unwrap_or(&path);
                     if !included(&full_rel)
                         || excludes.is_some_and(|m| m.matches(&lossy_name(inner.as_os_str())))
                     {
-                        continue;
+                        return;
                     }
-                    self.items.push(Item::Entry {
+                    items.push(Item::Entry {
                         found: entry,
                         dest: dest.join(inner),
                     });
-                }
+                });
             } else {
                 let name = rel.file_name().unwrap_or(rel.as_os_str());
                 if excludes.is_some_and(|m| m.matches(&lossy_name(name))) {
@@ -393,7 +396,10 @@ impl<'a> CopyPlan<'a> {
                         } else if kind.is_symlink() {
                             found
                                 .read_link()
-                                .map_err(io_error(&found.real_path))?
+                                .map_err(|source| CopyError::Io {
+                                    path: found.real_path(),
+                                    source,
+                                })?
                                 .display()
                                 .to_string()
                         } else {
@@ -417,21 +423,24 @@ impl<'a> CopyPlan<'a> {
             Some(hashes) => hashes.sha256(found),
             None => found.sha256(),
         }
-        .map_err(io_error(&found.real_path))?;
+        .map_err(|source| CopyError::Io {
+            path: found.real_path(),
+            source,
+        })?;
         Ok(hex::encode(sha256))
     }
 
-    fn owner_of(&self, metadata: &fs::Metadata) -> (u32, u32) {
+    fn owner_of(&self, metadata: &Stat) -> (u32, u32) {
         match self.owner {
             Some(owner) => (owner.uid, owner.gid),
             None if self.context.is_some() => (0, 0),
-            None => (metadata.uid(), metadata.gid()),
+            None => (metadata.uid, metadata.gid),
         }
     }
 
     /// The mode the cache key sees: the effective one, with group and other write cleared
     /// under `normalize_modes` for context files (a `--chmod` is what it says, untouched).
-    fn key_mode(&self, metadata: &fs::Metadata) -> u32 {
+    fn key_mode(&self, metadata: &Stat) -> u32 {
         let mode = self.mode_of(metadata);
         if self.normalize_modes && self.context.is_some() && self.chmod.is_none() {
             mode & !0o022
@@ -440,11 +449,11 @@ impl<'a> CopyPlan<'a> {
         }
     }
 
-    fn mode_of(&self, metadata: &fs::Metadata) -> u32 {
-        let kind_bits = metadata.mode() & 0o170000;
+    fn mode_of(&self, metadata: &Stat) -> u32 {
+        let kind_bits = metadata.mode & 0o170000;
         match self.chmod {
-            Some(mode) if !metadata.file_type().is_symlink() => kind_bits | mode,
-            _ => metadata.mode(),
+            Some(mode) if !metadata.is_symlink() => kind_bits | mode,
+            _ => metadata.mode,
         }
     }
 
@@ -598,6 +607,80 @@ mod tests {
         assert_eq!(split_pivot("a/./b/c"), ("a/b/c".to_owned(), 1));
         assert_eq!(split_pivot("./a/b"), ("./a/b".to_owned(), 0));
         assert_eq!(split_pivot("a/b"), ("a/b".to_owned(), 0));
+    }
+
+    /// A stage holding `big/<top>/fNNNN` files (`per_top` under each of `tops`) and
+    /// `big/0.txt`, `extra/0.txt` and `extra/z.txt`, each file holding its path; the plan of
+    /// copying `sources` from it to `/dest/`, and the layer it writes.
+    fn big_copy(
+        sources: &[&str],
+        tops: &[&str],
+        per_top: usize,
+    ) -> (bool, PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let mut files: Vec<String> = vec![
+            "big/0.txt".into(),
+            "extra/0.txt".into(),
+            "extra/z.txt".into(),
+        ];
+        for top in tops {
+            files.extend((0..per_top).map(|i| format!("big/{top}/f{i:04}")));
+        }
+        for file in &files {
+            let path = root.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, file).unwrap();
+        }
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        let spec = CopySpec {
+            dest: "/dest/".to_owned(),
+            owner: Some(Owner { uid: 0, gid: 0 }),
+            ..CopySpec::as_is(&sources)
+        };
+        let source = CopySource::Stage(MergedView::new(vec![root]));
+        let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
+        let split = plan.independent_halves().is_some();
+        let upper = dir.path().join("upper");
+        fs::create_dir(&upper).unwrap();
+        plan.write(&upper, &MergedView::default()).unwrap();
+        (split, upper, dir)
+    }
+
+    #[test]
+    fn a_large_copy_is_written_in_two_halves_to_the_same_tree() {
+        let tops = ["a", "b", "c", "d"];
+        let (split, upper, _dir) = big_copy(&["big/", "extra/z.txt"], &tops, 300);
+        assert!(split, "a copy of 1,200 files in four directories splits");
+        let mut copied = walkdir(&upper);
+        copied.sort();
+        let mut expected: Vec<PathBuf> = vec![upper.join("dest/0.txt"), upper.join("dest/z.txt")];
+        for top in tops {
+            expected.extend((0..300).map(|i| upper.join(format!("dest/{top}/f{i:04}"))));
+        }
+        expected.sort();
+        assert_eq!(copied, expected);
+        assert_eq!(
+            fs::read(upper.join("dest/c/f0123")).unwrap(),
+            b"big/c/f0123"
+        );
+        assert_eq!(fs::read(upper.join("dest/z.txt")).unwrap(), b"extra/z.txt");
+    }
+
+    #[test]
+    fn a_large_copy_whose_sources_meet_at_a_path_is_written_in_order() {
+        // `0.txt` comes from `big/` first and from `extra/` last: the halves would share it.
+        let (split, upper, _dir) = big_copy(&["big/", "extra/0.txt"], &["a"], 1100);
+        assert!(!split);
+        assert_eq!(fs::read(upper.join("dest/0.txt")).unwrap(), b"extra/0.txt");
+        // Two directory sources: never split.
+        let (split, upper, _dir) = big_copy(&["big/", "extra/"], &["a", "b"], 600);
+        assert!(!split);
+        assert_eq!(fs::read(upper.join("dest/0.txt")).unwrap(), b"extra/0.txt");
+        assert_eq!(
+            fs::read(upper.join("dest/b/f0599")).unwrap(),
+            b"big/b/f0599"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! of an earlier result linked instead of copied (an incremental `COPY`).
 
 use super::*;
+use std::os::unix::fs::MetadataExt;
 
 /// Gives the entry `name` of `dir` to `uid:gid` (the entry itself, never a link's target).
 fn chown_entry(
@@ -99,16 +100,14 @@ fn copy_regular_file(
 }
 
 /// The access and modification times of `metadata`, to give a copy.
-fn source_times(metadata: &fs::Metadata) -> rustix::fs::Timestamps {
+fn source_times(metadata: &Stat) -> rustix::fs::Timestamps {
+    let timespec = |time: stagecraft_imagefs::FileTime| rustix::fs::Timespec {
+        tv_sec: time.seconds,
+        tv_nsec: time.nanoseconds.into(),
+    };
     rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: metadata.atime(),
-            tv_nsec: metadata.atime_nsec(),
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: metadata.mtime(),
-            tv_nsec: metadata.mtime_nsec(),
-        },
+        last_access: timespec(metadata.accessed),
+        last_modification: timespec(metadata.modified),
     }
 }
 
@@ -135,36 +134,106 @@ impl CopyPlan<'_> {
         dest_view: &MergedView,
         previous: Option<&PreviousCopy>,
     ) -> Result<Vec<(Vec<u8>, fs::Metadata)>, CopyError> {
-        let mut linked = Vec::new();
         // In an empty directory, a name only exists once an entry of this copy made it: the
         // rest need no look for something to replace. (An unpacked archive makes names this
         // loop does not see, after which every name is looked for.)
-        let mut made: Option<std::collections::HashSet<&Path>> = fs::read_dir(upper)
+        let empty = fs::read_dir(upper)
             .map_err(io_error(upper))?
             .next()
-            .is_none()
-            .then(std::collections::HashSet::new);
+            .is_none();
         let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
         for dir in &self.dest_dirs {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
         }
+        let split = match previous {
+            None if empty => self.independent_halves(),
+            _ => None,
+        };
+        let Some(split) = split else {
+            return self.write_items(&self.items, upper, dest_view, previous, empty);
+        };
+        // Two halves that share no path: one per core, each in its own order. The result is
+        // the same tree (the layer tar is written from it, in name order, afterwards).
+        let (first, second) = self.items.split_at(split);
+        let (first, second) = rayon::join(
+            || self.write_items(first, upper, dest_view, None, true),
+            || self.write_items(second, upper, dest_view, None, true),
+        );
+        first?;
+        second?;
+        Ok(Vec::new())
+    }
+
+    /// Where the items split into two halves of about the same length that touch no path
+    /// in common, so that they can be written side by side: every item is an entry below the
+    /// one destination directory (made before), and no name directly in it has items in
+    /// both halves. `None` for a small copy, or one that does not split so.
+    pub(super) fn independent_halves(&self) -> Option<usize> {
+        /// Below this many entries a second thread costs more than it saves.
+        const MIN_ITEMS: usize = 1024;
+        let [dest] = self.dest_dirs.as_slice() else {
+            return None;
+        };
+        if self.items.len() < MIN_ITEMS {
+            return None;
+        }
+        // The name directly in `dest` that each item is at or below.
+        let top_names: Vec<&OsStr> = self
+            .items
+            .iter()
+            .map(|item| match item {
+                Item::Entry { dest: path, .. } => path
+                    .strip_prefix(dest)
+                    .ok()
+                    .and_then(|rel| rel.iter().next()),
+                Item::Data { .. } | Item::Archive { .. } => None,
+            })
+            .collect::<Option<_>>()?;
+        // The first item of the second half: the first from the middle on that starts a
+        // new name.
+        let split =
+            (self.items.len() / 2..top_names.len()).find(|&i| top_names[i] != top_names[i - 1])?;
+        let first: std::collections::HashSet<&OsStr> = top_names[..split].iter().copied().collect();
+        top_names[split..]
+            .iter()
+            .all(|name| !first.contains(name))
+            .then_some(split)
+    }
+
+    /// Writes `items` in order (see [`write_reusing`](Self::write_reusing)); `empty`: no entry
+    /// of the items' paths exists yet, but the ones an earlier item makes.
+    fn write_items(
+        &self,
+        items: &[Item],
+        upper: &Path,
+        dest_view: &MergedView,
+        previous: Option<&PreviousCopy>,
+        empty: bool,
+    ) -> Result<Vec<(Vec<u8>, fs::Metadata)>, CopyError> {
+        let mut linked = Vec::new();
+        let mut made: Option<std::collections::HashSet<&Path>> =
+            empty.then(std::collections::HashSet::new);
+        let parent_owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
         // Files of one directory come together: its parent is reached (a few system calls per
         // path component) once for them, not once per file.
         let mut parent: Option<(PathBuf, OwnedFd)> = None;
         // The same for the earlier snapshot's directory (`None` in it: no such directory).
         let mut old_parent: Option<(PathBuf, Option<OldDir>)> = None;
-        for item in &self.items {
+        for item in items {
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
                 let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-                let file = found.open().map_err(io_error(&found.real_path))?;
+                let file = found.open().map_err(|source| CopyError::Io {
+                    path: found.real_path(),
+                    source,
+                })?;
                 stagecraft_layer::apply_layer(
                     io::BufReader::new(file),
                     &target,
                     &stagecraft_layer::ApplyOptions::default(),
                 )
                 .map_err(|e| CopyError::Io {
-                    path: found.real_path.clone(),
+                    path: found.real_path(),
                     source: io::Error::other(e.to_string()),
                 })?;
                 made = None;
@@ -225,7 +294,10 @@ impl CopyPlan<'_> {
                         )
                         .map_err(errno_at(&target))?;
                     } else if kind.is_symlink() {
-                        let link = found.read_link().map_err(io_error(&found.real_path))?;
+                        let link = found.read_link().map_err(|source| CopyError::Io {
+                            path: found.real_path(),
+                            source,
+                        })?;
                         rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
                         chown_entry(dir_fd, name, &target, uid, gid)?;
                     } else if kind.is_file() {
@@ -256,13 +328,16 @@ impl CopyPlan<'_> {
                                 continue;
                             }
                         }
-                        let from = found.open().map_err(io_error(&found.real_path))?;
+                        let from = found.open().map_err(|source| CopyError::Io {
+                            path: found.real_path(),
+                            source,
+                        })?;
                         let to = copy_regular_file(
                             dir_fd,
                             name,
                             &target,
                             from,
-                            found.metadata.len(),
+                            found.metadata.size,
                             (uid, gid, mode),
                         )?;
                         // Times are set on the open file: no path lookup.
@@ -332,7 +407,7 @@ impl PreviousCopy {
         old_dir: &OldDir,
         name: &OsStr,
         dest: &Path,
-        source: &fs::Metadata,
+        source: &Stat,
         (uid, gid, mode): (u32, u32, u32),
     ) -> Option<fs::Metadata> {
         if !self.unchanged.contains(&*dest.to_string_lossy()) {
@@ -340,10 +415,11 @@ impl PreviousCopy {
         }
         let old = old_dir.entries.get(name)?.metadata().ok()?;
         (old.file_type().is_file()
-            && old.len() == source.len()
+            && old.len() == source.size
             && old.mode() & 0o7777 == mode
             && (old.uid(), old.gid()) == (uid, gid)
-            && (old.mtime(), old.mtime_nsec()) == (source.mtime(), source.mtime_nsec()))
+            && (old.mtime(), old.mtime_nsec())
+                == (source.modified.seconds, source.modified.nanoseconds.into()))
             .then_some(old)
     }
 }
@@ -381,9 +457,9 @@ pub(crate) fn ensure_dir(
             .map_err(errno_at(&target))?;
         let (mode, uid, gid) = match dest_view.lookup_follow(&image_path) {
             Some(existing) if existing.metadata.is_dir() => (
-                existing.metadata.mode() & 0o7777,
-                existing.metadata.uid(),
-                existing.metadata.gid(),
+                existing.metadata.mode & 0o7777,
+                existing.metadata.uid,
+                existing.metadata.gid,
             ),
             _ => (0o755, owner.uid, owner.gid),
         };
