@@ -8,9 +8,10 @@
 //! it a directory, what does `/etc/passwd` say, which files does `COPY --from=stage /out/` take.
 
 use crate::{EntryKind, FileEntry, ImageFs, not_a_file};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
@@ -138,6 +139,11 @@ pub fn is_whiteout(metadata: &Metadata) -> bool {
     metadata.file_type().is_char_device() && metadata.rdev() == 0
 }
 
+/// [`is_whiteout`] of a `stat`.
+fn is_whiteout_stat(stat: &Stat) -> bool {
+    FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice && stat.st_rdev == 0
+}
+
 /// The overlay attributes that mark a directory opaque (rootful, rootless).
 const OPAQUE_XATTRS: [&str; 2] = ["trusted.overlay.opaque", "user.overlay.opaque"];
 
@@ -165,10 +171,104 @@ pub fn clean_components(path: &Path) -> Vec<OsString> {
     parts
 }
 
-/// What one layer has at a path: its metadata and, for a directory, whether it is opaque.
-struct Entry {
-    metadata: Metadata,
+/// What one layer has at a path: its metadata (`std`'s for a lookup, a `stat` for a
+/// listing) and, for a directory, whether it is opaque.
+struct Entry<M = Metadata> {
+    metadata: M,
     opaque: bool,
+}
+
+/// What the merge of a path's copies in the layers needs to know of one copy.
+trait LayerCopy {
+    fn is_dir(&self) -> bool;
+    fn is_whiteout(&self) -> bool;
+}
+
+impl LayerCopy for Metadata {
+    fn is_dir(&self) -> bool {
+        Metadata::is_dir(self)
+    }
+
+    fn is_whiteout(&self) -> bool {
+        is_whiteout(self)
+    }
+}
+
+/// A layer's copy of a path as a listing reads it: `statx` of its name in its directory and,
+/// for a directory, the open directory, to read and to look up its names in.
+struct ListedCopy {
+    stat: Stat,
+    dir: Option<OwnedFd>,
+}
+
+impl LayerCopy for ListedCopy {
+    fn is_dir(&self) -> bool {
+        FileType::from_raw_mode(self.stat.st_mode) == FileType::Directory
+    }
+
+    fn is_whiteout(&self) -> bool {
+        is_whiteout_stat(&self.stat)
+    }
+}
+
+/// The visible copies of a path, top first, from `copy_in` of each of `layers` (top first:
+/// the layers whose copy of its directory is visible): the topmost copy and, when it is a
+/// directory, the lower directory copies that show through it, down to anything but a
+/// directory, a whiteout or an opaque copy. Empty when no layer has it or a whiteout
+/// deletes it. The one merge rule of lookups and listings.
+fn visible_copies<M: LayerCopy>(
+    layers: &[usize],
+    mut copy_in: impl FnMut(usize) -> Option<Entry<M>>,
+) -> Vec<(usize, M)> {
+    let mut copies: Vec<(usize, M)> = Vec::new();
+    for &index in layers {
+        let Some(entry) = copy_in(index) else {
+            continue;
+        };
+        let stop = match copies.first() {
+            None if entry.metadata.is_whiteout() => break,
+            None => !entry.metadata.is_dir() || entry.opaque,
+            // Lower copies of a directory show through until a non-directory, a whiteout or
+            // an opaque copy.
+            Some(_) if !entry.metadata.is_dir() => break,
+            Some(_) => entry.opaque,
+        };
+        copies.push((index, entry.metadata));
+        if stop {
+            break;
+        }
+    }
+    copies
+}
+
+/// A layer's copy of `name` in the directory `dir` (one of the listing's open directories):
+/// `name` comes from the directory itself, so nothing on the host is followed.
+fn listed_copy(dir: &OwnedFd, name: &OsStr) -> Option<Entry<ListedCopy>> {
+    let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let mut copy = ListedCopy { stat, dir: None };
+    let mut opaque = false;
+    if copy.is_dir() {
+        let opened = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        opaque = is_opaque_fd(&opened);
+        copy.dir = Some(opened);
+    }
+    Some(Entry {
+        metadata: copy,
+        opaque,
+    })
+}
+
+/// An entry a listing found: its path, the layer whose copy is visible, and that copy's `stat`.
+struct Listed {
+    path: PathBuf,
+    layer: usize,
+    stat: Stat,
 }
 
 impl MergedView {
@@ -284,36 +384,11 @@ impl MergedView {
             return None;
         }
         let path = dir.resolved.join(name);
-        let mut found: Option<Found> = None;
-        for &index in &dir.layers {
-            let Some(entry) = self.entry(index, &path) else {
-                continue;
-            };
-            match &mut found {
-                None => {
-                    if is_whiteout(&entry.metadata) {
-                        return None;
-                    }
-                    let is_dir = entry.metadata.is_dir();
-                    found = Some(self.found(index, path.clone(), entry.metadata));
-                    if !is_dir || entry.opaque {
-                        break;
-                    }
-                }
-                Some(top) => {
-                    // Lower copies of a directory show through until a non-directory, a
-                    // whiteout or an opaque copy.
-                    if !entry.metadata.is_dir() {
-                        break;
-                    }
-                    top.layers.push(index);
-                    if entry.opaque {
-                        break;
-                    }
-                }
-            }
-        }
-        found
+        let mut copies = visible_copies(&dir.layers, |index| self.entry(index, &path)).into_iter();
+        let (top, metadata) = copies.next()?;
+        let mut found = self.found(top, path, metadata);
+        found.layers.extend(copies.map(|(index, _)| index));
+        Some(found)
     }
 
     /// The layer that added a file as it is now: the lowest layer of the unbroken run of
@@ -351,50 +426,14 @@ impl MergedView {
 
     /// The visible entries of a directory, sorted by name (bytes).
     pub fn read_dir(&self, dir: &Found) -> Vec<OsString> {
-        self.names_from(dir, 0)
-    }
-
-    /// The entries of a directory that layers from `first` up have (or delete), sorted by
-    /// name: a name only lower layers have is left out without being looked at.
-    fn names_from(&self, dir: &Found, first: usize) -> Vec<OsString> {
-        let mut names: BTreeSet<OsString> = BTreeSet::new();
-        let mut hidden: HashSet<OsString> = HashSet::new();
-        for &index in dir.layers.iter().filter(|&&index| index >= first) {
-            let Ok(fd) = open_beneath(
+        names_in(dir.layers.iter().filter_map(|&index| {
+            open_beneath(
                 self.roots[index].as_deref(),
                 &dir.resolved,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
-            ) else {
-                continue;
-            };
-            let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = OsStr::from_bytes(entry.file_name().to_bytes());
-                if name == "." || name == ".." || names.contains(name) || hidden.contains(name) {
-                    continue;
-                }
-                // Only a character device can be a whiteout: other kinds need no `stat`.
-                let maybe_whiteout = matches!(
-                    entry.file_type(),
-                    rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::Unknown
-                );
-                let whiteout = maybe_whiteout
-                    && rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
-                        .is_ok_and(|st| {
-                            rustix::fs::FileType::from_raw_mode(st.st_mode)
-                                == rustix::fs::FileType::CharacterDevice
-                                && st.st_rdev == 0
-                        });
-                if whiteout {
-                    hidden.insert(name.to_owned());
-                } else {
-                    names.insert(name.to_owned());
-                }
-            }
-        }
-        names.into_iter().collect()
+            )
+            .ok()
+        }))
     }
 
     /// Reads a whole file from the view (following symlinks), if it exists.
@@ -412,38 +451,135 @@ impl MergedView {
     /// its found entry. Paths are named under `dir_path` as given (a link on the way stays in
     /// the name); symlinks inside are listed, not followed.
     pub fn walk(&self, dir_path: &Path) -> Vec<(PathBuf, Found)> {
-        self.walk_from(dir_path, 0)
-    }
-
-    /// Like [`MergedView::walk`], but only the entries whose visible copy is in layer `first`
-    /// or above; a directory no such layer has is not read at all, so the cost follows the
-    /// size of the top layers, not of the image.
-    pub fn walk_from(&self, dir_path: &Path, first: usize) -> Vec<(PathBuf, Found)> {
         let mut out = Vec::new();
         if let Some(dir) = self.lookup_follow(dir_path) {
             let named = Path::new("/").join(clean_components(dir_path).iter().collect::<PathBuf>());
-            self.walk_into(&named, &dir, first, &mut out);
+            self.walk_into(&named, &dir, &mut out);
         }
         out
     }
 
-    fn walk_into(&self, named: &Path, dir: &Found, first: usize, out: &mut Vec<(PathBuf, Found)>) {
+    fn walk_into(&self, named: &Path, dir: &Found, out: &mut Vec<(PathBuf, Found)>) {
         if !dir.metadata.is_dir() {
             return;
         }
-        for name in self.names_from(dir, first) {
+        for name in self.read_dir(dir) {
             let Some(child) = self.child(dir, &name) else {
                 continue;
             };
             let child_named = named.join(&name);
-            if child.layer() >= first {
-                out.push((child_named.clone(), child.clone()));
+            out.push((child_named.clone(), child.clone()));
+            self.walk_into(&child_named, &child, out);
+        }
+    }
+
+    /// Every visible entry whose visible copy is in layer `first` or above, in path order
+    /// (symlinks listed, not followed); a directory no such layer has is not read at all, so
+    /// the cost follows the size of those layers, not of the image.
+    ///
+    /// Unlike [`MergedView::walk`], which looks every entry up from the root of each layer,
+    /// a listing keeps each directory open while it looks at its names: one `statx` of the
+    /// name in its directory per entry (and an open per directory), no path walked again in
+    /// the kernel, no `Found`. Subtrees are listed on the rayon pool (a listing is mostly
+    /// waiting on the kernel, which runs on every core at once) and joined in name order.
+    fn list_from(&self, first: usize) -> Vec<Listed> {
+        let Some(root) = self.root() else {
+            return Vec::new();
+        };
+        let dirs: Vec<(usize, OwnedFd)> = root
+            .layers
+            .iter()
+            .filter_map(|&index| {
+                let dir = open_beneath(
+                    self.roots[index].as_deref(),
+                    Path::new("/"),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+                )
+                .ok()?;
+                Some((index, dir))
+            })
+            .collect();
+        let mut out = Vec::new();
+        list_into(Path::new("/"), &dirs, first, &mut out);
+        out
+    }
+}
+
+/// Lists the directory `named` whose visible copies are open in `dirs` (layer, directory; top
+/// first) into `out`: see [`MergedView::list_from`].
+fn list_into(named: &Path, dirs: &[(usize, OwnedFd)], first: usize, out: &mut Vec<Listed>) {
+    let layers: Vec<usize> = dirs.iter().map(|(index, _)| *index).collect();
+    let names = names_in(
+        dirs.iter()
+            .filter(|(index, _)| *index >= first)
+            .map(|(_, dir)| dir),
+    );
+    let subtrees: Vec<Vec<Listed>> = names
+        .par_iter()
+        .map(|name| {
+            let mut subtree = Vec::new();
+            let copy_in = |index| {
+                let (_, dir) = dirs.iter().find(|(layer, _)| *layer == index)?;
+                listed_copy(dir, name)
+            };
+            let mut copies = visible_copies(&layers, copy_in).into_iter();
+            let Some((top, copy)) = copies.next() else {
+                return subtree;
+            };
+            let path = named.join(name);
+            let child_dirs: Vec<(usize, OwnedFd)> = copy
+                .dir
+                .map(|dir| (top, dir))
+                .into_iter()
+                .chain(copies.filter_map(|(index, copy)| Some((index, copy.dir?))))
+                .collect();
+            let descend = child_dirs.iter().any(|(index, _)| *index >= first);
+            if top >= first {
+                subtree.push(Listed {
+                    path: path.clone(),
+                    layer: top,
+                    stat: copy.stat,
+                });
             }
-            if child.layers.iter().any(|&index| index >= first) {
-                self.walk_into(&child_named, &child, first, out);
+            if descend {
+                list_into(&path, &child_dirs, first, &mut subtree);
+            }
+            subtree
+        })
+        .collect();
+    out.extend(subtrees.into_iter().flatten());
+}
+
+/// The names in the copies of one directory (`dirs`, open, top first) that are not deleted
+/// by a whiteout in a higher copy, sorted by name (bytes).
+fn names_in(dirs: impl IntoIterator<Item = impl AsFd>) -> Vec<OsString> {
+    let mut names: BTreeSet<OsString> = BTreeSet::new();
+    let mut hidden: HashSet<OsString> = HashSet::new();
+    for fd in dirs {
+        let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." || names.contains(name) || hidden.contains(name) {
+                continue;
+            }
+            // Only a character device can be a whiteout: other kinds need no `stat`.
+            let maybe_whiteout = matches!(
+                entry.file_type(),
+                rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::Unknown
+            );
+            let whiteout = maybe_whiteout
+                && rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|stat| is_whiteout_stat(&stat));
+            if whiteout {
+                hidden.insert(name.to_owned());
+            } else {
+                names.insert(name.to_owned());
             }
         }
     }
+    names.into_iter().collect()
 }
 
 /// An image's layer snapshots (directories in overlayfs "upper" form, bottom first) as an
@@ -455,8 +591,10 @@ impl MergedView {
 pub struct LayeredFs {
     view: MergedView,
     first_listed: usize,
-    /// The regular files of the first listing, by path.
-    listed_files: OnceLock<HashMap<PathBuf, Found>>,
+    /// The regular files of the first listing and the layer of each one's visible copy,
+    /// sorted by path (a listing is in path order; a hash map of them cost more to build than
+    /// the lookups it saved).
+    listed_files: OnceLock<Vec<(PathBuf, usize)>>,
 }
 
 impl LayeredFs {
@@ -485,33 +623,50 @@ impl LayeredFs {
 
 impl ImageFs for LayeredFs {
     fn entries(&self) -> io::Result<Vec<FileEntry>> {
-        let walked = self.view.walk_from(Path::new("/"), self.first_listed);
-        let mut files = HashMap::new();
-        let entries = walked
+        let listed = self.view.list_from(self.first_listed);
+        let mut files = Vec::new();
+        let entries = listed
             .into_iter()
-            .map(|(path, found)| {
-                let file_type = found.metadata.file_type();
-                let entry = FileEntry {
-                    path,
-                    size: found.metadata.len(),
-                    mode: found.metadata.mode() & 0o7777,
-                    kind: EntryKind::of(file_type),
-                    layer: Some(found.layer()),
+            .map(|listed| {
+                let kind = match FileType::from_raw_mode(listed.stat.st_mode) {
+                    FileType::RegularFile => EntryKind::File,
+                    FileType::Directory => EntryKind::Dir,
+                    FileType::Symlink => EntryKind::Symlink,
+                    _ => EntryKind::Special,
                 };
-                if file_type.is_file() {
-                    files.insert(entry.path.clone(), found);
+                if kind == EntryKind::File {
+                    files.push((listed.path.clone(), listed.layer));
                 }
-                entry
+                FileEntry {
+                    path: listed.path,
+                    size: u64::try_from(listed.stat.st_size).unwrap_or(0),
+                    mode: listed.stat.st_mode & 0o7777,
+                    kind,
+                    layer: Some(listed.layer),
+                }
             })
             .collect();
+        debug_assert!(
+            files.is_sorted_by(|(a, _), (b, _)| a < b),
+            "a listing is in path order"
+        );
         // A later listing (there is seldom one) finds the same files.
         let _ = self.listed_files.set(files);
         Ok(entries)
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {
-        if let Some(found) = self.listed_files.get().and_then(|files| files.get(path)) {
-            return found.open();
+        if let Some(files) = self.listed_files.get()
+            && let Ok(index) = files.binary_search_by(|(listed, _)| listed.as_path().cmp(path))
+        {
+            // A listed path has no link on the way: it opens in its layer as it is.
+            let layer = files[index].1;
+            let fd = open_beneath(
+                self.view.roots[layer].as_deref(),
+                path,
+                OFlags::RDONLY | OFlags::NOFOLLOW,
+            )?;
+            return Ok(File::from(fd));
         }
         let found = self
             .view
@@ -790,6 +945,67 @@ mod tests {
             top.read_dir(Path::new("/usr/lib")).unwrap(),
             Vec::<OsString>::new()
         );
+    }
+
+    #[test]
+    fn a_listing_sees_what_a_walk_sees() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = vec![
+            layer(
+                &tmp.path().join("0"),
+                &[
+                    ("etc/passwd", "f:root"),
+                    ("etc/group", "f:g"),
+                    ("app/old/deep/file", "f:o"),
+                    ("was-dir/inner", "f:i"),
+                    ("was-file", "f:f"),
+                    ("keep/a", "f:a"),
+                    ("gone/x", "f:x"),
+                ],
+            ),
+            layer(
+                &tmp.path().join("1"),
+                &[
+                    ("etc/passwd", "f:root-app"),
+                    ("etc/group", "w"),
+                    ("app", "o"),
+                    ("app/new", "f:n"),
+                    ("was-dir", "f:now a file"),
+                    ("was-file/inside", "f:now a dir"),
+                    ("keep/b", "f:bb"),
+                    ("link", "l:/keep"),
+                    ("gone", "w"),
+                ],
+            ),
+            layer(
+                &tmp.path().join("2"),
+                &[("keep/c", "f:ccc"), ("app/newer", "f:n2"), ("gone", "d")],
+            ),
+        ];
+        let fs = LayeredFs::new(layers.clone());
+        let mut listed = fs.entries().unwrap();
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        let walked: Vec<FileEntry> = MergedView::new(layers)
+            .walk(Path::new("/"))
+            .into_iter()
+            .map(|(path, found)| FileEntry {
+                path,
+                size: found.metadata.len(),
+                mode: found.metadata.mode() & 0o7777,
+                kind: EntryKind::of(found.metadata.file_type()),
+                layer: Some(found.layer()),
+            })
+            .collect();
+        assert_eq!(listed, walked);
+        let paths: Vec<&str> = listed.iter().map(|e| e.path.to_str().unwrap()).collect();
+        assert!(paths.contains(&"/app/newer") && paths.contains(&"/app/new"));
+        assert!(
+            !paths.iter().any(|p| p.starts_with("/app/old")),
+            "{paths:?}"
+        );
+        assert!(!paths.contains(&"/etc/group") && !paths.contains(&"/gone/x"));
+        assert!(!paths.contains(&"/was-dir/inner") && paths.contains(&"/was-file/inside"));
+        assert!(paths.contains(&"/keep/a") && !paths.contains(&"/link/a"));
     }
 
     #[test]
