@@ -8,23 +8,56 @@
 //! never parses the symbol tables (tens of megabytes in an unstripped binary).
 
 use object::elf::{self, FileHeader32, FileHeader64};
-use object::read::ReadCache;
 use object::read::StringTable;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::read::{ReadCache, ReadCacheOps};
 use object::{Endianness, FileKind};
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 /// Files larger than this are not read as ELF: nothing legitimate is near it, and a hostile
 /// image must not make a reader allocate for it.
 pub const SIZE_LIMIT: u64 = 512 << 20;
 
 /// A file read lazily: the byte ranges asked for are read and kept.
-pub type Lazy = ReadCache<File>;
+pub type Lazy = ReadCache<PositionedFile>;
+
+/// A file [`ReadCache`] reads with `pread`: it reads a range by seeking and reading, two
+/// system calls per range through a plain `File`, where here the seek only moves a cursor
+/// (an image's catalog reads a few ranges of each of thousands of executables).
+#[derive(Debug)]
+pub struct PositionedFile {
+    file: File,
+    position: u64,
+}
+
+impl ReadCacheOps for PositionedFile {
+    fn len(&mut self) -> Result<u64, ()> {
+        self.file.metadata().map(|m| m.len()).map_err(drop)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<u64, ()> {
+        self.position = position;
+        Ok(position)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+        let read = self.file.read_at(buf, self.position).map_err(drop)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), ()> {
+        self.file.read_exact_at(buf, self.position).map_err(drop)?;
+        self.position += buf.len() as u64;
+        Ok(())
+    }
+}
 
 /// `file` ready to be read lazily, when it starts with the ELF magic; `None` for anything
 /// else (only its first bytes are read to tell).
 pub fn lazy(file: File) -> Option<Lazy> {
-    let cache = ReadCache::new(file);
+    let cache = ReadCache::new(PositionedFile { file, position: 0 });
     matches!(
         FileKind::parse(&cache),
         Ok(FileKind::Elf32 | FileKind::Elf64)

@@ -72,8 +72,9 @@ pub struct FileEntry {
 ///
 /// Implemented for a plain directory ([`DirFs`]) and for a stack of layer snapshots
 /// ([`LayeredFs`]), where deleted files are already gone and `layer` says which layer's copy
-/// of an entry is visible.
-pub trait ImageFs {
+/// of an entry is visible. Readers may share one between threads (the SBOM's catalogers run
+/// on every core).
+pub trait ImageFs: Sync {
     /// Every entry but the root (regular files, directories, symlinks, special files), in any
     /// order. An implementation may list only part of the image (see
     /// [`LayeredFs::listing_from`]); [`ImageFs::open`] still reaches every path.

@@ -14,16 +14,25 @@ mod rust;
 use crate::package::Catalog;
 use crate::scan::Scan;
 
-/// Runs every cataloger over the image.
+/// Runs every cataloger over the image, the executables' (which open every executable file)
+/// beside the others on the rayon pool. The order the packages are found in does not matter:
+/// [`crate::scan::finish`] sorts them.
 pub(crate) fn run_all(scan: &Scan, out: &mut Catalog) {
-    dpkg::catalog(scan, out);
-    apk::catalog(scan, out);
-    rpm::catalog(scan, out);
-    python::catalog(scan, out);
-    node::catalog(scan, out);
-    binary::catalog(scan, out);
-    rust::catalog_lockfiles(scan, out);
-    java::catalog(scan, out);
+    let mut executables = Catalog::default();
+    rayon::join(
+        || binary::catalog(scan, &mut executables),
+        || {
+            dpkg::catalog(scan, out);
+            apk::catalog(scan, out);
+            rpm::catalog(scan, out);
+            python::catalog(scan, out);
+            node::catalog(scan, out);
+            rust::catalog_lockfiles(scan, out);
+            java::catalog(scan, out);
+        },
+    );
+    out.packages.append(&mut executables.packages);
+    out.notes.append(&mut executables.notes);
 }
 
 /// The last component of a path as text (`None` when it is not UTF-8: no package metadata
