@@ -187,6 +187,9 @@ impl BuildRun<'_> {
             }
             Err(reason) => reason,
         };
+        // The inputs are saved and the miss explained: a large copy's inputs (one per file)
+        // are not held while its layer is written.
+        drop((record, previous));
         let finish = |status, layer: Option<&Digest>| {
             self.finish_step(id, status, started, Some(miss_reason.to_string()), layer);
         };

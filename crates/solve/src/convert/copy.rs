@@ -11,7 +11,7 @@ use crate::remote_cache::CacheRecord;
 use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_dockerfile::{Code, Command};
 use stagecraft_imagefs::MergedView;
-use stagecraft_store::ScratchDir;
+use stagecraft_store::{ScratchDir, ScratchFile, Store};
 use std::path::PathBuf;
 
 impl BuildRun<'_> {
@@ -396,7 +396,12 @@ impl BuildRun<'_> {
                     .fold(key, |key, e| key.text("exclude", e))
                     .finish()
             });
-        let files = identity.as_ref().map(|_| encode_files(&entries));
+        // Kept in a scratch file of the store while the layer is made, rather than in memory:
+        // the record of a large copy is as large as its list of entries. (A hint: a file that
+        // cannot be written costs the next edit a full copy.)
+        let files = identity
+            .as_ref()
+            .and_then(|_| write_files(self.engine.store, &entries).ok());
         let inputs = copy_inputs(&name, entries);
         let ran = self.layer_step_reusing(
             ctx,
@@ -438,7 +443,7 @@ impl BuildRun<'_> {
                 Ok(Some(reused))
             },
         )?;
-        if let (Some(identity), Some(files), Some(layer)) = (&identity, &files, state.layers.last())
+        if let (Some(identity), Some(files), Some(layer)) = (&identity, files, state.layers.last())
         {
             // Hints: a lost one costs the next edit a full copy. The identity holds a step
             // record as a key does: the layer the step made last.
@@ -449,7 +454,9 @@ impl BuildRun<'_> {
                     layer: layer.clone(),
                 },
             );
-            let _ = store.put_cache_record(&files_key(identity, &layer.diff_id), files);
+            if let Ok(files) = std::fs::read(files.path()) {
+                let _ = store.put_cache_record(&files_key(identity, &layer.diff_id), &files);
+            }
         }
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
@@ -459,8 +466,12 @@ impl BuildRun<'_> {
 impl BuildRun<'_> {
     /// The earlier result of the copy step `identity` and the blob of its layer tar, with the
     /// destination paths whose entry is unchanged since (`files`: this build's entries, as
-    /// [`encode_files`] gives them). `None` when there is none, or it is no longer stored.
-    fn previous_copy(&self, identity: &str, files: &[u8]) -> Option<(PreviousCopy, PathBuf)> {
+    /// [`write_files`] wrote them). `None` when there is none, or it is no longer stored.
+    fn previous_copy(
+        &self,
+        identity: &str,
+        files: &ScratchFile,
+    ) -> Option<(PreviousCopy, PathBuf)> {
         let store = self.engine.store;
         let previous: CacheRecord = store.get_cache_json(identity).ok()??;
         let layer = previous.layer;
@@ -474,7 +485,8 @@ impl BuildRun<'_> {
             .get_cache_record(&files_key(identity, &layer.diff_id))
             .ok()??;
         let old = decode_files(&old);
-        let unchanged = decode_files(files)
+        let files = std::fs::read(files.path()).ok()?;
+        let unchanged = decode_files(&files)
             .into_iter()
             .filter(|(path, description)| old.get(path) == Some(description))
             .map(|(path, _)| String::from_utf8_lossy(path).into_owned())
@@ -498,19 +510,25 @@ fn files_key(identity: &str, layer: &stagecraft_image::Digest) -> String {
         .finish()
 }
 
-/// Entries as `path NUL description NUL`, one after the other (neither holds a NUL).
-fn encode_files(entries: &[(String, String)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.iter().map(|(p, d)| p.len() + d.len() + 2).sum());
+/// A scratch file of `store` holding the entries as `path NUL description NUL`, one after the
+/// other (neither holds a NUL).
+fn write_files(store: &Store, entries: &[(String, String)]) -> std::io::Result<ScratchFile> {
+    use std::io::Write as _;
+    let scratch = store
+        .scratch_file("copy-files")
+        .map_err(std::io::Error::other)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(scratch.path())?);
     for (path, description) in entries {
-        out.extend_from_slice(path.as_bytes());
-        out.push(0);
-        out.extend_from_slice(description.as_bytes());
-        out.push(0);
+        out.write_all(path.as_bytes())?;
+        out.write_all(b"\0")?;
+        out.write_all(description.as_bytes())?;
+        out.write_all(b"\0")?;
     }
-    out
+    out.flush()?;
+    Ok(scratch)
 }
 
-/// The entries [`encode_files`] wrote, by path (a later entry of a path wins, as it does when
+/// The entries [`write_files`] wrote, by path (a later entry of a path wins, as it does when
 /// the files are written).
 fn decode_files(bytes: &[u8]) -> std::collections::HashMap<&[u8], &[u8]> {
     let mut fields = bytes.split(|&b| b == 0);

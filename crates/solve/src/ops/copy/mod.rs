@@ -369,12 +369,13 @@ impl<'a> CopyPlan<'a> {
     /// hashed in parallel. Cache keys and cache-miss explanations are made from these.
     pub(crate) fn entries(&self) -> Result<Vec<(String, String)>, CopyError> {
         use rayon::prelude::*;
-        let mut out: Vec<(String, String)> = self
+        let dirs = self
             .dest_dirs
-            .iter()
-            .map(|dir| (dir.display().to_string(), "dir".to_owned()))
-            .collect();
-        let items: Vec<(String, String)> = self
+            .par_iter()
+            .map(|dir| -> Result<(String, String), CopyError> {
+                Ok((dir.display().to_string(), "dir".to_owned()))
+            });
+        let items = self
             .items
             .par_iter()
             .map(|item| -> Result<(String, String), CopyError> {
@@ -411,10 +412,13 @@ impl<'a> CopyPlan<'a> {
                         )
                     }
                 })
-            })
-            .collect::<Result<_, _>>()?;
-        out.extend(items);
-        Ok(out)
+            });
+        // Collected by index, into one vector of the final length: a parallel collect into a
+        // `Result` gathers partial vectors (grown by doubling) and copies them into the result,
+        // several copies of a large copy's list at once.
+        let mut described = Vec::new();
+        dirs.chain(items).collect_into_vec(&mut described);
+        described.into_iter().collect()
     }
 
     /// The sha256 (hex) of a source file, by the context index for context files.
