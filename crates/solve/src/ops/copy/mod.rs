@@ -536,12 +536,17 @@ fn split_pivot(pattern: &str) -> (String, usize) {
 mod tests {
     use super::*;
 
-    /// Copies `sources` from a stage holding `x/a.txt`, `x/sub/f.txt`, `y/b/c.txt` into
-    /// `/dest/`; returns the files of the layer, sorted.
-    fn copied(sources: &[&str], parents: bool) -> Vec<String> {
+    /// A stage holding `files` (each holding its own path); copies `sources` from it into
+    /// `/dest/` (owned by root, with `--parents` when `parents`). Returns whether the plan
+    /// splits into two independent halves, the layer it wrote, and the directory holding both.
+    fn copy_from_stage(
+        files: &[String],
+        sources: &[&str],
+        parents: bool,
+    ) -> (bool, PathBuf, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
-        for file in ["x/a.txt", "x/sub/f.txt", "y/b/c.txt"] {
+        for file in files {
             let path = root.join(file);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, file).unwrap();
@@ -555,9 +560,18 @@ mod tests {
         };
         let source = CopySource::Stage(MergedView::new(vec![root]));
         let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
+        let split = plan.independent_halves().is_some();
         let upper = dir.path().join("upper");
         fs::create_dir(&upper).unwrap();
         plan.write(&upper, &MergedView::default()).unwrap();
+        (split, upper, dir)
+    }
+
+    /// Copies `sources` from a stage holding `x/a.txt`, `x/sub/f.txt`, `y/b/c.txt` into
+    /// `/dest/`; returns the files of the layer, sorted.
+    fn copied(sources: &[&str], parents: bool) -> Vec<String> {
+        let files = ["x/a.txt", "x/sub/f.txt", "y/b/c.txt"].map(String::from);
+        let (_, upper, _dir) = copy_from_stage(&files, sources, parents);
         let mut files: Vec<String> = walkdir(&upper)
             .into_iter()
             .map(|p| p.strip_prefix(&upper).unwrap().display().to_string())
@@ -621,8 +635,6 @@ mod tests {
         tops: &[&str],
         per_top: usize,
     ) -> (bool, PathBuf, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
         let mut files: Vec<String> = vec![
             "big/0.txt".into(),
             "extra/0.txt".into(),
@@ -631,24 +643,7 @@ mod tests {
         for top in tops {
             files.extend((0..per_top).map(|i| format!("big/{top}/f{i:04}")));
         }
-        for file in &files {
-            let path = root.join(file);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, file).unwrap();
-        }
-        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
-        let spec = CopySpec {
-            dest: "/dest/".to_owned(),
-            owner: Some(Owner { uid: 0, gid: 0 }),
-            ..CopySpec::as_is(&sources)
-        };
-        let source = CopySource::Stage(MergedView::new(vec![root]));
-        let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
-        let split = plan.independent_halves().is_some();
-        let upper = dir.path().join("upper");
-        fs::create_dir(&upper).unwrap();
-        plan.write(&upper, &MergedView::default()).unwrap();
-        (split, upper, dir)
+        copy_from_stage(&files, sources, false)
     }
 
     #[test]
