@@ -14,12 +14,14 @@
 
 mod dir;
 pub mod elf;
+mod layered;
 mod merged;
 mod stat;
 pub mod users;
 
 pub use dir::DirFs;
-pub use merged::{Found, LayeredFs, MergedView, clean_components, is_whiteout};
+pub use layered::LayeredFs;
+pub use merged::{Found, MergedView, clean_components, is_whiteout};
 pub use stat::{FileTime, Stat};
 
 use std::ffi::OsString;
