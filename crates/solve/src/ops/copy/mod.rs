@@ -118,6 +118,15 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
     }
 }
 
+/// [`io_error`] for an entry of a copy's source, named by its real path (made only when an
+/// error needs it: a `Found` keeps no path of its own).
+fn found_error(found: &Found) -> impl FnOnce(io::Error) -> CopyError + '_ {
+    move |source| CopyError::Io {
+        path: found.real_path(),
+        source,
+    }
+}
+
 /// The error of a failed `chown`, explaining an owner that a rootless build's user namespace
 /// does not map.
 fn owner_failed(
@@ -397,10 +406,7 @@ impl<'a> CopyPlan<'a> {
                         } else if kind.is_symlink() {
                             found
                                 .read_link()
-                                .map_err(|source| CopyError::Io {
-                                    path: found.real_path(),
-                                    source,
-                                })?
+                                .map_err(found_error(found))?
                                 .display()
                                 .to_string()
                         } else {
@@ -427,10 +433,7 @@ impl<'a> CopyPlan<'a> {
             Some(hashes) => hashes.sha256(found),
             None => found.sha256(),
         }
-        .map_err(|source| CopyError::Io {
-            path: found.real_path(),
-            source,
-        })?;
+        .map_err(found_error(found))?;
         Ok(hex::encode(sha256))
     }
 

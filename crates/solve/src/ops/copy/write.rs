@@ -223,10 +223,7 @@ impl CopyPlan<'_> {
             if let Item::Archive { found, dest } = item {
                 ensure_dir(upper, dest, dest_view, parent_owner)?;
                 let target = upper.join(dest.strip_prefix("/").unwrap_or(dest));
-                let file = found.open().map_err(|source| CopyError::Io {
-                    path: found.real_path(),
-                    source,
-                })?;
+                let file = found.open().map_err(found_error(found))?;
                 stagecraft_layer::apply_layer(
                     io::BufReader::new(file),
                     &target,
@@ -294,10 +291,7 @@ impl CopyPlan<'_> {
                         )
                         .map_err(errno_at(&target))?;
                     } else if kind.is_symlink() {
-                        let link = found.read_link().map_err(|source| CopyError::Io {
-                            path: found.real_path(),
-                            source,
-                        })?;
+                        let link = found.read_link().map_err(found_error(found))?;
                         rustix::fs::symlinkat(&link, dir_fd, name).map_err(errno_at(&target))?;
                         chown_entry(dir_fd, name, &target, uid, gid)?;
                     } else if kind.is_file() {
@@ -328,10 +322,7 @@ impl CopyPlan<'_> {
                                 continue;
                             }
                         }
-                        let from = found.open().map_err(|source| CopyError::Io {
-                            path: found.real_path(),
-                            source,
-                        })?;
+                        let from = found.open().map_err(found_error(found))?;
                         let to = copy_regular_file(
                             dir_fd,
                             name,
