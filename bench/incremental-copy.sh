@@ -16,6 +16,8 @@ shared=${STAGECRAFT_SHARED_DIR:-$PWD/../shared}
 [ -n "${STAGECRAFT_BIN:-}" ] || cargo build --release --quiet -p stagecraft
 # shellcheck source=scripts/lib/daemons.sh
 source scripts/lib/daemons.sh
+# shellcheck source=scripts/lib/registry.sh
+source scripts/lib/registry.sh
 work=$(mktemp -d /tmp/stagecraft-incremental.XXXXXX)
 cleanup() {
     stop_pidfile "$work/reg/registry.pid"
@@ -29,11 +31,8 @@ if [ -n "${STAGECRAFT_BIN_BEFORE:-}" ]; then
     cp "$STAGECRAFT_BIN_BEFORE" "$work/before"
     bins=("$work/before" "$work/after")
 fi
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$shared/fixtures/make-busybox-image" "$work/bb" >/dev/null
-"$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
-python3 bench/gen-context.py w1 "$work/w1" "127.0.0.1:$port/busybox:latest"
+registry=$(start_busybox_registry "$shared" "$work")
+python3 bench/gen-context.py w1 "$work/w1" "$registry/busybox:latest"
 export STAGECRAFT_ROOT=$work/store
 "${bins[0]}" build -q -t bench/w1 "$work/w1" >/dev/null
 

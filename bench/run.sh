@@ -47,6 +47,8 @@ command -v buildah >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install 
 
 # shellcheck source=scripts/lib/daemons.sh
 source scripts/lib/daemons.sh
+# shellcheck source=scripts/lib/registry.sh
+source scripts/lib/registry.sh
 cleanup() {
     local code=$?
     set +e
@@ -72,10 +74,7 @@ bin=$work/stagecraft
 cp "${STAGECRAFT_BIN:-$repo/target/release/stagecraft}" "$bin"
 export TMPDIR=$work/tmp   # Buildah and others write temporaries here, not in /tmp or /var/tmp
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$shared/fixtures/make-busybox-image" "$work/bb" >/dev/null
-"$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$work/bb:latest" "docker://127.0.0.1:$port/busybox:latest"
+registry=$(start_busybox_registry "$shared" "$work")
 free_gb=$(df -P --block-size=1G "$work" | awk 'NR == 2 { print $4 }')
 need_gb=$(awk -v s="$scale" -v r="$repeats" 'BEGIN { printf "%d", (8 + 3 * r) * s + 4 }')
 if ((free_gb < need_gb)); then
@@ -92,7 +91,7 @@ cold() {  # TOOL: start the tool from a new, empty state root (the old one stays
         sc) export STAGECRAFT_ROOT=$state ;;
         bk) [ -z "$dd" ] || stop_dockerd "$dd"
             dd=$state
-            DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$dd" "127.0.0.1:$port")
+            DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$dd" "$registry")
             export DOCKER_HOST
             # the builder answers (untimed) before the first timed build
             /usr/bin/docker builder prune -af >/dev/null ;;
@@ -101,10 +100,10 @@ cold() {  # TOOL: start the tool from a new, empty state root (the old one stays
     rm -rf "$work/out"/*
 }
 for tool in sc bk bh; do cold "$tool"; done
-base=127.0.0.1:$port/busybox:latest
+base=$registry/busybox:latest
 "$shared/fixtures/make-busybox-image" "$work/bbm" latest --platform linux/amd64,linux/arm64 >/dev/null
-skopeo copy -q --all --dest-tls-verify=false "oci:$work/bbm:latest" "docker://127.0.0.1:$port/busybox-multi:latest"
-mbase=127.0.0.1:$port/busybox-multi:latest
+skopeo copy -q --all --dest-tls-verify=false "oci:$work/bbm:latest" "docker://$registry/busybox-multi:latest"
+mbase=$registry/busybox-multi:latest
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- workloads (deterministic: bench/gen-context.py) -------------------------------------------
