@@ -293,7 +293,7 @@ pub fn merge_cache_mounts(
 /// Unpacks a mount's layer into a new directory, made with the mount's mode and owner.
 fn unpack(store: &Store, mount: &MountLayer) -> Result<NewCacheMount, ExportError> {
     let fresh = store.new_cache_mount(&mount.id)?;
-    let blob = store.blob_path(&mount.layer.digest);
+    let blob = store.blob_file(&mount.layer.digest)?;
     let file = std::fs::File::open(&blob).map_err(io_at(&blob))?;
     let options = ApplyOptions::default();
     let stats = apply_layer(io::BufReader::new(file), fresh.path(), &options)?;

@@ -286,7 +286,7 @@ fn layout_tar<W: Write>(
         if written.contains(&digest) {
             continue;
         }
-        let path = store.blob_path(&digest);
+        let path = store.blob_file(&digest)?;
         let file = fs::File::open(&path).map_err(io_at(&path))?;
         let size = file.metadata().map_err(io_at(&path))?.len();
         append(
@@ -426,7 +426,7 @@ pub fn write_layout_dir(
         for digest in image_blobs(&named.image) {
             let target = blobs.join(digest.hex());
             if !target.exists() {
-                fs::copy(store.blob_path(&digest), &target).map_err(io_at(&target))?;
+                fs::copy(store.blob_file(&digest)?, &target).map_err(io_at(&target))?;
             }
         }
     }

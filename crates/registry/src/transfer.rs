@@ -223,8 +223,9 @@ pub async fn upload_blobs(
         if registry.has_blob(reference, blob.as_str()).await? {
             return Ok::<(), TransferError>(());
         }
+        let path = store.blob_file(blob)?;
         registry
-            .push_blob_file(reference, blob.as_str(), &store.blob_path(blob))
+            .push_blob_file(reference, blob.as_str(), &path)
             .await?;
         Ok(())
     });

@@ -237,7 +237,7 @@ impl LocalCache {
             // Copied like any file here, so that a killed export never leaves a truncated
             // blob under its digest (which `exists` would then take for the blob).
             if !target.exists() {
-                let source = store.blob_path(digest);
+                let source = store.blob_file(digest).map_err(|e| e.to_string())?;
                 let mut blob = fs::File::open(&source)
                     .map_err(|e| format!("copying {}: {e}", source.display()))?;
                 write_file(store, &target, &mut blob)?;

@@ -30,9 +30,9 @@ impl BlobInfo {
 }
 
 /// A fully written, fsynced temporary file and what it hashed to.
-struct Staged {
+pub(crate) struct Staged {
     temp: TempPath,
-    info: BlobInfo,
+    pub(crate) info: BlobInfo,
 }
 
 /// A blob being written through [`Write`], for producers that push bytes (a tar writer, a
@@ -49,17 +49,14 @@ pub struct BlobWriter<'a> {
     store: &'a Store,
     file: File,
     temp: TempPath,
-    /// Bytes not yet written, up to [`COPY_BUFFER`]: whole chunks go to the file and the hash.
-    chunk: Vec<u8>,
-    digest: ChunkDigester,
+    hash: ChunkedHash,
     _lease: Lease,
 }
 
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(COPY_BUFFER - self.chunk.len());
-        self.chunk.extend_from_slice(&buf[..n]);
-        if self.chunk.len() == COPY_BUFFER {
+        let n = self.hash.buffer(buf);
+        if self.hash.is_full() {
             self.write_chunk()?;
         }
         Ok(n)
@@ -81,34 +78,113 @@ impl BlobWriter<'_> {
 
     /// Writes the buffered bytes to the file and hands them to the hash.
     fn write_chunk(&mut self) -> io::Result<()> {
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        let spare = self.digest.spare_chunk();
-        let chunk = std::mem::replace(&mut self.chunk, spare);
-        self.file.write_all(&chunk)?;
-        self.digest.update(chunk);
-        Ok(())
+        let file = &mut self.file;
+        self.hash.hand_over(|chunk| file.write_all(chunk))
     }
 
     /// Flushes and fsyncs the temporary file (read-only from now on).
-    fn finish(mut self) -> Result<Staged> {
+    pub(crate) fn finish(mut self) -> Result<Staged> {
         self.write_chunk().at("write", &self.temp)?;
         let BlobWriter {
-            file, temp, digest, ..
+            file, temp, hash, ..
         } = self;
         // Read-only, so nothing edits a blob in place by accident.
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .at("make read-only", &temp)?;
         file.sync_all().at("flush", &temp)?;
-        let digester = digest.finish().at("hash", &temp)?;
+        let info = hash.finish().at("hash", &temp)?;
+        Ok(Staged { temp, info })
+    }
+}
+
+/// A sink that only hashes and counts what is written: the digest and size a blob of those
+/// bytes would have, without the blob (a layer recorded as a [lazy blob](crate::LazyBlob)).
+/// Hashes on a thread of its own past the first MiB, as [`BlobWriter`] does.
+pub struct DigestWriter {
+    hash: ChunkedHash,
+}
+
+impl Default for DigestWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DigestWriter {
+    /// Nothing hashed yet.
+    pub fn new() -> Self {
+        Self {
+            hash: ChunkedHash::new(),
+        }
+    }
+
+    /// The digest and size of everything written.
+    pub fn finish(mut self) -> io::Result<BlobInfo> {
+        self.hash.hand_over(|_| Ok(()))?;
+        self.hash.finish()
+    }
+}
+
+impl Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.hash.buffer(buf);
+        if self.hash.is_full() {
+            self.hash.hand_over(|_| Ok(()))?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bytes gathered into chunks of [`COPY_BUFFER`]: each whole chunk goes wherever its writer
+/// stores it, then to the hash.
+struct ChunkedHash {
+    /// Bytes not yet handed over, up to [`COPY_BUFFER`].
+    chunk: Vec<u8>,
+    digest: ChunkDigester,
+}
+
+impl ChunkedHash {
+    fn new() -> Self {
+        Self {
+            chunk: Vec::with_capacity(COPY_BUFFER),
+            digest: ChunkDigester::Inline(Digester::new()),
+        }
+    }
+
+    /// Takes as much of `buf` as the chunk has room for; returns how much.
+    fn buffer(&mut self, buf: &[u8]) -> usize {
+        let n = buf.len().min(COPY_BUFFER - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        n
+    }
+
+    fn is_full(&self) -> bool {
+        self.chunk.len() == COPY_BUFFER
+    }
+
+    /// Gives the buffered bytes to `store`, then to the hash.
+    fn hand_over(&mut self, store: impl FnOnce(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let spare = self.digest.spare_chunk();
+        let chunk = std::mem::replace(&mut self.chunk, spare);
+        store(&chunk)?;
+        self.digest.update(chunk);
+        Ok(())
+    }
+
+    /// The digest and size of everything handed over.
+    fn finish(self) -> io::Result<BlobInfo> {
+        let digester = self.digest.finish()?;
         let size = digester.len();
-        Ok(Staged {
-            temp,
-            info: BlobInfo {
-                digest: digester.finish(),
-                size,
-            },
+        Ok(BlobInfo {
+            digest: digester.finish(),
+            size,
         })
     }
 }
@@ -241,8 +317,7 @@ impl Store {
             store: self,
             file,
             temp,
-            chunk: Vec::with_capacity(COPY_BUFFER),
-            digest: ChunkDigester::Inline(Digester::new()),
+            hash: ChunkedHash::new(),
             _lease: lease,
         })
     }
@@ -262,35 +337,40 @@ impl Store {
 
     /// Whether the blob is present (its content is not re-checked; see
     /// [`Store::verify`]).
+    /// A [lazy blob](crate::LazyBlob) whose snapshots are in the store is present.
     pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        self.blob_path(digest).is_file() || self.lazy_blob(digest).is_some()
     }
 
-    /// Where the blob lives (whether or not it exists). Blobs are read-only
-    /// files; never write to this path.
+    /// Where the blob's file lives (whether or not it exists; a lazy blob has none until
+    /// [`Store::blob_file`] writes it). Blobs are read-only files; never write to this path.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blobs_dir().join(digest.hex())
     }
 
-    /// Opens the blob for reading.
+    /// Opens the blob for reading (a lazy blob is written first: [`Store::blob_file`]).
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
-        let path = self.blob_path(digest);
+        let path = self.blob_file(digest)?;
         File::open(&path).map_err(|source| self.not_found_or(digest, path, "open blob", source))
     }
 
     /// The blob's size in bytes.
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
         let path = self.blob_path(digest);
-        fs::metadata(&path)
-            .map(|m| m.len())
-            .map_err(|source| self.not_found_or(digest, path, "inspect blob", source))
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(meta.len()),
+            Err(source) => match self.lazy_blob(digest) {
+                Some(lazy) if source.kind() == io::ErrorKind::NotFound => Ok(lazy.size),
+                _ => Err(self.not_found_or(digest, path, "inspect blob", source)),
+            },
+        }
     }
 
     /// Reads a whole blob into memory and checks it still matches its
     /// digest. Meant for small documents (manifests, configs); stream layers
     /// with [`Store::open_blob`] instead.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let path = self.blob_path(digest);
+        let path = self.blob_file(digest)?;
         let bytes = fs::read(&path)
             .map_err(|source| self.not_found_or(digest, path.clone(), "read blob", source))?;
         let actual = Digest::of(&bytes);
@@ -353,7 +433,7 @@ impl Store {
     }
 
     /// Moves a staged file to its content address.
-    fn commit(&self, staged: Staged) -> Result<BlobInfo> {
+    pub(crate) fn commit(&self, staged: Staged) -> Result<BlobInfo> {
         let Staged { temp, info } = staged;
         let dest = self.blob_path(&info.digest);
         // Same name and same size: the blob is already here (a wrong-content

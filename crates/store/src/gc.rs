@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use stagecraft_image::{Digest, Digester};
 
 use crate::error::{Error, IoContext, Result};
+use crate::lazy::{LazyBlob, lazy_records};
 use crate::scratch::{discard_entry, remove_file_if_present};
 use crate::snapshots::marker_matches;
 use crate::store::{Store, remove_tree, tree_size};
@@ -210,7 +211,8 @@ impl Store {
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let inventory = Inventory::scan(self)?;
         Ok(DiskUsage {
-            blobs: inventory.blobs.values().map(|b| b.size).sum(),
+            blobs: inventory.blobs.values().map(|b| b.size).sum::<u64>()
+                + inventory.lazy_blobs.values().map(|b| b.size).sum::<u64>(),
             snapshots: inventory
                 .snapshots
                 .values()
@@ -239,6 +241,15 @@ struct BlobEntry {
     modified: SystemTime,
 }
 
+/// A lazy blob's record.
+struct LazyEntry {
+    /// The record's own size.
+    size: u64,
+    modified: SystemTime,
+    /// Its recipe, `None` when unreadable or when a snapshot it names is gone (no blob).
+    blob: Option<LazyBlob>,
+}
+
 struct SnapshotEntry {
     path: PathBuf,
     modified: SystemTime,
@@ -254,6 +265,7 @@ struct RecordEntry {
 /// Everything in the store, listed once per prune.
 struct Inventory {
     blobs: BTreeMap<Digest, BlobEntry>,
+    lazy_blobs: BTreeMap<Digest, LazyEntry>,
     snapshots: BTreeMap<Digest, SnapshotEntry>,
     records: Vec<RecordEntry>,
 }
@@ -271,6 +283,20 @@ impl Inventory {
                     BlobEntry {
                         size: meta.len(),
                         modified,
+                    },
+                );
+            }
+        }
+        let mut lazy_blobs = BTreeMap::new();
+        for (digest, path) in lazy_records(store)? {
+            if let Ok(meta) = fs::symlink_metadata(&path) {
+                let blob = store.lazy_blob(&digest);
+                lazy_blobs.insert(
+                    digest,
+                    LazyEntry {
+                        size: meta.len(),
+                        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        blob,
                     },
                 );
             }
@@ -300,6 +326,7 @@ impl Inventory {
         }
         Ok(Inventory {
             blobs,
+            lazy_blobs,
             snapshots,
             records,
         })
@@ -425,6 +452,13 @@ fn reachable(
         if let Some(blob) = inventory.blobs.get(&digest) {
             stack.extend(links.of(&digest, blob.size).iter().cloned());
         }
+        // A lazy blob is made of its snapshots: they live as long as it does.
+        if let Some(LazyEntry {
+            blob: Some(blob), ..
+        }) = inventory.lazy_blobs.get(&digest)
+        {
+            stack.extend(blob.snapshots().cloned());
+        }
     }
     seen
 }
@@ -434,6 +468,7 @@ fn reachable(
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Candidate {
     Blob(Digest),
+    LazyBlob(Digest),
     Snapshot(Digest),
     Record(String),
 }
@@ -487,6 +522,7 @@ fn prune(store: &Store, options: &PruneOptions) -> Result<PruneReport> {
     let mut usage = match options.keep_storage {
         Some(_) => {
             inventory.blobs.values().map(|b| b.size).sum::<u64>()
+                + inventory.lazy_blobs.values().map(|b| b.size).sum::<u64>()
                 + inventory
                     .snapshots
                     .values()
@@ -567,7 +603,14 @@ fn unreachable_content(
         .iter()
         .filter(|(d, _)| !live.contains(*d))
         .map(|(d, s)| (s.modified, Candidate::Snapshot(d.clone())));
+    // A record whose snapshots are gone is no blob, reachable or not.
+    let lazy_blobs = inventory
+        .lazy_blobs
+        .iter()
+        .filter(|(d, b)| !live.contains(*d) || b.blob.is_none())
+        .map(|(d, b)| (b.modified, Candidate::LazyBlob(d.clone())));
     blobs
+        .chain(lazy_blobs)
         .chain(snapshots)
         .filter(|(_, candidate)| !removed.contains(candidate))
         .collect()
@@ -588,6 +631,13 @@ fn remove_candidate(
             }
             report.removed_blobs.push(digest.clone());
             inventory.blobs.get(digest).map_or(0, |b| b.size)
+        }
+        Candidate::LazyBlob(digest) => {
+            if !dry_run {
+                remove_file_if_present(&store.lazy_record_path(digest))?;
+            }
+            report.removed_blobs.push(digest.clone());
+            inventory.lazy_blobs.get(digest).map_or(0, |b| b.size)
         }
         Candidate::Snapshot(digest) => {
             let freed = match inventory.snapshots.get(digest) {
@@ -707,6 +757,25 @@ fn verify(store: &Store, remove: bool) -> Result<VerifyReport> {
         });
     }
 
+    // A lazy blob is checked by regenerating its bytes and hashing them.
+    let records = lazy_records(store)?;
+    report.blobs_checked += records.len();
+    for (digest, path) in records {
+        let Some(problem) = check_lazy_blob(store, &digest) else {
+            continue;
+        };
+        let removed = remove && {
+            remove_file_if_present(&path)?;
+            true
+        };
+        report.corrupt.push(Corruption {
+            kind: EntryKind::Blob,
+            path,
+            problem,
+            removed,
+        });
+    }
+
     let snapshots_dir = store.snapshots_dir();
     for entry in fs::read_dir(&snapshots_dir).at("list", &snapshots_dir)? {
         let path = entry.at("list", &snapshots_dir)?.path();
@@ -757,6 +826,21 @@ fn check_blob(path: &Path) -> Option<String> {
         Ok((actual, size)) => Some(format!("content hashes to {actual} ({size} bytes)")),
         Err(e) => Some(format!("cannot read: {e}")),
     }
+}
+
+/// What is wrong with the lazy blob `digest`, if anything.
+fn check_lazy_blob(store: &Store, digest: &Digest) -> Option<String> {
+    if store.lazy_blob(digest).is_none() {
+        return Some("lazy blob whose record is unreadable or whose snapshots are gone".to_owned());
+    }
+    let digester = match store.write_lazy_blob(digest, Digester::new()) {
+        Ok(digester) => digester,
+        Err(e) => return Some(format!("cannot regenerate: {e}")),
+    };
+    let size = digester.len();
+    let actual = digester.finish();
+    (actual != *digest)
+        .then(|| format!("regenerated from its snapshots, hashes to {actual} ({size} bytes)"))
 }
 
 /// What is wrong with a snapshot directory, if anything.

@@ -29,6 +29,10 @@
 //!                              partial outputs outside the store ([`Store::output_file`]).
 //!                              The first lease of a handle removes those whose owner is gone;
 //!                              prune removes everything
+//!   lazy-blobs/<hex>           a layer blob recorded, not written: what regenerates its bytes
+//!                              (its upper and lower snapshots, tar options; see [`LazyBlob`]).
+//!                              A blob while its snapshots are there; written as a file under
+//!                              blobs/ when a reader needs one ([`Store::blob_file`])
 //!   snapshots/<diff-id hex>/   one unpacked layer per uncompressed-layer digest
 //!     fs/                      the layer's files (an overlay lower directory)
 //!     complete                 marker containing the diff ID; written last
@@ -124,6 +128,7 @@ mod context_index;
 mod error;
 mod gc;
 mod images;
+mod lazy;
 mod multi_platform;
 mod output;
 mod scratch;
@@ -133,7 +138,7 @@ mod styles;
 mod tags;
 mod variants;
 
-pub use blobs::{BlobInfo, BlobWriter};
+pub use blobs::{BlobInfo, BlobWriter, DigestWriter};
 pub use cache_mounts::{
     CacheMount, CacheMountAccess, CacheMountLock, NewCacheMount, cache_mount_key,
 };
@@ -143,6 +148,7 @@ pub use gc::{
     VerifyReport,
 };
 pub use images::{Artifact, Image, ManifestFormat};
+pub use lazy::LazyBlob;
 pub use multi_platform::{AttestationManifest, MultiPlatformImage};
 pub use output::{OutputDir, OutputFile};
 pub use scratch::{ScratchDir, ScratchFile};

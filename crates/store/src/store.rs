@@ -76,6 +76,7 @@ impl Store {
         for dir in [
             store.root.clone(),
             store.blobs_dir(),
+            store.lazy_blobs_dir(),
             store.ingest_dir(),
             store.snapshots_dir(),
             store.cache_dir(),

@@ -106,6 +106,7 @@ fn layout_is_created_and_checked() {
             "context-index",
             "ingest",
             "layout.json",
+            "lazy-blobs",
             "locks",
             "snapshots"
         ]

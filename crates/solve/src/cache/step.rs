@@ -10,7 +10,8 @@ use crate::progress::{Event, StepStatus};
 use crate::remote_cache::CacheRecord;
 use crate::state::{BuildRun, StageState, StepCtx};
 use stagecraft_image::{Digest, Timestamp};
-use stagecraft_layer::{DiffSource, LazyRootfs, MEDIA_TYPE_TAR, TarOptions, write_tar};
+use stagecraft_layer::{LazyRootfs, MEDIA_TYPE_TAR, TarOptions};
+use stagecraft_store::{DigestWriter, LazyBlob};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -212,9 +213,12 @@ impl BuildRun<'_> {
                 return Err(BuildError::Operation(error));
             }
         };
-        let lowers: &[PathBuf] = if link { &[] } else { &state.snapshots };
-        let layer = self
-            .commit_layer_reusing(&upper, lowers, name, reused.as_ref())
+        let lowers: Vec<Digest> = match link {
+            true => Vec::new(),
+            false => state.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        };
+        let (layer, lazy) = self
+            .commit_layer_reusing(&upper, &lowers, name, reused.as_ref())
             .inspect_err(|_| finish(StepStatus::Failed, None))?;
         let snapshot = store
             .create_snapshot(&layer.diff_id, |content: &Path| {
@@ -222,6 +226,14 @@ impl BuildRun<'_> {
             })
             .map_err(|e| BuildError::Store {
                 what: "saving the layer snapshot".into(),
+                source: e,
+            })?;
+        // Only now that its snapshot is installed may the layer's blob be recorded as made
+        // of it. (A snapshot that was there already holds the same tree: it has this diff ID.)
+        store
+            .record_lazy_blob(&layer.digest, &lazy)
+            .map_err(|e| BuildError::Store {
+                what: "recording the layer blob".into(),
                 source: e,
             })?;
         store
@@ -285,26 +297,23 @@ impl BuildRun<'_> {
         Ok((layer, snapshot))
     }
 
-    /// Turns a step's upper directory into a layer blob in the store: a plain tar, written
-    /// straight into the store and hashed on the way (its digest is the diff ID). Compression
-    /// waits until the layer leaves the store ([`Store::compressed_layer`]): most builds never
-    /// need it, and it is the slowest part of making a layer.
+    /// Makes the layer of a step's upper directory over the layers `lowers` (diff IDs, bottom
+    /// first): its plain tar is written into a hash only (its digest is the diff ID), and the
+    /// blob is to be recorded as the returned [`LazyBlob`] once the upper directory is its
+    /// snapshot. Whoever needs the bytes regenerates them from the snapshots (see
+    /// [`Store::record_lazy_blob`]); most builds never do. Compression waits until the layer
+    /// leaves the store ([`Store::compressed_layer`]).
     ///
     /// The bytes of the files `reused` knows are taken from the blobs it names (the same tar).
     pub(crate) fn commit_layer_reusing(
         &self,
         upper: &Path,
-        lowers: &[PathBuf],
+        lowers: &[Digest],
         name: &str,
         reused: Option<&LazyRootfs>,
-    ) -> Result<LayerRef, BuildError> {
+    ) -> Result<(LayerRef, LazyBlob), BuildError> {
         let store = self.engine.store;
-        let lower_dirs: Vec<PathBuf> = distinct_layers(lowers).into_iter().rev().collect();
-        let source = DiffSource::OverlayUpper {
-            upper,
-            lower_dirs: &lower_dirs,
-            xattr: store.overlay_xattr(),
-        };
+        let lowers: Vec<Digest> = distinct_layers(lowers).into_iter().rev().collect();
         let options = TarOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
@@ -313,18 +322,19 @@ impl BuildRun<'_> {
             step: name.to_owned(),
             source,
         };
-        let writer = store
-            .blob_writer()
-            .map_err(|e| failed("storing", e.into()))?;
-        let written = match reused {
-            Some(reused) => reused.write_diff_tar(&source, &options, writer),
-            None => write_tar(&source, &options, writer),
-        };
-        let blob = written
+        let blob = store
+            .write_layer_tar(upper, &lowers, &options, reused, DigestWriter::new())
             .map_err(|e| failed("writing", e.into()))?
-            .commit()
-            .map_err(|e| failed("storing", e.into()))?;
-        Ok(LayerRef {
+            .finish()
+            .map_err(|e| failed("hashing", e.into()))?;
+        let lazy = LazyBlob {
+            size: blob.size,
+            upper: blob.digest.clone(),
+            lowers,
+            options,
+            xattr: store.overlay_xattr(),
+        };
+        let layer = LayerRef {
             diff_id: blob.digest.clone(),
             media_type: MEDIA_TYPE_TAR.to_owned(),
             digest: blob.digest,
@@ -332,7 +342,8 @@ impl BuildRun<'_> {
             uncompressed_size: Some(blob.size),
             created_by: name.to_owned(),
             created: Timestamp::now().map(|t| t.to_string()),
-        })
+        };
+        Ok((layer, lazy))
     }
 }
 
@@ -340,9 +351,9 @@ impl BuildRun<'_> {
 /// (two steps that changed nothing give the same empty layer) is kept at its topmost place only.
 /// That is the same filesystem — the upper copy re-applies everything the lower one did — and
 /// overlayfs refuses a lower directory given twice.
-pub(crate) fn distinct_layers(snapshots: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn distinct_layers<T: Clone + Eq + std::hash::Hash>(snapshots: &[T]) -> Vec<T> {
     let mut seen = std::collections::HashSet::new();
-    let mut topmost_first: Vec<PathBuf> = snapshots
+    let mut topmost_first: Vec<T> = snapshots
         .iter()
         .rev()
         .filter(|dir| seen.insert((*dir).clone()))

@@ -427,11 +427,12 @@ impl BuildRun<'_> {
                 let linked = plan
                     .write_reusing(upper, &dest_view, Some(&previous))
                     .map_err(crate::BoxError::from)?;
-                if linked.is_empty() {
+                // The linked files' bytes are in the earlier layer tar, when it was written
+                // (a lazy blob has none): the new one copies them from there. Otherwise they
+                // are read from the files, hard links to the earlier snapshot's: the same bytes.
+                let Some(blob) = blob.filter(|_| !linked.is_empty()) else {
                     return Ok(None);
-                }
-                // The linked files' bytes are in the earlier layer tar: the new one copies them
-                // from there. (Without it, they are read from the files.)
+                };
                 let mut reused = stagecraft_layer::LazyRootfs::new();
                 if let Ok(extents) = reused.reuse_blob(&blob) {
                     for (rel, meta) in &linked {
@@ -464,14 +465,15 @@ impl BuildRun<'_> {
 }
 
 impl BuildRun<'_> {
-    /// The earlier result of the copy step `identity` and the blob of its layer tar, with the
-    /// destination paths whose entry is unchanged since (`files`: this build's entries, as
-    /// [`write_files`] wrote them). `None` when there is none, or it is no longer stored.
+    /// The earlier result of the copy step `identity` and the file of its layer tar (if it
+    /// was ever written: see [`Store::blob_file`]), with the destination paths whose entry is
+    /// unchanged since (`files`: this build's entries, as [`write_files`] wrote them). `None`
+    /// when there is none, or it is no longer stored.
     fn previous_copy(
         &self,
         identity: &str,
         files: &ScratchFile,
-    ) -> Option<(PreviousCopy, PathBuf)> {
+    ) -> Option<(PreviousCopy, Option<PathBuf>)> {
         let store = self.engine.store;
         let previous: CacheRecord = store.get_cache_json(identity).ok()??;
         let layer = previous.layer;
@@ -480,7 +482,7 @@ impl BuildRun<'_> {
             return None;
         }
         let snapshot = store.snapshot_path(&layer.diff_id)?;
-        let blob = store.blob_path(&layer.digest);
+        let blob = Some(store.blob_path(&layer.digest)).filter(|blob| blob.is_file());
         let old = store
             .get_cache_record(&files_key(identity, &layer.diff_id))
             .ok()??;

@@ -355,7 +355,7 @@ pub(crate) fn unpacked_snapshot(
     if let Some(path) = store.snapshot_path(diff_id) {
         return Ok(path);
     }
-    let blob = store.blob_path(digest);
+    let blob = store.blob_file(digest)?;
     store.create_snapshot(
         diff_id,
         |dir: &Path| -> Result<(), stagecraft_layer::Error> {
