@@ -6,7 +6,7 @@ use stagecraft_image::Platform;
 use stagecraft_layer::{
     ApplyOptions, DiffSource, LazyRootfs, TarOptions, WhiteoutMode, apply_layer,
 };
-use stagecraft_store::{Image, MultiPlatformImage, Store};
+use stagecraft_store::{Digest, Image, MultiPlatformImage, Store};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,17 +14,15 @@ use std::path::Path;
 
 /// Applies an image's layers, bottom first, into `dir` (which should be empty).
 pub fn unpack_rootfs(store: &Store, image: &Image, dir: &Path) -> Result<(), ExportError> {
-    apply_layers(store, image, dir, &mut apply_eagerly)
+    apply_layers(image, dir, &mut |digest, dir| {
+        apply_eagerly(store, digest, dir)
+    })
 }
 
 /// Writes an image's flattened filesystem as one tar. The files' bytes go from the layers
 /// straight into the tar ([`LazyRootfs`]), not through a directory first.
 pub fn write_rootfs_tar(store: &Store, image: &Image, out: impl Write) -> Result<(), ExportError> {
-    write_lazy_tar(
-        store,
-        |apply, dir| apply_layers(store, image, dir, apply),
-        out,
-    )
+    write_lazy_tar(store, |apply, dir| apply_layers(image, dir, apply), out)
 }
 
 /// The directory (or tar entry prefix) of a platform's files in a platform-split output:
@@ -42,7 +40,9 @@ pub fn unpack_rootfs_per_platform(
     image: &MultiPlatformImage,
     dir: &Path,
 ) -> Result<(), ExportError> {
-    apply_per_platform(store, image, dir, &mut apply_eagerly)
+    apply_per_platform(image, dir, &mut |digest, dir| {
+        apply_eagerly(store, digest, dir)
+    })
 }
 
 /// Writes each platform's flattened filesystem into one tar, under its platform's directory
@@ -55,17 +55,19 @@ pub fn write_rootfs_tar_per_platform(
 ) -> Result<(), ExportError> {
     write_lazy_tar(
         store,
-        |apply, dir| apply_per_platform(store, image, dir, apply),
+        |apply, dir| apply_per_platform(image, dir, apply),
         out,
     )
 }
 
-/// Applies a layer blob (the first path) into a directory (the second).
-type ApplyBlob<'a> = dyn FnMut(&Path, &Path) -> Result<(), ExportError> + 'a;
+/// Applies the layer blob of a digest into a directory.
+type ApplyBlob<'a> = dyn FnMut(&Digest, &Path) -> Result<(), ExportError> + 'a;
 
-/// Applies a layer blob into `dir` for good: whiteouts delete, owners are set when root.
-fn apply_eagerly(blob: &Path, dir: &Path) -> Result<(), ExportError> {
-    let file = fs::File::open(blob).map_err(io_at(blob))?;
+/// Applies a layer blob of `store` into `dir` for good: whiteouts delete, owners are set
+/// when root.
+fn apply_eagerly(store: &Store, digest: &Digest, dir: &Path) -> Result<(), ExportError> {
+    let blob = store.blob_file(digest)?;
+    let file = fs::File::open(&blob).map_err(io_at(&blob))?;
     apply_layer(io::BufReader::new(file), dir, &flatten_options())?;
     Ok(())
 }
@@ -79,15 +81,10 @@ fn flatten_options() -> ApplyOptions {
 }
 
 /// Applies `image`'s layers, bottom first, into `dir` (created if missing) with `apply`.
-fn apply_layers(
-    store: &Store,
-    image: &Image,
-    dir: &Path,
-    apply: &mut ApplyBlob<'_>,
-) -> Result<(), ExportError> {
+fn apply_layers(image: &Image, dir: &Path, apply: &mut ApplyBlob<'_>) -> Result<(), ExportError> {
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     for layer in &image.manifest.layers {
-        apply(&store.blob_path(&layer.digest), dir)?;
+        apply(&layer.digest, dir)?;
     }
     Ok(())
 }
@@ -95,14 +92,13 @@ fn apply_layers(
 /// Applies each platform's image with `apply` into its directory of `dir`, and gives that
 /// directory BuildKit's metadata (see [`unpack_rootfs_per_platform`]).
 fn apply_per_platform(
-    store: &Store,
     image: &MultiPlatformImage,
     dir: &Path,
     apply: &mut ApplyBlob<'_>,
 ) -> Result<(), ExportError> {
     for (platform, image) in image.platform_images() {
         let platform_dir = dir.join(platform_dir_name(&platform));
-        apply_layers(store, image, &platform_dir, apply)?;
+        apply_layers(image, &platform_dir, apply)?;
         fs::set_permissions(&platform_dir, fs::Permissions::from_mode(0o755))
             .map_err(io_at(&platform_dir))?;
         fs::File::open(&platform_dir)
@@ -128,8 +124,25 @@ fn write_lazy_tar(
     let mut lazy = LazyRootfs::new();
     let options = flatten_options();
     fill(
-        &mut |blob, dir| {
-            lazy.apply_layer(blob, dir, &options)?;
+        &mut |digest, dir| {
+            // A lazy blob (never written) is applied from its snapshots, its files' bytes
+            // left there; any other from its file.
+            match store.lazy_blob(digest) {
+                Some(blob) if !store.blob_path(digest).is_file() => {
+                    let (upper, lowers) = store.lazy_blob_dirs(&blob)?;
+                    lazy.apply_snapshot_layer(
+                        &upper,
+                        &lowers,
+                        blob.xattr,
+                        &blob.options,
+                        dir,
+                        &options,
+                    )?;
+                }
+                _ => {
+                    lazy.apply_layer(&store.blob_file(digest)?, dir, &options)?;
+                }
+            }
             Ok(())
         },
         scratch.path(),

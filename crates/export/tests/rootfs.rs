@@ -87,3 +87,122 @@ fn the_rootfs_tar_is_the_applied_layers_tar() {
         ]
     );
 }
+
+/// A layer recorded lazily (as a build step records it: its tar hashed, its upper directory
+/// installed as a snapshot) flattens into the same tar as once its blob is written, without
+/// writing it.
+#[test]
+fn a_lazy_layer_flattens_to_the_same_tar_as_its_blob() {
+    use stagecraft_layer::{ApplyOptions, WhiteoutMode, apply_layer};
+    use stagecraft_store::{DigestWriter, LazyBlob};
+    use std::path::Path;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let base = dir.path().join("base");
+    fs::create_dir_all(base.join("etc")).unwrap();
+    fs::write(base.join("etc/kept"), noise(70_000, 1)).unwrap();
+    fs::write(base.join("etc/changed"), noise(3_000, 3)).unwrap();
+    let options = TarOptions {
+        source_date_epoch: Some(1_700_000_000),
+    };
+    let (base_info, base_blob) = write_layer(
+        &DiffSource::Rootfs { root: &base },
+        &options,
+        Compression::gzip(),
+        Vec::new(),
+    )
+    .unwrap();
+    let base_blob = store.write_blob_bytes(&base_blob).unwrap();
+    let base_diff = stagecraft_image::Digest::parse(&base_info.diff_id).unwrap();
+    let unpack = ApplyOptions {
+        whiteouts: WhiteoutMode::Overlay(store.overlay_xattr()),
+        ..ApplyOptions::default()
+    };
+    store
+        .create_snapshot(&base_diff, |snapshot: &Path| {
+            let blob = store.open_blob(&base_blob.digest).unwrap();
+            apply_layer(blob, snapshot, &unpack).map(|_| ())
+        })
+        .unwrap();
+
+    let upper = dir.path().join("store/upper");
+    fs::create_dir_all(upper.join("etc")).unwrap();
+    fs::create_dir_all(upper.join("data/deep")).unwrap();
+    fs::write(upper.join("etc/changed"), noise(3_001, 4)).unwrap();
+    fs::write(upper.join("data/deep/big"), noise(300_000, 5)).unwrap();
+    fs::hard_link(upper.join("data/deep/big"), upper.join("data/same")).unwrap();
+    fs::write(upper.join("data/empty"), b"").unwrap();
+    std::os::unix::fs::symlink("../etc/kept", upper.join("data/link")).unwrap();
+    let lowers = [base_diff.clone()];
+    let hashed = store
+        .write_layer_tar(&upper, &lowers, &options, None, DigestWriter::new())
+        .unwrap()
+        .finish()
+        .unwrap();
+    store
+        .create_snapshot(&hashed.digest, |snapshot: &Path| {
+            fs::rename(&upper, snapshot)
+        })
+        .unwrap();
+    let lazy = LazyBlob {
+        size: hashed.size,
+        upper: hashed.digest.clone(),
+        lowers: lowers.to_vec(),
+        options,
+        xattr: store.overlay_xattr(),
+    };
+    store.record_lazy_blob(&hashed.digest, &lazy).unwrap();
+
+    let mut config = ImageConfig::default();
+    config.rootfs.diff_ids = vec![base_diff, hashed.digest.clone()];
+    let image = store
+        .write_image(
+            &config,
+            vec![
+                base_blob.descriptor(OCI_LAYER_GZIP),
+                hashed.descriptor(OCI_LAYER),
+            ],
+            ManifestFormat::Oci,
+        )
+        .unwrap();
+
+    let mut from_snapshots = Vec::new();
+    write_rootfs_tar(&store, &image, &mut from_snapshots).unwrap();
+    assert!(
+        !store.blob_path(&hashed.digest).exists(),
+        "flattening wrote the lazy blob"
+    );
+    // The applied tree's tar (applying needs the blob: it is written).
+    let mut applied = Vec::new();
+    write_tree_tar(
+        &store,
+        |root| unpack_rootfs(&store, &image, root),
+        &mut applied,
+    )
+    .unwrap();
+    assert!(store.blob_path(&hashed.digest).is_file());
+    let mut from_blob = Vec::new();
+    write_rootfs_tar(&store, &image, &mut from_blob).unwrap();
+    assert!(from_snapshots == from_blob, "the tars differ");
+    assert!(from_snapshots == applied, "the tars differ from the tree's");
+    let names: Vec<String> = tar::Archive::new(from_snapshots.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "data/",
+            "data/deep/",
+            "data/deep/big",
+            "data/empty",
+            "data/link",
+            "data/same",
+            "etc/",
+            "etc/changed",
+            "etc/kept"
+        ]
+    );
+}

@@ -3,13 +3,17 @@
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::apply::{ApplyOptions, ApplyWarning, Deferral, apply_stream};
 use crate::error::{Error, Result};
 use crate::extents::Extents;
+use crate::pipe::chunk_pipe;
 use crate::tarread::{EntryKind, TarReader};
-use crate::write::{DiffSource, TarOptions, write_tar_with};
+use crate::whiteout::OverlayXattr;
+use crate::write::{DiffSource, TarOptions, write_hollow_tar, write_tar_with};
 
 /// A root file system assembled from layer blobs as [`apply_layer`](crate::apply_layer)
 /// assembles it, for writing out as one tar ([`LazyRootfs::write_tar`]) without the regular
@@ -54,9 +58,66 @@ impl LazyRootfs {
             extents: &mut self.extents,
             layer,
             plain: false,
+            snapshot: false,
         };
         let stream = BufReader::with_capacity(1 << 20, stream);
         Ok(apply_stream(stream, root, options, Some(deferral))?.warnings)
+    }
+
+    /// Applies under `root` the layer that [`write_tar`](crate::write_tar) writes of the
+    /// overlay upper snapshot `upper` over `lower_dirs` (topmost first) with `tar_options`,
+    /// as [`apply_layer`](Self::apply_layer) applies that tar, leaving each regular file's
+    /// bytes in the snapshot: they are read from the file at its entry's path under `upper`
+    /// (opened beneath it, never through a symlink) when the tar is written. The tar itself
+    /// is never made: its entries go from the writer to the apply with the files' bytes left
+    /// out. `upper` must not change until then (a store snapshot does not).
+    pub fn apply_snapshot_layer(
+        &mut self,
+        upper: &Path,
+        lower_dirs: &[PathBuf],
+        xattr: OverlayXattr,
+        tar_options: &TarOptions,
+        root: &Path,
+        options: &ApplyOptions,
+    ) -> Result<Vec<ApplyWarning>> {
+        let snapshot = rustix::fs::open(
+            upper,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", upper, e.into()))?;
+        let layer = self.extents.add_snapshot(snapshot);
+        let deferral = Deferral {
+            extents: &mut self.extents,
+            layer,
+            plain: false,
+            snapshot: true,
+        };
+        let source = DiffSource::OverlayUpper {
+            upper,
+            lower_dirs,
+            xattr,
+        };
+        let (writer, reader) = chunk_pipe();
+        std::thread::scope(|scope| {
+            let written = scope.spawn(|| {
+                write_hollow_tar(&source, tar_options, writer)?
+                    .finish()
+                    .map_err(|source| Error::Output { source })
+            });
+            let applied = apply_stream(reader, root, options, Some(deferral));
+            let written = written.join().map_err(|_| Error::Output {
+                source: io::Error::other("the layer's tar writer panicked"),
+            })?;
+            match (applied, written) {
+                (Ok(stats), Ok(())) => Ok(stats.warnings),
+                // The writer's own error first: the apply then only saw a stream cut short.
+                (_, Err(error)) if !matches!(error, Error::Output { .. }) => Err(error),
+                (Ok(_), Err(error)) => Err(error),
+                // The writer only failed because the apply stopped reading.
+                (Err(error), _) => Err(error),
+            }
+        })
     }
 
     /// Writes the tree under `root` as [`write_tar`](crate::write_tar) with

@@ -73,6 +73,7 @@ mod extents;
 mod fsutil;
 mod lazy;
 mod pgzip;
+mod pipe;
 mod retime;
 mod tarfmt;
 mod tarread;

@@ -97,6 +97,27 @@ pub(crate) fn write_tar_with<W: Write>(
     extents: Option<&Extents>,
     out: W,
 ) -> Result<W> {
+    emit(source, options, extents, false, out)
+}
+
+/// [`write_tar`] with every regular file's bytes written as zeros, the files never read:
+/// the entries of a layer, for an apply that leaves the bytes in the files
+/// ([`LazyRootfs::apply_snapshot_layer`](crate::LazyRootfs::apply_snapshot_layer)).
+pub(crate) fn write_hollow_tar<W: Write>(
+    source: &DiffSource<'_>,
+    options: &TarOptions,
+    out: W,
+) -> Result<W> {
+    emit(source, options, None, true, out)
+}
+
+fn emit<W: Write>(
+    source: &DiffSource<'_>,
+    options: &TarOptions,
+    extents: Option<&Extents>,
+    hollow: bool,
+    out: W,
+) -> Result<W> {
     let mut emitter = Emitter {
         tar: TarStream::new(out),
         extents,
@@ -105,6 +126,7 @@ pub(crate) fn write_tar_with<W: Write>(
         stack: Vec::new(),
         buf: vec![0; 256 * 1024],
         drop_xattrs: None,
+        hollow,
     };
     match *source {
         DiffSource::Rootfs { root } => {
@@ -206,6 +228,9 @@ struct Emitter<'l, W> {
     /// The overlayfs xattr namespace not to copy into the layer, when
     /// reading an overlay upper directory.
     drop_xattrs: Option<&'static str>,
+    /// Whether regular files' bytes are left out: written as zeros, never read (a tar to
+    /// apply lazily, whose files' bytes stay where they are: [`write_hollow_tar`]).
+    hollow: bool,
 }
 
 fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -406,7 +431,12 @@ impl<W: Write> Emitter<'_, W> {
             .map_err(|source| Error::Output { source })?;
         if kind == Kind::Regular {
             let written = match self.extents.and_then(|extents| extents.contents(meta)) {
-                Some(mut layer_bytes) => self.tar.data(&mut layer_bytes, size, &mut self.buf),
+                Some(Ok(mut layer_bytes)) => self.tar.data(&mut layer_bytes, size, &mut self.buf),
+                Some(Err(e)) => return Err(Error::io("open the layer file of", &node.path, e)),
+                None if self.hollow => {
+                    self.tar
+                        .data(&mut io::repeat(0).take(size), size, &mut self.buf)
+                }
                 None => {
                     let mut file = open_nofollow(&node.path)?;
                     self.tar.data(&mut file, size, &mut self.buf)

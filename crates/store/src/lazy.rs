@@ -128,10 +128,7 @@ impl Store {
         reused: Option<&LazyRootfs>,
         out: W,
     ) -> Result<W> {
-        let lower_dirs = lowers
-            .iter()
-            .map(|lower| self.installed_snapshot(lower))
-            .collect::<Result<Vec<PathBuf>>>()?;
+        let lower_dirs = self.snapshot_dirs(lowers)?;
         let source = DiffSource::OverlayUpper {
             upper,
             lower_dirs: &lower_dirs,
@@ -188,6 +185,22 @@ impl Store {
     fn regenerate<W: Write>(&self, blob: &LazyBlob, out: W) -> Result<W> {
         let upper = self.installed_snapshot(&blob.upper)?;
         self.write_layer_tar(&upper, &blob.lowers, &blob.options, None, out)
+    }
+
+    /// The content directories of `blob`'s upper snapshot and of its lowers (topmost
+    /// first): what its tar is written from, for readers that take the files' bytes from
+    /// there ([`LazyRootfs::apply_snapshot_layer`]).
+    pub fn lazy_blob_dirs(&self, blob: &LazyBlob) -> Result<(PathBuf, Vec<PathBuf>)> {
+        let upper = self.installed_snapshot(&blob.upper)?;
+        let lowers = self.snapshot_dirs(&blob.lowers)?;
+        Ok((upper, lowers))
+    }
+
+    fn snapshot_dirs(&self, diff_ids: &[Digest]) -> Result<Vec<PathBuf>> {
+        diff_ids
+            .iter()
+            .map(|diff_id| self.installed_snapshot(diff_id))
+            .collect()
     }
 
     /// Makes sure the blob `digest` is a file in the store, writing a lazy blob's bytes

@@ -79,7 +79,10 @@ fn a_lazy_blob_is_present_and_reads_as_the_bytes_hashed_at_commit() {
     assert_eq!(store.blob_size(&digest).unwrap(), committed.len() as u64);
     let streamed = store.write_lazy_blob(&digest, Vec::new()).unwrap();
     assert_eq!(streamed, committed);
-    assert!(!store.blob_path(&digest).exists(), "streaming writes no blob");
+    assert!(
+        !store.blob_path(&digest).exists(),
+        "streaming writes no blob"
+    );
 
     let mut read = Vec::new();
     store
@@ -90,7 +93,10 @@ fn a_lazy_blob_is_present_and_reads_as_the_bytes_hashed_at_commit() {
     assert_eq!(read, committed);
     let file = store.blob_path(&digest);
     assert_eq!(fs::read(&file).unwrap(), committed, "materialized once");
-    assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
     assert!(store.verify(&VerifyOptions::default()).unwrap().is_clean());
 }
 
@@ -110,7 +116,10 @@ fn a_changed_snapshot_is_refused_and_nothing_is_written() {
     assert!(entries(&store.root().join("ingest")).is_empty());
     let report = store.verify(&VerifyOptions::default()).unwrap();
     assert_eq!(report.corrupt.len(), 1, "{report:?}");
-    assert!(report.corrupt[0].problem.contains("hashes to"), "{report:?}");
+    assert!(
+        report.corrupt[0].problem.contains("hashes to"),
+        "{report:?}"
+    );
 }
 
 #[test]
@@ -125,7 +134,10 @@ fn a_lazy_blob_keeps_its_snapshots_and_goes_with_them() {
     assert!(kept.removed_snapshots.is_empty(), "{kept:?}");
     assert!(kept.removed_blobs.is_empty(), "{kept:?}");
     assert!(store.has_blob(&digest));
-    assert!(store.disk_usage().unwrap().blobs > 0, "its record is counted");
+    assert!(
+        store.disk_usage().unwrap().blobs > 0,
+        "its record is counted"
+    );
 
     let all = store
         .prune(&PruneOptions {

@@ -259,6 +259,10 @@ pub(crate) struct Deferral<'d> {
     pub(crate) layer: usize,
     /// Whether the stream is a plain tar; only then are bytes left in it.
     pub(crate) plain: bool,
+    /// Whether the layer is a snapshot directory's hollow tar
+    /// ([`write_hollow_tar`](crate::write::write_hollow_tar)): a file's bytes are then those
+    /// of the file at its entry's path in the snapshot, not in the stream.
+    pub(crate) snapshot: bool,
 }
 
 struct Applier<'d> {
@@ -604,10 +608,17 @@ impl Applier<'_> {
                 // The right size, no bytes: a sparse file, which costs no writes.
                 file.set_len(length)
                     .map_err(|e| Error::apply(entry, "size file", e))?;
-                deferral
-                    .extents
-                    .defer(&file, deferral.layer, offset, length)
-                    .map_err(|e| Error::apply(entry, "inspect file", e))?;
+                match deferral.snapshot {
+                    true => {
+                        deferral
+                            .extents
+                            .defer_to_snapshot(&file, deferral.layer, entry, length)
+                    }
+                    false => deferral
+                        .extents
+                        .defer(&file, deferral.layer, offset, length),
+                }
+                .map_err(|e| Error::apply(entry, "inspect file", e))?;
             }
             deferral => {
                 loop {
