@@ -4,7 +4,7 @@
 use crate::{ExportError, io_at};
 use stagecraft_image::Platform;
 use stagecraft_layer::{
-    ApplyOptions, DiffSource, LazyRootfs, TarOptions, WhiteoutMode, apply_layer,
+    ApplyOptions, DiffSource, LazyRootfs, TarOptions, WhiteoutMode, apply_diff, apply_layer,
 };
 use stagecraft_store::{Digest, Image, MultiPlatformImage, Store};
 use std::fs;
@@ -64,8 +64,28 @@ pub fn write_rootfs_tar_per_platform(
 type ApplyBlob<'a> = dyn FnMut(&Digest, &Path) -> Result<(), ExportError> + 'a;
 
 /// Applies a layer blob of `store` into `dir` for good: whiteouts delete, owners are set
-/// when root.
+/// when root. A lazy blob (never written) is applied as its tar is regenerated, and checked
+/// against its digest.
 fn apply_eagerly(store: &Store, digest: &Digest, dir: &Path) -> Result<(), ExportError> {
+    if let Some(blob) = store.lazy_blob(digest)
+        && !store.blob_path(digest).is_file()
+    {
+        let (upper, lower_dirs) = store.lazy_blob_dirs(&blob)?;
+        let source = DiffSource::OverlayUpper {
+            upper: &upper,
+            lower_dirs: &lower_dirs,
+            xattr: blob.xattr,
+        };
+        let stats = apply_diff(&source, &blob.options, dir, &flatten_options())?;
+        if stats.diff_id != digest.as_str() {
+            return Err(stagecraft_store::Error::LazyBlobDamaged {
+                digest: digest.clone(),
+                actual: Digest::parse(&stats.diff_id).unwrap_or_else(|_| digest.clone()),
+            }
+            .into());
+        }
+        return Ok(());
+    }
     let blob = store.blob_file(digest)?;
     let file = fs::File::open(&blob).map_err(io_at(&blob))?;
     apply_layer(io::BufReader::new(file), dir, &flatten_options())?;

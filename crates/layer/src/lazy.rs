@@ -10,7 +10,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::apply::{ApplyOptions, ApplyWarning, Deferral, apply_stream};
 use crate::error::{Error, Result};
 use crate::extents::Extents;
-use crate::pipe::chunk_pipe;
+use crate::pipe::apply_piped;
 use crate::tarread::{EntryKind, TarReader};
 use crate::whiteout::OverlayXattr;
 use crate::write::{DiffSource, TarOptions, write_hollow_tar, write_tar_with};
@@ -98,26 +98,11 @@ impl LazyRootfs {
             lower_dirs,
             xattr,
         };
-        let (writer, reader) = chunk_pipe();
-        std::thread::scope(|scope| {
-            let written = scope.spawn(|| {
-                write_hollow_tar(&source, tar_options, writer)?
-                    .finish()
-                    .map_err(|source| Error::Output { source })
-            });
-            let applied = apply_stream(reader, root, options, Some(deferral));
-            let written = written.join().map_err(|_| Error::Output {
-                source: io::Error::other("the layer's tar writer panicked"),
-            })?;
-            match (applied, written) {
-                (Ok(stats), Ok(())) => Ok(stats.warnings),
-                // The writer's own error first: the apply then only saw a stream cut short.
-                (_, Err(error)) if !matches!(error, Error::Output { .. }) => Err(error),
-                (Ok(_), Err(error)) => Err(error),
-                // The writer only failed because the apply stopped reading.
-                (Err(error), _) => Err(error),
-            }
-        })
+        let stats = apply_piped(
+            |out| write_hollow_tar(&source, tar_options, out),
+            |tar| apply_stream(tar, root, options, Some(deferral)),
+        )?;
+        Ok(stats.warnings)
     }
 
     /// Writes the tree under `root` as [`write_tar`](crate::write_tar) with

@@ -82,7 +82,7 @@ mod testdata;
 mod whiteout;
 mod write;
 
-pub use apply::{ApplyOptions, ApplyStats, ApplyWarning, WhiteoutMode, apply_layer};
+pub use apply::{ApplyOptions, ApplyStats, ApplyWarning, WhiteoutMode, apply_diff, apply_layer};
 pub use compress::{
     Compression, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL, DOCKER_MEDIA_TYPE_TAR,
     DOCKER_MEDIA_TYPE_TAR_GZIP, LayerInfo, LayerWriter, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP,

@@ -4,6 +4,37 @@
 use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
+use crate::apply::ApplyStats;
+use crate::error::{Error, Result};
+
+/// Runs `write` (on a thread of its own) into `apply`: a tar applied as it is written, never
+/// stored.
+pub(crate) fn apply_piped(
+    write: impl FnOnce(ChunkWriter) -> Result<ChunkWriter> + Send,
+    apply: impl FnOnce(ChunkReader) -> Result<ApplyStats>,
+) -> Result<ApplyStats> {
+    let (writer, reader) = chunk_pipe();
+    std::thread::scope(|scope| {
+        let written = scope.spawn(|| {
+            write(writer)?
+                .finish()
+                .map_err(|source| Error::Output { source })
+        });
+        let applied = apply(reader);
+        let written = written.join().map_err(|_| Error::Output {
+            source: io::Error::other("the layer's tar writer panicked"),
+        })?;
+        match (applied, written) {
+            (Ok(stats), Ok(())) => Ok(stats),
+            // The writer's own error first: the apply then only saw a stream cut short.
+            (_, Err(error)) if !matches!(error, Error::Output { .. }) => Err(error),
+            (Ok(_), Err(error)) => Err(error),
+            // The writer only failed because the apply stopped reading.
+            (Err(error), _) => Err(error),
+        }
+    })
+}
+
 /// Bytes per chunk.
 const CHUNK: usize = 1 << 20;
 /// Chunks in flight: the writer may run ahead of the reader, not far.

@@ -216,7 +216,21 @@ impl Store {
             digest: digest.clone(),
             path: self.blob_path(digest),
         })?;
-        let writer = self.regenerate(&blob, self.blob_writer()?)?;
+        let upper = self.installed_snapshot(&blob.upper)?;
+        self.write_layer_blob(digest, &upper, &blob.lowers, &blob.options)
+    }
+
+    /// Writes the layer tar of `upper` over the snapshots `lowers` as the blob `digest`,
+    /// checked: bytes that hash to anything else are not kept, and are
+    /// [`Error::LazyBlobDamaged`].
+    pub fn write_layer_blob(
+        &self,
+        digest: &Digest,
+        upper: &Path,
+        lowers: &[Digest],
+        options: &TarOptions,
+    ) -> Result<()> {
+        let writer = self.write_layer_tar(upper, lowers, options, None, self.blob_writer()?)?;
         let staged = writer.finish()?;
         if staged.info.digest != *digest {
             return Err(Error::LazyBlobDamaged {

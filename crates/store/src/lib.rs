@@ -74,7 +74,10 @@
 //! from its blob); [`Store::snapshot_path`] only
 //! returns snapshots with a marker that names them. Deleting a snapshot
 //! starts with a rename back into `ingest/`, so no reader sees one
-//! half-deleted. A new cache mount is filled in `ingest/` and renamed into
+//! half-deleted. A lazy blob's record is written (write, fsync, rename, fsync)
+//! after the snapshots it names are installed and `snapshots/` is synced, so
+//! it never outlives them; its bytes, when written, go through the blob path
+//! above and are checked against its name. A new cache mount is filled in `ingest/` and renamed into
 //! place ([`NewCacheMount::install`]), or swapped with the old one in one
 //! `renameat2(RENAME_EXCHANGE)` ([`NewCacheMount::replace`]). A `kill -9`
 //! at any point leaves at most leftovers in `ingest/`, removed by the next
@@ -111,9 +114,11 @@
 //! # Garbage collection
 //!
 //! [`Store::prune`] keeps what is reachable from tags (index → manifests,
-//! manifest → config and layers, config → snapshots of its `diff_ids`) and
-//! from cache records (any `sha256:` digest they mention, followed the same
-//! way), and removes the rest; [`PruneOptions`] controls cache records and a
+//! manifest → config and layers, config → snapshots of its `diff_ids`, lazy
+//! blob → the snapshots it is made of) and from cache records (any `sha256:`
+//! digest they mention, followed the same way), and removes the rest (a lazy
+//! blob whose snapshots are gone is removed whatever references it: it is no
+//! blob any more); [`PruneOptions`] controls cache records and a
 //! storage budget. Cache mounts are never pruned, nor counted in
 //! [`Store::disk_usage`]: like BuildKit's, they are the user's to keep.
 //! Context indexes reference nothing (about a hundred bytes per context

@@ -154,6 +154,22 @@ pub fn apply_layer<R: Read>(reader: R, root: &Path, options: &ApplyOptions) -> R
     apply_stream(reader, root, options, None)
 }
 
+/// Applies the layer tar [`write_tar`](crate::write_tar) writes of `source` with
+/// `tar_options`, as [`apply_layer`] applies it, without the tar ever being stored: it goes
+/// from the writer (on a thread of its own) to the apply as it is written. The stats are the
+/// tar's: its `diff_id` is what the tar hashes to.
+pub fn apply_diff(
+    source: &crate::DiffSource<'_>,
+    tar_options: &crate::TarOptions,
+    root: &Path,
+    options: &ApplyOptions,
+) -> Result<ApplyStats> {
+    crate::pipe::apply_piped(
+        |out| crate::write_tar(source, tar_options, out),
+        |tar| apply_stream(tar, root, options, None),
+    )
+}
+
 /// [`apply_layer`], with regular files' bytes left in the layer when `deferral` is given and
 /// the stream is a plain tar (see [`LazyRootfs`](crate::LazyRootfs)). A deferred apply does not hash the stream:
 /// its caller trusts the blob, and the stats' digests are left empty.

@@ -220,6 +220,7 @@ impl BuildRun<'_> {
         let (layer, lazy) = self
             .commit_layer_reusing(&upper, &lowers, name, reused.as_ref())
             .inspect_err(|_| finish(StepStatus::Failed, None))?;
+        let upper_inode = inode(&upper);
         let snapshot = store
             .create_snapshot(&layer.diff_id, |content: &Path| {
                 std::fs::rename(&upper, content)
@@ -229,13 +230,20 @@ impl BuildRun<'_> {
                 source: e,
             })?;
         // Only now that its snapshot is installed may the layer's blob be recorded as made
-        // of it. (A snapshot that was there already holds the same tree: it has this diff ID.)
-        store
-            .record_lazy_blob(&layer.digest, &lazy)
-            .map_err(|e| BuildError::Store {
-                what: "recording the layer blob".into(),
-                source: e,
-            })?;
+        // of it, and only if the snapshot is this upper directory: a snapshot that was there
+        // already (unpacked from a pulled blob of this diff ID, say) holds the same files but
+        // is not known to give the same tar. Then the blob is written, from this upper
+        // directory while it is there (checked against the digest either way).
+        let recorded = if upper_inode.is_some() && inode(&snapshot) == upper_inode {
+            store.record_lazy_blob(&layer.digest, &lazy)
+        } else {
+            let source = if upper.is_dir() { &upper } else { &snapshot };
+            store.write_layer_blob(&layer.digest, source, &lazy.lowers, &lazy.options)
+        };
+        recorded.map_err(|e| BuildError::Store {
+            what: "recording the layer blob".into(),
+            source: e,
+        })?;
         store
             .put_cache_json(
                 key,
@@ -345,6 +353,14 @@ impl BuildRun<'_> {
         };
         Ok((layer, lazy))
     }
+}
+
+/// The (device, inode) of the directory `dir`, if it can be read.
+fn inode(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(dir)
+        .ok()
+        .map(|meta| (meta.dev(), meta.ino()))
 }
 
 /// The layer directories to stack, bottom first, with repeats removed: a layer that occurs twice
