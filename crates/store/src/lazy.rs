@@ -15,8 +15,11 @@
 //! (same inodes), the lowers are installed snapshots, and installed snapshots are never
 //! changed (they are overlay lower directories; a copy that reuses a file hard-links it into
 //! a new upper and never edits it). A commit that reuses entries of an earlier layer tar
-//! ([`LazyRootfs::write_diff_tar`]) writes the same bytes as reading the files. Disk damage
-//! is the one way left to differ: materializing checks the digest and refuses.
+//! ([`LazyRootfs::write_diff_tar`]) writes the same bytes as reading the files. A step
+//! records a lazy blob only when the snapshot installed is its own upper directory (a
+//! snapshot of that diff ID unpacked earlier from a pulled blob holds the same files, but is
+//! not known to give the same tar). Disk damage is the one way left to differ:
+//! materializing, applying for good and `verify` check the digest and refuse.
 //!
 //! Crash rules: a record is written after the snapshots it names are installed (and their
 //! renames synced), by write, fsync, rename, fsync; a record whose snapshots are gone (a
@@ -145,7 +148,8 @@ impl Store {
     }
 
     /// Records the blob `digest` as `blob` describes it, once the snapshots it names are
-    /// installed; see the [module docs](self) for the crash rules.
+    /// installed (and their installs synced), by write, fsync, rename, fsync: a record never
+    /// outlives its snapshots.
     pub fn record_lazy_blob(&self, digest: &Digest, blob: &LazyBlob) -> Result<()> {
         let _lease = self.lease()?;
         for snapshot in blob.snapshots() {
