@@ -189,15 +189,33 @@ impl Sandbox {
         (json["config_digest"].as_str().unwrap().to_owned(), diff_ids)
     }
 
-    /// The entries of the layer `diff_id` in the store of `who` (a plain tar blob: a built layer's
-    /// digest is its diff ID): (path, uid, gid).
-    fn layer_entries(&self, who: As<'_>, diff_id: &str) -> Vec<(String, u64, u64)> {
-        let hex = diff_id.strip_prefix("sha256:").unwrap();
-        let blob = self.store(who).join("blobs/sha256").join(hex);
-        common::tar_headers(&blob)
+    /// The entries of the layer `diff_id` of `tag` in the store of `who`: (path, uid, gid).
+    fn layer_entries(&self, who: As<'_>, tag: &str, diff_id: &str) -> Vec<(String, u64, u64)> {
+        common::tar_headers(&self.layer_tar(who, tag, diff_id))
             .into_iter()
             .map(|(path, header)| (path, header.uid().unwrap(), header.gid().unwrap()))
             .collect()
+    }
+
+    /// The layer `diff_id` of `tag` as `who` saves it (a docker archive keeps a layer as it is
+    /// stored: a built layer is a plain tar, its digest its diff ID), in a file: the way to a
+    /// layer's bytes whether or not the store holds them as a file (a rootful store records a
+    /// built layer as a lazy blob, written only when something needs its bytes).
+    fn layer_tar(&self, who: As<'_>, tag: &str, diff_id: &str) -> PathBuf {
+        let hex = diff_id.strip_prefix("sha256:").unwrap();
+        let saved = self.home(who).join(format!("saved-{hex}.tar"));
+        let path = saved.to_str().unwrap();
+        succeeds(&self.stagecraft(who, &["save", tag, "--format", "docker", "-o", path]));
+        let layer = self.dir.path().join(format!("layer-{hex}.tar"));
+        let mut archive = tar::Archive::new(fs::File::open(&saved).unwrap());
+        let mut entry = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap() == Path::new(&format!("blobs/sha256/{hex}")))
+            .expect("the layer in the saved archive");
+        std::io::copy(&mut entry, &mut fs::File::create(&layer).unwrap()).unwrap();
+        layer
     }
 }
 
@@ -354,7 +372,8 @@ fn rootless_with_subordinate_ids_builds_what_root_builds() {
     let user = SubidUser::get();
     let sandbox = Sandbox::new();
     let layers = same_image_as_root(&sandbox, SUBID_USER, DOCKERFILE);
-    assert_deletions_recorded(&sandbox.layer_entries(As::User(SUBID_USER), &layers[2]));
+    let tag = format!("rootless-test-{SUBID_USER}:latest");
+    assert_deletions_recorded(&sandbox.layer_entries(As::User(SUBID_USER), &tag, &layers[2]));
 
     // Owners other than root: `COPY --chown` and a RUN as `app`.
     let context = sandbox.context("context-owners", DOCKERFILE_OWNERS);
@@ -365,12 +384,12 @@ fn rootless_with_subordinate_ids_builds_what_root_builds() {
     let (user_config, user_layers) = sandbox.inspect(As::User(SUBID_USER), "owners:latest");
     assert_eq!(user_layers, root_layers);
     assert_eq!(user_config, root_config);
-    let copied = sandbox.layer_entries(As::User(SUBID_USER), &user_layers[2]);
+    let copied = sandbox.layer_entries(As::User(SUBID_USER), "owners:latest", &user_layers[2]);
     assert!(
         copied.contains(&("srv/owned.txt".to_owned(), 1000, 1000)),
         "COPY --chown=1000:1000 gives a file owned by 1000: {copied:?}"
     );
-    let ran = sandbox.layer_entries(As::User(SUBID_USER), &user_layers[3]);
+    let ran = sandbox.layer_entries(As::User(SUBID_USER), "owners:latest", &user_layers[3]);
     assert!(
         ran.contains(&("tmp/copied".to_owned(), 1000, 1000)),
         "a RUN as app (1000) writes files owned by 1000: {ran:?}"
@@ -387,7 +406,8 @@ fn rootless_with_subordinate_ids_builds_what_root_builds() {
 fn rootless_with_a_single_id_builds_what_root_builds_and_refuses_other_owners() {
     let sandbox = Sandbox::new();
     let layers = same_image_as_root(&sandbox, "nobody", DOCKERFILE);
-    assert_deletions_recorded(&sandbox.layer_entries(As::User("nobody"), &layers[2]));
+    let tag = "rootless-test-nobody:latest";
+    assert_deletions_recorded(&sandbox.layer_entries(As::User("nobody"), tag, &layers[2]));
 
     // Only root is mapped: another owner is an error that says how to map more, never a file
     // quietly given to root.
@@ -454,16 +474,8 @@ fn rootless_steps_cannot_reach_the_host_and_builds_write_only_their_store() {
     );
     // The step's own view: its /tmp/pids went into the layer, and it saw only its own processes.
     let (_, layers) = sandbox.inspect(As::User(SUBID_USER), "escape:latest");
-    let hex = layers[1].strip_prefix("sha256:").unwrap();
-    let mut archive = tar::Archive::new(
-        fs::File::open(
-            sandbox
-                .store(As::User(SUBID_USER))
-                .join("blobs/sha256")
-                .join(hex),
-        )
-        .unwrap(),
-    );
+    let layer = sandbox.layer_tar(As::User(SUBID_USER), "escape:latest", &layers[1]);
+    let mut archive = tar::Archive::new(fs::File::open(layer).unwrap());
     let pids = archive
         .entries()
         .unwrap()

@@ -147,6 +147,14 @@ impl Store {
         })
     }
 
+    /// Whether this store records the layers builds make as lazy blobs: a rootful one only.
+    /// A rootless store's files belong to the ids of a build's user namespace, and a process
+    /// outside it (a `save`, a `push`) reads other owners there: the tar it would regenerate
+    /// is not the one the build hashed. A rootful process sees the host's ids, as every other.
+    pub fn records_lazy_blobs(&self) -> bool {
+        self.overlay_xattr() == OverlayXattr::Trusted
+    }
+
     /// Records the blob `digest` as `blob` describes it, once the snapshots it names are
     /// installed (and their installs synced), by write, fsync, rename, fsync: a record never
     /// outlives its snapshots.

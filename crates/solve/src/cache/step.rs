@@ -234,11 +234,16 @@ impl BuildRun<'_> {
         // already (unpacked from a pulled blob of this diff ID, say) holds the same files but
         // is not known to give the same tar. Then the blob is written, from this upper
         // directory while it is there (checked against the digest either way).
-        let recorded = if upper_inode.is_some() && inode(&snapshot) == upper_inode {
-            store.record_lazy_blob(&layer.digest, &lazy)
-        } else {
-            let source = if upper.is_dir() { &upper } else { &snapshot };
-            store.write_layer_blob(&layer.digest, source, &lazy.lowers, &lazy.options)
+        let recorded = match lazy {
+            // Written already (see `commit_layer_reusing`).
+            None => Ok(()),
+            Some(lazy) if upper_inode.is_some() && inode(&snapshot) == upper_inode => {
+                store.record_lazy_blob(&layer.digest, &lazy)
+            }
+            Some(lazy) => {
+                let source = if upper.is_dir() { &upper } else { &snapshot };
+                store.write_layer_blob(&layer.digest, source, &lazy.lowers, &lazy.options)
+            }
         };
         recorded.map_err(|e| BuildError::Store {
             what: "recording the layer blob".into(),
@@ -308,7 +313,8 @@ impl BuildRun<'_> {
     /// Makes the layer of a step's upper directory over the layers `lowers` (diff IDs, bottom
     /// first): its plain tar is written into a hash only (its digest is the diff ID), and the
     /// blob is to be recorded as the returned [`LazyBlob`] once the upper directory is its
-    /// snapshot. Whoever needs the bytes regenerates them from the snapshots (see
+    /// snapshot. (In a store that records none, [`Store::records_lazy_blobs`], the blob is
+    /// written here, as the tar is hashed, and no `LazyBlob` is returned.) Whoever needs the bytes regenerates them from the snapshots (see
     /// [`Store::record_lazy_blob`]); most builds never do. Compression waits until the layer
     /// leaves the store ([`Store::compressed_layer`]).
     ///
@@ -319,7 +325,7 @@ impl BuildRun<'_> {
         lowers: &[Digest],
         name: &str,
         reused: Option<&LazyRootfs>,
-    ) -> Result<(LayerRef, LazyBlob), BuildError> {
+    ) -> Result<(LayerRef, Option<LazyBlob>), BuildError> {
         let store = self.engine.store;
         let lowers: Vec<Digest> = distinct_layers(lowers).into_iter().rev().collect();
         let options = TarOptions {
@@ -330,18 +336,29 @@ impl BuildRun<'_> {
             step: name.to_owned(),
             source,
         };
-        let blob = store
-            .write_layer_tar(upper, &lowers, &options, reused, DigestWriter::new())
-            .map_err(|e| failed("writing", e.into()))?
-            .finish()
-            .map_err(|e| failed("hashing", e.into()))?;
-        let lazy = LazyBlob {
+        let blob = if store.records_lazy_blobs() {
+            store
+                .write_layer_tar(upper, &lowers, &options, reused, DigestWriter::new())
+                .map_err(|e| failed("writing", e.into()))?
+                .finish()
+                .map_err(|e| failed("hashing", e.into()))?
+        } else {
+            let writer = store
+                .blob_writer()
+                .map_err(|e| failed("storing", e.into()))?;
+            store
+                .write_layer_tar(upper, &lowers, &options, reused, writer)
+                .map_err(|e| failed("writing", e.into()))?
+                .commit()
+                .map_err(|e| failed("storing", e.into()))?
+        };
+        let lazy = store.records_lazy_blobs().then(|| LazyBlob {
             size: blob.size,
             upper: blob.digest.clone(),
             lowers,
             options,
             xattr: store.overlay_xattr(),
-        };
+        });
         let layer = LayerRef {
             diff_id: blob.digest.clone(),
             media_type: MEDIA_TYPE_TAR.to_owned(),
