@@ -28,6 +28,8 @@ read -r -a security <<<"${FLEET_SECURITY:---security-opt seccomp=unconfined --se
 
 # shellcheck source=scripts/lib/daemons.sh
 source scripts/lib/daemons.sh
+# shellcheck source=scripts/lib/registry.sh
+source scripts/lib/registry.sh
 cleanup() {
     local code=$?
     set +e
@@ -43,17 +45,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 export STAGECRAFT_ROOT=$work/host-store
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$shared/fixtures/start-registry" "$port" "$work/reg" >/dev/null
-registry=127.0.0.1:$port
+# busybox, the project's base, is in the registry as a CI runner would pull it
+registry=$(start_busybox_registry "$shared" "$work")
 DOCKER_HOST=$("$shared/fixtures/start-dockerd" "$work/dd" "$registry")
 export DOCKER_HOST
 docker=/usr/bin/docker
 
-# --- bases: busybox for the project (in the registry, as a CI runner would pull it), and a
-# Debian bookworm minbase standing in for debian:bookworm-slim, the stagecraft image's base.
-"$shared/fixtures/make-busybox-image" "$work/busybox" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$work/busybox:latest" "docker://$registry/busybox:latest"
+# --- the other base: a Debian bookworm minbase standing in for debian:bookworm-slim, the
+# stagecraft image's base.
 base_tar=$repo/target/fleet/debian-bookworm-minbase.tar
 if [ ! -s "$base_tar" ]; then
     echo "fleet: debootstrap of the runtime base (once; kept in $base_tar)" >&2
