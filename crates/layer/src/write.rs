@@ -15,14 +15,18 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::compress::{Compression, LayerInfo, LayerWriter};
 use crate::error::{Error, Result};
 use crate::extents::Extents;
-use crate::fsutil::{Xattrs, has_xattrs, read_xattr, read_xattrs};
+use crate::fsutil::{XattrSubject, Xattrs, has_xattrs, read_xattr, read_xattrs};
 use crate::tarfmt::{DataError, EntryHeader, Kind, TarStream};
 use crate::whiteout::{OverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 
@@ -169,6 +173,9 @@ struct Node {
     meta: Metadata,
     /// Known to have no extended attributes (one `llistxattr` said so): none to read.
     no_xattrs: bool,
+    /// Its directory, open, when the walk listed it: a file is opened relative to it, not by
+    /// a walk of its whole path.
+    dir: Option<Arc<OwnedFd>>,
 }
 
 impl Node {
@@ -182,6 +189,14 @@ impl Node {
     fn is_whiteout(&self) -> bool {
         self.meta.file_type().is_char_device() && self.meta.rdev() == 0
     }
+}
+
+/// Where a regular file's bytes are read from.
+enum Contents<L> {
+    /// The layer that already holds them (a [`LazyRootfs`](crate::LazyRootfs)'s extents).
+    Layer(L),
+    /// The file itself, open.
+    File(File),
 }
 
 /// A directory on the current walk path, written or not yet.
@@ -222,6 +237,13 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 /// directory (the `lstat` of its path, without walking the path again for every child: a
 /// layer of a big tree otherwise spends a path walk per file).
 fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", dir, e.into()))?;
+    let dir_fd = Arc::new(dir_fd);
     let mut entries: Vec<(OsString, fs::DirEntry)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
         let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
@@ -240,6 +262,7 @@ fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
                 path,
                 meta,
                 no_xattrs: false,
+                dir: Some(Arc::clone(&dir_fd)),
             })
         })
         .collect()
@@ -268,10 +291,10 @@ impl<W: Write> Emitter<'_, W> {
         }
     }
 
-    /// The xattrs to record for `path`: all of them, minus overlayfs's own
-    /// markers when reading an upper directory.
-    fn xattrs(&self, path: &Path) -> Result<Xattrs> {
-        let mut xattrs = read_xattrs(path).map_err(|e| Error::io("read xattrs of", path, e))?;
+    /// The xattrs to record for `path` (read from `subject`: the path or the open file): all
+    /// of them, minus overlayfs's own markers when reading an upper directory.
+    fn xattrs<S: XattrSubject>(&self, subject: S, path: &Path) -> Result<Xattrs> {
+        let mut xattrs = read_xattrs(subject).map_err(|e| Error::io("read xattrs of", path, e))?;
         if let Some(prefix) = self.drop_xattrs {
             xattrs.retain(|(name, _)| !name.starts_with(prefix.as_bytes()));
         }
@@ -295,6 +318,7 @@ impl<W: Write> Emitter<'_, W> {
                         path,
                         meta,
                         no_xattrs: false,
+                        dir: None,
                     },
                 )?;
             }
@@ -384,10 +408,22 @@ impl<W: Write> Emitter<'_, W> {
         } else {
             Kind::Fifo
         };
-        let xattrs = if node.no_xattrs {
-            Vec::new()
+        // A regular file's bytes: from the layer they are in, or from the file, opened before
+        // its xattrs are read so that they are read from it.
+        let contents = if kind == Kind::Regular {
+            Some(
+                match self.extents.and_then(|extents| extents.contents(meta)) {
+                    Some(bytes) => Contents::Layer(bytes),
+                    None => Contents::File(open_entry(node)?),
+                },
+            )
         } else {
-            self.xattrs(&node.path)?
+            None
+        };
+        let xattrs = match &contents {
+            _ if node.no_xattrs => Vec::new(),
+            Some(Contents::File(file)) => self.xattrs(file.as_fd(), &node.path)?,
+            _ => self.xattrs(node.path.as_path(), &node.path)?,
         };
         let header = EntryHeader {
             name: &name,
@@ -404,13 +440,10 @@ impl<W: Write> Emitter<'_, W> {
         self.tar
             .header(&header)
             .map_err(|source| Error::Output { source })?;
-        if kind == Kind::Regular {
-            let written = match self.extents.and_then(|extents| extents.contents(meta)) {
-                Some(mut layer_bytes) => self.tar.data(&mut layer_bytes, size, &mut self.buf),
-                None => {
-                    let mut file = open_nofollow(&node.path)?;
-                    self.tar.data(&mut file, size, &mut self.buf)
-                }
+        if let Some(contents) = contents {
+            let written = match contents {
+                Contents::Layer(mut bytes) => self.tar.data(&mut bytes, size, &mut self.buf),
+                Contents::File(mut file) => self.tar.data(&mut file, size, &mut self.buf),
             };
             match written {
                 Ok(()) => {}
@@ -550,7 +583,7 @@ impl<W: Write> Emitter<'_, W> {
                     break;
                 }
                 let xattr = format!("{}{feature}", ns.prefix());
-                if read_xattr(&node.path, xattr.as_bytes())
+                if read_xattr(node.path.as_path(), xattr.as_bytes())
                     .map_err(|e| Error::io("read xattrs of", &node.path, e))?
                     .is_some()
                 {
@@ -571,7 +604,7 @@ impl<W: Write> Emitter<'_, W> {
                 continue;
             }
             let opaque = !node.no_xattrs
-                && read_xattr(&node.path, ns.opaque().as_bytes())
+                && read_xattr(node.path.as_path(), ns.opaque().as_bytes())
                     .map_err(|e| Error::io("read xattrs of", &node.path, e))?
                     .is_some_and(|v| v == b"y");
             let lower_is_dir = lower.as_ref().is_some_and(Node::is_dir);
@@ -621,7 +654,7 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
                 }
                 Some(meta) if !meta.is_dir() => return Ok(None),
                 Some(_) => {
-                    let opaque = read_xattr(&path, ns.opaque().as_bytes())
+                    let opaque = read_xattr(path.as_path(), ns.opaque().as_bytes())
                         .map_err(|e| Error::io("read xattrs of", &path, e))?;
                     opaque_above |= opaque.is_some_and(|v| v == b"y");
                 }
@@ -636,6 +669,7 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
                     path,
                     meta,
                     no_xattrs: false,
+                    dir: None,
                 };
                 return Ok((!node.is_whiteout()).then_some(node));
             }
@@ -647,8 +681,23 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
     Ok(None)
 }
 
+/// Opens `node` for reading (never through a link): relative to its open directory when the walk
+/// has it, by its path otherwise.
+fn open_entry(node: &Node) -> Result<File> {
+    let Some(dir) = &node.dir else {
+        return open_nofollow(&node.path);
+    };
+    let fd = rustix::fs::openat(
+        dir,
+        node.path.file_name().unwrap_or_default(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", &node.path, e.into()))?;
+    Ok(File::from(fd))
+}
+
 fn open_nofollow(path: &Path) -> Result<File> {
-    use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -668,9 +717,9 @@ fn same_entry(old: &Node, new: &Node) -> Result<bool> {
         return Ok(false);
     }
     let xattrs_old =
-        read_xattrs(&old.path).map_err(|e| Error::io("read xattrs of", &old.path, e))?;
+        read_xattrs(old.path.as_path()).map_err(|e| Error::io("read xattrs of", &old.path, e))?;
     let xattrs_new =
-        read_xattrs(&new.path).map_err(|e| Error::io("read xattrs of", &new.path, e))?;
+        read_xattrs(new.path.as_path()).map_err(|e| Error::io("read xattrs of", &new.path, e))?;
     if strip_overlay(xattrs_old) != strip_overlay(xattrs_new) {
         return Ok(false);
     }
