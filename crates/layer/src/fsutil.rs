@@ -83,9 +83,9 @@ pub(crate) fn read_xattrs<S: XattrSubject>(subject: S) -> io::Result<Xattrs> {
     Ok(xattrs)
 }
 
-/// Whether `path` (a final symlink not followed) has any extended attribute: one system call.
-pub(crate) fn has_xattrs(path: &Path) -> io::Result<bool> {
-    match rustix::fs::llistxattr_query(path) {
+/// Whether `subject` has any extended attribute: one system call.
+pub(crate) fn has_xattrs<S: XattrSubject>(subject: S) -> io::Result<bool> {
+    match subject.list_size() {
         Ok(size) => Ok(size > 0),
         Err(Errno::NOTSUP) => Ok(false),
         Err(e) => Err(e.into()),

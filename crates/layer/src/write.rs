@@ -176,6 +176,9 @@ struct Node {
     /// Its directory, open, when the walk listed it: a file is opened relative to it, not by
     /// a walk of its whole path.
     dir: Option<Arc<OwnedFd>>,
+    /// The regular file, open already: the overlay walk asks about its xattrs through it, and
+    /// its bytes are read from it.
+    file: Option<File>,
 }
 
 impl Node {
@@ -192,11 +195,11 @@ impl Node {
 }
 
 /// Where a regular file's bytes are read from.
-enum Contents<L> {
+enum Contents<'f, L> {
     /// The layer that already holds them (a [`LazyRootfs`](crate::LazyRootfs)'s extents).
     Layer(L),
     /// The file itself, open.
-    File(File),
+    File(&'f File),
 }
 
 /// A directory on the current walk path, written or not yet.
@@ -263,6 +266,7 @@ fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
                 meta,
                 no_xattrs: false,
                 dir: Some(Arc::clone(&dir_fd)),
+                file: None,
             })
         })
         .collect()
@@ -319,6 +323,7 @@ impl<W: Write> Emitter<'_, W> {
                         meta,
                         no_xattrs: false,
                         dir: None,
+                        file: None,
                     },
                 )?;
             }
@@ -410,11 +415,18 @@ impl<W: Write> Emitter<'_, W> {
         };
         // A regular file's bytes: from the layer they are in, or from the file, opened before
         // its xattrs are read so that they are read from it.
+        let opened;
         let contents = if kind == Kind::Regular {
             Some(
                 match self.extents.and_then(|extents| extents.contents(meta)) {
                     Some(bytes) => Contents::Layer(bytes),
-                    None => Contents::File(open_entry(node)?),
+                    None => Contents::File(match &node.file {
+                        Some(file) => file,
+                        None => {
+                            opened = open_entry(node)?;
+                            &opened
+                        }
+                    }),
                 },
             )
         } else {
@@ -576,14 +588,26 @@ impl<W: Write> Emitter<'_, W> {
             }
             // Most entries have no xattrs at all: one call says so, and saves asking for
             // each marker by name (and listing them again for the header).
-            node.no_xattrs =
-                !has_xattrs(&node.path).map_err(|e| Error::io("read xattrs of", &node.path, e))?;
+            // A regular file is asked through its descriptor (opened relative to its
+            // directory), which the tar writer then reads it from.
+            if node.meta.file_type().is_file() {
+                node.file = Some(open_entry(&node)?);
+            }
+            let has_any = match &node.file {
+                Some(file) => has_xattrs(file.as_fd()),
+                None => has_xattrs(node.path.as_path()),
+            };
+            node.no_xattrs = !has_any.map_err(|e| Error::io("read xattrs of", &node.path, e))?;
             for feature in ["metacopy", "redirect"] {
                 if node.no_xattrs {
                     break;
                 }
                 let xattr = format!("{}{feature}", ns.prefix());
-                if read_xattr(node.path.as_path(), xattr.as_bytes())
+                let found = match &node.file {
+                    Some(file) => read_xattr(file.as_fd(), xattr.as_bytes()),
+                    None => read_xattr(node.path.as_path(), xattr.as_bytes()),
+                };
+                if found
                     .map_err(|e| Error::io("read xattrs of", &node.path, e))?
                     .is_some()
                 {
@@ -670,6 +694,7 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
                     meta,
                     no_xattrs: false,
                     dir: None,
+                    file: None,
                 };
                 return Ok((!node.is_whiteout()).then_some(node));
             }
