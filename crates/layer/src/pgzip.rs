@@ -48,6 +48,8 @@ const IN_FLIGHT_PER_THREAD: usize = 4;
 struct Deflated {
     bytes: Vec<u8>,
     crc: Crc,
+    /// The input's buffer, given back to be filled again.
+    input: Vec<u8>,
 }
 
 /// A block-parallel gzip encoder (see the module docs). Dropping it without
@@ -65,6 +67,9 @@ pub(crate) struct ParallelGzEncoder<W: Write> {
     max_in_flight: usize,
     /// CRC-32 and length of everything written to the sink so far.
     crc: Crc,
+    /// Buffers of written blocks (their input and their deflated bytes), to fill again: a fresh
+    /// one per block would be fresh pages to fault in, each time, for every 128 KiB.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<W: Write> ParallelGzEncoder<W> {
@@ -90,6 +95,7 @@ impl<W: Write> ParallelGzEncoder<W> {
             in_flight: VecDeque::new(),
             max_in_flight: IN_FLIGHT_PER_THREAD * rayon::current_num_threads(),
             crc: Crc::new(),
+            spare: Vec::new(),
         })
     }
 
@@ -99,7 +105,13 @@ impl<W: Write> ParallelGzEncoder<W> {
         let last = std::mem::take(&mut self.block);
         // The final block is small or empty and the others must be waited for anyway: deflate
         // it here rather than queue it.
-        let tail = deflate_block(self.level, &self.dictionary, &last, FlushCompress::Finish)?;
+        let tail = deflate_block(
+            self.level,
+            &self.dictionary,
+            last,
+            FlushCompress::Finish,
+            Vec::new(),
+        )?;
         self.write_all_in_flight()?;
         self.write_deflated(tail)?;
         let mut trailer = [0u8; 8];
@@ -112,18 +124,21 @@ impl<W: Write> ParallelGzEncoder<W> {
 
     /// Hands the full block to the pool, after taking the next block's dictionary from it.
     fn dispatch_block(&mut self) -> io::Result<()> {
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(self.block_size));
+        let next_block = self.spare_buffer();
+        let block = std::mem::replace(&mut self.block, next_block);
         let next = next_dictionary(&self.dictionary, &block);
         let dictionary = std::mem::replace(&mut self.dictionary, next);
         let level = self.level;
+        let output = self.spare_buffer();
         let (sender, receiver) = mpsc::sync_channel(1);
         rayon::spawn(move || {
             // The receiver is gone only if the encoder was dropped: nobody wants the result.
             let _ = sender.send(deflate_block(
                 level,
                 &dictionary,
-                &block,
+                block,
                 FlushCompress::Sync,
+                output,
             ));
         });
         self.in_flight.push_back(receiver);
@@ -151,7 +166,20 @@ impl<W: Write> ParallelGzEncoder<W> {
     fn write_deflated(&mut self, deflated: Deflated) -> io::Result<()> {
         self.sink.write_all(&deflated.bytes)?;
         self.crc.combine(&deflated.crc);
+        self.spare.push(deflated.bytes);
+        self.spare.push(deflated.input);
         Ok(())
+    }
+
+    /// An empty buffer of a written block, or a new one of a block's size.
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut buffer) => {
+                buffer.clear();
+                buffer
+            }
+            None => Vec::with_capacity(self.block_size),
+        }
     }
 }
 
@@ -225,37 +253,43 @@ fn looks_incompressible(block: &[u8]) -> bool {
         && block.chunks(HISTOGRAM_SPAN).all(flat)
         // The fastest level codes literals with the fixed Huffman table, 8 or 9 bits a byte:
         // on flat bytes it beats storing only through repeats.
-        && deflate(flate2::Compression::fast(), &[], sample, FlushCompress::Finish)
+        && deflate(flate2::Compression::fast(), &[], sample, FlushCompress::Finish, Vec::new())
             .is_ok_and(|trial| trial.len() >= sample.len())
 }
 
 /// Raw-deflates `block` with `dictionary` preset at `level`, or as stored blocks when it
-/// [`looks_incompressible`] (see [`deflate`] for `flush`).
+/// [`looks_incompressible`] (see [`deflate`] for `flush` and `output`).
 fn deflate_block(
     level: flate2::Compression,
     dictionary: &[u8],
-    block: &[u8],
+    block: Vec<u8>,
     flush: FlushCompress,
+    output: Vec<u8>,
 ) -> io::Result<Deflated> {
-    let bytes = if level.level() > 0 && looks_incompressible(block) {
+    let bytes = if level.level() > 0 && looks_incompressible(&block) {
         // Stored blocks refer to nothing before them: no dictionary to load.
-        deflate(flate2::Compression::none(), &[], block, flush)?
+        deflate(flate2::Compression::none(), &[], &block, flush, output)?
     } else {
-        deflate(level, dictionary, block, flush)?
+        deflate(level, dictionary, &block, flush, output)?
     };
     let mut crc = Crc::new();
-    crc.update(block);
-    Ok(Deflated { bytes, crc })
+    crc.update(&block);
+    Ok(Deflated {
+        bytes,
+        crc,
+        input: block,
+    })
 }
 
 /// Raw-deflates `block` with `dictionary` preset, ending it with `flush` (`Sync` for a block
 /// that more follow, which leaves the stream byte-aligned so the next block's bytes can simply
-/// follow; `Finish` for the last one).
+/// follow; `Finish` for the last one), into `output` (emptied first; a buffer to fill again).
 fn deflate(
     level: flate2::Compression,
     dictionary: &[u8],
     block: &[u8],
     flush: FlushCompress,
+    mut bytes: Vec<u8>,
 ) -> io::Result<Vec<u8>> {
     let mut stream = Compress::new(level, false);
     if !dictionary.is_empty() {
@@ -264,7 +298,8 @@ fn deflate(
             .map_err(io::Error::other)?;
     }
     // Stored blocks cost 5 bytes per 64 KiB at worst; the sync or final marker a few more.
-    let mut bytes = Vec::with_capacity(block.len() + block.len() / 64 + 64);
+    bytes.clear();
+    bytes.reserve(block.len() + block.len() / 64 + 64);
     loop {
         let consumed = usize::try_from(stream.total_in()).map_err(io::Error::other)?;
         let status = stream

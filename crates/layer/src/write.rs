@@ -15,14 +15,18 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags};
 
 use crate::compress::{Compression, LayerInfo, LayerWriter};
 use crate::error::{Error, Result};
 use crate::extents::Extents;
-use crate::fsutil::{Xattrs, has_xattrs, read_xattr, read_xattrs};
+use crate::fsutil::{XattrSubject, Xattrs, has_xattrs, read_xattr, read_xattrs};
 use crate::tarfmt::{DataError, EntryHeader, Kind, TarStream};
 use crate::whiteout::{OverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX};
 
@@ -191,6 +195,12 @@ struct Node {
     meta: Metadata,
     /// Known to have no extended attributes (one `llistxattr` said so): none to read.
     no_xattrs: bool,
+    /// Its directory, open, when the walk listed it: a file is opened relative to it, not by
+    /// a walk of its whole path.
+    dir: Option<Arc<OwnedFd>>,
+    /// The regular file, open already: the overlay walk asks about its xattrs through it, and
+    /// its bytes are read from it.
+    file: Option<File>,
 }
 
 impl Node {
@@ -204,6 +214,16 @@ impl Node {
     fn is_whiteout(&self) -> bool {
         self.meta.file_type().is_char_device() && self.meta.rdev() == 0
     }
+}
+
+/// Where a regular file's bytes are read from.
+enum Contents<'f, L> {
+    /// The layer that already holds them (a [`LazyRootfs`](crate::LazyRootfs)'s extents).
+    Layer(L),
+    /// The file itself, open.
+    File(&'f File),
+    /// None: zeros in their place, the file never read (a hollow tar: [`write_hollow_tar`]).
+    Zeros,
 }
 
 /// A directory on the current walk path, written or not yet.
@@ -247,6 +267,13 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 /// directory (the `lstat` of its path, without walking the path again for every child: a
 /// layer of a big tree otherwise spends a path walk per file).
 fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", dir, e.into()))?;
+    let dir_fd = Arc::new(dir_fd);
     let mut entries: Vec<(OsString, fs::DirEntry)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
         let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
@@ -265,6 +292,8 @@ fn read_sorted(dir: &Path) -> Result<Vec<Node>> {
                 path,
                 meta,
                 no_xattrs: false,
+                dir: Some(Arc::clone(&dir_fd)),
+                file: None,
             })
         })
         .collect()
@@ -293,10 +322,10 @@ impl<W: Write> Emitter<'_, W> {
         }
     }
 
-    /// The xattrs to record for `path`: all of them, minus overlayfs's own
-    /// markers when reading an upper directory.
-    fn xattrs(&self, path: &Path) -> Result<Xattrs> {
-        let mut xattrs = read_xattrs(path).map_err(|e| Error::io("read xattrs of", path, e))?;
+    /// The xattrs to record for `path` (read from `subject`: the path or the open file): all
+    /// of them, minus overlayfs's own markers when reading an upper directory.
+    fn xattrs<S: XattrSubject>(&self, subject: S, path: &Path) -> Result<Xattrs> {
+        let mut xattrs = read_xattrs(subject).map_err(|e| Error::io("read xattrs of", path, e))?;
         if let Some(prefix) = self.drop_xattrs {
             xattrs.retain(|(name, _)| !name.starts_with(prefix.as_bytes()));
         }
@@ -320,6 +349,8 @@ impl<W: Write> Emitter<'_, W> {
                         path,
                         meta,
                         no_xattrs: false,
+                        dir: None,
+                        file: None,
                     },
                 )?;
             }
@@ -409,10 +440,31 @@ impl<W: Write> Emitter<'_, W> {
         } else {
             Kind::Fifo
         };
-        let xattrs = if node.no_xattrs {
-            Vec::new()
+        // A regular file's bytes: from the layer they are in, or from the file, opened before
+        // its xattrs are read so that they are read from it (or none, in a hollow tar).
+        let opened;
+        let contents = if kind == Kind::Regular {
+            Some(
+                match self.extents.and_then(|extents| extents.contents(meta)) {
+                    Some(Ok(bytes)) => Contents::Layer(bytes),
+                    Some(Err(e)) => return Err(Error::io("open the layer file of", &node.path, e)),
+                    None if self.hollow => Contents::Zeros,
+                    None => Contents::File(match &node.file {
+                        Some(file) => file,
+                        None => {
+                            opened = open_entry(node)?;
+                            &opened
+                        }
+                    }),
+                },
+            )
         } else {
-            self.xattrs(&node.path)?
+            None
+        };
+        let xattrs = match &contents {
+            _ if node.no_xattrs => Vec::new(),
+            Some(Contents::File(file)) => self.xattrs(file.as_fd(), &node.path)?,
+            _ => self.xattrs(node.path.as_path(), &node.path)?,
         };
         let header = EntryHeader {
             name: &name,
@@ -429,17 +481,13 @@ impl<W: Write> Emitter<'_, W> {
         self.tar
             .header(&header)
             .map_err(|source| Error::Output { source })?;
-        if kind == Kind::Regular {
-            let written = match self.extents.and_then(|extents| extents.contents(meta)) {
-                Some(Ok(mut layer_bytes)) => self.tar.data(&mut layer_bytes, size, &mut self.buf),
-                Some(Err(e)) => return Err(Error::io("open the layer file of", &node.path, e)),
-                None if self.hollow => {
+        if let Some(contents) = contents {
+            let written = match contents {
+                Contents::Layer(mut bytes) => self.tar.data(&mut bytes, size, &mut self.buf),
+                Contents::File(mut file) => self.tar.data(&mut file, size, &mut self.buf),
+                Contents::Zeros => {
                     self.tar
                         .data(&mut io::repeat(0).take(size), size, &mut self.buf)
-                }
-                None => {
-                    let mut file = open_nofollow(&node.path)?;
-                    self.tar.data(&mut file, size, &mut self.buf)
                 }
             };
             match written {
@@ -573,14 +621,26 @@ impl<W: Write> Emitter<'_, W> {
             }
             // Most entries have no xattrs at all: one call says so, and saves asking for
             // each marker by name (and listing them again for the header).
-            node.no_xattrs =
-                !has_xattrs(&node.path).map_err(|e| Error::io("read xattrs of", &node.path, e))?;
+            // A regular file is asked through its descriptor (opened relative to its
+            // directory), which the tar writer then reads it from.
+            if node.meta.file_type().is_file() {
+                node.file = Some(open_entry(&node)?);
+            }
+            let has_any = match &node.file {
+                Some(file) => has_xattrs(file.as_fd()),
+                None => has_xattrs(node.path.as_path()),
+            };
+            node.no_xattrs = !has_any.map_err(|e| Error::io("read xattrs of", &node.path, e))?;
             for feature in ["metacopy", "redirect"] {
                 if node.no_xattrs {
                     break;
                 }
                 let xattr = format!("{}{feature}", ns.prefix());
-                if read_xattr(&node.path, xattr.as_bytes())
+                let found = match &node.file {
+                    Some(file) => read_xattr(file.as_fd(), xattr.as_bytes()),
+                    None => read_xattr(node.path.as_path(), xattr.as_bytes()),
+                };
+                if found
                     .map_err(|e| Error::io("read xattrs of", &node.path, e))?
                     .is_some()
                 {
@@ -601,7 +661,7 @@ impl<W: Write> Emitter<'_, W> {
                 continue;
             }
             let opaque = !node.no_xattrs
-                && read_xattr(&node.path, ns.opaque().as_bytes())
+                && read_xattr(node.path.as_path(), ns.opaque().as_bytes())
                     .map_err(|e| Error::io("read xattrs of", &node.path, e))?
                     .is_some_and(|v| v == b"y");
             let lower_is_dir = lower.as_ref().is_some_and(Node::is_dir);
@@ -651,7 +711,7 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
                 }
                 Some(meta) if !meta.is_dir() => return Ok(None),
                 Some(_) => {
-                    let opaque = read_xattr(&path, ns.opaque().as_bytes())
+                    let opaque = read_xattr(path.as_path(), ns.opaque().as_bytes())
                         .map_err(|e| Error::io("read xattrs of", &path, e))?;
                     opaque_above |= opaque.is_some_and(|v| v == b"y");
                 }
@@ -666,6 +726,8 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
                     path,
                     meta,
                     no_xattrs: false,
+                    dir: None,
+                    file: None,
                 };
                 return Ok((!node.is_whiteout()).then_some(node));
             }
@@ -677,8 +739,23 @@ fn lower_lookup(lowers: &[PathBuf], rel: &[u8], ns: OverlayXattr) -> Result<Opti
     Ok(None)
 }
 
+/// Opens `node` for reading (never through a link): relative to its open directory when the walk
+/// has it, by its path otherwise.
+fn open_entry(node: &Node) -> Result<File> {
+    let Some(dir) = &node.dir else {
+        return open_nofollow(&node.path);
+    };
+    let fd = rustix::fs::openat(
+        dir,
+        node.path.file_name().unwrap_or_default(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", &node.path, e.into()))?;
+    Ok(File::from(fd))
+}
+
 fn open_nofollow(path: &Path) -> Result<File> {
-    use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -698,9 +775,9 @@ fn same_entry(old: &Node, new: &Node) -> Result<bool> {
         return Ok(false);
     }
     let xattrs_old =
-        read_xattrs(&old.path).map_err(|e| Error::io("read xattrs of", &old.path, e))?;
+        read_xattrs(old.path.as_path()).map_err(|e| Error::io("read xattrs of", &old.path, e))?;
     let xattrs_new =
-        read_xattrs(&new.path).map_err(|e| Error::io("read xattrs of", &new.path, e))?;
+        read_xattrs(new.path.as_path()).map_err(|e| Error::io("read xattrs of", &new.path, e))?;
     if strip_overlay(xattrs_old) != strip_overlay(xattrs_new) {
         return Ok(false);
     }

@@ -365,3 +365,55 @@ fn directory_replacing_a_whiteout_in_one_layer_is_opaque_in_overlay_mode() {
     let len = rustix::fs::lgetxattr(tmp.path().join("d"), ns.opaque(), &mut value[..]).unwrap();
     assert_eq!(&value[..len], b"y");
 }
+
+/// A regular file of an upper directory, whose xattrs the writer reads through the open file,
+/// keeps every one of them but overlayfs's own; a file overlayfs only copied the metadata of
+/// (its data still in a lower layer) is refused rather than written empty.
+#[test]
+fn upper_files_keep_their_xattrs_and_metacopy_files_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ns = namespace();
+    let upper = tmp.path().join("upper");
+    fs::create_dir_all(upper.join("d")).unwrap();
+    fs::write(upper.join("d/plain"), "plain").unwrap();
+    fs::write(upper.join("d/noted"), "noted").unwrap();
+    set_xattr(&upper.join("d/noted"), "user.b", &[0, 255, b'=']);
+    set_xattr(&upper.join("d/noted"), "user.a", b"first");
+    set_xattr(&upper.join("d/noted"), ns.opaque(), b"y");
+    let source = DiffSource::OverlayUpper {
+        upper: &upper,
+        lower_dirs: &[],
+        xattr: ns,
+    };
+    let entries = read_tar(&tar_of(&source));
+    let pax_of = |name: &str| {
+        let entry = entries.iter().find(|e| e.name == name).unwrap();
+        entry.pax.clone()
+    };
+    assert_eq!(
+        pax_of("d/noted"),
+        [
+            ("SCHILY.xattr.user.a".to_owned(), hex::encode("first")),
+            (
+                "SCHILY.xattr.user.b".to_owned(),
+                hex::encode([0, 255, b'='])
+            ),
+        ]
+    );
+    assert!(pax_of("d/plain").is_empty());
+
+    set_xattr(
+        &upper.join("d/plain"),
+        &format!("{}metacopy", ns.prefix()),
+        b"",
+    );
+    let refused = write_tar(&source, &TarOptions::default(), Vec::new()).unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            stagecraft_layer::Error::UnsupportedOverlayFeature { path, .. }
+                if path.ends_with("d/plain")
+        ),
+        "{refused:?}"
+    );
+}

@@ -596,6 +596,70 @@ mod tests {
         files
     }
 
+    /// A copied file gets its source's mode and owner whether or not its creation already gave
+    /// them: bits the umask masks, setuid, setgid and sticky bits, the group a setgid
+    /// directory hands down, and other owners (these need root).
+    #[test]
+    fn copied_files_keep_every_mode_bit_and_owner() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let root_user = rustix::process::geteuid().is_root();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let shared = root.join("src/shared");
+        fs::create_dir_all(&shared).unwrap();
+        let mut files = Vec::new();
+        for (name, mode) in [
+            ("plain", 0o644),
+            ("group-write", 0o664),
+            ("all", 0o777),
+            ("private", 0o600),
+            ("setuid", 0o4755),
+            ("setgid", 0o2750),
+            ("sticky", 0o1644),
+        ] {
+            for parent in [root.join("src"), shared.clone()] {
+                let path = parent.join(name);
+                fs::write(&path, name).unwrap();
+                files.push((path, mode));
+            }
+        }
+        if root_user {
+            std::os::unix::fs::chown(&shared, Some(0), Some(1234)).unwrap();
+            std::os::unix::fs::chown(&files[0].0, Some(0), Some(0)).unwrap();
+            std::os::unix::fs::chown(&files[2].0, Some(4321), Some(1234)).unwrap();
+            std::os::unix::fs::chown(&files[3].0, Some(0), Some(0)).unwrap();
+            std::os::unix::fs::chown(&files[5].0, Some(77), Some(0)).unwrap();
+        }
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o2775)).unwrap();
+        for (path, mode) in &files {
+            fs::set_permissions(path, fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let sources = vec!["src".to_owned()];
+        let spec = CopySpec {
+            dest: "/dest/".to_owned(),
+            ..CopySpec::as_is(&sources)
+        };
+        let source = CopySource::Stage(MergedView::new(vec![root.clone()]));
+        let plan = CopyPlan::resolve(&source, &spec, &MergedView::default()).unwrap();
+        let upper = dir.path().join("upper");
+        fs::create_dir(&upper).unwrap();
+        plan.write(&upper, &MergedView::default()).unwrap();
+        for (path, mode) in &files {
+            let copy = upper
+                .join("dest")
+                .join(path.strip_prefix(root.join("src")).unwrap());
+            let (from, to) = (fs::metadata(path).unwrap(), fs::metadata(&copy).unwrap());
+            assert_eq!(from.mode() & 0o7777, *mode, "{}", path.display());
+            assert_eq!(to.mode() & 0o7777, *mode, "{}", copy.display());
+            assert_eq!(
+                (to.uid(), to.gid()),
+                (from.uid(), from.gid()),
+                "{}",
+                copy.display()
+            );
+        }
+    }
+
     #[test]
     fn parents_keep_the_source_paths() {
         assert_eq!(
