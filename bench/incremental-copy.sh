@@ -3,7 +3,8 @@
 # for one binary or two alternated (before/after), with what the step cannot avoid as it is made
 # today measured in the same run on the same files: hard-linking the earlier snapshot's 12,000
 # files into a new tree (`cp -al`), writing and fsyncing a layer tar of that size (`dd
-# conv=fsync`) and hashing it (`openssl dgst -sha256`, on another core in the step). It prints
+# conv=fsync`: what a step did before lazy blobs) and hashing it (`openssl dgst -sha256`: what a
+# step that records a lazy blob still does). It prints
 # medians of the step's time (its `--progress=json` event), of the whole rebuild and of the
 # rebuild's CPU seconds, the ratio after/before, and the step's time over those references.
 # usage: bench/incremental-copy.sh [ROUNDS]   (default 5; root; ~1 minute per round)
@@ -82,9 +83,13 @@ for r in range(rounds):
 
 # The references, on the files the runs just made: the newest snapshot holding src/app (the
 # COPY's) and its layer tar (a snapshot is named by its diff ID, which is the plain tar's digest).
+# A lazy blob (a rootful store's step layer) is never written: a tar of the same files stands in.
 app = max(glob.glob(f"{work}/store/snapshots/*/fs/src/app"), key=os.path.getmtime)
 snapshot = os.path.dirname(app)
 blob = f"{work}/store/blobs/sha256/" + os.path.basename(os.path.dirname(os.path.dirname(snapshot)))
+if not os.path.exists(blob):
+    blob = f"{work}/layer.tar"
+    subprocess.run(["tar", "--sort=name", "-cf", blob, "-C", snapshot, "."], check=True)
 size = os.path.getsize(blob)
 link, write, sha = [], [], []
 for _ in range(3):
@@ -104,9 +109,11 @@ if len(names) == 2:
     print("after/before: COPY %.2fx, rebuild %.2fx, CPU %.2fx" % tuple(
         median(r[i] for r in runs["after"]) / median(r[i] for r in runs["before"]) for i in range(3)))
 floor = median(link) + median(write)
+hashed = median(link) + median(sha)
 print(f"references (medians of 3): cp -al of the 12,000 files %.3fs, write+fsync of {size / 1e6:.0f} MB "
-      "%.3fs, its sha256 %.3fs; link + write = %.3fs" % (median(link), median(write), median(sha), floor))
-print("COPY step (after) / (link + write) = %.2fx; the goal, 0.15 s, / (link + write) = %.2fx"
-      % (copy["after"] / floor, 0.15 / floor))
+      "%.3fs, its sha256 %.3fs; link + write = %.3fs, link + sha256 = %.3fs"
+      % (median(link), median(write), median(sha), floor, hashed))
+print("COPY step (after) / (link + write) = %.2fx, / (link + sha256, a lazy blob's floor) = %.2fx; "
+      "the goal, 0.15 s, / (link + sha256) = %.2fx" % (copy["after"] / floor, copy["after"] / hashed, 0.15 / hashed))
 print("load", open("/proc/loadavg").read().strip())
 PY
