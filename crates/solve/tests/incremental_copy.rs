@@ -249,3 +249,67 @@ fn files_missing_from_the_earlier_snapshot_are_copied() {
     );
     assert_eq!(incremental_layer, top_layer(&full).0);
 }
+
+/// A copy large enough to be written by two threads (1,200 files, all below `lib/`): each half
+/// links the unchanged files it writes, and the layer is still the full copy's.
+#[test]
+fn a_large_incremental_copy_links_in_both_halves() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    put(&context, "base/keep.txt", "base", 0o644, 500);
+    for i in 0..1200 {
+        put(
+            &context,
+            &format!("src/lib/m{}/f{i:04}.c", i / 300),
+            &format!("file {i}\n"),
+            0o644,
+            2000 + i,
+        );
+    }
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let first = build(&store, &context);
+    let (first_layer, first_snapshot) = top_layer(&first);
+
+    put(
+        &context,
+        "src/lib/m0/f0007.c",
+        "file 7, edited\n",
+        0o644,
+        10,
+    );
+    put(
+        &context,
+        "src/lib/m3/f1100.c",
+        "file 1100, edited\n",
+        0o644,
+        10,
+    );
+    let incremental = build(&store, &context);
+    let (incremental_layer, incremental_snapshot) = top_layer(&incremental);
+    assert_ne!(incremental_layer, first_layer);
+    let inode = |snapshot: &Path, path: &str| fs::metadata(snapshot.join(path)).unwrap().ino();
+    for linked in ["app/lib/m0/f0008.c", "app/lib/m3/f1101.c"] {
+        assert_eq!(
+            inode(incremental_snapshot, linked),
+            inode(first_snapshot, linked),
+            "{linked} is linked from the earlier snapshot"
+        );
+    }
+    for edited in ["app/lib/m0/f0007.c", "app/lib/m3/f1100.c"] {
+        assert_ne!(
+            inode(incremental_snapshot, edited),
+            inode(first_snapshot, edited),
+            "{edited} is copied"
+        );
+    }
+    assert_eq!(
+        fs::read(incremental_snapshot.join("app/lib/m3/f1100.c")).unwrap(),
+        b"file 1100, edited\n"
+    );
+
+    let full = build(
+        &Store::open(dir.path().join("fresh-store")).unwrap(),
+        &context,
+    );
+    assert_eq!(incremental_layer, top_layer(&full).0);
+}

@@ -733,6 +733,35 @@ mod tests {
         assert_eq!(fs::read(upper.join("dest/z.txt")).unwrap(), b"extra/z.txt");
     }
 
+    /// `COPY src/ ./` where everything is below `src/app/`: the halves divide `app/`, which
+    /// (with `dest/`) is made before them.
+    #[test]
+    fn a_large_copy_below_one_directory_divides_the_first_that_branches() {
+        let mut files = Vec::new();
+        for module in ["m0", "m1", "m2", "m3"] {
+            files.extend((0..300).map(|i| format!("src/app/{module}/f{i:04}")));
+        }
+        let (split, upper, _dir) = copy_from_stage(&files, &["src/"], false);
+        assert!(split, "1,200 files in four directories below app/ split");
+        let mut copied = walkdir(&upper);
+        copied.sort();
+        let mut expected: Vec<PathBuf> = files
+            .iter()
+            .map(|file| upper.join(file.replacen("src/", "dest/", 1)))
+            .collect();
+        expected.sort();
+        assert_eq!(copied, expected);
+        assert_eq!(
+            fs::read(upper.join("dest/app/m2/f0123")).unwrap(),
+            b"src/app/m2/f0123"
+        );
+        // One directory of files: the halves divide its names.
+        let files: Vec<String> = (0..1100).map(|i| format!("src/app/m0/f{i:04}")).collect();
+        let (split, upper, _dir) = copy_from_stage(&files, &["src/"], false);
+        assert!(split, "1,100 files in one directory split by name");
+        assert_eq!(walkdir(&upper).len(), 1100);
+    }
+
     #[test]
     fn a_large_copy_whose_sources_meet_at_a_path_is_written_in_order() {
         // `0.txt` comes from `big/` first and from `extra/` last: the halves would share it.

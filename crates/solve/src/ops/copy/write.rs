@@ -200,30 +200,34 @@ impl CopyPlan<'_> {
         for dir in &self.dest_dirs {
             ensure_dir(upper, dir, dest_view, parent_owner)?;
         }
-        let split = match previous {
-            None if empty => self.independent_halves(),
-            _ => None,
-        };
-        let Some(split) = split else {
+        let Some((head, split)) = self.independent_halves().filter(|_| empty) else {
             return self.write_items(&self.items, upper, dest_view, previous, empty);
         };
-        // Two halves that share no path: one per core, each in its own order. The result is
-        // the same tree (the layer tar is written from it, in name order, afterwards).
-        let (first, second) = self.items.split_at(split);
+        // The directories above the halves first, then two halves that share no path: one per
+        // core, each in its own order. The result is the same tree (the layer tar is written
+        // from it, in name order, afterwards). Linking an earlier result's files is as much
+        // the directories' work as copying is: it splits as well.
+        let (head, rest) = self.items.split_at(head);
+        let mut linked = self.write_items(head, upper, dest_view, previous, true)?;
+        let (first, second) = rest.split_at(split - head.len());
         let (first, second) = rayon::join(
-            || self.write_items(first, upper, dest_view, None, true),
-            || self.write_items(second, upper, dest_view, None, true),
+            || self.write_items(first, upper, dest_view, previous, true),
+            || self.write_items(second, upper, dest_view, previous, true),
         );
-        first?;
-        second?;
-        Ok(Vec::new())
+        linked.extend(first?);
+        linked.extend(second?);
+        Ok(linked)
     }
 
     /// Where the items split into two halves of about the same length that touch no path
-    /// in common, so that they can be written side by side: every item is an entry below the
-    /// one destination directory (made before), and no name directly in it has items in
-    /// both halves. `None` for a small copy, or one that does not split so.
-    pub(super) fn independent_halves(&self) -> Option<usize> {
+    /// in common, so that they can be written side by side: `(head, split)`, where
+    /// `items[..head]` are the directories both halves are in (written first, on their own),
+    /// and `items[head..split]` and `items[split..]` the halves. Every item is an entry below
+    /// the one destination directory (made before); the halves divide the first directory
+    /// below it that holds more than one name (`COPY src/ ./` of `src/app/mod*/…` divides
+    /// `app/`), and no name directly in that directory has items in both halves. `None` for
+    /// a small copy, or one that does not split so.
+    pub(super) fn independent_halves(&self) -> Option<(usize, usize)> {
         /// Below this many entries a second thread costs more than it saves.
         const MIN_ITEMS: usize = 1024;
         let [dest] = self.dest_dirs.as_slice() else {
@@ -232,27 +236,51 @@ impl CopyPlan<'_> {
         if self.items.len() < MIN_ITEMS {
             return None;
         }
-        // The name directly in `dest` that each item is at or below.
-        let top_names: Vec<&OsStr> = self
+        let paths: Vec<&Path> = self
             .items
             .iter()
             .map(|item| match item {
-                Item::Entry { dest: path, .. } => path
-                    .strip_prefix(dest)
-                    .ok()
-                    .and_then(|rel| rel.iter().next()),
+                Item::Entry { dest: path, .. } => Some(path.as_path()),
                 Item::Data { .. } | Item::Archive { .. } => None,
             })
             .collect::<Option<_>>()?;
+        // The directory the halves divide, and the number of items that make it and its
+        // parents below `dest` (the head).
+        let mut divided = dest.clone();
+        let mut head = 0;
+        let top_names = loop {
+            // The name directly in `divided` that each item after the head is at or below.
+            let top_names: Vec<&OsStr> = paths[head..]
+                .iter()
+                .map(|path| {
+                    path.strip_prefix(&divided)
+                        .ok()
+                        .and_then(|rel| rel.iter().next())
+                })
+                .collect::<Option<_>>()?;
+            let only = top_names[0];
+            if top_names.iter().any(|name| *name != only) {
+                break top_names;
+            }
+            // Every item is at or below one directory: the items that are it go first, and
+            // the halves divide what is below it.
+            divided.push(only);
+            while paths.get(head) == Some(&divided.as_path()) {
+                head += 1;
+            }
+            if head == paths.len() {
+                return None;
+            }
+        };
         // The first item of the second half: the first from the middle on that starts a
         // new name.
-        let split =
-            (self.items.len() / 2..top_names.len()).find(|&i| top_names[i] != top_names[i - 1])?;
+        let middle = (paths.len() - head) / 2;
+        let split = (middle.max(1)..top_names.len()).find(|&i| top_names[i] != top_names[i - 1])?;
         let first: std::collections::HashSet<&OsStr> = top_names[..split].iter().copied().collect();
         top_names[split..]
             .iter()
             .all(|name| !first.contains(name))
-            .then_some(split)
+            .then_some((head, head + split))
     }
 
     /// Writes `items` in order (see [`write_reusing`](Self::write_reusing)); `empty`: no entry
