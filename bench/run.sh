@@ -89,7 +89,7 @@ state_seq=0
 dd="" bh_store=()
 cold() {  # TOOL: start the tool from a new, empty state root (the old one stays until the end)
     state_seq=$((state_seq + 1))
-    local state=$work/state/$1.$state_seq
+    local state=${w9_fs:-$work/state}/$1.$state_seq
     case $1 in
         sc) export STAGECRAFT_ROOT=$state ;;
         bk) [ -z "$dd" ] || stop_dockerd "$dd"
@@ -102,6 +102,33 @@ cold() {  # TOOL: start the tool from a new, empty state root (the old one stays
         cpa) ;;
     esac
     rm -rf "$work/out"/*
+}
+# W9 creates 100,000 files, and what that costs on this disk depends on what was deleted before
+# it: ext4 without a journal (this machine's disk) passes over every inode deleted in the last
+# 60 s (300 s while its inode table block is unwritten) on each allocation, so a build right
+# after another tool's mass delete (Buildah removes its build containers) pays for that one.
+# Each W9 build gets a file system of its own, new (a loop-mounted ext4 image, made as the disk
+# is, without a journal) and removed after it: every tool meets the same untouched one.
+w9_fs="" w9_fs_seq=0
+release_w9_fs() {  # unmounts and removes the current W9 file system, if any
+    [ -n "$w9_fs" ] || return 0
+    if [[ -n $dd && $dd == "$w9_fs"/* ]]; then stop_dockerd "$dd"; dd=""; fi
+    unmount_below "$w9_fs"
+    umount "$w9_fs" || umount -l "$w9_fs"
+    rm -f "$w9_fs.img"
+    rmdir "$w9_fs"
+    w9_fs=""
+}
+w9_cold() {  # TOOL: `cold TOOL`, its state on a new file system
+    release_w9_fs
+    w9_fs_seq=$((w9_fs_seq + 1))
+    local fs=$work/w9fs.$w9_fs_seq
+    truncate -s 4G "$fs.img"
+    mkfs.ext4 -q -F -O ^has_journal -N 500000 "$fs.img"
+    mkdir "$fs"
+    mount -o loop "$fs.img" "$fs"
+    w9_fs=$fs
+    cold "$1"
 }
 for tool in sc bk bh; do cold "$tool"; done
 base=$registry/busybox:latest
@@ -171,7 +198,7 @@ build_with() {  # TOOL ARGS...   (the same docker-build-style arguments for ever
                 --tls-verify=false -q "$@" ;;
         # Not a builder: `cp -a` of the context (the last argument) into a new directory, what
         # any tool's COPY of it costs on this file system at least (W9's floor).
-        cpa) floor_seq=$((floor_seq + 1)); cp -a "${!#}" "$work/floor.$floor_seq" ;;
+        cpa) floor_seq=$((floor_seq + 1)); cp -a "${!#}" "${w9_fs:-$work}/floor.$floor_seq" ;;
     esac
 }
 floor_seq=0
@@ -287,11 +314,13 @@ bench W7w "$repeats" noop --build-arg "BASE=$base" -t bench/w7 "$work/w7"
 rss_log=$work/rss.log
 bench W5 "$w5_repeats" cold -o "type=tar,dest=$work/out/w5.tar" "$work/w5"
 rss_log=$work/rss9.log
-# With the floor in the rotation: creating 100,000 files is most of W9, and what it costs
-# depends on the state of the file system (ext4's inode allocator), which changes over a run.
+# With the floor in the rotation: creating 100,000 files is most of W9.
 tools=(sc bk bh cpa)
-bench W9 "$w5_repeats" cold -t bench/w9 "$work/w9"
+bench W9 "$w5_repeats" w9_cold -t bench/w9 "$work/w9"
 tools=(sc bk bh)
+release_w9_fs
+cold sc
+cold bh
 rss_log=""
 peak_rss_kb=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { print m + 0 }' "$work/rss.log")
 w9_rss_kb=$(awk -F': ' '/Maximum resident set size/ { if ($2 > m) m = $2 } END { print m + 0 }' "$work/rss9.log")
