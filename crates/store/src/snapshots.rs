@@ -25,6 +25,14 @@ impl Store {
         marker_matches(&dir, diff_id).then(|| dir.join(CONTENT_DIR))
     }
 
+    /// Starts writing back the file system that holds `dir` (a directory soon to become a
+    /// snapshot, see [`create_snapshot`](Self::create_snapshot)) and waits for it: called
+    /// beside other work (the hashing of the directory's layer tar), it leaves the sync that
+    /// installing the snapshot needs little to wait for. A hint: nothing depends on it.
+    pub fn write_back_early(&self, dir: &Path) -> Result<()> {
+        sync_filesystem(dir)
+    }
+
     /// Returns the snapshot for `diff_id`, creating it first if needed by
     /// calling `fill` with an empty temporary directory to populate.
     ///
