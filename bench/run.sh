@@ -20,7 +20,7 @@
 # sizes of W1's image from each tool.
 #
 # usage: bench/run.sh [REPEATS]   (default 3; W5 runs min(REPEATS, $W5_REPEATS=1) times)
-#   Needs root. ~10 minutes with 3 repeats on 2 cores (more under heavy load). Exits non-zero if any build fails.
+#   Needs root. ~15 minutes with 3 repeats (W5_REPEATS=3) on 2 cores (more under heavy load). Exits non-zero if any build fails.
 #   STAGECRAFT_BIN=PATH skips `cargo build`; BENCH_SCALE=0.1 shrinks file sizes for a quick trial.
 # "Cold" means the tool starts from a new, empty state root (stagecraft: a new STAGECRAFT_ROOT;
 # Buildah: a new --root/--runroot; BuildKit: dockerd restarted, untimed, on a new data-root), so
@@ -29,6 +29,8 @@
 # machine's root file system) the inode allocator skips inodes freed in the last 1-6 minutes
 # (`recently_deleted`), which made every file a build created 5-10x slower right after the
 # `rm -rf`/prune that used to make a tool cold — noise that fell on whichever tool ran next.
+# Buildah itself removes its build containers, so each W9 build (100,000 files) gets a new file
+# system of its own instead (see `w9_cold`).
 # The run therefore needs free disk for every cold state it makes (checked at the start).
 # Before every timed build, `sync` (untimed) writes back what the previous tool left dirty, so no
 # tool pays for another's writeback in its fsyncs (ext4 data=ordered: an fsync waits for it).
