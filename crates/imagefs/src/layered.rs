@@ -48,22 +48,22 @@ impl LayeredFs {
 
 impl ImageFs for LayeredFs {
     fn entries(&self) -> io::Result<Vec<FileEntry>> {
-        let mut files = HashMap::new();
-        let mut entries = Vec::new();
-        self.view
-            .walk_each(Path::new("/"), self.first_listed, &mut |path, found| {
-                let entry = FileEntry {
+        let entries = self
+            .view
+            .walk_map(Path::new("/"), self.first_listed, &|path, found| {
+                FileEntry {
                     path,
                     size: found.metadata.size,
                     mode: found.metadata.mode & 0o7777,
                     kind: EntryKind::of(found.metadata.file_type()),
                     layer: Some(found.layer()),
-                };
-                if entry.kind == EntryKind::File {
-                    files.insert(entry.path.clone(), found.layer());
                 }
-                entries.push(entry);
             });
+        let files = entries
+            .iter()
+            .filter(|entry| entry.kind == EntryKind::File)
+            .filter_map(|entry| Some((entry.path.clone(), entry.layer?)))
+            .collect();
         // A later listing (there is seldom one) finds the same files.
         let _ = self.listed_files.set(files);
         Ok(entries)
