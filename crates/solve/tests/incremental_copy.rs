@@ -98,6 +98,17 @@ fn top_layer(outcome: &BuildOutcome) -> (Digest, &Path) {
     )
 }
 
+/// The inode of `path` in `snapshot`: the same in two snapshots when the file is linked.
+fn inode(snapshot: &Path, path: &str) -> u64 {
+    fs::metadata(snapshot.join(path)).unwrap().ino()
+}
+
+/// The top layer a build of `context` into a new store below `dir` makes: a full copy.
+fn full_copy_layer(dir: &Path, context: &Path) -> Digest {
+    let store = Store::open(dir.join("fresh-store")).unwrap();
+    top_layer(&build(&store, context)).0
+}
+
 #[test]
 fn an_incremental_copy_gives_the_layer_a_full_copy_gives() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,10 +167,9 @@ fn an_incremental_copy_gives_the_layer_a_full_copy_gives() {
     let (incremental_layer, incremental_snapshot) = top_layer(&incremental);
     assert_ne!(incremental_layer, first_layer);
     // It was incremental: unchanged files are the earlier snapshot's.
-    let unchanged = |snapshot: &Path| fs::metadata(snapshot.join("app/m0/f00.c")).unwrap();
     assert_eq!(
-        unchanged(incremental_snapshot).ino(),
-        unchanged(first_snapshot).ino()
+        inode(incremental_snapshot, "app/m0/f00.c"),
+        inode(first_snapshot, "app/m0/f00.c")
     );
     assert_eq!(
         fs::read(incremental_snapshot.join("app/keep/big.bin"))
@@ -172,8 +182,8 @@ fn an_incremental_copy_gives_the_layer_a_full_copy_gives() {
     let full = build(&fresh_store, &context);
     let (full_layer, full_snapshot) = top_layer(&full);
     assert_ne!(
-        unchanged(full_snapshot).ino(),
-        unchanged(first_snapshot).ino()
+        inode(full_snapshot, "app/m0/f00.c"),
+        inode(first_snapshot, "app/m0/f00.c")
     );
     assert_eq!(
         incremental_layer, full_layer,
@@ -223,7 +233,6 @@ fn files_missing_from_the_earlier_snapshot_are_copied() {
     let incremental = build(&store, &context);
     let (incremental_layer, incremental_snapshot) = top_layer(&incremental);
     assert_ne!(incremental_layer, first_layer);
-    let inode = |snapshot: &Path, path: &str| fs::metadata(snapshot.join(path)).unwrap().ino();
     assert_eq!(
         inode(incremental_snapshot, "app/m0/f00.c"),
         inode(first_snapshot, "app/m0/f00.c"),
@@ -243,11 +252,7 @@ fn files_missing_from_the_earlier_snapshot_are_copied() {
         b"file 5\n"
     );
 
-    let full = build(
-        &Store::open(dir.path().join("fresh-store")).unwrap(),
-        &context,
-    );
-    assert_eq!(incremental_layer, top_layer(&full).0);
+    assert_eq!(incremental_layer, full_copy_layer(dir.path(), &context));
 }
 
 /// A copy large enough to be written by two threads (1,200 files, all below `lib/`): each half
@@ -287,7 +292,6 @@ fn a_large_incremental_copy_links_in_both_halves() {
     let incremental = build(&store, &context);
     let (incremental_layer, incremental_snapshot) = top_layer(&incremental);
     assert_ne!(incremental_layer, first_layer);
-    let inode = |snapshot: &Path, path: &str| fs::metadata(snapshot.join(path)).unwrap().ino();
     for linked in ["app/lib/m0/f0008.c", "app/lib/m3/f1101.c"] {
         assert_eq!(
             inode(incremental_snapshot, linked),
@@ -307,11 +311,7 @@ fn a_large_incremental_copy_links_in_both_halves() {
         b"file 1100, edited\n"
     );
 
-    let full = build(
-        &Store::open(dir.path().join("fresh-store")).unwrap(),
-        &context,
-    );
-    assert_eq!(incremental_layer, top_layer(&full).0);
+    assert_eq!(incremental_layer, full_copy_layer(dir.path(), &context));
 }
 
 /// A step whose snapshot is in the store already (its records gone, say, or unpacked from a
