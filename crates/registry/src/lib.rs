@@ -12,6 +12,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use sha2::{Digest as _, Sha256};
+use stagecraft_image::ReferenceError;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -39,13 +40,16 @@ pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
 /// What can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The reference does not parse.
-    #[error("invalid image reference {reference:?}: {reason}")]
-    BadReference {
-        /// The text given.
+    /// The reference does not parse (the error quotes it).
+    #[error(transparent)]
+    BadReference(#[from] ReferenceError),
+    /// A manifest to upload names a media type that is not one.
+    #[error("uploading manifest to {reference}: invalid media type {media_type:?}")]
+    BadMediaType {
+        /// Which image.
         reference: String,
-        /// Why it is not a reference.
-        reason: String,
+        /// The media type given.
+        media_type: String,
     },
     /// The registry answered with an error or could not be reached.
     #[error("{operation} {reference}: {}{}", describe(.source), hint(.source))]
@@ -204,12 +208,23 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 /// Parses a reference the way docker does (`busybox` → `docker.io/library/busybox:latest`).
+///
+/// By [`stagecraft_image::Reference`], not by the client's own parser: that one compiles a
+/// Unicode regex on first use, which cost every build 40 ms and 12 MB.
 pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
-    text.parse()
-        .map_err(|e: oci_client::ParseError| RegistryError::BadReference {
-            reference: text.to_owned(),
-            reason: e.to_string(),
-        })
+    let parsed = stagecraft_image::Reference::parse(text)?;
+    let (registry, repository) = (parsed.domain().to_owned(), parsed.path().to_owned());
+    Ok(match (parsed.tag(), parsed.digest()) {
+        (Some(tag), Some(digest)) => {
+            Reference::with_tag_and_digest(registry, repository, tag.to_owned(), digest.to_string())
+        }
+        (None, Some(digest)) => Reference::with_digest(registry, repository, digest.to_string()),
+        (tag, None) => Reference::with_tag(
+            registry,
+            repository,
+            tag.unwrap_or(stagecraft_image::DEFAULT_TAG).to_owned(),
+        ),
+    })
 }
 
 /// Whether docker talks plain HTTP to this registry host by default.
@@ -470,9 +485,9 @@ impl Registry {
             .await?;
         let content_type = media_type
             .parse()
-            .map_err(|_| RegistryError::BadReference {
+            .map_err(|_| RegistryError::BadMediaType {
                 reference: reference.whole(),
-                reason: format!("invalid media type {media_type:?}"),
+                media_type: media_type.to_owned(),
             })?;
         client
             .push_manifest_raw(reference, bytes.to_vec(), content_type)
@@ -528,6 +543,26 @@ mod tests {
         assert_eq!(r.repository(), "team/app");
         assert!(parse_reference("Busybox").is_err());
         assert!(parse_reference("a:b:c").is_err());
+        let r = parse_reference("index.docker.io/debian").unwrap();
+        assert_eq!(r.whole(), "docker.io/library/debian:latest");
+    }
+
+    #[test]
+    fn references_keep_their_digest_and_get_latest_only_without_one() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let r = parse_reference(&format!("ghcr.io/o/r@{digest}")).unwrap();
+        assert_eq!((r.tag(), r.digest()), (None, Some(digest.as_str())));
+        let r = parse_reference(&format!("ghcr.io/o/r:1.0@{digest}")).unwrap();
+        assert_eq!((r.tag(), r.digest()), (Some("1.0"), Some(digest.as_str())));
+        assert_eq!(r.whole(), format!("ghcr.io/o/r:1.0@{digest}"));
+        let error = parse_reference("ghcr.io/o/r@sha256:abc").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RegistryError::BadReference(ReferenceError::Digest { .. })
+            ),
+            "{error}"
+        );
     }
 
     #[test]
