@@ -210,7 +210,8 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 /// Parses a reference the way docker does (`busybox` → `docker.io/library/busybox:latest`).
 ///
 /// By [`stagecraft_image::Reference`], not by the client's own parser: that one compiles a
-/// Unicode regex on first use, which cost every build 40 ms and 12 MB.
+/// Unicode regex on first use, which cost every build that resolves an image in a registry
+/// 40 ms and 12 MB.
 pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
     let parsed = stagecraft_image::Reference::parse(text)?;
     let (registry, repository) = (parsed.domain().to_owned(), parsed.path().to_owned());
