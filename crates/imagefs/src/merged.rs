@@ -542,9 +542,10 @@ impl MergedView {
         self.children(named, dir, first)
             .into_par_iter()
             .flat_map_iter(|(child_named, child, descend)| {
-                let below = match descend {
-                    true => self.walk_map_into(&child_named, &child, first, map),
-                    false => Vec::new(),
+                let below = if descend {
+                    self.walk_map_into(&child_named, &child, first, map)
+                } else {
+                    Vec::new()
                 };
                 let own = (child.layer() >= first).then(|| map(child_named, child));
                 own.into_iter().chain(below)
