@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
+use crate::scratch::ScratchFile;
 use crate::store::{Store, read_if_present};
 
 const MAX_KEY_LEN: usize = 200;
@@ -31,6 +32,25 @@ impl Store {
             return Ok(());
         }
         self.write_hint(&path, bytes)
+    }
+
+    /// Stores (or replaces, atomically) the record `key` with the contents of `file`, by
+    /// moving the file into place rather than copying its bytes: for a record too large to
+    /// hold in memory, written to a scratch file as it is made. A record with the same
+    /// bytes is left as it is.
+    pub fn put_cache_record_file(&self, key: &str, file: ScratchFile) -> Result<()> {
+        let path = self.cache_record_path(key)?;
+        let _lease = self.lease()?;
+        // Dropping the path removes the scratch file when it is not moved.
+        let (_file, scratch) = file.into_parts();
+        if same_bytes(&path, &scratch) {
+            return Ok(());
+        }
+        // Not synced: a hint, like every record (see the module's docs).
+        scratch
+            .persist(&path)
+            .map_err(|e| e.error)
+            .at("move a new file into", &path)
     }
 
     /// Stores `value` as the JSON record `key`.
@@ -99,6 +119,31 @@ impl Store {
             reason,
         })?;
         Ok(self.cache_dir().join(key))
+    }
+}
+
+/// Whether the files `a` and `b` both exist and hold the same bytes (read a block at a time,
+/// and not at all when their sizes differ).
+fn same_bytes(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    const BLOCK: usize = 64 * 1024;
+    let (Ok(mut a), Ok(mut b)) = (fs::File::open(a), fs::File::open(b)) else {
+        return false;
+    };
+    match (a.metadata(), b.metadata()) {
+        (Ok(ma), Ok(mb)) if ma.len() == mb.len() => {}
+        _ => return false,
+    }
+    let (mut block_a, mut block_b) = (vec![0; BLOCK], vec![0; BLOCK]);
+    loop {
+        let n = match a.read(&mut block_a) {
+            Ok(0) => return b.read(&mut block_b).is_ok_and(|n| n == 0),
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if b.read_exact(&mut block_b[..n]).is_err() || block_a[..n] != block_b[..n] {
+            return false;
+        }
     }
 }
 

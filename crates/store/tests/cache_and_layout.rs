@@ -45,6 +45,53 @@ fn cache_records_round_trip() {
     assert!(entries(&store.root().join("ingest")).is_empty());
 }
 
+/// A scratch file holding `bytes`, as a step writes a large record.
+fn scratch_holding(store: &Store, bytes: &[u8]) -> stagecraft_store::ScratchFile {
+    let scratch = store.scratch_file("record").unwrap();
+    fs::write(scratch.path(), bytes).unwrap();
+    scratch
+}
+
+#[test]
+fn records_from_scratch_files_are_moved_into_place_unless_already_there() {
+    use std::os::unix::fs::MetadataExt as _;
+    let (_dir, store) = store();
+    let record = |store: &Store| store.get_cache_record("files").unwrap();
+    // Larger than a block of the comparison, differing only in the last byte.
+    let first = vec![7u8; 200_000];
+    let mut second = first.clone();
+    *second.last_mut().unwrap() = 8;
+
+    let scratch = scratch_holding(&store, &first);
+    let moved = scratch.path().to_owned();
+    store.put_cache_record_file("files", scratch).unwrap();
+    assert_eq!(record(&store).as_deref(), Some(&first[..]));
+    assert!(!moved.exists(), "the scratch file is the record now");
+    let record_path = store.root().join("cache").join("files");
+    let inode = fs::metadata(&record_path).unwrap().ino();
+
+    // The same bytes again: the record stays the file it was, and the scratch file goes.
+    let scratch = scratch_holding(&store, &first);
+    let same = scratch.path().to_owned();
+    store.put_cache_record_file("files", scratch).unwrap();
+    assert_eq!(fs::metadata(&record_path).unwrap().ino(), inode);
+    assert!(!same.exists(), "an unused scratch file is removed");
+
+    // Other bytes of the same length replace it; so do bytes of another length.
+    for bytes in [&second[..], &second[..10]] {
+        store
+            .put_cache_record_file("files", scratch_holding(&store, bytes))
+            .unwrap();
+        assert_eq!(record(&store).as_deref(), Some(bytes));
+    }
+    assert!(
+        store
+            .put_cache_record_file("../x", scratch_holding(&store, b"x"))
+            .is_err(),
+        "a key is checked as for any record"
+    );
+}
+
 #[test]
 fn context_indexes_are_named_by_the_canonical_context_path() {
     let (dir, store) = store();

@@ -455,9 +455,7 @@ impl BuildRun<'_> {
                     layer: layer.clone(),
                 },
             );
-            if let Ok(files) = std::fs::read(files.path()) {
-                let _ = store.put_cache_record(&files_key(identity, &layer.diff_id), &files);
-            }
+            let _ = store.put_cache_record_file(&files_key(identity, &layer.diff_id), files);
         }
         state.history(format!("{message} # buildkit"), true, &self.shared.created);
         Ok(ran)
