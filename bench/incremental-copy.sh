@@ -38,7 +38,10 @@ export STAGECRAFT_ROOT=$work/store
 "${bins[0]}" build -q -t bench/w1 "$work/w1" >/dev/null
 
 python3 - "$work" "$rounds" "${bins[@]}" <<'PY'
-import glob, json, os, resource, statistics, subprocess, sys, time
+import glob, os, resource, statistics, subprocess, sys, time
+
+sys.path.insert(0, "bench")
+from steps import stagecraft_builds
 
 work, rounds, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 names = ["before", "after"][-len(bins):]
@@ -62,13 +65,12 @@ def rebuild(binary, edit):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         sys.exit(f"build failed:\n{done.stderr[-3000:]}")
-    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
-    ids = {e["id"] for e in events if e.get("event") == "step_started" and e.get("name") == "COPY src/ ./"}
-    step = [e for e in events if e.get("event") == "step_finished" and e.get("id") in ids]
-    if not step or step[0]["status"] != "done":
+    step = [s for build in stagecraft_builds(done.stderr.splitlines()) for s in build.steps
+            if s.name == "COPY src/ ./"]
+    if not step or step[0].status != "done":
         sys.exit(f"COPY src/ ./ did not run: {step}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return step[0]["duration"], wall, cpu
+    return step[0].duration, wall, cpu
 
 
 runs = {name: [] for name in names}

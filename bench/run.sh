@@ -270,42 +270,7 @@ steps_log=""
 # W3's COPY src/ and the RUN after it, per build, from each tool's own step timings: the median
 # of the repeats (seconds), "-" when the log has none.
 w3_steps() {  # TOOL
-    python3 - "$1" "$work/w3-steps.$1" <<'PY'
-import json, re, statistics, sys
-tool, path = sys.argv[1], sys.argv[2]
-copy, run = [], []
-try:
-    lines = open(path, errors="replace").read().splitlines()
-except OSError:
-    lines = []
-if tool == "sc":
-    names = {}
-    for line in lines:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e.get("event") == "step_started":
-            names[e["id"]] = (e.get("stage", ""), e.get("name", ""))
-        elif e.get("event") == "step_finished" and e.get("status") == "done":
-            stage, name = names.get(e["id"], ("", ""))
-            if stage == "build-app" and name.startswith("COPY src/"):
-                copy.append(e["duration"])
-            elif stage == "build-app" and name.startswith("RUN "):
-                run.append(e["duration"])
-else:
-    kind = {}
-    for line in lines:
-        m = re.match(r"#(\d+) \[build-app \d+/\d+\] (COPY src/|RUN )", line)
-        if m:
-            kind[m.group(1)] = m.group(2)
-            continue
-        m = re.match(r"#(\d+) DONE ([0-9.]+)s", line)
-        if m and m.group(1) in kind:
-            (copy if kind.pop(m.group(1)) == "COPY src/" else run).append(float(m.group(2)))
-med = lambda v: f"{statistics.median(v):.3f}" if v else "-"
-print(med(copy), med(run))
-PY
+    python3 bench/steps.py w3 "$1" "$work/w3-steps.$1"
 }
 for tool in sc bk; do read -r "result[W3copy.$tool]" "result[W3run.$tool]" <<<"$(w3_steps "$tool")"; done
 bench W4 "$repeats" noop --no-cache "$work/w4"
@@ -320,32 +285,7 @@ steps_log=""
 # Where stagecraft's W5 builds spent their time (from its progress events): before the COPY
 # (the context's hashing), the COPY (copy, layer hash, sync) and after it (the type=tar
 # export), medians; for telling the machine's I/O load in the run from the build's own work.
-w5_phases=$(python3 - "$work/w5-steps.sc" <<'PY'
-import json, statistics, sys
-from datetime import datetime
-
-def seconds(event):
-    return datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
-
-builds, events = [], []
-for line in open(sys.argv[1], errors="replace"):
-    if line.startswith("{"):
-        events.append(json.loads(line))
-        if events[-1].get("event") == "build_finished":
-            builds.append(events)
-            events = []
-phases = []
-for build in builds:
-    copy = [e["id"] for e in build if e.get("event") == "step_started" and e.get("name", "").startswith("COPY")]
-    started = next(seconds(e) for e in build if e.get("event") == "step_started" and e["id"] in copy)
-    finished = next(seconds(e) for e in build if e.get("event") == "step_finished" and e["id"] in copy)
-    phases.append((started - seconds(build[0]), finished - started, seconds(build[-1]) - finished))
-if phases:
-    print(" / ".join(f"{statistics.median(p[i] for p in phases):.2f}" for i in range(3)))
-else:
-    print("-")
-PY
-)
+w5_phases=$(python3 bench/steps.py phases "$work/w5-steps.sc")
 rss_log=$work/rss9.log
 # With the floor in the rotation: creating 100,000 files is most of W9.
 tools=(sc bk bh cpa)
