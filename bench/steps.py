@@ -55,7 +55,7 @@ def stagecraft_builds(lines):
         if not isinstance(event, dict) or "event" not in event:
             continue
         at = _seconds(event) if "time" in event else 0.0
-        if not current.steps and not current.started:
+        if not current.started:
             current.started = at
         current.finished = at
         kind = event["event"]

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
 use crate::scratch::ScratchFile;
-use crate::store::{Store, read_if_present};
+use crate::store::{Store, move_into, read_if_present};
 
 const MAX_KEY_LEN: usize = 200;
 
@@ -47,10 +47,7 @@ impl Store {
             return Ok(());
         }
         // Not synced: a hint, like every record (see the module's docs).
-        scratch
-            .persist(&path)
-            .map_err(|e| e.error)
-            .at("move a new file into", &path)
+        move_into(scratch, &path)
     }
 
     /// Stores `value` as the JSON record `key`.

@@ -204,9 +204,7 @@ impl Store {
     /// fsync, rename, fsync of the directory.
     pub(crate) fn write_atomically(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let temp = self.write_scratch_file(bytes, true)?;
-        temp.persist(dest)
-            .map_err(|e| e.error)
-            .at("move a new file into", dest)?;
+        move_into(temp, dest)?;
         sync_parent(dest)
     }
 
@@ -218,9 +216,7 @@ impl Store {
     /// fsyncs a file would cost every build.
     pub(crate) fn write_hint(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let temp = self.write_scratch_file(bytes, false)?;
-        temp.persist(dest)
-            .map_err(|e| e.error)
-            .at("move a new file into", dest)
+        move_into(temp, dest)
     }
 
     /// A scratch file in `ingest/` holding `bytes`, flushed to disk if `sync`.
@@ -372,6 +368,14 @@ pub(crate) fn read_if_present(path: PathBuf, action: &'static str) -> Result<Opt
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     sync_dir(parent)
+}
+
+/// Moves the scratch file `temp` to `dest` (replacing what is there, atomically), without
+/// syncing anything.
+pub(crate) fn move_into(temp: TempPath, dest: &Path) -> Result<()> {
+    temp.persist(dest)
+        .map_err(|e| e.error)
+        .at("move a new file into", dest)
 }
 
 /// fsyncs a directory.
